@@ -1,0 +1,321 @@
+import NIOCore
+
+// Relay-control messages (PROTOCOL.md §5.1): exchanged between an agent and the relay,
+// read and answered by the relay, never forwarded.
+
+/// First frame on every connection, agent → relay.
+public struct Hello: Sendable, Hashable {
+    public var version: UInt16
+    public var role: Role
+    public var capabilities: Capabilities
+    /// The agent's name and version, for logs (`relay-agent/0.1.0`).
+    public var software: String
+
+    public init(version: UInt16 = RelayProtocol.version, role: Role, capabilities: Capabilities, software: String) {
+        self.version = version
+        self.role = role
+        self.capabilities = capabilities
+        self.software = software
+    }
+}
+
+/// The relay's answer to a Hello it accepts.
+public struct HelloAck: Sendable, Hashable {
+    public var version: UInt16
+    /// Capabilities the relay will let through for this connection.
+    public var capabilities: Capabilities
+    /// The largest payload the relay accepts from this connection; senders split above it.
+    public var maximumPayloadLength: UInt32
+    /// The relay node's name, for logs and the usage history.
+    public var relayNode: String
+
+    public init(version: UInt16 = RelayProtocol.version, capabilities: Capabilities, maximumPayloadLength: UInt32, relayNode: String) {
+        self.version = version
+        self.capabilities = capabilities
+        self.maximumPayloadLength = maximumPayloadLength
+        self.relayNode = relayNode
+    }
+}
+
+/// How a host proves it may be reached, host → relay after HelloAck.
+public enum HostAuth: Sendable, Hashable {
+    /// Attended: the support code the customer was given.
+    case supportCode(SupportCode)
+    /// Unattended: the enrolled host's id and secret.
+    case enrolled(hostID: String, secret: String)
+}
+
+/// Who the engineer is and what they want, viewer → relay after HelloAck.
+public struct ViewerAuth: Sendable, Hashable {
+    public enum Request: Sendable, Hashable {
+        /// Issue a support code and pair with the host that presents it.
+        case newSupportCode
+        /// Pair with this enrolled host of the engineer's company.
+        case connect(hostID: String)
+    }
+
+    /// The engineer token printed by `relay-server engineer add`.
+    public var token: String
+    public var request: Request
+
+    public init(token: String, request: Request) {
+        self.token = token
+        self.request = request
+    }
+}
+
+/// A support code for the engineer to give the customer, relay → viewer.
+public struct CodeIssued: Sendable, Hashable {
+    public var code: SupportCode
+    /// Seconds until the code expires unused.
+    public var validForSeconds: UInt32
+
+    public init(code: SupportCode, validForSeconds: UInt32) {
+        self.code = code
+        self.validForSeconds = validForSeconds
+    }
+}
+
+/// An enrolled host's registration was accepted and it now waits for a viewer, relay → host.
+public struct HostRegistered: Sendable, Hashable {
+    /// The host's name as enrolled.
+    public var hostName: String
+
+    public init(hostName: String) { self.hostName = hostName }
+}
+
+/// The session is paired; peer messages flow from the next frame on, relay → both sides.
+public struct Paired: Sendable, Hashable {
+    public var sessionID: SessionID
+    public var mode: PairingMode
+    /// Capabilities of the other side (as it announced them in its Hello).
+    public var peerCapabilities: Capabilities
+    /// The other side's name: the engineer's login for a host, the host's name for a viewer.
+    public var peerName: String
+    /// The other side's software, from its Hello.
+    public var peerSoftware: String
+
+    public init(sessionID: SessionID, mode: PairingMode, peerCapabilities: Capabilities, peerName: String, peerSoftware: String) {
+        self.sessionID = sessionID
+        self.mode = mode
+        self.peerCapabilities = peerCapabilities
+        self.peerName = peerName
+        self.peerSoftware = peerSoftware
+    }
+}
+
+/// Keepalive; the receiver answers with a Pong carrying the same nonce.
+public struct Ping: Sendable, Hashable {
+    public var nonce: UInt64
+    public init(nonce: UInt64) { self.nonce = nonce }
+}
+
+/// The answer to a Ping.
+public struct Pong: Sendable, Hashable {
+    public var nonce: UInt64
+    public init(nonce: UInt64) { self.nonce = nonce }
+}
+
+/// The session or connection is ending; the sender closes after it.
+public struct Bye: Sendable, Hashable {
+    public var reason: ByeReason
+    /// A sentence for a person.
+    public var text: String
+
+    public init(reason: ByeReason, text: String) {
+        self.reason = reason
+        self.text = text
+    }
+}
+
+/// A request failed; the sender closes the connection after it.
+public struct ErrorMessage: Sendable, Hashable {
+    public var code: ErrorCode
+    /// What happened and what to do, for a person.
+    public var message: String
+
+    public init(code: ErrorCode, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+// MARK: - Wire form
+
+extension Hello {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.version = try buffer.readWireInteger("Hello.version")
+        self.role = try Role.read(from: &buffer, "Hello.role")
+        self.capabilities = Capabilities(rawValue: try buffer.readWireInteger("Hello.capabilities"))
+        self.software = try buffer.readWireString("Hello.software")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        buffer.writeMultipleIntegers(self.version, self.role.rawValue, self.capabilities.rawValue)
+        try buffer.writeWireString(self.software, "Hello.software")
+    }
+}
+
+extension HelloAck {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.version = try buffer.readWireInteger("HelloAck.version")
+        self.capabilities = Capabilities(rawValue: try buffer.readWireInteger("HelloAck.capabilities"))
+        self.maximumPayloadLength = try buffer.readWireInteger("HelloAck.maximumPayloadLength")
+        self.relayNode = try buffer.readWireString("HelloAck.relayNode")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        buffer.writeMultipleIntegers(self.version, self.capabilities.rawValue, self.maximumPayloadLength)
+        try buffer.writeWireString(self.relayNode, "HelloAck.relayNode")
+    }
+}
+
+extension HostAuth {
+    private static let supportCodeMethod: UInt8 = 1
+    private static let enrolledMethod: UInt8 = 2
+
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        let method: UInt8 = try buffer.readWireInteger("HostAuth.method")
+        switch method {
+        case Self.supportCodeMethod:
+            self = .supportCode(try SupportCode(asciiDigits: try buffer.readWireBytes(count: 6, "HostAuth.code")))
+        case Self.enrolledMethod:
+            let hostID = try buffer.readWireString("HostAuth.hostID")
+            let secret = try buffer.readWireString("HostAuth.secret")
+            self = .enrolled(hostID: hostID, secret: secret)
+        default:
+            throw WireError(.invalidField, "HostAuth.method: \(method) is not 1 (support code) or 2 (enrolled host)")
+        }
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        switch self {
+        case .supportCode(let code):
+            buffer.writeInteger(Self.supportCodeMethod)
+            buffer.writeBytes(code.asciiDigits)
+        case .enrolled(let hostID, let secret):
+            buffer.writeInteger(Self.enrolledMethod)
+            try buffer.writeWireString(hostID, "HostAuth.hostID")
+            try buffer.writeWireString(secret, "HostAuth.secret")
+        }
+    }
+}
+
+extension ViewerAuth {
+    private static let newSupportCodeRequest: UInt8 = 1
+    private static let connectRequest: UInt8 = 2
+
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.token = try buffer.readWireString("ViewerAuth.token")
+        let request: UInt8 = try buffer.readWireInteger("ViewerAuth.request")
+        switch request {
+        case Self.newSupportCodeRequest:
+            self.request = .newSupportCode
+        case Self.connectRequest:
+            self.request = .connect(hostID: try buffer.readWireString("ViewerAuth.hostID"))
+        default:
+            throw WireError(.invalidField, "ViewerAuth.request: \(request) is not 1 (new support code) or 2 (connect to host)")
+        }
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        try buffer.writeWireString(self.token, "ViewerAuth.token")
+        switch self.request {
+        case .newSupportCode:
+            buffer.writeInteger(Self.newSupportCodeRequest)
+        case .connect(let hostID):
+            buffer.writeInteger(Self.connectRequest)
+            try buffer.writeWireString(hostID, "ViewerAuth.hostID")
+        }
+    }
+}
+
+extension CodeIssued {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.code = try SupportCode(asciiDigits: try buffer.readWireBytes(count: 6, "CodeIssued.code"))
+        self.validForSeconds = try buffer.readWireInteger("CodeIssued.validForSeconds")
+    }
+
+    func encode(into buffer: inout ByteBuffer) {
+        buffer.writeBytes(self.code.asciiDigits)
+        buffer.writeInteger(self.validForSeconds)
+    }
+}
+
+extension HostRegistered {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.hostName = try buffer.readWireString("HostRegistered.hostName")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        try buffer.writeWireString(self.hostName, "HostRegistered.hostName")
+    }
+}
+
+extension Paired {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        let high: UInt64 = try buffer.readWireInteger("Paired.sessionID")
+        let low: UInt64 = try buffer.readWireInteger("Paired.sessionID")
+        self.sessionID = SessionID(high: high, low: low)
+        self.mode = try PairingMode.read(from: &buffer, "Paired.mode")
+        self.peerCapabilities = Capabilities(rawValue: try buffer.readWireInteger("Paired.peerCapabilities"))
+        self.peerName = try buffer.readWireString("Paired.peerName")
+        self.peerSoftware = try buffer.readWireString("Paired.peerSoftware")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        buffer.writeMultipleIntegers(self.sessionID.high, self.sessionID.low, self.mode.rawValue, self.peerCapabilities.rawValue)
+        try buffer.writeWireString(self.peerName, "Paired.peerName")
+        try buffer.writeWireString(self.peerSoftware, "Paired.peerSoftware")
+    }
+}
+
+extension Ping {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.nonce = try buffer.readWireInteger("Ping.nonce")
+    }
+
+    func encode(into buffer: inout ByteBuffer) { buffer.writeInteger(self.nonce) }
+}
+
+extension Pong {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.nonce = try buffer.readWireInteger("Pong.nonce")
+    }
+
+    func encode(into buffer: inout ByteBuffer) { buffer.writeInteger(self.nonce) }
+}
+
+extension Bye {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.reason = ByeReason(rawValue: try buffer.readWireInteger("Bye.reason"))
+        self.text = try buffer.readWireString("Bye.text")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        buffer.writeInteger(self.reason.rawValue)
+        try buffer.writeWireString(self.text, "Bye.text")
+    }
+}
+
+extension ErrorMessage {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.code = ErrorCode(rawValue: try buffer.readWireInteger("Error.code"))
+        self.message = try buffer.readWireString("Error.message")
+    }
+
+    func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        buffer.writeInteger(self.code.rawValue)
+        try buffer.writeWireString(self.message, "Error.message")
+    }
+}
+
+extension RawRepresentable where RawValue == UInt8 {
+    static func read(from buffer: inout ByteBuffer, _ field: StaticString) throws(WireError) -> Self {
+        let raw: UInt8 = try buffer.readWireInteger(field)
+        guard let value = Self(rawValue: raw) else {
+            throw WireError(.invalidField, "\(field): \(raw) is not a defined value")
+        }
+        return value
+    }
+}
