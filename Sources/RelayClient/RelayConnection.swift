@@ -1,0 +1,199 @@
+public import NIOCore
+public import NIOPosix
+import NIOSSL
+public import RelayWire
+
+/// Where a relay listens.
+public struct RelayAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT` or `HOST` (port 7443).
+    public init(parsing text: String) throws(RelayClientError) {
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            self.host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.isEmpty || rest.hasPrefix(":") else { throw RelayClientError(.configuration, "\"\(text)\" is not HOST:PORT") }
+            guard let port = rest.isEmpty ? RelayProtocol.defaultPort : Int(rest.dropFirst()), (1...65535).contains(port) else {
+                throw RelayClientError(.configuration, "\"\(text)\" has no valid port; write e.g. relay.example.com:7443")
+            }
+            self.port = port
+            return
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), !parts[0].isEmpty else {
+            throw RelayClientError(.configuration, "\"\(text)\" is not HOST:PORT; write e.g. relay.example.com:7443")
+        }
+        self.host = String(parts[0])
+        if parts.count == 2 {
+            guard let port = Int(parts[1]), (1...65535).contains(port) else {
+                throw RelayClientError(.configuration, "\"\(text)\" has no valid port (1–65535); write e.g. relay.example.com:7443")
+            }
+            self.port = port
+        } else {
+            self.port = RelayProtocol.defaultPort
+        }
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// The sending half of a ``RelayConnection``; Sendable, so a task can send while another receives.
+public struct RelaySender: Sendable {
+    let outbound: NIOAsyncChannelOutboundWriter<Frame>
+
+    public func send(_ message: RelayMessage) async throws {
+        try await self.outbound.write(try Frame(message))
+    }
+
+    public func send(frames: [Frame]) async throws {
+        try await self.outbound.write(contentsOf: frames)
+    }
+}
+
+/// One TLS connection to a relay, carrying RelayWire frames (PROTOCOL.md §1–2).
+///
+/// Use it inside ``RelayConnection/withConnection(to:trust:group:maximumPayloadLength:_:)``,
+/// which closes it when the body returns.
+public final class RelayConnection {
+    private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private let observation: TrustObservation
+    private let trust: RelayTrust
+    public let address: RelayAddress
+    /// The relay's largest accepted payload, from HelloAck (until then the protocol default).
+    public internal(set) var maximumPayloadLength = Frame.defaultMaximumPayloadLength
+
+    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, observation: TrustObservation, trust: RelayTrust, address: RelayAddress) {
+        self.inbound = inbound.makeAsyncIterator()
+        self.outbound = outbound
+        self.observation = observation
+        self.trust = trust
+        self.address = address
+    }
+
+    /// Connects, runs `body`, and closes the connection.
+    public static func withConnection<Result: Sendable>(
+        to address: RelayAddress,
+        trust: RelayTrust,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        maximumPayloadLength: Int = Frame.maximumEncodablePayloadLength,
+        _ body: (RelayConnection) async throws -> Result
+    ) async throws -> Result {
+        let configuration = try trust.clientConfiguration()
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw RelayClientError(.configuration, "cannot set up TLS: \(error)")
+        }
+        let observation = TrustObservation()
+        // SNI and hostname checks take a DNS name; an IP literal gets neither.
+        let serverHostname = address.host.contains(":") || address.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : address.host
+        let channel: NIOAsyncChannel<Frame, Frame>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(10))
+                .connect(host: address.host, port: address.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let tls: NIOSSLClientHandler
+                        if let callback = trust.verificationCallback(observing: observation) {
+                            tls = try NIOSSLClientHandler(context: context, serverHostname: serverHostname, customVerificationCallback: callback)
+                        } else {
+                            tls = try NIOSSLClientHandler(context: context, serverHostname: serverHostname)
+                        }
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: maximumPayloadLength))
+                        try channel.pipeline.syncOperations.addHandler(FrameEncoder())
+                        return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw RelayClientError(.connect, "cannot connect to the relay at \(address): \(error); check the address and that relay-server is running and reachable")
+        }
+        return try await channel.executeThenClose { inbound, outbound in
+            let connection = RelayConnection(inbound: inbound, outbound: outbound, observation: observation, trust: trust, address: address)
+            return try await body(connection)
+        }
+    }
+
+    /// A Sendable handle for sending from another task.
+    public var sender: RelaySender { RelaySender(outbound: self.outbound) }
+
+    /// Sends one message.
+    public func send(_ message: RelayMessage) async throws {
+        try await self.send(frame: try Frame(message))
+    }
+
+    /// Sends one frame (peer messages pass through the relay untouched).
+    public func send(frame: Frame) async throws {
+        do {
+            try await self.outbound.write(frame)
+        } catch {
+            throw self.translate(error)
+        }
+    }
+
+    /// Sends several frames with one flush.
+    public func send(frames: [Frame]) async throws {
+        do {
+            try await self.outbound.write(contentsOf: frames)
+        } catch {
+            throw self.translate(error)
+        }
+    }
+
+    /// The next frame, or nil when the relay closed the connection.
+    public func receiveFrame() async throws -> Frame? {
+        do {
+            return try await self.inbound.next()
+        } catch {
+            throw self.translate(error)
+        }
+    }
+
+    /// The next message, decoded; nil when the relay closed the connection.
+    public func receive() async throws -> RelayMessage? {
+        guard let frame = try await self.receiveFrame() else { return nil }
+        do {
+            return try RelayMessage(frame)
+        } catch {
+            throw RelayClientError(.protocolViolation, "the relay sent a malformed \(frame.type.name): \(error)")
+        }
+    }
+
+    /// Turns transport errors into messages that say what to do.
+    func translate(_ error: any Error) -> any Error {
+        if error is RelayClientError { return error }
+        if let ssl = error as? NIOSSLError {
+            switch (ssl, self.trust) {
+            case (.handshakeFailed, .fingerprint(let expected)):
+                let presented = self.observation.presentedFingerprint.map { " but the relay presented \(Self.colons($0))" } ?? ""
+                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected)\(presented); check --fingerprint against what relay-server printed, and that you reach the right relay")
+            case (.handshakeFailed, _):
+                return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(ssl)); check that --ca is the CA that issued the relay's certificate and that you connect by a DNS name in it")
+            default:
+                return RelayClientError(.tls, "TLS with \(self.address) failed: \(ssl)")
+            }
+        }
+        if let wire = error as? WireError {
+            return RelayClientError(.protocolViolation, "the relay sent an invalid frame: \(wire)")
+        }
+        return RelayClientError(.closed, "the connection to \(self.address) failed: \(error)")
+    }
+
+    static func colons(_ hex: String) -> String {
+        var out = ""
+        for (index, character) in hex.enumerated() {
+            if index > 0 && index % 2 == 0 { out.append(":") }
+            out.append(character)
+        }
+        return out
+    }
+}

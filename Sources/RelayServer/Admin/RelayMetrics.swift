@@ -1,0 +1,54 @@
+import Prometheus
+
+/// The relay's Prometheus metrics, served at `/metrics` on the admin port
+/// (OPERATIONS.md "Metrics").
+final class RelayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+
+    let connectionsOpen: Gauge
+    let connectionsAccepted: Counter
+    let connectionsRejected: Counter
+    let sessionsPaired: Gauge
+    let sessionsTotal: Counter
+    let bytesToViewer: Counter
+    let bytesToHost: Counter
+    let framesToViewer: Counter
+    let framesToHost: Counter
+    let tlsHandshakes: Counter
+    let tlsFailures: Counter
+    let authFailures: Counter
+    let authThrottled: Counter
+    let protocolErrors: Counter
+
+    init() {
+        let r = self.registry
+        self.connectionsOpen = r.makeGauge(descriptor: .relay("connections_open", unit: "", help: "TLS connections currently open"))
+        self.connectionsAccepted = r.makeCounter(descriptor: .relay("connections_accepted", unit: "total", help: "TCP connections accepted"))
+        self.connectionsRejected = r.makeCounter(descriptor: .relay("connections_rejected", unit: "total", help: "Connections refused at the connection limit"))
+        self.sessionsPaired = r.makeGauge(descriptor: .relay("sessions_paired", unit: "", help: "Host-viewer sessions currently paired"))
+        self.sessionsTotal = r.makeCounter(descriptor: .relay("sessions", unit: "total", help: "Sessions paired since start"))
+        self.bytesToViewer = r.makeCounter(descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_viewer")])
+        self.bytesToHost = r.makeCounter(descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_host")])
+        self.framesToViewer = r.makeCounter(descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_viewer")])
+        self.framesToHost = r.makeCounter(descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_host")])
+        self.tlsHandshakes = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "ok")])
+        self.tlsFailures = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "failed")])
+        self.authFailures = r.makeCounter(descriptor: .relay("auth_failures", unit: "total", help: "Rejected codes, tokens and host secrets"))
+        self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
+        self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
+    }
+
+    /// The Prometheus text exposition.
+    func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        self.registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named `relay_<name>[_<unit>]`.
+    static func relay(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "relay", metricName: name, unitName: unit, helpText: help)
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct RelayServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-server",
+        abstract: "SupportRelay's relay: pairs support engineers with endpoint PCs and forwards their sessions over TLS.",
+        discussion: """
+            With no arguments, `relay-server` runs `serve`: the relay on 0.0.0.0:7443, the admin \
+            endpoint on 127.0.0.1:7444, data in ./relay-data, and a self-signed certificate made \
+            on first run. Admin commands (company, engineer, host) work on the same data folder \
+            whether or not the relay is running. See docs/OPERATIONS.md.
+            """,
+        version: "0.1.0",
+        subcommands: [ServeCommand.self, CompanyCommand.self, EngineerCommand.self, HostCommand.self],
+        defaultSubcommand: ServeCommand.self
+    )
+}
+
+/// Options every admin command takes.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data"), help: ArgumentHelp("The relay's data folder.", valueName: "DIR"))
+    var dataDirectory = "./relay-data"
+
+    @Flag(help: "Print one JSON object instead of text, for scripts.")
+    var json = false
+
+    func openStore() throws -> AccountStore {
+        do {
+            return try AccountStore(dataDirectory: self.dataDirectory)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+}
+
+/// An error shown to the user as one line, with exit code 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Prints a result: a JSON object with `--json`, else readable lines.
+func emit(json: Bool, _ object: [String: any Sendable], text: String) {
+    if json {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        print(text)
+    }
+}
+
+/// Runs an admin action, turning store errors into a one-line message.
+func adminAction<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as StoreError {
+        throw CommandFailure(error.description)
+    } catch let error as CommandFailure {
+        throw error
+    } catch {
+        throw CommandFailure("\(error)")
+    }
+}
+
+func adminAction<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as StoreError {
+        throw CommandFailure(error.description)
+    } catch let error as CommandFailure {
+        throw error
+    } catch {
+        throw CommandFailure("\(error)")
+    }
+}
+
+/// An ISO-8601 UTC timestamp for listings.
+func iso8601(_ date: Date) -> String { date.formatted(.iso8601) }

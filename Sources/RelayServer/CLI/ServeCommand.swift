@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the relay (the default command).",
+        discussion: """
+            Flags override the config file, which overrides the defaults. The config file is JSON \
+            with snake_case keys (listen, admin_listen, data_directory, certificate, key, node_name, \
+            maximum_payload_bytes, handshake_timeout_seconds, idle_timeout_seconds, \
+            maximum_connections, support_code_validity_seconds, code_failure_limit, \
+            free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes); \
+            see docs/OPERATIONS.md.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Where agents connect.", valueName: "HOST:PORT")) var listen: String?
+    @Option(help: ArgumentHelp("Where /metrics and /healthz are served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
+    @Option(name: .customLong("data"), help: ArgumentHelp("Data folder: database, dev certificate.", valueName: "DIR")) var dataDirectory: String?
+    @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM")) var cert: String?
+    @Option(help: ArgumentHelp("The private key for --cert (PEM).", valueName: "PEM")) var key: String?
+    @Option(help: ArgumentHelp("A JSON config file.", valueName: "FILE")) var config: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func validate() throws {
+        if (self.cert == nil) != (self.key == nil) {
+            throw ValidationError("--cert and --key go together: give both, or neither for the self-signed development certificate")
+        }
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
+        }
+    }
+
+    func run() async throws {
+        var configuration = RelayConfiguration()
+        do {
+            if let config { try configuration.apply(configFile: config) }
+            if let listen { configuration.listen = try ListenAddress(parsing: listen) }
+            if let adminListen { configuration.adminListen = try ListenAddress(parsing: adminListen) }
+            if let dataDirectory { configuration.dataDirectory = dataDirectory }
+            if let cert, let key {
+                configuration.certificatePath = cert
+                configuration.keyPath = key
+            }
+            try configuration.validate()
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "relay-server")
+
+        let store = try adminAction { try AccountStore(dataDirectory: configuration.dataDirectory) }
+        let tls: RelayTLS
+        if let certificatePath = configuration.certificatePath, let keyPath = configuration.keyPath {
+            tls = try adminAction { try RelayTLS.load(certificatePath: certificatePath, keyPath: keyPath) }
+        } else {
+            let names = Array(Set(["localhost", ProcessInfo.processInfo.hostName])).sorted()
+            let (loaded, created) = try adminAction {
+                try RelayTLS.loadOrCreateDevelopmentCertificate(dataDirectory: configuration.dataDirectory, dnsNames: names)
+            }
+            tls = loaded
+            if created {
+                print("Made a self-signed development certificate in \(configuration.dataDirectory)/tls for \(names.joined(separator: ", ")).")
+            }
+        }
+
+        let node = try await adminAction {
+            try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
+        }
+        print("""
+            relay-server listening
+              relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1)
+              admin:       https://\(configuration.adminListen.host):\(node.adminAddress.port ?? configuration.adminListen.port)/metrics
+              data:        \(configuration.dataDirectory)
+              certificate: \(tls.origin)
+              fingerprint: \(tls.fingerprint)
+            Agents pin this fingerprint with --fingerprint, or trust your CA with --ca.
+            """)
+        fflush(nil)
+
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: NodeService(node: node))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        print("relay-server stopped")
+    }
+}
+
+/// Keeps the node running until a graceful shutdown (SIGTERM/SIGINT), then ends its
+/// sessions with Bye `relay_shutdown`.
+struct NodeService: Service {
+    let node: RelayNode
+
+    func run() async throws {
+        // Returns when SIGTERM/SIGINT starts a graceful shutdown (or the task is cancelled).
+        try? await gracefulShutdown()
+        await self.node.shutdown()
+    }
+}

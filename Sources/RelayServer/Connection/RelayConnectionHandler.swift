@@ -1,0 +1,497 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+import RelayWire
+
+/// One agent connection, after TLS. Thin by design: bytes go through ``FrameScanner``,
+/// relay-control messages through ``ConnectionStateMachine``, and this class carries out
+/// what they return — authenticate, pair, forward, close (PROTOCOL.md §8).
+final class RelayConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let relay: Relay
+    private var stateMachine = ConnectionStateMachine()
+    private var scanner: FrameScanner
+    private var logger: Logger
+
+    private var context: ChannelHandlerContext?
+    private(set) var link: ConnectionLink?
+    private var admitted = false
+    private var hello: Hello?
+    private var handshakeTimer: Scheduled<Void>?
+
+    // Waiting to be paired.
+    private var holdsSupportCode = false
+    private var registeredHost: EnrolledHost?
+    private var engineer: Engineer?
+
+    // Paired.
+    private var session: RelaySession?
+    private var peer: ConnectionLink?
+    /// Peer bytes that arrived before this side announced Paired; sent right after it.
+    private var earlyForwarded: [ByteBuffer] = []
+    private var pendingRuns: [ByteBuffer] = []
+    private var countedBytes: UInt64 = 0
+    private var countedFrames: UInt64 = 0
+
+    // Backpressure: paused while the peer cannot take more.
+    private var readingPaused = false
+    private var readPending = false
+
+    init(relay: Relay) {
+        self.relay = relay
+        self.scanner = FrameScanner(maximumPayloadLength: relay.configuration.maximumPayloadLength)
+        self.logger = relay.logger
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let address = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
+        self.logger[metadataKey: "peer"] = "\(address)"
+        self.link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.relay.metrics.connectionsAccepted.increment()
+        self.admitted = self.relay.admit(self.link!)
+        let timeout = self.relay.configuration.handshakeTimeout
+        self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.perform(self.stateMachine.handshakeDeadlinePassed())
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.tearDown(peerReason: .peerLeft, peerText: "the \(self.stateMachine.role?.description ?? "other side") disconnected")
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Releases everything this connection holds; tells the peer, once, why it ended.
+    private func tearDown(peerReason: ByeReason, peerText: String) {
+        self.handshakeTimer?.cancel()
+        self.handshakeTimer = nil
+        self.stateMachine.close()
+        guard let link = self.link else { return }
+        if self.holdsSupportCode {
+            self.holdsSupportCode = false
+            self.relay.pairing.withLockedValue { $0.withdrawCode(of: link) }
+        }
+        if let host = self.registeredHost {
+            self.registeredHost = nil
+            self.relay.pairing.withLockedValue { $0.unregister(link, hostID: host.id) }
+        }
+        if let session = self.session {
+            self.session = nil
+            if session.end(reason: peerReason) {
+                session.peer(of: link).deliver(.peerLeft(peerReason, peerText))
+            }
+            self.relay.ended(session)
+        }
+        if self.admitted {
+            self.admitted = false
+            self.relay.remove(link)
+        }
+    }
+
+    // MARK: Inbound
+
+    private struct PeerDataBeforePairing: Error {}
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let chunk = self.unwrapInboundIn(data)
+        do {
+            try self.scanner.scan(
+                chunk,
+                forward: { (run: ByteBuffer) throws(PeerDataBeforePairing) in
+                    guard self.session != nil else { throw PeerDataBeforePairing() }
+                    self.pendingRuns.append(run)
+                },
+                control: { (frame: Frame) throws(PeerDataBeforePairing) in
+                    self.receivedControlFrame(frame)
+                }
+            )
+        } catch {
+            switch error {
+            case .wire(let error):
+                self.relay.metrics.protocolErrors.increment()
+                self.perform(.fail(error.kind == .frameTooLarge ? .frameTooLarge : .malformedMessage, error.description))
+            case .handler:
+                self.perform(self.stateMachine.receivedPeerData())
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.forwardPendingRuns()
+    }
+
+    private func receivedControlFrame(_ frame: Frame) {
+        guard !self.isClosing else { return }
+        let message: RelayMessage
+        do {
+            message = try RelayMessage(frame)
+        } catch {
+            self.relay.metrics.protocolErrors.increment()
+            self.perform(.fail(.malformedMessage, error.description))
+            return
+        }
+        self.perform(self.stateMachine.received(message))
+    }
+
+    private var isClosing: Bool { self.stateMachine.state == .closed }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as IdleStateHandler.IdleStateEvent where event == .read:
+            let seconds = self.relay.configuration.idleTimeout.nanoseconds / 1_000_000_000
+            self.sendBye(.idleTimeout, "nothing arrived for \(seconds) s; agents send Ping every 30 s")
+        case let event as TLSUserEvent:
+            if case .handshakeCompleted = event { self.relay.metrics.tlsHandshakes.increment() }
+            context.fireUserInboundEventTriggered(event)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            self.relay.metrics.tlsFailures.increment()
+            self.logger.info("TLS failed", metadata: ["error": "\(error)"])
+        } else {
+            self.logger.info("connection error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: ConnectionStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .send(let message):
+            self.send(message)
+        case .acceptHello(let hello):
+            self.acceptHello(hello)
+        case .authenticateHost(let auth):
+            self.authenticateHost(auth)
+        case .authenticateViewer(let auth):
+            self.authenticateViewer(auth)
+        case .endSession(let bye):
+            let who = self.stateMachine.role == .viewer ? "the engineer" : "the host"
+            self.tearDown(peerReason: .peerLeft, peerText: "\(who) ended the session (\(bye.reason.name)): \(bye.text)")
+            self.context?.close(promise: nil)
+        case .fail(let code, let text):
+            self.fail(code, text)
+        case .close:
+            self.tearDown(peerReason: .peerLeft, peerText: "the other side left")
+            self.context?.close(promise: nil)
+        }
+    }
+
+    private func acceptHello(_ hello: Hello) {
+        guard self.admitted else {
+            self.fail(.relayFull, "the relay is at its connection limit or shutting down; retry in a minute")
+            return
+        }
+        self.hello = hello
+        self.logger[metadataKey: "role"] = "\(hello.role)"
+        self.send(.helloAck(HelloAck(
+            capabilities: hello.capabilities,
+            maximumPayloadLength: UInt32(self.relay.configuration.maximumPayloadLength),
+            relayNode: self.relay.configuration.nodeName
+        )))
+    }
+
+    private var sourceKey: String { "addr:" + (self.link?.remoteAddress.split(separator: "#").first.map(String.init) ?? "unknown") }
+
+    /// Refuses the attempt if any key is throttled; returns true when refused.
+    private func refuseIfThrottled(_ keys: [String], event: String) -> Bool {
+        let now = NIODeadline.now()
+        let wait = self.relay.throttle.withLockedValue { throttle in keys.compactMap { throttle.retryAfter($0, now: now) }.max() }
+        guard let wait else { return false }
+        self.relay.metrics.authThrottled.increment()
+        self.relay.logAccess(event, .throttled, source: self.link!.remoteAddress)
+        let seconds = max(1, (wait.nanoseconds + 999_999_999) / 1_000_000_000)
+        self.fail(.rateLimited, "too many failed attempts; retry in \(seconds) s")
+        return true
+    }
+
+    private func recordFailure(_ keys: [String]) {
+        self.relay.metrics.authFailures.increment()
+        self.relay.throttle.withLockedValue { _ = $0.recordFailure(keys, now: .now()) }
+    }
+
+    private func authenticateHost(_ auth: HostAuth) {
+        let source = self.link!.remoteAddress
+        switch auth {
+        case .supportCode(let code):
+            guard !self.refuseIfThrottled([self.sourceKey], event: "support_code") else { return }
+            let redemption = self.relay.pairing.withLockedValue { $0.redeem(code, now: .now()) }
+            switch redemption {
+            case .paired(let issued):
+                self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
+                self.stateMachine.authenticationSucceeded()
+                self.handshakeTimer?.cancel()
+                let name = self.hello.map { "attended host via \($0.software)" } ?? "attended host"
+                self.link!.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
+                self.pair(host: self.link!, viewer: issued.viewer, mode: .attended)
+            case .invalid(let withdrawn):
+                self.recordFailure([self.sourceKey])
+                self.relay.logAccess("support_code", .rejected, source: source, detail: withdrawn.isEmpty ? nil : "\(withdrawn.count) codes withdrawn")
+                for issued in withdrawn {
+                    issued.viewer.deliver(.fail(.invalidCode, "support code \(issued.code) was withdrawn after \(self.relay.configuration.codeFailureLimit) failed attempts on the relay; ask for a new code"))
+                }
+                self.fail(.invalidCode, "that support code is wrong, expired or already used; ask the engineer for a new code")
+            }
+        case .enrolled(let hostID, let secret):
+            let keys = [self.sourceKey, "host:" + hostID]
+            guard !self.refuseIfThrottled(keys, event: "host_secret") else { return }
+            let store = self.relay.store
+            self.relay.threadPool.runIfActive(eventLoop: self.link!.channel.eventLoop) {
+                try store.authenticateHost(id: hostID, secret: secret)
+            }.assumeIsolated().whenComplete { result in
+                self.hostAuthenticated(result, hostID: hostID, keys: keys)
+            }
+        }
+    }
+
+    private func hostAuthenticated(_ result: Result<EnrolledHost?, any Error>, hostID: String, keys: [String]) {
+        guard !self.isClosing, let link = self.link else { return }
+        switch result {
+        case .success(let host?):
+            self.relay.throttle.withLockedValue { $0.recordSuccess("host:" + hostID) }
+            self.relay.logAccess("host_secret", .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
+            self.stateMachine.authenticationSucceeded()
+            self.handshakeTimer?.cancel()
+            self.registeredHost = host
+            link.party = Party(name: host.name, companyID: host.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [], hostID: host.id)
+            let replaced = self.relay.pairing.withLockedValue { $0.register(link, hostID: host.id, companyID: host.companyID) }
+            replaced?.deliver(.bye(.revoked, "a newer connection of host \(host.id) registered; this one is closed"))
+            self.send(.hostRegistered(HostRegistered(hostName: host.name)))
+        case .success(nil):
+            self.recordFailure(keys)
+            self.relay.logAccess("host_secret", .rejected, source: link.remoteAddress, subject: String(hostID.prefix(64)))
+            self.fail(.authenticationFailed, "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret")
+        case .failure(let error):
+            self.logger.error("host authentication failed", metadata: ["error": "\(error)"])
+            self.fail(.internalError, "the relay could not check the credentials; try again, and tell the relay operator if it persists")
+        }
+    }
+
+    private func authenticateViewer(_ auth: ViewerAuth) {
+        let engineerKey = "engineer:" + (Secrets.splitToken(auth.token)?.id ?? "malformed")
+        let keys = [self.sourceKey, engineerKey]
+        guard !self.refuseIfThrottled(keys, event: "viewer_token") else { return }
+        let store = self.relay.store
+        let token = auth.token
+        self.relay.threadPool.runIfActive(eventLoop: self.link!.channel.eventLoop) {
+            try store.authenticateEngineer(token: token)
+        }.assumeIsolated().whenComplete { result in
+            self.viewerAuthenticated(result, request: auth.request, keys: keys)
+        }
+    }
+
+    private func viewerAuthenticated(_ result: Result<Engineer?, any Error>, request: ViewerAuth.Request, keys: [String]) {
+        guard !self.isClosing, let link = self.link else { return }
+        switch result {
+        case .success(let engineer?):
+            self.relay.throttle.withLockedValue { $0.recordSuccess(keys[1]) }
+            self.relay.logAccess("viewer_token", .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
+            self.stateMachine.authenticationSucceeded()
+            self.handshakeTimer?.cancel()
+            self.engineer = engineer
+            link.party = Party(name: engineer.login, companyID: engineer.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
+            switch request {
+            case .newSupportCode:
+                var generator = SystemRandomNumberGenerator()
+                let issued = self.relay.pairing.withLockedValue {
+                    $0.issueCode(for: link, companyID: engineer.companyID, now: .now(), using: &generator)
+                }
+                self.holdsSupportCode = true
+                let seconds = self.relay.configuration.supportCodeValidity.nanoseconds / 1_000_000_000
+                self.send(.codeIssued(CodeIssued(code: issued.code, validForSeconds: UInt32(seconds))))
+            case .connect(let hostID):
+                let claim = self.relay.pairing.withLockedValue { $0.claim(hostID: hostID, companyID: engineer.companyID) }
+                switch claim {
+                case .claimed(let hostLink):
+                    self.pair(host: hostLink, viewer: link, mode: .unattended)
+                case .noSuchHost:
+                    self.fail(.noSuchHost, "no host \(hostID) is online for your company; check the id and that its agent is running")
+                case .busy:
+                    self.fail(.hostBusy, "host \(hostID) already has a viewer; try again when that session ends")
+                }
+            }
+        case .success(nil):
+            self.recordFailure(keys)
+            self.relay.logAccess("viewer_token", .rejected, source: link.remoteAddress, subject: keys[1])
+            self.fail(.authenticationFailed, "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it")
+        case .failure(let error):
+            self.logger.error("viewer authentication failed", metadata: ["error": "\(error)"])
+            self.fail(.internalError, "the relay could not check the token; try again, and tell the relay operator if it persists")
+        }
+    }
+
+    // MARK: Pairing and forwarding
+
+    /// Creates the session, pairs this side at once and tells the other side, whose
+    /// handler pairs itself on its own event loop. Peer bytes that reach a side before it
+    /// has sent Paired wait in `earlyForwarded`, so Paired always comes first.
+    private func pair(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) {
+        guard let hostParty = host.party, let viewerParty = viewer.party else { return }
+        let session = RelaySession(
+            mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
+            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer
+        )
+        self.relay.started(session)
+        let other = session.peer(of: self.link!)
+        self.enterSession(session)
+        other.deliver(.paired(session))
+    }
+
+    private func enterSession(_ session: RelaySession) {
+        guard let link = self.link, self.stateMachine.pairedWithPeer() else {
+            // This side closed before the pairing reached it.
+            if session.end(reason: .peerLeft) {
+                session.peer(of: self.link!).deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
+                self.relay.ended(session)
+            }
+            return
+        }
+        self.holdsSupportCode = false
+        self.session = session
+        let peer = session.peer(of: link)
+        self.peer = peer
+        self.logger[metadataKey: "session"] = "\(session.id)"
+        let peerParty = peer.party
+        self.send(.paired(Paired(
+            sessionID: session.id, mode: session.mode,
+            peerCapabilities: peerParty?.capabilities ?? [],
+            peerName: peerParty?.name ?? "",
+            peerSoftware: peerParty?.software ?? ""
+        )))
+        if !self.earlyForwarded.isEmpty {
+            let early = self.earlyForwarded
+            self.earlyForwarded = []
+            self.writeForwarded(early)
+        }
+    }
+
+    func handle(_ event: LinkEvent) {
+        switch event {
+        case .paired(let session):
+            self.enterSession(session)
+        case .peerLeft(let reason, let text):
+            guard !self.isClosing else { return }
+            self.session = nil  // the peer already ended it
+            self.sendBye(reason, text)
+        case .fail(let code, let text):
+            guard !self.isClosing else { return }
+            if code == .invalidCode || code == .timeout { self.holdsSupportCode = false }
+            self.fail(code, text)
+        case .bye(let reason, let text):
+            guard !self.isClosing else { return }
+            self.sendBye(reason, text)
+        case .setReading(let enabled):
+            self.setReading(enabled)
+        case .forward(let runs):
+            self.writeForwarded(runs)
+        }
+    }
+
+    /// Sends the peer-frame bytes gathered in this read cycle to the other side.
+    private func forwardPendingRuns() {
+        guard !self.pendingRuns.isEmpty else { return }
+        let runs = self.pendingRuns
+        self.pendingRuns.removeAll(keepingCapacity: true)
+        guard let session = self.session, let peer = self.peer, let role = self.stateMachine.role else { return }
+        let bytes = self.scanner.peerBytes - self.countedBytes
+        let frames = self.scanner.peerFrames - self.countedFrames
+        self.countedBytes = self.scanner.peerBytes
+        self.countedFrames = self.scanner.peerFrames
+        session.count(bytes: bytes, frames: frames, from: role)
+        if role == .host {
+            self.relay.metrics.bytesToViewer.increment(by: Int64(bytes))
+            self.relay.metrics.framesToViewer.increment(by: Int64(frames))
+        } else {
+            self.relay.metrics.bytesToHost.increment(by: Int64(bytes))
+            self.relay.metrics.framesToHost.increment(by: Int64(frames))
+        }
+        peer.forward(runs)
+    }
+
+    /// Writes the other side's bytes to this connection (called on this event loop).
+    func writeForwarded(_ runs: [ByteBuffer]) {
+        guard let context = self.context, !self.isClosing else { return }
+        guard self.session != nil else {
+            self.earlyForwarded.append(contentsOf: runs)
+            return
+        }
+        for run in runs {
+            context.write(self.wrapOutboundOut(run), promise: nil)
+        }
+        context.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.peer?.deliver(.setReading(context.channel.isWritable))
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func setReading(_ enabled: Bool) {
+        self.readingPaused = !enabled
+        if enabled, self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.readingPaused {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Output
+
+    private func send(_ message: RelayMessage) {
+        guard let context = self.context else { return }
+        do {
+            context.writeAndFlush(self.wrapOutboundOut(try Frame(message, allocator: context.channel.allocator).bytes), promise: nil)
+        } catch {
+            self.logger.error("cannot encode \(message.type.name)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func fail(_ code: ErrorCode, _ text: String) {
+        self.logger.info("closing with error", metadata: ["code": "\(code)", "message": "\(text)"])
+        self.send(.error(ErrorMessage(code: code, message: text)))
+        self.tearDown(peerReason: code == .malformedMessage || code == .frameTooLarge || code == .unexpectedMessage ? .protocolError : .peerLeft, peerText: "the other side failed: \(text)")
+        self.context?.close(promise: nil)
+    }
+
+    private func sendBye(_ reason: ByeReason, _ text: String) {
+        self.send(.bye(Bye(reason: reason, text: text)))
+        self.tearDown(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)")
+        self.context?.close(promise: nil)
+    }
+
+    private static func describe(_ address: SocketAddress) -> String {
+        if let ip = address.ipAddress, let port = address.port {
+            return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        return "\(address)"
+    }
+}

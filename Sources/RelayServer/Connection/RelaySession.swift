@@ -1,0 +1,62 @@
+import Foundation
+import RelayWire
+import Synchronization
+
+/// A paired host and viewer. Shared by their two connection handlers, which may run on
+/// different event loops: counters are atomics, and ``end(reason:)`` picks one winner.
+final class RelaySession: Sendable {
+    let id: SessionID
+    let mode: PairingMode
+    let companyID: String
+    let engineerLogin: String
+    let hostID: String?
+    let hostName: String
+    let startedAt: Date
+    let host: ConnectionLink
+    let viewer: ConnectionLink
+
+    let bytesToViewer = Atomic<UInt64>(0)
+    let bytesToHost = Atomic<UInt64>(0)
+    let framesToViewer = Atomic<UInt64>(0)
+    let framesToHost = Atomic<UInt64>(0)
+    private let endReason = Mutex<ByeReason?>(nil)
+
+    init(mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink) {
+        var generator = SystemRandomNumberGenerator()
+        self.id = SessionID.random(using: &generator)
+        self.mode = mode
+        self.companyID = companyID
+        self.engineerLogin = engineerLogin
+        self.hostID = hostID
+        self.hostName = hostName
+        self.startedAt = Date()
+        self.host = host
+        self.viewer = viewer
+    }
+
+    /// Marks the session ended; true for the first caller only, who then tells the other side.
+    func end(reason: ByeReason) -> Bool {
+        self.endReason.withLock { current in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+    }
+
+    var reason: ByeReason? { self.endReason.withLock { $0 } }
+
+    func peer(of link: ConnectionLink) -> ConnectionLink {
+        link === self.host ? self.viewer : self.host
+    }
+
+    func count(bytes: UInt64, frames: UInt64, from role: Role) {
+        switch role {
+        case .host:
+            self.bytesToViewer.add(bytes, ordering: .relaxed)
+            self.framesToViewer.add(frames, ordering: .relaxed)
+        case .viewer:
+            self.bytesToHost.add(bytes, ordering: .relaxed)
+            self.framesToHost.add(frames, ordering: .relaxed)
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RelayWire
+
+/// State shared by every connection of one relay node: who waits to be paired, live
+/// sessions, throttling, the account store and metrics.
+final class Relay: Sendable {
+    let configuration: RelayConfiguration
+    let store: AccountStore
+    let threadPool: NIOThreadPool
+    let metrics: RelayMetrics
+    let logger: Logger
+
+    let pairing: NIOLockedValueBox<PairingBook<ConnectionLink, ConnectionLink>>
+    let throttle: NIOLockedValueBox<AuthThrottle>
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: ConnectionLink]>([:])
+    private let sessions = NIOLockedValueBox<[SessionID: RelaySession]>([:])
+    private let pendingAccessEvents = NIOLockedValueBox<[AccessEvent]>([])
+    private let shuttingDown = NIOLockedValueBox(false)
+
+    init(configuration: RelayConfiguration, store: AccountStore, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.threadPool = threadPool
+        self.metrics = metrics
+        self.logger = logger
+        self.pairing = NIOLockedValueBox(
+            PairingBook(policy: .init(codeValidity: configuration.supportCodeValidity, codeFailureLimit: configuration.codeFailureLimit))
+        )
+        self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(freeFailures: configuration.freeAuthFailuresPerMinute)))
+    }
+
+    // MARK: Connections
+
+    /// Counts a new connection in; false when the relay is full or shutting down.
+    func admit(_ link: ConnectionLink) -> Bool {
+        guard !self.shuttingDown.withLockedValue({ $0 }) else { return false }
+        let admitted = self.connections.withLockedValue { connections in
+            guard connections.count < self.configuration.maximumConnections else { return false }
+            connections[ObjectIdentifier(link)] = link
+            return true
+        }
+        if admitted { self.metrics.connectionsOpen.increment() } else { self.metrics.connectionsRejected.increment() }
+        return admitted
+    }
+
+    func remove(_ link: ConnectionLink) {
+        let removed = self.connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(link)) != nil }
+        if removed { self.metrics.connectionsOpen.decrement() }
+    }
+
+    var openConnections: Int { self.connections.withLockedValue { $0.count } }
+
+    // MARK: Sessions
+
+    func started(_ session: RelaySession) {
+        self.sessions.withLockedValue { $0[session.id] = session }
+        self.metrics.sessionsPaired.increment()
+        self.metrics.sessionsTotal.increment()
+        self.logger.info(
+            "session paired",
+            metadata: [
+                "session": "\(session.id)", "mode": "\(session.mode)", "company": "\(session.companyID)",
+                "engineer": "\(session.engineerLogin)", "host": "\(session.hostID ?? session.hostName)",
+                "viewer_addr": "\(session.viewer.remoteAddress)", "host_addr": "\(session.host.remoteAddress)",
+            ]
+        )
+    }
+
+    func ended(_ session: RelaySession) {
+        guard self.sessions.withLockedValue({ $0.removeValue(forKey: session.id) }) != nil else { return }
+        self.metrics.sessionsPaired.decrement()
+        self.logger.info(
+            "session ended",
+            metadata: [
+                "session": "\(session.id)", "reason": "\(session.reason?.name ?? "unknown")",
+                "seconds": "\(Int(Date().timeIntervalSince(session.startedAt)))",
+                "bytes_to_viewer": "\(session.bytesToViewer.load(ordering: .relaxed))",
+                "bytes_to_host": "\(session.bytesToHost.load(ordering: .relaxed))",
+            ]
+        )
+    }
+
+    var pairedSessions: [RelaySession] { self.sessions.withLockedValue { Array($0.values) } }
+
+    // MARK: Access log
+
+    /// Queues an access-log entry; entries are written in batches off the event loops.
+    func logAccess(_ event: String, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+        let entry = AccessEvent(id: nil, at: Date(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
+        let first = self.pendingAccessEvents.withLockedValue { pending in
+            pending.append(entry)
+            return pending.count == 1
+        }
+        if first {
+            self.threadPool.submit { _ in self.flushAccessLog() }
+        }
+        if outcome != .accepted {
+            self.logger.notice("authentication \(outcome.rawValue)", metadata: ["event": "\(event)", "source": "\(source)", "subject": "\(subject ?? "-")"])
+        }
+    }
+
+    /// Writes queued access-log entries now.
+    func flushAccessLog() {
+        let batch = self.pendingAccessEvents.withLockedValue { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        do {
+            try self.store.record(batch)
+        } catch {
+            self.logger.error("cannot write the access log", metadata: ["error": "\(error)", "entries": "\(batch.count)"])
+        }
+    }
+
+    // MARK: Housekeeping
+
+    /// Expires support codes and prunes throttling state; run every second or so.
+    func sweep(now: NIODeadline = .now()) {
+        let expired = self.pairing.withLockedValue { $0.expireCodes(now: now) }
+        for issued in expired {
+            issued.viewer.deliver(.fail(.timeout, "support code \(issued.code) expired unused; ask the relay for a new code"))
+        }
+        self.throttle.withLockedValue { $0.prune(now: now) }
+    }
+
+    /// Ends every connection with Bye `relay_shutdown`; new connections are refused.
+    func beginShutdown() {
+        self.shuttingDown.withLockedValue { $0 = true }
+        let links = self.connections.withLockedValue { Array($0.values) }
+        for link in links {
+            link.deliver(.bye(.relayShutdown, "the relay is shutting down; reconnect in a moment"))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import NIOCore
+import RelayWire
+
+/// A `HOST:PORT` listen address.
+struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+    init(parsing text: String) throws {
+        let parts: (String, Substring)
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") {
+            parts = (String(text[text.index(after: text.startIndex)..<close]), text[text.index(close, offsetBy: 2)...])
+        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
+            parts = (String(text[..<colon]), text[text.index(after: colon)...])
+        } else {
+            throw StoreError("\"\(text)\" is not HOST:PORT; write e.g. 0.0.0.0:7443, [::]:7443 or :7443")
+        }
+        guard let port = Int(parts.1), (0...65535).contains(port) else {
+            throw StoreError("\"\(text)\" has no valid port (0–65535); write e.g. 0.0.0.0:7443")
+        }
+        self.host = parts.0.isEmpty ? "0.0.0.0" : parts.0
+        self.port = port
+    }
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// Everything `relay-server serve` can be told, from flags or a JSON config file
+/// (OPERATIONS.md "Configuration"). Every field has the default a fresh install runs with.
+struct RelayConfiguration: Sendable {
+    var listen = ListenAddress(host: "0.0.0.0", port: RelayProtocol.defaultPort)
+    var adminListen = ListenAddress(host: "127.0.0.1", port: 7444)
+    var dataDirectory = "./relay-data"
+    var certificatePath: String?
+    var keyPath: String?
+    /// This node's name in logs, HelloAck and the usage history.
+    var nodeName = ProcessInfo.processInfo.hostName
+    var maximumPayloadLength = Frame.defaultMaximumPayloadLength
+    var handshakeTimeout = TimeAmount.seconds(10)
+    var idleTimeout = TimeAmount.seconds(120)
+    var maximumConnections = 20_000
+    var supportCodeValidity = TimeAmount.minutes(10)
+    var codeFailureLimit = 10
+    var freeAuthFailuresPerMinute = 5
+    var eventLoopThreads = System.coreCount
+    /// Peer bytes buffered for a slow reader before its peer stops being read.
+    var writeBufferHighWater = 512 * 1024
+    var writeBufferLowWater = 128 * 1024
+
+    /// The keys a config file may set; all optional.
+    struct File: Decodable {
+        var listen: String?
+        var adminListen: String?
+        var dataDirectory: String?
+        var certificate: String?
+        var key: String?
+        var nodeName: String?
+        var maximumPayloadBytes: Int?
+        var handshakeTimeoutSeconds: Int?
+        var idleTimeoutSeconds: Int?
+        var maximumConnections: Int?
+        var supportCodeValiditySeconds: Int?
+        var codeFailureLimit: Int?
+        var freeAuthFailuresPerMinute: Int?
+        var eventLoopThreads: Int?
+        var writeBufferHighWaterBytes: Int?
+    }
+
+    /// Applies a JSON config file over the defaults.
+    mutating func apply(configFile path: String) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw StoreError("cannot read the config file \(path): \(error.localizedDescription)")
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let file: File
+        do {
+            file = try decoder.decode(File.self, from: data)
+        } catch {
+            throw StoreError("the config file \(path) is not valid: \(error); see OPERATIONS.md \"Configuration\" for the keys")
+        }
+        if let value = file.listen { self.listen = try ListenAddress(parsing: value) }
+        if let value = file.adminListen { self.adminListen = try ListenAddress(parsing: value) }
+        if let value = file.dataDirectory { self.dataDirectory = value }
+        if let value = file.certificate { self.certificatePath = value }
+        if let value = file.key { self.keyPath = value }
+        if let value = file.nodeName { self.nodeName = value }
+        if let value = file.maximumPayloadBytes { self.maximumPayloadLength = value }
+        if let value = file.handshakeTimeoutSeconds { self.handshakeTimeout = .seconds(Int64(value)) }
+        if let value = file.idleTimeoutSeconds { self.idleTimeout = .seconds(Int64(value)) }
+        if let value = file.maximumConnections { self.maximumConnections = value }
+        if let value = file.supportCodeValiditySeconds { self.supportCodeValidity = .seconds(Int64(value)) }
+        if let value = file.codeFailureLimit { self.codeFailureLimit = value }
+        if let value = file.freeAuthFailuresPerMinute { self.freeAuthFailuresPerMinute = value }
+        if let value = file.eventLoopThreads { self.eventLoopThreads = value }
+        if let value = file.writeBufferHighWaterBytes {
+            self.writeBufferHighWater = value
+            self.writeBufferLowWater = value / 4
+        }
+        try self.validate()
+    }
+
+    func validate() throws {
+        guard (1024...Frame.maximumEncodablePayloadLength).contains(self.maximumPayloadLength) else {
+            throw StoreError("maximum_payload_bytes must be 1024…\(Frame.maximumEncodablePayloadLength), got \(self.maximumPayloadLength)")
+        }
+        guard self.handshakeTimeout > .zero, self.idleTimeout > .zero, self.supportCodeValidity > .zero else {
+            throw StoreError("timeouts must be positive numbers of seconds")
+        }
+        guard self.maximumConnections > 0, self.codeFailureLimit > 0, self.freeAuthFailuresPerMinute >= 0 else {
+            throw StoreError("maximum_connections and code_failure_limit must be positive")
+        }
+        guard (1...256).contains(self.eventLoopThreads) else {
+            throw StoreError("event_loop_threads must be 1…256, got \(self.eventLoopThreads)")
+        }
+        guard self.writeBufferHighWater >= 16 * 1024 else {
+            throw StoreError("write_buffer_high_water_bytes must be at least 16384")
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RelayClient
+import RelayWire
+
+@testable import RelayServer
+
+/// A relay node on loopback with its own data folder, test PKI and accounts.
+final class TestRelay: @unchecked Sendable {
+    let node: RelayNode
+    let store: AccountStore
+    let dataDirectory: String
+    let authority: CertificateFactory.Issued
+    let server: CertificateFactory.Issued
+
+    struct Company {
+        let id: String
+        let engineerToken: String
+        let engineerLogin: String
+        let hostID: String
+        let hostSecret: String
+        let hostName: String
+    }
+
+    let acme: Company
+    let globex: Company
+
+    var port: Int { self.node.relayAddress.port! }
+    /// Connect by the DNS name in the test certificate, so hostname checks run for real.
+    var address: RelayAddress { RelayAddress(host: "localhost", port: self.port) }
+    var ipAddress: RelayAddress { RelayAddress(host: "127.0.0.1", port: self.port) }
+    var trust: RelayTrust { .certificateAuthorities([try! self.authority.nioCertificate()]) }
+    var fingerprint: String { try! self.server.fingerprint }
+
+    static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
+        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
+        let store = try AccountStore(dataDirectory: dataDirectory)
+        let authority = try CertificateFactory.certificateAuthority(commonName: "SupportRelay Test CA")
+        let server = try CertificateFactory.serverCertificate(dnsNames: ["localhost"], signedBy: authority)
+        let tls = RelayTLS(certificateChain: [try server.nioCertificate()], privateKey: try server.nioPrivateKey(), fingerprint: try server.fingerprint, origin: "test")
+
+        var configuration = RelayConfiguration()
+        configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        configuration.adminListen = ListenAddress(host: "127.0.0.1", port: 0)
+        configuration.dataDirectory = dataDirectory
+        configuration.nodeName = "test-node"
+        configuration.eventLoopThreads = 2
+        configure(&configuration)
+
+        func company(_ name: String, login: String, host: String) throws -> Company {
+            let (company, _) = try store.addCompany(name: name)
+            let (engineer, token) = try store.addEngineer(companyID: company.id, login: login)
+            let (enrolled, secret) = try store.enrollHost(companyID: company.id, name: host)
+            return Company(id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: enrolled.id, hostSecret: secret, hostName: enrolled.name)
+        }
+        let acme = try company("ACME 코리아", login: "kim.minji", host: "회계팀 PC-03")
+        let globex = try company("Globex", login: "hank", host: "front-desk")
+
+        var logger = Logger(label: "test-relay")
+        logger.logLevel = .critical
+        let node = try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
+        return TestRelay(node: node, store: store, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme, globex: globex)
+    }
+
+    private init(node: RelayNode, store: AccountStore, dataDirectory: String, authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company) {
+        self.node = node
+        self.store = store
+        self.dataDirectory = dataDirectory
+        self.authority = authority
+        self.server = server
+        self.acme = acme
+        self.globex = globex
+    }
+
+    func stop() async {
+        await self.node.shutdown(grace: .seconds(2))
+        try? FileManager.default.removeItem(atPath: self.dataDirectory)
+    }
+
+    /// Runs `body` with a started relay and always stops it.
+    static func with<T: Sendable>(_ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay) async throws -> T) async throws -> T {
+        let relay = try await TestRelay.start(configure)
+        do {
+            let result = try await body(relay)
+            await relay.stop()
+            return result
+        } catch {
+            await relay.stop()
+            throw error
+        }
+    }
+
+    func metric(_ name: String) -> Double {
+        let text = String(decoding: self.node.relay.metrics.exposition(), as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.split(separator: " ").last!) ?? .nan
+        }
+        return .nan
+    }
+}
+
+/// Waits until `condition` holds, polling; fails the caller's expectation by returning false after `limit`.
+func eventually(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: limit)
+    while clock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// An error a test expected from the relay.
+func relayError(_ body: () async throws -> Void) async -> RelayClientError? {
+    do {
+        try await body()
+        return nil
+    } catch let error as RelayClientError {
+        return error
+    } catch {
+        return RelayClientError(.closed, "unexpected error type: \(error)")
+    }
+}
