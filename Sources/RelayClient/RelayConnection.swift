@@ -109,6 +109,7 @@ public final class RelayConnection {
                             tls = try NIOSSLClientHandler(context: context, serverHostname: serverHostname)
                         }
                         try channel.pipeline.syncOperations.addHandler(tls)
+                        try channel.pipeline.syncOperations.addHandler(HandshakeObserver(observation: observation))
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: maximumPayloadLength))
                         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                         return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
@@ -151,11 +152,16 @@ public final class RelayConnection {
 
     /// The next frame, or nil when the relay closed the connection.
     public func receiveFrame() async throws -> Frame? {
+        let frame: Frame?
         do {
-            return try await self.inbound.next()
+            frame = try await self.inbound.next()
         } catch {
             throw self.translate(error)
         }
+        if frame == nil, !self.observation.handshakeCompleted {
+            throw self.trustFailure(detail: "the relay closed the connection during the TLS handshake")
+        }
+        return frame
     }
 
     /// The next message, decoded; nil when the relay closed the connection.
@@ -171,21 +177,31 @@ public final class RelayConnection {
     /// Turns transport errors into messages that say what to do.
     func translate(_ error: any Error) -> any Error {
         if error is RelayClientError { return error }
+        // A failure before the handshake completed — however it surfaced: a TLS alert, a
+        // failed write, a closed channel — means the relay was not trusted or not reached
+        // over TLS.
+        if !self.observation.handshakeCompleted {
+            return self.trustFailure(detail: "\(error)")
+        }
         if let ssl = error as? NIOSSLError {
-            switch (ssl, self.trust) {
-            case (.handshakeFailed, .fingerprint(let expected)):
-                let presented = self.observation.presentedFingerprint.map { " but the relay presented \(Self.colons($0))" } ?? ""
-                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected)\(presented); check --fingerprint against what relay-server printed, and that you reach the right relay")
-            case (.handshakeFailed, _):
-                return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(ssl)); check that --ca is the CA that issued the relay's certificate and that you connect by a DNS name in it")
-            default:
-                return RelayClientError(.tls, "TLS with \(self.address) failed: \(ssl)")
-            }
+            return RelayClientError(.tls, "TLS with \(self.address) failed: \(ssl)")
         }
         if let wire = error as? WireError {
             return RelayClientError(.protocolViolation, "the relay sent an invalid frame: \(wire)")
         }
         return RelayClientError(.closed, "the connection to \(self.address) failed: \(error)")
+    }
+
+    func trustFailure(detail: String) -> RelayClientError {
+        switch self.trust {
+        case .fingerprint(let expected):
+            if let presented = self.observation.presentedFingerprint, presented != RelayTrust.normalizedFingerprint(expected) {
+                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected): the relay presented \(Self.colons(presented)); check --fingerprint against what relay-server printed, and that you reach the right relay")
+            }
+            return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(detail)); check that this is a SupportRelay relay port")
+        case .certificateAuthorityFile, .certificateAuthorities:
+            return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(detail)); check that --ca is the CA that issued the relay's certificate and that you connect by a DNS name the certificate lists")
+        }
     }
 
     static func colons(_ hex: String) -> String {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOTLS
 import NIOCore
 public import NIOSSL
 import RelayWire
@@ -30,8 +31,28 @@ public enum RelayTrust: Sendable {
 /// What the TLS layer saw, for error messages.
 final class TrustObservation: Sendable {
     private let presented = NIOLockedValueBoxCompat<String?>(nil)
+    private let completed = NIOLockedValueBoxCompat(false)
     var presentedFingerprint: String? { self.presented.value }
     func record(_ fingerprint: String) { self.presented.value = fingerprint }
+    /// True once the TLS handshake finished: failures before it are trust failures.
+    var handshakeCompleted: Bool { self.completed.value }
+    func recordHandshakeCompleted() { self.completed.value = true }
+}
+
+/// Notes when the TLS handshake completes, so errors can be told apart.
+final class HandshakeObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let observation: TrustObservation
+
+    init(observation: TrustObservation) { self.observation = observation }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            self.observation.recordHandshakeCompleted()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
 
 /// A tiny lock box (RelayClient avoids a NIOConcurrencyHelpers dependency for one use).

@@ -54,6 +54,16 @@ final class Relay: Sendable {
 
     var openConnections: Int { self.connections.withLockedValue { $0.count } }
 
+    /// Bytes queued for sending on all connections: what slow readers cost the relay.
+    func bufferedOutboundBytes() async -> Int {
+        let links = self.connections.withLockedValue { Array($0.values) }
+        var total = 0
+        for link in links {
+            total += (try? await link.channel.getOption(ChannelOptions.bufferedWritableBytes).get()) ?? 0
+        }
+        return total
+    }
+
     // MARK: Sessions
 
     func started(_ session: RelaySession) {

@@ -19,6 +19,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         self.maximumPayloadLength = maximumPayloadLength
     }
 
+    @inlinable
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         try buffer.readFrame(maximumPayloadLength: self.maximumPayloadLength)
     }

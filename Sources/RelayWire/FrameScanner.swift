@@ -108,11 +108,11 @@ public struct FrameScanner: Sendable {
             let rawType = UInt8(truncatingIfNeeded: header >> 24)
             guard let type = MessageType(rawValue: rawType) else {
                 try flushRun(upTo: headerStart, chunk)
-                throw .wire(WireError(.unknownMessageType, "frame type 0x\(String(rawType, radix: 16)) is not defined by RelayWire 1"))
+                throw .wire(Frame.unknownTypeError(rawType))
             }
             guard length <= self.maximumPayloadLength else {
                 try flushRun(upTo: headerStart, chunk)
-                throw .wire(WireError(.frameTooLarge, "\(type.name) frame announces \(length) payload bytes; the limit is \(self.maximumPayloadLength)"))
+                throw .wire(Frame.tooLargeError(type, length, self.maximumPayloadLength))
             }
 
             let headerBytesInChunk = chunk.readerIndex - headerStart
@@ -131,8 +131,9 @@ public struct FrameScanner: Sendable {
             } else {
                 try flushRun(upTo: headerStart, chunk)
                 runStart = chunk.readerIndex
+                // Grown as bytes arrive: a header alone must not make the relay reserve
+                // a maximum-size buffer.
                 var assembling = ByteBuffer()
-                assembling.reserveCapacity(Frame.headerLength + length)
                 assembling.writeInteger(header)
                 self.controlType = type
                 if length == 0 {

@@ -23,10 +23,10 @@ enum LinkEvent: Sendable {
     case fail(ErrorCode, String)
     /// Stop with a Bye (relay shutdown, a newer registration of the same host, …).
     case bye(ByeReason, String)
-    /// The peer's send buffer crossed a water mark: stop or resume reading.
-    case setReading(Bool)
-    /// Peer-frame bytes from the other side, across event loops.
-    case forward([ByteBuffer])
+    /// The bytes this side forwarded have drained below the low-water mark: read again.
+    case resumeReading
+    /// Peer-frame bytes from the other side (`bytes` in all), across event loops.
+    case forward([ByteBuffer], bytes: Int)
 }
 
 /// A Sendable handle on one relay connection: how other connections and the relay reach
@@ -57,11 +57,11 @@ final class ConnectionLink: Sendable {
 
     /// Writes forwarded bytes: directly when the caller is on this connection's event
     /// loop (the fast path NOTES.md measured), otherwise as one hop per read cycle.
-    func forward(_ runs: [ByteBuffer]) {
+    func forward(_ runs: [ByteBuffer], bytes: Int) {
         if self.channel.eventLoop.inEventLoop {
-            self.handler.value.writeForwarded(runs)
+            self.handler.value.writeForwarded(runs, bytes: bytes)
         } else {
-            self.deliver(.forward(runs))
+            self.deliver(.forward(runs, bytes: bytes))
         }
     }
 }

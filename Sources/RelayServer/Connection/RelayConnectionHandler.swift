@@ -34,11 +34,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var peer: ConnectionLink?
     /// Peer bytes that arrived before this side announced Paired; sent right after it.
     private var earlyForwarded: [ByteBuffer] = []
+    private var earlyForwardedBytes = 0
     private var pendingRuns: [ByteBuffer] = []
-    private var countedBytes: UInt64 = 0
+    private var pendingRunBytes = 0
     private var countedFrames: UInt64 = 0
 
-    // Backpressure: paused while the peer cannot take more.
+    // Backpressure (OPERATIONS.md "Limits"): this side stops reading while the bytes it
+    // forwarded and the peer has not yet written exceed the high-water mark.
     private var readingPaused = false
     private var readPending = false
 
@@ -53,6 +55,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let address = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
+        self.sourceKey = "addr:" + (context.channel.remoteAddress?.ipAddress ?? "unknown")
         self.logger[metadataKey: "peer"] = "\(address)"
         self.link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
     }
@@ -108,15 +111,24 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private struct PeerDataBeforePairing: Error {}
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After an error the connection is closing; bytes still in flight mean nothing.
+        guard !self.isClosing else { return }
         let chunk = self.unwrapInboundIn(data)
+        // A Bye in this chunk may end the session mid-scan; its frames still count.
+        let session = self.session
+        let role = self.stateMachine.role
         do {
             try self.scanner.scan(
                 chunk,
                 forward: { (run: ByteBuffer) throws(PeerDataBeforePairing) in
                     guard self.session != nil else { throw PeerDataBeforePairing() }
                     self.pendingRuns.append(run)
+                    self.pendingRunBytes += run.readableBytes
                 },
                 control: { (frame: Frame) throws(PeerDataBeforePairing) in
+                    // Peer bytes that came before this frame go first: a Bye must not
+                    // overtake the input sent just ahead of it.
+                    self.forwardPendingRuns()
                     self.receivedControlFrame(frame)
                 }
             )
@@ -129,6 +141,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.perform(self.stateMachine.receivedPeerData())
             }
         }
+        self.countForwardedFrames(session: session, role: role)
+    }
+
+    /// Frames are counted once the scan is over (the scanner is busy during it).
+    private func countForwardedFrames(session: RelaySession?, role: Role?) {
+        let frames = self.scanner.peerFrames - self.countedFrames
+        guard frames > 0, let session, let role else { return }
+        self.countedFrames = self.scanner.peerFrames
+        session.count(bytes: 0, frames: frames, from: role)
+        (role == .host ? self.relay.metrics.framesToViewer : self.relay.metrics.framesToHost).increment(by: Int64(frames))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -213,7 +235,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         )))
     }
 
-    private var sourceKey: String { "addr:" + (self.link?.remoteAddress.split(separator: "#").first.map(String.init) ?? "unknown") }
+    /// The throttling key of the source: its IP address without the port.
+    private var sourceKey: String = "addr:unknown"
 
     /// Refuses the attempt if any key is throttled; returns true when refused.
     private func refuseIfThrottled(_ keys: [String], event: String) -> Bool {
@@ -382,8 +405,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         )))
         if !self.earlyForwarded.isEmpty {
             let early = self.earlyForwarded
+            let bytes = self.earlyForwardedBytes
             self.earlyForwarded = []
-            self.writeForwarded(early)
+            self.earlyForwardedBytes = 0
+            self.writeForwarded(early, bytes: bytes)
         }
     }
 
@@ -402,10 +427,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .bye(let reason, let text):
             guard !self.isClosing else { return }
             self.sendBye(reason, text)
-        case .setReading(let enabled):
-            self.setReading(enabled)
-        case .forward(let runs):
-            self.writeForwarded(runs)
+        case .resumeReading:
+            self.resumeReading()
+        case .forward(let runs, let bytes):
+            self.writeForwarded(runs, bytes: bytes)
         }
     }
 
@@ -413,44 +438,47 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func forwardPendingRuns() {
         guard !self.pendingRuns.isEmpty else { return }
         let runs = self.pendingRuns
+        let runBytes = self.pendingRunBytes
         self.pendingRuns.removeAll(keepingCapacity: true)
+        self.pendingRunBytes = 0
         guard let session = self.session, let peer = self.peer, let role = self.stateMachine.role else { return }
-        let bytes = self.scanner.peerBytes - self.countedBytes
-        let frames = self.scanner.peerFrames - self.countedFrames
-        self.countedBytes = self.scanner.peerBytes
-        self.countedFrames = self.scanner.peerFrames
-        session.count(bytes: bytes, frames: frames, from: role)
-        if role == .host {
-            self.relay.metrics.bytesToViewer.increment(by: Int64(bytes))
-            self.relay.metrics.framesToViewer.increment(by: Int64(frames))
-        } else {
-            self.relay.metrics.bytesToHost.increment(by: Int64(bytes))
-            self.relay.metrics.framesToHost.increment(by: Int64(frames))
+        session.count(bytes: UInt64(runBytes), frames: 0, from: role)
+        (role == .host ? self.relay.metrics.bytesToViewer : self.relay.metrics.bytesToHost).increment(by: Int64(runBytes))
+        // Decided here, on this loop, as the bytes are handed over: however far away the
+        // peer's event loop is, no more than one read cycle passes the high-water mark.
+        let inFlight = session.addInFlight(runBytes, to: role == .host ? .viewer : .host)
+        if inFlight > self.relay.configuration.writeBufferHighWater {
+            self.readingPaused = true
         }
-        peer.forward(runs)
+        peer.forward(runs, bytes: runBytes)
     }
 
-    /// Writes the other side's bytes to this connection (called on this event loop).
-    func writeForwarded(_ runs: [ByteBuffer]) {
-        guard let context = self.context, !self.isClosing else { return }
-        guard self.session != nil else {
+    /// Writes the other side's bytes to this connection (called on this event loop), and
+    /// once they are on the socket, lets the other side read again if it was paused.
+    func writeForwarded(_ runs: [ByteBuffer], bytes: Int) {
+        guard let context = self.context, !self.isClosing, let last = runs.last else { return }
+        guard let session = self.session, let role = self.stateMachine.role, let peer = self.peer else {
             self.earlyForwarded.append(contentsOf: runs)
+            self.earlyForwardedBytes += bytes
             return
         }
-        for run in runs {
+        for run in runs.dropLast() {
             context.write(self.wrapOutboundOut(run), promise: nil)
         }
-        context.flush()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(last), promise: written)
+        let lowWater = self.relay.configuration.writeBufferLowWater
+        written.futureResult.whenComplete { _ in
+            let remaining = session.removeInFlight(bytes, to: role)
+            if remaining <= lowWater, remaining + bytes > lowWater {
+                peer.deliver(.resumeReading)
+            }
+        }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.peer?.deliver(.setReading(context.channel.isWritable))
-        context.fireChannelWritabilityChanged()
-    }
-
-    private func setReading(_ enabled: Bool) {
-        self.readingPaused = !enabled
-        if enabled, self.readPending, let context = self.context {
+    private func resumeReading() {
+        self.readingPaused = false
+        if self.readPending, let context = self.context {
             self.readPending = false
             context.read()
         }

@@ -19,6 +19,34 @@ final class RelaySession: Sendable {
     let bytesToHost = Atomic<UInt64>(0)
     let framesToViewer = Atomic<UInt64>(0)
     let framesToHost = Atomic<UInt64>(0)
+    /// Bytes forwarded towards each side and not yet written to its socket: the relay's
+    /// buffer for that direction, which backpressure keeps under the high-water mark.
+    let inFlightToViewer = Atomic<Int>(0)
+    let inFlightToHost = Atomic<Int>(0)
+
+    func inFlight(to role: Role) -> Int {
+        switch role {
+        case .viewer: self.inFlightToViewer.load(ordering: .acquiring)
+        case .host: self.inFlightToHost.load(ordering: .acquiring)
+        }
+    }
+
+    /// Adds forwarded bytes; returns the new total for that direction.
+    func addInFlight(_ bytes: Int, to role: Role) -> Int {
+        switch role {
+        case .viewer: self.inFlightToViewer.add(bytes, ordering: .acquiringAndReleasing).newValue
+        case .host: self.inFlightToHost.add(bytes, ordering: .acquiringAndReleasing).newValue
+        }
+    }
+
+    /// Removes written bytes; returns the new total for that direction.
+    func removeInFlight(_ bytes: Int, to role: Role) -> Int {
+        switch role {
+        case .viewer: self.inFlightToViewer.subtract(bytes, ordering: .acquiringAndReleasing).newValue
+        case .host: self.inFlightToHost.subtract(bytes, ordering: .acquiringAndReleasing).newValue
+        }
+    }
+
     private let endReason = Mutex<ByeReason?>(nil)
 
     init(mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink) {

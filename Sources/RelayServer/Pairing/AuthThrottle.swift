@@ -42,8 +42,12 @@ struct AuthThrottle: Sendable {
             entry.recentFailures.removeAll { now - $0 >= self.policy.window }
             entry.recentFailures.append(now)
             if entry.recentFailures.count > self.policy.freeFailures {
-                let doublings = min(entry.excessFailures, 30)
-                let delay = min(self.policy.baseDelay * Int64(1 << doublings), self.policy.maximumDelay)
+                // Double up to the cap; stop before the multiplication could overflow.
+                var delay = self.policy.baseDelay
+                for _ in 0..<entry.excessFailures where delay < self.policy.maximumDelay {
+                    delay = delay * 2
+                }
+                delay = min(delay, self.policy.maximumDelay)
                 entry.excessFailures += 1
                 entry.blockedUntil = now + delay
                 longest = max(longest ?? delay, delay)

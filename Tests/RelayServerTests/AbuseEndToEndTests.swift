@@ -1,0 +1,306 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RelayClient
+import RelayWire
+import Synchronization
+import Testing
+
+@testable import RelayServer
+
+/// Expired, reused and guessed codes, bad frames, bad TLS, vanishing and slow peers —
+/// over real TLS on loopback.
+@Suite struct AbuseEndToEndTests {
+    /// Pairs ACME's enrolled host with ACME's engineer and runs `body` with both ends.
+    func withPair(_ relay: TestRelay, _ body: (RelayConnection, RelayConnection) async throws -> Void) async throws {
+        try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+            try await host.hello(role: .host)
+            _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                try await viewer.hello(role: .viewer)
+                _ = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
+                _ = try await host.waitForPairing()
+                try await body(host, viewer)
+            }
+        }
+    }
+
+    func presentCode(_ relay: TestRelay, _ code: SupportCode) async -> RelayClientError? {
+        await relayError {
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                try await host.hello(role: .host)
+                _ = try await host.authenticate(host: .supportCode(code))
+            }
+        }
+    }
+
+    @Test func codesExpireAndAreSingleUse() async throws {
+        try await TestRelay.with({ $0.supportCodeValidity = .seconds(1) }) { relay in
+            // Expired: the waiting viewer is told, and the code no longer pairs.
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                try await viewer.hello(role: .viewer)
+                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                    throw TestFailure("expected CodeIssued")
+                }
+                let waited = await relayError { _ = try await viewer.waitForPairing() }
+                #expect(waited?.code == .timeout)
+                #expect(waited?.message.contains("expired") == true)
+                #expect(await self.presentCode(relay, issued.code)?.code == .invalidCode)
+            }
+        }
+        try await TestRelay.with { relay in
+            // Used: a second host with the same code gets the same answer as a wrong code.
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                try await viewer.hello(role: .viewer)
+                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                    throw TestFailure("expected CodeIssued")
+                }
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                    try await host.hello(role: .host)
+                    _ = try await host.authenticate(host: .supportCode(issued.code))
+                    _ = try await viewer.waitForPairing()
+                    let reused = await self.presentCode(relay, issued.code)
+                    #expect(reused?.code == .invalidCode)
+                    let wrong = await self.presentCode(relay, SupportCode(value: (issued.code.value + 1) % 1_000_000)!)
+                    #expect(wrong?.message == reused?.message)
+                }
+            }
+        }
+    }
+
+    @Test func guessingIsThrottledAndKillsTheCode() async throws {
+        try await TestRelay.with({ $0.freeAuthFailuresPerMinute = 3; $0.codeFailureLimit = 4 }) { relay in
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                try await viewer.hello(role: .viewer)
+                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                    throw TestFailure("expected CodeIssued")
+                }
+                var answers: [ErrorCode?] = []
+                for guess in 1...6 {
+                    let code = SupportCode(value: (issued.code.value + UInt32(guess)) % 1_000_000)!
+                    answers.append(await self.presentCode(relay, code)?.code)
+                }
+                // Three free failures, a fourth that starts the back-off, then refusals
+                // that are not even checked against live codes.
+                #expect(answers == [.invalidCode, .invalidCode, .invalidCode, .invalidCode, .rateLimited, .rateLimited])
+                // The fourth failure reached the code's failure limit: the engineer is told.
+                let waited = await relayError { _ = try await viewer.waitForPairing() }
+                #expect(waited?.code == .invalidCode)
+                #expect(waited?.message.contains("withdrawn") == true)
+                // Even the right code is now refused from this address.
+                #expect(await self.presentCode(relay, issued.code)?.code == .rateLimited)
+            }
+            #expect(relay.metric("relay_auth_throttled_total") == 3)
+            #expect(await eventually { (try? relay.store.accessLog().filter { $0.outcome == .throttled }.count) == 3 })
+        }
+    }
+
+    @Test func oversizedFrameEndsTheConnectionAndThePeerIsTold() async throws {
+        try await TestRelay.with({ $0.maximumPayloadLength = 64 * 1024 }) { relay in
+            try await self.withPair(relay) { host, viewer in
+                try await host.send(frame: try Frame(type: .tileUpdate, payload: ByteBuffer(repeating: 7, count: 64 * 1024)))
+                #expect(try await viewer.receiveFrame()?.payloadLength == 64 * 1024)
+                try await host.send(frame: try Frame(type: .tileUpdate, payload: ByteBuffer(repeating: 7, count: 64 * 1024 + 1)))
+                let refused = await relayError { _ = try await host.expectControl("anything") }
+                #expect(refused?.code == .frameTooLarge)
+                guard case .bye(let bye) = try await viewer.receive() else { throw TestFailure("expected Bye") }
+                #expect(bye.reason == .protocolError)
+            }
+            #expect(relay.metric("relay_protocol_errors_total") == 1)
+        }
+    }
+
+    @Test func plainBytesAndGarbageInsteadOfTLSAreDropped() async throws {
+        try await TestRelay.with { relay in
+            for garbage in ["GET / HTTP/1.1\r\nHost: relay\r\n\r\n", String(repeating: "\u{0}\u{16}\u{3}", count: 500)] {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connect(host: "127.0.0.1", port: relay.port) { channel in
+                        channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                    }
+                let received = try await channel.executeThenClose { inbound, outbound in
+                    try await outbound.write(ByteBuffer(string: garbage))
+                    var bytes = 0
+                    for try await chunk in inbound { bytes += chunk.readableBytes }  // ends when the relay closes
+                    return bytes
+                }
+                #expect(received < 100)  // at most a TLS alert
+            }
+            #expect(await eventually { relay.metric(#"relay_tls_handshakes_total{outcome="failed"}"#) == 2 })
+            // The relay still serves real agents.
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { agent in
+                let ack = try await agent.hello(role: .host)
+                #expect(ack.version == 1)
+            }
+        }
+    }
+
+    @Test func helloDeadlineAndIdleTimeout() async throws {
+        try await TestRelay.with({ $0.handshakeTimeout = .milliseconds(300); $0.idleTimeout = .milliseconds(600) }) { relay in
+            let silent = await relayError {
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { agent in
+                    _ = try await agent.expectControl("anything")
+                }
+            }
+            #expect(silent?.code == .timeout)
+            let idle = await relayError {
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                    try await host.hello(role: .host)
+                    _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
+                    _ = try await host.waitForPairing(pingInterval: .seconds(3600))
+                }
+            }
+            #expect(idle?.byeReason == .idleTimeout)
+            // An agent that pings stays registered past the idle timeout.
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                try await host.hello(role: .host)
+                _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
+                for nonce in 1...8 {
+                    try await Task.sleep(for: .milliseconds(150))
+                    try await host.send(.ping(Ping(nonce: UInt64(nonce))))
+                    #expect(try await host.receive() == .pong(Pong(nonce: UInt64(nonce))))
+                }
+            }
+        }
+    }
+
+    @Test func aPeerVanishingMidStreamEndsTheSessionForTheOther() async throws {
+        try await TestRelay.with { relay in
+            let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                        try await host.hello(role: .host)
+                        _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
+                        registeredSink.yield()
+                        _ = try await host.waitForPairing()
+                        for _ in 0..<20 { try await host.send(.tileUpdate(TileUpdate(body: ByteBuffer(repeating: 1, count: 32 * 1024)))) }
+                        // Leaves without a Bye: the connection just closes.
+                    }
+                }
+                var iterator = registered.makeAsyncIterator()
+                _ = await iterator.next()
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                    try await viewer.hello(role: .viewer)
+                    _ = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
+                    var updates = 0
+                    while case .tileUpdate = try await viewer.receive() { updates += 1 }
+                    #expect(updates == 20)
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await TestRelay.with { relay in
+            try await self.withPair(relay) { host, viewer in
+                try await viewer.send(.key(Key(keysym: 0x61, isDown: true)))
+                _ = try await host.receive()
+                try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
+                guard case .bye(let bye) = try await host.receive() else { throw TestFailure("expected Bye") }
+                #expect(bye.reason == .peerLeft)
+            }
+        }
+    }
+
+    @Test func aSlowReaderDoesNotMakeTheRelayBuffer() async throws {
+        try await TestRelay.with { relay in
+            try await self.withPair(relay) { host, viewer in
+                let frame = try Frame(.tileUpdate(TileUpdate(body: ByteBuffer(repeating: 0xAB, count: 64 * 1024))))
+                let sent = Atomic<Int>(0)
+                let total = 4000  // 256 MiB: far more than every buffer on the path together
+                let sender = host.sender
+                let sending = Task {
+                    for _ in 0..<total {
+                        try await sender.send(frames: [frame])
+                        sent.add(1, ordering: .relaxed)
+                    }
+                }
+                // The viewer reads nothing. Wait until the host cannot send any more.
+                var last = -1
+                let stalled = await eventually(within: .seconds(60)) {
+                    let now = sent.load(ordering: .relaxed)
+                    defer { last = now }
+                    try? await Task.sleep(for: .milliseconds(300))
+                    return now == last
+                }
+                #expect(stalled)
+                #expect(sent.load(ordering: .relaxed) < total)
+                let buffered = await relay.node.relay.bufferedOutboundBytes()
+                // The high-water mark (512 KiB) plus at most one read cycle (≤ 256 KiB) and
+                // TLS record overhead.
+                #expect(buffered <= 1024 * 1024, "relay buffered \(buffered) bytes for a slow reader")
+                let inFlight = relay.node.relay.pairedSessions.first.map { $0.inFlight(to: .viewer) } ?? -1
+                #expect((0...(768 * 1024)).contains(inFlight), "relay holds \(inFlight) forwarded bytes for a slow reader")
+
+                // Nothing was lost: the viewer drains everything once it reads.
+                var received = 0
+                while received < total {
+                    guard let next = try await viewer.receiveFrame() else { break }
+                    #expect(next.payloadLength == 64 * 1024)
+                    received += 1
+                }
+                try await sending.value
+                #expect(received == total)
+            }
+        }
+    }
+
+    @Test func shutdownSaysByeToBothSides() async throws {
+        let relay = try await TestRelay.start()
+        try await self.withPair(relay) { host, viewer in
+            async let stopped: Void = relay.stop()
+            guard case .bye(let toHost) = try await host.receive(), case .bye(let toViewer) = try await viewer.receive() else {
+                throw TestFailure("expected Bye on both sides")
+            }
+            #expect(toHost.reason == .relayShutdown)
+            #expect(toViewer.reason == .relayShutdown)
+            await stopped
+        }
+    }
+
+    @Test func connectionLimit() async throws {
+        try await TestRelay.with({ $0.maximumConnections = 1 }) { relay in
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { first in
+                try await first.hello(role: .host)
+                let second = await relayError {
+                    try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { agent in
+                        _ = try await agent.hello(role: .viewer)
+                    }
+                }
+                #expect(second?.code == .relayFull)
+            }
+        }
+    }
+
+    @Test func agentsNeverAcceptAnUnknownCertificate() async throws {
+        try await TestRelay.with { relay in
+            // Pinned fingerprint: right one works (by IP too), a wrong one names both.
+            try await RelayConnection.withConnection(to: relay.ipAddress, trust: .fingerprint(relay.fingerprint)) { agent in
+                let ack = try await agent.hello(role: .host)
+                #expect(ack.version == 1)
+            }
+            let wrongPin = String(repeating: "AB:", count: 31) + "AB"
+            let pinned = await relayError {
+                try await RelayConnection.withConnection(to: relay.ipAddress, trust: .fingerprint(wrongPin)) { agent in
+                    _ = try await agent.hello(role: .host)
+                }
+            }
+            #expect(pinned?.kind == .tls)
+            let presented = relay.fingerprint
+            #expect(pinned?.message.contains(presented) == true)
+            // Another CA: refused.
+            let otherCA = try CertificateFactory.certificateAuthority(commonName: "Somebody else")
+            let unknown = await relayError {
+                try await RelayConnection.withConnection(to: relay.address, trust: .certificateAuthorities([try otherCA.nioCertificate()])) { agent in
+                    _ = try await agent.hello(role: .host)
+                }
+            }
+            #expect(unknown?.kind == .tls)
+            // The right CA but an address the certificate does not name: refused.
+            let byIP = await relayError {
+                try await RelayConnection.withConnection(to: relay.ipAddress, trust: relay.trust) { agent in
+                    _ = try await agent.hello(role: .host)
+                }
+            }
+            #expect(byIP?.kind == .tls)
+        }
+    }
+}

@@ -1,0 +1,35 @@
+// swift-tools-version:6.1
+//
+// Benchmarks for SupportRelay, kept in a nested package so that the root package stays
+// free of benchmark-only code and the benchmarks always build in release mode with their
+// own .build folder:
+//
+//     swift build -c release --package-path benchmarks
+//     benchmarks/.build/release/relay-bench --help
+//
+// Each benchmark area is one subcommand of `relay-bench` (see Sources/relay-bench).
+import PackageDescription
+
+let package = Package(
+    name: "relay-bench",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "relay-bench", targets: ["relay-bench"]),
+    ],
+    dependencies: [
+        .package(name: "SupportRelay", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "relay-bench",
+            dependencies: [
+                .product(name: "RelayWire", package: "SupportRelay"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
