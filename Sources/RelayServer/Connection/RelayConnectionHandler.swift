@@ -71,7 +71,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.tearDown(peerReason: .peerLeft, peerText: "the \(self.stateMachine.role?.description ?? "other side") disconnected")
+        self.tearDown(peerReason: .peerLeft, peerText: "\(self.who) disconnected")
         context.fireChannelInactive()
     }
 
@@ -172,6 +172,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private var isClosing: Bool { self.stateMachine.state == .closed }
 
+    /// This side, in words for the other side's Bye (from the Hello: the state machine
+    /// forgets the role once closed).
+    private var who: String {
+        switch self.hello?.role {
+        case .viewer: "the engineer"
+        case .host: "the host"
+        case nil: "the other side"
+        }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let event as IdleStateHandler.IdleStateEvent where event == .read:
@@ -210,8 +220,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .authenticateViewer(let auth):
             self.authenticateViewer(auth)
         case .endSession(let bye):
-            let who = self.stateMachine.role == .viewer ? "the engineer" : "the host"
-            self.tearDown(peerReason: .peerLeft, peerText: "\(who) ended the session (\(bye.reason.name)): \(bye.text)")
+            self.tearDown(peerReason: .peerLeft, peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)")
             self.context?.close(promise: nil)
         case .fail(let code, let text):
             self.fail(code, text)
@@ -266,7 +275,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
                 self.stateMachine.authenticationSucceeded()
                 self.handshakeTimer?.cancel()
-                let name = self.hello.map { "attended host via \($0.software)" } ?? "attended host"
+                let name = "customer PC at \(self.link!.remoteAddress.split(separator: ":").dropLast().joined(separator: ":"))"
                 self.link!.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
                 self.pair(host: self.link!, viewer: issued.viewer, mode: .attended)
             case .invalid(let withdrawn):

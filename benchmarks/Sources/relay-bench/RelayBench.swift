@@ -5,7 +5,7 @@
 import ArgumentParser
 
 @main
-struct RelayBench: ParsableCommand {
+struct RelayBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-bench",
         abstract: "Benchmarks for SupportRelay. Build with -c release.",
@@ -14,6 +14,6 @@ struct RelayBench: ParsableCommand {
             with --json, one JSON object holding all figures and the machine information. \
             Results are recorded in benchmarks/RESULTS.md.
             """,
-        subcommands: [WireBenchmark.self]
+        subcommands: [WireBenchmark.self, RelayBenchmark.self]
     )
 }

@@ -1,0 +1,395 @@
+// `relay-bench relay`: forwarding throughput, latency at load and idle-session memory of
+// relay-server, side by side with haproxy doing the same TLS 1.3 → TLS 1.3 work.
+//
+// What each side does (both in the same run, driven by the same Swift NIO client code):
+//
+// - relay:   host (this process, RelayClient, TLS 1.3) → relay-server (decrypt, forward the
+//            frame untouched, encrypt) → viewer (this process, RelayClient, TLS 1.3).
+// - haproxy: "host" (this process, the same RelayClient connection code, TLS 1.3) → haproxy
+//            (mode tcp, terminates TLS 1.3 with the same certificate, connects over TLS 1.3
+//            to the sink) → sink (this process, a NIO TLS 1.3 server with the same frame
+//            decoder; it plays the viewer: counts TileUpdate bytes, echoes Clipboard frames).
+//
+// Both peers therefore decrypt and encrypt every byte once. Bytes are counted where the
+// viewer/sink decodes TileUpdate frames. CPU time of relay-server and haproxy comes from
+// /proc/PID/stat over the measured window.
+
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RelayClient
+import RelayWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RelayBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Relay forwarding throughput, latency at load and idle-session memory, beside haproxy.",
+        discussion: """
+            Starts relay-server (--relay-binary) and haproxy on loopback with a freshly generated \
+            ECDSA P-256 certificate (temporary directory, deleted afterwards). Throughput: 64 KiB \
+            TileUpdate frames host → viewer for --seconds per case. Latency: 32-byte Clipboard \
+            frames echoed by the far side at ~100 Hz during the largest load. Idle: --idle paired \
+            idle sessions on a fresh relay-server, RSS before and after.
+            """
+    )
+
+    @Flag(name: .long, help: "Print one JSON object with all figures instead of tables.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds of measurement per throughput case.")
+    var seconds: Double = 10
+
+    @Option(name: .long, help: "Comma-separated concurrent session counts for throughput.")
+    var sessions: String = "1,50"
+
+    @Option(name: .customLong("relay-binary"), help: "The release relay-server binary.")
+    var relayBinary: String = ".build/release/relay-server"
+
+    @Option(name: .long, help: "Paired idle sessions for the memory case (0: skip).")
+    var idle: Int = 10_000
+
+    @Option(name: .customLong("latency-samples"), help: "Round trips measured during the largest load (0: skip).")
+    var latencySamples: Int = 1000
+
+    @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
+    var skipThroughput = false
+
+    @Option(name: .customLong("haproxy-threads"), help: "haproxy nbthread (relay-server uses one event loop per core).")
+    var haproxyThreads: Int = System.coreCount
+
+    static let tilePayload = 64 * 1024
+    static let framesPerWrite = 4
+    static let warmup = Duration.seconds(1)
+
+    var sessionCounts: [Int] { self.sessions.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func validate() throws {
+        guard self.seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard !self.sessionCounts.isEmpty, self.sessionCounts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sessions takes positive counts, e.g. 1,50") }
+        guard self.idle >= 0, self.latencySamples >= 0 else { throw ValidationError("--idle and --latency-samples must be ≥ 0") }
+    }
+
+    func run() async throws {
+        RelayBenchmarkSettings.seconds = self.seconds
+        let limits = raiseFileDescriptorLimit()
+        guard FileManager.default.isExecutableFile(atPath: self.relayBinary) else {
+            throw BenchError("no relay-server at \(self.relayBinary); build it with `swift build -c release --product relay-server` and pass --relay-binary")
+        }
+        let directory = NSTemporaryDirectory() + "relay-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tls = try TLSMaterial.generate(in: directory)
+        let trust = RelayTrust.fingerprint(tls.fingerprint)
+
+        var notes: [String] = []
+        var results: [(String, JSON)] = []
+        var lines: [String] = []
+        let machine = MachineInfo.current
+        lines.append("relay-bench relay")
+        lines.append("command: " + (["relay-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+        lines.append("machine: \(machine.cpuModel), \(machine.cores) cores, \(machine.os)")
+        lines.append("date:    \(machine.date)   load average: \(machine.loadAverage)")
+
+        // Accounts: one company, one engineer, enough enrolled hosts.
+        let throughputHosts = self.skipThroughput ? 0 : self.sessionCounts.reduce(0) { $0 + $1 + 1 }
+        let idleSessions = min(self.idle, (limits.soft - 400) / 2, 9_900)
+        if idleSessions < self.idle {
+            notes.append("idle sessions limited to \(idleSessions) (RLIMIT_NOFILE \(limits.soft): each session is 2 fds here and 2 in relay-server; relay maximum_connections 20000)")
+        }
+        let data = "\(directory)/data"
+        let accounts = try Accounts.create(binary: self.relayBinary, data: data, hosts: max(throughputHosts, idleSessions))
+        notes.append("enrolled \(accounts.hosts.count) hosts with `relay-server host enroll` in \(formatFixed(accounts.enrollSeconds, 1)) s (\(formatFixed(accounts.enrollSeconds * 1000 / Double(max(accounts.hosts.count, 1)), 1)) ms each, 8 at a time)")
+        var nextHost = 0
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        if !self.skipThroughput {
+            let relay = try await RelayProcess.start(binary: self.relayBinary, data: data, tls: tls, directory: directory)
+            defer { relay.child.stop() }
+            let sink = try await Sink.start(tls: tls, group: group)
+            let haproxy = try await HAProxy.start(tls: tls, backendPort: sink.port, threads: self.haproxyThreads, directory: directory)
+            defer { haproxy.child.stop() }
+            let relayCipher = negotiatedCipher(port: relay.port, alpn: RelayProtocol.alpnToken)
+            let haproxyCipher = negotiatedCipher(port: haproxy.port, alpn: RelayProtocol.alpnToken)
+            let sinkCipher = negotiatedCipher(port: sink.port, alpn: nil)
+            notes.append("TLS 1.3 suites negotiated (client offering AES-128-GCM first, as BoringSSL does): relay \(relayCipher), haproxy front \(haproxyCipher), sink (haproxy's backend leg is pinned to TLS_AES_128_GCM_SHA256) \(sinkCipher)")
+            notes.append("relay-server: \(System.coreCount) event loop threads (default); haproxy 2.6: nbthread \(self.haproxyThreads), mode tcp, tune defaults")
+
+            var table = Table(columns: [
+                .init("sessions", .right), .init("peer", .left), .init("MB/s", .right), .init("peer CPU s", .right),
+                .init("peer CPU/wall", .right), .init("MB per peer CPU-s", .right), .init("bench CPU/wall", .right), .init("errors", .right),
+            ])
+            var latencyTable = Table(columns: [
+                .init("peer", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right), .init("max µs", .right), .init("load sessions", .right),
+            ])
+            var ratios: [String] = []
+            let largest = self.sessionCounts.max()!
+            for count in self.sessionCounts {
+                var pair: [String: ThroughputResult] = [:]
+                for peer in [Peer.relay, .haproxy] {
+                    let hosts = Array(accounts.hosts[nextHost..<(nextHost + count + 1)])
+                    if peer == .relay { nextHost += count + 1 }
+                    let withLatency = count == largest && self.latencySamples > 0
+                    let result = try await runThroughput(
+                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0,
+                        relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, trust: trust, group: group
+                    )
+                    pair[peer.rawValue] = result
+                    table.add([
+                        "\(count)", peer.rawValue, formatFixed(result.megabytesPerSecond, 1), formatFixed(result.peerCPU, 2),
+                        formatFixed(result.peerCPU / result.wall, 2), formatFixed(result.megabytesPerCPUSecond, 1),
+                        formatFixed(result.benchCPU / result.wall, 2), "\(result.errors)",
+                    ])
+                    if let first = result.firstError { notes.append("\(peer.rawValue), \(count) sessions: \(result.errors) errors, first: \(first)") }
+                    if !result.rtts.isEmpty {
+                        let sorted = result.rtts.sorted()
+                        latencyTable.add([peer.rawValue, "\(sorted.count)", formatFixed(percentile(sorted, 50), 0), formatFixed(percentile(sorted, 99), 0), formatFixed(sorted.last!, 0), "\(count)"])
+                    }
+                    results.append(("throughput_\(peer.rawValue)_\(count)", result.json))
+                }
+                if let r = pair["relay"], let h = pair["haproxy"] {
+                    let wallRatio = r.megabytesPerSecond / h.megabytesPerSecond
+                    let cpuRatio = r.megabytesPerCPUSecond / h.megabytesPerCPUSecond
+                    ratios.append("\(count) sessions: relay/haproxy \(formatFixed(wallRatio, 2)) by wall clock, \(formatFixed(cpuRatio, 2)) per peer CPU-second → \(cpuRatio >= 1 ? "PASS" : "FAIL") (target ≥ 1.0 per busy core)")
+                    results.append(("ratio_\(count)", .object([("wall", .double(wallRatio)), ("per_cpu_second", .double(cpuRatio)), ("pass", .bool(cpuRatio >= 1))])))
+                    if !r.rtts.isEmpty, !h.rtts.isEmpty {
+                        let rp99 = percentile(r.rtts.sorted(), 99), hp99 = percentile(h.rtts.sorted(), 99)
+                        ratios.append("latency at \(count) sessions: relay p99 \(formatFixed(rp99, 0)) µs vs haproxy \(formatFixed(hp99, 0)) µs → \(rp99 <= hp99 ? "PASS" : "FAIL") (target p99 ≤ haproxy)")
+                        results.append(("latency_pass", .bool(rp99 <= hp99)))
+                    }
+                }
+            }
+            lines.append("")
+            lines.append("throughput: 64 KiB TileUpdate frames host → viewer, \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames (header + payload) received")
+            lines.append(table.rendered)
+            if !latencyTable.rows.isEmpty {
+                lines.append("")
+                lines.append("latency: 32-byte Clipboard frame, far side echoes it, ~100 Hz, round trip, during the load above")
+                lines.append(latencyTable.rendered)
+            }
+            lines.append("")
+            lines.append(contentsOf: ratios)
+            sink.close()
+        }
+
+        if idleSessions > 0 {
+            let relay = try await RelayProcess.start(binary: self.relayBinary, data: data, tls: tls, directory: directory)
+            defer { relay.child.stop() }
+            let result = try await runIdle(sessions: idleSessions, relay: relay, accounts: accounts, hosts: Array(accounts.hosts[0..<idleSessions]), trust: trust, group: group)
+            results.append(("idle", result.json))
+            lines.append("")
+            lines.append("idle: \(result.paired) of \(idleSessions) sessions paired in \(formatFixed(result.setupSeconds, 1)) s (relay CPU \(formatFixed(result.setupCPU, 1)) s, \(formatFixed(result.setupCPU * 1000 / Double(max(result.paired * 2, 1)), 2)) ms per connection)")
+            lines.append("  relay-server RSS before \(result.rssBefore) KiB, after \(result.rssAfter) KiB, delta \(result.rssAfter - result.rssBefore) KiB; fds \(result.fds)")
+            lines.append("  per session: \(formatFixed(result.kibPerSession, 1)) KiB → \(result.kibPerSession <= 64 ? "PASS" : "FAIL") (target ≤ 64 KiB)")
+            if let first = result.firstError { notes.append("idle: \(result.errors) errors, first: \(first)") }
+        }
+
+        if !notes.isEmpty {
+            lines.append("")
+            lines.append(contentsOf: notes.map { "note: \($0)" })
+        }
+        if self.json {
+            let object: JSON = .object([
+                ("benchmark", .string("relay")),
+                ("command", .string((["relay-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "))),
+                ("machine", machine.json),
+                ("settings", .object([
+                    ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
+                    ("latency_samples", .int(self.latencySamples)), ("tile_payload_bytes", .int(Self.tilePayload)),
+                    ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
+                ])),
+                ("results", .object(results)),
+                ("notes", .array(notes.map { .string($0) })),
+            ])
+            print(object.serialized())
+        } else {
+            print(lines.joined(separator: "\n"))
+        }
+    }
+}
+
+enum Peer: String { case relay, haproxy }
+
+// MARK: - Accounts
+
+struct Accounts {
+    struct Host { var id: String; var secret: String }
+    var engineerToken: String
+    var hosts: [Host]
+    var enrollSeconds: Double
+
+    static func create(binary: String, data: String, hosts count: Int) throws -> Accounts {
+        func object(_ text: String) throws -> [String: Any] {
+            guard let data = text.data(using: .utf8), let value = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw BenchError("not a JSON object: \(text)")
+            }
+            return value
+        }
+        let company = try object(try runTool(binary, ["company", "add", "bench", "--json", "--data", data]))
+        guard let companyID = company["id"] as? String else { throw BenchError("company add: no id") }
+        let engineer = try object(try runTool(binary, ["engineer", "add", "--company", companyID, "bench.engineer", "--json", "--data", data]))
+        guard let token = engineer["token"] as? String else { throw BenchError("engineer add: no token") }
+        let start = ContinuousClock.now
+        // Up to 8 `host enroll` processes at a time (each is mostly SQLite commit latency).
+        var hosts: [Host] = []
+        hosts.reserveCapacity(count)
+        var running: [(Process, Pipe, Pipe)] = []
+        var index = 0
+        func finishOldest() throws {
+            let (process, output, errors) = running.removeFirst()
+            process.waitUntilExit()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            guard process.terminationStatus == 0 else {
+                throw BenchError("host enroll failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+            }
+            let host = try object(String(decoding: data, as: UTF8.self))
+            guard let id = host["id"] as? String, let secret = host["secret"] as? String else { throw BenchError("host enroll: no id/secret") }
+            hosts.append(Host(id: id, secret: secret))
+        }
+        while index < count || !running.isEmpty {
+            if index < count, running.count < 8 {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: binary)
+                process.arguments = ["host", "enroll", "--company", companyID, "bench-host-\(index)", "--json", "--data", data]
+                let output = Pipe(), errors = Pipe()
+                process.standardOutput = output
+                process.standardError = errors
+                process.standardInput = FileHandle.nullDevice
+                try process.run()
+                running.append((process, output, errors))
+                index += 1
+            } else {
+                try finishOldest()
+            }
+        }
+        return Accounts(engineerToken: token, hosts: hosts, enrollSeconds: (ContinuousClock.now - start).seconds)
+    }
+}
+
+// MARK: - Peers
+
+struct RelayProcess {
+    var child: ChildProcess
+    var port: Int
+    var address: RelayAddress { RelayAddress(host: "127.0.0.1", port: self.port) }
+
+    static func start(binary: String, data: String, tls: TLSMaterial, directory: String) async throws -> RelayProcess {
+        let port = try freePort()
+        let admin = try freePort()
+        let child = try ChildProcess(
+            name: "relay-server", executable: binary,
+            arguments: ["serve", "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(admin)", "--data", data, "--cert", tls.certificatePath, "--key", tls.keyPath],
+            logPath: "\(directory)/relay-\(port).log"
+        )
+        try await waitForListener(port: port, timeout: 30, child: child)
+        return RelayProcess(child: child, port: port)
+    }
+}
+
+struct HAProxy {
+    var child: ChildProcess
+    var port: Int
+
+    static func start(tls: TLSMaterial, backendPort: Int, threads: Int, directory: String) async throws -> HAProxy {
+        guard let haproxy = which("haproxy") else { throw BenchError("haproxy is not installed (apt-get install -y haproxy)") }
+        let port = try freePort()
+        let configuration = """
+            global
+                nbthread \(threads)
+                maxconn 40000
+                ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+                ssl-default-bind-options ssl-min-ver TLSv1.3
+                ssl-default-server-ciphersuites TLS_AES_128_GCM_SHA256
+                ssl-default-server-options ssl-min-ver TLSv1.3
+            defaults
+                mode tcp
+                timeout connect 5s
+                timeout client 300s
+                timeout server 300s
+            frontend relay_in
+                bind 127.0.0.1:\(port) ssl crt \(tls.combinedPath) alpn \(RelayProtocol.alpnToken)
+                default_backend sink
+            backend sink
+                server sink 127.0.0.1:\(backendPort) ssl verify none
+
+            """
+        let path = "\(directory)/haproxy.cfg"
+        try configuration.write(toFile: path, atomically: true, encoding: .utf8)
+        let child = try ChildProcess(name: "haproxy", executable: haproxy, arguments: ["-f", path, "-db"], logPath: "\(directory)/haproxy.log")
+        try await waitForListener(port: port, timeout: 10, child: child)
+        return HAProxy(child: child, port: port)
+    }
+}
+
+/// The viewer behind haproxy: a NIO TLS 1.3 server with the same frame decoder as the
+/// RelayClient viewer; counts TileUpdate bytes and echoes Clipboard frames.
+final class Sink: Sendable {
+    let port: Int
+    private let channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    private let task: Task<Void, Never>
+
+    static func start(tls: TLSMaterial, group: any EventLoopGroup) async throws -> Sink {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.keyPath, format: .pem))
+        )
+        configuration.minimumTLSVersion = .tlsv13
+        let context = try NIOSSLContext(configuration: configuration)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: "127.0.0.1", port: 0) { child in
+                child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.maximumEncodablePayloadLength))
+                    try child.pipeline.syncOperations.addHandler(FrameEncoder())
+                    return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: child)
+                }
+            }
+        let port = channel.channel.localAddress?.port ?? 0
+        let counter = Counter()
+        let task = Task<Void, Never> {
+            _ = try? await channel.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask {
+                            try? await connection.executeThenClose { frames, outbound in
+                                for try await frame in frames {
+                                    if frame.type == .tileUpdate {
+                                        counter.add(frame.bytes.readableBytes)
+                                    } else if frame.type == .clipboard {
+                                        try await outbound.write(frame)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let sink = Sink(port: port, channel: channel, task: task, counter: counter)
+        return sink
+    }
+
+    private init(port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>, task: Task<Void, Never>, counter: Counter) {
+        self.port = port
+        self.channel = channel
+        self.task = task
+        self.receivedBox = counter
+    }
+
+    private let receivedBox: Counter
+    var receivedBytes: Int { self.receivedBox.value }
+
+    func close() {
+        self.channel.channel.close(promise: nil)
+        self.task.cancel()
+    }
+}

@@ -1,0 +1,289 @@
+// The load generator of `relay-bench relay`: sessions through relay-server or haproxy,
+// the same RelayClient connection code on the sending side for both.
+
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RelayClient
+import RelayWire
+
+struct ThroughputResult {
+    var peer: Peer
+    var sessions: Int
+    var bytes: Int
+    var wall: Double
+    var peerCPU: Double
+    var benchCPU: Double
+    var errors: Int
+    var firstError: String?
+    var rtts: [Double]
+
+    var megabytesPerSecond: Double { Double(self.bytes) / self.wall / 1e6 }
+    var megabytesPerCPUSecond: Double { Double(self.bytes) / self.peerCPU / 1e6 }
+
+    var json: JSON {
+        let sorted = self.rtts.sorted()
+        return .object([
+            ("peer", .string(self.peer.rawValue)), ("sessions", .int(self.sessions)), ("bytes", .int(self.bytes)),
+            ("wall_seconds", .double(self.wall)), ("mb_per_second", .double(self.megabytesPerSecond)),
+            ("peer_cpu_seconds", .double(self.peerCPU)), ("mb_per_peer_cpu_second", .double(self.megabytesPerCPUSecond)),
+            ("bench_cpu_seconds", .double(self.benchCPU)), ("errors", .int(self.errors)),
+            ("first_error", self.firstError.map { .string($0) } ?? .null),
+            ("latency_samples", .int(sorted.count)),
+            ("latency_p50_us", sorted.isEmpty ? .null : .double(percentile(sorted, 50))),
+            ("latency_p99_us", sorted.isEmpty ? .null : .double(percentile(sorted, 99))),
+            ("latency_max_us", sorted.isEmpty ? .null : .double(sorted.last!)),
+        ])
+    }
+}
+
+/// One connection's sending loop: batches of 64 KiB TileUpdate frames until `stop`.
+func sendTiles(_ connection: RelayConnection, stop: StopFlag) async throws {
+    var payload = ByteBuffer()
+    payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
+    let frame = try Frame(type: .tileUpdate, payload: payload)
+    let batch = Array(repeating: frame, count: RelayBenchmark.framesPerWrite)
+    while !stop.isSet {
+        try await connection.send(frames: batch)
+    }
+}
+
+/// Viewer side through the relay: counts TileUpdate bytes, echoes Clipboard frames.
+func viewerLoop(_ connection: RelayConnection, counter: Counter) async throws {
+    while let frame = try await connection.receiveFrame() {
+        switch frame.type {
+        case .tileUpdate: counter.add(frame.bytes.readableBytes)
+        case .clipboard: try await connection.send(frame: frame)
+        case .ping:
+            if case .ping(let ping) = try RelayMessage(frame) { try await connection.send(.pong(Pong(nonce: ping.nonce))) }
+        case .bye: return
+        default: continue
+        }
+    }
+}
+
+/// Round trips of a 32-byte Clipboard frame at ~100 Hz, in µs.
+func probeLatency(_ connection: RelayConnection, samples: Int) async throws -> [Double] {
+    var payload = ByteBuffer()
+    payload.writeRepeatingByte(0x5A, count: 32)
+    let frame = try Frame(type: .clipboard, payload: payload)
+    let clock = ContinuousClock()
+    var rtts: [Double] = []
+    rtts.reserveCapacity(samples)
+    var next = clock.now
+    while rtts.count < samples {
+        next = next.advanced(by: .milliseconds(10))
+        let start = clock.now
+        try await connection.send(frame: frame)
+        while true {
+            guard let answer = try await connection.receiveFrame() else { throw BenchError("the latency connection closed") }
+            if answer.type == .clipboard { break }
+            if answer.type == .ping, case .ping(let ping) = try RelayMessage(answer) {
+                try await connection.send(.pong(Pong(nonce: ping.nonce)))
+            }
+        }
+        rtts.append((clock.now - start).seconds * 1e6)
+        if next > clock.now { try await Task.sleep(until: next, clock: clock) } else { next = clock.now }
+    }
+    return rtts
+}
+
+enum SessionRole { case bulk, probe, idle }
+
+/// Opens one paired relay session and runs `hostBody` on the host side; the viewer runs
+/// `viewerLoop`. Both tasks go into `group`.
+func addRelaySession(
+    to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, token: String, host: Accounts.Host,
+    established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(), hostBody: @escaping @Sendable (RelayConnection) async throws -> Void
+) {
+    let registered = Signal()
+    group.addTask {
+        defer { registered.fire() }
+        do {
+            try await RelayConnection.withConnection(to: relay, trust: trust) { connection in
+                try await connection.hello(role: .host)
+                _ = try await connection.authenticate(host: .enrolled(hostID: host.id, secret: host.secret))
+                registered.fire()
+                _ = try await connection.waitForPairing()
+                established.add(1)
+                try await hostBody(connection)
+            }
+        } catch {
+            errors.record(error)
+            established.add(1)
+        }
+    }
+    group.addTask {
+        await registered.wait()
+        do {
+            try await RelayConnection.withConnection(to: relay, trust: trust) { connection in
+                try await connection.hello(role: .viewer)
+                _ = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
+                established.add(1)
+                paired.add(1)
+                try await viewerLoop(connection, counter: counter)
+            }
+        } catch {
+            errors.record(error)
+            established.add(1)
+        }
+    }
+}
+
+func waitUntil(_ condition: () -> Bool, timeout: Double) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while !condition() {
+        if ContinuousClock.now > deadline { return false }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return true
+}
+
+func runThroughput(
+    peer: Peer, sessions: Int, latencySamples: Int, relay: RelayProcess, haproxy: HAProxy, sink: Sink,
+    accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup
+) async throws -> ThroughputResult {
+    let stop = StopFlag()
+    let established = Counter()
+    let errors = ErrorLog()
+    let viewerCounter = Counter()
+    let rttBox = NIOLockedValueBox<[Double]>([])
+    let probeDone = StopFlag()
+    let startProbe = Signal()
+    let pid = peer == .relay ? relay.child.pid : haproxy.child.pid
+    let seconds = RelayBenchmarkSettings.seconds
+
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let probeBody: @Sendable (RelayConnection) async throws -> Void = { connection in
+            await startProbe.wait()
+            defer { probeDone.set() }
+            let rtts = try await probeLatency(connection, samples: latencySamples)
+            rttBox.withLockedValue { $0 = rtts }
+        }
+        let bulkBody: @Sendable (RelayConnection) async throws -> Void = { connection in try await sendTiles(connection, stop: stop) }
+        let total = sessions + (latencySamples > 0 ? 1 : 0)
+        switch peer {
+        case .relay:
+            for index in 0..<total {
+                addRelaySession(
+                    to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
+                    established: established, errors: errors, counter: viewerCounter, hostBody: index < sessions ? bulkBody : probeBody
+                )
+            }
+        case .haproxy:
+            let address = RelayAddress(host: "127.0.0.1", port: haproxy.port)
+            for index in 0..<total {
+                let body = index < sessions ? bulkBody : probeBody
+                group.addTask {
+                    do {
+                        try await RelayConnection.withConnection(to: address, trust: trust) { connection in
+                            established.add(2)
+                            try await body(connection)
+                        }
+                    } catch {
+                        errors.record(error)
+                        established.add(2)
+                    }
+                }
+            }
+        }
+        guard try await waitUntil({ established.value >= 2 * total }, timeout: 60) else {
+            stop.set(); startProbe.fire(); group.cancelAll()
+            throw BenchError("\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")")
+        }
+        let counter = peer == .relay ? viewerCounter : nil
+        func received() -> Int { counter?.value ?? sink.receivedBytes }
+        try await Task.sleep(for: RelayBenchmark.warmup)
+
+        let bytes0 = received(), cpu0 = processCPUSeconds(pid: pid), bench0 = processCPUTime(), start = ContinuousClock.now
+        startProbe.fire()
+        try await Task.sleep(for: .seconds(seconds))
+        if latencySamples > 0 {
+            _ = try await waitUntil({ probeDone.isSet }, timeout: Double(latencySamples) / 50 + 30)
+        }
+        let bytes1 = received(), cpu1 = processCPUSeconds(pid: pid), bench1 = processCPUTime(), wall = (ContinuousClock.now - start).seconds
+        stop.set()
+        // Let the senders notice, then close everything that is still open.
+        _ = try await waitUntil({ false }, timeout: 0.5)
+        group.cancelAll()
+        while true {
+            do { guard try await group.next() != nil else { break } } catch {}
+        }
+        return ThroughputResult(
+            peer: peer, sessions: sessions, bytes: bytes1 - bytes0, wall: wall, peerCPU: cpu1 - cpu0, benchCPU: (bench1 - bench0).seconds,
+            errors: errors.count, firstError: errors.first, rtts: rttBox.withLockedValue { $0 }
+        )
+    }
+}
+
+/// Seconds per throughput case, set once from the command line.
+enum RelayBenchmarkSettings {
+    nonisolated(unsafe) static var seconds: Double = 10
+}
+
+struct IdleResult {
+    var paired: Int
+    var setupSeconds: Double
+    var setupCPU: Double
+    var rssBefore: Int
+    var rssAfter: Int
+    var fds: Int
+    var errors: Int
+    var firstError: String?
+    var kibPerSession: Double { Double(self.rssAfter - self.rssBefore) / Double(max(self.paired, 1)) }
+
+    var json: JSON {
+        .object([
+            ("paired_sessions", .int(self.paired)), ("setup_seconds", .double(self.setupSeconds)), ("relay_setup_cpu_seconds", .double(self.setupCPU)),
+            ("rss_before_kib", .int(self.rssBefore)), ("rss_after_kib", .int(self.rssAfter)), ("kib_per_session", .double(self.kibPerSession)),
+            ("relay_fds", .int(self.fds)), ("errors", .int(self.errors)), ("first_error", self.firstError.map { .string($0) } ?? .null),
+            ("pass", .bool(self.kibPerSession <= 64)),
+        ])
+    }
+}
+
+func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup) async throws -> IdleResult {
+    let established = Counter()
+    let errors = ErrorLog()
+    let counter = Counter()
+    let release = Signal()
+    let pairedCount = Counter()
+    try await Task.sleep(for: .seconds(1))
+    let pid = relay.child.pid
+    let rssBefore = processStatusKiB(pid: pid)
+    let cpu0 = processCPUSeconds(pid: pid)
+    let start = ContinuousClock.now
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let body: @Sendable (RelayConnection) async throws -> Void = { _ in await release.wait() }
+        let batch = 100
+        var launched = 0
+        while launched < sessions {
+            let end = min(launched + batch, sessions)
+            for index in launched..<end {
+                addRelaySession(
+                    to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
+                    established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body
+                )
+            }
+            launched = end
+            _ = try await waitUntil({ established.value >= 2 * launched }, timeout: 60)
+        }
+        let setup = (ContinuousClock.now - start).seconds
+        let cpu1 = processCPUSeconds(pid: pid)
+        try await Task.sleep(for: .seconds(3))
+        let rssAfter = processStatusKiB(pid: pid)
+        let fds = openFileDescriptors(pid: pid)
+        let paired = pairedCount.value
+        release.fire()
+        _ = try await waitUntil({ false }, timeout: 1)
+        group.cancelAll()
+        while true {
+            do { guard try await group.next() != nil else { break } } catch {}
+        }
+        return IdleResult(
+            paired: paired, setupSeconds: setup, setupCPU: cpu1 - cpu0, rssBefore: rssBefore, rssAfter: rssAfter, fds: fds,
+            errors: errors.count, firstError: errors.first
+        )
+    }
+}

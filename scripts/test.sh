@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property and end-to-end tests over real TLS on loopback,
+# then a short libFuzzer run of the RelayWire decoder seeded with docs/PROTOCOL.md's vectors.
+#   scripts/test.sh                 everything
+#   FUZZ_SECONDS=0 scripts/test.sh  skip the fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/prerequisites.sh
+ensure_prerequisites
+
+echo "==> Building (debug, with tests)"
+swift build --build-tests
+echo "==> Running tests"
+swift test --skip-build
+
+fuzz_seconds="${FUZZ_SECONDS:-30}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+    echo "==> Fuzzing the frame decoder for ${fuzz_seconds} s"
+    scripts/fuzz.sh "$fuzz_seconds"
+fi
