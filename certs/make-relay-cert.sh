@@ -46,6 +46,16 @@ umask 077
 mkdir -p "$out" || die "cannot create the folder $out"
 [[ -w "$out" ]] || die "cannot write to $out"
 
+# Private keys must not end up in a git repository (this one or any other), unless the
+# folder is ignored there. RELAY_CERT_ALLOW_GIT=1 skips the check (e.g. etckeeper's /etc).
+if [[ "${RELAY_CERT_ALLOW_GIT:-0}" != 1 ]] && command -v git >/dev/null 2>&1 \
+    && git -C "$out" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+    && ! git -C "$out" check-ignore -q "$(cd "$out" && pwd)/relay-key.pem" 2>/dev/null; then
+    repo="$(git -C "$out" rev-parse --show-toplevel 2>/dev/null || true)"
+    rmdir "$out" 2>/dev/null || true
+    die "$out is inside the git repository $repo and not ignored there; give a folder outside it (e.g. /etc/supportrelay/tls or ~/relay-certs) so no private key is committed"
+fi
+
 ca_cert="$out/ca.pem"
 ca_key="$out/ca-key.pem"
 cert="$out/relay-cert.pem"

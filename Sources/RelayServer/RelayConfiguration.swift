@@ -73,6 +73,12 @@ struct RelayConfiguration: Sendable {
         var writeBufferHighWaterBytes: Int?
     }
 
+    static let fileKeys: Set<String> = [
+        "listen", "admin_listen", "data_directory", "certificate", "key", "node_name", "maximum_payload_bytes",
+        "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
+        "code_failure_limit", "free_auth_failures_per_minute", "event_loop_threads", "write_buffer_high_water_bytes",
+    ]
+
     /// Applies a JSON config file over the defaults.
     mutating func apply(configFile path: String) throws {
         let data: Data
@@ -85,7 +91,16 @@ struct RelayConfiguration: Sendable {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let file: File
         do {
+            // A misspelt key must not silently leave a default in force.
+            if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                let unknown = Set(object.keys).subtracting(Self.fileKeys).sorted()
+                guard unknown.isEmpty else {
+                    throw StoreError("the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))")
+                }
+            }
             file = try decoder.decode(File.self, from: data)
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError("the config file \(path) is not valid: \(error); see OPERATIONS.md \"Configuration\" for the keys")
         }
@@ -111,6 +126,9 @@ struct RelayConfiguration: Sendable {
     }
 
     func validate() throws {
+        guard (self.certificatePath == nil) == (self.keyPath == nil) else {
+            throw StoreError("certificate and key go together: give both, or neither for the self-signed development certificate")
+        }
         guard (1024...Frame.maximumEncodablePayloadLength).contains(self.maximumPayloadLength) else {
             throw StoreError("maximum_payload_bytes must be 1024…\(Frame.maximumEncodablePayloadLength), got \(self.maximumPayloadLength)")
         }

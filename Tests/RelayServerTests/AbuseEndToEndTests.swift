@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RelayClient
 import RelayWire
 import Synchronization
@@ -131,6 +132,31 @@ import Testing
                 let ack = try await agent.hello(role: .host)
                 #expect(ack.version == 1)
             }
+        }
+    }
+
+    @Test func tlsWithoutTheProtocolsALPNTokenIsClosed() async throws {
+        try await TestRelay.with { relay in
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
+            let context = try NIOSSLContext(configuration: configuration)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "localhost", port: relay.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            let answered = try await channel.executeThenClose { inbound, outbound in
+                try? await outbound.write(try Frame(.hello(Hello(role: .host, capabilities: .all, software: "no-alpn"))).bytes)
+                var bytes = 0
+                do {
+                    for try await chunk in inbound { bytes += chunk.readableBytes }
+                } catch {}
+                return bytes
+            }
+            #expect(answered == 0)  // no HelloAck: the relay closed right after the handshake
+            #expect(await eventually { relay.metric(#"relay_tls_handshakes_total{outcome="failed"}"#) == 1 })
         }
     }
 
@@ -302,5 +328,30 @@ import Testing
             }
             #expect(byIP?.kind == .tls)
         }
+    }
+}
+
+@Suite struct ConfigurationTests {
+    func write(_ json: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("relay-config-\(UUID().uuidString).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aConfigFileSetsKeysAndRejectsMistakes() throws {
+        var configuration = RelayConfiguration()
+        try configuration.apply(configFile: try self.write(#"{"listen": ":9443", "idle_timeout_seconds": 30, "code_failure_limit": 20}"#))
+        #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 9443))
+        #expect(configuration.idleTimeout == .seconds(30))
+        #expect(configuration.codeFailureLimit == 20)
+
+        var misspelt = RelayConfiguration()
+        #expect(throws: StoreError.self) { try misspelt.apply(configFile: try self.write(#"{"idle_timout_seconds": 30}"#)) }
+        var halfTLS = RelayConfiguration()
+        #expect(throws: StoreError.self) { try halfTLS.apply(configFile: try self.write(#"{"certificate": "/etc/relay/cert.pem"}"#)) }
+        var tooSmall = RelayConfiguration()
+        #expect(throws: StoreError.self) { try tooSmall.apply(configFile: try self.write(#"{"maximum_payload_bytes": 10}"#)) }
+        #expect(throws: StoreError.self) { try ListenAddress(parsing: "relay.example.com") }
+        #expect(try ListenAddress(parsing: "[::1]:7443") == ListenAddress(host: "::1", port: 7443))
     }
 }

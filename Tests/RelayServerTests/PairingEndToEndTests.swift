@@ -187,6 +187,14 @@ import Testing
             }
             #expect(error?.code == .unsupportedVersion)
             #expect(error?.message.contains("RelayWire 1") == true)
+            // A future Hello whose layout this relay cannot parse still gets the version answer.
+            let future = await relayError {
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { agent in
+                    try await agent.send(frame: try Frame(type: .hello, payload: ByteBuffer(bytes: [0x00, 0x02, 0xFF])))
+                    _ = try await agent.expectControl("HelloAck")
+                }
+            }
+            #expect(future?.code == .unsupportedVersion)
         }
     }
 

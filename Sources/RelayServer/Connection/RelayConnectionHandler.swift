@@ -163,6 +163,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         do {
             message = try RelayMessage(frame)
         } catch {
+            // A Hello of another version may have another layout: its first two bytes
+            // are the version in every version (PROTOCOL.md §5.1.1).
+            if frame.type == .hello, let version = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self),
+                version != RelayProtocol.version
+            {
+                self.perform(self.stateMachine.received(.hello(Hello(version: version, role: .host, capabilities: [], software: ""))))
+                return
+            }
             self.relay.metrics.protocolErrors.increment()
             self.perform(.fail(.malformedMessage, error.description))
             return
@@ -188,7 +196,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             let seconds = self.relay.configuration.idleTimeout.nanoseconds / 1_000_000_000
             self.sendBye(.idleTimeout, "nothing arrived for \(seconds) s; agents send Ping every 30 s")
         case let event as TLSUserEvent:
-            if case .handshakeCompleted = event { self.relay.metrics.tlsHandshakes.increment() }
+            if case .handshakeCompleted(let negotiated) = event {
+                // Only agents that offered the protocol's ALPN token are served (PROTOCOL.md §1).
+                guard negotiated == RelayProtocol.alpnToken else {
+                    self.relay.metrics.tlsFailures.increment()
+                    self.logger.info("TLS without the supportrelay/1 ALPN token", metadata: ["alpn": "\(negotiated ?? "none")"])
+                    self.stateMachine.close()
+                    context.close(promise: nil)
+                    return
+                }
+                self.relay.metrics.tlsHandshakes.increment()
+            }
             context.fireUserInboundEventTriggered(event)
         default:
             context.fireUserInboundEventTriggered(event)
