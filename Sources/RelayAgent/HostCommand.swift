@@ -84,23 +84,7 @@ struct HostCommand: AsyncParsableCommand {
                 throw AgentFailure(description: "the relay answered unexpectedly")
             }
             say("Engineer \(paired.peerName) is connected (session \(paired.sessionID), \(paired.mode)).")
-            while true {
-                guard let message = try await connection.receive() else {
-                    say("The relay closed the connection.")
-                    return
-                }
-                switch message {
-                case .bye(let bye):
-                    say("Session ended: \(bye.text)")
-                    return
-                case .ping(let ping):
-                    try await connection.send(.pong(Pong(nonce: ping.nonce)))
-                case .pong:
-                    continue
-                default:
-                    say("  \(describe(message))")
-                }
-            }
+            try await printPeerMessages(connection)
         }
     }
 }

@@ -93,3 +93,24 @@ func fail(_ error: any Error) -> AgentFailure {
     if let error = error as? RelayClientError { return AgentFailure(description: error.message) }
     return AgentFailure(description: "\(error)")
 }
+
+/// Prints the other side's messages until the session ends; answers the relay's Pings.
+func printPeerMessages(_ connection: RelayConnection) async throws {
+    while true {
+        guard let message = try await connection.receive() else {
+            say("Session ended: the relay closed the connection.")
+            return
+        }
+        switch message {
+        case .bye(let bye):
+            say("Session ended: \(bye.text)")
+            return
+        case .ping(let ping):
+            try await connection.send(.pong(Pong(nonce: ping.nonce)))
+        case .pong:
+            continue
+        default:
+            say("  \(describe(message))")
+        }
+    }
+}

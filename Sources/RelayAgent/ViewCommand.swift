@@ -99,23 +99,7 @@ struct ViewCommand: AsyncParsableCommand {
                 }
             }
             defer { group.cancelAll() }
-            while true {
-                guard let message = try await connection.receive() else {
-                    say("Session ended.")
-                    return
-                }
-                switch message {
-                case .bye(let bye):
-                    say("Session ended: \(bye.text)")
-                    return
-                case .ping(let ping):
-                    try await connection.send(.pong(Pong(nonce: ping.nonce)))
-                case .pong:
-                    continue
-                default:
-                    say("  \(describe(message))")
-                }
-            }
+            try await printPeerMessages(connection)
         }
     }
 }

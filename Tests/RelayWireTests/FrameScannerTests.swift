@@ -743,35 +743,6 @@ private func scanChecked(
 
 // MARK: - Seeded randomness
 
-/// SplitMix64: the same sequence for a seed on every platform.
-private struct ScanRandom: RandomNumberGenerator {
-    private var state: UInt64
+/// The suite's seeded generator (TestSupport.swift).
+private typealias ScanRandom = SeededRandom
 
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    static func caseSeed(base: UInt64, index: Int) -> UInt64 {
-        var mixer = ScanRandom(seed: base ^ (UInt64(index) &* 0xD1B5_4A32_D192_ED03))
-        return mixer.next()
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func oneIn(_ n: Int) -> Bool { self.int(0..<n) == 0 }
-    mutating func pick<C: Collection>(_ collection: C) -> C.Element { collection.randomElement(using: &self)! }
-    mutating func bits<T: FixedWidthInteger>(_: T.Type) -> T { T(truncatingIfNeeded: self.next()) }
-
-    /// 1…`maximum`, spread evenly over orders of magnitude.
-    mutating func logUniformSize(maximum: Int) -> Int {
-        let exponent = self.int(0...(Int.bitWidth - 1 - maximum.leadingZeroBitCount))
-        let low = 1 << exponent
-        return min(maximum, self.int(low...(2 * low - 1)))
-    }
-}

@@ -55,24 +55,26 @@ func emit(json: Bool, _ object: [String: any Sendable], text: String) {
 func adminAction<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as StoreError {
-        throw CommandFailure(error.description)
-    } catch let error as CommandFailure {
-        throw error
     } catch {
-        throw CommandFailure("\(error)")
+        throw CommandFailure(reporting: error)
     }
 }
 
 func adminAction<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
-    } catch let error as StoreError {
-        throw CommandFailure(error.description)
-    } catch let error as CommandFailure {
-        throw error
     } catch {
-        throw CommandFailure("\(error)")
+        throw CommandFailure(reporting: error)
+    }
+}
+
+extension CommandFailure {
+    init(reporting error: any Error) {
+        if let failure = error as? CommandFailure {
+            self = failure
+        } else {
+            self.init("\(error)")
+        }
     }
 }
 
