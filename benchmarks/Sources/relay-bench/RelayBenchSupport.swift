@@ -276,3 +276,8 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     let rank = Int((p / 100 * Double(sorted.count)).rounded(.up))
     return sorted[min(max(rank - 1, 0), sorted.count - 1)]
 }
+
+/// A progress line on standard error (the tables and JSON go to standard output).
+func progress(_ text: String) {
+    FileHandle.standardError.write(Data("[relay-bench] \(text)\n".utf8))
+}

@@ -104,6 +104,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             notes.append("idle sessions limited to \(idleSessions) (RLIMIT_NOFILE \(limits.soft): each session is 2 fds here and 2 in relay-server; relay maximum_connections 20000)")
         }
         let data = "\(directory)/data"
+        progress("enrolling \(max(throughputHosts, idleSessions)) hosts")
         let accounts = try Accounts.create(binary: self.relayBinary, data: data, hosts: max(throughputHosts, idleSessions))
         notes.append("enrolled \(accounts.hosts.count) hosts with `relay-server host enroll` in \(formatFixed(accounts.enrollSeconds, 1)) s (\(formatFixed(accounts.enrollSeconds * 1000 / Double(max(accounts.hosts.count, 1)), 1)) ms each, 8 at a time)")
         var nextHost = 0
@@ -115,6 +116,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             let sink = try await Sink.start(tls: tls, group: group)
             let haproxy = try await HAProxy.start(tls: tls, backendPort: sink.port, threads: self.haproxyThreads, directory: directory)
             defer { haproxy.child.stop() }
+            progress("relay-server pid \(relay.child.pid) port \(relay.port), haproxy pid \(haproxy.child.pid) port \(haproxy.port), sink port \(sink.port)")
             let relayCipher = negotiatedCipher(port: relay.port, alpn: RelayProtocol.alpnToken)
             let haproxyCipher = negotiatedCipher(port: haproxy.port, alpn: RelayProtocol.alpnToken)
             let sinkCipher = negotiatedCipher(port: sink.port, alpn: nil)
@@ -133,9 +135,10 @@ struct RelayBenchmark: AsyncParsableCommand {
             for count in self.sessionCounts {
                 var pair: [String: ThroughputResult] = [:]
                 for peer in [Peer.relay, .haproxy] {
-                    let hosts = Array(accounts.hosts[nextHost..<(nextHost + count + 1)])
+                    let hosts = peer == .relay ? Array(accounts.hosts[nextHost..<(nextHost + count + 1)]) : []
                     if peer == .relay { nextHost += count + 1 }
                     let withLatency = count == largest && self.latencySamples > 0
+                    progress("throughput: \(peer.rawValue), \(count) sessions")
                     let result = try await runThroughput(
                         peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0,
                         relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, trust: trust, group: group
@@ -181,6 +184,7 @@ struct RelayBenchmark: AsyncParsableCommand {
         if idleSessions > 0 {
             let relay = try await RelayProcess.start(binary: self.relayBinary, data: data, tls: tls, directory: directory)
             defer { relay.child.stop() }
+            progress("idle: \(idleSessions) sessions")
             let result = try await runIdle(sessions: idleSessions, relay: relay, accounts: accounts, hosts: Array(accounts.hosts[0..<idleSessions]), trust: trust, group: group)
             results.append(("idle", result.json))
             lines.append("")
@@ -302,7 +306,7 @@ struct HAProxy {
         let configuration = """
             global
                 nbthread \(threads)
-                maxconn 40000
+                maxconn 9000
                 ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
                 ssl-default-bind-options ssl-min-ver TLSv1.3
                 ssl-default-server-ciphersuites TLS_AES_128_GCM_SHA256

@@ -7,6 +7,9 @@ import NIOCore
 import NIOPosix
 import RelayClient
 import RelayWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct ThroughputResult {
     var peer: Peer
@@ -39,13 +42,28 @@ struct ThroughputResult {
 }
 
 /// One connection's sending loop: batches of 64 KiB TileUpdate frames until `stop`.
-func sendTiles(_ connection: RelayConnection, stop: StopFlag) async throws {
+/// Bytes handed to RelayConnection.send by all senders (diagnostics).
+let sentBytes = Counter()
+
+/// Bytes a sender may run ahead of what the viewers have received, per session. Without
+/// it, RelayConnection.send returns long before the bytes are on the socket (writability
+/// reaches the writer late when the event loops are busy), senders queue tens of GB and
+/// the bench's event loops stop reading for the viewers.
+let windowPerSession = 4 << 20
+
+func sendTiles(_ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, received: @escaping @Sendable () -> Int) async throws {
     var payload = ByteBuffer()
     payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
     let frame = try Frame(type: .tileUpdate, payload: payload)
     let batch = Array(repeating: frame, count: RelayBenchmark.framesPerWrite)
     while !stop.isSet {
+        while sent.value - received() > window, !stop.isSet {
+            try await Task.sleep(for: .microseconds(500))
+        }
         try await connection.send(frames: batch)
+        sentBytes.add(batch.count * frame.bytes.readableBytes)
+        sent.add(batch.count * frame.bytes.readableBytes)
+        await Task.yield()
     }
 }
 
@@ -161,7 +179,17 @@ func runThroughput(
             let rtts = try await probeLatency(connection, samples: latencySamples)
             rttBox.withLockedValue { $0 = rtts }
         }
-        let bulkBody: @Sendable (RelayConnection) async throws -> Void = { connection in try await sendTiles(connection, stop: stop) }
+        // Senders start only when every session is set up, so that set-up is not starved.
+        let go = Signal()
+        let caseSent = Counter()
+        let sinkBaseline = sink.receivedBytes
+        let window = windowPerSession * sessions
+        let isRelay = peer == .relay
+        let receivedSoFar: @Sendable () -> Int = { isRelay ? viewerCounter.value : sink.receivedBytes - sinkBaseline }
+        let bulkBody: @Sendable (RelayConnection) async throws -> Void = { connection in
+            await go.wait()
+            try await sendTiles(connection, stop: stop, sent: caseSent, window: window, received: receivedSoFar)
+        }
         let total = sessions + (latencySamples > 0 ? 1 : 0)
         switch peer {
         case .relay:
@@ -189,20 +217,37 @@ func runThroughput(
             }
         }
         guard try await waitUntil({ established.value >= 2 * total }, timeout: 60) else {
-            stop.set(); startProbe.fire(); group.cancelAll()
+            stop.set(); go.fire(); startProbe.fire(); group.cancelAll()
             throw BenchError("\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")")
         }
+        progress("  \(established.value / 2) sessions up")
+        go.fire()
         let counter = peer == .relay ? viewerCounter : nil
         func received() -> Int { counter?.value ?? sink.receivedBytes }
         try await Task.sleep(for: RelayBenchmark.warmup)
 
         let bytes0 = received(), cpu0 = processCPUSeconds(pid: pid), bench0 = processCPUTime(), start = ContinuousClock.now
         startProbe.fire()
-        try await Task.sleep(for: .seconds(seconds))
+        // Watchdog: RelayConnection.send does not always wait for the socket (see RESULTS.md);
+        // stop the case early if this process's RSS runs away.
+        let runaway = StopFlag()
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            if processStatusKiB(pid: getpid()) > 3_000_000 {
+                runaway.set()
+                errors.record(BenchError("bench RSS above 3 GB after \(formatFixed((ContinuousClock.now - start).seconds, 1)) s: sends were not back-pressured; case stopped early"))
+                probeDone.set()
+                break
+            }
+        }
         if latencySamples > 0 {
             _ = try await waitUntil({ probeDone.isSet }, timeout: Double(latencySamples) / 50 + 30)
         }
         let bytes1 = received(), cpu1 = processCPUSeconds(pid: pid), bench1 = processCPUTime(), wall = (ContinuousClock.now - start).seconds
+        // Errors until now; the teardown below cancels connections on purpose.
+        let errorCount = errors.count, firstError = errors.first
+        progress("  measured; closing (handed to send: \(sentBytes.value / 1_000_000) MB in total so far, received in window: \((bytes1 - bytes0) / 1_000_000) MB)")
         stop.set()
         // Let the senders notice, then close everything that is still open.
         _ = try await waitUntil({ false }, timeout: 0.5)
@@ -212,7 +257,7 @@ func runThroughput(
         }
         return ThroughputResult(
             peer: peer, sessions: sessions, bytes: bytes1 - bytes0, wall: wall, peerCPU: cpu1 - cpu0, benchCPU: (bench1 - bench0).seconds,
-            errors: errors.count, firstError: errors.first, rtts: rttBox.withLockedValue { $0 }
+            errors: errorCount, firstError: firstError, rtts: rttBox.withLockedValue { $0 }
         )
     }
 }
@@ -273,6 +318,7 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
         let cpu1 = processCPUSeconds(pid: pid)
         try await Task.sleep(for: .seconds(3))
         let rssAfter = processStatusKiB(pid: pid)
+        let errorCount = errors.count, firstError = errors.first
         let fds = openFileDescriptors(pid: pid)
         let paired = pairedCount.value
         release.fire()
@@ -283,7 +329,7 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
         }
         return IdleResult(
             paired: paired, setupSeconds: setup, setupCPU: cpu1 - cpu0, rssBefore: rssBefore, rssAfter: rssAfter, fds: fds,
-            errors: errors.count, firstError: errors.first
+            errors: errorCount, firstError: firstError
         )
     }
 }
