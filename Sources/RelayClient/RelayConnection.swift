@@ -46,13 +46,22 @@ public struct RelayAddress: Sendable, Hashable, CustomStringConvertible {
 /// The sending half of a ``RelayConnection``; Sendable, so a task can send while another receives.
 public struct RelaySender: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    let window: SendWindow
 
     public func send(_ message: RelayMessage) async throws {
-        try await self.outbound.write(try Frame(message))
+        try await self.send(frames: [try Frame(message)])
     }
 
+    /// Sends frames with one flush; waits while more than the send window is unwritten.
     public func send(frames: [Frame]) async throws {
-        try await self.outbound.write(contentsOf: frames)
+        let bytes = frames.reduce(0) { $0 + $1.bytes.readableBytes }
+        await self.window.reserve(bytes)
+        do {
+            try await self.outbound.write(contentsOf: frames)
+        } catch {
+            self.window.release(bytes)  // never reached the channel
+            throw error
+        }
     }
 }
 
@@ -63,15 +72,17 @@ public struct RelaySender: Sendable {
 public final class RelayConnection {
     private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private let window: SendWindow
     private let observation: TrustObservation
     private let trust: RelayTrust
     public let address: RelayAddress
     /// The relay's largest accepted payload, from HelloAck (until then the protocol default).
     public internal(set) var maximumPayloadLength = Frame.defaultMaximumPayloadLength
 
-    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, observation: TrustObservation, trust: RelayTrust, address: RelayAddress) {
+    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, observation: TrustObservation, trust: RelayTrust, address: RelayAddress) {
         self.inbound = inbound.makeAsyncIterator()
         self.outbound = outbound
+        self.window = window
         self.observation = observation
         self.trust = trust
         self.address = address
@@ -83,6 +94,7 @@ public final class RelayConnection {
         trust: RelayTrust,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumPayloadLength: Int = Frame.maximumEncodablePayloadLength,
+        sendWindowBytes: Int = 1 << 20,
         _ body: (RelayConnection) async throws -> Result
     ) async throws -> Result {
         let configuration = try trust.clientConfiguration()
@@ -93,6 +105,7 @@ public final class RelayConnection {
             throw RelayClientError(.configuration, "cannot set up TLS: \(error)")
         }
         let observation = TrustObservation()
+        let window = SendWindow(limit: sendWindowBytes)
         // SNI and hostname checks take a DNS name; an IP literal gets neither.
         let serverHostname = address.host.contains(":") || address.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : address.host
         let channel: NIOAsyncChannel<Frame, Frame>
@@ -112,6 +125,7 @@ public final class RelayConnection {
                         try channel.pipeline.syncOperations.addHandler(HandshakeObserver(observation: observation))
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: maximumPayloadLength))
                         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
+                        try channel.pipeline.syncOperations.addHandler(SendWindowHandler(window: window))
                         return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -119,13 +133,13 @@ public final class RelayConnection {
             throw RelayClientError(.connect, "cannot connect to the relay at \(address): \(error); check the address and that relay-server is running and reachable")
         }
         return try await channel.executeThenClose { inbound, outbound in
-            let connection = RelayConnection(inbound: inbound, outbound: outbound, observation: observation, trust: trust, address: address)
+            let connection = RelayConnection(inbound: inbound, outbound: outbound, window: window, observation: observation, trust: trust, address: address)
             return try await body(connection)
         }
     }
 
     /// A Sendable handle for sending from another task.
-    public var sender: RelaySender { RelaySender(outbound: self.outbound) }
+    public var sender: RelaySender { RelaySender(outbound: self.outbound, window: self.window) }
 
     /// Sends one message.
     public func send(_ message: RelayMessage) async throws {
@@ -134,17 +148,13 @@ public final class RelayConnection {
 
     /// Sends one frame (peer messages pass through the relay untouched).
     public func send(frame: Frame) async throws {
-        do {
-            try await self.outbound.write(frame)
-        } catch {
-            throw self.translate(error)
-        }
+        try await self.send(frames: [frame])
     }
 
-    /// Sends several frames with one flush.
+    /// Sends several frames with one flush, waiting while the send window is full.
     public func send(frames: [Frame]) async throws {
         do {
-            try await self.outbound.write(contentsOf: frames)
+            try await self.sender.send(frames: frames)
         } catch {
             throw self.translate(error)
         }

@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
-import RelayClient
+@testable import RelayClient
 import RelayWire
 import Synchronization
 import Testing
@@ -266,6 +266,39 @@ import Testing
                 try await sending.value
                 #expect(received == total)
             }
+            // The host's own side stayed bounded too: its send window held the sender back.
+        }
+    }
+
+    @Test func manyFastSendersQueueOnlyTheirSendWindow() async throws {
+        // 8 sessions' hosts push as fast as they can while their viewers do not read:
+        // every sender must stall with at most its send window outstanding.
+        try await TestRelay.with { relay in
+            try await self.withPair(relay) { host, _ in
+                let frame = try Frame(.tileUpdate(TileUpdate(body: ByteBuffer(repeating: 1, count: 64 * 1024))))
+                let sender = host.sender
+                let sent = SentCounter()
+                let pushers = (0..<8).map { _ in
+                    Task {
+                        for _ in 0..<2000 {
+                            try await sender.send(frames: [frame])
+                            sent.count.add(1, ordering: .relaxed)
+                        }
+                    }
+                }
+                var last = -1
+                #expect(await eventually(within: .seconds(60)) {
+                    let now = sent.count.load(ordering: .relaxed)
+                    defer { last = now }
+                    try? await Task.sleep(for: .milliseconds(300))
+                    return now == last
+                })
+                // Kernel buffers and the relay hold some; the client holds at most its window.
+                let pushed = sent.count.load(ordering: .relaxed)
+                #expect(pushed < 16_000)
+                #expect(sender.window.outstanding <= (1 << 20) + 8 * (64 * 1024 + 4))
+                for pusher in pushers { pusher.cancel() }
+            }
         }
     }
 
@@ -354,4 +387,8 @@ import Testing
         #expect(throws: StoreError.self) { try ListenAddress(parsing: "relay.example.com") }
         #expect(try ListenAddress(parsing: "[::1]:7443") == ListenAddress(host: "::1", port: 7443))
     }
+}
+
+final class SentCounter: Sendable {
+    let count = Atomic<Int>(0)
 }
