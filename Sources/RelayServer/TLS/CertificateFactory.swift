@@ -37,52 +37,39 @@ enum CertificateFactory {
 
     /// A self-signed server certificate for `dnsNames`, valid for `days`.
     static func selfSigned(commonName: String, dnsNames: [String], days: Int = 825) throws -> Issued {
-        let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(commonName) }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
-            issuer: name,
-            subject: name,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames(dnsNames.map { .dnsName($0) })
-            },
-            issuerPrivateKey: .init(key)
-        )
-        return Issued(certificate: certificate, privateKey: key)
+        return try issue(subject: name, days: days, extensions: try serverExtensions(dnsNames), signedBy: nil)
     }
 
     /// A certificate authority that can sign server certificates (tests, `certs/` alternative).
     static func certificateAuthority(commonName: String) throws -> Issued {
-        let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(commonName) }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(3650 * 86_400),
-            issuer: name,
-            subject: name,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            },
-            issuerPrivateKey: .init(key)
-        )
-        return Issued(certificate: certificate, privateKey: key)
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+        }
+        return try issue(subject: name, days: 3650, extensions: extensions, signedBy: nil)
     }
 
     /// A server certificate for `dnsNames`, signed by `authority`.
     static func serverCertificate(dnsNames: [String], signedBy authority: Issued, days: Int = 90) throws -> Issued {
+        let name = try DistinguishedName { CommonName(dnsNames.first ?? "relay") }
+        return try issue(subject: name, days: days, extensions: try serverExtensions(dnsNames), signedBy: authority)
+    }
+
+    /// What a relay certificate says of itself: a leaf for TLS servers, DNS names only.
+    private static func serverExtensions(_ dnsNames: [String]) throws -> Certificate.Extensions {
+        try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth])
+            SubjectAlternativeNames(dnsNames.map { .dnsName($0) })
+        }
+    }
+
+    /// A new P-256 key and its certificate, valid from five minutes ago (clock skew) for
+    /// `days`; self-signed when `authority` is nil.
+    private static func issue(subject: DistinguishedName, days: Int, extensions: Certificate.Extensions, signedBy authority: Issued?) throws -> Issued {
         let key = P256.Signing.PrivateKey()
         let now = Date()
         let certificate = try Certificate(
@@ -91,15 +78,10 @@ enum CertificateFactory {
             publicKey: .init(key.publicKey),
             notValidBefore: now.addingTimeInterval(-300),
             notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
-            issuer: authority.certificate.subject,
-            subject: try DistinguishedName { CommonName(dnsNames.first ?? "relay") },
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames(dnsNames.map { .dnsName($0) })
-            },
-            issuerPrivateKey: .init(authority.privateKey)
+            issuer: authority?.certificate.subject ?? subject,
+            subject: subject,
+            extensions: extensions,
+            issuerPrivateKey: .init(authority?.privateKey ?? key)
         )
         return Issued(certificate: certificate, privateKey: key)
     }
