@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "RelayWire", targets: ["RelayWire"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
+        .library(name: "RelayScreen", targets: ["RelayScreen"]),
         .executable(name: "relay-server", targets: ["RelayServer"]),
         .executable(name: "relay-agent", targets: ["RelayAgent"]),
     ],
@@ -31,7 +32,23 @@ let package = Package(
         // The protocol: frames, messages, codecs. No I/O beyond NIOCore's ByteBuffer.
         .target(
             name: "RelayWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["CZlib", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // C libraries from the system (Debian: zlib1g-dev, libx11-dev libxext-dev libxtst-dev, libpng-dev).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CX11", pkgConfig: "x11 xext xtst", providers: [.apt(["libx11-dev", "libxext-dev", "libxtst-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // The host's screen sources (X11, PNG replay, synthetic scenes), PNG files, and the
+        // viewer-paced screen sessions of host and viewer.
+        .target(
+            name: "RelayScreen",
+            dependencies: [
+                "RelayWire", "RelayClient", "CX11", "CPNG",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         // The agent side of a relay connection: TLS with pinning, handshake, frames.
@@ -73,6 +90,7 @@ let package = Package(
             dependencies: [
                 "RelayWire",
                 "RelayClient",
+                "RelayScreen",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -96,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayWire", "RelayClient",
+                "RelayServer", "RelayWire", "RelayClient", "RelayScreen",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -106,7 +124,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayAgentTests",
-            dependencies: ["RelayAgent", "RelayWire"],
+            dependencies: [
+                "RelayAgent", "RelayWire", "RelayScreen", "RelayClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ],

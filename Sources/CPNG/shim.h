@@ -1,0 +1,2 @@
+// libpng for replay frames and viewer snapshots.
+#include <png.h>
