@@ -123,6 +123,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "RelayScreenTests",
+            dependencies: [
+                "RelayScreen", "RelayWire", "RelayClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "RelayAgentTests",
             dependencies: [
                 "RelayAgent", "RelayWire", "RelayScreen", "RelayClient",
