@@ -28,9 +28,6 @@ struct MalformedInputTests {
         case .tileUpdate:
             var random = SeededRandom(seed: 0x711E)
             result.append((.tileUpdate(TileUpdate(body: ByteBuffer(bytes: random.bytes(count: 70_000)))), 0))
-        case .tileUpdatePart:
-            var random = SeededRandom(seed: 0x711F)
-            result.append((.tileUpdatePart(TileUpdatePart(body: ByteBuffer(bytes: random.bytes(count: 3_000)))), 0))
         default:
             break
         }
@@ -91,9 +88,6 @@ struct MalformedInputTests {
                     // The body is whatever the frame holds, so any length is a valid update.
                     let expected = TileUpdate(body: frame.getSlice(at: Frame.headerLength, length: length)!)
                     #expect(try decodeSingleMessage(frame) == .tileUpdate(expected), reproduce(seed, "cut at \(length)"))
-                case .tileUpdatePart:
-                    let expected = TileUpdatePart(body: frame.getSlice(at: Frame.headerLength, length: length)!)
-                    #expect(try decodeSingleMessage(frame) == .tileUpdatePart(expected), reproduce(seed, "cut at \(length)"))
                 case .clipboard:
                     // The text is the rest of the payload: valid if cut between scalars.
                     if payload[length] & 0xC0 != 0x80 {
@@ -175,7 +169,7 @@ struct MalformedInputTests {
 
     // MARK: - Unknown types
 
-    @Test("each of the 238 type bytes that is not a MessageType is unknownMessageType")
+    @Test("each of the 239 type bytes that is not a MessageType is unknownMessageType")
     func unknownTypes() throws {
         var tested = 0
         for raw in UInt8.min...UInt8.max {
@@ -279,8 +273,6 @@ struct MalformedInputTests {
                 case .tileUpdate:
                     // A TileUpdate body fills its frame (PROTOCOL.md §5.2): extra bytes are body.
                     #expect(try decodeSingleMessage(frame) == .tileUpdate(TileUpdate(body: ByteBuffer(bytes: payload + extra))), reproduce(seed))
-                case .tileUpdatePart:
-                    #expect(try decodeSingleMessage(frame) == .tileUpdatePart(TileUpdatePart(body: ByteBuffer(bytes: payload + extra))), reproduce(seed))
                 case .clipboard:
                     // So does Clipboard text: extra bytes are text, or invalid UTF-8.
                     if let text = String(validating: payload + extra, as: UTF8.self) {

@@ -72,7 +72,6 @@ struct ProtocolDocumentTests {
         "tile-update": .tileUpdate(
             TileUpdate(body: ByteBuffer(bytes: [0x78, 0x9c, 0x62, 0x60, 0x00, 0x00, 0x00, 0xff, 0xff]))
         ),
-        "tile-update-part": .tileUpdatePart(TileUpdatePart(body: ByteBuffer(bytes: [0x00, 0x00, 0x00, 0x07, 0x78, 0x9c]))),
         "update-request-full-refresh": .updateRequest(UpdateRequest(requestID: 1, flags: .fullRefresh)),
         "update-request-incremental": .updateRequest(UpdateRequest(requestID: 0x0000_0102)),
         "pointer": .pointer(Pointer(x: 960, y: 540, buttons: .left)),

@@ -155,8 +155,6 @@ struct MessageGenerator {
             return .screenInit(ScreenInit(width: self.dimension(), height: self.dimension(), pixelFormat: .bgrx8888, name: self.text()))
         case .tileUpdate:
             return .tileUpdate(TileUpdate(body: self.tileBody()))
-        case .tileUpdatePart:
-            return .tileUpdatePart(TileUpdatePart(body: self.tileBody()))
         case .updateRequest:
             return .updateRequest(
                 UpdateRequest(requestID: self.random.integer(), flags: UpdateRequest.Flags(rawValue: self.random.bits()))
@@ -398,8 +396,6 @@ enum WireLayout {
             ]
         case .tileUpdate(let update):
             return [WireField("TileUpdate.body", .rest(Array(update.body.readableBytesView)))]
-        case .tileUpdatePart(let part):
-            return [WireField("TileUpdatePart.body", .rest(Array(part.body.readableBytesView)))]
         case .updateRequest(let request):
             return [WireField("UpdateRequest.requestID", .u32(request.requestID)), WireField("UpdateRequest.flags", .u8(request.flags.rawValue))]
         case .pointer(let pointer):

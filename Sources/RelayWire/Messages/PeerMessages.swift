@@ -34,14 +34,6 @@ public struct TileUpdate: Sendable, Hashable {
     public init(body: ByteBuffer) { self.body = body }
 }
 
-/// A leading piece of a TileUpdate body too large for one frame, host → viewer
-/// (PROTOCOL.md §5.2.7). The receiver appends the bodies of consecutive parts, in order,
-/// in front of the body of the TileUpdate that follows them.
-public struct TileUpdatePart: Sendable, Hashable {
-    public var body: ByteBuffer
-    public init(body: ByteBuffer) { self.body = body }
-}
-
 /// The viewer is ready for the next screen update, viewer → host (PROTOCOL.md §5.2).
 public struct UpdateRequest: Sendable, Hashable {
     public struct Flags: OptionSet, Sendable, Hashable {
@@ -122,16 +114,6 @@ extension ScreenInit {
 }
 
 extension TileUpdate {
-    init(payload buffer: inout ByteBuffer) {
-        self.body = buffer.readSlice(length: buffer.readableBytes)!
-    }
-
-    func encode(into buffer: inout ByteBuffer) {
-        buffer.writeImmutableBuffer(self.body)
-    }
-}
-
-extension TileUpdatePart {
     init(payload buffer: inout ByteBuffer) {
         self.body = buffer.readSlice(length: buffer.readableBytes)!
     }

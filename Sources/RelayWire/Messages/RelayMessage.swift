@@ -20,7 +20,6 @@ public enum RelayMessage: Sendable, Hashable {
     case pointer(Pointer)
     case key(Key)
     case clipboard(Clipboard)
-    case tileUpdatePart(TileUpdatePart)
 
     /// The frame type this message travels in.
     public var type: MessageType {
@@ -42,7 +41,6 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer: .pointer
         case .key: .key
         case .clipboard: .clipboard
-        case .tileUpdatePart: .tileUpdatePart
         }
     }
 
@@ -67,7 +65,6 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer: self = .pointer(try Pointer(payload: &payload))
         case .key: self = .key(try Key(payload: &payload))
         case .clipboard: self = .clipboard(try Clipboard(payload: &payload))
-        case .tileUpdatePart: self = .tileUpdatePart(TileUpdatePart(payload: &payload))
         }
         try payload.expectFullyRead(frame.type)
     }
@@ -92,7 +89,6 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer(let message): message.encode(into: &buffer)
         case .key(let message): message.encode(into: &buffer)
         case .clipboard(let message): message.encode(into: &buffer)
-        case .tileUpdatePart(let message): message.encode(into: &buffer)
         }
     }
 
@@ -100,7 +96,6 @@ public enum RelayMessage: Sendable, Hashable {
     var payloadSizeHint: Int {
         switch self {
         case .tileUpdate(let update): update.body.readableBytes
-        case .tileUpdatePart(let part): part.body.readableBytes
         case .clipboard(let clipboard): clipboard.text.utf8.count
         default: 64
         }
