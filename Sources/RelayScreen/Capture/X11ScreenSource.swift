@@ -1,0 +1,63 @@
+public import RelayWire
+import Synchronization
+
+/// The host's real screen (`--source x11[:DISPLAY]`): the root window of an X display,
+/// captured with MIT-SHM (`XShmGetImage` into a shared-memory image, about 1 ms per
+/// 1080p frame) or, where shared memory cannot be used (a display on another machine),
+/// with `XGetImage`; the viewer's input injected with XTest.
+///
+/// Frames are BGRX as the protocol sends them; the X screen must be TrueColor at depth 24
+/// or 32 with 8-bit red, green and blue. A resolution change (xrandr) is picked up at the
+/// next capture, which then returns a frame of the new size.
+///
+/// Thread safety: Xlib connections must not be used from two threads at once, and the
+/// host's session captures and injects from different tasks. The one X connection lives
+/// inside a `Mutex`, and every Xlib call on it happens under that lock.
+public final class X11ScreenSource: ScreenSource {
+    /// The display's name as Xlib resolved it (`:0`, `otherhost:0`).
+    public let name: String
+    private let connection: Mutex<X11Connection>
+
+    /// Opens `display`, or the one in `$DISPLAY` when `nil`.
+    public convenience init(display: String? = nil) throws(ScreenSourceError) {
+        try self.init(display: display, sharedMemory: true)
+    }
+
+    /// `sharedMemory: false` captures with XGetImage even where MIT-SHM works (tests).
+    init(display: String?, sharedMemory: Bool) throws(ScreenSourceError) {
+        let connection = try X11Connection(display: display, sharedMemory: sharedMemory)
+        self.name = connection.displayName
+        self.connection = Mutex(connection)
+    }
+
+    /// Whether captures use MIT-SHM (else `XGetImage` over the connection).
+    public var usesSharedMemory: Bool {
+        self.connection.withLock { $0.usesSharedMemory }
+    }
+
+    public func capture() throws -> Framebuffer {
+        try self.connection.withLock { connection throws(ScreenSourceError) -> Framebuffer in
+            try connection.capture()
+        }
+    }
+
+    /// Moves the pointer to the event's position, then presses and releases the buttons
+    /// that changed since the previous event. A wheel bit that turns on is one click of
+    /// X button 4 (up) or 5 (down), as RFB viewers send it.
+    public func inject(_ pointer: Pointer) throws {
+        try self.connection.withLock { connection throws(ScreenSourceError) in
+            try connection.inject(pointer)
+        }
+    }
+
+    /// Presses or releases the key that types `key.keysym` on the display's keyboard
+    /// mapping, adding Shift where the keysym is the key's shifted symbol. A keysym the
+    /// keyboard has no key for (`é` or Hangul on a US layout) is mapped onto a spare
+    /// keycode first, as xdotool and x11vnc do; the mapping is undone when the source
+    /// closes.
+    public func inject(_ key: Key) throws {
+        try self.connection.withLock { connection throws(ScreenSourceError) in
+            try connection.inject(key)
+        }
+    }
+}

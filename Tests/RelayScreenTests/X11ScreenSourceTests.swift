@@ -1,0 +1,203 @@
+import CX11
+import Foundation
+@testable import RelayScreen
+import RelayWire
+import Testing
+
+/// Whether an X server is reachable for these tests: scripts/test.sh starts Xvfb and sets
+/// DISPLAY; without one the X tests are skipped with the reason below.
+private let xDisplayIsSet: Bool = {
+    guard let display = ProcessInfo.processInfo.environment["DISPLAY"], !display.isEmpty else { return false }
+    return true
+}()
+
+// The tests move the one pointer and keyboard focus of the display: they run one at a time.
+@Suite(.serialized, .enabled(if: xDisplayIsSet, "no X display: set DISPLAY or run scripts/test.sh, which starts Xvfb"))
+struct X11ScreenSourceTests {
+    @Test(arguments: [true, false])
+    func capturesWhatAnXClientDrew(sharedMemory: Bool) throws {
+        let window = try TestWindow(x: 100, y: 80, width: 200, height: 120, background: 0x204060)
+        defer { window.close() }
+        window.fill(rgb: 0xFF8040, x: 20, y: 10, width: 50, height: 40)
+
+        let source = try X11ScreenSource(display: nil, sharedMemory: sharedMemory)
+        #expect(source.usesSharedMemory == sharedMemory)
+        #expect(source.name == ProcessInfo.processInfo.environment["DISPLAY"])
+        let frame = try source.capture()
+        #expect(frame.width == window.screenWidth && frame.height == window.screenHeight)
+        #expect(frame.rgb(x: 100 + 20, y: 80 + 10) == 0xFF8040)
+        #expect(frame.rgb(x: 100 + 69, y: 80 + 49) == 0xFF8040)
+        #expect(frame.rgb(x: 100 + 70, y: 80 + 50) == 0x204060)
+        #expect(frame.rgb(x: 100 + 19, y: 80 + 9) == 0x204060)
+        #expect(frame.rgb(x: 100 + 199, y: 80 + 119) == 0x204060)
+        // The window's neighbourhood is not the window's colour.
+        #expect(frame.rgb(x: 99, y: 79) != 0x204060)
+        #expect(stride(from: 3, to: frame.pixels.count, by: 4).allSatisfy { frame.pixels[$0] == 0 })
+
+        // A later capture sees a later drawing.
+        window.fill(rgb: 0x10E010, x: 0, y: 0, width: 10, height: 10)
+        let next = try source.capture()
+        #expect(next.rgb(x: 105, y: 85) == 0x10E010)
+        #expect(next.rgb(x: 120, y: 90) == 0xFF8040)
+    }
+
+    @Test func pointerMotionClicksAndWheelArriveAtTheWindow() throws {
+        let window = try TestWindow(x: 300, y: 200, width: 320, height: 240, background: 0x808080)
+        defer { window.close() }
+        let source = try X11ScreenSource()
+        try source.inject(Pointer(x: 350, y: 260, buttons: []))
+        try source.inject(Pointer(x: 360, y: 270, buttons: .left))
+        try source.inject(Pointer(x: 360, y: 270, buttons: []))
+        try source.inject(Pointer(x: 370, y: 280, buttons: .wheelDown))
+        try source.inject(Pointer(x: 370, y: 280, buttons: []))
+        try source.inject(Pointer(x: 370, y: 280, buttons: .right))
+        try source.inject(Pointer(x: 370, y: 280, buttons: [.right, .wheelUp]))
+        try source.inject(Pointer(x: 370, y: 280, buttons: []))
+
+        let buttons = window.events(count: 8, of: [ButtonPress, ButtonRelease]).map { event in
+            (event.type == ButtonPress ? "press" : "release", event.xbutton.button, event.xbutton.x, event.xbutton.y)
+        }
+        let expected: [(String, UInt32, Int32, Int32)] = [
+            ("press", 1, 60, 70), ("release", 1, 60, 70),
+            ("press", 5, 70, 80), ("release", 5, 70, 80),
+            ("press", 3, 70, 80), ("press", 4, 70, 80), ("release", 4, 70, 80), ("release", 3, 70, 80),
+        ]
+        #expect(buttons.count == expected.count)
+        for (got, want) in zip(buttons, expected) {
+            #expect(got == want)
+        }
+    }
+
+    @Test func keysArriveIncludingShiftedAndUnmappedKeysyms() throws {
+        let window = try TestWindow(x: 50, y: 50, width: 200, height: 100, background: 0xFFFFFF)
+        defer { window.close() }
+        window.focus()
+        let source = try X11ScreenSource()
+        // 'a'; 'A' (the shifted symbol of a's key); é and 가, which a US keyboard has no key
+        // for and which must be mapped onto a spare keycode; Return.
+        let keysyms: [UInt32] = [0x61, 0x41, 0xE9, 0x0100_AC00, 0x0100_AC00, Keysym.returnKey]
+        for keysym in keysyms {
+            try source.inject(Key(keysym: keysym, isDown: true))
+            try source.inject(Key(keysym: keysym, isDown: false))
+        }
+        let received = window.events(count: keysyms.count, of: [KeyPress]).map { window.keysym(of: $0) }
+        #expect(received == keysyms.map { UInt(KeySym($0)) })
+    }
+
+    @Test func theViewersOwnShiftIsNotDoubled() throws {
+        let window = try TestWindow(x: 50, y: 50, width: 200, height: 100, background: 0xFFFFFF)
+        defer { window.close() }
+        window.focus()
+        let source = try X11ScreenSource()
+        try source.inject(Key(keysym: 0xFFE1, isDown: true))
+        try source.inject(Key(keysym: 0x42, isDown: true))
+        try source.inject(Key(keysym: 0x42, isDown: false))
+        try source.inject(Key(keysym: 0xFFE1, isDown: false))
+        try source.inject(Key(keysym: 0x62, isDown: true))
+        try source.inject(Key(keysym: 0x62, isDown: false))
+        let received = window.events(count: 3, of: [KeyPress]).map { window.keysym(of: $0) }
+        #expect(received == [0xFFE1, 0x42, 0x62])
+    }
+
+    @Test func remappedKeycodesAreRestoredWhenTheSourceCloses() throws {
+        let keysym: UInt32 = 0x0100_AC01
+        #expect(try Self.keycodeOnAFreshConnection(for: keysym) == 0)
+        do {
+            let source = try X11ScreenSource()
+            try source.inject(Key(keysym: keysym, isDown: true))
+            try source.inject(Key(keysym: keysym, isDown: false))
+            #expect(try Self.keycodeOnAFreshConnection(for: keysym) != 0)
+        }
+        // The source is gone: its connection put the spare keycode back before closing.
+        #expect(try Self.keycodeOnAFreshConnection(for: keysym) == 0)
+    }
+
+    /// Xlib caches the keyboard mapping per connection: a new connection sees the current one.
+    private static func keycodeOnAFreshConnection(for keysym: UInt32) throws -> KeyCode {
+        guard let display = XOpenDisplay(nil) else { throw TestWindowError(message: "cannot open the X display in DISPLAY") }
+        defer { XCloseDisplay(display) }
+        return XKeysymToKeycode(display, KeySym(keysym))
+    }
+}
+
+/// A top-level X window drawn and watched by the test, on its own connection.
+final class TestWindow {
+    let display: OpaquePointer
+    let window: Window
+    let screenWidth: Int
+    let screenHeight: Int
+
+    init(x: Int32, y: Int32, width: UInt32, height: UInt32, background: UInt) throws {
+        guard let display = XOpenDisplay(nil) else {
+            throw TestWindowError(message: "cannot open the X display in DISPLAY")
+        }
+        self.display = display
+        let screen = XDefaultScreen(display)
+        self.screenWidth = Int(XDisplayWidth(display, screen))
+        self.screenHeight = Int(XDisplayHeight(display, screen))
+        let root = XRootWindow(display, screen)
+        var attributes = XSetWindowAttributes()
+        // No window manager may move it: the tests know where it is.
+        attributes.override_redirect = 1
+        attributes.background_pixel = background
+        attributes.event_mask = KeyPressMask | ButtonPressMask | ButtonReleaseMask | ExposureMask | StructureNotifyMask
+        self.window = XCreateWindow(display, root, x, y, width, height, 0, Int32(CopyFromParent), UInt32(InputOutput), nil,
+                                    UInt(CWOverrideRedirect | CWBackPixel | CWEventMask), &attributes)
+        XMapRaised(display, self.window)
+        XSync(display, 0)
+        _ = self.events(count: 1, of: [MapNotify])
+    }
+
+    func fill(rgb: UInt, x: Int32, y: Int32, width: UInt32, height: UInt32) {
+        let gc = XCreateGC(self.display, self.window, 0, nil)
+        XSetForeground(self.display, gc, rgb)
+        XFillRectangle(self.display, self.window, gc, x, y, width, height)
+        XFreeGC(self.display, gc)
+        XSync(self.display, 0)
+    }
+
+    func focus() {
+        XSetInputFocus(self.display, self.window, RevertToParent, 0)
+        XSync(self.display, 0)
+    }
+
+    /// The next `count` events of the given types (others, such as MappingNotify, are
+    /// handled or skipped), waiting up to five seconds.
+    func events(count: Int, of types: Set<Int32>) -> [XEvent] {
+        var found: [XEvent] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while found.count < count, ContinuousClock.now < deadline {
+            guard XPending(self.display) > 0 else {
+                usleep(5_000)
+                continue
+            }
+            var event = XEvent()
+            XNextEvent(self.display, &event)
+            if event.type == MappingNotify {
+                XRefreshKeyboardMapping(&event.xmapping)
+            } else if types.contains(event.type) {
+                found.append(event)
+            }
+        }
+        return found
+    }
+
+    /// The keysym a KeyPress types under its modifier state, as a client sees it.
+    func keysym(of event: XEvent) -> UInt {
+        var event = event
+        var keysym: KeySym = 0
+        var text = [CChar](repeating: 0, count: 16)
+        _ = XLookupString(&event.xkey, &text, Int32(text.count), &keysym, nil)
+        return keysym
+    }
+
+    func close() {
+        XDestroyWindow(self.display, self.window)
+        XCloseDisplay(self.display)
+    }
+}
+
+struct TestWindowError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { self.message }
+}
