@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Copy detection for the encoder (PROTOCOL.md §7.5): which changed tiles are content
+// that moved — a scrolled page, a dragged window — and can be sent as a copy from the
+// viewer's framebuffer instead of as pixels.
+//
+// Candidates are cheap guesses, and every tile a copy covers is verified by exact row
+// comparison before it is used, so a wrong guess costs time, never correctness.
+
+/// A BGRX image seen through a pointer, valid only inside a `withUnsafeBytes`.
+struct PixelView {
+    let base: UnsafeRawPointer
+    let width: Int
+    let height: Int
+
+    @inline(__always) var stride: Int { self.width &* 4 }
+
+    @inline(__always)
+    func row(_ y: Int, x: Int = 0) -> UnsafeRawPointer { self.base + (y &* self.stride &+ x &* 4) }
+}
+
+/// How content moved: a pixel at (x, y) in the previous frame is at (x + dx, y + dy) now.
+struct MotionVector: Hashable {
+    var dx: Int
+    var dy: Int
+}
+
+/// A tile of the encoder's grid, in pixels (edge tiles are smaller than 64×64).
+struct TileRect {
+    var x: Int
+    var y: Int
+    var width: Int
+    var height: Int
+}
+
+struct MotionSearch {
+    // Reused between updates: the previous frame's row hashes of one tile column, and
+    // the votes for each candidate offset.
+    private var oldRows: [UInt64: Int32] = [:]
+    private var votes: [MotionVector: Int] = [:]
+
+    /// How far (in pixels, each axis) the 2-D search looks for a moved window.
+    static let windowSearchRadius = 256
+    /// Pixels in a 2-D search probe: 16 pixels = 64 bytes, rarely repeated by chance.
+    static let probeWidth = 16
+
+    /// True when the tile's pixels in `new` equal the rectangle `vector` back in `old`.
+    static func tileMatches(_ tile: TileRect, old: PixelView, new: PixelView, vector: MotionVector) -> Bool {
+        let sourceX = tile.x - vector.dx
+        let sourceY = tile.y - vector.dy
+        guard sourceX >= 0, sourceY >= 0, sourceX + tile.width <= old.width, sourceY + tile.height <= old.height else {
+            return false
+        }
+        let length = tile.width &* 4
+        for row in 0..<tile.height {
+            if memcmp(new.row(tile.y &+ row, x: tile.x), old.row(sourceY &+ row, x: sourceX), length) != 0 {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Vertical scroll offsets: row hashes of a few changed tile columns in the new frame
+    /// matched against the same columns of the previous frame. Rows of one colour match
+    /// everywhere and rows that occur twice match ambiguously; both are left out.
+    mutating func verticalCandidates(
+        old: PixelView,
+        new: PixelView,
+        dirtyColumns: [Int],
+        dirtyRowsInColumn: (Int) -> [Int]
+    ) -> [MotionVector] {
+        self.votes.removeAll(keepingCapacity: true)
+        let tile = TileUpdateFormat.tileSize
+        for column in dirtyColumns {
+            let x = column * tile
+            let length = min(tile, new.width - x) &* 4
+            guard length >= 8 else { continue }
+            self.oldRows.removeAll(keepingCapacity: true)
+            for y in 0..<old.height {
+                let row = old.row(y, x: x)
+                if Self.isUniform(row, length: length) { continue }
+                let hash = Self.hash(row, length: length)
+                if let seen = self.oldRows[hash] {
+                    if seen >= 0 { self.oldRows[hash] = -1 }
+                } else {
+                    self.oldRows[hash] = Int32(y)
+                }
+            }
+            for tileRow in dirtyRowsInColumn(column) {
+                let top = tileRow * tile
+                for y in top..<min(top + tile, new.height) {
+                    let row = new.row(y, x: x)
+                    if Self.isUniform(row, length: length) { continue }
+                    guard let oldY = self.oldRows[Self.hash(row, length: length)], oldY >= 0, Int(oldY) != y else {
+                        continue
+                    }
+                    self.votes[MotionVector(dx: 0, dy: y - Int(oldY)), default: 0] += 1
+                }
+            }
+        }
+        return self.topCandidates(minimumVotes: 3)
+    }
+
+    /// Moves in any direction (a dragged window): short probes from changed tiles of the
+    /// new frame searched for in the previous frame within ``windowSearchRadius``.
+    mutating func windowCandidates(old: PixelView, new: PixelView, probeTiles: [TileRect]) -> [MotionVector] {
+        self.votes.removeAll(keepingCapacity: true)
+        let probeBytes = Self.probeWidth * 4
+        let radius = Self.windowSearchRadius
+        for tile in probeTiles {
+            guard let (probeX, probeY) = Self.probe(in: tile, new: new) else { continue }
+            let probe = new.row(probeY, x: probeX)
+            let head = probe.loadUnaligned(as: UInt64.self)
+            var found: [MotionVector] = []
+            var ambiguous = false
+            let lowX = max(0, probeX - radius)
+            let highX = min(old.width - Self.probeWidth, probeX + radius)
+            guard lowX <= highX else { continue }
+            search: for y in max(0, probeY - radius)...min(old.height - 1, probeY + radius) {
+                let row = old.row(y)
+                var x = lowX
+                while x <= highX {
+                    if row.loadUnaligned(fromByteOffset: x &* 4, as: UInt64.self) == head,
+                        memcmp(row + x &* 4, probe, probeBytes) == 0,
+                        x != probeX || y != probeY
+                    {
+                        found.append(MotionVector(dx: probeX - x, dy: probeY - y))
+                        if found.count > 4 {
+                            ambiguous = true
+                            break search
+                        }
+                    }
+                    x &+= 1
+                }
+            }
+            if ambiguous { continue }
+            for vector in found { self.votes[vector, default: 0] += 1 }
+        }
+        // One probe is enough to try a vector: tiles verify it exactly.
+        return self.topCandidates(minimumVotes: 1)
+    }
+
+    private func topCandidates(minimumVotes: Int) -> [MotionVector] {
+        self.votes.filter { $0.value >= minimumVotes }
+            .sorted { $0.value != $1.value ? $0.value > $1.value : ($0.key.dy, $0.key.dx) < ($1.key.dy, $1.key.dx) }
+            .prefix(4)
+            .map(\.key)
+    }
+
+    /// A probe position in the tile: the first place on a middle row where two
+    /// neighbouring pixels differ, so the probe is not a flat run that matches anywhere.
+    private static func probe(in tile: TileRect, new: PixelView) -> (Int, Int)? {
+        guard tile.width >= Self.probeWidth else { return nil }
+        // Rows 7 apart from the middle: not all on the same line of a 16-pixel text grid.
+        for step in 0..<min(12, tile.height) {
+            let y = tile.y + (tile.height / 2 + step * 7) % tile.height
+            let row = new.row(y)
+            var x = tile.x
+            while x + Self.probeWidth <= tile.x + tile.width {
+                if row.loadUnaligned(fromByteOffset: x * 4, as: UInt32.self)
+                    != row.loadUnaligned(fromByteOffset: x * 4 + 4, as: UInt32.self)
+                {
+                    return (x, y)
+                }
+                x += 1
+            }
+        }
+        return nil
+    }
+
+    @inline(__always)
+    static func isUniform(_ row: UnsafeRawPointer, length: Int) -> Bool {
+        memcmp(row, row + 4, length - 4) == 0
+    }
+
+    @inline(__always)
+    static func hash(_ row: UnsafeRawPointer, length: Int) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(length)
+        var offset = 0
+        while offset + 8 <= length {
+            hash = (hash ^ row.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+            hash ^= hash >> 29
+            offset += 8
+        }
+        if offset < length {
+            hash = (hash ^ UInt64(row.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) &* 0x0000_0100_0000_01B3
+            hash ^= hash >> 29
+        }
+        return hash
+    }
+}

@@ -1,0 +1,89 @@
+/// An error encoding or decoding a TileUpdate body in the tile-delta codec (PROTOCOL.md §7).
+///
+/// Like ``WireError``: an extensible ``Kind`` and a message with the numbers involved.
+/// A ``TileDecoder`` that throws one has left its framebuffer exactly as it was; the
+/// viewer ends the session with `Bye(protocol_error)` (PROTOCOL.md §7.7).
+public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What class of problem this is; stable, switchable, and listed in PROTOCOL.md §7.7.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable {
+            case truncated
+            case trailingBytes
+            case unknownEncoding
+            case rectOutOfBounds
+            case badPaletteIndex
+            case badPaletteSize
+            case runOverflow
+            case corruptDeflate
+            case inflateLimitExceeded
+            case sizeMismatch
+            case noScreen
+            case unexpectedPart
+            case frameTooLarge
+            case compressorFailed
+        }
+
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The body, or its inflated data, ended before the update's last field; or the
+        /// body's zlib bytes do not end in a sync flush.
+        public static let truncated = Kind(.truncated)
+        /// Inflated bytes remained after the last rectangle the update announced.
+        public static let trailingBytes = Kind(.trailingBytes)
+        /// A rectangle's encoding byte is not one of §7.4's.
+        public static let unknownEncoding = Kind(.unknownEncoding)
+        /// A rectangle (or a copy's source) is empty or reaches outside the framebuffer.
+        public static let rectOutOfBounds = Kind(.rectOutOfBounds)
+        /// A palette tile refers to a colour its palette does not have.
+        public static let badPaletteIndex = Kind(.badPaletteIndex)
+        /// A palette tile announces fewer than 2 or more than 16 colours.
+        public static let badPaletteSize = Kind(.badPaletteSize)
+        /// Run lengths in an RLE tile cover more (or fewer) pixels than its rectangle.
+        public static let runOverflow = Kind(.runOverflow)
+        /// The zlib bytes are not a valid continuation of the session's deflate stream.
+        public static let corruptDeflate = Kind(.corruptDeflate)
+        /// The body inflates to more than the decoder's limit (a decompression bomb).
+        public static let inflateLimitExceeded = Kind(.inflateLimitExceeded)
+        /// The update's geometry is not the framebuffer's (a missed ScreenInit).
+        public static let sizeMismatch = Kind(.sizeMismatch)
+        /// An update arrived before any ScreenInit gave the framebuffer a size.
+        public static let noScreen = Kind(.noScreen)
+        /// A part arrived for another request while an update was still continuing (§7.6).
+        public static let unexpectedPart = Kind(.unexpectedPart)
+        /// Encoder side: a frame wider or taller than a u16 can describe.
+        public static let frameTooLarge = Kind(.frameTooLarge)
+        /// Encoder side: zlib refused to deflate (out of memory).
+        public static let compressorFailed = Kind(.compressorFailed)
+
+        public var description: String {
+            switch self.base {
+            case .truncated: "truncated"
+            case .trailingBytes: "trailing bytes"
+            case .unknownEncoding: "unknown encoding"
+            case .rectOutOfBounds: "rect out of bounds"
+            case .badPaletteIndex: "bad palette index"
+            case .badPaletteSize: "bad palette size"
+            case .runOverflow: "run overflow"
+            case .corruptDeflate: "corrupt deflate"
+            case .inflateLimitExceeded: "inflate limit exceeded"
+            case .sizeMismatch: "size mismatch"
+            case .noScreen: "no screen"
+            case .unexpectedPart: "unexpected part"
+            case .frameTooLarge: "frame too large"
+            case .compressorFailed: "compressor failed"
+            }
+        }
+    }
+
+    public let kind: Kind
+    /// A sentence for a person: what was wrong, with the numbers involved.
+    public let message: String
+
+    package init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { "\(self.kind): \(self.message)" }
+}

@@ -1,0 +1,55 @@
+// The inflated layout of one TileUpdate part (PROTOCOL.md §7.2–§7.4), shared by the
+// encoder and the decoder so that both read the same constants.
+
+enum TileUpdateFormat {
+    /// The grid the encoder detects changes on and encodes by (§7.5). The decoder accepts
+    /// rectangles of any size; only the encoder keeps to the grid.
+    static let tileSize = 64
+
+    /// u16 width, u16 height, u8 flags, u32 rectangle count (§7.2).
+    static let partHeaderLength = 9
+    /// Flag bit 0 of a part header: more parts of the same update follow (§7.6).
+    static let continuesFlag: UInt8 = 0x01
+
+    /// u8 encoding, u16 x, y, width, height (§7.3).
+    static let rectHeaderLength = 9
+    /// Bytes per pixel value on the wire: blue, green, red (§7.3); the unused fourth byte
+    /// of a BGRX pixel is not sent and is 0 in the decoder's framebuffer.
+    static let pixelLength = 3
+
+    static let minimumPaletteSize = 2
+    static let maximumPaletteSize = 16
+
+    /// The smallest TileUpdate body limit `encodeParts` works with: one raw 64×64 tile
+    /// with its headers, deflated incompressibly, fits with room to spare.
+    static let minimumBodyLength = 32 * 1024
+
+    /// Bits per packed palette index for a palette of `size` colours (§7.4.3).
+    @inline(__always)
+    static func indexBits(paletteSize size: Int) -> Int {
+        size <= 2 ? 1 : (size <= 4 ? 2 : 4)
+    }
+
+    /// Bytes of one row of packed indices: rows start on a byte boundary (§7.4.3).
+    @inline(__always)
+    static func packedRowLength(width: Int, bits: Int) -> Int {
+        (width * bits + 7) / 8
+    }
+
+    /// Bytes of a run-length field for a run of `length` ≥ 1 pixels (§7.4.4): 255s and
+    /// a last byte below 255, summing to length − 1.
+    @inline(__always)
+    static func runLengthBytes(_ length: Int) -> Int {
+        (length - 1) / 255 + 1
+    }
+}
+
+/// The rectangle encodings of §7.4; the raw value is the byte on the wire.
+enum RectEncoding: UInt8 {
+    case copy = 0x01
+    case solid = 0x02
+    case packedPalette = 0x03
+    case paletteRLE = 0x04
+    case raw = 0x05
+    case rle = 0x06
+}

@@ -1,0 +1,204 @@
+@testable import RelayWire
+
+// Desktop-like frames for the tile codec tests: a wallpaper, a window with a title bar,
+// a scrollable page of anti-aliased text, a caret that types, and a noisy "video"
+// region. Everything is seeded, and frames are assembled from prerendered images with
+// row copies, so long sequences stay fast in debug builds.
+
+/// A prerendered image of glyphs: 96 printable characters, 8×16 cells, 8 grey levels,
+/// each glyph a seeded random 5×9 stroke pattern with a one-pixel soft edge.
+struct GlyphAtlas {
+    static let cellWidth = 8
+    static let cellHeight = 16
+    /// levels[glyph][y * 8 + x] in 0…7.
+    let levels: [[UInt8]]
+
+    init(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        var glyphs: [[UInt8]] = []
+        for code in 0..<96 {
+            var cell = [UInt8](repeating: 0, count: Self.cellWidth * Self.cellHeight)
+            if code != 0 {  // code 0 is the space
+                for y in 3..<12 {
+                    for x in 1..<6 where random.int(0..<3) == 0 { cell[y * Self.cellWidth + x] = 7 }
+                }
+                for y in 0..<Self.cellHeight {
+                    for x in 0..<Self.cellWidth where cell[y * Self.cellWidth + x] == 0 {
+                        let neighbours = [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)].filter { (nx, ny) in
+                            nx >= 0 && ny >= 0 && nx < Self.cellWidth && ny < Self.cellHeight && cell[ny * Self.cellWidth + nx] == 7
+                        }.count
+                        if neighbours > 0 { cell[y * Self.cellWidth + x] = UInt8(min(3, neighbours + random.int(0...1))) }
+                    }
+                }
+            }
+            glyphs.append(cell)
+        }
+        self.levels = glyphs
+    }
+
+    static func blend(_ foreground: UInt32, _ background: UInt32, level: UInt8) -> UInt32 {
+        var result: UInt32 = 0
+        for shift in stride(from: 0, through: 16, by: 8) {
+            let f = (foreground >> UInt32(shift)) & 0xFF
+            let b = (background >> UInt32(shift)) & 0xFF
+            result |= ((f * UInt32(level) + b * (7 - UInt32(level))) / 7) << UInt32(shift)
+        }
+        return result
+    }
+
+    /// Draws `text` with its first cell's top-left at (x, y), clipped to `image`.
+    func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into image: inout Framebuffer) {
+        for (offset, character) in text.enumerated() {
+            let glyph = self.levels[Int(character &- 32) % 96]
+            let left = x + offset * Self.cellWidth
+            for gy in 0..<Self.cellHeight where y + gy >= 0 && y + gy < image.height {
+                for gx in 0..<Self.cellWidth where left + gx >= 0 && left + gx < image.width {
+                    let level = glyph[gy * Self.cellWidth + gx]
+                    image.setRGB(Self.blend(foreground, background, level: level), x: left + gx, y: y + gy)
+                }
+            }
+        }
+    }
+}
+
+/// A tall page of text, prerendered: a window shows a viewport of it.
+struct TextDocument {
+    static let lineHeight = 16
+    var image: Framebuffer
+    let atlas: GlyphAtlas
+    static let background: UInt32 = 0xFAFAF5
+
+    init(width: Int, lines: Int, seed: UInt64, atlas: GlyphAtlas) {
+        self.atlas = atlas
+        self.image = Framebuffer(width: width, height: lines * Self.lineHeight, fill: Self.background)
+        var random = SeededRandom(seed: seed)
+        let columns = width / GlyphAtlas.cellWidth - 2
+        let inks: [UInt32] = [0x202020, 0x1040A0, 0xA02020]  // text, keywords, strings
+        for line in 0..<lines {
+            let length = random.oneIn(6) ? 0 : random.int(columns / 4...columns)
+            var text: [UInt8] = []
+            while text.count < length {
+                let word = random.int(1...9)
+                for _ in 0..<word { text.append(UInt8(random.int(33...126))) }
+                text.append(32)
+            }
+            text = Array(text.prefix(length))
+            atlas.draw(text, x: GlyphAtlas.cellWidth, y: line * Self.lineHeight,
+                       foreground: random.oneIn(5) ? random.pick(inks) : inks[0], background: Self.background, into: &self.image)
+        }
+    }
+}
+
+/// A desktop: wallpaper, one window showing a document viewport, optional video region.
+struct DesktopScene {
+    var width: Int
+    var height: Int
+    var wallpaper: Framebuffer
+    var document: TextDocument
+    /// The window's frame (title bar included) on the desktop.
+    var windowX: Int
+    var windowY: Int
+    var windowWidth: Int
+    var windowHeight: Int
+    /// The document row at the top of the viewport.
+    var scroll = 0
+    var video: (x: Int, y: Int, width: Int, height: Int)? = nil
+    var random: SeededRandom
+
+    static let titleHeight = 20
+
+    init(width: Int, height: Int, seed: UInt64) {
+        self.width = width
+        self.height = height
+        self.random = SeededRandom(seed: seed)
+        let atlas = GlyphAtlas(seed: seed ^ 0xA5A5)
+        // Wallpaper: bands of a soft gradient, so uncovered desktop is not one colour.
+        var wallpaper = Framebuffer(width: width, height: height, fill: 0)
+        for y in 0..<height {
+            for x in 0..<width {
+                let shade = UInt32((x / 24 + y / 24) % 6) * 6
+                wallpaper.setRGB(0x203050 &+ shade << 16 &+ shade << 8 &+ shade, x: x, y: y)
+            }
+        }
+        self.wallpaper = wallpaper
+        self.windowWidth = max(64, width * 3 / 4)
+        self.windowHeight = max(64, height * 3 / 4)
+        self.windowX = width / 10
+        self.windowY = height / 10
+        self.document = TextDocument(width: self.windowWidth - 12, lines: 4 * height / TextDocument.lineHeight + 40, seed: seed, atlas: atlas)
+    }
+
+    var viewportHeight: Int { self.windowHeight - Self.titleHeight }
+    var maximumScroll: Int { self.document.image.height - self.viewportHeight }
+
+    mutating func scroll(by pixels: Int) {
+        self.scroll = min(max(0, self.scroll + pixels), self.maximumScroll)
+    }
+
+    mutating func moveWindow(dx: Int, dy: Int) {
+        self.windowX = min(max(-self.windowWidth / 2, self.windowX + dx), self.width - 32)
+        self.windowY = min(max(0, self.windowY + dy), self.height - 32)
+    }
+
+    /// Types one character at the end of the line in the middle of the viewport.
+    mutating func type(_ character: UInt8, column: Int) {
+        let line = (self.scroll + self.viewportHeight / 2) / TextDocument.lineHeight
+        self.document.atlas.draw([character], x: GlyphAtlas.cellWidth * (1 + column), y: line * TextDocument.lineHeight,
+                                 foreground: 0x202020, background: TextDocument.background, into: &self.document.image)
+    }
+
+    func render() -> Framebuffer {
+        var frame = self.wallpaper
+        let stride = self.width * 4
+        frame.pixels.withUnsafeMutableBytes { out in
+            // Title bar, scroll bar track and thumb, document viewport, clipped to the screen.
+            let left = max(0, self.windowX)
+            let right = min(self.width, self.windowX + self.windowWidth)
+            guard left < right else { return }
+            let scrollbarX = self.windowX + self.windowWidth - 12
+            let thumbTop = self.scroll * (self.viewportHeight - 24) / max(1, self.maximumScroll)
+            self.document.image.pixels.withUnsafeBytes { doc in
+                let docStride = self.document.image.width * 4
+                for row in 0..<self.windowHeight {
+                    let y = self.windowY + row
+                    guard y >= 0, y < self.height else { continue }
+                    let line = out.baseAddress! + y * stride
+                    for x in left..<right {
+                        let colour: UInt32
+                        if row < Self.titleHeight {
+                            colour = row == Self.titleHeight - 1 ? 0x808080 : 0x3060C0
+                        } else if x >= scrollbarX {
+                            let inThumb = (row - Self.titleHeight) >= thumbTop && (row - Self.titleHeight) < thumbTop + 24
+                            colour = inThumb ? 0x909090 : 0xE0E0E0
+                        } else {
+                            continue
+                        }
+                        line.storeBytes(of: colour.littleEndian, toByteOffset: x * 4, as: UInt32.self)
+                    }
+                    if row >= Self.titleHeight {
+                        let docRow = self.scroll + row - Self.titleHeight
+                        let docLeft = left - self.windowX
+                        let docRight = min(right, scrollbarX) - self.windowX
+                        if docLeft < docRight {
+                            (line + left * 4).copyMemory(from: doc.baseAddress! + docRow * docStride + docLeft * 4, byteCount: (docRight - docLeft) * 4)
+                        }
+                    }
+                }
+            }
+        }
+        if let video = self.video {
+            var random = self.random
+            for y in video.y..<min(self.height, video.y + video.height) {
+                for x in video.x..<min(self.width, video.x + video.width) {
+                    frame.setRGB(UInt32(truncatingIfNeeded: random.next()) & 0xFFFFFF, x: x, y: y)
+                }
+            }
+        }
+        return frame
+    }
+
+    /// Advances the noisy region's seed, so the next render shows a new video frame.
+    /// (A fresh generator: a step of the same one would show the last frame shifted by one
+    /// pixel, which deflate finds.)
+    mutating func nextVideoFrame() { self.random = SeededRandom(seed: self.random.next()) }
+}
