@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "RelayWire", targets: ["RelayWire"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "RelayScreen", targets: ["RelayScreen"]),
+        .library(name: "RelayStore", targets: ["RelayStore"]),
         .executable(name: "relay-server", targets: ["RelayServer"]),
         .executable(name: "relay-agent", targets: ["RelayAgent"]),
     ],
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // The protocol: frames, messages, codecs. No I/O beyond NIOCore's ByteBuffer.
@@ -64,13 +66,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The relay's records: accounts, access log, usage history, audit log, legal holds;
+        // retention and export rules. SQLite (GRDB) behind store protocols.
+        .target(
+            name: "RelayStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "RelayServer",
             dependencies: [
                 "RelayWire",
+                "RelayStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -82,6 +95,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
@@ -114,11 +129,13 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayWire", "RelayClient", "RelayScreen",
+                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

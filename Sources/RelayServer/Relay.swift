@@ -3,16 +3,22 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import RelayStore
 import RelayWire
 
 /// State shared by every connection of one relay node: who waits to be paired, live
-/// sessions, throttling, the account store and metrics.
+/// sessions, throttling, the store, the usage journal and metrics.
 final class Relay: Sendable {
     let configuration: RelayConfiguration
-    let store: AccountStore
+    let store: any AccountStore & UsageStore
+    let eventLoopGroup: any EventLoopGroup
+    /// Where blocking store calls run, off the event loops.
     let threadPool: NIOThreadPool
     let metrics: RelayMetrics
     let logger: Logger
+    /// Sessions paired and ended, waiting for the ``UsageRecorder`` to write them.
+    let usage = UsageJournal()
+    let adminRateLimiter: NIOLockedValueBox<AdminRateLimiter>
 
     let pairing: NIOLockedValueBox<PairingBook<ConnectionLink, ConnectionLink>>
     let throttle: NIOLockedValueBox<AuthThrottle>
@@ -21,10 +27,12 @@ final class Relay: Sendable {
     private let pendingAccessEvents = NIOLockedValueBox<[AccessEvent]>([])
     private let shuttingDown = NIOLockedValueBox(false)
 
-    init(configuration: RelayConfiguration, store: AccountStore, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
+    init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.eventLoopGroup = eventLoopGroup
         self.threadPool = threadPool
+        self.adminRateLimiter = NIOLockedValueBox(AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
         self.metrics = metrics
         self.logger = logger
         self.pairing = NIOLockedValueBox(
@@ -66,8 +74,10 @@ final class Relay: Sendable {
 
     // MARK: Sessions
 
+    /// A session paired: its usage record is written at the recorder's next turn.
     func started(_ session: RelaySession) {
         self.sessions.withLockedValue { $0[session.id] = session }
+        self.usage.opened(session.usageRecord(relayNode: self.configuration.nodeName))
         self.metrics.sessionsPaired.increment()
         self.metrics.sessionsTotal.increment()
         self.logger.info(
@@ -80,8 +90,10 @@ final class Relay: Sendable {
         )
     }
 
+    /// A session ended: its record is closed with the reason and final counters.
     func ended(_ session: RelaySession) {
         guard self.sessions.withLockedValue({ $0.removeValue(forKey: session.id) }) != nil else { return }
+        self.usage.closed(session.usageClosure(endedAt: Date().milliseconds, reason: session.reason?.name ?? ByeReason.peerLeft.name))
         self.metrics.sessionsPaired.decrement()
         self.logger.info(
             "session ended",
@@ -135,6 +147,7 @@ final class Relay: Sendable {
             issued.viewer.deliver(.fail(.timeout, "support code \(issued.code) expired unused; ask the relay for a new code"))
         }
         self.throttle.withLockedValue { $0.prune(now: now) }
+        self.adminRateLimiter.withLockedValue { $0.prune(now: now) }
     }
 
     /// Ends every connection with Bye `relay_shutdown`; new connections are refused.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayStore
 import RelayWire
 
 /// A `HOST:PORT` listen address.
@@ -53,6 +54,18 @@ struct RelayConfiguration: Sendable {
     /// Peer bytes buffered for a slow reader before its peer stops being read.
     var writeBufferHighWater = 512 * 1024
     var writeBufferLowWater = 128 * 1024
+    /// How often running sessions' counters are written to the usage history: what a
+    /// crash can lose at most (OPERATIONS.md "Usage history").
+    var usageCheckpointInterval = Duration.seconds(30)
+    /// How long usage history and access log are kept (DESIGN.md "the retention rule").
+    var retention = RetentionPolicy.default
+    /// How often the retention purge runs.
+    var purgeInterval = Duration.seconds(3600)
+    /// Admin API requests per source address and per company: a burst, then so many a minute.
+    var adminRequestBurst = 10
+    var adminRequestsPerMinute = 10
+    /// How long a graceful shutdown waits for agents to close after Bye(relay_shutdown).
+    var shutdownGrace = TimeAmount.seconds(5)
 
     /// The keys a config file may set; all optional.
     struct File: Decodable {
@@ -71,12 +84,20 @@ struct RelayConfiguration: Sendable {
         var freeAuthFailuresPerMinute: Int?
         var eventLoopThreads: Int?
         var writeBufferHighWaterBytes: Int?
+        var usageCheckpointSeconds: Int?
+        var usageRetentionMonths: Int?
+        var accessLogRetentionMonths: Int?
+        var purgeIntervalSeconds: Int?
+        var adminRequestBurst: Int?
+        var adminRequestsPerMinute: Int?
     }
 
     static let fileKeys: Set<String> = [
         "listen", "admin_listen", "data_directory", "certificate", "key", "node_name", "maximum_payload_bytes",
         "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
         "code_failure_limit", "free_auth_failures_per_minute", "event_loop_threads", "write_buffer_high_water_bytes",
+        "usage_checkpoint_seconds", "usage_retention_months", "access_log_retention_months", "purge_interval_seconds",
+        "admin_request_burst", "admin_requests_per_minute",
     ]
 
     /// Applies a JSON config file over the defaults.
@@ -122,6 +143,12 @@ struct RelayConfiguration: Sendable {
             self.writeBufferHighWater = value
             self.writeBufferLowWater = value / 4
         }
+        if let value = file.usageCheckpointSeconds { self.usageCheckpointInterval = .seconds(value) }
+        if let value = file.usageRetentionMonths { self.retention.usageMonths = value }
+        if let value = file.accessLogRetentionMonths { self.retention.accessLogMonths = value }
+        if let value = file.purgeIntervalSeconds { self.purgeInterval = .seconds(value) }
+        if let value = file.adminRequestBurst { self.adminRequestBurst = value }
+        if let value = file.adminRequestsPerMinute { self.adminRequestsPerMinute = value }
         try self.validate()
     }
 
@@ -143,6 +170,16 @@ struct RelayConfiguration: Sendable {
         }
         guard self.writeBufferHighWater >= 16 * 1024 else {
             throw StoreError("write_buffer_high_water_bytes must be at least 16384")
+        }
+        guard self.usageCheckpointInterval >= .milliseconds(100), self.usageCheckpointInterval <= .seconds(3600) else {
+            throw StoreError("usage_checkpoint_seconds must be 1…3600 (30 is the default; a crash loses at most this much of the counters)")
+        }
+        try self.retention.validate()
+        guard self.purgeInterval >= .milliseconds(100), self.purgeInterval <= .seconds(86_400) else {
+            throw StoreError("purge_interval_seconds must be 1…86400 (3600, hourly, is the default)")
+        }
+        guard self.adminRequestBurst >= 1, self.adminRequestsPerMinute >= 1 else {
+            throw StoreError("admin_request_burst and admin_requests_per_minute must be at least 1")
         }
     }
 }

@@ -1,45 +1,100 @@
+import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RelayStore
 import RelayWire
+import ServiceLifecycle
 
-/// A running relay: the TLS listener for agents, the admin endpoint, and housekeeping.
-/// `relay-server serve` runs one; tests start them on port 0.
+/// A running relay: the TLS listener for agents, housekeeping, and the services that run
+/// beside it — the usage recorder, the retention purge, the admin API. `relay-server
+/// serve` runs one in a ServiceGroup; tests start them on port 0.
+///
+/// ``start(configuration:tls:store:logger:clock:now:)`` binds the agents' port at once;
+/// everything else runs in ``services``, which a ServiceGroup runs and shuts down in
+/// reverse order: the node first (Bye to every agent), then the admin API and the purge,
+/// then the usage recorder (records closed), then the thread pool and event loops.
 final class RelayNode: Sendable {
     let relay: Relay
     let group: MultiThreadedEventLoopGroup
     private let relayChannel: any Channel
-    private let adminChannel: any Channel
     private let housekeeping: RepeatedTask
+    private let adminChannel: NIOLockedValueBox<(any Channel)?>
+    private let adminReady: AsyncStream<Void>
+    /// The services to run, in start order.
+    let services: [any Service]
 
     /// The address agents connect to (with the real port when 0 was asked for).
     var relayAddress: SocketAddress { self.relayChannel.localAddress! }
-    var adminAddress: SocketAddress { self.adminChannel.localAddress! }
 
-    private init(relay: Relay, group: MultiThreadedEventLoopGroup, relayChannel: any Channel, adminChannel: any Channel, housekeeping: RepeatedTask) {
+    /// The admin API's address once it listens (with the real port when 0 was asked for).
+    var adminAddress: SocketAddress? { self.adminChannel.withLockedValue { $0?.localAddress } }
+
+    /// Waits until the admin API listens; nil if it stopped first.
+    func adminListening() async -> SocketAddress? {
+        for await _ in self.adminReady { break }
+        return self.adminAddress
+    }
+
+    private init(
+        relay: Relay, group: MultiThreadedEventLoopGroup, relayChannel: any Channel, housekeeping: RepeatedTask,
+        adminChannel: NIOLockedValueBox<(any Channel)?>, adminReady: AsyncStream<Void>, services: [any Service]
+    ) {
         self.relay = relay
         self.group = group
         self.relayChannel = relayChannel
-        self.adminChannel = adminChannel
         self.housekeeping = housekeeping
+        self.adminChannel = adminChannel
+        self.adminReady = adminReady
+        self.services = services
     }
 
-    static func start(configuration: RelayConfiguration, tls: RelayTLS, store: AccountStore, logger: Logger) async throws -> RelayNode {
+    static func start(
+        configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore, logger: Logger,
+        clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> RelayNode {
         try configuration.validate()
+        // Records a crash left open are closed at their last checkpoint before any new
+        // session can start (DESIGN.md "Usage history").
+        let recovered = try store.closeInterruptedSessions(relayNode: nil, reason: ByeReason.relayRestart.name, actor: "relay")
+        if recovered > 0 {
+            logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
-        let relay = Relay(configuration: configuration, store: store, threadPool: threadPool, metrics: RelayMetrics(), logger: logger)
+        let relay = Relay(configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, metrics: RelayMetrics(), logger: logger)
         do {
             let sslContext = try NIOSSLContext(configuration: tls.serverConfiguration())
             let relayChannel = try await Self.bindRelay(relay: relay, sslContext: sslContext, group: group)
-            let adminContext = try NIOSSLContext(configuration: tls.serverConfiguration(applicationProtocols: ["http/1.1"]))
-            let adminChannel = try await AdminEndpoint.bind(relay: relay, sslContext: adminContext, group: group)
             let housekeeping = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 relay.sweep()
             }
-            return RelayNode(relay: relay, group: group, relayChannel: relayChannel, adminChannel: adminChannel, housekeeping: housekeeping)
+            let adminReady = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let adminBox = NIOLockedValueBox<(any Channel)?>(nil)
+            let admin = try AdminServer.make(relay: relay, tls: tls.serverConfiguration(applicationProtocols: ["http/1.1"])) { channel in
+                adminBox.withLockedValue { $0 = channel }
+                adminReady.continuation.yield()
+            }
+            let lifecycle = NodeLifecycle()
+            let services: [any Service] = [
+                NodeResources(relay: relay, group: group),
+                UsageRecorder(relay: relay, clock: clock, interval: configuration.usageCheckpointInterval),
+                RetentionScheduler(
+                    store: store, policy: configuration.retention, clock: clock, interval: configuration.purgeInterval, now: now,
+                    threadPool: threadPool, logger: logger
+                ),
+                admin,
+                lifecycle,
+            ]
+            let node = RelayNode(
+                relay: relay, group: group, relayChannel: relayChannel, housekeeping: housekeeping, adminChannel: adminBox,
+                adminReady: adminReady.stream, services: services
+            )
+            lifecycle.node.withLockedValue { $0 = node }
+            return node
         } catch {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -72,8 +127,8 @@ final class RelayNode: Sendable {
     }
 
     /// Ends every session with Bye `relay_shutdown`, waits up to `grace` for connections
-    /// to close, then stops listening and releases the event loops.
-    func shutdown(grace: TimeAmount = .seconds(5)) async {
+    /// to close, then stops listening. The services that follow close the records.
+    func shutdown(grace: TimeAmount) async {
         try? await self.relayChannel.close()
         self.relay.beginShutdown()
         let deadline = NIODeadline.now() + grace
@@ -81,9 +136,5 @@ final class RelayNode: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         self.housekeeping.cancel()
-        try? await self.adminChannel.close()
-        self.relay.flushAccessLog()
-        try? await self.relay.threadPool.shutdownGracefully()
-        try? await self.group.shutdownGracefully()
     }
 }

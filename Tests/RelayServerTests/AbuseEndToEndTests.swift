@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 @testable import RelayClient
+import RelayStore
 import RelayWire
 import Synchronization
 import Testing

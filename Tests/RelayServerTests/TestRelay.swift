@@ -4,14 +4,19 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RelayClient
+import RelayStore
 import RelayWire
+import ServiceLifecycle
 
 @testable import RelayServer
 
-/// A relay node on loopback with its own data folder, test PKI and accounts.
+/// A relay node on loopback with its own data folder, test PKI and accounts, running its
+/// services (usage recorder, retention purge, admin API) in a ServiceGroup as `serve` does.
 final class TestRelay: @unchecked Sendable {
     let node: RelayNode
-    let store: AccountStore
+    let store: SQLiteStore
+    private let services: ServiceGroup
+    private let running: Task<Void, any Error>
     let dataDirectory: String
     let authority: CertificateFactory.Issued
     let server: CertificateFactory.Issued
@@ -23,6 +28,8 @@ final class TestRelay: @unchecked Sendable {
         let hostID: String
         let hostSecret: String
         let hostName: String
+        /// The company admin token, for the admin API.
+        let adminToken: String
     }
 
     let acme: Company
@@ -34,10 +41,12 @@ final class TestRelay: @unchecked Sendable {
     var ipAddress: RelayAddress { RelayAddress(host: "127.0.0.1", port: self.port) }
     var trust: RelayTrust { .certificateAuthorities([try! self.authority.nioCertificate()]) }
     var fingerprint: String { try! self.server.fingerprint }
+    /// The admin API's port (HTTPS, same certificate, name `localhost`).
+    var adminPort: Int { self.node.adminAddress!.port! }
 
     static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
-        let store = try AccountStore(dataDirectory: dataDirectory)
+        let store = try SQLiteStore(dataDirectory: dataDirectory)
         let authority = try CertificateFactory.certificateAuthority(commonName: "SupportRelay Test CA")
         let server = try CertificateFactory.serverCertificate(dnsNames: ["localhost"], signedBy: authority)
         let tls = RelayTLS(certificateChain: [try server.nioCertificate()], privateKey: try server.nioPrivateKey(), fingerprint: try server.fingerprint, origin: "test")
@@ -48,13 +57,14 @@ final class TestRelay: @unchecked Sendable {
         configuration.dataDirectory = dataDirectory
         configuration.nodeName = "test-node"
         configuration.eventLoopThreads = 2
+        configuration.shutdownGrace = .seconds(2)
         configure(&configuration)
 
         func company(_ name: String, login: String, host: String) throws -> Company {
-            let (company, _) = try store.addCompany(name: name)
+            let (company, adminToken) = try store.addCompany(name: name)
             let (engineer, token) = try store.addEngineer(companyID: company.id, login: login)
             let (enrolled, secret) = try store.enrollHost(companyID: company.id, name: host)
-            return Company(id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: enrolled.id, hostSecret: secret, hostName: enrolled.name)
+            return Company(id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: enrolled.id, hostSecret: secret, hostName: enrolled.name, adminToken: adminToken)
         }
         let acme = try company("ACME 코리아", login: "kim.minji", host: "회계팀 PC-03")
         let globex = try company("Globex", login: "hank", host: "front-desk")
@@ -62,11 +72,17 @@ final class TestRelay: @unchecked Sendable {
         var logger = Logger(label: "test-relay")
         logger.logLevel = .critical
         let node = try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
-        return TestRelay(node: node, store: store, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme, globex: globex)
+        let services = ServiceGroup(configuration: .init(services: node.services.map { .init(service: $0) }, logger: logger))
+        // Test code may start a task: the relay runs until `stop()` shuts it down gracefully.
+        let running = Task { try await services.run() }
+        guard await node.adminListening() != nil else { throw TestFailure("the admin API did not start") }
+        return TestRelay(node: node, store: store, services: services, running: running, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme, globex: globex)
     }
 
-    private init(node: RelayNode, store: AccountStore, dataDirectory: String, authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company) {
+    private init(node: RelayNode, store: SQLiteStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String, authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company) {
         self.node = node
+        self.services = services
+        self.running = running
         self.store = store
         self.dataDirectory = dataDirectory
         self.authority = authority
@@ -75,8 +91,14 @@ final class TestRelay: @unchecked Sendable {
         self.globex = globex
     }
 
+    /// Shuts the relay down as SIGTERM would (Bye to agents, records closed), keeping the data.
+    func shutDown() async {
+        await self.services.triggerGracefulShutdown()
+        _ = try? await self.running.value
+    }
+
     func stop() async {
-        await self.node.shutdown(grace: .seconds(2))
+        await self.shutDown()
         try? FileManager.default.removeItem(atPath: self.dataDirectory)
     }
 

@@ -19,6 +19,8 @@ final class RelayMetrics: Sendable {
     let authFailures: Counter
     let authThrottled: Counter
     let protocolErrors: Counter
+    let usageWrites: Counter
+    let usageWriteErrors: Counter
 
     init() {
         let r = self.registry
@@ -36,6 +38,8 @@ final class RelayMetrics: Sendable {
         self.authFailures = r.makeCounter(descriptor: .relay("auth_failures", unit: "total", help: "Rejected codes, tokens and host secrets"))
         self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
+        self.usageWrites = r.makeCounter(descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
+        self.usageWriteErrors = r.makeCounter(descriptor: .relay("usage_write_errors", unit: "total", help: "Usage-history writes that failed"))
     }
 
     /// The Prometheus text exposition.

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import RelayStore
 
 struct CompanyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "company",
-        abstract: "Add, list, remove companies, or rotate a company's admin token.",
-        subcommands: [Add.self, List.self, Remove.self, Rotate.self]
+        abstract: "Add, list, remove companies, rotate a company's admin token, or place and release legal holds.",
+        subcommands: [Add.self, List.self, Remove.self, Rotate.self, Hold.self, Release.self, Holds.self]
     )
 
     struct Add: ParsableCommand {
@@ -14,7 +15,7 @@ struct CompanyCommand: ParsableCommand {
         @Argument(help: "The company's name, e.g. \"ACME Korea\".") var name: String
 
         func run() throws {
-            let (company, token) = try adminAction { try options.openStore().addCompany(name: name) }
+            let (company, token) = try adminAction { try options.openStore().addCompany(name: name, actor: "cli") }
             emit(json: options.json, ["id": company.id, "name": company.name, "token": token], text: """
                 Company "\(company.name)" added.
                   id:          \(company.id)
@@ -30,11 +31,16 @@ struct CompanyCommand: ParsableCommand {
         @OptionGroup var options: DataOptions
 
         func run() throws {
-            let companies = try adminAction { try options.openStore().companies() }
-            let rows: [[String: any Sendable]] = companies.map { ["id": $0.id, "name": $0.name, "created_at": iso8601($0.createdAt)] }
+            let (companies, holds) = try adminAction {
+                let store = try options.openStore()
+                return (try store.companies(), Set(try store.legalHolds().map(\.companyID)))
+            }
+            let rows: [[String: any Sendable]] = companies.map {
+                ["id": $0.id, "name": $0.name, "created_at": iso8601($0.createdAt), "legal_hold": holds.contains($0.id)]
+            }
             emit(json: options.json, ["companies": rows], text: companies.isEmpty
                 ? "No companies yet. Add one: relay-server company add NAME"
-                : companies.map { "\($0.id)  \($0.name)" }.joined(separator: "\n"))
+                : companies.map { "\($0.id)  \($0.name)\(holds.contains($0.id) ? "  (legal hold)" : "")" }.joined(separator: "\n"))
         }
     }
 
@@ -44,7 +50,7 @@ struct CompanyCommand: ParsableCommand {
         @Argument(help: "The company id.") var id: String
 
         func run() throws {
-            try adminAction { try options.openStore().removeCompany(id: id) }
+            try adminAction { try options.openStore().removeCompany(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "removed": true], text: "Company \(id) removed, with its engineers and hosts.")
         }
     }
@@ -55,8 +61,58 @@ struct CompanyCommand: ParsableCommand {
         @Argument(help: "The company id.") var id: String
 
         func run() throws {
-            let token = try adminAction { try options.openStore().rotateCompanyToken(id: id) }
+            let token = try adminAction { try options.openStore().rotateCompanyToken(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "token": token], text: "New admin token for \(id): \(token)\nThe token is shown only this once.")
+        }
+    }
+}
+
+extension CompanyCommand {
+    struct Hold: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Place a company under legal hold: its records are kept past retention until released."
+        )
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The company id.") var id: String
+        @Option(help: "Why, e.g. the case or ticket number (kept with the hold, not in the audit log).") var reason: String
+
+        func run() throws {
+            let hold = try adminAction { try options.openStore().placeHold(companyID: id, reason: reason, actor: "cli") }
+            emit(json: options.json, ["id": id, "legal_hold": true, "held_at": iso8601(hold.heldAt)], text: """
+                Company \(id) is under legal hold: the purge keeps its usage history and access log past retention.
+                Lift it with: relay-server company release \(id)
+                """)
+        }
+    }
+
+    struct Release: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a company's legal hold; its records past retention go at the next purge."
+        )
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The company id.") var id: String
+
+        func run() throws {
+            try adminAction { try options.openStore().releaseHold(companyID: id, actor: "cli") }
+            emit(json: options.json, ["id": id, "legal_hold": false], text: """
+                Company \(id) is no longer under legal hold. Records past retention are purged within the hour \
+                (or now: relay-server usage purge).
+                """)
+        }
+    }
+
+    struct Holds: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List legal holds.")
+        @OptionGroup var options: DataOptions
+
+        func run() throws {
+            let holds = try adminAction { try options.openStore().legalHolds() }
+            let rows: [[String: any Sendable]] = holds.map {
+                ["id": $0.companyID, "reason": $0.reason, "held_at": iso8601($0.heldAt), "held_by": $0.heldBy]
+            }
+            emit(json: options.json, ["holds": rows], text: holds.isEmpty
+                ? "No company is under legal hold."
+                : holds.map { "\($0.companyID)  since \(iso8601($0.heldAt))  \($0.reason)" }.joined(separator: "\n"))
         }
     }
 }
@@ -75,7 +131,7 @@ struct EngineerCommand: ParsableCommand {
         @Argument(help: "The engineer's login, e.g. kim.minji.") var login: String
 
         func run() throws {
-            let (engineer, token) = try adminAction { try options.openStore().addEngineer(companyID: company, login: login) }
+            let (engineer, token) = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, actor: "cli") }
             emit(json: options.json, ["id": engineer.id, "company_id": engineer.companyID, "login": engineer.login, "token": token], text: """
                 Engineer "\(engineer.login)" added to \(engineer.companyID).
                   id:    \(engineer.id)
@@ -107,7 +163,7 @@ struct EngineerCommand: ParsableCommand {
         @Argument(help: "The engineer id.") var id: String
 
         func run() throws {
-            try adminAction { try options.openStore().removeEngineer(id: id) }
+            try adminAction { try options.openStore().removeEngineer(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "removed": true], text: "Engineer \(id) removed.")
         }
     }
@@ -118,7 +174,7 @@ struct EngineerCommand: ParsableCommand {
         @Argument(help: "The engineer id.") var id: String
 
         func run() throws {
-            let token = try adminAction { try options.openStore().rotateEngineerToken(id: id) }
+            let token = try adminAction { try options.openStore().rotateEngineerToken(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "token": token], text: "New token for \(id): \(token)\nThe token is shown only this once.")
         }
     }
@@ -138,7 +194,7 @@ struct HostCommand: ParsableCommand {
         @Argument(help: "The host's name as engineers see it, e.g. \"회계팀 PC-03\".") var name: String
 
         func run() throws {
-            let (host, secret) = try adminAction { try options.openStore().enrollHost(companyID: company, name: name) }
+            let (host, secret) = try adminAction { try options.openStore().enrollHost(companyID: company, name: name, actor: "cli") }
             emit(json: options.json, ["id": host.id, "company_id": host.companyID, "name": host.name, "secret": secret], text: """
                 Host "\(host.name)" enrolled for \(host.companyID).
                   host id: \(host.id)
@@ -171,7 +227,7 @@ struct HostCommand: ParsableCommand {
         @Argument(help: "The host id.") var id: String
 
         func run() throws {
-            try adminAction { try options.openStore().removeHost(id: id) }
+            try adminAction { try options.openStore().removeHost(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "removed": true], text: "Host \(id) removed.")
         }
     }
@@ -182,7 +238,7 @@ struct HostCommand: ParsableCommand {
         @Argument(help: "The host id.") var id: String
 
         func run() throws {
-            let secret = try adminAction { try options.openStore().rotateHostSecret(id: id) }
+            let secret = try adminAction { try options.openStore().rotateHostSecret(id: id, actor: "cli") }
             emit(json: options.json, ["id": id, "secret": secret], text: "New secret for host \(id): \(secret)\nThe secret is shown only this once.")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RelayStore
 
 @main
 struct RelayServerCommand: AsyncParsableCommand {
@@ -9,11 +10,11 @@ struct RelayServerCommand: AsyncParsableCommand {
         discussion: """
             With no arguments, `relay-server` runs `serve`: the relay on 0.0.0.0:7443, the admin \
             endpoint on 127.0.0.1:7444, data in ./relay-data, and a self-signed certificate made \
-            on first run. Admin commands (company, engineer, host) work on the same data folder \
-            whether or not the relay is running. See docs/OPERATIONS.md.
+            on first run. Admin commands (company, engineer, host, usage, audit) work on the same \
+            data folder whether or not the relay is running. See docs/OPERATIONS.md.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, CompanyCommand.self, EngineerCommand.self, HostCommand.self],
+        subcommands: [ServeCommand.self, CompanyCommand.self, EngineerCommand.self, HostCommand.self, UsageCommand.self, AuditCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }
@@ -26,9 +27,9 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Print one JSON object instead of text, for scripts.")
     var json = false
 
-    func openStore() throws -> AccountStore {
+    func openStore() throws -> SQLiteStore {
         do {
-            return try AccountStore(dataDirectory: self.dataDirectory)
+            return try SQLiteStore(dataDirectory: self.dataDirectory)
         } catch {
             throw CommandFailure("\(error)")
         }

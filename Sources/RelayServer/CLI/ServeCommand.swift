@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import RelayStore
 import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
@@ -13,13 +15,14 @@ struct ServeCommand: AsyncParsableCommand {
             with snake_case keys (listen, admin_listen, data_directory, certificate, key, node_name, \
             maximum_payload_bytes, handshake_timeout_seconds, idle_timeout_seconds, \
             maximum_connections, support_code_validity_seconds, code_failure_limit, \
-            free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes); \
-            see docs/OPERATIONS.md.
+            free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes, \
+            usage_checkpoint_seconds, usage_retention_months, access_log_retention_months, \
+            purge_interval_seconds, admin_request_burst, admin_requests_per_minute); see docs/OPERATIONS.md.
             """
     )
 
     @Option(help: ArgumentHelp("Where agents connect.", valueName: "HOST:PORT")) var listen: String?
-    @Option(help: ArgumentHelp("Where /metrics and /healthz are served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
+    @Option(help: ArgumentHelp("Where the admin API (/metrics, /healthz, /v1/usage) is served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Data folder: database, dev certificate.", valueName: "DIR")) var dataDirectory: String?
     @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM")) var cert: String?
     @Option(help: ArgumentHelp("The private key for --cert (PEM).", valueName: "PEM")) var key: String?
@@ -59,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "relay-server")
 
-        let store = try adminAction { try AccountStore(dataDirectory: configuration.dataDirectory) }
+        let store = try adminAction { try SQLiteStore(dataDirectory: configuration.dataDirectory) }
         let tls: RelayTLS
         if let certificatePath = configuration.certificatePath, let keyPath = configuration.keyPath {
             tls = try adminAction { try RelayTLS.load(certificatePath: certificatePath, keyPath: keyPath) }
@@ -77,37 +80,60 @@ struct ServeCommand: AsyncParsableCommand {
         let node = try await adminAction {
             try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
         }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: node.services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let adminAddress = await node.adminListening()
+            Self.printBanner(configuration: configuration, node: node, adminPort: adminAddress?.port, tls: tls)
+            try await tasks.waitForAll()
+        }
+        print("relay-server stopped")
+    }
+
+    static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS) {
         print("""
             relay-server listening
               relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1)
-              admin:       https://\(configuration.adminListen.host):\(node.adminAddress.port ?? configuration.adminListen.port)/metrics
+              admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)
               data:        \(configuration.dataDirectory)
               certificate: \(tls.origin)
               fingerprint: \(tls.fingerprint)
             Agents pin this fingerprint with --fingerprint, or trust your CA with --ca.
             """)
         fflush(nil)
-
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: NodeService(node: node))],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
-        try await group.run()
-        print("relay-server stopped")
     }
 }
 
 /// Keeps the node running until a graceful shutdown (SIGTERM/SIGINT), then ends its
-/// sessions with Bye `relay_shutdown`.
-struct NodeService: Service {
-    let node: RelayNode
+/// sessions with Bye `relay_shutdown` (the last service to start, the first to stop).
+final class NodeLifecycle: Service {
+    let node = NIOLockedValueBox<RelayNode?>(nil)
 
-    func run() async throws {
+    func run() async {
         // Returns when SIGTERM/SIGINT starts a graceful shutdown (or the task is cancelled).
         try? await gracefulShutdown()
-        await self.node.shutdown()
+        // Let go of the node: it holds this service in its list.
+        guard let node = self.node.withLockedValue({ node in defer { node = nil }; return node }) else { return }
+        await node.shutdown(grace: node.relay.configuration.shutdownGrace)
+    }
+}
+
+/// The node's thread pool and event loops, released after every other service has
+/// stopped (the first service to start, the last to stop).
+struct NodeResources: Service {
+    let relay: Relay
+    let group: any EventLoopGroup
+
+    func run() async {
+        try? await gracefulShutdown()
+        self.relay.flushAccessLog()
+        try? await self.relay.threadPool.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
     }
 }

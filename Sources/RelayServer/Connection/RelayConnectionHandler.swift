@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import NIOTLS
+import RelayStore
 import RelayWire
 
 /// One agent connection, after TLS. Thin by design: bytes go through ``FrameScanner``,
@@ -80,7 +81,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Releases everything this connection holds; tells the peer, once, why it ended.
-    private func tearDown(peerReason: ByeReason, peerText: String) {
+    /// `recorded` is the end reason for the usage history (default: what the peer is told).
+    private func tearDown(peerReason: ByeReason, peerText: String, recorded: ByeReason? = nil) {
         self.handshakeTimer?.cancel()
         self.handshakeTimer = nil
         self.stateMachine.close()
@@ -95,7 +97,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
         if let session = self.session {
             self.session = nil
-            if session.end(reason: peerReason) {
+            if session.end(reason: recorded ?? peerReason) {
                 session.peer(of: link).deliver(.peerLeft(peerReason, peerText))
             }
             self.relay.ended(session)
@@ -238,7 +240,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .authenticateViewer(let auth):
             self.authenticateViewer(auth)
         case .endSession(let bye):
-            self.tearDown(peerReason: .peerLeft, peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)")
+            // The usage history keeps why the agent ended it (`normal`, …); the peer is told `peer_left`.
+            self.tearDown(
+                peerReason: .peerLeft, peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
+                recorded: ByeReason.known.contains(bye.reason) && bye.reason != .relayRestart ? bye.reason : .normal
+            )
             self.context?.close(promise: nil)
         case .fail(let code, let text):
             self.fail(code, text)
@@ -539,7 +545,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private func sendBye(_ reason: ByeReason, _ text: String) {
         self.send(.bye(Bye(reason: reason, text: text)))
-        self.tearDown(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)")
+        self.tearDown(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason)
         self.context?.close(promise: nil)
     }
 

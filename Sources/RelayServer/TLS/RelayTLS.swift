@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import RelayStore
 import RelayWire
 
 /// The relay's TLS material: the operator's certificate and key, or a self-signed

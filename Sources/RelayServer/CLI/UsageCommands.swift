@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import RelayStore
+
+struct UsageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usage",
+        abstract: "Export the usage history, or purge what is past retention.",
+        subcommands: [Export.self, Purge.self]
+    )
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Export one company's sessions in a time range as CSV or JSON Lines.",
+            discussion: """
+                Sessions that started in the range are exported, oldest first. A date as --to \
+                includes that whole day: --from 2026-11-01 --to 2026-11-30 is November. Dates \
+                are read, and times printed, in --tz (default UTC). For Excel, use --format csv \
+                --bom so that Korean names show correctly. See docs/OPERATIONS.md "Export".
+                """
+        )
+        @OptionGroup var options: DataOptions
+        @Option(help: "The company id (see `relay-server company list`).") var company: String
+        @Option(help: ArgumentHelp("First day (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM]).", valueName: "DATE")) var from: String
+        @Option(help: ArgumentHelp("Last day (inclusive), or an exclusive end time.", valueName: "DATE")) var to: String
+        @Option(help: "csv or jsonl.") var format: String = "csv"
+        @Flag(help: "Start the CSV with a UTF-8 byte order mark, for Excel.") var bom = false
+        @Option(help: ArgumentHelp("Time zone for the dates and the printed times: an IANA name (Asia/Seoul), UTC, or +09:00.", valueName: "ZONE"))
+        var tz: String = "UTC"
+        @Option(help: ArgumentHelp("Write to this file (made with mode 0600) instead of standard output.", valueName: "FILE")) var output: String?
+
+        func run() throws {
+            let summary = try adminAction {
+                let format = try UsageExportFormat(parsing: self.format)
+                let timeZone = try ExportTimeZone(parsing: self.tz)
+                let range = try ExportRange.parse(from: self.from, to: self.to, timeZone: timeZone)
+                var encoder = try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: self.bom)
+                let store = try options.openStore()
+                try Self.checkCompany(self.company, in: store)
+                let sink = try OutputSink(path: self.output)
+                var rows = 0
+                var complete = false
+                defer {
+                    try? store.appendAudit(AuditEntry(
+                        actor: "cli", action: "export", companyID: self.company,
+                        detail: "rows=\(rows) format=\(format.rawValue) from=\(range.from) to=\(range.to)\(complete ? "" : " incomplete=true")"
+                    ))
+                }
+                var buffer: [UInt8] = []
+                buffer.reserveCapacity(70 * 1024)
+                encoder.header(into: &buffer)
+                var cursor: UsageCursor?
+                while true {
+                    let page = try store.usagePage(companyID: self.company, range: range, after: cursor, limit: 1_000)
+                    for record in page {
+                        encoder.encode(record, into: &buffer)
+                        if buffer.count >= 64 * 1024 {
+                            try sink.write(buffer)
+                            buffer.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    rows += page.count
+                    guard page.count == 1_000, let last = page.last else { break }
+                    cursor = UsageCursor(after: last)
+                }
+                try sink.write(buffer)
+                try sink.close()
+                complete = true
+                return (rows, range, timeZone)
+            }
+            let (rows, range, timeZone) = summary
+            var formatter = TimestampFormatter(timeZone: timeZone)
+            let message = "Exported \(rows) session\(rows == 1 ? "" : "s") of \(self.company) that started from \(formatter.format(range.from)) until before \(formatter.format(range.to))\(self.output.map { " to \($0)" } ?? "")."
+            if self.options.json {
+                emit(json: true, ["company_id": self.company, "rows": rows, "from": formatter.format(range.from), "to": formatter.format(range.to), "output": self.output ?? "-"], text: "")
+            } else if self.output != nil {
+                print(message)
+            } else {
+                FileHandle.standardError.write(Data((message + "\n").utf8))
+            }
+        }
+
+        /// A company that exists, or one removed whose history is still kept.
+        static func checkCompany(_ id: String, in store: SQLiteStore) throws {
+            if (try? store.company(id: id)) != nil { return }
+            let any = try store.usagePage(companyID: id, range: ExportRange(from: .min, to: .max), after: nil, limit: 1)
+            guard !any.isEmpty else {
+                throw StoreError("no company with id \(id), and no usage history under that id; `relay-server company list` shows the ids")
+            }
+        }
+    }
+
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy usage records and access-log entries past retention (held companies' are kept).",
+            discussion: """
+                The relay runs this every hour by itself. Retention comes from the config file \
+                (usage_retention_months, default 12; access_log_retention_months, default 3). \
+                Deleted rows are overwritten in the database file (secure_delete) and the \
+                write-ahead log is truncated, so they cannot be recovered.
+                """
+        )
+        @OptionGroup var options: DataOptions
+        @Option(help: ArgumentHelp("The relay's JSON config file, for its retention settings.", valueName: "FILE")) var config: String?
+        @Flag(help: "Only count what would be purged.") var dryRun = false
+
+        func run() throws {
+            let report = try adminAction {
+                var configuration = RelayConfiguration()
+                if let config { try configuration.apply(configFile: config) }
+                return try options.openStore().purge(policy: configuration.retention, now: Date(), dryRun: dryRun, actor: "cli")
+            }
+            let verb = report.dryRun ? "Would purge" : "Purged"
+            emit(json: options.json, [
+                "dry_run": report.dryRun, "sessions": report.sessions, "access_log": report.accessLogEntries,
+                "held_sessions": report.heldSessions, "held_access_log": report.heldAccessLogEntries,
+                "usage_cutoff": iso8601(report.usageCutoff), "access_log_cutoff": iso8601(report.accessLogCutoff),
+            ], text: """
+                \(verb) \(report.sessions) usage record\(report.sessions == 1 ? "" : "s") (ended before \(iso8601(report.usageCutoff))) \
+                and \(report.accessLogEntries) access-log entr\(report.accessLogEntries == 1 ? "y" : "ies") (before \(iso8601(report.accessLogCutoff))).
+                Kept under legal hold: \(report.heldSessions) usage records, \(report.heldAccessLogEntries) access-log entries.
+                """)
+        }
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Show the audit log: purges, exports, legal holds and account changes, newest first."
+    )
+    @OptionGroup var options: DataOptions
+    @Option(help: "How many entries.") var limit: Int = 50
+
+    func run() throws {
+        let entries = try adminAction { try options.openStore().auditLog(limit: max(1, limit)) }
+        let rows: [[String: any Sendable]] = entries.map {
+            ["at": iso8601($0.at), "actor": $0.actor, "action": $0.action, "company_id": $0.companyID ?? "", "subject": $0.subject ?? "", "detail": $0.detail ?? ""]
+        }
+        emit(json: options.json, ["entries": rows], text: entries.isEmpty
+            ? "The audit log is empty."
+            : entries.map { "\(iso8601($0.at))  \($0.actor)  \($0.action)  \($0.companyID ?? "-")  \($0.subject ?? "-")  \($0.detail ?? "")" }.joined(separator: "\n"))
+    }
+}
+
+/// Standard output, or a new file readable by its owner only (an export is personal data).
+final class OutputSink {
+    private let handle: FileHandle
+    private let path: String?
+
+    init(path: String?) throws {
+        self.path = path
+        guard let path else {
+            self.handle = FileHandle.standardOutput
+            return
+        }
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else {
+            throw StoreError("cannot write \(path): \(String(cString: strerror(errno))); choose another --output")
+        }
+        self.handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        do {
+            try self.handle.write(contentsOf: bytes)
+        } catch {
+            throw StoreError("cannot write \(self.path ?? "standard output"): \(error.localizedDescription)")
+        }
+    }
+
+    func close() throws {
+        guard self.path != nil else { return }
+        try self.handle.synchronize()
+        try self.handle.close()
+    }
+}

@@ -1,0 +1,237 @@
+public import Foundation
+
+/// A company that uses the relay: its engineers, enrolled hosts and usage history belong to it.
+public struct Company: Codable, Sendable, Hashable {
+    public var id: String
+    public var name: String
+    package var adminTokenDigest: Data
+    public var createdAt: Date
+}
+
+/// A support engineer who opens viewers.
+public struct Engineer: Codable, Sendable, Hashable {
+    public var id: String
+    public var companyID: String
+    public var login: String
+    package var tokenDigest: Data
+    public var createdAt: Date
+}
+
+/// An endpoint PC enrolled for unattended access.
+public struct EnrolledHost: Codable, Sendable, Hashable {
+    public var id: String
+    public var companyID: String
+    public var name: String
+    package var secretDigest: Data
+    public var createdAt: Date
+}
+
+/// One authentication event for the access log (kept three months; DESIGN.md).
+public struct AccessEvent: Codable, Sendable, Hashable {
+    public enum Outcome: String, Codable, Sendable { case accepted, rejected, throttled }
+    public var id: Int64?
+    public var at: Date
+    /// What was attempted: `viewer_token`, `host_secret`, `support_code`, `admin_token`.
+    public var event: String
+    public var outcome: Outcome
+    public var sourceAddress: String
+    public var companyID: String?
+    /// Who: an engineer login, a host id, or a code's last two digits — never a secret.
+    public var subject: String?
+    public var detail: String?
+
+    public init(id: Int64? = nil, at: Date, event: String, outcome: Outcome, sourceAddress: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+        self.id = id
+        self.at = at
+        self.event = event
+        self.outcome = outcome
+        self.sourceAddress = sourceAddress
+        self.companyID = companyID
+        self.subject = subject
+        self.detail = detail
+    }
+}
+
+/// A time as whole milliseconds since 1970 UTC: how the usage history stores times, so
+/// that retention arithmetic and range queries are exact integer comparisons.
+public typealias Milliseconds = Int64
+
+extension Date {
+    /// Milliseconds since 1970 UTC, rounded down.
+    public var milliseconds: Milliseconds { Milliseconds((self.timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    public init(milliseconds: Milliseconds) {
+        self.init(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+}
+
+/// Bytes and frames a session has forwarded each way.
+public struct UsageCounters: Sendable, Hashable {
+    public var bytesToViewer: Int64
+    public var bytesToHost: Int64
+    public var framesToViewer: Int64
+    public var framesToHost: Int64
+
+    public init(bytesToViewer: Int64 = 0, bytesToHost: Int64 = 0, framesToViewer: Int64 = 0, framesToHost: Int64 = 0) {
+        self.bytesToViewer = bytesToViewer
+        self.bytesToHost = bytesToHost
+        self.framesToViewer = framesToViewer
+        self.framesToHost = framesToHost
+    }
+
+    public static let zero = UsageCounters()
+}
+
+/// One paired session in the usage history (DESIGN.md "Usage history"): written when the
+/// session is paired, its counters checkpointed while it runs, closed when it ends.
+public struct UsageRecord: Sendable, Hashable {
+    /// The session id (32 hex digits).
+    public var id: String
+    public var companyID: String
+    public var engineerLogin: String
+    /// The enrolled host's id; nil for an attended session (the host came with a code).
+    public var hostID: String?
+    public var hostName: String
+    /// `attended` or `unattended`.
+    public var mode: String
+    public var startedAt: Milliseconds
+    /// nil while the session runs.
+    public var endedAt: Milliseconds?
+    public var counters: UsageCounters
+    /// A ByeReason name (`normal`, `peer_left`, `relay_shutdown`, `relay_restart`, …); nil while running.
+    public var endReason: String?
+    public var viewerAddress: String
+    public var hostAddress: String
+    public var relayNode: String
+    /// When the counters were last written: where a record left open by a crash is closed.
+    public var checkpointedAt: Milliseconds
+
+    public init(
+        id: String, companyID: String, engineerLogin: String, hostID: String?, hostName: String, mode: String,
+        startedAt: Milliseconds, endedAt: Milliseconds? = nil, counters: UsageCounters = .zero, endReason: String? = nil,
+        viewerAddress: String, hostAddress: String, relayNode: String, checkpointedAt: Milliseconds? = nil
+    ) {
+        self.id = id
+        self.companyID = companyID
+        self.engineerLogin = engineerLogin
+        self.hostID = hostID
+        self.hostName = hostName
+        self.mode = mode
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.counters = counters
+        self.endReason = endReason
+        self.viewerAddress = viewerAddress
+        self.hostAddress = hostAddress
+        self.relayNode = relayNode
+        self.checkpointedAt = checkpointedAt ?? endedAt ?? startedAt
+    }
+
+    /// Whole seconds from start to end; nil while the session runs.
+    public var durationSeconds: Int64? {
+        self.endedAt.map { max(0, $0 - self.startedAt) / 1000 }
+    }
+}
+
+/// A running session's counters at a checkpoint.
+public struct UsageCheckpoint: Sendable, Hashable {
+    public var sessionID: String
+    public var counters: UsageCounters
+    public var at: Milliseconds
+
+    public init(sessionID: String, counters: UsageCounters, at: Milliseconds) {
+        self.sessionID = sessionID
+        self.counters = counters
+        self.at = at
+    }
+}
+
+/// How and when a session ended, with its final counters.
+public struct UsageClosure: Sendable, Hashable {
+    public var sessionID: String
+    public var endedAt: Milliseconds
+    public var counters: UsageCounters
+    public var reason: String
+
+    public init(sessionID: String, endedAt: Milliseconds, counters: UsageCounters, reason: String) {
+        self.sessionID = sessionID
+        self.endedAt = endedAt
+        self.counters = counters
+        self.reason = reason
+    }
+}
+
+/// One entry of the audit log: who did what, with counts — never the records' contents.
+public struct AuditEntry: Codable, Sendable, Hashable {
+    public var id: Int64?
+    public var at: Date
+    /// `cli`, `relay` (scheduled work) or `api:<company id>`.
+    public var actor: String
+    /// `purge`, `purge_dry_run`, `export`, `hold`, `release`, `company_add`, `company_remove`,
+    /// `company_rotate`, `engineer_add`, `engineer_remove`, `engineer_rotate`, `host_enroll`,
+    /// `host_remove`, `host_rotate`, `restart_recovery`.
+    public var action: String
+    public var companyID: String?
+    /// The subject's id (an engineer or host id), when the action has one.
+    public var subject: String?
+    /// Counts and parameters as `key=value` pairs, e.g. `sessions=120 access_log=3400`.
+    public var detail: String?
+
+    public init(id: Int64? = nil, at: Date = Date(), actor: String, action: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+        self.id = id
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.companyID = companyID
+        self.subject = subject
+        self.detail = detail
+    }
+}
+
+/// A company whose records are kept past retention while an investigation runs.
+public struct LegalHold: Codable, Sendable, Hashable {
+    public var companyID: String
+    public var reason: String
+    public var heldAt: Date
+    public var heldBy: String
+}
+
+/// What a purge removed (or, dry, would remove).
+public struct PurgeReport: Sendable, Hashable {
+    /// Usage records past retention, removed.
+    public var sessions: Int
+    /// Access-log entries past retention, removed.
+    public var accessLogEntries: Int
+    /// Records past retention kept because their company is under legal hold.
+    public var heldSessions: Int
+    public var heldAccessLogEntries: Int
+    /// Usage records ended before this were past retention.
+    public var usageCutoff: Date
+    public var accessLogCutoff: Date
+    public var dryRun: Bool
+
+    public init(sessions: Int, accessLogEntries: Int, heldSessions: Int, heldAccessLogEntries: Int, usageCutoff: Date, accessLogCutoff: Date, dryRun: Bool) {
+        self.sessions = sessions
+        self.accessLogEntries = accessLogEntries
+        self.heldSessions = heldSessions
+        self.heldAccessLogEntries = heldAccessLogEntries
+        self.usageCutoff = usageCutoff
+        self.accessLogCutoff = accessLogCutoff
+        self.dryRun = dryRun
+    }
+}
+
+/// Where an export page ends: the next page starts after this record.
+public struct UsageCursor: Sendable, Hashable {
+    public var startedAt: Milliseconds
+    public var id: String
+
+    public init(startedAt: Milliseconds, id: String) {
+        self.startedAt = startedAt
+        self.id = id
+    }
+
+    public init(after record: UsageRecord) {
+        self.init(startedAt: record.startedAt, id: record.id)
+    }
+}

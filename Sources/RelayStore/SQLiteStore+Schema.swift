@@ -1,0 +1,136 @@
+public import GRDB
+
+extension SQLiteStore {
+    /// The schema, one migration per version. A migration that has run is never edited:
+    /// a change is a new migration, so every relay's file moves forward the same way.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 accounts") { db in
+            try db.create(table: "company") { t in
+                t.primaryKey("id", .text)
+                t.column("name", .text).notNull()
+                t.column("adminTokenDigest", .blob).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "engineer") { t in
+                t.primaryKey("id", .text)
+                t.column("companyID", .text).notNull().references("company", onDelete: .cascade)
+                t.column("login", .text).notNull()
+                t.column("tokenDigest", .blob).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.uniqueKey(["companyID", "login"])
+            }
+            try db.create(table: "host") { t in
+                t.primaryKey("id", .text)
+                t.column("companyID", .text).notNull().references("company", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("secretDigest", .blob).notNull()
+                t.column("createdAt", .datetime).notNull()
+            }
+            try db.create(table: "access_log") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull().indexed()
+                t.column("event", .text).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("sourceAddress", .text).notNull()
+                t.column("companyID", .text)
+                t.column("subject", .text)
+                t.column("detail", .text)
+            }
+        }
+        migrator.registerMigration("v2 usage") { db in
+            // The usage history (DESIGN.md "Usage history"). Times are milliseconds since
+            // 1970 UTC, so retention bounds and export ranges are exact integer compares.
+            // No foreign key to company: a removed company's history is still kept for its
+            // retention period (and can still be exported with the CLI).
+            try db.create(table: "session") { t in
+                t.primaryKey("id", .text)
+                t.column("companyID", .text).notNull()
+                t.column("engineerLogin", .text).notNull()
+                t.column("hostID", .text)
+                t.column("hostName", .text).notNull()
+                t.column("mode", .text).notNull()
+                t.column("startedAt", .integer).notNull()
+                t.column("endedAt", .integer)
+                t.column("durationSeconds", .integer)
+                t.column("bytesToViewer", .integer).notNull().defaults(to: 0)
+                t.column("bytesToHost", .integer).notNull().defaults(to: 0)
+                t.column("framesToViewer", .integer).notNull().defaults(to: 0)
+                t.column("framesToHost", .integer).notNull().defaults(to: 0)
+                t.column("endReason", .text)
+                t.column("viewerAddress", .text).notNull()
+                t.column("hostAddress", .text).notNull()
+                t.column("relayNode", .text).notNull()
+                t.column("checkpointedAt", .integer).notNull()
+            }
+            // Exports: one company's sessions by start time, in pages.
+            try db.create(index: "session_company_started", on: "session", columns: ["companyID", "startedAt", "id"])
+            // Purges (by end time) and restart recovery (open records have no end).
+            try db.create(index: "session_ended", on: "session", columns: ["endedAt"])
+            try db.create(index: "access_log_company", on: "access_log", columns: ["companyID"])
+
+            try db.create(table: "legal_hold") { t in
+                t.primaryKey("companyID", .text)
+                t.column("reason", .text).notNull()
+                t.column("heldAt", .datetime).notNull()
+                t.column("heldBy", .text).notNull()
+            }
+            // Who did what, with counts, never contents. Not purged: it is the record that
+            // purges happened.
+            try db.create(table: "audit_log") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull().indexed()
+                t.column("actor", .text).notNull()
+                t.column("action", .text).notNull()
+                t.column("companyID", .text)
+                t.column("subject", .text)
+                t.column("detail", .text)
+            }
+        }
+        return migrator
+    }
+}
+
+extension Company: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "company" }
+}
+
+extension Engineer: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "engineer" }
+}
+
+extension EnrolledHost: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "host" }
+}
+
+extension AccessEvent: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "access_log" }
+}
+
+extension AuditEntry: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "audit_log" }
+}
+
+extension LegalHold: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "legal_hold" }
+}
+
+extension UsageRecord {
+    /// Reads a `session` row; the column order of ``SQLiteStore/sessionColumns``.
+    init(row: Row) {
+        self.init(
+            id: row[0], companyID: row[1], engineerLogin: row[2], hostID: row[3], hostName: row[4], mode: row[5],
+            startedAt: row[6], endedAt: row[7],
+            counters: UsageCounters(bytesToViewer: row[8], bytesToHost: row[9], framesToViewer: row[10], framesToHost: row[11]),
+            endReason: row[12], viewerAddress: row[13], hostAddress: row[14], relayNode: row[15], checkpointedAt: row[16]
+        )
+    }
+
+    var statementArguments: StatementArguments {
+        [
+            self.id, self.companyID, self.engineerLogin, self.hostID, self.hostName, self.mode, self.startedAt, self.endedAt,
+            self.durationSeconds, self.counters.bytesToViewer, self.counters.bytesToHost, self.counters.framesToViewer,
+            self.counters.framesToHost, self.endReason, self.viewerAddress, self.hostAddress, self.relayNode, self.checkpointedAt,
+        ]
+    }
+}

@@ -1,0 +1,217 @@
+public import Foundation
+internal import GRDB
+
+extension SQLiteStore {
+    static let sessionColumns = """
+        id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, bytesToViewer, bytesToHost, \
+        framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode, checkpointedAt
+        """
+
+    /// Rows deleted per transaction by a purge, so a purge of millions of rows never holds
+    /// the write lock for long (the relay's checkpoints go in between).
+    static let purgeBatch = 5_000
+
+    // MARK: Recording
+
+    public func write(_ batch: UsageBatch) throws {
+        guard !batch.isEmpty else { return }
+        try self.database.write { db in
+            if !batch.opened.isEmpty {
+                // A record written again (a retried batch) keeps what is there.
+                let insert = try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, \
+                    durationSeconds, bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, \
+                    hostAddress, relayNode, checkpointedAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for record in batch.opened {
+                    try insert.execute(arguments: record.statementArguments)
+                }
+            }
+            if !batch.checkpoints.isEmpty {
+                let update = try db.cachedStatement(sql: """
+                    UPDATE session SET bytesToViewer = ?, bytesToHost = ?, framesToViewer = ?, framesToHost = ?, checkpointedAt = ? \
+                    WHERE id = ? AND endedAt IS NULL
+                    """)
+                for checkpoint in batch.checkpoints {
+                    let c = checkpoint.counters
+                    try update.execute(arguments: [c.bytesToViewer, c.bytesToHost, c.framesToViewer, c.framesToHost, checkpoint.at, checkpoint.sessionID])
+                }
+            }
+            if !batch.closed.isEmpty {
+                let close = try db.cachedStatement(sql: """
+                    UPDATE session SET endedAt = ?, durationSeconds = MAX(0, ? - startedAt) / 1000, bytesToViewer = ?, bytesToHost = ?, \
+                    framesToViewer = ?, framesToHost = ?, endReason = ?, checkpointedAt = ? WHERE id = ? AND endedAt IS NULL
+                    """)
+                for closure in batch.closed {
+                    let c = closure.counters
+                    try close.execute(arguments: [
+                        closure.endedAt, closure.endedAt, c.bytesToViewer, c.bytesToHost, c.framesToViewer, c.framesToHost, closure.reason,
+                        closure.endedAt, closure.sessionID,
+                    ])
+                }
+            }
+        }
+    }
+
+    public func closeInterruptedSessions(relayNode: String?, reason: String, actor: String) throws -> Int {
+        try self.database.write { db in
+            var sql = """
+                UPDATE session SET endedAt = checkpointedAt, durationSeconds = MAX(0, checkpointedAt - startedAt) / 1000, endReason = ? \
+                WHERE endedAt IS NULL
+                """
+            var arguments: StatementArguments = [reason]
+            if let relayNode {
+                sql += " AND relayNode = ?"
+                arguments += [relayNode]
+            }
+            try db.execute(sql: sql, arguments: arguments)
+            let closed = db.changesCount
+            if closed > 0 {
+                try AuditEntry(actor: actor, action: "restart_recovery", detail: "sessions_closed=\(closed) reason=\(reason)").insert(db)
+            }
+            return closed
+        }
+    }
+
+    public func usageRecord(id: String) throws -> UsageRecord? {
+        try self.database.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.sessionColumns) FROM session WHERE id = ?", arguments: [id]).map(UsageRecord.init(row:))
+        }
+    }
+
+    public func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
+        try self.database.read { db in
+            let rows: RowCursor
+            if let cursor {
+                rows = try Row.fetchCursor(db, sql: """
+                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt < ? \
+                    AND (startedAt > ? OR (startedAt = ? AND id > ?)) ORDER BY startedAt, id LIMIT ?
+                    """, arguments: [companyID, range.to, cursor.startedAt, cursor.startedAt, cursor.id, limit])
+            } else {
+                rows = try Row.fetchCursor(db, sql: """
+                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
+                    ORDER BY startedAt, id LIMIT ?
+                    """, arguments: [companyID, range.from, range.to, limit])
+            }
+            var page: [UsageRecord] = []
+            page.reserveCapacity(limit)
+            while let row = try rows.next() { page.append(UsageRecord(row: row)) }
+            return page
+        }
+    }
+
+    /// Usage records in the file, for tests and tools.
+    public func usageCount() throws -> Int {
+        try self.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session") ?? 0 }
+    }
+
+    // MARK: Retention
+
+    public func purge(policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String) throws -> PurgeReport {
+        let usageCutoff = policy.usageCutoff(now: now)
+        let accessCutoff = Date(milliseconds: policy.accessLogCutoff(now: now))
+        let held = "SELECT companyID FROM legal_hold"
+        let expiredSessions = "endedAt IS NOT NULL AND endedAt < ?"
+        let expiredAccess = "at < ?"
+        // access_log.at is a GRDB datetime (text, UTC): bind a Date for the same format.
+        let counts = try self.database.read { db in
+            (
+                sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID NOT IN (\(held))", arguments: [usageCutoff]) ?? 0,
+                heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID IN (\(held))", arguments: [usageCutoff]) ?? 0,
+                access: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(expiredAccess) AND (companyID IS NULL OR companyID NOT IN (\(held)))", arguments: [accessCutoff]) ?? 0,
+                heldAccess: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(expiredAccess) AND companyID IN (\(held))", arguments: [accessCutoff]) ?? 0
+            )
+        }
+        var report = PurgeReport(
+            sessions: counts.sessions, accessLogEntries: counts.access, heldSessions: counts.heldSessions, heldAccessLogEntries: counts.heldAccess,
+            usageCutoff: Date(milliseconds: usageCutoff), accessLogCutoff: accessCutoff, dryRun: dryRun
+        )
+        if dryRun {
+            try self.appendAudit(AuditEntry(actor: actor, action: "purge_dry_run", detail: Self.describe(report)))
+            return report
+        }
+        // Batches of rowids: each transaction is short, and a purge interrupted half-way
+        // (a crash) leaves only expired rows for the next run.
+        var sessions = 0
+        var accessEntries = 0
+        while true {
+            let deleted = try self.database.write { db in
+                try db.execute(sql: """
+                    DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(expiredSessions) \
+                    AND companyID NOT IN (\(held)) LIMIT \(Self.purgeBatch))
+                    """, arguments: [usageCutoff])
+                return db.changesCount
+            }
+            sessions += deleted
+            if deleted < Self.purgeBatch { break }
+        }
+        while true {
+            let deleted = try self.database.write { db in
+                try db.execute(sql: """
+                    DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(expiredAccess) \
+                    AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT \(Self.purgeBatch))
+                    """, arguments: [accessCutoff])
+                return db.changesCount
+            }
+            accessEntries += deleted
+            if deleted < Self.purgeBatch { break }
+        }
+        report.sessions = sessions
+        report.accessLogEntries = accessEntries
+        try self.appendAudit(AuditEntry(actor: actor, action: "purge", detail: Self.describe(report)))
+        try self.truncateWriteAheadLog()
+        return report
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to zero bytes, so the
+    /// page images it held (with deleted rows in them) are gone (NOTES.md "SQLite").
+    public func truncateWriteAheadLog() throws {
+        do {
+            _ = try self.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        } catch {
+            throw StoreError("the purge removed the rows, but the write-ahead log could not be truncated (\(error)): a long-running reader, such as an export, holds it; run `relay-server usage purge` again when it has finished")
+        }
+    }
+
+    static func describe(_ report: PurgeReport) -> String {
+        "sessions=\(report.sessions) access_log=\(report.accessLogEntries) held_sessions=\(report.heldSessions) "
+            + "held_access_log=\(report.heldAccessLogEntries) usage_cutoff=\(report.usageCutoff.formatted(.iso8601)) "
+            + "access_log_cutoff=\(report.accessLogCutoff.formatted(.iso8601))"
+    }
+
+    // MARK: Legal holds
+
+    public func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold {
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty else { throw StoreError("a legal hold needs a reason (--reason TEXT), e.g. the case number") }
+        guard reason.utf8.count <= 500 else { throw StoreError("the reason is \(reason.utf8.count) bytes; at most 500 are allowed") }
+        let hold = LegalHold(companyID: companyID, reason: reason, heldAt: Date(), heldBy: actor)
+        try self.database.write { db in
+            // A company removed since may still have history under retention: allow a hold on it.
+            let known = try Company.exists(db, key: companyID)
+                || (try Int.fetchOne(db, sql: "SELECT 1 FROM session WHERE companyID = ? LIMIT 1", arguments: [companyID]) != nil)
+            guard known else { throw Self.noCompany(companyID) }
+            if try LegalHold.exists(db, key: companyID) {
+                throw StoreError("company \(companyID) is already under legal hold; `relay-server company release \(companyID)` lifts it")
+            }
+            try hold.insert(db)
+            let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
+            try AuditEntry(actor: actor, action: "hold", companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+        }
+        return hold
+    }
+
+    public func releaseHold(companyID: String, actor: String) throws {
+        try self.database.write { db in
+            guard try LegalHold.deleteOne(db, key: companyID) else {
+                throw StoreError("company \(companyID) is not under legal hold; `relay-server company holds` lists the holds")
+            }
+            let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
+            try AuditEntry(actor: actor, action: "release", companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+        }
+    }
+
+    public func legalHolds() throws -> [LegalHold] {
+        try self.database.read { try LegalHold.order(Column("heldAt")).fetchAll($0) }
+    }
+}

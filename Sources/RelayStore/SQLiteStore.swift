@@ -1,0 +1,268 @@
+import Foundation
+internal import GRDB
+
+/// The embedded store: `relay.sqlite` in the data folder (GRDB, WAL mode).
+///
+/// Admin commands and a running relay open the same file; WAL mode lets them work side by
+/// side. `secure_delete` is on for every connection, so a deleted row's bytes are
+/// overwritten in the file; a purge then truncates the write-ahead log, so no copy of a
+/// purged row survives in `-wal` either (NOTES.md "SQLite").
+public final class SQLiteStore: AccountStore, UsageStore, Sendable {
+    let database: DatabasePool
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) `relay.sqlite` in `dataDirectory` and migrates it.
+    public convenience init(dataDirectory: String) throws {
+        let directory = URL(fileURLWithPath: dataDirectory, isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StoreError("cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
+        }
+        try self.init(path: directory.appendingPathComponent("relay.sqlite").path)
+    }
+
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            self.database = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(self.database)
+        } catch {
+            throw StoreError("cannot open the relay database \(path): \(error); check the file's permissions, or move it aside to start empty")
+        }
+    }
+
+    /// `PRAGMA secure_delete` as the store's connections see it (1: on).
+    public func secureDelete() throws -> Int {
+        try self.database.read { try Int.fetchOne($0, sql: "PRAGMA secure_delete") ?? 0 }
+    }
+
+    /// The migrations applied to the file, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try self.database.read { try Self.migrator.appliedMigrations($0) }
+    }
+
+    // MARK: Companies
+
+    public func addCompany(name: String, actor: String) throws -> (Company, token: String) {
+        let name = try Self.validName(name, what: "company name")
+        let id = Secrets.makeID(prefix: "co")
+        let secret = Secrets.makeSecret()
+        let company = Company(id: id, name: name, adminTokenDigest: Secrets.digest(secret), createdAt: Date())
+        try self.database.write { db in
+            try company.insert(db)
+            try AuditEntry(actor: actor, action: "company_add", companyID: id).insert(db)
+        }
+        return (company, "\(id).\(secret)")
+    }
+
+    public func companies() throws -> [Company] {
+        try self.database.read { try Company.order(Column("createdAt")).fetchAll($0) }
+    }
+
+    public func company(id: String) throws -> Company {
+        guard let company = try self.database.read({ try Company.fetchOne($0, key: id) }) else {
+            throw Self.noCompany(id)
+        }
+        return company
+    }
+
+    static func noCompany(_ id: String) -> StoreError {
+        StoreError("no company with id \(id); `relay-server company list` shows the ids")
+    }
+
+    /// Removes a company with its engineers and hosts. Its usage history stays until its
+    /// retention ends (the enterprise may still ask for it).
+    public func removeCompany(id: String, actor: String) throws {
+        try self.database.write { db in
+            guard try Company.deleteOne(db, key: id) else { throw Self.noCompany(id) }
+            try AuditEntry(actor: actor, action: "company_remove", companyID: id).insert(db)
+        }
+    }
+
+    public func rotateCompanyToken(id: String, actor: String) throws -> String {
+        let secret = Secrets.makeSecret()
+        try self.database.write { db in
+            guard var company = try Company.fetchOne(db, key: id) else { throw Self.noCompany(id) }
+            company.adminTokenDigest = Secrets.digest(secret)
+            try company.update(db)
+            try AuditEntry(actor: actor, action: "company_rotate", companyID: id).insert(db)
+        }
+        return "\(id).\(secret)"
+    }
+
+    public func authenticateAdmin(token: String) throws -> Company? {
+        guard let (id, secret) = Secrets.splitToken(token),
+            let company = try self.database.read({ try Company.fetchOne($0, key: id) }),
+            Secrets.matches(secret, digest: company.adminTokenDigest)
+        else { return nil }
+        return company
+    }
+
+    // MARK: Engineers
+
+    public func addEngineer(companyID: String, login: String, actor: String) throws -> (Engineer, token: String) {
+        let login = try Self.validName(login, what: "engineer login")
+        let id = Secrets.makeID(prefix: "en")
+        let secret = Secrets.makeSecret()
+        let engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: Date())
+        try self.database.write { db in
+            guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
+            if try Engineer.filter(Column("companyID") == companyID && Column("login") == login).fetchCount(db) > 0 {
+                throw StoreError("company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
+            }
+            try engineer.insert(db)
+            try AuditEntry(actor: actor, action: "engineer_add", companyID: companyID, subject: id).insert(db)
+        }
+        return (engineer, "\(id).\(secret)")
+    }
+
+    public func engineers(companyID: String?) throws -> [Engineer] {
+        try self.database.read { db in
+            var request = Engineer.order(Column("companyID"), Column("login"))
+            if let companyID { request = request.filter(Column("companyID") == companyID) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func removeEngineer(id: String, actor: String) throws {
+        try self.database.write { db in
+            guard let engineer = try Engineer.fetchOne(db, key: id) else {
+                throw StoreError("no engineer with id \(id); `relay-server engineer list` shows the ids")
+            }
+            try engineer.delete(db)
+            try AuditEntry(actor: actor, action: "engineer_remove", companyID: engineer.companyID, subject: id).insert(db)
+        }
+    }
+
+    public func rotateEngineerToken(id: String, actor: String) throws -> String {
+        let secret = Secrets.makeSecret()
+        try self.database.write { db in
+            guard var engineer = try Engineer.fetchOne(db, key: id) else {
+                throw StoreError("no engineer with id \(id); `relay-server engineer list` shows the ids")
+            }
+            engineer.tokenDigest = Secrets.digest(secret)
+            try engineer.update(db)
+            try AuditEntry(actor: actor, action: "engineer_rotate", companyID: engineer.companyID, subject: id).insert(db)
+        }
+        return "\(id).\(secret)"
+    }
+
+    public func authenticateEngineer(token: String) throws -> Engineer? {
+        guard let (id, secret) = Secrets.splitToken(token),
+            let engineer = try self.database.read({ try Engineer.fetchOne($0, key: id) }),
+            Secrets.matches(secret, digest: engineer.tokenDigest)
+        else { return nil }
+        return engineer
+    }
+
+    // MARK: Hosts
+
+    public func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String) {
+        let name = try Self.validName(name, what: "host name")
+        let secret = Secrets.makeSecret()
+        let host = EnrolledHost(id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: name, secretDigest: Secrets.digest(secret), createdAt: Date())
+        try self.database.write { db in
+            guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
+            try host.insert(db)
+            try AuditEntry(actor: actor, action: "host_enroll", companyID: companyID, subject: host.id).insert(db)
+        }
+        return (host, secret)
+    }
+
+    public func hosts(companyID: String?) throws -> [EnrolledHost] {
+        try self.database.read { db in
+            var request = EnrolledHost.order(Column("companyID"), Column("name"))
+            if let companyID { request = request.filter(Column("companyID") == companyID) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func removeHost(id: String, actor: String) throws {
+        try self.database.write { db in
+            guard let host = try EnrolledHost.fetchOne(db, key: id) else {
+                throw StoreError("no host with id \(id); `relay-server host list` shows the ids")
+            }
+            try host.delete(db)
+            try AuditEntry(actor: actor, action: "host_remove", companyID: host.companyID, subject: id).insert(db)
+        }
+    }
+
+    public func rotateHostSecret(id: String, actor: String) throws -> String {
+        let secret = Secrets.makeSecret()
+        try self.database.write { db in
+            guard var host = try EnrolledHost.fetchOne(db, key: id) else {
+                throw StoreError("no host with id \(id); `relay-server host list` shows the ids")
+            }
+            host.secretDigest = Secrets.digest(secret)
+            try host.update(db)
+            try AuditEntry(actor: actor, action: "host_rotate", companyID: host.companyID, subject: id).insert(db)
+        }
+        return secret
+    }
+
+    public func authenticateHost(id: String, secret: String) throws -> EnrolledHost? {
+        guard id.utf8.count <= 64, let host = try self.database.read({ try EnrolledHost.fetchOne($0, key: id) }),
+            Secrets.matches(secret, digest: host.secretDigest)
+        else { return nil }
+        return host
+    }
+
+    // MARK: Access log
+
+    public func record(_ events: [AccessEvent]) throws {
+        guard !events.isEmpty else { return }
+        try self.database.write { db in
+            for event in events { try event.insert(db) }
+        }
+    }
+
+    public func accessLog(limit: Int = 100) throws -> [AccessEvent] {
+        try self.database.read { try AccessEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
+    }
+
+    // MARK: Audit log
+
+    public func appendAudit(_ entry: AuditEntry) throws {
+        try self.database.write { try entry.insert($0) }
+    }
+
+    public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
+        try self.database.read { try AuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
+    }
+
+    static func validName(_ raw: String, what: String) throws -> String {
+        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty else { throw StoreError("the \(what) is empty; give a name") }
+        guard name.utf8.count <= 200 else { throw StoreError("the \(what) is \(name.utf8.count) bytes; at most 200 are allowed") }
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StoreError("the \(what) contains control characters; use printable text")
+        }
+        return name
+    }
+}
+
+extension AccountStore {
+    // Admin actions by the command line (`actor: "cli"`), for tests and tools.
+    public func addCompany(name: String) throws -> (Company, token: String) { try self.addCompany(name: name, actor: "cli") }
+    public func removeCompany(id: String) throws { try self.removeCompany(id: id, actor: "cli") }
+    public func rotateCompanyToken(id: String) throws -> String { try self.rotateCompanyToken(id: id, actor: "cli") }
+    public func addEngineer(companyID: String, login: String) throws -> (Engineer, token: String) {
+        try self.addEngineer(companyID: companyID, login: login, actor: "cli")
+    }
+    public func removeEngineer(id: String) throws { try self.removeEngineer(id: id, actor: "cli") }
+    public func rotateEngineerToken(id: String) throws -> String { try self.rotateEngineerToken(id: id, actor: "cli") }
+    public func enrollHost(companyID: String, name: String) throws -> (EnrolledHost, secret: String) {
+        try self.enrollHost(companyID: companyID, name: name, actor: "cli")
+    }
+    public func removeHost(id: String) throws { try self.removeHost(id: id, actor: "cli") }
+    public func rotateHostSecret(id: String) throws -> String { try self.rotateHostSecret(id: id, actor: "cli") }
+}

@@ -1,0 +1,86 @@
+public import Foundation
+
+/// Companies, engineers and enrolled hosts, and the checks of their credentials.
+///
+/// The embedded implementation is ``SQLiteStore``; a PostgreSQL one for several relay
+/// nodes implements the same protocols (DESIGN.md "Usage history"). Methods block the
+/// calling thread: the relay calls them on its thread pool, never on an event loop.
+/// `actor` names who made a change, for the audit log (`cli`, `api:<company id>`).
+public protocol AccountStore: Sendable {
+    func addCompany(name: String, actor: String) throws -> (Company, token: String)
+    func companies() throws -> [Company]
+    func company(id: String) throws -> Company
+    func removeCompany(id: String, actor: String) throws
+    func rotateCompanyToken(id: String, actor: String) throws -> String
+    /// The company whose admin token this is, or nil.
+    func authenticateAdmin(token: String) throws -> Company?
+
+    func addEngineer(companyID: String, login: String, actor: String) throws -> (Engineer, token: String)
+    func engineers(companyID: String?) throws -> [Engineer]
+    func removeEngineer(id: String, actor: String) throws
+    func rotateEngineerToken(id: String, actor: String) throws -> String
+    func authenticateEngineer(token: String) throws -> Engineer?
+
+    func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String)
+    func hosts(companyID: String?) throws -> [EnrolledHost]
+    func removeHost(id: String, actor: String) throws
+    func rotateHostSecret(id: String, actor: String) throws -> String
+    func authenticateHost(id: String, secret: String) throws -> EnrolledHost?
+
+    /// Appends access-log entries in one transaction.
+    func record(_ events: [AccessEvent]) throws
+    func accessLog(limit: Int) throws -> [AccessEvent]
+}
+
+/// The usage history, its retention, legal holds and the audit log.
+public protocol UsageStore: Sendable {
+    /// Writes, in one transaction and in this order: new records, checkpoints of running
+    /// records, closures. A checkpoint or closure of a record already closed changes nothing.
+    func write(_ batch: UsageBatch) throws
+
+    /// Closes records left open by a relay that stopped without closing them (a crash,
+    /// `kill -9`, power loss): ended at their last checkpoint with reason `reason`.
+    /// `relayNode` limits this to one node's records; nil closes all. Returns how many.
+    func closeInterruptedSessions(relayNode: String?, reason: String, actor: String) throws -> Int
+
+    func usageRecord(id: String) throws -> UsageRecord?
+
+    /// One page of a company's records that started in `range`, ordered by start time
+    /// and id, after `cursor`. An export reads page after page, so memory stays flat.
+    func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord]
+
+    /// Destroys records past retention (except held companies'), so that they cannot be
+    /// recovered from the database files; `dryRun` only counts. Leaves an audit entry.
+    func purge(policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String) throws -> PurgeReport
+
+    func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold
+    /// Lifts a hold; its company's records past retention go at the next purge.
+    func releaseHold(companyID: String, actor: String) throws
+    func legalHolds() throws -> [LegalHold]
+
+    func appendAudit(_ entry: AuditEntry) throws
+    func auditLog(limit: Int) throws -> [AuditEntry]
+}
+
+/// What one write of the usage history carries (see ``UsageStore/write(_:)``).
+public struct UsageBatch: Sendable, Hashable {
+    public var opened: [UsageRecord] = []
+    public var checkpoints: [UsageCheckpoint] = []
+    public var closed: [UsageClosure] = []
+
+    public init(opened: [UsageRecord] = [], checkpoints: [UsageCheckpoint] = [], closed: [UsageClosure] = []) {
+        self.opened = opened
+        self.checkpoints = checkpoints
+        self.closed = closed
+    }
+
+    public var isEmpty: Bool { self.opened.isEmpty && self.checkpoints.isEmpty && self.closed.isEmpty }
+
+    /// Adds a checkpoint taken after everything already in the batch. A checkpoint of a
+    /// session closed in this batch is dropped: the closure has the final counters.
+    public mutating func addCheckpoints(_ checkpoints: [UsageCheckpoint]) {
+        guard !checkpoints.isEmpty else { return }
+        let closed = Set(self.closed.map(\.sessionID))
+        self.checkpoints.append(contentsOf: closed.isEmpty ? checkpoints : checkpoints.filter { !closed.contains($0.sessionID) })
+    }
+}
