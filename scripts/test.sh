@@ -3,10 +3,17 @@
 # then a short libFuzzer run of the RelayWire decoder seeded with docs/PROTOCOL.md's vectors.
 #   scripts/test.sh                 everything
 #   FUZZ_SECONDS=0 scripts/test.sh  skip the fuzz run
+# With DISPLAY unset, an Xvfb is started for the X11 tests and stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
+source scripts/lib/xvfb.sh
 ensure_prerequisites
+
+# The X11 capture and input tests need an X display; without one, run them on a private Xvfb.
+if [ -z "${DISPLAY:-}" ]; then
+    start_xvfb 1920x1080x24
+fi
 
 echo "==> Building (debug, with tests)"
 swift build --build-tests
