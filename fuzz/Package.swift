@@ -23,6 +23,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The tile-delta decoder (PROTOCOL.md §7), and encoder round trips of what it made.
+        .executableTarget(
+            name: "FuzzTileDecoder",
+            dependencies: [
+                .product(name: "RelayWire", package: "SupportRelay"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The relay's forwarding scanner, differentially against readFrame.
         .executableTarget(
             name: "FuzzFrameScanner",

@@ -13,7 +13,9 @@
 #   FUZZ_WORK_DIR  corpus, artifacts and logs            (default: fuzz/corpus-work, gitignored)
 #   FUZZ_MAX_LEN   libFuzzer -max_len                    (default: 70000)
 #   FUZZ_TIMEOUT   seconds per input before it is a hang (default: 10)
-#   FUZZ_TARGET    FuzzRelayWire (decoder, default) or FuzzFrameScanner (forwarding scanner)
+#   FUZZ_TARGET    all (default: SECONDS split evenly over the three), FuzzRelayWire (frame
+#                  and message decoder), FuzzFrameScanner (forwarding scanner) or
+#                  FuzzTileDecoder (tile-delta codec, PROTOCOL.md §7; seeds from §7.8)
 # libFuzzer runs with -use_value_profile=1 (it finds constants compared byte by byte;
 # without it a planted trap on a 2-byte prefix went unfound for 60 s). Later arguments
 # override earlier ones: `scripts/fuzz.sh 60 -- -use_value_profile=0`.
@@ -23,7 +25,7 @@ die() { echo "fuzz.sh: error: $*" >&2; exit 2; }
 say() { echo "fuzz.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- arguments ------------------------------------------------------------------------
@@ -47,7 +49,21 @@ protocol_doc=${PROTOCOL_DOC:-$root/docs/PROTOCOL.md}
 work=${FUZZ_WORK_DIR:-$fuzz_dir/corpus-work}
 max_len=${FUZZ_MAX_LEN:-70000}
 timeout=${FUZZ_TIMEOUT:-10}
-target=${FUZZ_TARGET:-FuzzRelayWire}
+target=${FUZZ_TARGET:-all}
+if [[ $target == all ]]; then
+    # CI's fuzz budget (scripts/test.sh: FUZZ_SECONDS, 30 s) is shared by all targets.
+    targets=(FuzzRelayWire FuzzFrameScanner FuzzTileDecoder)
+    share=$((duration / ${#targets[@]}))
+    ((share > 0)) || share=1
+    overall=0
+    for each in "${targets[@]}"; do
+        FUZZ_TARGET=$each "${BASH_SOURCE[0]}" "$share" ${extra_args[@]+-- "${extra_args[@]}"} || {
+            code=$?
+            ((code > overall)) && overall=$code
+        }
+    done
+    exit $overall
+fi
 [[ -d $fuzz_dir/Sources/$target ]] || die "FUZZ_TARGET '$target' is not a target of $fuzz_dir (see fuzz/Sources/)"
 [[ $max_len =~ ^[0-9]+$ ]] || die "FUZZ_MAX_LEN must be a number, got '$max_len'"
 [[ $timeout =~ ^[0-9]+$ ]] || die "FUZZ_TIMEOUT must be a number, got '$timeout'"
@@ -142,7 +158,52 @@ while IFS= read -r line || [[ -n $line ]]; do
     fi
 done <"$protocol_doc"
 [[ $state != hex ]] || die "$protocol_doc:$block_line: the \`\`\`hex block is not closed"
-if ((valid_count > 1)); then mv "$all_valid.tmp" "$all_valid"; else rm -f "$all_valid.tmp"; fi
+
+# FuzzTileDecoder reads a session: width − 1, height − 1, then u16-length-prefixed bodies.
+# Each "#### Tile vector:"/"#### Tile invalid:" of §7.8 becomes one, its size taken from
+# the "N×M screen" of its description (4×2 for invalid vectors, as §7.8 says).
+if [[ $target == FuzzTileDecoder ]]; then
+    rm -rf "$seeds" "$all_valid.tmp"
+    mkdir -p "$seeds"
+    tile_count=0 tile_valid=0 in_body=0 name="" kind="" size="" bodies=()
+    flush_tile() {
+        [[ -n $name && ${#bodies[@]} -gt 0 ]] || return 0
+        local w=${size%x*} h=${size#*x} format body n
+        format=$(printf '\\x%02x\\x%02x' $((w - 1)) $((h - 1)))
+        for body in "${bodies[@]}"; do
+            n=$(wc -w <<<"$body")
+            format+=$(printf '\\x%02x\\x%02x' $((n >> 8)) $((n & 255)))
+            for token in $body; do format+="\\x$token"; done
+        done
+        tile_count=$((tile_count + 1))
+        [[ $kind == vector ]] && tile_valid=$((tile_valid + 1))
+        printf "$format" >"$(printf '%s/tile-%03d-%s' "$seeds" "$tile_count" "$name")"
+    }
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line%$'\r'}
+        if ((in_body)); then
+            if [[ $line == '```' ]]; then in_body=0; bodies+=("$current"); else current+=" $line"; fi
+            continue
+        fi
+        if [[ $line =~ ^#### ]]; then
+            flush_tile
+            name="" bodies=()
+            if [[ $line =~ ^####\ Tile\ (vector|invalid):\ ([A-Za-z0-9-]+) ]]; then
+                kind=${BASH_REMATCH[1]} name=${BASH_REMATCH[2]} size=4x2 label=""
+            fi
+        elif [[ -n $name && $line =~ ([0-9]+)×([0-9]+)\ screen && $size == 4x2 && ${#bodies[@]} -eq 0 ]]; then
+            size="${BASH_REMATCH[1]}x${BASH_REMATCH[2]}"
+        elif [[ -n $name && $line =~ ^(Inflated|Body) ]]; then
+            label=${BASH_REMATCH[1]}
+        elif [[ -n $name && $line == '```hex' && $label == Body ]]; then
+            in_body=1 current=""
+        fi
+    done <"$protocol_doc"
+    flush_tile
+    ((tile_count > 0)) || die "found no '#### Tile vector:' heading with a Body block in $protocol_doc"
+    count=$tile_count valid_count=$tile_valid
+fi
+if ((valid_count > 1)) && [[ -f $all_valid.tmp ]]; then mv "$all_valid.tmp" "$all_valid"; else rm -f "$all_valid.tmp"; fi
 ((count > 0)) || die "found no '#### Vector:' or '#### Invalid:' heading with a \`\`\`hex block in $protocol_doc"
 say "seed corpus: $count vectors ($valid_count valid, $((count - valid_count)) invalid) from ${protocol_doc#"$root"/} in ${seeds#"$root"/}"
 
