@@ -1,0 +1,77 @@
+public import RelayWire
+
+/// The host's side of viewer pacing (PROTOCOL.md §7.1): which UpdateRequests wait for an
+/// answer, and when the screen may be captured next.
+///
+/// The host captures only while a request waits, and at most once per frame interval
+/// (`--fps`). A capture that finds nothing changed leaves the request waiting, so the
+/// screen changes that happen meanwhile coalesce into the one update that answers it: a
+/// slow link shows a fresh frame late rather than a backlog of stale ones.
+///
+/// Pure: time comes in as `now`, so tests drive it without sleeping.
+public struct UpdatePacer<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+    /// A request the host owes an update.
+    public struct Owed: Sendable, Hashable {
+        public var requestID: UInt32
+        public var fullRefresh: Bool
+        public init(requestID: UInt32, fullRefresh: Bool) {
+            self.requestID = requestID
+            self.fullRefresh = fullRefresh
+        }
+    }
+
+    /// Requests a well-behaved viewer keeps in flight are few (the Swift viewer: 2); more
+    /// than this many waiting is a viewer flooding the host, and the oldest are merged.
+    public static var maximumWaiting: Int { 8 }
+
+    public let frameInterval: Duration
+    public private(set) var waiting: [Owed] = []
+    private var lastCapture: Instant?
+
+    public init(framesPerSecond: Double) {
+        precondition(framesPerSecond > 0, "the frame rate must be positive")
+        self.frameInterval = .nanoseconds(Int64((1e9 / framesPerSecond).rounded()))
+    }
+
+    /// The viewer asked for an update.
+    public mutating func received(_ request: UpdateRequest) {
+        let owed = Owed(requestID: request.requestID, fullRefresh: request.flags.contains(.fullRefresh))
+        if self.waiting.count == Self.maximumWaiting {
+            // Answer the newest request id for the two oldest, keeping a full refresh asked for.
+            let dropped = self.waiting.removeFirst()
+            self.waiting[0].fullRefresh = self.waiting[0].fullRefresh || dropped.fullRefresh
+        }
+        self.waiting.append(owed)
+    }
+
+    /// What the host does next.
+    public enum Step: Sendable, Hashable {
+        /// No request waits: nothing to capture until one arrives.
+        case idle
+        /// Capture now and answer ``next``.
+        case capture
+        /// A request waits, but the last capture was less than a frame interval ago.
+        case wait(until: Instant)
+    }
+
+    public func step(at now: Instant) -> Step {
+        guard !self.waiting.isEmpty else { return .idle }
+        guard let lastCapture = self.lastCapture else { return .capture }
+        let due = lastCapture.advanced(by: self.frameInterval)
+        return due <= now ? .capture : .wait(until: due)
+    }
+
+    /// The request the next capture answers, if one waits.
+    public var next: Owed? { self.waiting.first }
+
+    /// The host captured at `now` and found nothing to send: the request keeps waiting.
+    public mutating func capturedNothing(at now: Instant) {
+        self.lastCapture = now
+    }
+
+    /// The host captured at `now` and sent the update answering the oldest request.
+    public mutating func answered(at now: Instant) {
+        self.lastCapture = now
+        if !self.waiting.isEmpty { self.waiting.removeFirst() }
+    }
+}
