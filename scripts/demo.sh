@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: builds SupportRelay, starts relay-server on its embedded SQLite default,
-# and pairs a demo host and viewer through it — once by support code, once by host id —
-# with typed input and clipboard text crossing the relay. Then tells you how to connect
-# your own.
+# and streams a desktop through it to a viewer that reconstructs it byte for byte and
+# saves it as a PNG: first by support code (attended), then by host id (unattended).
+# The host shares the real X display in $DISPLAY when there is one; otherwise a desktop
+# with real X applications on a private Xvfb; without Xvfb, a synthetic desktop.
+# Then tells you where the snapshots are and how to connect your own host and viewer.
 #   scripts/demo.sh                  relay on 127.0.0.1:7443, data in ./relay-data
 #   RELAY_PORT=17443 scripts/demo.sh another port
 #   KEEP_RUNNING=1 scripts/demo.sh   leave the relay running afterwards
@@ -23,6 +25,40 @@ bin="$(swift build --show-bin-path)"
 server="$bin/relay-server"
 agent="$bin/relay-agent"
 
+snapshots="$(pwd)/demo-snapshots"
+mkdir -p "$snapshots"
+xvfb_pid=""
+app_pids=()
+
+# The screen to share: the user's display, else a private Xvfb desktop with real X
+# applications, else a generated scene.
+if [ -n "${DISPLAY:-}" ] && xdpyinfo >/dev/null 2>&1; then
+    source_spec="x11"
+    echo "==> Sharing your X display $DISPLAY"
+elif command -v Xvfb >/dev/null 2>&1; then
+    for number in $(seq 90 120); do
+        [ -e "/tmp/.X11-unix/X$number" ] || [ -e "/tmp/.X$number-lock" ] || { display=":$number"; break; }
+    done
+    Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    xvfb_pid=$!
+    for _ in $(seq 1 50); do DISPLAY="$display" xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+    export DISPLAY="$display"
+    xsetroot -solid '#2e4a62' 2>/dev/null || true
+    if command -v xterm >/dev/null 2>&1; then
+        xterm -geometry 100x30+40+40 -fa Monospace -fs 11 -bg '#101820' -fg '#e0e0e0' -T "SupportRelay demo" \
+            -e bash -c 'printf "SupportRelay demo desktop (Xvfb %s)\n\n" "$DISPLAY"; uname -a; echo; df -h / | head -3; echo; ls -la /; sleep 600' &
+        app_pids+=($!)
+    fi
+    if command -v xclock >/dev/null 2>&1; then xclock -geometry 180x180+1060+40 -update 1 & app_pids+=($!); fi
+    if command -v xeyes >/dev/null 2>&1; then xeyes -geometry 160x110+1070+260 & app_pids+=($!); fi
+    sleep 1
+    source_spec="x11:$display"
+    echo "==> No X display here: sharing a private Xvfb desktop ($display) with xterm, xclock and xeyes"
+else
+    source_spec="synthetic:moving-window"
+    echo "==> No X display and no Xvfb: sharing a synthetic desktop"
+fi
+
 log="$(mktemp -t relay-demo.XXXXXX)"
 echo "==> Starting relay-server (log: $log)"
 "$server" serve --listen "$relay" --admin-listen "127.0.0.1:$admin_port" --data "$data" >"$log" 2>&1 &
@@ -32,6 +68,7 @@ cleanup() {
         kill -TERM "$server_pid"
         wait "$server_pid" 2>/dev/null || true
     fi
+    for pid in "${app_pids[@]}" $xvfb_pid; do kill "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
@@ -59,8 +96,8 @@ trust=(--relay "$relay" --fingerprint "$fingerprint")
 echo
 echo "==> Attended: the engineer asks for a support code, the customer enters it"
 viewer_log="$(mktemp -t relay-viewer.XXXXXX)"
-"$agent" view "${trust[@]}" --token "$token" --new-code \
-    --type "Hello from support, 안녕하세요" --clipboard "ticket #4711" --duration 2 >"$viewer_log" 2>&1 &
+"$agent" view "${trust[@]}" --token "$token" --new-code --snapshot "$snapshots/attended.png" --stats --click 400,300 \
+    --type "echo Hello from support" --clipboard "ticket #4711" --duration 4 >"$viewer_log" 2>&1 &
 viewer_pid=$!
 code=""
 for _ in $(seq 1 100); do
@@ -70,17 +107,17 @@ for _ in $(seq 1 100); do
 done
 [ -n "$code" ] || { echo "error: the viewer got no support code:" >&2; cat "$viewer_log" >&2; exit 1; }
 echo "[viewer] $(grep 'Support code' "$viewer_log")"
-"$agent" host "${trust[@]}" --code "$code" | sed 's/^/[host]   /'
+"$agent" host "${trust[@]}" --code "$code" --source "$source_spec" --fps 20 --clipboard "customer's clipboard" | sed 's/^/[host]   /'
 wait "$viewer_pid" || true
 sed 's/^/[viewer] /' "$viewer_log" | grep -v 'Support code'
 
 echo
 echo "==> Unattended: the enrolled host stays registered, the engineer connects by host id"
 host_log="$(mktemp -t relay-host.XXXXXX)"
-"$agent" host "${trust[@]}" --host-id "$host_id" --secret "$host_secret" --once >"$host_log" 2>&1 &
+"$agent" host "${trust[@]}" --host-id "$host_id" --secret "$host_secret" --once --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
 host_pid=$!
 for _ in $(seq 1 100); do grep -q 'Registered' "$host_log" && break; sleep 0.1; done
-"$agent" view "${trust[@]}" --token "$token" --host "$host_id" --type "ipconfig" --duration 1 | sed 's/^/[viewer] /'
+"$agent" view "${trust[@]}" --token "$token" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
 wait "$host_pid" || true
 sed 's/^/[host]   /' "$host_log"
 
@@ -92,14 +129,18 @@ curl_metrics
 cat <<EOT
 
 Done: two sessions went through the relay at $relay, recorded in $data.
+The viewer's reconstructed screens (equal, byte for byte, to what the hosts captured):
+  $snapshots/attended.png     ($source_spec)
+  $snapshots/unattended.png   (synthetic:scrolling-text)
 
 Connect your own host and viewer (another machine: use this machine's DNS name):
   relay-agent view --relay $relay --fingerprint $fingerprint --token $token --new-code
-  relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN
+  relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN [--source x11:DISPLAY]
 or the enrolled demo host:
   relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret $host_secret
   relay-agent view --relay $relay --fingerprint $fingerprint --token $token --host $host_id
 The binaries are in $bin. Run the relay yourself with: $server serve --data $data
-Screen sharing arrives with the screen-streaming release (input and clipboard work today).
+Add --snapshot FILE.png --stats to the viewer to save the screen and watch the figures;
+"relay-agent host --source help" lists what a host can share.
 EOT
 if [ -n "${KEEP_RUNNING:-}" ]; then echo "The relay keeps running (pid $server_pid)."; fi

@@ -63,27 +63,6 @@ func say(_ line: String) {
     fflush(nil)
 }
 
-/// Describes what a peer message does, for the console.
-func describe(_ message: RelayMessage) -> String {
-    switch message {
-    case .key(let key):
-        let what = Keysym.scalar(for: key.keysym).map { "\"\(String(Character($0)).debugDescription.dropFirst().dropLast())\"" } ?? String(format: "0x%X", key.keysym)
-        return "key \(key.isDown ? "down" : "up  ") \(what)"
-    case .pointer(let pointer):
-        return "pointer \(pointer.x),\(pointer.y) buttons \(pointer.buttons.rawValue)"
-    case .clipboard(let clipboard):
-        return "clipboard: \(clipboard.text)"
-    case .screenInit(let screen):
-        return "screen \(screen.width)×\(screen.height) \"\(screen.name)\""
-    case .tileUpdate(let update):
-        return "screen update, \(update.body.readableBytes) bytes"
-    case .updateRequest(let request):
-        return "update request \(request.requestID)"
-    default:
-        return message.type.name
-    }
-}
-
 /// Exit with the error's message and a code scripts can tell apart.
 struct AgentFailure: Error, CustomStringConvertible {
     let description: String
@@ -92,25 +71,4 @@ struct AgentFailure: Error, CustomStringConvertible {
 func fail(_ error: any Error) -> AgentFailure {
     if let error = error as? RelayClientError { return AgentFailure(description: error.message) }
     return AgentFailure(description: "\(error)")
-}
-
-/// Prints the other side's messages until the session ends; answers the relay's Pings.
-func printPeerMessages(_ connection: RelayConnection) async throws {
-    while true {
-        guard let message = try await connection.receive() else {
-            say("Session ended: the relay closed the connection.")
-            return
-        }
-        switch message {
-        case .bye(let bye):
-            say("Session ended: \(bye.text)")
-            return
-        case .ping(let ping):
-            try await connection.send(.pong(Pong(nonce: ping.nonce)))
-        case .pong:
-            continue
-        default:
-            say("  \(describe(message))")
-        }
-    }
 }
