@@ -28,6 +28,8 @@ let package = Package(
             dependencies: [
                 .product(name: "RelayWire", package: "SupportRelay"),
                 .product(name: "RelayClient", package: "SupportRelay"),
+                .product(name: "RelayScreen", package: "SupportRelay"),
+                "CZlibBaseline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -35,6 +37,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // zlib for `relay-bench codec`'s baseline encoder (Debian: zlib1g-dev).
+        .systemLibrary(name: "CZlibBaseline", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     ],
     swiftLanguageModes: [.v6]
 )

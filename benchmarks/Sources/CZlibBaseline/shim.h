@@ -1,0 +1,2 @@
+// zlib for relay-bench codec's baseline encoder (dirty tiles, solid or raw, one stream).
+#include <zlib.h>

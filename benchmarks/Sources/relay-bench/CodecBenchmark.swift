@@ -1,0 +1,548 @@
+// `relay-bench codec`: the tile-delta codec (PROTOCOL.md §7) encoding 1920×1080 frames on
+// one thread, beside a baseline encoder in the same run.
+//
+// Synthetic cases, each a sequence of frames encoded in order, over and over:
+//   typing      — a text editor where one glyph appears, then disappears (8×16 pixels)
+//   scroll      — the editor's page scrolled by 3 lines (48 px) per frame, down then up
+//   full-screen — two different desktops of text alternating: every tile changes
+// `--frames DIR` encodes a folder of same-size PNG frames (sorted by name) once, in order.
+//
+// The baseline is the issue's "plain dirty-tile + zlib encoder": changed 64×64 tiles
+// (memcmp against the previous frame), each solid or raw, one zlib stream at level 6,
+// sync-flushed per update. It writes PROTOCOL.md §7 bodies (solid 0x02, raw 0x05), so
+// TileDecoder checks it too. Both encoders' outputs are decoded outside the timing and
+// compared with the source frames (lossless check).
+
+import ArgumentParser
+import CZlibBaseline
+import NIOCore
+import RelayScreen
+import RelayWire
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct CodecBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec",
+        abstract: "Tile-delta codec: encode fps on one core for 1920×1080 updates, bytes beside a baseline encoder.",
+        discussion: """
+            Synthetic cases: typing (one glyph changes), scroll (a text page moves 48 px), \
+            full-screen (every tile changes). --frames DIR encodes a folder of same-size PNG \
+            frames in name order, reporting total bytes and fps. The baseline is dirty 64×64 \
+            tiles, solid or raw only, one zlib stream at level 6. Targets: ≥ 60 fps per busy \
+            core for typing and scroll, ≥ 15 fps for full-screen, scroll bytes ≤ 40% of the baseline's.
+            """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: "A folder of same-size PNG frames to encode in name order (instead of the synthetic cases).")
+    var frames: String?
+
+    @Option(name: .customLong("save-frames"), help: "Write the synthetic scroll sequence as PNGs into this folder (for --frames) and exit.")
+    var saveFrames: String?
+
+    @Option(name: .long, help: "zlib level of our encoder (the baseline always uses 6).")
+    var level: Int32 = 1
+
+    static let width = 1920
+    static let height = 1080
+
+    func run() throws {
+        if let saveFrames {
+            let sequence = Self.syntheticCases()[1].frames
+            for (index, frame) in sequence.enumerated() {
+                let name = "\(saveFrames)/scroll-\(String(repeating: "0", count: 3 - String(index).count))\(index).png"
+                try PNGFile.write(frame, to: name)
+            }
+            print("wrote \(sequence.count) frames to \(saveFrames)")
+            return
+        }
+        var report = Report(benchmark: "codec")
+        // Settings go into notes: naming Report's JSON type in this file (which also imports
+        // RelayScreen and zlib) makes Swift 6.3.1 fail with "circular reference".
+        report.notes.append("zlib level \(self.level) (baseline: 6), one thread, \(self.common.seconds) s per synthetic case")
+        if let folder = self.frames {
+            try self.runFolder(folder, report: &report)
+        } else {
+            try self.runSynthetic(report: &report)
+        }
+        report.emit(json: self.common.json)
+    }
+
+    // MARK: - Synthetic cases
+
+    struct SyntheticCase {
+        var name: String
+        var frames: [Framebuffer]
+        /// The order frames are encoded in, cycling (every step is one realistic change).
+        var order: [Int]
+    }
+
+    static func syntheticCases() -> [SyntheticCase] {
+        let scene = BenchDesktop(width: Self.width, height: Self.height, seed: 7)
+        // typing: a glyph appears and disappears.
+        var typed = scene
+        typed.type(UInt8(ascii: "W"), column: 40)
+        let typing = SyntheticCase(name: "typing", frames: [scene.render(), typed.render()], order: [0, 1])
+        // scroll: 3 lines per frame, down 30 frames then back up.
+        var scrolling = scene
+        var scrollFrames: [Framebuffer] = []
+        for _ in 0..<30 {
+            scrollFrames.append(scrolling.render())
+            scrolling.scroll(by: 48)
+        }
+        let down = Array(0..<30)
+        let scroll = SyntheticCase(name: "scroll", frames: scrollFrames, order: down + down.reversed().dropFirst().dropLast())
+        // full-screen: two unrelated desktops.
+        let other = BenchDesktop(width: Self.width, height: Self.height, seed: 99)
+        let full = SyntheticCase(name: "full-screen", frames: [scene.render(), other.render()], order: [0, 1])
+        return [typing, scroll, full]
+    }
+
+    func runSynthetic(report: inout Report) throws {
+        for item in Self.syntheticCases() {
+            for encoderName in ["TileEncoder", "baseline"] {
+                let encode = try Self.makeEncoder(encoderName, level: self.level)
+                var step = 0
+                var bytes = 0
+                var updates = 0
+                // Prime: the first frame as a full update, outside the timing.
+                _ = try encode(item.frames[item.order[0]], true)
+                step = 1
+                var measurement = measure(
+                    group: item.name, name: encoderName, payloadBytes: nil, unit: "updates", bytesPerOperation: 0,
+                    seconds: self.common.seconds
+                ) {
+                    let frame = item.frames[item.order[step % item.order.count]]
+                    step += 1
+                    let size = (try? encode(frame, false)) ?? -1
+                    precondition(size >= 0, "encoding failed")
+                    bytes += size
+                    updates += 1
+                    return (1, size)
+                }
+                measurement.bytes = bytes
+                measurement.note = "\(formatCount(Double(bytes) / Double(max(updates, 1)))) B/update"
+                report.measurements.append(measurement)
+            }
+            // Lossless check outside timing: one pass of the sequence through a decoder.
+            let (ok, detail) = try Self.verify(item.order.map { item.frames[$0] }, level: self.level)
+            report.checks.append((name: item.name + ": decoder == frames after every update", passed: ok, detail: detail))
+        }
+        report.targets = [
+            Target(description: "≥ 60 fps typing, one core", group: "typing", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 60),
+            Target(description: "≥ 60 fps scrolled text page, one core", group: "scroll", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 60),
+            Target(description: "≥ 15 fps full-screen change, one core", group: "full-screen", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 15),
+        ]
+        Self.addRatioCheck(&report, group: "scroll")
+    }
+
+    /// "scroll bytes ≤ 40% of the baseline's", from bytes per update of both encoders.
+    static func addRatioCheck(_ report: inout Report, group: String) {
+        guard let ours = report.measurements.first(where: { $0.group == group && $0.name == "TileEncoder" }),
+            let base = report.measurements.first(where: { $0.group == group && $0.name == "baseline" })
+        else { return }
+        let oursPerFrame: Double = Double(ours.bytes) / Double(ours.operations)
+        let basePerFrame: Double = Double(base.bytes) / Double(base.operations)
+        let ratio: Double = oursPerFrame / basePerFrame
+        let detail: String = formatFixed(ratio * 100, 1) + "% of the baseline's bytes per frame"
+        report.checks.append((name: group + ": bytes ≤ 40% of the baseline's", passed: ratio <= 0.40, detail: detail))
+    }
+
+    // MARK: - Frames from a folder
+
+    func runFolder(_ folder: String, report: inout Report) throws {
+        let names = try Self.pngNames(in: folder)
+        guard !names.isEmpty else { throw ValidationError("no .png files in \(folder)") }
+        var frames: [Framebuffer] = []
+        for name in names {
+            var frame = try PNGFile.read("\(folder)/\(name)")
+            // §7: the unused byte is not carried; capture clears it, so do the same here.
+            for index in Swift.stride(from: 3, to: frame.pixels.count, by: 4) { frame.pixels[index] = 0 }
+            guard frames.isEmpty || (frame.width == frames[0].width && frame.height == frames[0].height) else {
+                throw ValidationError("the frames in \(folder) are not all the same size")
+            }
+            frames.append(frame)
+        }
+        report.notes.append("\(frames.count) frames of \(frames[0].width)×\(frames[0].height) from \(folder), each encoded once in name order")
+        for encoderName in ["TileEncoder", "baseline"] {
+            let encode = try Self.makeEncoder(encoderName, level: self.level)
+            var bytes = 0
+            var updates = 0
+            let stopwatch = Stopwatch()
+            for (index, frame) in frames.enumerated() {
+                let size = try encode(frame, index == 0)
+                if size > 0 { updates += 1 }
+                bytes += size
+            }
+            let wall = stopwatch.wall
+            let cpu = stopwatch.cpu
+            var measurement = Measurement(group: "frames", name: encoderName, payloadBytes: nil, unit: "frames", operations: frames.count, bytes: bytes, wall: wall, cpu: cpu)
+            measurement.note = "\(bytes) B total, \(updates) updates"
+            report.measurements.append(measurement)
+        }
+        let (ok, detail) = try Self.verify(frames, level: self.level)
+        report.checks.append((name: "frames: decoder == frames after every update", passed: ok, detail: detail))
+        Self.addRatioCheck(&report, group: "frames")
+    }
+
+    static func pngNames(in folder: String) throws -> [String] {
+        guard let directory = opendir(folder) else { throw ValidationError("cannot open \(folder)") }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.lowercased().hasSuffix(".png") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    // MARK: - Encoders
+
+    /// An encode function: frame, full refresh → body bytes (0 when nothing was sent).
+    typealias Encode = (Framebuffer, Bool) throws -> Int
+
+    static func makeEncoder(_ name: String, level: Int32) throws -> Encode {
+        if name == "TileEncoder" {
+            let encoder = TileEncoder(compressionLevel: level)
+            var request: UInt32 = 0
+            return { frame, full in
+                request &+= 1
+                return try encoder.encode(frame, requestID: request, fullRefresh: full)?.readableBytes ?? 0
+            }
+        }
+        let baseline = BaselineEncoder()
+        return { frame, full in baseline.encode(frame, fullRefresh: full)?.readableBytes ?? 0 }
+    }
+
+    /// Encodes `frames` in order with both encoders and decodes every update.
+    static func verify(_ frames: [Framebuffer], level: Int32) throws -> (Bool, String) {
+        var checked = 0
+        for name in ["TileEncoder", "baseline"] {
+            let decoder = TileDecoder()
+            decoder.resize(width: frames[0].width, height: frames[0].height)
+            let tile = TileEncoder(compressionLevel: level)
+            let baseline = BaselineEncoder()
+            for (index, frame) in frames.enumerated() {
+                let body = name == "baseline"
+                    ? baseline.encode(frame, fullRefresh: index == 0)
+                    : try tile.encode(frame, requestID: UInt32(index), fullRefresh: index == 0)
+                if let body { try decoder.apply(body) }
+                guard decoder.framebuffer == frame else { return (false, "\(name): frame \(index) differs after decoding") }
+                checked += 1
+            }
+        }
+        return (true, "\(checked) updates decoded, all equal")
+    }
+}
+
+/// The issue's baseline: dirty 64×64 tiles, solid or raw, one zlib stream at level 6.
+final class BaselineEncoder {
+    private let stream: UnsafeMutablePointer<z_stream>
+    private var previous: Framebuffer?
+    private var raw: [UInt8] = []
+
+    init() {
+        self.stream = .allocate(capacity: 1)
+        self.stream.initialize(to: z_stream())
+        let status = deflateInit_(self.stream, 6, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        precondition(status == Z_OK)
+    }
+
+    deinit {
+        deflateEnd(self.stream)
+        self.stream.deallocate()
+    }
+
+    func encode(_ frame: Framebuffer, fullRefresh: Bool) -> ByteBuffer? {
+        let old = fullRefresh ? nil : self.previous.flatMap { $0.width == frame.width && $0.height == frame.height ? $0 : nil }
+        self.raw.removeAll(keepingCapacity: true)
+        func u16(_ value: Int) { self.raw.append(UInt8(value >> 8)); self.raw.append(UInt8(value & 0xFF)) }
+        u16(frame.width); u16(frame.height); self.raw.append(0); self.raw += [0, 0, 0, 0]
+        var count = 0
+        let stride = frame.width * 4
+        frame.pixels.withUnsafeBytes { new in
+            for tileY in Swift.stride(from: 0, to: frame.height, by: 64) {
+                for tileX in Swift.stride(from: 0, to: frame.width, by: 64) {
+                    let width = min(64, frame.width - tileX)
+                    let height = min(64, frame.height - tileY)
+                    if let old {
+                        let changed = old.pixels.withUnsafeBytes { oldBytes in
+                            (0..<height).contains { row in
+                                let offset = (tileY + row) * stride + tileX * 4
+                                return memcmp(oldBytes.baseAddress! + offset, new.baseAddress! + offset, width * 4) != 0
+                            }
+                        }
+                        if !changed { continue }
+                    }
+                    let first = new.loadUnaligned(fromByteOffset: tileY * stride + tileX * 4, as: UInt32.self) & 0xFFFFFF
+                    let solid = (0..<height).allSatisfy { row in
+                        (0..<width).allSatisfy { column in
+                            new.loadUnaligned(fromByteOffset: (tileY + row) * stride + (tileX + column) * 4, as: UInt32.self) & 0xFFFFFF == first
+                        }
+                    }
+                    self.raw.append(solid ? 0x02 : 0x05)
+                    u16(tileX); u16(tileY); u16(width); u16(height)
+                    if solid {
+                        self.raw += [UInt8(first & 0xFF), UInt8((first >> 8) & 0xFF), UInt8(first >> 16)]
+                    } else {
+                        for row in 0..<height {
+                            let offset = (tileY + row) * stride + tileX * 4
+                            for column in 0..<width {
+                                self.raw.append(new[offset + column * 4])
+                                self.raw.append(new[offset + column * 4 + 1])
+                                self.raw.append(new[offset + column * 4 + 2])
+                            }
+                        }
+                    }
+                    count += 1
+                }
+            }
+        }
+        self.previous = frame
+        guard count > 0 else { return nil }
+        self.raw[5] = UInt8(count >> 24); self.raw[6] = UInt8((count >> 16) & 0xFF)
+        self.raw[7] = UInt8((count >> 8) & 0xFF); self.raw[8] = UInt8(count & 0xFF)
+        var body = ByteBuffer()
+        body.writeInteger(UInt32(0))
+        self.raw.withUnsafeMutableBytes { input in
+            self.stream.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            self.stream.pointee.avail_in = uInt(input.count)
+            repeat {
+                body.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 16) { out in
+                    self.stream.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                    self.stream.pointee.avail_out = uInt(out.count)
+                    _ = deflate(self.stream, Z_SYNC_FLUSH)
+                    return out.count - Int(self.stream.pointee.avail_out)
+                }
+            } while self.stream.pointee.avail_out == 0
+        }
+        return body
+    }
+}
+
+// MARK: - Synthetic desktop (the same scene as Tests/RelayWireTests/DesktopScene.swift)
+
+/// SplitMix64, so the frames are the same on every run and platform.
+struct BenchRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
+    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+    mutating func oneIn(_ n: Int) -> Bool { self.int(0..<n) == 0 }
+    mutating func pick<C: Collection>(_ collection: C) -> C.Element { collection.randomElement(using: &self)! }
+}
+
+/// A prerendered image of glyphs: 96 printable characters, 8×16 cells, 8 grey levels,
+/// each glyph a seeded random 5×9 stroke pattern with a one-pixel soft edge.
+struct BenchGlyphs {
+    static let cellWidth = 8
+    static let cellHeight = 16
+    /// levels[glyph][y * 8 + x] in 0…7.
+    let levels: [[UInt8]]
+
+    init(seed: UInt64) {
+        var random = BenchRandom(seed: seed)
+        var glyphs: [[UInt8]] = []
+        for code in 0..<96 {
+            var cell = [UInt8](repeating: 0, count: Self.cellWidth * Self.cellHeight)
+            if code != 0 {  // code 0 is the space
+                for y in 3..<12 {
+                    for x in 1..<6 where random.int(0..<3) == 0 { cell[y * Self.cellWidth + x] = 7 }
+                }
+                for y in 0..<Self.cellHeight {
+                    for x in 0..<Self.cellWidth where cell[y * Self.cellWidth + x] == 0 {
+                        let neighbours = [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)].filter { (nx, ny) in
+                            nx >= 0 && ny >= 0 && nx < Self.cellWidth && ny < Self.cellHeight && cell[ny * Self.cellWidth + nx] == 7
+                        }.count
+                        if neighbours > 0 { cell[y * Self.cellWidth + x] = UInt8(min(3, neighbours + random.int(0...1))) }
+                    }
+                }
+            }
+            glyphs.append(cell)
+        }
+        self.levels = glyphs
+    }
+
+    static func blend(_ foreground: UInt32, _ background: UInt32, level: UInt8) -> UInt32 {
+        var result: UInt32 = 0
+        for shift in stride(from: 0, through: 16, by: 8) {
+            let f = (foreground >> UInt32(shift)) & 0xFF
+            let b = (background >> UInt32(shift)) & 0xFF
+            result |= ((f * UInt32(level) + b * (7 - UInt32(level))) / 7) << UInt32(shift)
+        }
+        return result
+    }
+
+    /// Draws `text` with its first cell's top-left at (x, y), clipped to `image`.
+    func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into image: inout Framebuffer) {
+        for (offset, character) in text.enumerated() {
+            let glyph = self.levels[Int(character &- 32) % 96]
+            let left = x + offset * Self.cellWidth
+            for gy in 0..<Self.cellHeight where y + gy >= 0 && y + gy < image.height {
+                for gx in 0..<Self.cellWidth where left + gx >= 0 && left + gx < image.width {
+                    let level = glyph[gy * Self.cellWidth + gx]
+                    image.setRGB(Self.blend(foreground, background, level: level), x: left + gx, y: y + gy)
+                }
+            }
+        }
+    }
+}
+
+/// A tall page of text, prerendered: a window shows a viewport of it.
+struct BenchDocument {
+    static let lineHeight = 16
+    var image: Framebuffer
+    let atlas: BenchGlyphs
+    static let background: UInt32 = 0xFAFAF5
+
+    init(width: Int, lines: Int, seed: UInt64, atlas: BenchGlyphs) {
+        self.atlas = atlas
+        self.image = Framebuffer(width: width, height: lines * Self.lineHeight, fill: Self.background)
+        var random = BenchRandom(seed: seed)
+        let columns = width / BenchGlyphs.cellWidth - 2
+        let inks: [UInt32] = [0x202020, 0x1040A0, 0xA02020]  // text, keywords, strings
+        for line in 0..<lines {
+            let length = random.oneIn(6) ? 0 : random.int(columns / 4...columns)
+            var text: [UInt8] = []
+            while text.count < length {
+                let word = random.int(1...9)
+                for _ in 0..<word { text.append(UInt8(random.int(33...126))) }
+                text.append(32)
+            }
+            text = Array(text.prefix(length))
+            atlas.draw(text, x: BenchGlyphs.cellWidth, y: line * Self.lineHeight,
+                       foreground: random.oneIn(5) ? random.pick(inks) : inks[0], background: Self.background, into: &self.image)
+        }
+    }
+}
+
+/// A desktop: wallpaper, one window showing a document viewport, optional video region.
+struct BenchDesktop {
+    var width: Int
+    var height: Int
+    var wallpaper: Framebuffer
+    var document: BenchDocument
+    /// The window's frame (title bar included) on the desktop.
+    var windowX: Int
+    var windowY: Int
+    var windowWidth: Int
+    var windowHeight: Int
+    /// The document row at the top of the viewport.
+    var scroll = 0
+    var video: (x: Int, y: Int, width: Int, height: Int)? = nil
+    var random: BenchRandom
+
+    static let titleHeight = 20
+
+    init(width: Int, height: Int, seed: UInt64) {
+        self.width = width
+        self.height = height
+        self.random = BenchRandom(seed: seed)
+        let atlas = BenchGlyphs(seed: seed ^ 0xA5A5)
+        // Wallpaper: bands of a soft gradient, so uncovered desktop is not one colour.
+        var wallpaper = Framebuffer(width: width, height: height, fill: 0)
+        for y in 0..<height {
+            for x in 0..<width {
+                let shade = UInt32((x / 24 + y / 24) % 6) * 6
+                wallpaper.setRGB(0x203050 &+ shade << 16 &+ shade << 8 &+ shade, x: x, y: y)
+            }
+        }
+        self.wallpaper = wallpaper
+        self.windowWidth = max(64, width * 3 / 4)
+        self.windowHeight = max(64, height * 3 / 4)
+        self.windowX = width / 10
+        self.windowY = height / 10
+        self.document = BenchDocument(width: self.windowWidth - 12, lines: 4 * height / BenchDocument.lineHeight + 40, seed: seed, atlas: atlas)
+    }
+
+    var viewportHeight: Int { self.windowHeight - Self.titleHeight }
+    var maximumScroll: Int { self.document.image.height - self.viewportHeight }
+
+    mutating func scroll(by pixels: Int) {
+        self.scroll = min(max(0, self.scroll + pixels), self.maximumScroll)
+    }
+
+    mutating func moveWindow(dx: Int, dy: Int) {
+        self.windowX = min(max(-self.windowWidth / 2, self.windowX + dx), self.width - 32)
+        self.windowY = min(max(0, self.windowY + dy), self.height - 32)
+    }
+
+    /// Types one character at the end of the line in the middle of the viewport.
+    mutating func type(_ character: UInt8, column: Int) {
+        let line = (self.scroll + self.viewportHeight / 2) / BenchDocument.lineHeight
+        self.document.atlas.draw([character], x: BenchGlyphs.cellWidth * (1 + column), y: line * BenchDocument.lineHeight,
+                                 foreground: 0x202020, background: BenchDocument.background, into: &self.document.image)
+    }
+
+    func render() -> Framebuffer {
+        var frame = self.wallpaper
+        let stride = self.width * 4
+        frame.pixels.withUnsafeMutableBytes { out in
+            // Title bar, scroll bar track and thumb, document viewport, clipped to the screen.
+            let left = max(0, self.windowX)
+            let right = min(self.width, self.windowX + self.windowWidth)
+            guard left < right else { return }
+            let scrollbarX = self.windowX + self.windowWidth - 12
+            let thumbTop = self.scroll * (self.viewportHeight - 24) / max(1, self.maximumScroll)
+            self.document.image.pixels.withUnsafeBytes { doc in
+                let docStride = self.document.image.width * 4
+                for row in 0..<self.windowHeight {
+                    let y = self.windowY + row
+                    guard y >= 0, y < self.height else { continue }
+                    let line = out.baseAddress! + y * stride
+                    for x in left..<right {
+                        let colour: UInt32
+                        if row < Self.titleHeight {
+                            colour = row == Self.titleHeight - 1 ? 0x808080 : 0x3060C0
+                        } else if x >= scrollbarX {
+                            let inThumb = (row - Self.titleHeight) >= thumbTop && (row - Self.titleHeight) < thumbTop + 24
+                            colour = inThumb ? 0x909090 : 0xE0E0E0
+                        } else {
+                            continue
+                        }
+                        line.storeBytes(of: colour.littleEndian, toByteOffset: x * 4, as: UInt32.self)
+                    }
+                    if row >= Self.titleHeight {
+                        let docRow = self.scroll + row - Self.titleHeight
+                        let docLeft = left - self.windowX
+                        let docRight = min(right, scrollbarX) - self.windowX
+                        if docLeft < docRight {
+                            (line + left * 4).copyMemory(from: doc.baseAddress! + docRow * docStride + docLeft * 4, byteCount: (docRight - docLeft) * 4)
+                        }
+                    }
+                }
+            }
+        }
+        if let video = self.video {
+            var random = self.random
+            for y in video.y..<min(self.height, video.y + video.height) {
+                for x in video.x..<min(self.width, video.x + video.width) {
+                    frame.setRGB(UInt32(truncatingIfNeeded: random.next()) & 0xFFFFFF, x: x, y: y)
+                }
+            }
+        }
+        return frame
+    }
+
+    /// Advances the noisy region's seed, so the next render shows a new video frame.
+    /// (A fresh generator: a step of the same one would show the last frame shifted by one
+    /// pixel, which deflate finds.)
+    mutating func nextVideoFrame() { self.random = BenchRandom(seed: self.random.next()) }
+}
