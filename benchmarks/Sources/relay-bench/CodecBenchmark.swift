@@ -67,7 +67,9 @@ struct CodecBenchmark: ParsableCommand {
         var report = Report(benchmark: "codec")
         // Settings go into notes: naming Report's JSON type in this file (which also imports
         // RelayScreen and zlib) makes Swift 6.3.1 fail with "circular reference".
-        report.notes.append("zlib level \(self.level) (baseline: 6), one thread, \(self.common.seconds) s per synthetic case")
+        report.notes.append(self.frames == nil
+            ? "zlib level \(self.level) (baseline: 6), one thread, \(self.common.seconds) s per synthetic case"
+            : "zlib level \(self.level) (baseline: 6), one thread")
         if let folder = self.frames {
             try self.runFolder(folder, report: &report)
         } else {
