@@ -243,7 +243,6 @@ public final class TileDecoder {
     // MARK: - Applying (§7.4, copies first)
 
     private func applyRects(to framebuffer: inout Framebuffer) {
-        let width = framebuffer.width
         let stride = framebuffer.bytesPerRow
         let copyCount = self.rects.lazy.filter { $0.encoding == .copy }.count
         // All copies read the framebuffer as it was before the part (§7.4.1). With more
@@ -289,7 +288,6 @@ public final class TileDecoder {
                 }
             }
         }
-        _ = width
     }
 
     @inline(__always)

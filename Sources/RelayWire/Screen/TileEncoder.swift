@@ -255,7 +255,7 @@ public final class TileEncoder {
         ) where !candidates.contains(vector) {
             candidates.append(vector)
         }
-        var unmatched = candidates.isEmpty ? changed : assign(candidates, to: changed)
+        let unmatched = candidates.isEmpty ? changed : assign(candidates, to: changed)
 
         // A window drag leaves many tiles unexplained by any vertical offset.
         if unmatched.count >= 4 && unmatched.count * 2 > changed.count {
@@ -263,12 +263,8 @@ public final class TileEncoder {
             let probes = stride(from: 0, to: unmatched.count, by: step).prefix(12).map { rect(unmatched[$0]) }
             let windowVectors = self.motion.windowCandidates(old: old, new: new, probeTiles: probes)
                 .filter { !candidates.contains($0) }
-            if !windowVectors.isEmpty {
-                unmatched = assign(windowVectors, to: unmatched)
-                candidates += windowVectors
-            }
+            if !windowVectors.isEmpty { _ = assign(windowVectors, to: unmatched) }
         }
-        _ = unmatched
         guard !vectorOfTile.isEmpty else {
             self.recentVectors = []
             return
