@@ -1,0 +1,278 @@
+import Foundation
+import NIOCore
+import RelayClient
+import RelayStore
+import RelayWire
+import Testing
+
+@testable import RelayServer
+
+/// The usage history in SQLite: recording, restart recovery, retention purge that leaves
+/// no trace in the files, legal holds and the audit log (DESIGN.md "Usage history").
+@Suite struct UsageStoreTests {
+    static func withStore<T>(_ body: (SQLiteStore, String) throws -> T) throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("usage-store-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        return try body(try SQLiteStore(dataDirectory: directory), directory)
+    }
+
+    static func record(_ id: String, company: String, hostName: String = "PC", started: String, ended: String?, node: String = "test-node") -> UsageRecord {
+        let start = RetentionPolicyTests.ms(started)
+        return UsageRecord(
+            id: id, companyID: company, engineerLogin: "kim.minji", hostID: nil, hostName: hostName, mode: "attended",
+            startedAt: start, endedAt: ended.map(RetentionPolicyTests.ms), counters: UsageCounters(bytesToViewer: 10, bytesToHost: 5, framesToViewer: 2, framesToHost: 1),
+            endReason: ended == nil ? nil : "normal", viewerAddress: "127.0.0.1:1000", hostAddress: "127.0.0.1:2000", relayNode: node
+        )
+    }
+
+    @Test func schemaIsMigratedWithSecureDelete() throws {
+        try Self.withStore { store, _ in
+            let migrations = try store.appliedMigrations()
+            let secureDelete = try store.secureDelete()
+            #expect(migrations == ["v1 accounts", "v2 usage"])
+            #expect(secureDelete == 1)
+        }
+    }
+
+    @Test func recordsCheckpointsAndClosures() throws {
+        try Self.withStore { store, _ in
+            var open = Self.record("s1", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
+            open.counters = .zero
+            try store.write(UsageBatch(opened: [open]))
+            let at = RetentionPolicyTests.ms("2026-11-02T01:00:30Z")
+            try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 900, bytesToHost: 80, framesToViewer: 9, framesToHost: 8), at: at)]))
+            var stored = try #require(try store.usageRecord(id: "s1"))
+            #expect(stored.endedAt == nil)
+            #expect(stored.counters.bytesToViewer == 900)
+            #expect(stored.checkpointedAt == at)
+            let end = RetentionPolicyTests.ms("2026-11-02T01:01:05.500Z")
+            try store.write(UsageBatch(closed: [UsageClosure(sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9), reason: "idle_timeout")]))
+            // A late checkpoint or a second closure changes nothing.
+            try store.write(UsageBatch(
+                checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: end + 1)],
+                closed: [UsageClosure(sessionID: "s1", endedAt: end + 5, counters: .zero, reason: "relay_shutdown")]
+            ))
+            stored = try #require(try store.usageRecord(id: "s1"))
+            #expect(stored.endedAt == end)
+            #expect(stored.durationSeconds == 65)
+            #expect(stored.endReason == "idle_timeout")
+            #expect(stored.counters == UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9))
+        }
+    }
+
+    @Test func openRecordsAreClosedAtTheirLastCheckpointOnRestart() throws {
+        try Self.withStore { store, _ in
+            let start = "2026-11-02T01:00:00Z"
+            try store.write(UsageBatch(opened: [
+                Self.record("a", company: "co-a", started: start, ended: nil),
+                Self.record("b", company: "co-a", started: start, ended: nil),
+                Self.record("c", company: "co-a", started: start, ended: "2026-11-02T01:10:00Z"),
+            ]))
+            let checkpoint = RetentionPolicyTests.ms("2026-11-02T01:05:00Z")
+            try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "a", counters: UsageCounters(bytesToViewer: 77), at: checkpoint)]))
+            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: "relay_restart", actor: "relay") == 2)
+            let a = try #require(try store.usageRecord(id: "a"))
+            #expect(a.endedAt == checkpoint)
+            #expect(a.endReason == "relay_restart")
+            #expect(a.durationSeconds == 300)
+            #expect(a.counters.bytesToViewer == 77)
+            // Never checkpointed: ended when it started.
+            #expect(try store.usageRecord(id: "b")?.endedAt == RetentionPolicyTests.ms(start))
+            #expect(try store.usageRecord(id: "c")?.endReason == "normal")
+            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: "relay_restart", actor: "relay") == 0)
+            let audit = try store.auditLog(limit: 1)
+            #expect(audit.first?.action == "restart_recovery")
+            #expect(audit.first?.detail == "sessions_closed=2 reason=relay_restart")
+        }
+    }
+
+    @Test func purgeFollowsTheOneYearRuleAndLegalHolds() throws {
+        try Self.withStore { store, _ in
+            let (acme, _) = try store.addCompany(name: "ACME")
+            let (globex, _) = try store.addCompany(name: "Globex")
+            try store.write(UsageBatch(opened: [
+                Self.record("old-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-01T10:00:00Z"),
+                Self.record("edge-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-02T10:00:00.001Z"),
+                Self.record("old-globex", company: globex.id, started: "2025-10-01T09:00:00Z", ended: "2025-10-01T10:00:00Z"),
+                Self.record("open-globex", company: globex.id, started: "2024-01-01T09:00:00Z", ended: nil),
+                Self.record("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
+            ]))
+            try store.record([
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: "viewer_token", outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: "viewer_token", outcome: .rejected, sourceAddress: "1.2.3.4:6"),
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-08-03T00:00:00Z")), event: "viewer_token", outcome: .rejected, sourceAddress: "1.2.3.4:7"),
+            ])
+            _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
+            #expect(throws: StoreError.self) { try store.placeHold(companyID: globex.id, reason: "again", actor: "cli") }
+            #expect(throws: StoreError.self) { try store.placeHold(companyID: "co-nosuch", reason: "x", actor: "cli") }
+            #expect(throws: StoreError.self) { try store.placeHold(companyID: acme.id, reason: "  ", actor: "cli") }
+
+            let now = Date(milliseconds: RetentionPolicyTests.ms("2026-11-02T10:00:00Z"))
+            let dry = try store.purge(policy: .default, now: now, dryRun: true, actor: "cli")
+            #expect(dry.sessions == 1)
+            #expect(dry.heldSessions == 1)
+            #expect(dry.accessLogEntries == 2)
+            #expect(try store.usageCount() == 5)
+
+            let report = try store.purge(policy: .default, now: now, dryRun: false, actor: "cli")
+            #expect(report.sessions == 1)
+            #expect(report.accessLogEntries == 2)
+            #expect(try store.usageRecord(id: "old-acme") == nil)
+            // Exactly one year and a millisecond ago: still kept.
+            #expect(try store.usageRecord(id: "edge-acme") != nil)
+            #expect(try store.usageRecord(id: "old-globex") != nil)
+            #expect(try store.usageRecord(id: "open-globex") != nil)
+            #expect(try store.accessLog(limit: 10).count == 1)
+
+            try store.releaseHold(companyID: globex.id, actor: "cli")
+            #expect(throws: StoreError.self) { try store.releaseHold(companyID: globex.id, actor: "cli") }
+            let after = try store.purge(policy: .default, now: now.addingTimeInterval(0.001), dryRun: false, actor: "relay")
+            #expect(after.sessions == 2)
+            #expect(try store.usageRecord(id: "old-globex") == nil)
+            #expect(try store.usageRecord(id: "edge-acme") == nil)
+            #expect(try store.usageRecord(id: "open-globex") != nil)
+
+            // The audit log: counts, never contents.
+            let audit = try store.auditLog(limit: 20)
+            let actions = audit.map(\.action)
+            #expect(Array(actions.prefix(5)) == ["purge", "release", "purge", "purge_dry_run", "hold"])
+            #expect(audit[0].actor == "relay")
+            #expect(audit[0].detail?.hasPrefix("sessions=2 access_log=0 held_sessions=0 held_access_log=0") == true)
+            #expect(audit[2].detail?.hasPrefix("sessions=1 access_log=2 held_sessions=1 held_access_log=0") == true)
+            #expect(audit[4].companyID == globex.id)
+            for entry in audit {
+                #expect(!(entry.detail ?? "").contains("case 2026-117"))
+                #expect(!(entry.detail ?? "").contains("kim.minji"))
+            }
+            #expect(actions.contains("company_add"))
+        }
+    }
+
+    /// After a purge, the bytes of the database and its -wal and -shm files hold no
+    /// purged row's unique strings (secure_delete plus a truncating checkpoint).
+    @Test func purgedRowsCannotBeRecoveredFromTheFiles() throws {
+        try Self.withStore { store, directory in
+            let (company, _) = try store.addCompany(name: "ACME")
+            let stamp = UUID().uuidString.prefix(8)
+            var purged: [String] = []
+            var kept: [String] = []
+            var batch = UsageBatch()
+            for index in 0..<3_000 {
+                let old = index % 3 != 0
+                let marker = (old ? "PURGED" : "KEPT") + "-\(stamp)-\(index)-호스트"
+                if old { purged.append(marker) } else { kept.append(marker) }
+                batch.opened.append(Self.record(
+                    "\(stamp)-\(index)", company: company.id, hostName: marker,
+                    started: old ? "2024-03-01T09:00:00Z" : "2026-10-01T09:00:00Z", ended: old ? "2024-03-01T10:00:00Z" : "2026-10-01T10:00:00Z"
+                ))
+            }
+            // Several transactions, so rows travel through the WAL and into the main file.
+            for chunk in stride(from: 0, to: batch.opened.count, by: 500) {
+                try store.write(UsageBatch(opened: Array(batch.opened[chunk..<min(chunk + 500, batch.opened.count)])))
+            }
+            try store.truncateWriteAheadLog()
+            // Updates leave older page images behind too.
+            try store.write(UsageBatch(opened: [Self.record("late", company: company.id, hostName: "late", started: "2026-10-02T09:00:00Z", ended: nil)]))
+
+            let report = try store.purge(policy: .default, now: Date(milliseconds: RetentionPolicyTests.ms("2026-11-02T00:00:00Z")), dryRun: false, actor: "cli")
+            #expect(report.sessions == purged.count)
+            var files = Data()
+            for suffix in ["", "-wal", "-shm"] {
+                if let data = FileManager.default.contents(atPath: directory + "/relay.sqlite" + suffix) { files.append(data) }
+            }
+            let bytes = [UInt8](files)
+            func contains(_ text: String) -> Bool {
+                let needle = Array(text.utf8)
+                guard let first = needle.first else { return false }
+                var index = bytes.firstIndex(of: first)
+                while let start = index {
+                    if start + needle.count <= bytes.count, Array(bytes[start..<start + needle.count]) == needle { return true }
+                    index = bytes[(start + 1)...].firstIndex(of: first)
+                }
+                return false
+            }
+            // The scan finds what is there…
+            #expect(kept.allSatisfy(contains))
+            // …and nothing of what was purged, not even the common prefix.
+            #expect(!contains("PURGED-\(stamp)"))
+        }
+    }
+
+    @Test func exportPagesStayWithinTheCompanyAndRange() throws {
+        try Self.withStore { store, _ in
+            var batch = UsageBatch()
+            for index in 0..<2_500 {
+                let company = index % 2 == 0 ? "co-a" : "co-b"
+                let start = RetentionPolicyTests.ms("2026-11-01T00:00:00Z") + Int64(index / 10) * 1000  // ten per second: ties
+                var record = Self.record(String(format: "%05d", index), company: company, started: "2026-11-01T00:00:00Z", ended: nil)
+                record.startedAt = start
+                batch.opened.append(record)
+            }
+            try store.write(batch)
+            let range = try ExportRange.parse(from: "2026-11-01T00:00:10Z", to: "2026-11-01T00:03:00Z", timeZone: .utc)
+            var cursor: UsageCursor?
+            var ids: [String] = []
+            while true {
+                let page = try store.usagePage(companyID: "co-b", range: range, after: cursor, limit: 7)
+                #expect(page.allSatisfy { $0.companyID == "co-b" && $0.startedAt >= range.from && $0.startedAt < range.to })
+                ids += page.map(\.id)
+                guard page.count == 7, let last = page.last else { break }
+                cursor = UsageCursor(after: last)
+            }
+            // Seconds 10..<180, 5 of company B each.
+            #expect(ids.count == 170 * 5)
+            #expect(Set(ids).count == ids.count)
+        }
+    }
+}
+
+/// The relay writes the usage history as sessions run (real TLS on loopback).
+@Suite struct UsageRecordingTests {
+    @Test func sessionsAreRecordedCheckpointedAndClosed() async throws {
+        try await TestRelay.with({ $0.usageCheckpointInterval = .milliseconds(200) }) { relay in
+            let payload = ByteBuffer(repeating: 0x5A, count: 1000)
+            try await AbuseEndToEndTests().withPair(relay) { host, viewer in
+                for _ in 0..<5 { try await host.send(.tileUpdate(TileUpdate(body: payload))) }
+                for _ in 0..<5 { _ = try await viewer.receiveFrame() }
+                // Recorded at pairing, counters after a checkpoint, while it runs.
+                let recorded = await eventually {
+                    guard let session = relay.node.relay.pairedSessions.first,
+                        let record = try? relay.store.usageRecord(id: session.id.description)
+                    else { return false }
+                    return record.counters.framesToViewer == 5 && record.endedAt == nil
+                }
+                #expect(recorded)
+                try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
+                _ = try await host.receive()
+            }
+            let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
+            #expect(sessions.count == 1)
+            let closed = await eventually { (try? relay.store.usageRecord(id: sessions[0].id))?.endReason == "normal" }
+            #expect(closed)
+            let record = try #require(try relay.store.usageRecord(id: sessions[0].id))
+            #expect(record.mode == "unattended")
+            #expect(record.hostID == relay.acme.hostID)
+            #expect(record.hostName == "회계팀 PC-03")
+            #expect(record.engineerLogin == "kim.minji")
+            #expect(record.relayNode == "test-node")
+            #expect(record.counters.framesToViewer == 5)
+            #expect(record.counters.bytesToViewer >= 5 * 1000)
+            #expect(record.viewerAddress.hasPrefix("127.0.0.1:"))
+        }
+    }
+
+    @Test func gracefulShutdownClosesRecordsWithRelayShutdown() async throws {
+        let relay = try await TestRelay.start()
+        defer { try? FileManager.default.removeItem(atPath: relay.dataDirectory) }
+        try await AbuseEndToEndTests().withPair(relay) { host, viewer in
+            async let stopped: Void = relay.shutDown()
+            _ = try await host.receive()
+            _ = try await viewer.receive()
+            await stopped
+        }
+        let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
+        #expect(sessions.count == 1)
+        #expect(sessions.first?.endReason == "relay_shutdown")
+        #expect(sessions.first?.endedAt != nil)
+    }
+}
