@@ -41,6 +41,33 @@ struct X11ScreenSourceTests {
         #expect(next.rgb(x: 120, y: 90) == 0xFF8040)
     }
 
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/xrandr"), "xrandr is not installed (Debian: x11-xserver-utils)"))
+    func aResolutionChangeGivesFramesOfTheNewSize() throws {
+        let window = try TestWindow(x: 10, y: 10, width: 100, height: 60, background: 0x336699)
+        defer { window.close() }
+        let original = "\(window.screenWidth)x\(window.screenHeight)"
+        let source = try X11ScreenSource()
+        #expect(try source.capture().width == window.screenWidth)
+        // Xvfb resizes its screen with `xrandr --fb` (and complains about its one output).
+        try Self.run("/usr/bin/xrandr", "--fb", "640x480")
+        defer { try? Self.run("/usr/bin/xrandr", "--fb", original) }
+        let smaller = try source.capture()
+        #expect(smaller.width == 640 && smaller.height == 480)
+        #expect(smaller.rgb(x: 50, y: 50) == 0x336699)
+        try Self.run("/usr/bin/xrandr", "--fb", original)
+        let restored = try source.capture()
+        #expect(restored.width == window.screenWidth && restored.height == window.screenHeight)
+    }
+
+    private static func run(_ tool: String, _ arguments: String...) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+    }
+
     @Test func pointerMotionClicksAndWheelArriveAtTheWindow() throws {
         let window = try TestWindow(x: 300, y: 200, width: 320, height: 240, background: 0x808080)
         defer { window.close() }
@@ -119,6 +146,43 @@ struct X11ScreenSourceTests {
         let display = try openTestDisplay()
         defer { XCloseDisplay(display) }
         return XKeysymToKeycode(display, KeySym(keysym))
+    }
+}
+
+/// Runs its own Xvfb, so it needs the binary rather than DISPLAY.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb"), "Xvfb is not installed (Debian: xvfb)"))
+struct X11VisualTests {
+    @Test func aSixteenBitScreenIsRefusedWithWhatToDo() throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/Xvfb")
+        // -displayfd: Xvfb picks a free display number and writes it to stdout when ready.
+        server.arguments = ["-displayfd", "1", "-screen", "0", "320x240x16", "-nolisten", "tcp"]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var number: Int?
+        defer {
+            // SIGKILL: the child inherits the test thread's blocked signals, SIGTERM included.
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+            if let number {
+                unlink("/tmp/.X11-unix/X\(number)")
+                unlink("/tmp/.X\(number)-lock")
+            }
+        }
+        var announced = Data()
+        while !announced.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            announced.append(chunk)
+        }
+        number = Int(String(decoding: announced, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let display = try #require(number)
+        let error = #expect(throws: ScreenSourceError.self) { try X11ScreenSource(display: ":\(display)") }
+        #expect(error?.kind == .unsupportedVisual)
+        #expect(error?.message.contains("depth 16") == true)
+        #expect(error?.message.contains("Xvfb -screen 0 1920x1080x24") == true)
     }
 }
 

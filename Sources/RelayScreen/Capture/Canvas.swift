@@ -114,6 +114,13 @@ enum GlyphFont {
 
     /// The glyph's pixels, bit `row * 5 + column` set where ink is.
     static func glyph(for scalar: Unicode.Scalar) -> UInt64 {
+        scalar.value < 128 ? self.ascii[Int(scalar.value)] : self.makeGlyph(for: scalar)
+    }
+
+    /// ASCII's glyphs, made once: scenes draw thousands of characters.
+    private static let ascii: [UInt64] = (0..<128).map { GlyphFont.makeGlyph(for: Unicode.Scalar(UInt8($0))) }
+
+    private static func makeGlyph(for scalar: Unicode.Scalar) -> UInt64 {
         switch scalar {
         case " ", "\t", "\n": 0
         case ".": bits([(2, 8)])

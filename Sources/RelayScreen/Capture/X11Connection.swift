@@ -181,17 +181,9 @@ final class X11Connection {
         let stride = Int(ximage.bytes_per_line)
         let mostSignificantFirst = ximage.byte_order == MSBFirst
         var pixels = [UInt8](repeating: 0, count: width * height * 4)
-        pixels.withUnsafeMutableBytes { target in
-            let source = UnsafeRawPointer(data)
-            for row in 0..<height {
-                let from = source + row * stride
-                let to = target.baseAddress! + row * width * 4
-                for column in 0..<width {
-                    let pixel = from.loadUnaligned(fromByteOffset: column * 4, as: UInt32.self)
-                    // LSBFirst: the bytes are B, G, R, pad; MSBFirst: pad, R, G, B.
-                    let rgb = (mostSignificantFirst ? pixel.byteSwapped : UInt32(littleEndian: pixel)) & 0xFF_FFFF
-                    to.storeBytes(of: rgb.littleEndian, toByteOffset: column * 4, as: UInt32.self)
-                }
+        pixels.withUnsafeMutableBufferPointer { target in
+            data.withMemoryRebound(to: UInt8.self, capacity: stride * height) { source in
+                relay_copy_bgrx(target.baseAddress, source, Int32(width), Int32(height), Int32(stride), mostSignificantFirst ? 1 : 0)
             }
         }
         return Framebuffer(width: width, height: height, pixels: pixels)
