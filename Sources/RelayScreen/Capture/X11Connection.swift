@@ -103,7 +103,7 @@ final class X11Connection {
             let copied = XShmGetImage(self.display, self.root, image.ximage, 0, 0, ~UInt(0))
             guard copied != 0 else {
                 throw ScreenSourceError(.captureFailed,
-                                        "XShmGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); the screen may have changed size — retrying")
+                                        "XShmGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); if this repeats, check that the X server is still running and the screen is depth 24")
             }
             return try Self.framebuffer(from: image.ximage, displayName: self.displayName)
         }
