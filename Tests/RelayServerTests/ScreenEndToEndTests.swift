@@ -18,8 +18,10 @@ import Testing
         fps: Double = 60,
         through relay: TestRelay,
         hostClipboard: String? = nil,
+        stopsWithBye: Bool = false,
         viewerInput: [RelayMessage] = [],
-        observe: @escaping (ViewerScreenSession.Event) async throws -> ViewerScreenSession.Decision
+        observe: @escaping (ViewerScreenSession.Event) async throws -> ViewerScreenSession.Decision,
+        afterFirstUpdate: @escaping @Sendable (RelaySender) async throws -> Void = { _ in }
     ) async throws -> (viewer: ViewerScreenSession, hostOutcome: HostScreenSession.Outcome, events: [HostScreenSession.Event]) {
         let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
         let hostEvents = Locked<[HostScreenSession.Event]>([])
@@ -43,8 +45,18 @@ import Testing
                 codeSink.yield(issued.code)
                 _ = try await connection.waitForPairing()
                 for message in viewerInput { try await connection.send(message) }
-                let outcome = try await viewer.run(on: connection, observe: observe)
-                #expect(outcome == .stopped)
+                let sender = connection.sender
+                var updates = 0
+                let outcome = try await viewer.run(on: connection) { event in
+                    if case .update = event {
+                        updates += 1
+                        if updates == 1 { try await afterFirstUpdate(sender) }
+                    }
+                    return try await observe(event)
+                }
+                // The observer stops the session, or a Bye sent from `afterFirstUpdate` does
+                // (the relay then closes the viewer's connection).
+                #expect(outcome == (stopsWithBye ? .closed : .stopped))
             }
             var outcome: HostScreenSession.Outcome?
             for try await result in group { outcome = result ?? outcome }

@@ -1,0 +1,114 @@
+import Foundation
+import RelayClient
+import RelayScreen
+import RelayWire
+import Testing
+
+@testable import RelayServer
+
+/// A real X desktop through the relay: the host shares an Xvfb display (MIT-SHM capture),
+/// the viewer clicks and types into a real X client (xev) on it. The test starts its own
+/// Xvfb, so it never fights other X tests over the pointer and focus of a shared display.
+@Suite(.enabled(if: XvfbDisplay.toolsInstalled, "Xvfb and xev are not installed (Debian: xvfb x11-utils); scripts/test.sh installs them"))
+struct ScreenX11EndToEndTests {
+    @Test("the viewer sees what an X client drew and its clicks and keys arrive in that client")
+    func typingIntoAnXClient() async throws {
+        let display = try XvfbDisplay.start(width: 640, height: 400)
+        defer { display.stop() }
+        // xev's window at a known place; it prints every key and button event it gets.
+        let xev = try display.launch("/usr/bin/xev", "-geometry", "300x200+100+80", "-event", "keyboard", "-event", "button", "-event", "structure")
+        defer { xev.process.terminate() }
+        #expect(await eventually { xev.output().contains("MapNotify") }, "xev's window never appeared")
+
+        let source = try ScreenSourceSpecification(parsing: "x11:\(display.name)").open(fps: 30, loop: false)
+        let typed = "relay"
+        try await TestRelay.with { relay in
+            // The screen does not change when xev gets events, so no further update comes:
+            // after the input, the viewer waits for xev to report it, then says Bye.
+            let result = try await ScreenEndToEndTests.stream(source, through: relay, stopsWithBye: true) { event in
+                if case .update(_, _, _, let framebuffer) = event {
+                    #expect(framebuffer.width == 640 && framebuffer.height == 400)
+                }
+                return .continue
+            } afterFirstUpdate: { sender in
+                var frames = [
+                    try Frame(.pointer(Pointer(x: 250, y: 180))),
+                    try Frame(.pointer(Pointer(x: 250, y: 180, buttons: .left))),
+                    try Frame(.pointer(Pointer(x: 250, y: 180))),
+                ]
+                for scalar in typed.unicodeScalars {
+                    frames.append(try Frame(.key(Key(keysym: scalar.value, isDown: true))))
+                    frames.append(try Frame(.key(Key(keysym: scalar.value, isDown: false))))
+                }
+                try await sender.send(frames: frames)
+                _ = await eventually { xev.output().contains("keysym 0x79, y") }
+                try await sender.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
+            }
+            let output = xev.output()
+            #expect(output.contains("ButtonPress event"), "the click never reached xev")
+            for scalar in typed.unicodeScalars {
+                #expect(output.contains(String(format: "keysym 0x%x, %@", scalar.value, String(scalar))), "\(scalar) never reached xev")
+            }
+            // What the viewer reconstructed is what the display shows (xev's window included).
+            let direct = try source.capture()
+            #expect(result.viewer.framebuffer == direct)
+            #expect(direct.rgb(x: 250, y: 180) == 0xFF_FF_FF, "xev's white window is not where it was drawn")
+        }
+    }
+}
+
+/// A private Xvfb server for one test.
+final class XvfbDisplay: Sendable {
+    static let toolsInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb") && FileManager.default.isExecutableFile(atPath: "/usr/bin/xev")
+
+    let name: String
+    let server: Process
+
+    private init(name: String, server: Process) {
+        self.name = name
+        self.server = server
+    }
+
+    static func start(width: Int, height: Int) throws -> XvfbDisplay {
+        for number in (200...260).shuffled() where !FileManager.default.fileExists(atPath: "/tmp/.X\(number)-lock") {
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/Xvfb")
+            server.arguments = [":\(number)", "-screen", "0", "\(width)x\(height)x24", "-nolisten", "tcp"]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            for _ in 0..<100 where server.isRunning {
+                if FileManager.default.fileExists(atPath: "/tmp/.X11-unix/X\(number)") {
+                    return XvfbDisplay(name: ":\(number)", server: server)
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            server.terminate()
+        }
+        throw TestFailure("could not start Xvfb on any display :200…:260")
+    }
+
+    /// Starts an X client on this display, collecting what it prints.
+    func launch(_ tool: String, _ arguments: String...) throws -> (process: Process, output: @Sendable () -> String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["-display", self.name] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        let collected = Locked(Data())
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            collected.withLock { $0.append(data) }
+        }
+        try process.run()
+        return (process, { String(decoding: collected.withLock { $0 }, as: UTF8.self) })
+    }
+
+    /// Kills the server outright: on SIGTERM Xvfb waits for its clients to go, and the
+    /// test's own X connections may still be open.
+    func stop() {
+        kill(self.server.processIdentifier, SIGKILL)
+        self.server.waitUntilExit()
+    }
+}
