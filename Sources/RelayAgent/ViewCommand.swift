@@ -27,7 +27,7 @@ struct ViewCommand: AsyncParsableCommand {
     @Option(help: "Connect to this enrolled host.") var host: String?
     @Option(help: ArgumentHelp("Write the host's screen to this PNG file at the end (and on SIGUSR1).", valueName: "FILE.png"))
     var snapshot: String?
-    @Flag(help: "Print live figures every second: fps, kbit/s, bytes per update, update latency.") var stats = false
+    @Flag(help: "Print live figures every second: fps, kbit/s, bytes per update, and update latency (request to update, so it includes waiting for the screen to change).") var stats = false
     @Option(help: "Type this text on the host once the screen is up.") var type: String?
     @Option(help: ArgumentHelp("Click the left button at this screen position once the screen is up.", valueName: "X,Y"))
     var click: String?

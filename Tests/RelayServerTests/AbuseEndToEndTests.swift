@@ -162,7 +162,9 @@ import Testing
     }
 
     @Test func helloDeadlineAndIdleTimeout() async throws {
-        try await TestRelay.with({ $0.handshakeTimeout = .milliseconds(300); $0.idleTimeout = .milliseconds(600) }) { relay in
+        // Deadlines short enough for a test, long enough that a TLS handshake on a loaded
+        // CI machine (the suite runs in parallel) does not miss them.
+        try await TestRelay.with({ $0.handshakeTimeout = .milliseconds(1500); $0.idleTimeout = .milliseconds(2000) }) { relay in
             let silent = await relayError {
                 try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { agent in
                     _ = try await agent.expectControl("anything")
@@ -181,8 +183,8 @@ import Testing
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
                 try await host.hello(role: .host)
                 _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
-                for nonce in 1...8 {
-                    try await Task.sleep(for: .milliseconds(150))
+                for nonce in 1...16 {  // 4 s of pings every 250 ms: twice the idle timeout
+                    try await Task.sleep(for: .milliseconds(250))
                     try await host.send(.ping(Ping(nonce: UInt64(nonce))))
                     #expect(try await host.receive() == .pong(Pong(nonce: UInt64(nonce))))
                 }

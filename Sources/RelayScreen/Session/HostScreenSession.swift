@@ -3,7 +3,7 @@ public import RelayClient
 public import RelayWire
 import Synchronization
 
-/// The host's side of a paired session (PROTOCOL.md §7.1): shares `source` with the
+/// The host's side of a paired session (PROTOCOL.md §7.9): shares `source` with the
 /// viewer, viewer-paced, and injects the viewer's pointer and keys into it.
 ///
 /// Two tasks: this one receives the viewer's messages; a streamer child task captures,

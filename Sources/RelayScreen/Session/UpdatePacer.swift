@@ -1,6 +1,6 @@
 public import RelayWire
 
-/// The host's side of viewer pacing (PROTOCOL.md §7.1): which UpdateRequests wait for an
+/// The host's side of viewer pacing (PROTOCOL.md §7.9): which UpdateRequests wait for an
 /// answer, and when the screen may be captured next.
 ///
 /// The host captures only while a request waits, and at most once per frame interval

@@ -2,7 +2,7 @@ import NIOCore
 public import RelayClient
 public import RelayWire
 
-/// The viewer's side of a paired session (PROTOCOL.md §7.1): keeps a bounded number of
+/// The viewer's side of a paired session (PROTOCOL.md §7.9): keeps a bounded number of
 /// UpdateRequests in flight, reassembles and decodes the host's updates into a
 /// framebuffer equal to the host's screen, and reports what happens to an observer.
 public final class ViewerScreenSession {
