@@ -150,6 +150,32 @@ import Testing
         }
     }
 
+    @Test("a synthetic scene arrives byte for byte, with the viewer's typing and pointer drawn into it")
+    func syntheticSceneShowsTheViewersInput() async throws {
+        let scene = SyntheticScene(.scrollingText, width: 320, height: 200)
+        // A stopped clock: the scene stays on frame 0, so only the viewer's input changes it.
+        let source = try SyntheticScreenSource(scene: scene, fps: 30, clock: ScreenClock(now: { .zero }))
+        let keys = "hi 회계".unicodeScalars.flatMap { scalar in
+            [Key(keysym: Keysym.forScalar(scalar)!, isDown: true), Key(keysym: Keysym.forScalar(scalar)!, isDown: false)]
+        }
+        let pointer = Pointer(x: 200, y: 120, buttons: .left)
+        var expectedInput = SyntheticInput()
+        for key in keys { expectedInput.record(key) }
+        expectedInput.record(pointer)
+        let expected = scene.frame(index: 0, input: expectedInput)
+        #expect(expected != scene.frame(index: 0), "the input must show in the scene for this test to mean anything")
+        try await TestRelay.with { relay in
+            let result = try await Self.stream(source, through: relay) { event in
+                guard case .update(_, _, _, let framebuffer) = event else { return .continue }
+                return framebuffer == expected ? .stop : .continue
+            } afterFirstUpdate: { sender in
+                try await sender.send(frames: try keys.map { try Frame(.key($0)) } + [try Frame(.pointer(pointer))])
+            }
+            #expect(result.viewer.framebuffer == expected)
+            #expect(source.input.typedText == "hi 회계")
+        }
+    }
+
     @Test("a replay folder's last frame arrives as the viewer's PNG snapshot")
     func replaySnapshot() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID().uuidString)").path
