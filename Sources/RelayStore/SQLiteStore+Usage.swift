@@ -83,10 +83,13 @@ extension SQLiteStore {
         try self.database.read { db in
             let rows: RowCursor
             if let cursor {
+                // `startedAt >= ?` gives SQLite the index range's lower bound: from the
+                // OR alone it scans the company's index from its first row on every page,
+                // which made a 1M-row export quadratic (benchmarks/RESULTS.md, store).
                 rows = try Row.fetchCursor(db, sql: """
-                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt < ? \
+                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
                     AND (startedAt > ? OR (startedAt = ? AND id > ?)) ORDER BY startedAt, id LIMIT ?
-                    """, arguments: [companyID, range.to, cursor.startedAt, cursor.startedAt, cursor.id, limit])
+                    """, arguments: [companyID, cursor.startedAt, range.to, cursor.startedAt, cursor.startedAt, cursor.id, limit])
             } else {
                 rows = try Row.fetchCursor(db, sql: """
                     SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
