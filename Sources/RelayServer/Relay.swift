@@ -38,7 +38,7 @@ final class Relay: Sendable {
         self.pairing = NIOLockedValueBox(
             PairingBook(policy: .init(codeValidity: configuration.supportCodeValidity, codeFailureLimit: configuration.codeFailureLimit))
         )
-        self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(freeFailures: configuration.freeAuthFailuresPerMinute)))
+        self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(freeFailures: configuration.freeAuthFailuresPerMinute, baseDelay: configuration.authFailureBaseDelay)))
     }
 
     // MARK: Connections

@@ -50,6 +50,9 @@ struct RelayConfiguration: Sendable {
     var supportCodeValidity = TimeAmount.minutes(10)
     var codeFailureLimit = 10
     var freeAuthFailuresPerMinute = 5
+    /// The first back-off after the free failures; it doubles up to 15 min (PROTOCOL.md §8.5).
+    /// Not in the config file: tests lengthen it so that a block cannot expire mid-test.
+    var authFailureBaseDelay = TimeAmount.seconds(2)
     var eventLoopThreads = System.coreCount
     /// Peer bytes buffered for a slow reader before its peer stops being read.
     var writeBufferHighWater = 512 * 1024

@@ -71,7 +71,8 @@ import Testing
     }
 
     @Test func guessingIsThrottledAndKillsTheCode() async throws {
-        try await TestRelay.with({ $0.freeAuthFailuresPerMinute = 3; $0.codeFailureLimit = 4 }) { relay in
+        // A 60 s first block: on a loaded machine the default 2 s could run out between guesses.
+        try await TestRelay.with({ $0.freeAuthFailuresPerMinute = 3; $0.codeFailureLimit = 4; $0.authFailureBaseDelay = .seconds(60) }) { relay in
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                 try await viewer.hello(role: .viewer)
                 guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
