@@ -127,20 +127,19 @@ import Testing
     }
 
     @Test func failedTokensAreThrottled() async throws {
-        try await TestRelay.with({ $0.adminRequestBurst = 100; $0.adminRequestsPerMinute = 100 }) { relay in
+        // A 60 s first block, so that it cannot run out mid-test on a loaded machine.
+        try await TestRelay.with({ $0.adminRequestBurst = 100; $0.adminRequestsPerMinute = 100; $0.authFailureBaseDelay = .seconds(60) }) { relay in
             var statuses: [HTTPResponseStatus] = []
-            // Blocks start at 2 s and double: on a slow machine a block may pass between two
-            // requests, so guess until one is refused (at most a dozen times).
             while statuses.count < 12, statuses.last != .tooManyRequests {
                 statuses.append(try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-11-02", token: relay.acme.id + ".guess").status)
             }
             // Five free failures a minute, then the address is blocked — even with the right token.
             #expect(Array(statuses.prefix(6)) == Array(repeating: .unauthorized, count: 6))
             #expect(statuses.last == .tooManyRequests)
-            // The right token right after is refused too while the block lasts (it may have
-            // run out on a loaded machine: then the export is served, never a 401).
+            #expect(statuses.count == 7)
+            // The right token right after is refused too while the block lasts.
             let right = try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-11-02", token: relay.acme.adminToken).status
-            #expect(right == .tooManyRequests || right == .ok)
+            #expect(right == .tooManyRequests)
         }
     }
 
@@ -157,8 +156,11 @@ import Testing
             // Writes of about 32 KiB (one page of rows may overshoot by one row).
             #expect(response.largestChunk <= 64 * 1024)
             #expect(response.bodyBytes > 60_000_000)
-            // The body is over 60 MB; the process peak grew far less.
-            #expect(growth < 40_000_000, "peak resident memory grew by \(growth) bytes")
+            // The body is over 60 MB; the process peak grew less than the body, so it was
+            // never held whole. (The peak is the test process's, shared with the tests that
+            // run in parallel, so the bound is loose; `relay-bench store` measures the
+            // export alone in a child process: flat at about 33 MiB for 1M rows.)
+            #expect(growth < response.bodyBytes, "peak resident memory grew by \(growth) bytes for a \(response.bodyBytes)-byte body")
             #expect(response.text.hasSuffix("\"relay_node\":\"test-node\"}\n"))
         }
     }
