@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "RelayWireTests",
             dependencies: [
-                "RelayWire",
+                "RelayWire", "RelayScreen",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

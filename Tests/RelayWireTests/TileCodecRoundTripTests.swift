@@ -1,4 +1,5 @@
 import NIOCore
+import RelayScreen
 import Testing
 
 @testable import RelayWire

@@ -1,20 +1,20 @@
-@testable import RelayWire
+public import RelayWire
 
-// Desktop-like frames for the tile codec tests: a wallpaper, a window with a title bar,
+// Desktop-like frames for the tile codec's tests and `relay-bench codec`: a wallpaper, a window with a title bar,
 // a scrollable page of anti-aliased text, a caret that types, and a noisy "video"
 // region. Everything is seeded, and frames are assembled from prerendered images with
 // row copies, so long sequences stay fast in debug builds.
 
 /// A prerendered image of glyphs: 96 printable characters, 8×16 cells, 8 grey levels,
 /// each glyph a seeded random 5×9 stroke pattern with a one-pixel soft edge.
-struct GlyphAtlas {
-    static let cellWidth = 8
-    static let cellHeight = 16
+public struct GlyphAtlas {
+    public static let cellWidth = 8
+    public static let cellHeight = 16
     /// levels[glyph][y * 8 + x] in 0…7.
-    let levels: [[UInt8]]
+    public let levels: [[UInt8]]
 
-    init(seed: UInt64) {
-        var random = SeededRandom(seed: seed)
+    public init(seed: UInt64) {
+        var random = SceneRandom(seed: seed)
         var glyphs: [[UInt8]] = []
         for code in 0..<96 {
             var cell = [UInt8](repeating: 0, count: Self.cellWidth * Self.cellHeight)
@@ -36,7 +36,7 @@ struct GlyphAtlas {
         self.levels = glyphs
     }
 
-    static func blend(_ foreground: UInt32, _ background: UInt32, level: UInt8) -> UInt32 {
+    public static func blend(_ foreground: UInt32, _ background: UInt32, level: UInt8) -> UInt32 {
         var result: UInt32 = 0
         for shift in stride(from: 0, through: 16, by: 8) {
             let f = (foreground >> UInt32(shift)) & 0xFF
@@ -47,7 +47,7 @@ struct GlyphAtlas {
     }
 
     /// Draws `text` with its first cell's top-left at (x, y), clipped to `image`.
-    func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into image: inout Framebuffer) {
+    public func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into image: inout Framebuffer) {
         for (offset, character) in text.enumerated() {
             let glyph = self.levels[Int(character &- 32) % 96]
             let left = x + offset * Self.cellWidth
@@ -62,16 +62,16 @@ struct GlyphAtlas {
 }
 
 /// A tall page of text, prerendered: a window shows a viewport of it.
-struct TextDocument {
-    static let lineHeight = 16
-    var image: Framebuffer
-    let atlas: GlyphAtlas
-    static let background: UInt32 = 0xFAFAF5
+public struct TextDocument {
+    public static let lineHeight = 16
+    public var image: Framebuffer
+    public let atlas: GlyphAtlas
+    public static let background: UInt32 = 0xFAFAF5
 
-    init(width: Int, lines: Int, seed: UInt64, atlas: GlyphAtlas) {
+    public init(width: Int, lines: Int, seed: UInt64, atlas: GlyphAtlas) {
         self.atlas = atlas
         self.image = Framebuffer(width: width, height: lines * Self.lineHeight, fill: Self.background)
-        var random = SeededRandom(seed: seed)
+        var random = SceneRandom(seed: seed)
         let columns = width / GlyphAtlas.cellWidth - 2
         let inks: [UInt32] = [0x202020, 0x1040A0, 0xA02020]  // text, keywords, strings
         for line in 0..<lines {
@@ -90,27 +90,27 @@ struct TextDocument {
 }
 
 /// A desktop: wallpaper, one window showing a document viewport, optional video region.
-struct DesktopScene {
-    var width: Int
-    var height: Int
-    var wallpaper: Framebuffer
-    var document: TextDocument
+public struct DesktopScene {
+    public var width: Int
+    public var height: Int
+    public var wallpaper: Framebuffer
+    public var document: TextDocument
     /// The window's frame (title bar included) on the desktop.
-    var windowX: Int
-    var windowY: Int
-    var windowWidth: Int
-    var windowHeight: Int
+    public var windowX: Int
+    public var windowY: Int
+    public var windowWidth: Int
+    public var windowHeight: Int
     /// The document row at the top of the viewport.
-    var scroll = 0
-    var video: (x: Int, y: Int, width: Int, height: Int)? = nil
-    var random: SeededRandom
+    public var scroll = 0
+    public var video: (x: Int, y: Int, width: Int, height: Int)? = nil
+    var random: SceneRandom
 
-    static let titleHeight = 20
+    public static let titleHeight = 20
 
-    init(width: Int, height: Int, seed: UInt64) {
+    public init(width: Int, height: Int, seed: UInt64) {
         self.width = width
         self.height = height
-        self.random = SeededRandom(seed: seed)
+        self.random = SceneRandom(seed: seed)
         let atlas = GlyphAtlas(seed: seed ^ 0xA5A5)
         // Wallpaper: bands of a soft gradient, so uncovered desktop is not one colour.
         var wallpaper = Framebuffer(width: width, height: height, fill: 0)
@@ -128,26 +128,26 @@ struct DesktopScene {
         self.document = TextDocument(width: self.windowWidth - 12, lines: 4 * height / TextDocument.lineHeight + 40, seed: seed, atlas: atlas)
     }
 
-    var viewportHeight: Int { self.windowHeight - Self.titleHeight }
-    var maximumScroll: Int { self.document.image.height - self.viewportHeight }
+    public var viewportHeight: Int { self.windowHeight - Self.titleHeight }
+    public var maximumScroll: Int { self.document.image.height - self.viewportHeight }
 
-    mutating func scroll(by pixels: Int) {
+    public mutating func scroll(by pixels: Int) {
         self.scroll = min(max(0, self.scroll + pixels), self.maximumScroll)
     }
 
-    mutating func moveWindow(dx: Int, dy: Int) {
+    public mutating func moveWindow(dx: Int, dy: Int) {
         self.windowX = min(max(-self.windowWidth / 2, self.windowX + dx), self.width - 32)
         self.windowY = min(max(0, self.windowY + dy), self.height - 32)
     }
 
     /// Types one character at the end of the line in the middle of the viewport.
-    mutating func type(_ character: UInt8, column: Int) {
+    public mutating func type(_ character: UInt8, column: Int) {
         let line = (self.scroll + self.viewportHeight / 2) / TextDocument.lineHeight
         self.document.atlas.draw([character], x: GlyphAtlas.cellWidth * (1 + column), y: line * TextDocument.lineHeight,
                                  foreground: 0x202020, background: TextDocument.background, into: &self.document.image)
     }
 
-    func render() -> Framebuffer {
+    public func render() -> Framebuffer {
         var frame = self.wallpaper
         let stride = self.width * 4
         frame.pixels.withUnsafeMutableBytes { out in
@@ -200,5 +200,22 @@ struct DesktopScene {
     /// Advances the noisy region's seed, so the next render shows a new video frame.
     /// (A fresh generator: a step of the same one would show the last frame shifted by one
     /// pixel, which deflate finds.)
-    mutating func nextVideoFrame() { self.random = SeededRandom(seed: self.random.next()) }
+    public mutating func nextVideoFrame() { self.random = SceneRandom(seed: self.random.next()) }
+}
+
+/// SplitMix64: the scenes are the same on every run and platform.
+struct SceneRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
+    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+    mutating func oneIn(_ n: Int) -> Bool { self.int(0..<n) == 0 }
+    mutating func pick<C: Collection>(_ collection: C) -> C.Element { collection.randomElement(using: &self)! }
 }
