@@ -150,6 +150,32 @@ final class Relay: Sendable {
         self.adminRateLimiter.withLockedValue { $0.prune(now: now) }
     }
 
+    /// Ends the connections whose engineer or host was removed, or whose token or secret
+    /// was rotated, since they authenticated (`relay-server engineer|host remove|rotate`
+    /// and `company remove` work on the database, from another process): Bye `revoked`.
+    /// Runs on the thread pool every `credentialCheckInterval`.
+    func checkCredentials() {
+        let links = self.connections.withLockedValue { Array($0.values) }
+        let checked = links.compactMap { link in link.party?.credential.map { (link, $0) } }
+        guard !checked.isEmpty else { return }
+        let current: [String: Data]
+        do {
+            current = try self.store.credentialDigests(
+                engineerIDs: checked.filter { $0.1.kind == .engineer }.map(\.1.id),
+                hostIDs: checked.filter { $0.1.kind == .host }.map(\.1.id)
+            )
+        } catch {
+            self.logger.error("cannot check live connections' credentials", metadata: ["error": "\(error)"])
+            return
+        }
+        for (link, credential) in checked where current[credential.id] != credential.digest {
+            let what = credential.kind == .engineer ? "engineer \(credential.id)" : "host \(credential.id)"
+            let why = current[credential.id] == nil ? "was removed" : "got a new \(credential.kind == .engineer ? "token" : "secret")"
+            self.logger.notice("ending a connection whose account changed", metadata: ["account": "\(credential.id)", "change": "\(why)"])
+            link.deliver(.bye(.revoked, "\(what) \(why) on the relay; ask your admin for the new credentials"))
+        }
+    }
+
     /// Ends every connection with Bye `relay_shutdown`; new connections are refused.
     func beginShutdown() {
         self.shuttingDown.withLockedValue { $0 = true }

@@ -53,6 +53,9 @@ struct RelayConfiguration: Sendable {
     /// The first back-off after the free failures; it doubles up to 15 min (PROTOCOL.md §8.5).
     /// Not in the config file: tests lengthen it so that a block cannot expire mid-test.
     var authFailureBaseDelay = TimeAmount.seconds(2)
+    /// How often live connections' accounts are checked against the database, so that
+    /// removing or rotating one ends its connections (Bye `revoked`).
+    var credentialCheckInterval = TimeAmount.seconds(10)
     var eventLoopThreads = System.coreCount
     /// Peer bytes buffered for a slow reader before its peer stops being read.
     var writeBufferHighWater = 512 * 1024

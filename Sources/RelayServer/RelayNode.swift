@@ -20,7 +20,8 @@ final class RelayNode: Sendable {
     let relay: Relay
     let group: MultiThreadedEventLoopGroup
     private let relayChannel: any Channel
-    private let housekeeping: RepeatedTask
+    /// The 1 s sweep and the credential check.
+    private let housekeeping: [RepeatedTask]
     private let adminChannel: NIOLockedValueBox<(any Channel)?>
     private let adminReady: AsyncStream<Void>
     /// The services to run, in start order.
@@ -39,7 +40,7 @@ final class RelayNode: Sendable {
     }
 
     private init(
-        relay: Relay, group: MultiThreadedEventLoopGroup, relayChannel: any Channel, housekeeping: RepeatedTask,
+        relay: Relay, group: MultiThreadedEventLoopGroup, relayChannel: any Channel, housekeeping: [RepeatedTask],
         adminChannel: NIOLockedValueBox<(any Channel)?>, adminReady: AsyncStream<Void>, services: [any Service]
     ) {
         self.relay = relay
@@ -72,6 +73,11 @@ final class RelayNode: Sendable {
             let housekeeping = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 relay.sweep()
             }
+            let interval = configuration.credentialCheckInterval
+            let checkLoop = group.next()
+            let credentialCheck = checkLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+                threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
+            }
             let adminReady = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             let adminBox = NIOLockedValueBox<(any Channel)?>(nil)
             let admin = try AdminServer.make(relay: relay, tls: tls.serverConfiguration(applicationProtocols: ["http/1.1"])) { channel in
@@ -90,7 +96,7 @@ final class RelayNode: Sendable {
                 lifecycle,
             ]
             let node = RelayNode(
-                relay: relay, group: group, relayChannel: relayChannel, housekeeping: housekeeping, adminChannel: adminBox,
+                relay: relay, group: group, relayChannel: relayChannel, housekeeping: [housekeeping, credentialCheck], adminChannel: adminBox,
                 adminReady: adminReady.stream, services: services
             )
             lifecycle.node.withLockedValue { $0 = node }
@@ -135,6 +141,6 @@ final class RelayNode: Sendable {
         while self.relay.openConnections > 0, NIODeadline.now() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        self.housekeeping.cancel()
+        for task in self.housekeeping { task.cancel() }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 internal import GRDB
 
 /// The embedded store: `relay.sqlite` in the data folder (GRDB, WAL mode).
@@ -154,6 +154,15 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             try AuditEntry(actor: actor, action: "engineer_rotate", companyID: engineer.companyID, subject: id).insert(db)
         }
         return "\(id).\(secret)"
+    }
+
+    public func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data] {
+        try self.database.read { db in
+            var digests: [String: Data] = [:]
+            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) { digests[engineer.id] = engineer.tokenDigest }
+            for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.secretDigest }
+            return digests
+        }
     }
 
     public func authenticateEngineer(token: String) throws -> Engineer? {

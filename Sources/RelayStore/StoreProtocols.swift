@@ -27,6 +27,11 @@ public protocol AccountStore: Sendable {
     func rotateHostSecret(id: String, actor: String) throws -> String
     func authenticateHost(id: String, secret: String) throws -> EnrolledHost?
 
+    /// The current token or secret digest of each engineer and host id given that still
+    /// exists. The relay compares them with the digests its live connections
+    /// authenticated with, to end the connections of removed or rotated accounts.
+    func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data]
+
     /// Appends access-log entries in one transaction.
     func record(_ events: [AccessEvent]) throws
     func accessLog(limit: Int) throws -> [AccessEvent]

@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import RelayWire
@@ -11,6 +12,16 @@ struct Party: Sendable {
     var capabilities: Capabilities
     /// The enrolled host's id (unattended hosts only).
     var hostID: String?
+    /// The engineer or enrolled host whose token or secret let this connection in, and
+    /// that credential's digest: a removed or rotated account ends the connection.
+    var credential: Credential?
+
+    struct Credential: Sendable, Hashable {
+        enum Kind: Sendable, Hashable { case engineer, host }
+        var kind: Kind
+        var id: String
+        var digest: Data
+    }
 }
 
 /// What one connection's handler is told by the relay or by its peer's handler.

@@ -331,7 +331,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.stateMachine.authenticationSucceeded()
             self.handshakeTimer?.cancel()
             self.registeredHost = host
-            link.party = Party(name: host.name, companyID: host.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [], hostID: host.id)
+            link.party = Party(
+                name: host.name, companyID: host.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
+                hostID: host.id, credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
+            )
             let replaced = self.relay.pairing.withLockedValue { $0.register(link, hostID: host.id, companyID: host.companyID) }
             replaced?.deliver(.bye(.revoked, "a newer connection of host \(host.id) registered; this one is closed"))
             self.send(.hostRegistered(HostRegistered(hostName: host.name)))
@@ -367,7 +370,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.stateMachine.authenticationSucceeded()
             self.handshakeTimer?.cancel()
             self.engineer = engineer
-            link.party = Party(name: engineer.login, companyID: engineer.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
+            link.party = Party(
+                name: engineer.login, companyID: engineer.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
+                credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
+            )
             switch request {
             case .newSupportCode:
                 var generator = SystemRandomNumberGenerator()
