@@ -58,6 +58,9 @@ struct RelayBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("latency-samples"), help: "Round trips measured during the largest load (0: skip).")
     var latencySamples: Int = 1000
 
+    @Option(name: .long, help: "Cap the load at this many MB/s in total, for both peers, so latency compares at equal load (default: as fast as possible).")
+    var rate: Double?
+
     @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
     var skipThroughput = false
 
@@ -74,6 +77,7 @@ struct RelayBenchmark: AsyncParsableCommand {
         guard self.seconds > 0 else { throw ValidationError("--seconds must be positive") }
         guard !self.sessionCounts.isEmpty, self.sessionCounts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sessions takes positive counts, e.g. 1,50") }
         guard self.idle >= 0, self.latencySamples >= 0 else { throw ValidationError("--idle and --latency-samples must be ≥ 0") }
+        if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of MB/s") }
     }
 
     func run() async throws {
@@ -140,7 +144,7 @@ struct RelayBenchmark: AsyncParsableCommand {
                     let withLatency = count == largest && self.latencySamples > 0
                     progress("throughput: \(peer.rawValue), \(count) sessions")
                     let result = try await runThroughput(
-                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0,
+                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, rateMegabytesPerSecond: self.rate,
                         relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, trust: trust, group: group
                     )
                     pair[peer.rawValue] = result
@@ -205,7 +209,7 @@ struct RelayBenchmark: AsyncParsableCommand {
                 ("machine", machine.json),
                 ("settings", .object([
                     ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
-                    ("latency_samples", .int(self.latencySamples)), ("tile_payload_bytes", .int(Self.tilePayload)),
+                    ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null), ("tile_payload_bytes", .int(Self.tilePayload)),
                     ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
                 ])),
                 ("results", .object(results)),

@@ -51,15 +51,25 @@ let sentBytes = Counter()
 /// the bench's event loops stop reading for the viewers.
 let windowPerSession = 4 << 20
 
-func sendTiles(_ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, received: @escaping @Sendable () -> Int) async throws {
+/// With `bytesPerSecond`, the connection sends no faster than that (`--rate`, split over
+/// the sessions), so both peers can be compared at the same offered load.
+func sendTiles(_ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, bytesPerSecond: Double? = nil, received: @escaping @Sendable () -> Int) async throws {
     var payload = ByteBuffer()
     payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
     let frame = try Frame(type: .tileUpdate, payload: payload)
     let batch = Array(repeating: frame, count: RelayBenchmark.framesPerWrite)
+    let clock = ContinuousClock()
+    let start = clock.now
+    var sentHere = 0
     while !stop.isSet {
         while sent.value - received() > window, !stop.isSet {
             try await Task.sleep(for: .microseconds(500))
         }
+        if let bytesPerSecond {
+            let ahead = Double(sentHere) / bytesPerSecond - (clock.now - start).seconds
+            if ahead > 0 { try await Task.sleep(for: .microseconds(Int(ahead * 1e6))) }
+        }
+        sentHere += batch.count * frame.bytes.readableBytes
         try await connection.send(frames: batch)
         sentBytes.add(batch.count * frame.bytes.readableBytes)
         sent.add(batch.count * frame.bytes.readableBytes)
@@ -159,7 +169,7 @@ func waitUntil(_ condition: () -> Bool, timeout: Double) async throws -> Bool {
 }
 
 func runThroughput(
-    peer: Peer, sessions: Int, latencySamples: Int, relay: RelayProcess, haproxy: HAProxy, sink: Sink,
+    peer: Peer, sessions: Int, latencySamples: Int, rateMegabytesPerSecond: Double? = nil, relay: RelayProcess, haproxy: HAProxy, sink: Sink,
     accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup
 ) async throws -> ThroughputResult {
     let stop = StopFlag()
@@ -188,7 +198,10 @@ func runThroughput(
         let receivedSoFar: @Sendable () -> Int = { isRelay ? viewerCounter.value : sink.receivedBytes - sinkBaseline }
         let bulkBody: @Sendable (RelayConnection) async throws -> Void = { connection in
             await go.wait()
-            try await sendTiles(connection, stop: stop, sent: caseSent, window: window, received: receivedSoFar)
+            try await sendTiles(
+                connection, stop: stop, sent: caseSent, window: window,
+                bytesPerSecond: rateMegabytesPerSecond.map { $0 * 1e6 / Double(sessions) }, received: receivedSoFar
+            )
         }
         let total = sessions + (latencySamples > 0 ? 1 : 0)
         switch peer {
