@@ -14,7 +14,7 @@ public struct GlyphAtlas {
     public let levels: [[UInt8]]
 
     public init(seed: UInt64) {
-        var random = SceneRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         var glyphs: [[UInt8]] = []
         for code in 0..<96 {
             var cell = [UInt8](repeating: 0, count: Self.cellWidth * Self.cellHeight)
@@ -71,7 +71,7 @@ public struct TextDocument {
     public init(width: Int, lines: Int, seed: UInt64, atlas: GlyphAtlas) {
         self.atlas = atlas
         self.image = Framebuffer(width: width, height: lines * Self.lineHeight, fill: Self.background)
-        var random = SceneRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let columns = width / GlyphAtlas.cellWidth - 2
         let inks: [UInt32] = [0x202020, 0x1040A0, 0xA02020]  // text, keywords, strings
         for line in 0..<lines {
@@ -103,14 +103,14 @@ public struct DesktopScene {
     /// The document row at the top of the viewport.
     public var scroll = 0
     public var video: (x: Int, y: Int, width: Int, height: Int)? = nil
-    var random: SceneRandom
+    var random: SplitMix64
 
     public static let titleHeight = 20
 
     public init(width: Int, height: Int, seed: UInt64) {
         self.width = width
         self.height = height
-        self.random = SceneRandom(seed: seed)
+        self.random = SplitMix64(seed: seed)
         let atlas = GlyphAtlas(seed: seed ^ 0xA5A5)
         // Wallpaper: bands of a soft gradient, so uncovered desktop is not one colour.
         var wallpaper = Framebuffer(width: width, height: height, fill: 0)
@@ -200,20 +200,10 @@ public struct DesktopScene {
     /// Advances the noisy region's seed, so the next render shows a new video frame.
     /// (A fresh generator: a step of the same one would show the last frame shifted by one
     /// pixel, which deflate finds.)
-    public mutating func nextVideoFrame() { self.random = SceneRandom(seed: self.random.next()) }
+    public mutating func nextVideoFrame() { self.random = SplitMix64(seed: self.random.next()) }
 }
 
-/// SplitMix64: the scenes are the same on every run and platform.
-struct SceneRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
     mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
     mutating func oneIn(_ n: Int) -> Bool { self.int(0..<n) == 0 }
