@@ -134,26 +134,33 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func removeEngineer(id: String, actor: String) throws {
-        try self.database.write { db in
-            guard let engineer = try Engineer.fetchOne(db, key: id) else {
-                throw StoreError("no engineer with id \(id); `relay-server engineer list` shows the ids")
-            }
+        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: "remove", actor: actor, companyID: \.companyID) { engineer, db in
             try engineer.delete(db)
-            try AuditEntry(actor: actor, action: "engineer_remove", companyID: engineer.companyID, subject: id).insert(db)
         }
     }
 
     public func rotateEngineerToken(id: String, actor: String) throws -> String {
         let secret = Secrets.makeSecret()
-        try self.database.write { db in
-            guard var engineer = try Engineer.fetchOne(db, key: id) else {
-                throw StoreError("no engineer with id \(id); `relay-server engineer list` shows the ids")
-            }
+        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: "rotate", actor: actor, companyID: \.companyID) { engineer, db in
             engineer.tokenDigest = Secrets.digest(secret)
             try engineer.update(db)
-            try AuditEntry(actor: actor, action: "engineer_rotate", companyID: engineer.companyID, subject: id).insert(db)
         }
         return "\(id).\(secret)"
+    }
+
+    /// Removes or rotates one engineer or host in one transaction with its audit entry
+    /// (`<kind>_<action>`, never the credential); an unknown id says where to find the ids.
+    private func changeAccount<Account: FetchableRecord & PersistableRecord>(
+        _ type: Account.Type, id: String, kind: String, action: String, actor: String,
+        companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> Void
+    ) throws {
+        try self.database.write { db in
+            guard var account = try Account.fetchOne(db, key: id) else {
+                throw StoreError("no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
+            }
+            try change(&account, db)
+            try AuditEntry(actor: actor, action: "\(kind)_\(action)", companyID: account[keyPath: companyID], subject: id).insert(db)
+        }
     }
 
     public func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data] {
@@ -196,24 +203,16 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func removeHost(id: String, actor: String) throws {
-        try self.database.write { db in
-            guard let host = try EnrolledHost.fetchOne(db, key: id) else {
-                throw StoreError("no host with id \(id); `relay-server host list` shows the ids")
-            }
+        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: "remove", actor: actor, companyID: \.companyID) { host, db in
             try host.delete(db)
-            try AuditEntry(actor: actor, action: "host_remove", companyID: host.companyID, subject: id).insert(db)
         }
     }
 
     public func rotateHostSecret(id: String, actor: String) throws -> String {
         let secret = Secrets.makeSecret()
-        try self.database.write { db in
-            guard var host = try EnrolledHost.fetchOne(db, key: id) else {
-                throw StoreError("no host with id \(id); `relay-server host list` shows the ids")
-            }
+        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: "rotate", actor: actor, companyID: \.companyID) { host, db in
             host.secretDigest = Secrets.digest(secret)
             try host.update(db)
-            try AuditEntry(actor: actor, action: "host_rotate", companyID: host.companyID, subject: id).insert(db)
         }
         return secret
     }
