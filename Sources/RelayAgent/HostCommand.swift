@@ -32,9 +32,23 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "The most screen captures per second while the engineer waits for an update.") var fps: Double = 15
     @Flag(help: "replay: start again after the last frame instead of holding it.") var loop = false
     @Option(help: "Put this text on the engineer's clipboard once connected.") var clipboard: String?
+    @Option(help: ArgumentHelp("Attended: the name the engineer sees for this PC (default: its hostname).", valueName: "NAME"))
+    var name: String?
+
+    /// What an attended session tells the engineer this PC is called (the relay adds the
+    /// address it sees, and shortens a long name).
+    var machineName: String {
+        self.name ?? ProcessInfo.processInfo.hostName
+    }
 
     func validate() throws {
         if self.source == "help" { return }
+        if let name {
+            guard self.code != nil else { throw ValidationError("--name is for attended sessions (--code); an enrolled host's name is set at `relay-server host enroll`") }
+            guard !name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, name.utf8.count <= 256 else {
+                throw ValidationError("--name must be 1 to 256 bytes of text, e.g. --name \"Accounts desk 3\"")
+            }
+        }
         switch (self.code, self.hostID, self.secret) {
         case (let code?, nil, nil):
             guard SupportCode(code) != nil else { throw ValidationError("--code must be six digits, e.g. 123456") }
@@ -77,7 +91,7 @@ struct HostCommand: AsyncParsableCommand {
         let address = try self.relay.address()
         if let code = self.code.flatMap(SupportCode.init) {
             do {
-                try await self.session(address: address, auth: .supportCode(code), screen: screen)
+                try await self.session(address: address, auth: .namedSupportCode(code, machineName: self.machineName), screen: screen)
             } catch {
                 throw fail(error)
             }

@@ -29,7 +29,7 @@ extension RelayConnection {
         try await self.send(.hostAuth(auth))
         let answer = try await self.expectControl(auth.isSupportCode ? "Paired" : "HostRegistered")
         switch (auth, answer) {
-        case (.supportCode, .paired), (.enrolled, .hostRegistered):
+        case (.supportCode, .paired), (.namedSupportCode, .paired), (.enrolled, .hostRegistered):
             return answer
         default:
             throw RelayClientError(.protocolViolation, "the relay answered HostAuth with \(answer.type.name)")
@@ -92,5 +92,5 @@ extension RelayConnection {
 }
 
 extension HostAuth {
-    var isSupportCode: Bool { if case .supportCode = self { true } else { false } }
+    var isSupportCode: Bool { self.supportCode != nil }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import RelayWire
 import Testing
 
@@ -35,5 +36,27 @@ import Testing
         }
         backoff.reset()
         #expect(backoff.next().seconds <= 1)
+    }
+}
+
+@Suite struct HostCommandNameTests {
+    static let common = ["--relay", "relay.example.com:7443", "--fingerprint", String(repeating: "ab", count: 32), "--source", "synthetic:video"]
+
+    @Test func attendedHostSendsItsNameOrItsHostname() throws {
+        let named = try HostCommand.parse(Self.common + ["--code", "123456", "--name", "Accounts desk 3"])
+        #expect(named.machineName == "Accounts desk 3")
+        let unnamed = try HostCommand.parse(Self.common + ["--code", "123456"])
+        #expect(unnamed.machineName == ProcessInfo.processInfo.hostName)
+        #expect(!unnamed.machineName.isEmpty)
+    }
+
+    @Test func nameIsForAttendedSessionsAndNotBlank() {
+        #expect(throws: (any Error).self) {
+            try HostCommand.parse(Self.common + ["--host-id", "ho-1", "--secret", "s", "--name", "Desk"])
+        }
+        #expect(throws: (any Error).self) { try HostCommand.parse(Self.common + ["--code", "123456", "--name", "  "]) }
+        #expect(throws: (any Error).self) {
+            try HostCommand.parse(Self.common + ["--code", "123456", "--name", String(repeating: "x", count: 257)])
+        }
     }
 }

@@ -37,6 +37,7 @@ import Testing
                         codeSink.yield(issued.code)
                         let paired = try await viewer.waitForPairing()
                         #expect(paired.mode == .attended)
+                        #expect(paired.peerName == "customer PC at 127.0.0.1")
                         for payload in payloads {
                             let frame = try await viewer.receiveFrame()
                             #expect(frame?.type == .tileUpdate)
@@ -70,6 +71,41 @@ import Testing
             #expect(relay.metric(#"relay_bytes_relayed_total{direction="to_viewer"}"#) == Double(toViewer))
             #expect(relay.metric(#"relay_frames_relayed_total{direction="to_host"}"#) == Double(viewerInput.count))
             #expect(await eventually { relay.node.relay.openConnections == 0 })
+        }
+    }
+
+    /// HostAuth method 3: the engineer sees the customer's machine name, cleaned up, beside
+    /// the address the relay saw, and the usage history keeps the same name.
+    @Test func attendedHostNamesItsMachine() async throws {
+        try await TestRelay.with { relay in
+            let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
+            let expected = "회계팀 PC 03 (customer PC at 127.0.0.1)"
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
+                        try await viewer.hello(role: .viewer)
+                        let answer = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                        guard case .codeIssued(let issued) = answer else { throw TestFailure("expected CodeIssued, got \(answer)") }
+                        codeSink.yield(issued.code)
+                        let paired = try await viewer.waitForPairing()
+                        #expect(paired.peerName == expected)
+                        #expect(try relay.store.usageRecord(id: paired.sessionID.description)?.hostName == expected)
+                        try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
+                    }
+                }
+                group.addTask {
+                    var iterator = codes.makeAsyncIterator()
+                    guard let code = await iterator.next() else { throw TestFailure("no code") }
+                    try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                        try await host.hello(role: .host)
+                        let answer = try await host.authenticate(host: .namedSupportCode(code, machineName: " 회계팀\tPC\u{7}\n 03\u{200B} "))
+                        guard case .paired = answer else { throw TestFailure("expected Paired, got \(answer)") }
+                        guard case .bye(let bye) = try await host.receive() else { throw TestFailure("expected Bye") }
+                        #expect(bye.reason == .peerLeft)
+                    }
+                }
+                try await group.waitForAll()
+            }
         }
     }
 

@@ -21,6 +21,7 @@ struct MalformedInputTests {
         switch type {
         case .hostAuth:
             result.append((.hostAuth(.supportCode(SupportCode(value: 42)!)), 0))
+            result.append((.hostAuth(.namedSupportCode(SupportCode(value: 42)!, machineName: "회계팀 PC")), 0))
             result.append((.hostAuth(.enrolled(hostID: "h-7f3a9c2e", secret: "hs_회계팀")), 0))
         case .viewerAuth:
             result.append((.viewerAuth(ViewerAuth(token: "et_4q7Z", request: .newSupportCode)), 0))
@@ -219,7 +220,7 @@ struct MalformedInputTests {
     ]
 
     static let textFields: Set<String> = [
-        "Hello.software", "HelloAck.relayNode", "HostAuth.hostID", "HostAuth.secret", "ViewerAuth.token",
+        "Hello.software", "HelloAck.relayNode", "HostAuth.hostID", "HostAuth.secret", "HostAuth.machineName", "ViewerAuth.token",
         "ViewerAuth.hostID", "HostRegistered.hostName", "Paired.peerName", "Paired.peerSoftware", "Bye.text",
         "Error.message", "ScreenInit.name", "Clipboard.text",
     ]
@@ -324,6 +325,7 @@ struct MalformedInputTests {
     )
     static let hostAuthCode = RelayMessage.hostAuth(.supportCode(SupportCode(value: 42)!))
     static let hostAuthEnrolled = RelayMessage.hostAuth(.enrolled(hostID: "h-1", secret: "s"))
+    static let hostAuthNamedCode = RelayMessage.hostAuth(.namedSupportCode(SupportCode(value: 42)!, machineName: "PC-1"))
     static let viewerAuth = RelayMessage.viewerAuth(ViewerAuth(token: "et_1", request: .connect(hostID: "h-1")))
     static let key = RelayMessage.key(Key(keysym: 0xFF0D, isDown: true))
     static let screenInit = RelayMessage.screenInit(ScreenInit(width: 1920, height: 1080, name: ":0"))
@@ -334,8 +336,9 @@ struct MalformedInputTests {
     static let enumeratedFields: [(RelayMessage, String, invalid: [WireField.Value], valid: [WireField.Value])] = [
         (hello, "Hello.role", [.u8(0), .u8(3), .u8(255)], [.u8(1), .u8(2)]),
         (paired, "Paired.mode", [.u8(0), .u8(3), .u8(255)], [.u8(1), .u8(2)]),
-        (hostAuthCode, "HostAuth.method", [.u8(0), .u8(3), .u8(255)], []),
-        (hostAuthEnrolled, "HostAuth.method", [.u8(0), .u8(3), .u8(255)], []),
+        (hostAuthCode, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
+        (hostAuthEnrolled, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
+        (hostAuthNamedCode, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
         (viewerAuth, "ViewerAuth.request", [.u8(0), .u8(3), .u8(255)], []),
         (key, "Key.down", [.u8(2), .u8(255)], [.u8(0), .u8(1)]),
         (screenInit, "ScreenInit.width", [.u16(0), .u16(16_385), .u16(.max)], [.u16(1), .u16(16_384)]),
@@ -361,7 +364,7 @@ struct MalformedInputTests {
                 #expect(WireLayout.fields(of: decoded).first { $0.name == name }?.value == value)
             }
         }
-        for (message, name) in [(Self.hostAuthCode, "HostAuth.code"), (Self.codeIssued, "CodeIssued.code")] {
+        for (message, name) in [(Self.hostAuthCode, "HostAuth.code"), (Self.hostAuthNamedCode, "HostAuth.code"), (Self.codeIssued, "CodeIssued.code")] {
             for code in Self.nonDigitCodes {
                 expectWireError(.invalidField, "\(name) = \(code)") {
                     try decodeSingleMessage(Self.frame(message, replacing: name, with: .raw(code)))

@@ -23,6 +23,7 @@ struct ProtocolDocumentTests {
             HelloAck(capabilities: .all, maximumPayloadLength: 1_048_576, relayNode: "relay-seoul-1")
         ),
         "host-auth-support-code": .hostAuth(.supportCode(SupportCode(value: 42_917)!)),
+        "host-auth-named-support-code": .hostAuth(.namedSupportCode(SupportCode(value: 42_917)!, machineName: "회계팀 PC")),
         "host-auth-enrolled": .hostAuth(
             .enrolled(hostID: "h-7f3a9c2e", secret: "hs_Vq8pN2wR5tY1uZ4xK7mB")
         ),

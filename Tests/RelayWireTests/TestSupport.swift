@@ -120,8 +120,10 @@ struct MessageGenerator {
                 )
             )
         case .hostAuth:
-            if self.random.oneIn(2) {
-                return .hostAuth(.supportCode(self.supportCode()))
+            switch self.random.int(0..<3) {
+            case 0: return .hostAuth(.supportCode(self.supportCode()))
+            case 1: return .hostAuth(.namedSupportCode(self.supportCode(), machineName: self.text()))
+            default: break
             }
             return .hostAuth(.enrolled(hostID: self.text(), secret: self.text()))
         case .viewerAuth:
@@ -354,6 +356,8 @@ enum WireLayout {
             ]
         case .hostAuth(.supportCode(let code)):
             return [WireField("HostAuth.method", .u8(1)), WireField("HostAuth.code", .raw(digits(of: code)))]
+        case .hostAuth(.namedSupportCode(let code, let machineName)):
+            return [WireField("HostAuth.method", .u8(3)), WireField("HostAuth.code", .raw(digits(of: code))), .string("HostAuth.machineName", machineName)]
         case .hostAuth(.enrolled(let hostID, let secret)):
             return [WireField("HostAuth.method", .u8(2)), .string("HostAuth.hostID", hostID), .string("HostAuth.secret", secret)]
         case .viewerAuth(let auth):

@@ -291,7 +291,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func authenticateHost(_ auth: HostAuth) {
         let source = self.link!.remoteAddress
         switch auth {
-        case .supportCode(let code):
+        case .supportCode(let code), .namedSupportCode(let code, _):
             guard !self.refuseIfThrottled([self.sourceKey], event: "support_code") else { return }
             let redemption = self.relay.pairing.withLockedValue { $0.redeem(code, now: .now()) }
             switch redemption {
@@ -299,7 +299,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
                 self.stateMachine.authenticationSucceeded()
                 self.handshakeTimer?.cancel()
-                let name = "customer PC at \(self.link!.remoteAddress.split(separator: ":").dropLast().joined(separator: ":"))"
+                let address = self.link!.remoteAddress.split(separator: ":").dropLast().joined(separator: ":")
+                let machineName: String? = if case .namedSupportCode(_, let name) = auth { name } else { nil }
+                let name = AttendedHostName.display(machineName: machineName, address: address)
                 self.link!.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
                 self.pair(host: self.link!, viewer: issued.viewer, mode: .attended)
             case .invalid(let withdrawn):

@@ -41,6 +41,9 @@ public struct HelloAck: Sendable, Hashable {
 public enum HostAuth: Sendable, Hashable {
     /// Attended: the support code the customer was given.
     case supportCode(SupportCode)
+    /// Attended, with the name of the customer's machine, which the engineer sees
+    /// (method 3; the reference host sends this one).
+    case namedSupportCode(SupportCode, machineName: String)
     /// Unattended: the enrolled host's id and secret.
     case enrolled(hostID: String, secret: String)
 }
@@ -173,6 +176,15 @@ extension HelloAck {
 extension HostAuth {
     private static let supportCodeMethod: UInt8 = 1
     private static let enrolledMethod: UInt8 = 2
+    private static let namedSupportCodeMethod: UInt8 = 3
+
+    /// The support code, for both attended methods.
+    public var supportCode: SupportCode? {
+        switch self {
+        case .supportCode(let code), .namedSupportCode(let code, _): code
+        case .enrolled: nil
+        }
+    }
 
     init(payload buffer: inout ByteBuffer) throws(WireError) {
         let method: UInt8 = try buffer.readWireInteger("HostAuth.method")
@@ -183,8 +195,11 @@ extension HostAuth {
             let hostID = try buffer.readWireString("HostAuth.hostID")
             let secret = try buffer.readWireString("HostAuth.secret")
             self = .enrolled(hostID: hostID, secret: secret)
+        case Self.namedSupportCodeMethod:
+            let code = try SupportCode(asciiDigits: try buffer.readWireBytes(count: 6, "HostAuth.code"))
+            self = .namedSupportCode(code, machineName: try buffer.readWireString("HostAuth.machineName"))
         default:
-            throw WireError(.invalidField, "HostAuth.method: \(method) is not 1 (support code) or 2 (enrolled host)")
+            throw WireError(.invalidField, "HostAuth.method: \(method) is not 1 (support code), 2 (enrolled host) or 3 (support code and machine name)")
         }
     }
 
@@ -197,6 +212,10 @@ extension HostAuth {
             buffer.writeInteger(Self.enrolledMethod)
             try buffer.writeWireString(hostID, "HostAuth.hostID")
             try buffer.writeWireString(secret, "HostAuth.secret")
+        case .namedSupportCode(let code, let machineName):
+            buffer.writeInteger(Self.namedSupportCodeMethod)
+            buffer.writeBytes(code.asciiDigits)
+            try buffer.writeWireString(machineName, "HostAuth.machineName")
         }
     }
 }
