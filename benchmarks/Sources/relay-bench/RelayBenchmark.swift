@@ -61,6 +61,9 @@ struct RelayBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Cap the load at this many MB/s in total, for both peers, so latency compares at equal load (default: as fast as possible).")
     var rate: Double?
 
+    @Option(name: .long, help: "Where the latency probe runs: 'isolated', a process of its own (default), or 'shared', a session of the bench process beside the load (runs 1–4 in RESULTS.md).")
+    var probe: ProbePlacement = .isolated
+
     @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
     var skipThroughput = false
 
@@ -144,8 +147,8 @@ struct RelayBenchmark: AsyncParsableCommand {
                     let withLatency = count == largest && self.latencySamples > 0
                     progress("throughput: \(peer.rawValue), \(count) sessions")
                     let result = try await runThroughput(
-                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, rateMegabytesPerSecond: self.rate,
-                        relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, trust: trust, group: group
+                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, probe: self.probe, rateMegabytesPerSecond: self.rate,
+                        relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, tls: tls, trust: trust, group: group
                     )
                     pair[peer.rawValue] = result
                     table.add([
@@ -177,7 +180,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             lines.append(table.rendered)
             if !latencyTable.rows.isEmpty {
                 lines.append("")
-                lines.append("latency: 32-byte Clipboard frame, far side echoes it, ~100 Hz, round trip, during the load above")
+                lines.append("latency: 32-byte Clipboard frame, far side echoes it, ~100 Hz, round trip, during the load above; probe \(self.probe == .isolated ? "in a process of its own" : "in the bench process")")
                 lines.append(latencyTable.rendered)
             }
             lines.append("")
@@ -193,7 +196,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             results.append(("idle", result.json))
             lines.append("")
             lines.append("idle: \(result.paired) of \(idleSessions) sessions paired in \(formatFixed(result.setupSeconds, 1)) s (relay CPU \(formatFixed(result.setupCPU, 1)) s, \(formatFixed(result.setupCPU * 1000 / Double(max(result.paired * 2, 1)), 2)) ms per connection)")
-            lines.append("  relay-server RSS before \(result.rssBefore) KiB, after \(result.rssAfter) KiB, delta \(result.rssAfter - result.rssBefore) KiB; fds \(result.fds)")
+            lines.append("  relay-server RSS before \(result.rssBefore) KiB, after \(result.rssAfter) KiB, delta \(result.rssAfter - result.rssBefore) KiB; fds \(result.fdsBefore) → \(result.fds), so \(result.live) sessions open when RSS was read")
             lines.append("  per session: \(formatFixed(result.kibPerSession, 1)) KiB → \(result.kibPerSession <= 64 ? "PASS" : "FAIL") (target ≤ 64 KiB)")
             if let first = result.firstError { notes.append("idle: \(result.errors) errors, first: \(first)") }
         }
@@ -210,7 +213,7 @@ struct RelayBenchmark: AsyncParsableCommand {
                 ("settings", .object([
                     ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
                     ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null), ("tile_payload_bytes", .int(Self.tilePayload)),
-                    ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
+                    ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)), ("probe", .string(self.probe.rawValue)),
                 ])),
                 ("results", .object(results)),
                 ("notes", .array(notes.map { .string($0) })),
@@ -223,6 +226,9 @@ struct RelayBenchmark: AsyncParsableCommand {
 }
 
 enum Peer: String { case relay, haproxy }
+
+/// Where the latency probe runs (LatencyProbe.swift says why it has a process of its own).
+enum ProbePlacement: String, ExpressibleByArgument, CaseIterable { case isolated, shared }
 
 // MARK: - Accounts
 
@@ -303,10 +309,16 @@ struct RelayProcess {
 struct HAProxy {
     var child: ChildProcess
     var port: Int
+    /// A second frontend, the same in every respect, whose backend is the isolated latency
+    /// probe's echo server on `probeEchoPort` (see LatencyProbe.swift).
+    var probePort: Int
+    var probeEchoPort: Int
 
     static func start(tls: TLSMaterial, backendPort: Int, threads: Int, directory: String) async throws -> HAProxy {
         guard let haproxy = which("haproxy") else { throw BenchError("haproxy is not installed (apt-get install -y haproxy)") }
         let port = try freePort()
+        let probePort = try freePort()
+        let probeEchoPort = try freePort()
         let configuration = """
             global
                 nbthread \(threads)
@@ -325,13 +337,18 @@ struct HAProxy {
                 default_backend sink
             backend sink
                 server sink 127.0.0.1:\(backendPort) ssl verify none
+            frontend probe_in
+                bind 127.0.0.1:\(probePort) ssl crt \(tls.combinedPath) alpn \(RelayProtocol.alpnToken)
+                default_backend probe_echo
+            backend probe_echo
+                server echo 127.0.0.1:\(probeEchoPort) ssl verify none
 
             """
         let path = "\(directory)/haproxy.cfg"
         try configuration.write(toFile: path, atomically: true, encoding: .utf8)
         let child = try ChildProcess(name: "haproxy", executable: haproxy, arguments: ["-f", path, "-db"], logPath: "\(directory)/haproxy.log")
         try await waitForListener(port: port, timeout: 10, child: child)
-        return HAProxy(child: child, port: port)
+        return HAProxy(child: child, port: port, probePort: probePort, probeEchoPort: probeEchoPort)
     }
 }
 
@@ -342,7 +359,7 @@ final class Sink: Sendable {
     private let channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
     private let task: Task<Void, Never>
 
-    static func start(tls: TLSMaterial, group: any EventLoopGroup) async throws -> Sink {
+    static func start(tls: TLSMaterial, group: any EventLoopGroup, port: Int = 0) async throws -> Sink {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.keyPath, format: .pem))
@@ -353,7 +370,7 @@ final class Sink: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: "127.0.0.1", port: 0) { child in
+            .bind(host: "127.0.0.1", port: port) { child in
                 child.eventLoop.makeCompletedFuture {
                     try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.maximumEncodablePayloadLength))

@@ -91,16 +91,15 @@ func viewerLoop(_ connection: RelayConnection, counter: Counter) async throws {
     }
 }
 
-/// Round trips of a 32-byte Clipboard frame at ~100 Hz, in µs.
-func probeLatency(_ connection: RelayConnection, samples: Int) async throws -> [Double] {
+/// Round trips of a 32-byte Clipboard frame at ~100 Hz, in µs, each handed to `record`
+/// as it is measured (a case that ends before all samples are in still reports those it has).
+func probeLatency(_ connection: RelayConnection, samples: Int, record: @Sendable (Double) -> Void) async throws {
     var payload = ByteBuffer()
     payload.writeRepeatingByte(0x5A, count: 32)
     let frame = try Frame(type: .clipboard, payload: payload)
     let clock = ContinuousClock()
-    var rtts: [Double] = []
-    rtts.reserveCapacity(samples)
     var next = clock.now
-    while rtts.count < samples {
+    for _ in 0..<samples {
         next = next.advanced(by: .milliseconds(10))
         let start = clock.now
         try await connection.send(frame: frame)
@@ -111,10 +110,9 @@ func probeLatency(_ connection: RelayConnection, samples: Int) async throws -> [
                 try await connection.send(.pong(Pong(nonce: ping.nonce)))
             }
         }
-        rtts.append((clock.now - start).seconds * 1e6)
+        record((clock.now - start).seconds * 1e6)
         if next > clock.now { try await Task.sleep(until: next, clock: clock) } else { next = clock.now }
     }
-    return rtts
 }
 
 enum SessionRole { case bulk, probe, idle }
@@ -123,7 +121,8 @@ enum SessionRole { case bulk, probe, idle }
 /// `viewerLoop`. Both tasks go into `group`.
 func addRelaySession(
     to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, token: String, host: Accounts.Host,
-    established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(), hostBody: @escaping @Sendable (RelayConnection) async throws -> Void
+    established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(), viewerKeepsAlive: Bool = false,
+    hostBody: @escaping @Sendable (RelayConnection) async throws -> Void
 ) {
     let registered = Signal()
     group.addTask {
@@ -150,12 +149,29 @@ func addRelaySession(
                 _ = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
                 established.add(1)
                 paired.add(1)
-                try await viewerLoop(connection, counter: counter)
+                guard viewerKeepsAlive else { return try await viewerLoop(connection, counter: counter) }
+                let sender = connection.sender
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { try await keepAlive(sender) }
+                    defer { tasks.cancelAll() }
+                    try await viewerLoop(connection, counter: counter)
+                }
             }
         } catch {
             errors.record(error)
             established.add(1)
         }
+    }
+}
+
+/// What an idle agent sends: a Ping every 30 s (PROTOCOL.md §8.4), which keeps the relay's
+/// 120 s idle timeout away however long the set-up of the other sessions takes.
+func keepAlive(_ connection: RelaySender) async throws {
+    var nonce: UInt64 = 0
+    while true {
+        try await Task.sleep(for: .seconds(30))
+        nonce &+= 1
+        try await connection.send(.ping(Ping(nonce: nonce)))
     }
 }
 
@@ -169,8 +185,8 @@ func waitUntil(_ condition: () -> Bool, timeout: Double) async throws -> Bool {
 }
 
 func runThroughput(
-    peer: Peer, sessions: Int, latencySamples: Int, rateMegabytesPerSecond: Double? = nil, relay: RelayProcess, haproxy: HAProxy, sink: Sink,
-    accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup
+    peer: Peer, sessions: Int, latencySamples: Int, probe placement: ProbePlacement, rateMegabytesPerSecond: Double? = nil, relay: RelayProcess,
+    haproxy: HAProxy, sink: Sink, accounts: Accounts, hosts: [Accounts.Host], tls: TLSMaterial, trust: RelayTrust, group eventLoops: any EventLoopGroup
 ) async throws -> ThroughputResult {
     let stop = StopFlag()
     let established = Counter()
@@ -186,8 +202,7 @@ func runThroughput(
         let probeBody: @Sendable (RelayConnection) async throws -> Void = { connection in
             await startProbe.wait()
             defer { probeDone.set() }
-            let rtts = try await probeLatency(connection, samples: latencySamples)
-            rttBox.withLockedValue { $0 = rtts }
+            try await probeLatency(connection, samples: latencySamples) { rtt in rttBox.withLockedValue { $0.append(rtt) } }
         }
         // Senders start only when every session is set up, so that set-up is not starved.
         let go = Signal()
@@ -203,7 +218,26 @@ func runThroughput(
                 bytesPerSecond: rateMegabytesPerSecond.map { $0 * 1e6 / Double(sessions) }, received: receivedSoFar
             )
         }
-        let total = sessions + (latencySamples > 0 ? 1 : 0)
+        // The isolated probe is a process of its own (LatencyProbe.swift); the shared one is
+        // one more session of this process.
+        let isolated = latencySamples > 0 && placement == .isolated
+        let total = sessions + (latencySamples > 0 && !isolated ? 1 : 0)
+        var probeProcess: LatencyProbeProcess?
+        if isolated {
+            var arguments = ["--fingerprint", tls.fingerprint, "--samples", "\(latencySamples)"]
+            switch peer {
+            case .relay:
+                let host = hosts[sessions]
+                arguments += ["--peer", "relay", "--port", "\(relay.port)", "--host-id", host.id, "--host-secret", host.secret, "--token", accounts.engineerToken]
+            case .haproxy:
+                arguments += [
+                    "--peer", "haproxy", "--port", "\(haproxy.probePort)", "--cert", tls.certificatePath, "--key", tls.keyPath,
+                    "--echo-port", "\(haproxy.probeEchoPort)",
+                ]
+            }
+            probeProcess = try LatencyProbeProcess(arguments: arguments)
+        }
+        defer { probeProcess?.stop() }
         switch peer {
         case .relay:
             for index in 0..<total {
@@ -229,9 +263,10 @@ func runThroughput(
                 }
             }
         }
-        guard try await waitUntil({ established.value >= 2 * total }, timeout: 60) else {
+        guard try await waitUntil({ established.value >= 2 * total && probeProcess?.isReady != false }, timeout: 60) else {
             stop.set(); go.fire(); startProbe.fire(); group.cancelAll()
-            throw BenchError("\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")")
+            let probeState = probeProcess.map { "; latency probe \($0.isReady ? "ready" : "not ready"): \($0.log)" } ?? ""
+            throw BenchError("\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")\(probeState)")
         }
         progress("  \(established.value / 2) sessions up")
         go.fire()
@@ -241,6 +276,7 @@ func runThroughput(
 
         let bytes0 = received(), cpu0 = processCPUSeconds(pid: pid), bench0 = processCPUTime(), start = ContinuousClock.now
         startProbe.fire()
+        probeProcess?.start()
         // Watchdog: RelayConnection.send does not always wait for the socket (see RESULTS.md);
         // stop the case early if this process's RSS runs away.
         let runaway = StopFlag()
@@ -255,7 +291,7 @@ func runThroughput(
             }
         }
         if latencySamples > 0 {
-            _ = try await waitUntil({ probeDone.isSet }, timeout: Double(latencySamples) / 50 + 30)
+            _ = try await waitUntil({ probeProcess?.isDone ?? probeDone.isSet }, timeout: Double(latencySamples) / 50 + 30)
         }
         let bytes1 = received(), cpu1 = processCPUSeconds(pid: pid), bench1 = processCPUTime(), wall = (ContinuousClock.now - start).seconds
         // Errors until now; the teardown below cancels connections on purpose.
@@ -270,7 +306,7 @@ func runThroughput(
         }
         return ThroughputResult(
             peer: peer, sessions: sessions, bytes: bytes1 - bytes0, wall: wall, peerCPU: cpu1 - cpu0, benchCPU: (bench1 - bench0).seconds,
-            errors: errorCount, firstError: firstError, rtts: rttBox.withLockedValue { $0 }
+            errors: errorCount, firstError: firstError, rtts: probeProcess?.rtts ?? rttBox.withLockedValue { $0 }
         )
     }
 }
@@ -286,16 +322,19 @@ struct IdleResult {
     var setupCPU: Double
     var rssBefore: Int
     var rssAfter: Int
+    var fdsBefore: Int
     var fds: Int
     var errors: Int
     var firstError: String?
-    var kibPerSession: Double { Double(self.rssAfter - self.rssBefore) / Double(max(self.paired, 1)) }
+    /// Sessions still open when RSS was read: each is two sockets in relay-server.
+    var live: Int { (self.fds - self.fdsBefore) / 2 }
+    var kibPerSession: Double { Double(self.rssAfter - self.rssBefore) / Double(max(min(self.paired, self.live), 1)) }
 
     var json: JSON {
         .object([
             ("paired_sessions", .int(self.paired)), ("setup_seconds", .double(self.setupSeconds)), ("relay_setup_cpu_seconds", .double(self.setupCPU)),
             ("rss_before_kib", .int(self.rssBefore)), ("rss_after_kib", .int(self.rssAfter)), ("kib_per_session", .double(self.kibPerSession)),
-            ("relay_fds", .int(self.fds)), ("errors", .int(self.errors)), ("first_error", self.firstError.map { .string($0) } ?? .null),
+            ("relay_fds", .int(self.fds)), ("relay_fds_before", .int(self.fdsBefore)), ("live_sessions", .int(self.live)), ("errors", .int(self.errors)), ("first_error", self.firstError.map { .string($0) } ?? .null),
             ("pass", .bool(self.kibPerSession <= 64)),
         ])
     }
@@ -310,10 +349,18 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
     try await Task.sleep(for: .seconds(1))
     let pid = relay.child.pid
     let rssBefore = processStatusKiB(pid: pid)
+    let fdsBefore = openFileDescriptors(pid: pid)
     let cpu0 = processCPUSeconds(pid: pid)
     let start = ContinuousClock.now
     return try await withThrowingTaskGroup(of: Void.self) { group in
-        let body: @Sendable (RelayConnection) async throws -> Void = { _ in await release.wait() }
+        let body: @Sendable (RelayConnection) async throws -> Void = { connection in
+            let sender = connection.sender
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await keepAlive(sender) }
+                await release.wait()
+                tasks.cancelAll()
+            }
+        }
         let batch = 100
         var launched = 0
         while launched < sessions {
@@ -321,7 +368,7 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
             for index in launched..<end {
                 addRelaySession(
                     to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
-                    established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body
+                    established: established, errors: errors, counter: counter, paired: pairedCount, viewerKeepsAlive: true, hostBody: body
                 )
             }
             launched = end
@@ -341,7 +388,7 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
             do { guard try await group.next() != nil else { break } } catch {}
         }
         return IdleResult(
-            paired: paired, setupSeconds: setup, setupCPU: cpu1 - cpu0, rssBefore: rssBefore, rssAfter: rssAfter, fds: fds,
+            paired: paired, setupSeconds: setup, setupCPU: cpu1 - cpu0, rssBefore: rssBefore, rssAfter: rssAfter, fdsBefore: fdsBefore, fds: fds,
             errors: errorCount, firstError: firstError
         )
     }
