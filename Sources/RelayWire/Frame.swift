@@ -21,6 +21,10 @@ public struct Frame: Sendable, Hashable {
     /// The default receive limit for a payload: 1 MiB. Senders split larger content
     /// (a full-screen tile update) into several frames.
     public static let defaultMaximumPayloadLength = 1 << 20
+    /// The smallest payload limit a relay may announce in HelloAck: 64 KiB. Every peer
+    /// message fits in it (a TileUpdate body needs 32 KiB for one raw tile, PROTOCOL.md
+    /// §7.6); an agent refuses a relay that announces less.
+    public static let minimumPayloadLimit = 64 * 1024
 
     /// The frame's type.
     public let type: MessageType
