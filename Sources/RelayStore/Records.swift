@@ -15,6 +15,15 @@ public struct Engineer: Codable, Sendable, Hashable {
     public var login: String
     package var tokenDigest: Data
     public var createdAt: Date
+    /// The name of the engineer's company, as the store has it: what a customer is shown
+    /// about who connects (issue 10 item 13). Read from the `company` table by every
+    /// method that returns an engineer; never stored in the `engineer` row.
+    public var companyName: String = ""
+
+    /// The columns of the `engineer` row; ``companyName`` comes from the company.
+    enum CodingKeys: String, CodingKey {
+        case id, companyID, login, tokenDigest, createdAt
+    }
 }
 
 /// An endpoint PC enrolled for unattended access.

@@ -113,9 +113,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let login = try Self.validName(login, what: "engineer login")
         let id = Secrets.makeID(prefix: "en")
         let secret = Secrets.makeSecret()
-        let engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: Date())
+        var engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: Date())
         try self.database.write { db in
-            guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
+            guard let company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
+            engineer.companyName = company.name
             if try Engineer.filter(Column("companyID") == companyID && Column("login") == login).fetchCount(db) > 0 {
                 throw StoreError("company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
             }
@@ -129,7 +130,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.database.read { db in
             var request = Engineer.order(Column("companyID"), Column("login"))
             if let companyID { request = request.filter(Column("companyID") == companyID) }
-            return try request.fetchAll(db)
+            return try Self.withCompanyNames(try request.fetchAll(db), db)
         }
     }
 
@@ -172,12 +173,27 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         }
     }
 
+    /// The engineer whose token this is, with their company's name (``Engineer/companyName``), or nil.
     public func authenticateEngineer(token: String) throws -> Engineer? {
         guard let (id, secret) = Secrets.splitToken(token),
-            let engineer = try self.database.read({ try Engineer.fetchOne($0, key: id) }),
+            let engineer = try self.database.read({ db in
+                try Engineer.fetchOne(db, key: id).map { try Self.withCompanyNames([$0], db)[0] }
+            }),
             Secrets.matches(secret, digest: engineer.tokenDigest)
         else { return nil }
         return engineer
+    }
+
+    /// `engineers` with ``Engineer/companyName`` filled from the `company` table.
+    private static func withCompanyNames(_ engineers: [Engineer], _ db: Database) throws -> [Engineer] {
+        guard !engineers.isEmpty else { return engineers }
+        let names = Dictionary(uniqueKeysWithValues: try Company.fetchAll(db, keys: Set(engineers.map(\.companyID))).map { ($0.id, $0.name) })
+        return engineers.map { engineer in
+            var engineer = engineer
+            // A company's removal cascades to its engineers, so the name is always there.
+            engineer.companyName = names[engineer.companyID] ?? ""
+            return engineer
+        }
     }
 
     // MARK: Hosts

@@ -19,6 +19,7 @@ public protocol AccountStore: Sendable {
     func engineers(companyID: String?) throws -> [Engineer]
     func removeEngineer(id: String, actor: String) throws
     func rotateEngineerToken(id: String, actor: String) throws -> String
+    /// The engineer whose token this is, with ``Engineer/companyName`` filled, or nil.
     func authenticateEngineer(token: String) throws -> Engineer?
 
     func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String)
