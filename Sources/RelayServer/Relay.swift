@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import RelayStore
 import RelayWire
+import Synchronization
 
 /// State shared by every connection of one relay node: who waits to be paired, live
 /// sessions, throttling, the store, the usage journal and metrics.
@@ -26,6 +27,13 @@ final class Relay: Sendable {
     private let sessions = NIOLockedValueBox<[SessionID: RelaySession]>([:])
     private let pendingAccessEvents = NIOLockedValueBox<[AccessEvent]>([])
     private let shuttingDown = NIOLockedValueBox(false)
+    /// Connection handlers in memory; back to its old value once connections have closed
+    /// (a handler that outlives its connection is a leak: tests watch this).
+    private let handlers = Atomic<Int>(0)
+
+    var liveConnectionHandlers: Int { self.handlers.load(ordering: .relaxed) }
+    func handlerCreated() { self.handlers.add(1, ordering: .relaxed) }
+    func handlerReleased() { self.handlers.subtract(1, ordering: .relaxed) }
 
     init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
         self.configuration = configuration

@@ -25,6 +25,10 @@ public struct Frame: Sendable, Hashable {
     /// message fits in it (a TileUpdate body needs 32 KiB for one raw tile, PROTOCOL.md
     /// §7.6); an agent refuses a relay that announces less.
     public static let minimumPayloadLimit = 64 * 1024
+    /// The largest relay-control payload a relay accepts before the connection has
+    /// authenticated: 4 KiB, far more than any Hello, HostAuth or ViewerAuth needs
+    /// (PROTOCOL.md §9). A stranger cannot make the relay buffer more than this.
+    public static let maximumPayloadBeforeAuthentication = 4 * 1024
 
     /// The frame's type.
     public let type: MessageType

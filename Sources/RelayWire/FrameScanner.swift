@@ -31,7 +31,19 @@ public struct FrameScanner: Sendable {
 
     public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength) {
         self.maximumPayloadLength = maximumPayloadLength
+        self.maximumControlPayloadLength = maximumPayloadLength
     }
+
+    /// Payload bytes of the peer frame in progress that have not been passed on yet: what
+    /// the receiving side's stream is owed before it is at a frame boundary again (0 when
+    /// the runs passed on so far end with a whole frame; a header held back across chunks
+    /// has not been passed on, so it owes nothing).
+    public var peerBytesOwed: Int { self.peerPayloadRemaining }
+
+    /// The largest relay-control payload accepted; at most ``maximumPayloadLength``. The
+    /// relay keeps it small before authentication (PROTOCOL.md §9), so that a header
+    /// announcing a large Hello cannot make it buffer more than a few KiB per connection.
+    public var maximumControlPayloadLength: Int
 
     /// True when the stream is between frames: ending the connection here loses nothing.
     public var isAtFrameBoundary: Bool {
@@ -110,9 +122,10 @@ public struct FrameScanner: Sendable {
                 try flushRun(upTo: headerStart, chunk)
                 throw .wire(Frame.unknownTypeError(rawType))
             }
-            guard length <= self.maximumPayloadLength else {
+            let limit = type.isPeerMessage ? self.maximumPayloadLength : min(self.maximumControlPayloadLength, self.maximumPayloadLength)
+            guard length <= limit else {
                 try flushRun(upTo: headerStart, chunk)
-                throw .wire(Frame.tooLargeError(type, length, self.maximumPayloadLength))
+                throw .wire(Frame.tooLargeError(type, length, limit))
             }
 
             let headerBytesInChunk = chunk.readerIndex - headerStart

@@ -36,8 +36,9 @@ enum LinkEvent: Sendable {
     case bye(ByeReason, String)
     /// The bytes this side forwarded have drained below the low-water mark: read again.
     case resumeReading
-    /// Peer-frame bytes from the other side (`bytes` in all), across event loops.
-    case forward([ByteBuffer], bytes: Int)
+    /// Peer-frame bytes from the other side (`bytes` in all), across event loops;
+    /// `owedAfter` bytes of the frame they end in are still to come (0: a whole frame).
+    case forward([ByteBuffer], bytes: Int, owedAfter: Int)
 }
 
 /// A Sendable handle on one relay connection: how other connections and the relay reach
@@ -68,11 +69,11 @@ final class ConnectionLink: Sendable {
 
     /// Writes forwarded bytes: directly when the caller is on this connection's event
     /// loop (the fast path NOTES.md measured), otherwise as one hop per read cycle.
-    func forward(_ runs: [ByteBuffer], bytes: Int) {
+    func forward(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) {
         if self.channel.eventLoop.inEventLoop {
-            self.handler.value.writeForwarded(runs, bytes: bytes)
+            self.handler.value.writeForwarded(runs, bytes: bytes, owedAfter: owedAfter)
         } else {
-            self.deliver(.forward(runs, bytes: bytes))
+            self.deliver(.forward(runs, bytes: bytes, owedAfter: owedAfter))
         }
     }
 }

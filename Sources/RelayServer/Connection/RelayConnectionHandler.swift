@@ -21,6 +21,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private var context: ChannelHandlerContext?
     private(set) var link: ConnectionLink?
+    /// Which of a session's two links is this connection's, after `link` is released.
+    private var linkIdentity: ObjectIdentifier?
     private var admitted = false
     private var hello: Hello?
     private var handshakeTimer: Scheduled<Void>?
@@ -36,6 +38,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Peer bytes that arrived before this side announced Paired; sent right after it.
     private var earlyForwarded: [ByteBuffer] = []
     private var earlyForwardedBytes = 0
+    private var earlyForwardedOwed = 0
+    /// Keeps this connection's output whole frames while the peer's frames are cut through.
+    private var outbound = OutboundFraming()
     private var pendingRuns: [ByteBuffer] = []
     private var pendingRunBytes = 0
     private var countedFrames: UInt64 = 0
@@ -48,7 +53,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     init(relay: Relay) {
         self.relay = relay
         self.scanner = FrameScanner(maximumPayloadLength: relay.configuration.maximumPayloadLength)
+        // Until the connection has authenticated, only small control frames (PROTOCOL.md §9).
+        self.scanner.maximumControlPayloadLength = Frame.maximumPayloadBeforeAuthentication
         self.logger = relay.logger
+        relay.handlerCreated()
+    }
+
+    deinit {
+        self.relay.handlerReleased()
     }
 
     // MARK: Lifecycle
@@ -58,12 +70,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let address = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
         self.sourceKey = "addr:" + (context.channel.remoteAddress?.ipAddress ?? "unknown")
         self.logger[metadataKey: "peer"] = "\(address)"
-        self.link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
+        let link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
+        self.link = link
+        self.linkIdentity = ObjectIdentifier(link)
     }
 
     func channelActive(context: ChannelHandlerContext) {
         self.relay.metrics.connectionsAccepted.increment()
-        self.admitted = self.relay.admit(self.link!)
+        if let link = self.link { self.admitted = self.relay.admit(link) }
         let timeout = self.relay.configuration.handshakeTimeout
         self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             self.perform(self.stateMachine.handshakeDeadlinePassed())
@@ -78,6 +92,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        // The link holds this handler and the handler its link, its peer's link and the
+        // session: drop them, or every closed connection stays in memory (issue 10, item 8).
+        self.link = nil
+        self.peer = nil
+        self.session = nil
+        self.earlyForwarded = []
+        self.pendingRuns = []
     }
 
     /// Releases everything this connection holds; tells the peer, once, why it ended.
@@ -129,8 +150,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 },
                 control: { (frame: Frame) throws(PeerDataBeforePairing) in
                     // Peer bytes that came before this frame go first: a Bye must not
-                    // overtake the input sent just ahead of it.
-                    self.forwardPendingRuns()
+                    // overtake the input sent just ahead of it. A control frame starts at
+                    // a boundary, so those bytes end with a whole frame.
+                    self.forwardPendingRuns(owedAfter: 0)
                     self.receivedControlFrame(frame)
                 }
             )
@@ -156,7 +178,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.forwardPendingRuns()
+        self.forwardPendingRuns(owedAfter: self.scanner.peerBytesOwed)
     }
 
     private func receivedControlFrame(_ frame: Frame) {
@@ -297,8 +319,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             switch redemption {
             case .paired(let issued):
                 self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
-                self.stateMachine.authenticationSucceeded()
-                self.handshakeTimer?.cancel()
+                self.authenticated()
                 let address = self.link!.remoteAddress.split(separator: ":").dropLast().joined(separator: ":")
                 let machineName: String? = if case .namedSupportCode(_, let name) = auth { name } else { nil }
                 let name = AttendedHostName.display(machineName: machineName, address: address)
@@ -324,14 +345,21 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Credentials accepted: the handshake deadline ends, and frames up to the relay's
+    /// payload limit are accepted from now on (PROTOCOL.md §9).
+    private func authenticated() {
+        self.stateMachine.authenticationSucceeded()
+        self.handshakeTimer?.cancel()
+        self.scanner.maximumControlPayloadLength = self.relay.configuration.maximumPayloadLength
+    }
+
     private func hostAuthenticated(_ result: Result<EnrolledHost?, any Error>, hostID: String, keys: [String]) {
         guard !self.isClosing, let link = self.link else { return }
         switch result {
         case .success(let host?):
             self.relay.throttle.withLockedValue { $0.recordSuccess("host:" + hostID) }
             self.relay.logAccess("host_secret", .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
-            self.stateMachine.authenticationSucceeded()
-            self.handshakeTimer?.cancel()
+            self.authenticated()
             self.registeredHost = host
             link.party = Party(
                 name: host.name, companyID: host.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
@@ -369,8 +397,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .success(let engineer?):
             self.relay.throttle.withLockedValue { $0.recordSuccess(keys[1]) }
             self.relay.logAccess("viewer_token", .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
-            self.stateMachine.authenticationSucceeded()
-            self.handshakeTimer?.cancel()
+            self.authenticated()
             self.engineer = engineer
             link.party = Party(
                 name: engineer.login, companyID: engineer.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
@@ -425,9 +452,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private func enterSession(_ session: RelaySession) {
         guard let link = self.link, self.stateMachine.pairedWithPeer() else {
-            // This side closed before the pairing reached it.
+            // This side closed before the pairing reached it (its link may be gone already).
             if session.end(reason: .peerLeft) {
-                session.peer(of: self.link!).deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
+                let other = ObjectIdentifier(session.host) == self.linkIdentity ? session.viewer : session.host
+                other.deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
                 self.relay.ended(session)
             }
             return
@@ -449,7 +477,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             let bytes = self.earlyForwardedBytes
             self.earlyForwarded = []
             self.earlyForwardedBytes = 0
-            self.writeForwarded(early, bytes: bytes)
+            self.writeForwarded(early, bytes: bytes, owedAfter: self.earlyForwardedOwed)
         }
     }
 
@@ -470,13 +498,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.sendBye(reason, text)
         case .resumeReading:
             self.resumeReading()
-        case .forward(let runs, let bytes):
-            self.writeForwarded(runs, bytes: bytes)
+        case .forward(let runs, let bytes, let owedAfter):
+            self.writeForwarded(runs, bytes: bytes, owedAfter: owedAfter)
         }
     }
 
     /// Sends the peer-frame bytes gathered in this read cycle to the other side.
-    private func forwardPendingRuns() {
+    private func forwardPendingRuns(owedAfter: Int) {
         guard !self.pendingRuns.isEmpty else { return }
         let runs = self.pendingRuns
         let runBytes = self.pendingRunBytes
@@ -491,23 +519,29 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         if inFlight > self.relay.configuration.writeBufferHighWater {
             self.readingPaused = true
         }
-        peer.forward(runs, bytes: runBytes)
+        peer.forward(runs, bytes: runBytes, owedAfter: owedAfter)
     }
 
-    /// Writes the other side's bytes to this connection (called on this event loop), and
-    /// once they are on the socket, lets the other side read again if it was paused.
-    func writeForwarded(_ runs: [ByteBuffer], bytes: Int) {
+    /// Writes the other side's bytes to this connection (called on this event loop), then
+    /// the relay frames that waited for the frame boundary they reach, and once they are on
+    /// the socket, lets the other side read again if it was paused.
+    func writeForwarded(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) {
         guard let context = self.context, !self.isClosing, let last = runs.last else { return }
         guard let session = self.session, let role = self.stateMachine.role, let peer = self.peer else {
             self.earlyForwarded.append(contentsOf: runs)
             self.earlyForwardedBytes += bytes
+            self.earlyForwardedOwed = owedAfter
             return
         }
         for run in runs.dropLast() {
             context.write(self.wrapOutboundOut(run), promise: nil)
         }
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(last), promise: written)
+        context.write(self.wrapOutboundOut(last), promise: written)
+        for frame in self.outbound.forwarded(owedAfter: owedAfter) {
+            context.write(self.wrapOutboundOut(frame), promise: nil)
+        }
+        context.flush()
         let lowWater = self.relay.configuration.writeBufferLowWater
         written.futureResult.whenComplete { _ in
             let remaining = session.removeInFlight(bytes, to: role)
@@ -535,24 +569,60 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Output
 
+    /// Sends a frame of the relay's own, at the next frame boundary of this connection's
+    /// output (PROTOCOL.md §2.3).
     private func send(_ message: RelayMessage) {
-        guard let context = self.context else { return }
+        guard let context = self.context, let frame = self.encode(message, context: context) else { return }
+        var droppable = false
+        if case .pong = message { droppable = true }
+        switch self.outbound.relayFrame(frame, droppable: droppable) {
+        case .write:
+            context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+        case .held:
+            break
+        case .dropped:
+            self.logger.debug("Pong dropped: too many relay frames wait for a peer frame to end")
+        }
+    }
+
+    /// Sends the last frame before this connection closes: an unfinished forwarded frame is
+    /// completed with zero bytes first, so that `message` still arrives whole (§2.3).
+    private func sendLast(_ message: RelayMessage) {
+        guard let context = self.context, let frame = self.encode(message, context: context) else { return }
+        var (padding, held) = self.outbound.finish()
+        if padding > 0 {
+            self.relay.metrics.framesPadded.increment()
+            let zeros = context.channel.allocator.buffer(repeating: 0, count: min(padding, 64 * 1024))
+            while padding > 0 {
+                let piece = zeros.getSlice(at: zeros.readerIndex, length: min(padding, zeros.readableBytes))!
+                context.write(self.wrapOutboundOut(piece), promise: nil)
+                padding -= piece.readableBytes
+            }
+        }
+        for earlier in held {
+            context.write(self.wrapOutboundOut(earlier), promise: nil)
+        }
+        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+    }
+
+    private func encode(_ message: RelayMessage, context: ChannelHandlerContext) -> ByteBuffer? {
         do {
-            context.writeAndFlush(self.wrapOutboundOut(try Frame(message, allocator: context.channel.allocator).bytes), promise: nil)
+            return try Frame(message, allocator: context.channel.allocator).bytes
         } catch {
             self.logger.error("cannot encode \(message.type.name)", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 
     private func fail(_ code: ErrorCode, _ text: String) {
         self.logger.info("closing with error", metadata: ["code": "\(code)", "message": "\(text)"])
-        self.send(.error(ErrorMessage(code: code, message: text)))
+        self.sendLast(.error(ErrorMessage(code: code, message: text)))
         self.tearDown(peerReason: code == .malformedMessage || code == .frameTooLarge || code == .unexpectedMessage ? .protocolError : .peerLeft, peerText: "the other side failed: \(text)")
         self.context?.close(promise: nil)
     }
 
     private func sendBye(_ reason: ByeReason, _ text: String) {
-        self.send(.bye(Bye(reason: reason, text: text)))
+        self.sendLast(.bye(Bye(reason: reason, text: text)))
         self.tearDown(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason)
         self.context?.close(promise: nil)
     }

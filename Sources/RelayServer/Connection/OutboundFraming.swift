@@ -1,0 +1,67 @@
+import NIOCore
+
+/// Keeps one connection's outgoing stream made of whole frames (PROTOCOL.md §2.3).
+///
+/// Two writers share a connection's output: cut-through forwarding, which passes a peer
+/// frame's bytes on as they arrive, and the relay itself (Pong, Bye, Error). A frame of the
+/// relay's written while a forwarded frame is unfinished would land inside it, so it waits
+/// here until the forwarded bytes reach a frame boundary. When the connection must close
+/// while a forwarded frame is unfinished (its sender left mid-frame, or this connection is
+/// ended), the relay completes that frame with zero bytes first, so that its Bye or Error
+/// still arrives as a frame of its own.
+///
+/// Pure value type: the handler reports what it forwarded and carries out what comes back.
+struct OutboundFraming: Sendable {
+    /// Relay frames held at most while a forwarded frame is unfinished. A Ping flood
+    /// during a long frame must not grow the relay's memory: past this, Pongs are dropped
+    /// (the peer frame ahead of them proves the connection is alive anyway).
+    static let maximumHeldFrames = 64
+
+    /// Bytes still to come before the forwarded stream is at a frame boundary again.
+    private(set) var peerBytesOwed = 0
+    /// Relay frames waiting for that boundary, oldest first.
+    private var held: [ByteBuffer] = []
+
+    /// What to do with a frame of the relay's own.
+    enum Decision: Equatable, Sendable {
+        /// The stream is at a boundary: write it now.
+        case write
+        /// Held until the forwarded frame in progress is complete.
+        case held
+        /// Dropped: too many frames are held already, and this one may be dropped.
+        case dropped
+    }
+
+    var isAtFrameBoundary: Bool { self.peerBytesOwed == 0 }
+    var heldFrames: Int { self.held.count }
+
+    /// A frame of the relay's own is ready to go. `droppable` frames (Pong) may be dropped
+    /// rather than held past ``maximumHeldFrames``.
+    mutating func relayFrame(_ frame: ByteBuffer, droppable: Bool) -> Decision {
+        if self.peerBytesOwed == 0 && self.held.isEmpty { return .write }
+        if droppable && self.held.count >= Self.maximumHeldFrames { return .dropped }
+        self.held.append(frame)
+        return .held
+    }
+
+    /// Forwarded bytes were written; `owedAfter` is how many bytes of the peer frame they
+    /// end in are still to come (0 at a boundary). Returns the held relay frames that may
+    /// be written now, right after those bytes.
+    mutating func forwarded(owedAfter: Int) -> [ByteBuffer] {
+        self.peerBytesOwed = owedAfter
+        guard owedAfter == 0, !self.held.isEmpty else { return [] }
+        defer { self.held.removeAll() }
+        return self.held
+    }
+
+    /// The connection is about to close with a last frame of the relay's: returns how many
+    /// zero bytes complete the unfinished forwarded frame, and the held frames to write
+    /// after them (before that last frame). Forwarding ends here.
+    mutating func finish() -> (padding: Int, held: [ByteBuffer]) {
+        defer {
+            self.peerBytesOwed = 0
+            self.held.removeAll()
+        }
+        return (self.peerBytesOwed, self.held)
+    }
+}
