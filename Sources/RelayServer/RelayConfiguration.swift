@@ -162,8 +162,13 @@ struct RelayConfiguration: Sendable {
         guard (self.certificatePath == nil) == (self.keyPath == nil) else {
             throw StoreError("certificate and key go together: give both, or neither for the self-signed development certificate")
         }
-        guard (1024...Frame.maximumEncodablePayloadLength).contains(self.maximumPayloadLength) else {
-            throw StoreError("maximum_payload_bytes must be 1024…\(Frame.maximumEncodablePayloadLength), got \(self.maximumPayloadLength)")
+        // Agents refuse a HelloAck limit below the minimum (every peer message must fit),
+        // so a relay configured below it could serve no session (PROTOCOL.md §5.1.2 HelloAck).
+        guard (Frame.minimumPayloadLimit...Frame.maximumEncodablePayloadLength).contains(self.maximumPayloadLength) else {
+            throw StoreError(
+                "maximum_payload_bytes must be \(Frame.minimumPayloadLimit)…\(Frame.maximumEncodablePayloadLength) (64 KiB to 16 MiB − 1), "
+                    + "got \(self.maximumPayloadLength); agents cannot work with a smaller limit, and \(Frame.defaultMaximumPayloadLength) is the default"
+            )
         }
         guard self.handshakeTimeout > .zero, self.idleTimeout > .zero, self.supportCodeValidity > .zero else {
             throw StoreError("timeouts must be positive numbers of seconds")
