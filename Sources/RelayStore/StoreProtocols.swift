@@ -89,4 +89,31 @@ public struct UsageBatch: Sendable, Hashable {
         let closed = Set(self.closed.map(\.sessionID))
         self.checkpoints.append(contentsOf: closed.isEmpty ? checkpoints : checkpoints.filter { !closed.contains($0.sessionID) })
     }
+
+    /// Adds what `later` holds after what this batch holds: one batch that writes both.
+    ///
+    /// A batch whose write failed is kept this way until a write succeeds (the relay's
+    /// usage recorder). Writing it again is safe (see ``UsageStore/write(_:)``). Only the
+    /// latest checkpoint of each session is kept, and none of a session closed in either
+    /// batch (the closure has the final counters), so a long outage of the store grows the
+    /// batch by the sessions that start and end, not by one checkpoint per interval.
+    public mutating func append(_ later: UsageBatch) {
+        self.opened.append(contentsOf: later.opened)
+        self.closed.append(contentsOf: later.closed)
+        let closed = Set(self.closed.map(\.sessionID))
+        var latest: [UsageCheckpoint] = []
+        var position: [String: Int] = [:]
+        for checkpoint in self.checkpoints + later.checkpoints where !closed.contains(checkpoint.sessionID) {
+            if let index = position[checkpoint.sessionID] {
+                latest[index] = checkpoint
+            } else {
+                position[checkpoint.sessionID] = latest.count
+                latest.append(checkpoint)
+            }
+        }
+        self.checkpoints = latest
+    }
+
+    /// Records, checkpoints and closures in the batch.
+    public var count: Int { self.opened.count + self.checkpoints.count + self.closed.count }
 }

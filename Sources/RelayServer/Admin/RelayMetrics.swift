@@ -23,6 +23,13 @@ final class RelayMetrics: Sendable {
     let framesPadded: Counter
     let usageWrites: Counter
     let usageWriteErrors: Counter
+    /// Records, checkpoints and closures kept for the next write after a failed one (0: none).
+    let usageWritesPending: Gauge
+    let adminConnectionsOpen: Gauge
+    /// Admin connections closed at once because the admin port was at its connection limit.
+    let adminConnectionsRefused: Counter
+    /// Admin connections closed for a missed deadline (handshake, request head, stalled reader).
+    let adminTimeouts: Counter
 
     init() {
         let r = self.registry
@@ -43,6 +50,16 @@ final class RelayMetrics: Sendable {
         self.framesPadded = r.makeCounter(descriptor: .relay("frames_padded", unit: "total", help: "Forwarded frames completed with zero bytes because the connection ended mid-frame"))
         self.usageWrites = r.makeCounter(descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
         self.usageWriteErrors = r.makeCounter(descriptor: .relay("usage_write_errors", unit: "total", help: "Usage-history writes that failed"))
+        self.usageWritesPending = r.makeGauge(
+            descriptor: .relay("usage_writes_pending", unit: "", help: "Usage-history items kept for the next write after a failed one; above 0 while the store fails")
+        )
+        self.adminConnectionsOpen = r.makeGauge(descriptor: .relay("admin_connections_open", unit: "", help: "Connections to the admin port currently open"))
+        self.adminConnectionsRefused = r.makeCounter(
+            descriptor: .relay("admin_connections_refused", unit: "total", help: "Admin connections closed at once at admin_maximum_connections")
+        )
+        self.adminTimeouts = r.makeCounter(
+            descriptor: .relay("admin_timeouts", unit: "total", help: "Admin connections closed for a missed handshake, request-head or stalled-reader deadline")
+        )
     }
 
     /// The Prometheus text exposition.

@@ -47,7 +47,25 @@ final class UsageJournal: Sendable {
         }
     }
 
+    /// Puts back a batch whose write failed, ahead of what was recorded since it was
+    /// taken: the next ``take()`` returns both, in order (see ``UsageBatch/append(_:)``).
+    func putBack(_ batch: UsageBatch) {
+        self.state.withLock { state in
+            var merged = batch
+            merged.append(state.pending)
+            state.pending = merged
+        }
+    }
+
+    /// Wakes the recorder without adding anything: the retry of a failed write.
+    func requestWrite() {
+        self.wake.yield()
+    }
+
     var hasPending: Bool { self.state.withLock { !$0.pending.isEmpty } }
+
+    /// Records, checkpoints and closures waiting.
+    var pendingCount: Int { self.state.withLock { $0.pending.count } }
 
     /// Wake-ups for the one recorder; they end after ``finish()``.
     var signals: AsyncStream<Void> { self.wakeups }
