@@ -58,8 +58,9 @@ final class RelayNode: Sendable {
     ) async throws -> RelayNode {
         try configuration.validate()
         // Records a crash left open are closed at their last checkpoint before any new
-        // session can start (DESIGN.md "Usage history").
-        let recovered = try store.closeInterruptedSessions(relayNode: nil, reason: ByeReason.relayRestart.name, actor: "relay")
+        // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
+        // several nodes share, another node's open records are its live sessions.
+        let recovered = try store.closeInterruptedSessions(relayNode: configuration.nodeName, reason: ByeReason.relayRestart.name, actor: "relay")
         if recovered > 0 {
             logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
         }

@@ -167,6 +167,26 @@ import Testing
         #expect(recorded <= total)
         #expect(try store.auditLog(limit: 5).contains { $0.action == "restart_recovery" && $0.detail == "sessions_closed=20 reason=relay_restart" })
     }
+
+    /// Issue 10 item 5 (REVIEW D5): a node that starts closes its own open records only.
+    /// Two nodes share one SQLite file; node-b's open record is a live session of node-b.
+    @Test func restartRecoveryClosesOnlyThisNodesRecords() async throws {
+        let own = UsageStoreTests.record("own-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-a")
+        let other = UsageStoreTests.record("other-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-b")
+        try await TestRelay.with({ configuration in
+            configuration.nodeName = "node-a"
+            // The shared file as node-b left it, before node-a starts (`try!`: configure cannot throw).
+            try! SQLiteStore(dataDirectory: configuration.dataDirectory).write(UsageBatch(opened: [own, other]))
+        }) { relay in
+            let ownAfter = try #require(try relay.store.usageRecord(id: "own-open"))
+            #expect(ownAfter.endReason == "relay_restart")
+            #expect(ownAfter.endedAt == own.checkpointedAt)
+            let otherAfter = try #require(try relay.store.usageRecord(id: "other-open"))
+            #expect(otherAfter.endedAt == nil)
+            #expect(otherAfter.endReason == nil)
+            #expect(try relay.store.auditLog(limit: 10).contains { $0.action == "restart_recovery" && $0.detail == "sessions_closed=1 reason=relay_restart" })
+        }
+    }
 }
 
 /// What the agents did, shared by their tasks.
