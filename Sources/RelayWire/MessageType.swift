@@ -25,6 +25,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
     case pointer = 0x43
     case key = 0x44
     case clipboard = 0x45
+    case accessGranted = 0x46
 
     /// True for the types the relay forwards between peers without parsing them.
     @inlinable
@@ -50,6 +51,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
         case .pointer: "Pointer"
         case .key: "Key"
         case .clipboard: "Clipboard"
+        case .accessGranted: "AccessGranted"
         }
     }
 }

@@ -144,9 +144,11 @@ public struct ByeReason: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let revoked = ByeReason(rawValue: 7)
     /// The relay closed its records after a restart (usage history only; never sent).
     public static let relayRestart = ByeReason(rawValue: 8)
+    /// The customer refused the engineer at the host's consent prompt (PROTOCOL.md §5.2.7).
+    public static let declined = ByeReason(rawValue: 9)
 
     public static let known: [ByeReason] = [
-        .normal, .peerLeft, .relayShutdown, .idleTimeout, .handshakeTimeout, .protocolError, .revoked, .relayRestart,
+        .normal, .peerLeft, .relayShutdown, .idleTimeout, .handshakeTimeout, .protocolError, .revoked, .relayRestart, .declined,
     ]
 
     /// The snake_case name used in PROTOCOL.md, logs and the usage history.
@@ -160,6 +162,7 @@ public struct ByeReason: RawRepresentable, Sendable, Hashable, CustomStringConve
         case 6: "protocol_error"
         case 7: "revoked"
         case 8: "relay_restart"
+        case 9: "declined"
         default: "unknown_\(self.rawValue)"
         }
     }

@@ -215,7 +215,7 @@ struct FrameDecoderTests {
 
     static let byeNames: [(UInt16, String)] = [
         (1, "normal"), (2, "peer_left"), (3, "relay_shutdown"), (4, "idle_timeout"), (5, "handshake_timeout"),
-        (6, "protocol_error"), (7, "revoked"), (8, "relay_restart"),
+        (6, "protocol_error"), (7, "revoked"), (8, "relay_restart"), (9, "declined"),
     ]
     static let errorNames: [(UInt16, String)] = [
         (1, "unsupported_version"), (2, "malformed_message"), (3, "frame_too_large"), (4, "unexpected_message"),
@@ -232,7 +232,7 @@ struct FrameDecoderTests {
         #expect(ByeReason.known.map(\.rawValue) == Self.byeNames.map(\.0))
         #expect(ByeReason.normal.name == "normal")
         #expect(ByeReason.relayRestart.name == "relay_restart")
-        for raw: UInt16 in [0, 9, 1000, .max] {
+        for raw: UInt16 in [0, 10, 1000, .max] {
             #expect(ByeReason(rawValue: raw).name == "unknown_\(raw)")
         }
     }
@@ -256,7 +256,7 @@ struct FrameDecoderTests {
             #expect(type.isPeerMessage == (0x40...0x7F).contains(type.rawValue), "\(type.name)")
             #expect(type.rawValue != 0)
         }
-        #expect(MessageType.allCases.filter(\.isPeerMessage).count == 6)
+        #expect(MessageType.allCases.filter(\.isPeerMessage).count == 7)
         #expect(Set(MessageType.allCases.map(\.name)).count == MessageType.allCases.count)
     }
 }

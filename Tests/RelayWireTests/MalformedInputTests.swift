@@ -221,7 +221,7 @@ struct MalformedInputTests {
 
     static let textFields: Set<String> = [
         "Hello.software", "HelloAck.relayNode", "HostAuth.hostID", "HostAuth.secret", "HostAuth.machineName", "ViewerAuth.token",
-        "ViewerAuth.hostID", "HostRegistered.hostName", "Paired.peerName", "Paired.peerSoftware", "Bye.text",
+        "ViewerAuth.hostID", "HostRegistered.hostName", "Paired.peerName", "Paired.peerSoftware", "Paired.peerOrganization", "Bye.text",
         "Error.message", "ScreenInit.name", "Clipboard.text",
     ]
 

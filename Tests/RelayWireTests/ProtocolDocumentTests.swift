@@ -41,7 +41,8 @@ struct ProtocolDocumentTests {
                 mode: .attended,
                 peerCapabilities: .all,
                 peerName: "kim.minji",
-                peerSoftware: "relay-agent/0.1.0"
+                peerSoftware: "relay-agent/0.1.0",
+                peerOrganization: "ACME 코리아"
             )
         ),
         "paired-to-viewer-unattended": .paired(
@@ -50,13 +51,15 @@ struct ProtocolDocumentTests {
                 mode: .unattended,
                 peerCapabilities: [.screenTiles, .input],
                 peerName: "회계팀 PC",
-                peerSoftware: "relay-agent/0.1.0 (linux)"
+                peerSoftware: "relay-agent/0.1.0 (linux)",
+                peerOrganization: ""
             )
         ),
         "ping": .ping(Ping(nonce: 0x0123_4567_89ab_cdef)),
         "pong": .pong(Pong(nonce: 0x0123_4567_89ab_cdef)),
         "bye-normal": .bye(Bye(reason: .normal, text: "")),
         "bye-peer-left": .bye(Bye(reason: .peerLeft, text: "The viewer kim.minji left the session.")),
+        "bye-declined": .bye(Bye(reason: .declined, text: "The customer declined the session.")),
         "error-unsupported-version": .error(
             ErrorMessage(
                 code: .unsupportedVersion,
@@ -81,6 +84,8 @@ struct ProtocolDocumentTests {
         "key-up": .key(Key(keysym: 0x0061, isDown: false)),
         "clipboard": .clipboard(Clipboard(text: "안녕하세요, 원격 지원입니다.")),
         "clipboard-empty": .clipboard(Clipboard(text: "")),
+        "access-granted-full": .accessGranted(AccessGranted(flags: .inputAllowed)),
+        "access-granted-view-only": .accessGranted(AccessGranted(flags: [])),
     ]
 
     /// Every decoding error kind, so an invalid vector can only name a kind that exists.

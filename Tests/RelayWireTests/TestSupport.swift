@@ -140,7 +140,8 @@ struct MessageGenerator {
                     mode: self.random.pick(PairingMode.allCases),
                     peerCapabilities: self.capabilities(),
                     peerName: self.text(),
-                    peerSoftware: self.text()
+                    peerSoftware: self.text(),
+                    peerOrganization: self.text()
                 )
             )
         case .ping:
@@ -172,6 +173,8 @@ struct MessageGenerator {
             // Clipboard text is not length-prefixed, so it may exceed a str16 now and then.
             let text = self.random.oneIn(50) ? self.longText(bytes: self.random.int(65_536...80_000)) : self.text()
             return .clipboard(Clipboard(text: text))
+        case .accessGranted:
+            return .accessGranted(AccessGranted(flags: AccessGranted.Flags(rawValue: self.random.bits())))
         }
     }
 
@@ -382,6 +385,7 @@ enum WireLayout {
                 WireField("Paired.peerCapabilities", .u32(paired.peerCapabilities.rawValue)),
                 .string("Paired.peerName", paired.peerName),
                 .string("Paired.peerSoftware", paired.peerSoftware),
+                .string("Paired.peerOrganization", paired.peerOrganization),
             ]
         case .ping(let ping):
             return [WireField("Ping.nonce", .u64(ping.nonce))]
@@ -411,6 +415,8 @@ enum WireLayout {
             return [WireField("Key.keysym", .u32(key.keysym)), WireField("Key.down", .u8(key.isDown ? 1 : 0))]
         case .clipboard(let clipboard):
             return [WireField("Clipboard.text", .rest(Array(clipboard.text.utf8)))]
+        case .accessGranted(let granted):
+            return [WireField("AccessGranted.flags", .u8(granted.flags.rawValue))]
         }
     }
 

@@ -97,13 +97,18 @@ public struct Paired: Sendable, Hashable {
     public var peerName: String
     /// The other side's software, from its Hello.
     public var peerSoftware: String
+    /// The other side's company as the relay knows it: for the host, the engineer's company
+    /// (the relay verified it with the engineer's token); for the viewer, the host's
+    /// company. May be empty (PROTOCOL.md §5.1.7).
+    public var peerOrganization: String
 
-    public init(sessionID: SessionID, mode: PairingMode, peerCapabilities: Capabilities, peerName: String, peerSoftware: String) {
+    public init(sessionID: SessionID, mode: PairingMode, peerCapabilities: Capabilities, peerName: String, peerSoftware: String, peerOrganization: String = "") {
         self.sessionID = sessionID
         self.mode = mode
         self.peerCapabilities = peerCapabilities
         self.peerName = peerName
         self.peerSoftware = peerSoftware
+        self.peerOrganization = peerOrganization
     }
 }
 
@@ -280,12 +285,14 @@ extension Paired {
         self.peerCapabilities = Capabilities(rawValue: try buffer.readWireInteger("Paired.peerCapabilities"))
         self.peerName = try buffer.readWireString("Paired.peerName")
         self.peerSoftware = try buffer.readWireString("Paired.peerSoftware")
+        self.peerOrganization = try buffer.readWireString("Paired.peerOrganization")
     }
 
     func encode(into buffer: inout ByteBuffer) throws(WireError) {
         buffer.writeMultipleIntegers(self.sessionID.high, self.sessionID.low, self.mode.rawValue, self.peerCapabilities.rawValue)
         try buffer.writeWireString(self.peerName, "Paired.peerName")
         try buffer.writeWireString(self.peerSoftware, "Paired.peerSoftware")
+        try buffer.writeWireString(self.peerOrganization, "Paired.peerOrganization")
     }
 }
 

@@ -94,6 +94,27 @@ public struct Clipboard: Sendable, Hashable {
     public init(text: String) { self.text = text }
 }
 
+/// The customer's decision, host → viewer (PROTOCOL.md §5.2.7): sent once, before
+/// ScreenInit, when the customer has accepted the engineer. Until it arrives the host
+/// shares nothing; a refusal is `Bye(declined)` instead.
+public struct AccessGranted: Sendable, Hashable {
+    public struct Flags: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The host injects the viewer's pointer and keys and takes its clipboard; without
+        /// it the session is view-only and the host ignores them.
+        public static let inputAllowed = Flags(rawValue: 1 << 0)
+    }
+
+    /// Unknown bits are carried as they are and ignored, like capabilities (§3).
+    public var flags: Flags
+
+    public init(flags: Flags) { self.flags = flags }
+
+    /// Whether the engineer may control the screen, not only see it.
+    public var inputAllowed: Bool { self.flags.contains(.inputAllowed) }
+}
+
 // MARK: - Wire form
 
 extension ScreenInit {
@@ -168,5 +189,15 @@ extension Clipboard {
 
     func encode(into buffer: inout ByteBuffer) {
         buffer.writeString(self.text)
+    }
+}
+
+extension AccessGranted {
+    init(payload buffer: inout ByteBuffer) throws(WireError) {
+        self.flags = Flags(rawValue: try buffer.readWireInteger("AccessGranted.flags"))
+    }
+
+    func encode(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(self.flags.rawValue)
     }
 }

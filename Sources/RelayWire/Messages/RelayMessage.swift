@@ -20,6 +20,7 @@ public enum RelayMessage: Sendable, Hashable {
     case pointer(Pointer)
     case key(Key)
     case clipboard(Clipboard)
+    case accessGranted(AccessGranted)
 
     /// The frame type this message travels in.
     public var type: MessageType {
@@ -41,6 +42,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer: .pointer
         case .key: .key
         case .clipboard: .clipboard
+        case .accessGranted: .accessGranted
         }
     }
 
@@ -65,6 +67,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer: self = .pointer(try Pointer(payload: &payload))
         case .key: self = .key(try Key(payload: &payload))
         case .clipboard: self = .clipboard(try Clipboard(payload: &payload))
+        case .accessGranted: self = .accessGranted(try AccessGranted(payload: &payload))
         }
         try payload.expectFullyRead(frame.type)
     }
@@ -89,6 +92,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pointer(let message): message.encode(into: &buffer)
         case .key(let message): message.encode(into: &buffer)
         case .clipboard(let message): message.encode(into: &buffer)
+        case .accessGranted(let message): message.encode(into: &buffer)
         }
     }
 
