@@ -41,6 +41,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var earlyForwardedOwed = 0
     /// Keeps this connection's output whole frames while the peer's frames are cut through.
     private var outbound = OutboundFraming()
+    /// True while `scanner` is scanning (and so cannot be changed).
+    private var scanning = false
+    private var raiseControlLimitAfterScan = false
     private var pendingRuns: [ByteBuffer] = []
     private var pendingRunBytes = 0
     private var countedFrames: UInt64 = 0
@@ -140,6 +143,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // A Bye in this chunk may end the session mid-scan; its frames still count.
         let session = self.session
         let role = self.stateMachine.role
+        self.scanning = true
+        defer {
+            self.scanning = false
+            if self.raiseControlLimitAfterScan {
+                self.raiseControlLimitAfterScan = false
+                self.scanner.maximumControlPayloadLength = self.relay.configuration.maximumPayloadLength
+            }
+        }
         do {
             try self.scanner.scan(
                 chunk,
@@ -350,7 +361,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func authenticated() {
         self.stateMachine.authenticationSucceeded()
         self.handshakeTimer?.cancel()
-        self.scanner.maximumControlPayloadLength = self.relay.configuration.maximumPayloadLength
+        // A support code is checked inside a scan, which has the scanner borrowed: raise
+        // the limit once the scan returns (the rest of that chunk keeps the small one).
+        if self.scanning {
+            self.raiseControlLimitAfterScan = true
+        } else {
+            self.scanner.maximumControlPayloadLength = self.relay.configuration.maximumPayloadLength
+        }
     }
 
     private func hostAuthenticated(_ result: Result<EnrolledHost?, any Error>, hostID: String, keys: [String]) {

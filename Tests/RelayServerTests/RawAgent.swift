@@ -1,0 +1,110 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RelayWire
+
+@testable import RelayServer
+
+/// A byte-level agent for tests that must see exactly what the relay writes: TLS with the
+/// protocol's ALPN token (PROTOCOL.md §1), then raw bytes both ways. It reads frames with
+/// its own strict parser (§2), so a relay frame inside a forwarded one shows up as a bad
+/// type or a wrong payload instead of being smoothed over by the agent library.
+///
+/// One task reads while another may write: reads (`readFrame`, `readMessage`, `drain…`)
+/// must not run concurrently with each other.
+final class RawAgent: @unchecked Sendable {
+    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private var buffer = ByteBuffer()
+
+    struct StreamEnded: Error, CustomStringConvertible {
+        let bufferedBytes: Int
+        var description: String { "the relay closed the connection with \(bufferedBytes) bytes of an unfinished frame buffered" }
+    }
+
+    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) throws {
+        self.channel = channel
+        self.inbound = channel.inbound.makeAsyncIterator()
+        self.outbound = channel.outbound
+    }
+
+    static func connect(to relay: TestRelay, alpn: [String] = [RelayProtocol.alpnToken]) async throws -> RawAgent {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
+        configuration.applicationProtocols = alpn
+        let context = try NIOSSLContext(configuration: configuration)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: "localhost", port: relay.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try RawAgent(channel: channel)
+    }
+
+    deinit {
+        // NIOAsyncChannel's writer must be finished, or it traps when released.
+        self.outbound.finish()
+        self.channel.channel.close(promise: nil)
+    }
+
+    func write(_ bytes: ByteBuffer) async throws {
+        try await self.outbound.write(bytes)
+    }
+
+    func send(_ message: RelayMessage) async throws {
+        try await self.write(try Frame(message).bytes)
+    }
+
+    /// The next whole frame: its type byte and payload. Throws ``StreamEnded`` when the
+    /// connection ends, with the bytes of an unfinished frame that were buffered.
+    func readFrame() async throws -> (type: UInt8, payload: ByteBuffer) {
+        while true {
+            if let header = self.buffer.getInteger(at: self.buffer.readerIndex, as: UInt32.self) {
+                let length = Int(header & 0xFF_FFFF)
+                if self.buffer.readableBytes >= 4 + length {
+                    self.buffer.moveReaderIndex(forwardBy: 4)
+                    let payload = self.buffer.readSlice(length: length)!
+                    self.buffer.discardReadBytes()
+                    return (UInt8(header >> 24), payload)
+                }
+            }
+            guard var chunk = try await self.inbound.next() else { throw StreamEnded(bufferedBytes: self.buffer.readableBytes) }
+            self.buffer.writeBuffer(&chunk)
+        }
+    }
+
+    /// The next frame as a relay-control message (decoded by RelayWire).
+    func readMessage() async throws -> RelayMessage {
+        let (type, payload) = try await self.readFrame()
+        var bytes = ByteBuffer()
+        bytes.writeInteger(UInt32(type) << 24 | UInt32(payload.readableBytes))
+        bytes.writeImmutableBuffer(payload)
+        var decoder = FrameDecoder(maximumPayloadLength: Frame.maximumEncodablePayloadLength)
+        guard let frame = try decoder.decode(buffer: &bytes) else { throw TestFailure("incomplete frame") }
+        return try RelayMessage(frame)
+    }
+
+    /// Waits until the relay closes the connection; returns the bytes that came meanwhile.
+    func drainUntilClosed() async throws -> Int {
+        var bytes = self.buffer.readableBytes
+        self.buffer.clear()
+        while let chunk = try await self.inbound.next() { bytes += chunk.readableBytes }
+        return bytes
+    }
+
+    func close() async {
+        try? await self.channel.channel.close()
+    }
+
+    /// Closes the TCP connection at once, without TLS close_notify: a crash or a cut cable.
+    func reset() async {
+        if let provider = self.channel.channel as? any SocketOptionProvider {
+            try? await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+        }
+        try? await self.channel.channel.close()
+    }
+}
