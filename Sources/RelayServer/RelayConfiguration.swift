@@ -41,6 +41,12 @@ struct RelayConfiguration: Sendable {
     var dataDirectory = "./relay-data"
     var certificatePath: String?
     var keyPath: String?
+    /// DNS names for the self-signed certificate; empty: `localhost` only
+    /// (``DevelopmentCertificate``). Ignored with the operator's certificate.
+    var certificateNames: [String] = []
+    /// How often the running relay checks whether its self-signed certificate is due for
+    /// renewal. Not in the config file.
+    var certificateCheckInterval = TimeAmount.hours(12)
     /// This node's name in logs, HelloAck and the usage history.
     var nodeName = ProcessInfo.processInfo.hostName
     var maximumPayloadLength = Frame.defaultMaximumPayloadLength
@@ -70,6 +76,15 @@ struct RelayConfiguration: Sendable {
     /// Admin API requests per source address and per company: a burst, then so many a minute.
     var adminRequestBurst = 10
     var adminRequestsPerMinute = 10
+    /// Open admin connections at most; more are closed at once (``AdminConnectionGuard``).
+    /// Its own budget: the admin port can never hold the file descriptors relay agents need.
+    var adminMaximumConnections = 64
+    /// An admin connection must finish its TLS handshake this long after connect…
+    var adminHandshakeTimeout = TimeAmount.seconds(10)
+    /// …then send a whole request head within this…
+    var adminHeaderTimeout = TimeAmount.seconds(10)
+    /// …and is closed after this long with no request and no response under way.
+    var adminIdleTimeout = TimeAmount.seconds(60)
     /// How long a graceful shutdown waits for agents to close after Bye(relay_shutdown).
     var shutdownGrace = TimeAmount.seconds(5)
 
@@ -96,6 +111,11 @@ struct RelayConfiguration: Sendable {
         var purgeIntervalSeconds: Int?
         var adminRequestBurst: Int?
         var adminRequestsPerMinute: Int?
+        var adminMaximumConnections: Int?
+        var adminHandshakeTimeoutSeconds: Int?
+        var adminHeaderTimeoutSeconds: Int?
+        var adminIdleTimeoutSeconds: Int?
+        var certificateNames: [String]?
     }
 
     static let fileKeys: Set<String> = [
@@ -103,7 +123,8 @@ struct RelayConfiguration: Sendable {
         "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
         "code_failure_limit", "free_auth_failures_per_minute", "event_loop_threads", "write_buffer_high_water_bytes",
         "usage_checkpoint_seconds", "usage_retention_months", "access_log_retention_months", "purge_interval_seconds",
-        "admin_request_burst", "admin_requests_per_minute",
+        "admin_request_burst", "admin_requests_per_minute", "admin_maximum_connections", "admin_handshake_timeout_seconds",
+        "admin_header_timeout_seconds", "admin_idle_timeout_seconds", "certificate_names",
     ]
 
     /// Applies a JSON config file over the defaults.
@@ -155,7 +176,24 @@ struct RelayConfiguration: Sendable {
         if let value = file.purgeIntervalSeconds { self.purgeInterval = .seconds(value) }
         if let value = file.adminRequestBurst { self.adminRequestBurst = value }
         if let value = file.adminRequestsPerMinute { self.adminRequestsPerMinute = value }
+        if let value = file.adminMaximumConnections { self.adminMaximumConnections = value }
+        if let value = file.adminHandshakeTimeoutSeconds { self.adminHandshakeTimeout = .seconds(Int64(value)) }
+        if let value = file.adminHeaderTimeoutSeconds { self.adminHeaderTimeout = .seconds(Int64(value)) }
+        if let value = file.adminIdleTimeoutSeconds { self.adminIdleTimeout = .seconds(Int64(value)) }
+        if let value = file.certificateNames { self.certificateNames = value }
         try self.validate()
+    }
+
+    /// A DNS name as a certificate may carry it: labels of letters, digits and hyphens, a
+    /// leading `*.` allowed; not an IP address (see ``CertificateFactory``).
+    static func isDNSName(_ name: String) -> Bool {
+        var labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.first == "*", labels.count > 2 { labels.removeFirst() }
+        guard name.utf8.count <= 253, !labels.isEmpty, !labels.allSatisfy({ $0.allSatisfy(\.isNumber) }) else { return false }
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.utf8.count <= 63 && label.first != "-" && label.last != "-"
+                && label.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        }
     }
 
     func validate() throws {
@@ -191,6 +229,15 @@ struct RelayConfiguration: Sendable {
         }
         guard self.adminRequestBurst >= 1, self.adminRequestsPerMinute >= 1 else {
             throw StoreError("admin_request_burst and admin_requests_per_minute must be at least 1")
+        }
+        guard (1...10_000).contains(self.adminMaximumConnections) else {
+            throw StoreError("admin_maximum_connections must be 1…10000 (64 is the default), got \(self.adminMaximumConnections)")
+        }
+        guard self.adminHandshakeTimeout > .zero, self.adminHeaderTimeout > .zero, self.adminIdleTimeout > .zero else {
+            throw StoreError("admin_handshake_timeout_seconds, admin_header_timeout_seconds and admin_idle_timeout_seconds must be positive")
+        }
+        for name in self.certificateNames where !Self.isDNSName(name) {
+            throw StoreError("certificate name \"\(name)\" is not a DNS name; give names such as relay.example.com (IP addresses are not put in certificates)")
         }
     }
 }

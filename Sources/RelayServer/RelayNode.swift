@@ -57,6 +57,7 @@ final class RelayNode: Sendable {
         clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> RelayNode {
         try configuration.validate()
+        FileDescriptorBudget.apply(configuration: configuration, logger: logger)
         // Records a crash left open are closed at their last checkpoint before any new
         // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
         // several nodes share, another node's open records are its live sessions.
@@ -149,5 +150,51 @@ final class RelayNode: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for task in self.housekeeping { task.cancel() }
+    }
+}
+
+/// The relay's file descriptors: one per agent connection (`maximum_connections`), one per
+/// admin connection (`admin_maximum_connections`, a budget of its own), and a reserve for
+/// the database, the listeners and the event loops. At start the soft limit is raised
+/// towards the hard one when it is lower than that sum (systemd's default soft limit is
+/// 1024), and a limit that is still too low is logged with what to change.
+enum FileDescriptorBudget {
+    /// The database (a writer and readers, each with its `-wal`), listeners, standard streams, logs.
+    static let reserve = 64
+
+    /// Descriptors the configuration needs at most.
+    static func needed(for configuration: RelayConfiguration) -> Int {
+        configuration.maximumConnections + configuration.adminMaximumConnections + Self.reserve + 3 * configuration.eventLoopThreads
+    }
+
+    /// The soft limit to set for `needed` descriptors (nil: keep it), and how many would still be missing.
+    static func plan(soft: Int, hard: Int, needed: Int) -> (raiseTo: Int?, shortfall: Int) {
+        guard soft < needed else { return (nil, 0) }
+        let target = min(hard, needed)
+        return (target > soft ? target : nil, max(0, needed - max(soft, target)))
+    }
+
+    static func apply(configuration: RelayConfiguration, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let clamp = { (value: rlim_t) in value >= rlim_t(Int.max) ? Int.max : Int(value) }
+        let needed = Self.needed(for: configuration)
+        let (raiseTo, shortfall) = Self.plan(soft: clamp(limit.rlim_cur), hard: clamp(limit.rlim_max), needed: needed)
+        if let raiseTo {
+            var raised = limit
+            raised.rlim_cur = rlim_t(raiseTo)
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 {
+                logger.info("raised the open-file limit", metadata: ["from": "\(limit.rlim_cur)", "to": "\(raiseTo)"])
+            }
+        }
+        if shortfall > 0 {
+            logger.warning(
+                "the open-file limit is below what the configuration needs: agents may fail to connect before maximum_connections is reached; raise LimitNOFILE (ulimit -n) or lower maximum_connections",
+                metadata: [
+                    "limit": "\(clamp(limit.rlim_max))", "needed": "\(needed)", "maximum_connections": "\(configuration.maximumConnections)",
+                    "admin_maximum_connections": "\(configuration.adminMaximumConnections)", "reserve": "\(Self.reserve + 3 * configuration.eventLoopThreads)",
+                ]
+            )
+        }
     }
 }

@@ -14,6 +14,11 @@ import Synchronization
 enum AdminServer {
     /// The admin application, a Service for the node's ServiceGroup. `onRunning` gets the
     /// listening channel (its local address has the real port when 0 was asked for).
+    ///
+    /// Its connections have their own cap and deadlines (``AdminConnectionGuard``,
+    /// `admin_*` settings), and Hummingbird's idle timeout between requests: a client that
+    /// opens connections and says nothing holds at most `admin_maximum_connections` of them,
+    /// each for at most the handshake timeout.
     static func make(
         relay: Relay, tls: TLSConfiguration, onRunning: @escaping @Sendable (any Channel) async -> Void
     ) throws -> some Service {
@@ -31,12 +36,30 @@ enum AdminServer {
         router.get("v1/usage") { request, context in
             await usage.respond(to: request, context: context)
         }
-        let address = relay.configuration.adminListen
+        let configuration = relay.configuration
+        let address = configuration.adminListen
         var logger = relay.logger
         logger[metadataKey: "component"] = "admin"
+        let budget = AdminConnectionBudget(maximum: configuration.adminMaximumConnections)
+        let limits = AdminConnectionDeadlines.Limits(
+            handshakeTimeout: configuration.adminHandshakeTimeout, headerTimeout: configuration.adminHeaderTimeout,
+            stallTimeout: configuration.adminIdleTimeout
+        )
+        let metrics = relay.metrics
+        let guardLogger = logger
+        // HTTP1Channel.Configuration (HummingbirdCore, reached through `.http1`): a new guard
+        // per connection, and the idle timeout between requests.
         return Application(
             router: router,
-            server: try .tls(.http1(), tlsConfiguration: tls),
+            server: try .tls(
+                .http1(
+                    configuration: .init(
+                        additionalChannelHandlers: [AdminConnectionGuard(budget: budget, limits: limits, metrics: metrics, logger: guardLogger)],
+                        idleTimeout: configuration.adminIdleTimeout
+                    )
+                ),
+                tlsConfiguration: tls
+            ),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: nil),
             onServerRunning: onRunning,
             eventLoopGroupProvider: .shared(relay.eventLoopGroup),
