@@ -13,15 +13,38 @@ public struct AgentIdentity: Sendable {
 
 /// The steps of PROTOCOL.md §8 from an agent's side.
 extension RelayConnection {
-    /// Sends Hello and waits for HelloAck.
+    /// Sends Hello and waits for HelloAck; from then on the connection's keepalive runs.
+    ///
+    /// Throws a ``RelayClientError/Kind/configuration`` error, after saying Bye, when the
+    /// relay's payload limit is below ``Frame/minimumPayloadLimit``: the host could not
+    /// send even one raw tile through it (PROTOCOL.md §5.1.2, §7.6).
     @discardableResult
     public func hello(role: Role, identity: AgentIdentity = AgentIdentity()) async throws -> HelloAck {
         try await self.send(.hello(Hello(role: role, capabilities: identity.capabilities, software: identity.software)))
         guard case .helloAck(let ack) = try await self.expectControl("HelloAck") else {
             throw RelayClientError(.protocolViolation, "the relay did not answer Hello with HelloAck")
         }
-        self.maximumPayloadLength = Int(min(ack.maximumPayloadLength, UInt32(Frame.maximumEncodablePayloadLength)))
+        do {
+            self.maximumPayloadLength = try Self.payloadLimit(of: ack, relay: self.address)
+        } catch {
+            try? await self.send(.bye(Bye(reason: .normal, text: "relay-agent needs a payload limit of at least \(Frame.minimumPayloadLimit) bytes")))
+            throw error
+        }
+        self.keepalive.arm(at: ContinuousClock.now)
         return ack
+    }
+
+    /// The payload limit an agent adopts from `ack`: the relay's, capped at what a frame
+    /// header can express. A limit below ``Frame/minimumPayloadLimit`` is refused.
+    static func payloadLimit(of ack: HelloAck, relay: RelayAddress) throws(RelayClientError) -> Int {
+        let announced = Int(ack.maximumPayloadLength)
+        guard announced >= Frame.minimumPayloadLimit else {
+            throw RelayClientError(
+                .configuration,
+                "the relay at \(relay) accepts payloads of at most \(announced) bytes, below the protocol's minimum of \(Frame.minimumPayloadLimit) bytes (64 KiB), so no screen update fits; ask the relay operator to raise maximum_payload_bytes to at least \(Frame.minimumPayloadLimit)"
+            )
+        }
+        return min(announced, Frame.maximumEncodablePayloadLength)
     }
 
     /// Host side: presents a support code (→ Paired) or enrolled credentials (→ HostRegistered).
@@ -48,45 +71,37 @@ extension RelayConnection {
         }
     }
 
-    /// Waits for Paired, answering the relay's Pings and sending one every `pingInterval`
-    /// so the relay's idle timeout does not end a long wait.
-    public func waitForPairing(pingInterval: Duration = .seconds(30)) async throws -> Paired {
-        let sender = self.sender
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                var nonce: UInt64 = 0
-                while true {
-                    try await Task.sleep(for: pingInterval)
-                    nonce &+= 1
-                    try await sender.send(.ping(Ping(nonce: nonce)))
-                }
-            }
-            defer { group.cancelAll() }
-            while true {
-                let message = try await self.expectControl("Paired")
-                if case .paired(let paired) = message { return paired }
-                if case .pong = message { continue }
-                throw RelayClientError(.protocolViolation, "the relay sent \(message.type.name) while the agent waited to be paired")
-            }
+    /// Waits for Paired, however long: the connection's keepalive (``Keepalive``) keeps
+    /// the relay's idle timeout away meanwhile.
+    public func waitForPairing() async throws -> Paired {
+        while true {
+            let message = try await self.expectControl("Paired")
+            if case .paired(let paired) = message { return paired }
+            if case .pong = message { continue }  // answers a Ping the caller sent itself
+            throw RelayClientError(.protocolViolation, "the relay sent \(message.type.name) while the agent waited to be paired")
         }
     }
 
-    /// The next relay-control message; answers Ping, turns Error and Bye into errors.
+    /// Waits for Paired. The interval is ignored: the connection pings by itself now
+    /// (``RelayConnection/withConnection(to:trust:group:maximumPayloadLength:sendWindowBytes:keepalive:_:)``).
+    @available(*, deprecated, message: "the connection pings by itself: pass keepalive: to withConnection and call waitForPairing()")
+    public func waitForPairing(pingInterval: Duration) async throws -> Paired {
+        try await self.waitForPairing()
+    }
+
+    /// The next relay-control message; turns Error and Bye into errors (their texts made
+    /// safe to print, ``PeerText``).
     public func expectControl(_ expected: String) async throws -> RelayMessage {
-        while true {
-            guard let message = try await self.receive() else {
-                throw RelayClientError(.closed, "the relay closed the connection while the agent waited for \(expected)")
-            }
-            switch message {
-            case .ping(let ping):
-                try await self.send(.pong(Pong(nonce: ping.nonce)))
-            case .error(let error):
-                throw RelayClientError(.rejected, "the relay refused: \(error.message) (\(error.code.name))", code: error.code)
-            case .bye(let bye):
-                throw RelayClientError(.closed, "the relay ended the connection: \(bye.text) (\(bye.reason.name))", byeReason: bye.reason)
-            default:
-                return message
-            }
+        guard let message = try await self.receive() else {
+            throw RelayClientError(.closed, "the relay closed the connection while the agent waited for \(expected)")
+        }
+        switch message {
+        case .error(let error):
+            throw RelayClientError(.rejected, "the relay refused: \(PeerText.printable(error.message)) (\(error.code.name))", code: error.code)
+        case .bye(let bye):
+            throw RelayClientError(.closed, "the relay ended the connection: \(PeerText.printable(bye.text)) (\(bye.reason.name))", byeReason: bye.reason)
+        default:
+            return message
         }
     }
 }

@@ -47,6 +47,7 @@ public struct RelayAddress: Sendable, Hashable, CustomStringConvertible {
 public struct RelaySender: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<Frame>
     let window: SendWindow
+    let channel: any Channel
 
     public func send(_ message: RelayMessage) async throws {
         try await self.send(frames: [try Frame(message)])
@@ -63,38 +64,54 @@ public struct RelaySender: Sendable {
             throw error
         }
     }
+
+    /// Closes the connection now, without a Bye (send one first to end politely). The
+    /// connection's reader then sees the connection end.
+    public func close() {
+        self.channel.close(mode: .all, promise: nil)
+    }
 }
 
 /// One TLS connection to a relay, carrying RelayWire frames (PROTOCOL.md §1–2).
 ///
 /// Use it inside ``RelayConnection/withConnection(to:trust:group:maximumPayloadLength:_:)``,
 /// which closes it when the body returns.
+///
+/// The connection keeps itself alive (``Keepalive``): once HelloAck has arrived it sends a
+/// Ping every 30 s in every phase, consumes the Pongs that answer them, and answers the
+/// relay's Pings, all inside ``receive()``; so a caller never sees keepalive traffic.
 public final class RelayConnection {
     private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<Frame>
     private let window: SendWindow
+    private let channel: any Channel
     private let observation: TrustObservation
     private let trust: RelayTrust
+    let keepalive: KeepaliveState
     public let address: RelayAddress
     /// The relay's largest accepted payload, from HelloAck (until then the protocol default).
     public internal(set) var maximumPayloadLength = Frame.defaultMaximumPayloadLength
 
-    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, observation: TrustObservation, trust: RelayTrust, address: RelayAddress) {
+    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, channel: any Channel, observation: TrustObservation, keepalive: KeepaliveState, trust: RelayTrust, address: RelayAddress) {
         self.inbound = inbound.makeAsyncIterator()
         self.outbound = outbound
         self.window = window
+        self.channel = channel
         self.observation = observation
+        self.keepalive = keepalive
         self.trust = trust
         self.address = address
     }
 
-    /// Connects, runs `body`, and closes the connection.
+    /// Connects, runs `body`, and closes the connection. `keepalive` says how often the
+    /// connection Pings the relay while `body` runs (PROTOCOL.md §8.4).
     public static func withConnection<Result: Sendable>(
         to address: RelayAddress,
         trust: RelayTrust,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumPayloadLength: Int = Frame.maximumEncodablePayloadLength,
         sendWindowBytes: Int = 1 << 20,
+        keepalive: Keepalive = .standard,
         _ body: (RelayConnection) async throws -> Result
     ) async throws -> Result {
         let configuration = try trust.clientConfiguration()
@@ -105,6 +122,7 @@ public final class RelayConnection {
             throw RelayClientError(.configuration, "cannot set up TLS: \(error)")
         }
         let observation = TrustObservation()
+        let keepaliveState = KeepaliveState(keepalive)
         let window = SendWindow(limit: sendWindowBytes)
         // SNI and hostname checks take a DNS name; an IP literal gets neither.
         let serverHostname = address.host.contains(":") || address.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : address.host
@@ -123,6 +141,7 @@ public final class RelayConnection {
                         }
                         try channel.pipeline.syncOperations.addHandler(tls)
                         try channel.pipeline.syncOperations.addHandler(HandshakeObserver(observation: observation))
+                        try channel.pipeline.syncOperations.addHandler(ArrivalObserver(state: keepaliveState))
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: maximumPayloadLength))
                         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                         try channel.pipeline.syncOperations.addHandler(SendWindowHandler(window: window))
@@ -132,14 +151,24 @@ public final class RelayConnection {
         } catch {
             throw RelayClientError(.connect, "cannot connect to the relay at \(address): \(error); check the address and that relay-server is running and reachable")
         }
+        let underlying = channel.channel
         return try await channel.executeThenClose { inbound, outbound in
-            let connection = RelayConnection(inbound: inbound, outbound: outbound, window: window, observation: observation, trust: trust, address: address)
-            return try await body(connection)
+            let connection = RelayConnection(
+                inbound: inbound, outbound: outbound, window: window, channel: underlying, observation: observation, keepalive: keepaliveState,
+                trust: trust, address: address
+            )
+            // The keepalive is a child task for exactly as long as `body` runs.
+            return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { tasks in
+                let sender = connection.sender
+                tasks.addTask { await keepaliveState.run(sender: sender) }
+                defer { tasks.cancelAll() }
+                return try await body(connection)
+            }
         }
     }
 
     /// A Sendable handle for sending from another task.
-    public var sender: RelaySender { RelaySender(outbound: self.outbound, window: self.window) }
+    public var sender: RelaySender { RelaySender(outbound: self.outbound, window: self.window, channel: self.channel) }
 
     /// Sends one message.
     public func send(_ message: RelayMessage) async throws {
@@ -161,17 +190,44 @@ public final class RelayConnection {
     }
 
     /// The next frame, or nil when the relay closed the connection.
+    ///
+    /// Keepalive traffic stays inside: a Ping from the relay is answered here, and a Pong
+    /// answering the connection's own keepalive Ping is consumed (PROTOCOL.md §8.4).
     public func receiveFrame() async throws -> Frame? {
-        let frame: Frame?
-        do {
-            frame = try await self.inbound.next()
-        } catch {
-            throw self.translate(error)
+        while true {
+            let frame: Frame?
+            do {
+                frame = try await self.inbound.next()
+            } catch {
+                throw self.deadConnectionError() ?? self.translate(error)
+            }
+            guard let frame else {
+                if !self.observation.handshakeCompleted {
+                    throw self.trustFailure(detail: "the relay closed the connection during the TLS handshake")
+                }
+                if let dead = self.deadConnectionError() { throw dead }
+                return nil
+            }
+            switch frame.type {
+            case .ping:
+                guard case .ping(let ping) = try? RelayMessage(frame) else { return frame }
+                try await self.send(.pong(Pong(nonce: ping.nonce)))
+            case .pong:
+                guard case .pong(let pong) = try? RelayMessage(frame), self.keepalive.consumePong(nonce: pong.nonce) else { return frame }
+            default:
+                return frame
+            }
         }
-        if frame == nil, !self.observation.handshakeCompleted {
-            throw self.trustFailure(detail: "the relay closed the connection during the TLS handshake")
-        }
-        return frame
+    }
+
+    /// The error for a connection the keepalive found dead, if it did.
+    private func deadConnectionError() -> RelayClientError? {
+        guard let silence = self.keepalive.deadAfter else { return nil }
+        let interval = self.keepalive.keepalive.interval.map { " although the agent pinged it every \($0.seconds.compactText) s" } ?? ""
+        return RelayClientError(
+            .closed,
+            "nothing arrived from the relay at \(self.address) for \(silence.seconds.compactText) s\(interval): the connection is dead (a network outage, or a firewall or NAT dropped it); connect again"
+        )
     }
 
     /// The next message, decoded; nil when the relay closed the connection.
@@ -221,5 +277,17 @@ public final class RelayConnection {
             out.append(character)
         }
         return out
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    var seconds: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
+}
+
+extension Double {
+    /// At most one decimal, none for whole numbers: `30`, `0.5`.
+    var compactText: String {
+        self == self.rounded() ? String(Int(self)) : String((self * 10).rounded() / 10)
     }
 }

@@ -121,14 +121,14 @@ enum SessionRole { case bulk, probe, idle }
 /// `viewerLoop`. Both tasks go into `group`.
 func addRelaySession(
     to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, token: String, host: Accounts.Host,
-    established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(), viewerKeepsAlive: Bool = false,
+    established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(),
     hostBody: @escaping @Sendable (RelayConnection) async throws -> Void
 ) {
     let registered = Signal()
     group.addTask {
         defer { registered.fire() }
         do {
-            try await RelayConnection.withConnection(to: relay, trust: trust) { connection in
+            try await RelayConnection.withConnection(to: relay, trust: trust, keepalive: benchKeepalive) { connection in
                 try await connection.hello(role: .host)
                 _ = try await connection.authenticate(host: .enrolled(hostID: host.id, secret: host.secret))
                 registered.fire()
@@ -144,18 +144,12 @@ func addRelaySession(
     group.addTask {
         await registered.wait()
         do {
-            try await RelayConnection.withConnection(to: relay, trust: trust) { connection in
+            try await RelayConnection.withConnection(to: relay, trust: trust, keepalive: benchKeepalive) { connection in
                 try await connection.hello(role: .viewer)
                 _ = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
                 established.add(1)
                 paired.add(1)
-                guard viewerKeepsAlive else { return try await viewerLoop(connection, counter: counter) }
-                let sender = connection.sender
-                try await withThrowingTaskGroup(of: Void.self) { tasks in
-                    tasks.addTask { try await keepAlive(sender) }
-                    defer { tasks.cancelAll() }
-                    try await viewerLoop(connection, counter: counter)
-                }
+                try await viewerLoop(connection, counter: counter)
             }
         } catch {
             errors.record(error)
@@ -164,16 +158,10 @@ func addRelaySession(
     }
 }
 
-/// What an idle agent sends: a Ping every 30 s (PROTOCOL.md §8.4), which keeps the relay's
-/// 120 s idle timeout away however long the set-up of the other sessions takes.
-func keepAlive(_ connection: RelaySender) async throws {
-    var nonce: UInt64 = 0
-    while true {
-        try await Task.sleep(for: .seconds(30))
-        nonce &+= 1
-        try await connection.send(.ping(Ping(nonce: nonce)))
-    }
-}
+/// Every agent connection of the benchmark Pings every 30 s (PROTOCOL.md §8.4), which keeps
+/// the relay's 120 s idle timeout away however long the set-up of the other sessions
+/// takes. No silence limit: an idle or bulk host never reads, so it would not see the Pongs.
+let benchKeepalive = Keepalive(interval: .seconds(30), silenceLimit: nil)
 
 func waitUntil(_ condition: () -> Bool, timeout: Double) async throws -> Bool {
     let deadline = ContinuousClock.now + .seconds(timeout)
@@ -353,14 +341,8 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
     let cpu0 = processCPUSeconds(pid: pid)
     let start = ContinuousClock.now
     return try await withThrowingTaskGroup(of: Void.self) { group in
-        let body: @Sendable (RelayConnection) async throws -> Void = { connection in
-            let sender = connection.sender
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await keepAlive(sender) }
-                await release.wait()
-                tasks.cancelAll()
-            }
-        }
+        // The connection's keepalive Pings while the session idles.
+        let body: @Sendable (RelayConnection) async throws -> Void = { _ in await release.wait() }
         let batch = 100
         var launched = 0
         while launched < sessions {
@@ -368,7 +350,7 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
             for index in launched..<end {
                 addRelaySession(
                     to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
-                    established: established, errors: errors, counter: counter, paired: pairedCount, viewerKeepsAlive: true, hostBody: body
+                    established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body
                 )
             }
             launched = end
