@@ -21,6 +21,7 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
             case unexpectedPart
             case frameTooLarge
             case compressorFailed
+            case bodyLimitTooSmall
         }
 
         private let base: Base
@@ -55,6 +56,8 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
         public static let frameTooLarge = Kind(.frameTooLarge)
         /// Encoder side: zlib refused to deflate (out of memory).
         public static let compressorFailed = Kind(.compressorFailed)
+        /// Encoder side: the body size limit is below the 32 KiB one raw tile needs (§7.6).
+        public static let bodyLimitTooSmall = Kind(.bodyLimitTooSmall)
 
         public var description: String {
             switch self.base {
@@ -72,6 +75,7 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
             case .unexpectedPart: "unexpected part"
             case .frameTooLarge: "frame too large"
             case .compressorFailed: "compressor failed"
+            case .bodyLimitTooSmall: "body limit too small"
             }
         }
     }

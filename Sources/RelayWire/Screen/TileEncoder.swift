@@ -92,8 +92,9 @@ public final class TileEncoder {
     /// TileUpdate messages; every body but the last says that more follow. Returns an
     /// empty array when nothing changed and `fullRefresh` is false.
     ///
-    /// `maximumBodyLength` is the relay's payload limit from HelloAck; it must be at
-    /// least 32 KiB.
+    /// `maximumBodyLength` is the relay's payload limit from HelloAck. Below 32 KiB one
+    /// raw tile may not fit a body, so a smaller limit throws `bodyLimitTooSmall` (a
+    /// relay must announce at least `Frame.minimumPayloadLimit`, PROTOCOL.md §7.6).
     public func encodeParts(
         _ frame: Framebuffer,
         requestID: UInt32,
@@ -103,10 +104,14 @@ public final class TileEncoder {
         guard frame.width <= Int(UInt16.max), frame.height <= Int(UInt16.max) else {
             throw ScreenCodecError(.frameTooLarge, "a \(frame.width)×\(frame.height) frame does not fit u16 sides (§7.2)")
         }
-        precondition(
-            maximumBodyLength >= TileUpdateFormat.minimumBodyLength,
-            "a TileUpdate body limit below \(TileUpdateFormat.minimumBodyLength) bytes cannot carry a raw tile"
-        )
+        // The limit comes from the relay's HelloAck: a bad value is an error to report,
+        // never a trap (REVIEW.md D2).
+        guard maximumBodyLength >= TileUpdateFormat.minimumBodyLength else {
+            throw ScreenCodecError(
+                .bodyLimitTooSmall,
+                "a TileUpdate body limit of \(maximumBodyLength) bytes cannot carry one raw 64×64 tile, which needs \(TileUpdateFormat.minimumBodyLength) (§7.6); the relay's payload limit must be at least \(Frame.minimumPayloadLimit) bytes"
+            )
+        }
         var statistics = TileUpdateStatistics()
         self.buildRects(frame, everything: fullRefresh, statistics: &statistics)
         self.previous = frame
