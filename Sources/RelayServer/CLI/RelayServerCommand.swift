@@ -29,10 +29,40 @@ struct DataOptions: ParsableArguments {
 
     func openStore() throws -> SQLiteStore {
         do {
-            return try SQLiteStore(dataDirectory: self.dataDirectory)
+            let (store, changes) = try PrivateDataFolder.openStore(self.dataDirectory)
+            if !changes.isEmpty {
+                FileHandle.standardError.write(Data("note: \(PrivateDataFolder.summary(changes))\n".utf8))
+            }
+            return store
         } catch {
             throw CommandFailure("\(error)")
         }
+    }
+}
+
+/// Opening the data folder the way every command does: private (OPERATIONS.md "Data folder").
+enum PrivateDataFolder {
+    /// Opens the store in `dataDirectory`, creating the folder if needed, and makes the
+    /// folder and its files private (``DataFolder/makePrivate(_:)``) before and after
+    /// opening (SQLite creates its `-wal` and `-shm` files with the database file's mode).
+    /// Files this process creates are private from the start (umask 077). Returns what was
+    /// changed, for the log.
+    static func openStore(_ dataDirectory: String) throws -> (SQLiteStore, [DataFolder.PermissionChange]) {
+        umask(0o077)
+        do {
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StoreError("cannot create the data folder \(dataDirectory): \(error.localizedDescription); pass --data DIR with a writable folder")
+        }
+        var changes = try DataFolder.makePrivate(dataDirectory)
+        let store = try SQLiteStore(dataDirectory: dataDirectory)
+        changes += try DataFolder.makePrivate(dataDirectory)
+        return (store, changes)
+    }
+
+    /// One line for the log: what was made private.
+    static func summary(_ changes: [DataFolder.PermissionChange]) -> String {
+        "made the data folder private (it was readable by other users): " + changes.map(\.description).joined(separator: ", ")
     }
 }
 

@@ -62,7 +62,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "relay-server")
 
-        let store = try adminAction { try SQLiteStore(dataDirectory: configuration.dataDirectory) }
+        let (store, permissionChanges) = try adminAction { try PrivateDataFolder.openStore(configuration.dataDirectory) }
+        if !permissionChanges.isEmpty {
+            logger.warning("\(PrivateDataFolder.summary(permissionChanges))")
+        }
         let tls: RelayTLS
         if let certificatePath = configuration.certificatePath, let keyPath = configuration.keyPath {
             tls = try adminAction { try RelayTLS.load(certificatePath: certificatePath, keyPath: keyPath) }

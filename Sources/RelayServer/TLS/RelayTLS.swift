@@ -33,8 +33,12 @@ struct RelayTLS {
         return configuration
     }
 
-    /// Loads PEM files given by the operator.
+    /// Loads PEM files given by the operator. Refuses a key file that other users can
+    /// read (``DataFolder/keyFileProblem(_:)``): the key is the relay's identity.
     static func load(certificatePath: String, keyPath: String) throws -> RelayTLS {
+        if let problem = DataFolder.keyFileProblem(keyPath) {
+            throw StoreError(problem)
+        }
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
