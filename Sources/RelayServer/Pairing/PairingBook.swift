@@ -9,8 +9,13 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
     struct Policy: Sendable {
         /// How long an issued code stays valid unused.
         var codeValidity = TimeAmount.minutes(10)
-        /// Failed redemptions a code survives; see ``redeem(_:now:)``.
+        /// Ignored. Failed redemptions no longer withdraw live codes (issue 10 item 7);
+        /// kept until the relay's configuration stops passing it.
         var codeFailureLimit = 10
+        /// Live codes one engineer may hold; issuing one more withdraws their oldest.
+        var maximumCodesPerEngineer = 5
+        /// The relay-wide budget of failed redemptions (OPERATIONS.md "Abuse resistance").
+        var guessBudget = CodeGuessBreaker.Policy()
     }
 
     struct IssuedCode: Sendable {
@@ -18,7 +23,10 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         let viewer: Viewer
         let companyID: String
         let expiresAt: NIODeadline
-        var failuresSeen = 0
+        /// The engineer who asked for it, for the per-engineer cap (nil: not capped).
+        var engineerID: String? = nil
+        /// Issue order: among one engineer's codes, the lowest is the oldest.
+        var serial: UInt64 = 0
     }
 
     struct Registration: Sendable {
@@ -30,9 +38,30 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
     enum Redemption: Sendable {
         /// The code was valid: it is used up now, and this viewer waits for the host.
         case paired(IssuedCode)
-        /// The code is wrong, expired or used. `withdrawn` lists codes that reached their
-        /// failure limit with this attempt; their viewers must be told.
+        /// The code is wrong, expired or used. `withdrawn` is always empty now: a failure
+        /// no longer withdraws other codes.
         case invalid(withdrawn: [IssuedCode])
+    }
+
+    /// What became of a redemption attempt (``attemptRedemption(of:now:)``).
+    enum CodeAttempt: Sendable {
+        /// The code was valid: it is used up now, and this viewer waits for the host.
+        case paired(IssuedCode)
+        /// The code is wrong, expired or used (one answer for all three). `pausedFor` is
+        /// set when this failure used up the relay-wide guess budget: redemption is now
+        /// paused that long (log it once: a guessing attack is likely under way).
+        case invalid(pausedFor: TimeAmount?)
+        /// Redemption is paused relay-wide; the code was not checked and stays valid if
+        /// it was. Answer `Error(rate_limited)` with the wait.
+        case paused(retryAfter: TimeAmount)
+    }
+
+    /// A fresh code, and the engineer's oldest code it displaced, if any.
+    struct Issue: Sendable {
+        let issued: IssuedCode
+        /// The engineer already held `maximumCodesPerEngineer` live codes: this, their
+        /// oldest, is withdrawn. Tell its viewer (`Error(invalid_code)`).
+        let withdrawn: IssuedCode?
     }
 
     enum Claim: Sendable {
@@ -45,9 +74,13 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
     let policy: Policy
     private(set) var codes: [UInt32: IssuedCode] = [:]
     private(set) var registrations: [String: Registration] = [:]
+    /// Failed redemptions relay-wide, and whether redemption is paused.
+    private(set) var guesses: CodeGuessBreaker
+    private var nextSerial: UInt64 = 0
 
     init(policy: Policy = Policy()) {
         self.policy = policy
+        self.guesses = CodeGuessBreaker(policy: policy.guessBudget)
     }
 
     // MARK: Support codes
@@ -63,34 +96,72 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         while self.codes[code.value] != nil {
             code = SupportCode.random(using: &generator)
         }
-        let issued = IssuedCode(code: code, viewer: viewer, companyID: companyID, expiresAt: now + self.policy.codeValidity)
+        self.nextSerial += 1
+        let issued = IssuedCode(code: code, viewer: viewer, companyID: companyID, expiresAt: now + self.policy.codeValidity, serial: self.nextSerial)
         self.codes[code.value] = issued
         return issued
     }
 
-    /// Redeems a code a host presented.
+    /// Issues a fresh code for `viewer` of engineer `engineerID`, unique among live codes.
     ///
-    /// A failed attempt cannot be attributed to the code the guesser was aiming at, so it
-    /// counts against every live code: a code is withdrawn after `codeFailureLimit` failed
-    /// attempts during its life. However many addresses a guesser uses, each code faces at
-    /// most that many guesses out of a million, so the chance of hitting any one code stays
-    /// below limit / 1,000,000 (OPERATIONS.md "Abuse resistance").
+    /// An engineer holds at most `maximumCodesPerEngineer` live codes: the one asked for
+    /// now is the one the engineer is reading to a customer, so it wins, and the oldest
+    /// is withdrawn (and returned, so that its viewer is told) rather than refusing the
+    /// new one. This bounds the live codes, and so the guessing odds, by the number of
+    /// engineers, whatever a client or script asks for.
+    mutating func issueCode<G: RandomNumberGenerator>(
+        for viewer: Viewer,
+        engineerID: String,
+        companyID: String,
+        now: NIODeadline,
+        using generator: inout G
+    ) -> Issue {
+        var withdrawn: IssuedCode?
+        let held = self.codes.values.filter { $0.engineerID == engineerID }
+        if held.count >= max(1, self.policy.maximumCodesPerEngineer), let oldest = held.min(by: { $0.serial < $1.serial }) {
+            self.codes[oldest.code.value] = nil
+            withdrawn = oldest
+        }
+        var issued = self.issueCode(for: viewer, companyID: companyID, now: now, using: &generator)
+        issued.engineerID = engineerID
+        self.codes[issued.code.value] = issued
+        return Issue(issued: issued, withdrawn: withdrawn)
+    }
+
+    /// Redeems a code a host presented, without the relay-wide guess budget. A failure
+    /// withdraws nothing (issue 10 item 7). Superseded by ``attemptRedemption(of:now:)``.
     mutating func redeem(_ code: SupportCode, now: NIODeadline) -> Redemption {
         if let issued = self.codes[code.value], issued.expiresAt > now {
             self.codes[code.value] = nil
             return .paired(issued)
         }
-        var withdrawn: [IssuedCode] = []
-        for (value, var issued) in self.codes {
-            issued.failuresSeen += 1
-            if issued.failuresSeen >= self.policy.codeFailureLimit {
-                self.codes[value] = nil
-                withdrawn.append(issued)
-            } else {
-                self.codes[value] = issued
-            }
+        return .invalid(withdrawn: [])
+    }
+
+    /// Redeems a code a host presented, within the relay-wide guess budget.
+    ///
+    /// A failed attempt cannot be attributed to the code the guesser aimed at, and
+    /// charging it to every live code (as this relay once did) let anyone void every
+    /// honest code with ten wrong guesses. Failures are charged to the guessing source by
+    /// the caller (``AuthThrottle``) and to the relay-wide budget here: when the budget of
+    /// a minute or an hour is spent, attempts are refused unchecked for a while and live
+    /// codes stay valid. So at most `guessBudget.perHour` wrong codes are checked in any
+    /// hour, and the chance of hitting any of N live codes in an hour is at most
+    /// perHour × N / (1,000,000 − N − perHour) (OPERATIONS.md "Abuse resistance").
+    mutating func attemptRedemption(of code: SupportCode, now: NIODeadline) -> CodeAttempt {
+        if let wait = self.guesses.retryAfter(now: now) {
+            return .paused(retryAfter: wait)
         }
-        return .invalid(withdrawn: withdrawn)
+        if let issued = self.codes[code.value], issued.expiresAt > now {
+            self.codes[code.value] = nil
+            return .paired(issued)
+        }
+        return .invalid(pausedFor: self.guesses.recordFailure(now: now))
+    }
+
+    /// How long redemption stays paused relay-wide, or nil when it is open.
+    func redemptionPausedFor(now: NIODeadline) -> TimeAmount? {
+        self.guesses.retryAfter(now: now)
     }
 
     /// Removes the code a viewer holds (the viewer left before its host came).
@@ -98,8 +169,10 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         self.codes = self.codes.filter { $0.value.viewer !== viewer }
     }
 
-    /// Removes and returns codes whose validity has run out.
+    /// Removes and returns codes whose validity has run out, and forgets failed
+    /// redemptions older than an hour (run every second or so).
     mutating func expireCodes(now: NIODeadline) -> [IssuedCode] {
+        self.guesses.prune(now: now)
         let expired = self.codes.values.filter { $0.expiresAt <= now }
         for issued in expired { self.codes[issued.code.value] = nil }
         return expired
