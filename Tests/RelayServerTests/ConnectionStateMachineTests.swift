@@ -105,8 +105,8 @@ import Testing
 
     // MARK: Ping, Pong
 
-    @Test func pingIsAnsweredWithTheSameNonceInEveryOpenState() {
-        for state in Self.openStates {
+    @Test func pingIsAnsweredWithTheSameNonceInEveryStateAfterHello() {
+        for state in Self.openStates where state != .awaitingHello {
             for nonce in [0, 1, 0xDEAD_BEEF_0BAD_F00D, .max] as [UInt64] {
                 var machine = Self.machine(in: state)
                 #expect(machine.received(.ping(Ping(nonce: nonce))) == .send(.pong(Pong(nonce: nonce))), "\(state)")
@@ -120,6 +120,16 @@ import Testing
         #expect(closed.received(.ping(Ping(nonce: 7))) == .none)
     }
 
+    /// PROTOCOL.md §5.1.1, §5.1.8: Hello MUST be the first frame; Ping and Pong are allowed
+    /// only after HelloAck (the relay used to answer a Ping before Hello).
+    @Test func pingAndPongBeforeHelloAreUnexpected() {
+        for message in [RelayMessage.ping(Ping(nonce: 9)), .pong(Pong(nonce: 9))] {
+            var machine = Self.machine(in: .awaitingHello)
+            #expect(Self.failureCode(machine.received(message)) == .unexpectedMessage, "\(message.type.name)")
+            #expect(machine.state == .closed)
+        }
+    }
+
     // MARK: Refusals
 
     @Test(arguments: [0, 2, 0x0100, .max] as [UInt16])
@@ -127,6 +137,16 @@ import Testing
         for role in Role.allCases {
             var machine = ConnectionStateMachine()
             #expect(Self.failureCode(machine.received(Self.hello(role, version: version))) == .unsupportedVersion)
+            #expect(machine.state == .closed)
+        }
+    }
+
+    /// PROTOCOL.md §8.2, order of checks: the version matters only for the first frame; a
+    /// second Hello is unexpected whatever version it names.
+    @Test func aSecondHelloOfAnotherVersionIsUnexpectedNotUnsupported() {
+        for state in Self.openStates where state != .awaitingHello {
+            var machine = Self.machine(in: state)
+            #expect(Self.failureCode(machine.received(Self.hello(.host, version: 2))) == .unexpectedMessage, "\(state)")
             #expect(machine.state == .closed)
         }
     }
@@ -142,6 +162,8 @@ import Testing
             ("Hello while paired", .paired(.host), Self.hello(.host)),
             ("HostAuth twice", .authenticating(.host), .hostAuth(Self.hostAuth)),
             ("ViewerAuth while waiting", .waitingForPeer(.viewer), .viewerAuth(Self.viewerAuth)),
+            ("CodeIssued from an agent", .waitingForPeer(.viewer), .codeIssued(CodeIssued(code: SupportCode(value: 1)!, validForSeconds: 600))),
+            ("HostRegistered from an agent", .paired(.host), .hostRegistered(HostRegistered(hostName: "x"))),
             ("HelloAck from an agent", .awaitingHello, .helloAck(HelloAck(capabilities: .all, maximumPayloadLength: 1, relayNode: "x"))),
             ("Paired from an agent", .waitingForPeer(.host), .paired(Paired(sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: "a", peerSoftware: "b"))),
             ("Error from an agent", .awaitingAuth(.host), .error(ErrorMessage(code: .internalError, message: "x"))),

@@ -58,13 +58,12 @@ struct ConnectionStateMachine: Sendable {
         }
     }
 
+    /// The state check of PROTOCOL.md §8.2 for a relay-control message that decoded. The
+    /// handler has already checked the frame header and decoded the payload (§8.2, "Order
+    /// of checks"); a Hello of another version arrives here as a Hello with that version.
     mutating func received(_ message: RelayMessage) -> Action {
         switch (self.state, message) {
         case (.closed, _):
-            return .none
-        case (_, .ping(let ping)):
-            return .send(.pong(Pong(nonce: ping.nonce)))
-        case (_, .pong):
             return .none
         case (.awaitingHello, .hello(let hello)):
             guard hello.version == RelayProtocol.version else {
@@ -73,18 +72,29 @@ struct ConnectionStateMachine: Sendable {
             }
             self.state = .awaitingAuth(hello.role)
             return .acceptHello(hello)
+        case (.paired, .bye(let bye)):
+            self.state = .closed
+            return .endSession(bye)
+        case (_, .bye):
+            // Leaving is allowed in every state, even before Hello: an Error would only
+            // answer someone who is going anyway (PROTOCOL.md §5.1.10).
+            self.state = .closed
+            return .close
+        case (.awaitingHello, _):
+            // Hello MUST be the first frame, and Ping is no exception: until Hello names the
+            // version, no other message has a layout the relay can rely on (§5.1.1, §5.1.8).
+            self.state = .closed
+            return .fail(.unexpectedMessage, "the first frame must be Hello, not \(message.type.name); see PROTOCOL.md §5.1.1")
+        case (_, .ping(let ping)):
+            return .send(.pong(Pong(nonce: ping.nonce)))
+        case (_, .pong):
+            return .none
         case (.awaitingAuth(.host), .hostAuth(let auth)):
             self.state = .authenticating(.host)
             return .authenticateHost(auth)
         case (.awaitingAuth(.viewer), .viewerAuth(let auth)):
             self.state = .authenticating(.viewer)
             return .authenticateViewer(auth)
-        case (.paired, .bye(let bye)):
-            self.state = .closed
-            return .endSession(bye)
-        case (_, .bye):
-            self.state = .closed
-            return .close
         default:
             let state = self.state
             self.state = .closed
