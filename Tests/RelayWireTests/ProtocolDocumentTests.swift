@@ -25,13 +25,13 @@ struct ProtocolDocumentTests {
         "host-auth-support-code": .hostAuth(.supportCode(SupportCode(value: 42_917)!)),
         "host-auth-named-support-code": .hostAuth(.namedSupportCode(SupportCode(value: 42_917)!, machineName: "회계팀 PC")),
         "host-auth-enrolled": .hostAuth(
-            .enrolled(hostID: "h-7f3a9c2e", secret: "hs_Vq8pN2wR5tY1uZ4xK7mB")
+            .enrolled(hostID: Self.exampleHostID, secret: Self.exampleHostSecret)
         ),
         "viewer-auth-new-support-code": .viewerAuth(
-            ViewerAuth(token: "et_4q7Zk2mX9vR1bN8cW3yL6tP0", request: .newSupportCode)
+            ViewerAuth(token: Self.exampleEngineerToken, request: .newSupportCode)
         ),
         "viewer-auth-connect": .viewerAuth(
-            ViewerAuth(token: "et_4q7Zk2mX9vR1bN8cW3yL6tP0", request: .connect(hostID: "h-7f3a9c2e"))
+            ViewerAuth(token: Self.exampleEngineerToken, request: .connect(hostID: Self.exampleHostID))
         ),
         "code-issued": .codeIssued(CodeIssued(code: SupportCode(value: 42_917)!, validForSeconds: 600)),
         "host-registered": .hostRegistered(HostRegistered(hostName: "회계팀 PC")),
@@ -73,9 +73,7 @@ struct ProtocolDocumentTests {
             )
         ),
         "screen-init": .screenInit(ScreenInit(width: 1920, height: 1080, name: ":0")),
-        "tile-update": .tileUpdate(
-            TileUpdate(body: ByteBuffer(bytes: [0x78, 0x9c, 0x62, 0x60, 0x00, 0x00, 0x00, 0xff, 0xff]))
-        ),
+        "tile-update": .tileUpdate(TileUpdate(body: ByteBuffer(bytes: Self.solidTileBody))),
         "update-request-full-refresh": .updateRequest(UpdateRequest(requestID: 1, flags: .fullRefresh)),
         "update-request-incremental": .updateRequest(UpdateRequest(requestID: 0x0000_0102)),
         "pointer": .pointer(Pointer(x: 960, y: 540, buttons: .left)),
@@ -84,8 +82,21 @@ struct ProtocolDocumentTests {
         "key-up": .key(Key(keysym: 0x0061, isDown: false)),
         "clipboard": .clipboard(Clipboard(text: "안녕하세요, 원격 지원입니다.")),
         "clipboard-empty": .clipboard(Clipboard(text: "")),
+        "clipboard-bom": .clipboard(Clipboard(text: "\u{FEFF}hi")),
         "access-granted-full": .accessGranted(AccessGranted(flags: .inputAllowed)),
         "access-granted-view-only": .accessGranted(AccessGranted(flags: [])),
+    ]
+
+    /// §10's example credentials, in the forms the relay issues (`ho-…`, 43 characters of
+    /// base64url, `en-….SECRET`); RelayServerTests checks the forms against real ones.
+    static let exampleHostID = "ho-aawvbeke34"
+    static let exampleHostSecret = "f-N2DayKZ44onEeXEdkX2Aj8RXAZZUWBLbqDzTGcl8k"
+    static let exampleEngineerToken = "en-jyb24awwem.b0tj31Wb6tuYZPf2qqbkS3pd4GSSGTDZtIkMDlat-ys"
+
+    /// Body 1 of Tile vector "solid" (§7.8), which the §10.2 tile-update vector carries.
+    static let solidTileBody: [UInt8] = [
+        0x00, 0x00, 0x00, 0x01, 0x78, 0x01, 0x62, 0x60, 0x61, 0x60, 0x62, 0x00, 0x02, 0x46, 0x30, 0xc9,
+        0x00, 0xe4, 0xcd, 0x4c, 0x33, 0x06, 0x00, 0x00, 0x00, 0xff, 0xff,
     ]
 
     /// Every decoding error kind, so an invalid vector can only name a kind that exists.
@@ -162,6 +173,43 @@ struct ProtocolDocumentTests {
             let error = Self.firstError(decoding: vector.bytes)
             #expect(error?.kind.description == vector.kind, "\(vector.name): got \(error.map(String.init(describing:)) ?? "no error")")
         }
+    }
+
+    /// §10.2 and §7.1: the tile-update vector's body is not just opaque bytes but a body a
+    /// viewer accepts (it used to be nine bytes no TileDecoder would take).
+    @Test("the tile-update vector carries a valid §7.1 body")
+    func tileUpdateVectorIsAValidBody() throws {
+        let vector = try #require(self.document.vectors.first { $0.name == "tile-update" })
+        var buffer = ByteBuffer(bytes: vector.bytes)
+        let frame = try #require(try buffer.readFrame(maximumPayloadLength: Frame.defaultMaximumPayloadLength))
+        guard case .tileUpdate(let update) = try RelayMessage(frame) else {
+            Issue.record("tile-update does not decode as a TileUpdate")
+            return
+        }
+        let decoder = TileDecoder()
+        decoder.resize(width: 4, height: 2)
+        #expect(try decoder.apply(update.body) == 1, "request id")
+        let screen = try #require(decoder.framebuffer)
+        #expect(screen == Framebuffer(width: 4, height: 2, fill: 0x336699))
+        #expect(!decoder.expectsContinuation)
+    }
+
+    /// §3: a leading ef bb bf is U+FEFF, kept as part of the text, never stripped.
+    @Test("a byte-order mark is kept as text")
+    func byteOrderMarkIsKept() throws {
+        let vector = try #require(self.document.vectors.first { $0.name == "clipboard-bom" })
+        var buffer = ByteBuffer(bytes: vector.bytes)
+        let frame = try #require(try buffer.readFrame(maximumPayloadLength: Frame.defaultMaximumPayloadLength))
+        guard case .clipboard(let clipboard) = try RelayMessage(frame) else {
+            Issue.record("clipboard-bom does not decode as a Clipboard")
+            return
+        }
+        #expect(Array(clipboard.text.utf8) == [0xef, 0xbb, 0xbf, 0x68, 0x69])
+        #expect(clipboard.text.unicodeScalars.first == "\u{FEFF}")
+        // In a str16 as well: a Bye text that starts with a BOM keeps it.
+        var payload = ByteBuffer(bytes: [0x0a, 0x00, 0x00, 0x07, 0x00, 0x01, 0x00, 0x03, 0xef, 0xbb, 0xbf])
+        let bye = try #require(try payload.readFrame(maximumPayloadLength: Frame.defaultMaximumPayloadLength))
+        #expect(try RelayMessage(bye) == .bye(Bye(reason: .normal, text: "\u{FEFF}")))
     }
 
     @Test("hex blocks use the documented layout")
