@@ -8,6 +8,8 @@ struct Party: Sendable {
     /// The engineer's login, or the host's name.
     var name: String
     var companyID: String
+    /// The company's name as the relay's records have it (engineers; empty for hosts).
+    var organization: String = ""
     var software: String
     var capabilities: Capabilities
     /// The enrolled host's id (unattended hosts only).

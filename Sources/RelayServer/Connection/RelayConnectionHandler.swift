@@ -417,7 +417,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.authenticated()
             self.engineer = engineer
             link.party = Party(
-                name: engineer.login, companyID: engineer.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
+                name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
                 credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
             )
             switch request {
@@ -483,11 +483,18 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.peer = peer
         self.logger[metadataKey: "session"] = "\(session.id)"
         let peerParty = peer.party
+        // The host learns the engineer's company from the relay's records (PROTOCOL.md
+        // §5.1.7); an enrolled host belongs to the engineer's own company.
+        var peerOrganization = peerParty?.organization ?? ""
+        if peerOrganization.isEmpty, session.mode == .unattended, ObjectIdentifier(session.viewer) == self.linkIdentity {
+            peerOrganization = link.party?.organization ?? ""
+        }
         self.send(.paired(Paired(
             sessionID: session.id, mode: session.mode,
             peerCapabilities: peerParty?.capabilities ?? [],
             peerName: peerParty?.name ?? "",
-            peerSoftware: peerParty?.software ?? ""
+            peerSoftware: peerParty?.software ?? "",
+            peerOrganization: peerOrganization
         )))
         if !self.earlyForwarded.isEmpty {
             let early = self.earlyForwarded
