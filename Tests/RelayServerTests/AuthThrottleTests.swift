@@ -68,6 +68,13 @@ import Testing
         #expect(throttle.retryAfter(source: guesser, now: now) == .seconds(1024))
     }
 
+    @Test func theBlockedMessageSaysWhoIsBlockedAndForHowLong() {
+        let v4 = AuthThrottle.blockedMessage(retryAfter: .milliseconds(1500), source: Self.owner)
+        #expect(v4 == "too many failed attempts from your address; the credentials were not checked: retry in 2 s")
+        let v6 = AuthThrottle.blockedMessage(retryAfter: .seconds(3600), source: SourceKey(ipAddress: "2001:db8:1:2::5")!)
+        #expect(v6.contains("your network (2001:db8:1:2::/64)") && v6.hasSuffix("retry in 3600 s"))
+    }
+
     @Test func failuresForAnAccountRaiseAnAlertNotABlock() {
         var throttle = AuthThrottle()
         var alerts: [AccountFailureWatch.Alert] = []

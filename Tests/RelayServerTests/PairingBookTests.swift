@@ -164,6 +164,8 @@ import Testing
         #expect(Self.retryAfter(book.attemptRedemption(of: honest.code, now: pausedAt + .seconds(1))) == budget.pause - .seconds(1))
         #expect(book.redemptionPausedFor(now: pausedAt + .seconds(1)) == budget.pause - .seconds(1))
         #expect(Self.retryAfter(book.attemptRedemption(of: wrong, now: pausedAt + .seconds(2))) == budget.pause - .seconds(2))
+        #expect(Book.pausedMessage(retryAfter: .milliseconds(59_001)).hasSuffix("try again in 60 s"))
+        #expect(Book.pausedMessage(retryAfter: .nanoseconds(1)).hasSuffix("try again in 1 s"))
         // ...and stays live: the pause used nothing up.
         #expect(book.codes[honest.code.value] != nil)
         #expect(book.expireCodes(now: pausedAt + budget.pause).isEmpty)
@@ -231,6 +233,8 @@ import Testing
         #expect(lee.withdrawn == nil)
         let sixth = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start + .seconds(10), using: &generator)
         #expect(sixth.withdrawn?.code == kims[0].code)
+        #expect(book.withdrawnForNewerCodeMessage(kims[0]).contains("support code \(kims[0].code) was withdrawn"))
+        #expect(book.withdrawnForNewerCodeMessage(kims[0]).contains("at most 5 live codes"))
         #expect(sixth.withdrawn?.viewer === kims[0].viewer)
         #expect(book.codes[kims[0].code.value] == nil)
         #expect(book.codes.values.count { $0.engineerID == "en-kim" } == 5)

@@ -73,6 +73,12 @@ struct AuthThrottle: Sendable {
         )
     }
 
+    /// The `Error(rate_limited)` text for an attempt from a blocked source.
+    static func blockedMessage(retryAfter wait: TimeAmount, source: SourceKey) -> String {
+        let whose = source.isIPv6Prefix ? "your network (\(source))" : "your address"
+        return "too many failed attempts from \(whose); the credentials were not checked: retry in \(RetryWait.seconds(wait)) s"
+    }
+
     // MARK: By key (old API)
 
     /// How long `key` must still wait, or nil when it may try now.

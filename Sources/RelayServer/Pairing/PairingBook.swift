@@ -164,6 +164,19 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         self.guesses.retryAfter(now: now)
     }
 
+    /// The `Error(rate_limited)` text for a host whose code was not checked because
+    /// redemption is paused.
+    static func pausedMessage(retryAfter wait: TimeAmount) -> String {
+        "support codes are paused on this relay after too many wrong codes from the internet; "
+            + "a valid code stays valid: try again in \(RetryWait.seconds(wait)) s"
+    }
+
+    /// The `Error(invalid_code)` text for the viewer whose code the per-engineer cap withdrew.
+    func withdrawnForNewerCodeMessage(_ issued: IssuedCode) -> String {
+        "support code \(issued.code) was withdrawn: you asked for a newer one, and an engineer holds at most "
+            + "\(self.policy.maximumCodesPerEngineer) live codes; give the customer the newest code"
+    }
+
     /// Removes the code a viewer holds (the viewer left before its host came).
     mutating func withdrawCode(of viewer: Viewer) {
         self.codes = self.codes.filter { $0.value.viewer !== viewer }
