@@ -29,14 +29,16 @@ final class RawAgent: @unchecked Sendable {
         self.outbound = channel.outbound
     }
 
-    static func connect(to relay: TestRelay, alpn: [String] = [RelayProtocol.alpnToken]) async throws -> RawAgent {
+    /// Connects to `relay` at `host` (the relay's listen address; `"::1"` for a relay that
+    /// listens on IPv6), checking the certificate for the name `localhost`.
+    static func connect(to relay: TestRelay, host: String = "localhost", alpn: [String] = [RelayProtocol.alpnToken]) async throws -> RawAgent {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
         configuration.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: configuration)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: "localhost", port: relay.port) { channel in
+            .connect(host: host, port: relay.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
