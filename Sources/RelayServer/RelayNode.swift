@@ -19,6 +19,8 @@ import ServiceLifecycle
 final class RelayNode: Sendable {
     let relay: Relay
     let group: MultiThreadedEventLoopGroup
+    /// The certificate both ports present; a renewal replaces it (``renewCertificateIfDue(now:)``).
+    let certificate: ServingCertificate
     private let relayChannel: any Channel
     /// The 1 s sweep and the credential check.
     private let housekeeping: [RepeatedTask]
@@ -40,11 +42,12 @@ final class RelayNode: Sendable {
     }
 
     private init(
-        relay: Relay, group: MultiThreadedEventLoopGroup, relayChannel: any Channel, housekeeping: [RepeatedTask],
+        relay: Relay, group: MultiThreadedEventLoopGroup, certificate: ServingCertificate, relayChannel: any Channel, housekeeping: [RepeatedTask],
         adminChannel: NIOLockedValueBox<(any Channel)?>, adminReady: AsyncStream<Void>, services: [any Service]
     ) {
         self.relay = relay
         self.group = group
+        self.certificate = certificate
         self.relayChannel = relayChannel
         self.housekeeping = housekeeping
         self.adminChannel = adminChannel
@@ -70,8 +73,8 @@ final class RelayNode: Sendable {
         threadPool.start()
         let relay = Relay(configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, metrics: RelayMetrics(), logger: logger)
         do {
-            let sslContext = try NIOSSLContext(configuration: tls.serverConfiguration())
-            let relayChannel = try await Self.bindRelay(relay: relay, sslContext: sslContext, group: group)
+            let certificate = try ServingCertificate(tls)
+            let relayChannel = try await Self.bindRelay(relay: relay, certificate: certificate, group: group)
             let housekeeping = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 relay.sweep()
             }
@@ -80,9 +83,15 @@ final class RelayNode: Sendable {
             let credentialCheck = checkLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
                 threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
             }
+            var tasks = [housekeeping, credentialCheck]
+            var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
+            if tls.development != nil {
+                // The self-signed certificate is renewed while the node runs (DevelopmentCertificate).
+                adminTLS.sslContextCallback = { _, promise in promise.succeed(certificate.adminOverride()) }
+            }
             let adminReady = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
             let adminBox = NIOLockedValueBox<(any Channel)?>(nil)
-            let admin = try AdminServer.make(relay: relay, tls: tls.serverConfiguration(applicationProtocols: ["http/1.1"])) { channel in
+            let admin = try AdminServer.make(relay: relay, tls: adminTLS) { channel in
                 adminBox.withLockedValue { $0 = channel }
                 adminReady.continuation.yield()
             }
@@ -97,11 +106,27 @@ final class RelayNode: Sendable {
                 admin,
                 lifecycle,
             ]
+            let nodeBox = NIOLockedValueBox<RelayNode?>(nil)
+            if tls.development != nil {
+                let every = configuration.certificateCheckInterval
+                let renewalLoop = group.next()
+                tasks.append(
+                    renewalLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
+                        threadPool.runIfActive(eventLoop: renewalLoop) {
+                            do {
+                                _ = try nodeBox.withLockedValue { $0 }?.renewCertificateIfDue(now: now())
+                            } catch {
+                                logger.error("cannot renew the self-signed certificate; it is tried again later", metadata: ["error": "\(error)"])
+                            }
+                        }
+                    })
+            }
             let node = RelayNode(
-                relay: relay, group: group, relayChannel: relayChannel, housekeeping: [housekeeping, credentialCheck], adminChannel: adminBox,
+                relay: relay, group: group, certificate: certificate, relayChannel: relayChannel, housekeeping: tasks, adminChannel: adminBox,
                 adminReady: adminReady.stream, services: services
             )
             lifecycle.node.withLockedValue { $0 = node }
+            nodeBox.withLockedValue { $0 = node }
             return node
         } catch {
             try? await threadPool.shutdownGracefully()
@@ -110,7 +135,7 @@ final class RelayNode: Sendable {
         }
     }
 
-    private static func bindRelay(relay: Relay, sslContext: NIOSSLContext, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+    private static func bindRelay(relay: Relay, certificate: ServingCertificate, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let configuration = relay.configuration
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -127,7 +152,12 @@ final class RelayNode: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLServerHandler(context: sslContext),
+                        // A client that offers no supportrelay/1 gets the TLS alert
+                        // no_application_protocol (PROTOCOL.md §1; see ClientHelloALPN).
+                        ALPNGate(accepting: RelayProtocol.alpnToken) { offer in
+                            relay.logger.info("TLS refused: the client did not offer ALPN supportrelay/1", metadata: ["offered": "\(offer)"])
+                        },
+                        NIOSSLServerHandler(context: certificate.relayContext),
                         IdleStateHandler(readTimeout: configuration.idleTimeout),
                         RelayConnectionHandler(relay: relay),
                     ])
@@ -138,6 +168,23 @@ final class RelayNode: Sendable {
         } catch {
             throw StoreError("cannot listen on \(configuration.listen): \(error); is another relay running there? choose another with --listen")
         }
+    }
+
+    /// Renews the self-signed certificate if it is due (``DevelopmentCertificate``) and
+    /// serves the new one to new connections; logs the new fingerprint loudly, since agents
+    /// that pin the old one cannot connect until they are given it. Returns whether it did.
+    /// Blocking (files, key generation): the node calls it on its thread pool.
+    @discardableResult
+    func renewCertificateIfDue(now: Date) throws -> Bool {
+        guard let development = self.certificate.tls.development,
+            let (renewed, previous, reason) = try development.renewIfDue(now: now)
+        else { return false }
+        try self.certificate.replace(with: renewed)
+        self.relay.logger.critical(
+            "RENEWED the self-signed certificate: agents that pin the old fingerprint must be given the NEW one",
+            metadata: ["reason": "\(reason)", "new_fingerprint": "\(renewed.fingerprint)", "old_fingerprint": "\(previous ?? "unknown")"]
+        )
+        return true
     }
 
     /// Ends every session with Bye `relay_shutdown`, waits up to `grace` for connections

@@ -17,7 +17,9 @@ struct ServeCommand: AsyncParsableCommand {
             maximum_connections, support_code_validity_seconds, code_failure_limit, \
             free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes, \
             usage_checkpoint_seconds, usage_retention_months, access_log_retention_months, \
-            purge_interval_seconds, admin_request_burst, admin_requests_per_minute); see docs/OPERATIONS.md.
+            purge_interval_seconds, admin_request_burst, admin_requests_per_minute, \
+            admin_maximum_connections, admin_handshake_timeout_seconds, admin_header_timeout_seconds, \
+            admin_idle_timeout_seconds, certificate_names); see docs/OPERATIONS.md.
             """
     )
 
@@ -25,7 +27,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the admin API (/metrics, /healthz, /v1/usage) is served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Data folder: database, dev certificate.", valueName: "DIR")) var dataDirectory: String?
     @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM")) var cert: String?
-    @Option(help: ArgumentHelp("The private key for --cert (PEM).", valueName: "PEM")) var key: String?
+    @Option(help: ArgumentHelp("The private key for --cert (PEM); it must not be readable by other users.", valueName: "PEM")) var key: String?
+    @Option(
+        name: .customLong("certificate-name"),
+        help: ArgumentHelp("A DNS name for the self-signed certificate (repeat for more); without it, only localhost.", valueName: "NAME")
+    ) var certificateNames: [String] = []
     @Option(help: ArgumentHelp("A JSON config file.", valueName: "FILE")) var config: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -49,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration.certificatePath = cert
                 configuration.keyPath = key
             }
+            if !self.certificateNames.isEmpty { configuration.certificateNames = self.certificateNames }
             try configuration.validate()
         } catch {
             throw CommandFailure("\(error)")
@@ -70,14 +77,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let certificatePath = configuration.certificatePath, let keyPath = configuration.keyPath {
             tls = try adminAction { try RelayTLS.load(certificatePath: certificatePath, keyPath: keyPath) }
         } else {
-            let names = Array(Set(["localhost", ProcessInfo.processInfo.hostName])).sorted()
-            let (loaded, created) = try adminAction {
-                try RelayTLS.loadOrCreateDevelopmentCertificate(dataDirectory: configuration.dataDirectory, dnsNames: names)
-            }
+            let development = DevelopmentCertificate(dataDirectory: configuration.dataDirectory, names: configuration.certificateNames)
+            let (loaded, outcome, warning) = try adminAction { try development.loadOrRenew() }
             tls = loaded
-            if created {
-                print("Made a self-signed development certificate in \(configuration.dataDirectory)/tls for \(names.joined(separator: ", ")).")
-            }
+            Self.report(outcome, warning: warning, tls: loaded, development: development, logger: logger)
         }
 
         let node = try await adminAction {
@@ -97,6 +100,29 @@ struct ServeCommand: AsyncParsableCommand {
             try await tasks.waitForAll()
         }
         print("relay-server stopped")
+    }
+
+    /// Says what happened to the self-signed certificate; a renewal loudly, since every
+    /// agent that pins the old fingerprint needs the new one.
+    static func report(_ outcome: DevelopmentCertificate.Outcome, warning: String?, tls: RelayTLS, development: DevelopmentCertificate, logger: Logger) {
+        switch outcome {
+        case .loaded:
+            break
+        case .created:
+            print("Made a self-signed certificate in \(development.folder) for \(development.names.joined(separator: ", ")), valid \(DevelopmentCertificate.validityDays) days.")
+        case .renewed(let previous, let reason):
+            logger.critical(
+                "RENEWED the self-signed certificate: agents that pin the old fingerprint must be given the NEW one",
+                metadata: ["reason": "\(reason)", "new_fingerprint": "\(tls.fingerprint)", "old_fingerprint": "\(previous)"]
+            )
+            print("""
+                RENEWED the self-signed certificate (\(reason)).
+                  NEW fingerprint: \(tls.fingerprint)
+                  old fingerprint: \(previous)
+                Agents that pin the old fingerprint cannot connect until they are given the new one.
+                """)
+        }
+        if let warning { logger.warning("\(warning)") }
     }
 
     static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS) {

@@ -9,13 +9,18 @@ import X509
 ///
 /// Leaf certificates carry DNS names only: an IP SAN would satisfy hostname checks
 /// against the connected address (NOTES.md), which is never what an operator meant.
+/// Every certificate has a SubjectKeyIdentifier and an AuthorityKeyIdentifier (RFC 5280
+/// §4.2.1.1-2), which path building and tools such as sslyze expect.
 enum CertificateFactory {
     struct Issued {
         let certificate: Certificate
         let privateKey: P256.Signing.PrivateKey
 
-        var certificatePEM: String { get throws { try self.certificate.serializeAsPEM().pemString } }
-        var privateKeyPEM: String { self.privateKey.pemRepresentation }
+        /// The certificate as PEM, ending with a newline, so that `cat cert key > bundle.pem`
+        /// (how haproxy and nginx take a certificate) gives a valid file.
+        var certificatePEM: String { get throws { PEM.withFinalNewline(try self.certificate.serializeAsPEM().pemString) } }
+        /// The private key as PEM (PKCS#8), ending with a newline.
+        var privateKeyPEM: String { PEM.withFinalNewline(self.privateKey.pemRepresentation) }
 
         /// SHA-256 of the DER certificate: what `relay-agent --fingerprint` pins.
         var fingerprint: String {
@@ -35,18 +40,23 @@ enum CertificateFactory {
         }
     }
 
-    /// A self-signed server certificate for `dnsNames`, valid for `days`.
-    static func selfSigned(commonName: String, dnsNames: [String], days: Int = 825) throws -> Issued {
+    /// A self-signed server certificate for `dnsNames`, valid for `days` from `now`, with
+    /// `key` (a new key if nil: renewing with the same key keeps a key pin valid).
+    static func selfSigned(
+        commonName: String, dnsNames: [String], days: Int = 90, key: P256.Signing.PrivateKey? = nil, now: Date = Date()
+    ) throws -> Issued {
         let name = try DistinguishedName { CommonName(commonName) }
-        return try issue(subject: name, days: days, extensions: try serverExtensions(dnsNames), signedBy: nil)
+        return try issue(subject: name, days: days, extensions: { try serverExtensions(dnsNames) }, signedBy: nil, key: key, now: now)
     }
 
     /// A certificate authority that can sign server certificates (tests, `certs/` alternative).
     static func certificateAuthority(commonName: String) throws -> Issued {
         let name = try DistinguishedName { CommonName(commonName) }
-        let extensions = try Certificate.Extensions {
-            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+        let extensions = {
+            try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            }
         }
         return try issue(subject: name, days: 3650, extensions: extensions, signedBy: nil)
     }
@@ -54,7 +64,7 @@ enum CertificateFactory {
     /// A server certificate for `dnsNames`, signed by `authority`.
     static func serverCertificate(dnsNames: [String], signedBy authority: Issued, days: Int = 90) throws -> Issued {
         let name = try DistinguishedName { CommonName(dnsNames.first ?? "relay") }
-        return try issue(subject: name, days: days, extensions: try serverExtensions(dnsNames), signedBy: authority)
+        return try issue(subject: name, days: days, extensions: { try serverExtensions(dnsNames) }, signedBy: authority)
     }
 
     /// What a relay certificate says of itself: a leaf for TLS servers, DNS names only.
@@ -67,23 +77,41 @@ enum CertificateFactory {
         }
     }
 
-    /// A new P-256 key and its certificate, valid from five minutes ago (clock skew) for
-    /// `days`; self-signed when `authority` is nil.
-    private static func issue(subject: DistinguishedName, days: Int, extensions: Certificate.Extensions, signedBy authority: Issued?) throws -> Issued {
-        let key = P256.Signing.PrivateKey()
-        let now = Date()
+    /// A certificate for `key` (a new P-256 key if nil), valid from five minutes before
+    /// `now` (clock skew) for `days`; self-signed when `authority` is nil. Adds the key
+    /// identifiers to `extensions`: the subject's (SHA-1 of its public key, RFC 5280
+    /// §4.2.1.2) and the issuer's (the same for a self-signed certificate).
+    private static func issue(
+        subject: DistinguishedName, days: Int, extensions: () throws -> Certificate.Extensions, signedBy authority: Issued?,
+        key: P256.Signing.PrivateKey? = nil, now: Date = Date()
+    ) throws -> Issued {
+        let key = key ?? P256.Signing.PrivateKey()
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let subjectKeyID = SubjectKeyIdentifier(hash: publicKey)
+        let authorityKeyID = authority.map { SubjectKeyIdentifier(hash: $0.certificate.publicKey) } ?? subjectKeyID
+        var allExtensions = try extensions()
+        try allExtensions.append(Certificate.Extension(subjectKeyID, critical: false))
+        try allExtensions.append(Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: authorityKeyID.keyIdentifier), critical: false))
         let certificate = try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
+            publicKey: publicKey,
             notValidBefore: now.addingTimeInterval(-300),
             notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
             issuer: authority?.certificate.subject ?? subject,
             subject: subject,
-            extensions: extensions,
+            extensions: allExtensions,
             issuerPrivateKey: .init(authority?.privateKey ?? key)
         )
         return Issued(certificate: certificate, privateKey: key)
+    }
+}
+
+/// PEM text as the relay writes it.
+enum PEM {
+    /// `text` ending with exactly one newline.
+    static func withFinalNewline(_ text: String) -> String {
+        text.hasSuffix("\n") ? text : text + "\n"
     }
 }
 

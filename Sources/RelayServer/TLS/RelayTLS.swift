@@ -4,14 +4,17 @@ import RelayStore
 import RelayWire
 
 /// The relay's TLS material: the operator's certificate and key, or a self-signed
-/// development certificate made on first run in the data folder.
-struct RelayTLS {
+/// development certificate made in the data folder (``DevelopmentCertificate``).
+struct RelayTLS: Sendable {
     let certificateChain: [NIOSSLCertificate]
     let privateKey: NIOSSLPrivateKey
     /// SHA-256 fingerprint of the leaf certificate.
     let fingerprint: String
     /// Where the certificate came from, for the start-up banner.
     let origin: String
+    /// The self-signed certificate's files and names, when the relay made it: the running
+    /// relay renews it (``DevelopmentCertificate/renewIfDue(now:)``). Nil for the operator's.
+    var development: DevelopmentCertificate? = nil
 
     /// Cipher suites for TLS 1.2: ECDHE with AEAD only. TLS 1.3 suites are all AEAD.
     static let tls12CipherSuites = [
@@ -60,23 +63,5 @@ struct RelayTLS {
             fingerprint: Fingerprint.sha256(der: try leaf.toDERBytes()),
             origin: certificatePath
         )
-    }
-
-    /// Loads the development certificate from `dataDirectory/tls`, making it on first run.
-    static func loadOrCreateDevelopmentCertificate(dataDirectory: String, dnsNames: [String]) throws -> (RelayTLS, created: Bool) {
-        let folder = URL(fileURLWithPath: dataDirectory).appendingPathComponent("tls")
-        let certificatePath = folder.appendingPathComponent("relay-cert.pem").path
-        let keyPath = folder.appendingPathComponent("relay-key.pem").path
-        let files = FileManager.default
-        if files.fileExists(atPath: certificatePath), files.fileExists(atPath: keyPath) {
-            return (try load(certificatePath: certificatePath, keyPath: keyPath), false)
-        }
-        try files.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let issued = try CertificateFactory.selfSigned(commonName: "SupportRelay development relay", dnsNames: dnsNames)
-        guard files.createFile(atPath: keyPath, contents: Data(issued.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("cannot write \(keyPath); check that the data folder is writable")
-        }
-        try Data(try issued.certificatePEM.utf8).write(to: URL(fileURLWithPath: certificatePath))
-        return (try load(certificatePath: certificatePath, keyPath: keyPath), true)
     }
 }
