@@ -124,6 +124,36 @@ import Testing
         #expect(ClientHelloALPN.offer(in: huge) == .unreadable)
     }
 
+    /// The parser reads bytes from anyone before TLS: mangled ClientHellos never trap, and
+    /// every answer is one of the four (a quick in-process check; fuzz/ can run it longer).
+    @Test func mangledClientHellosNeverTrap() {
+        var generator = SystemRandomNumberGenerator()
+        let valid = Array(Self.clientHello(alpn: ["h2", "supportrelay/1"]).readableBytesView)
+        var answers: [String: Int] = [:]
+        for round in 0..<20_000 {
+            var bytes = valid
+            for _ in 0..<(1 + round % 4) {
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch round % 3 {
+                case 0: bytes[index] = UInt8.random(in: 0...255, using: &generator)
+                case 1: bytes.removeSubrange(index...)
+                default: bytes.insert(UInt8.random(in: 0...255, using: &generator), at: index)
+                }
+                if bytes.isEmpty { break }
+            }
+            let answer: String
+            switch ClientHelloALPN.offer(in: ByteBuffer(bytes: bytes)) {
+            case .incomplete: answer = "incomplete"
+            case .none: answer = "none"
+            case .protocols: answer = "protocols"
+            case .unreadable: answer = "unreadable"
+            }
+            answers[answer, default: 0] += 1
+        }
+        #expect(answers["unreadable", default: 0] > 0)
+        #expect(answers["protocols", default: 0] > 0)
+    }
+
     /// Before the fix the handshake completed and the relay closed without a word.
     @Test(.timeLimit(.minutes(1))) func aClientWithoutTheProtocolGetsTheAlert() async throws {
         try await TestRelay.with { relay in
