@@ -301,9 +301,7 @@ import Testing
             #expect(bye.text.contains("The customer declined the session."))
             let recorded = await eventually { (try? Self.endReasons(relay))?.first == "declined" }
             #expect(recorded, "the usage record must end with declined")
-            withKnownIssue("RelayConnectionHandler.perform(.endSession) tells the peer peer_left for every Bye; §6.2 says declined passes on (integrator)") {
-                #expect(bye.reason == .declined)
-            }
+            #expect(bye.reason == .declined)
         }
     }
 
@@ -370,9 +368,7 @@ import Testing
     func theAttendedAddressOverIPv6IsTheBareAddress() async throws {
         try await TestRelay.with({ $0.listen = ListenAddress(host: "::1", port: 0) }) { relay in
             let name = try await Self.attendedName(relay, machineName: nil, at: "::1")
-            withKnownIssue("RelayConnectionHandler.authenticateHost cuts the port off \"[::1]:PORT\" with split(\":\"), which drops empty parts: \"[:1]\" (integrator)") {
-                #expect(name == "customer PC at ::1")
-            }
+            #expect(name == "customer PC at ::1")
         }
     }
 

@@ -21,6 +21,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private var context: ChannelHandlerContext?
     private(set) var link: ConnectionLink?
+    /// The source's IP address, without port or brackets (`192.0.2.7`, `2001:db8::5`).
+    private var sourceAddress = "unknown"
     /// Which of a session's two links is this connection's, after `link` is released.
     private var linkIdentity: ObjectIdentifier?
     private var admitted = false
@@ -71,7 +73,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let address = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
-        self.sourceKey = "addr:" + (context.channel.remoteAddress?.ipAddress ?? "unknown")
+        self.sourceAddress = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.sourceKey = "addr:" + self.sourceAddress
         self.logger[metadataKey: "peer"] = "\(address)"
         let link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
         self.link = link
@@ -275,7 +278,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .endSession(let bye):
             // The usage history keeps why the agent ended it (`normal`, …); the peer is told `peer_left`.
             self.tearDown(
-                peerReason: .peerLeft, peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
+                // A customer who refused is told as such to the engineer (PROTOCOL.md §6.2).
+                peerReason: bye.reason == .declined ? .declined : .peerLeft, peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
                 recorded: ByeReason.known.contains(bye.reason) && bye.reason != .relayRestart ? bye.reason : .normal
             )
             self.context?.close(promise: nil)
@@ -331,7 +335,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             case .paired(let issued):
                 self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
                 self.authenticated()
-                let address = self.link!.remoteAddress.split(separator: ":").dropLast().joined(separator: ":")
+                let address = self.sourceAddress
                 let machineName: String? = if case .namedSupportCode(_, let name) = auth { name } else { nil }
                 let name = AttendedHostName.display(machineName: machineName, address: address)
                 self.link!.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
