@@ -92,11 +92,17 @@ enrolled="$("$server" host enroll --company "$company" "데모 PC (demo)" --data
 host_id="$(echo "$enrolled" | json_field id)"
 host_secret="$(echo "$enrolled" | json_field secret)"
 trust=(--relay "$relay" --fingerprint "$fingerprint")
+# Secrets go in files only their owner can read, never on a command line (ps shows those).
+secrets="$data/demo-secrets"  # inside the (git-ignored) data folder
+mkdir -p "$secrets" && chmod 700 "$secrets"
+token_file="$secrets/engineer-token"
+secret_file="$secrets/host-secret"
+(umask 077 && printf '%s\n' "$token" >"$token_file" && printf '%s\n' "$host_secret" >"$secret_file")
 
 echo
 echo "==> Attended: the engineer asks for a support code, the customer enters it"
 viewer_log="$(mktemp -t relay-viewer.XXXXXX)"
-"$agent" view "${trust[@]}" --token "$token" --new-code --snapshot "$snapshots/attended.png" --stats --click 400,300 \
+"$agent" view "${trust[@]}" --token-file "$token_file" --new-code --snapshot "$snapshots/attended.png" --stats --click 400,300 \
     --type "echo Hello from support" --clipboard "ticket #4711" --duration 4 >"$viewer_log" 2>&1 &
 viewer_pid=$!
 code=""
@@ -107,17 +113,18 @@ for _ in $(seq 1 100); do
 done
 [ -n "$code" ] || { echo "error: the viewer got no support code:" >&2; cat "$viewer_log" >&2; exit 1; }
 echo "[viewer] $(grep 'Support code' "$viewer_log")"
-"$agent" host "${trust[@]}" --code "$code" --source "$source_spec" --fps 20 --clipboard "customer's clipboard" | sed 's/^/[host]   /'
+# --accept full: the demo answers the customer's question itself (a person would be asked).
+"$agent" host "${trust[@]}" --code "$code" --accept full --source "$source_spec" --fps 20 --clipboard "customer's clipboard" | sed 's/^/[host]   /'
 wait "$viewer_pid" || true
 sed 's/^/[viewer] /' "$viewer_log" | grep -v 'Support code'
 
 echo
 echo "==> Unattended: the enrolled host stays registered, the engineer connects by host id"
 host_log="$(mktemp -t relay-host.XXXXXX)"
-"$agent" host "${trust[@]}" --host-id "$host_id" --secret "$host_secret" --once --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
+"$agent" host "${trust[@]}" --host-id "$host_id" --secret-file "$secret_file" --once --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
 host_pid=$!
 for _ in $(seq 1 100); do grep -q 'Registered' "$host_log" && break; sleep 0.1; done
-"$agent" view "${trust[@]}" --token "$token" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
+"$agent" view "${trust[@]}" --token-file "$token_file" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
 wait "$host_pid" || true
 sed 's/^/[host]   /' "$host_log"
 
@@ -134,11 +141,12 @@ The viewer's reconstructed screens (equal, byte for byte, to what the hosts capt
   $snapshots/unattended.png   (synthetic:scrolling-text)
 
 Connect your own host and viewer (another machine: use this machine's DNS name):
-  relay-agent view --relay $relay --fingerprint $fingerprint --token $token --new-code
+  relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --new-code
   relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN [--source x11:DISPLAY]
 or the enrolled demo host:
-  relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret $host_secret
-  relay-agent view --relay $relay --fingerprint $fingerprint --token $token --host $host_id
+  relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret-file $secret_file
+  relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --host $host_id
+(the token and the host secret are in those files, mode 0600)
 The binaries are in $bin. Run the relay yourself with: $server serve --data $data
 Add --snapshot FILE.png --stats to the viewer to save the screen and watch the figures;
 "relay-agent host --source help" lists what a host can share.
