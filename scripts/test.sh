@@ -19,6 +19,10 @@ echo "==> Building (debug, with tests)"
 swift build --build-tests
 echo "==> Running tests"
 swift test --skip-build
+# PROTOCOL.md §2.3 under load, alone: Pings every 50 ms each way while 1 MiB frames stream
+# both ways through the relay for two minutes, every byte checked.
+echo "==> Running the frame-boundary soak (${RELAY_INTERLEAVE_SECONDS:-120} s)"
+RELAY_INTERLEAVE_SECONDS="${RELAY_INTERLEAVE_SECONDS:-120}" swift test --skip-build --filter pingsAndLargeFramesInterleaveForMinutesWithEveryByteInPlace
 
 fuzz_seconds="${FUZZ_SECONDS:-30}"
 if [ "$fuzz_seconds" -gt 0 ]; then

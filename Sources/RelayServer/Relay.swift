@@ -23,6 +23,8 @@ final class Relay: Sendable {
 
     let pairing: NIOLockedValueBox<PairingBook<ConnectionLink, ConnectionLink>>
     let throttle: NIOLockedValueBox<AuthThrottle>
+    /// Connection caps per source and before authentication (OPERATIONS.md "Abuse resistance").
+    let admission: NIOLockedValueBox<ConnectionAdmission>
     private let connections = NIOLockedValueBox<[ObjectIdentifier: ConnectionLink]>([:])
     private let sessions = NIOLockedValueBox<[SessionID: RelaySession]>([:])
     private let pendingAccessEvents = NIOLockedValueBox<[AccessEvent]>([])
@@ -44,9 +46,14 @@ final class Relay: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.pairing = NIOLockedValueBox(
-            PairingBook(policy: .init(codeValidity: configuration.supportCodeValidity, codeFailureLimit: configuration.codeFailureLimit))
+            PairingBook(policy: .init(
+                codeValidity: configuration.supportCodeValidity,
+                maximumCodesPerEngineer: configuration.supportCodesPerEngineer,
+                guessBudget: configuration.codeGuessBudget
+            ))
         )
-        self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(freeFailures: configuration.freeAuthFailuresPerMinute, baseDelay: configuration.authFailureBaseDelay)))
+        self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(sources: configuration.sourcePenalties)))
+        self.admission = NIOLockedValueBox(ConnectionAdmission(policy: configuration.admission))
     }
 
     // MARK: Connections

@@ -54,11 +54,16 @@ struct RelayConfiguration: Sendable {
     var idleTimeout = TimeAmount.seconds(120)
     var maximumConnections = 20_000
     var supportCodeValidity = TimeAmount.minutes(10)
-    var codeFailureLimit = 10
-    var freeAuthFailuresPerMinute = 5
-    /// The first back-off after the free failures; it doubles up to 15 min (PROTOCOL.md §8.5).
-    /// Not in the config file: tests lengthen it so that a block cannot expire mid-test.
-    var authFailureBaseDelay = TimeAmount.seconds(2)
+    /// Penalties for sources (IPv4 address, IPv6 /64) whose authentications fail
+    /// (PROTOCOL.md §8.5, OPERATIONS.md "Abuse resistance"). `firstBlock` is not in the
+    /// config file: tests lengthen it so that a block cannot expire mid-test.
+    var sourcePenalties = SourcePenalties.Policy()
+    /// The relay-wide budget of wrong support codes, and the pause it triggers.
+    var codeGuessBudget = CodeGuessBreaker.Policy()
+    /// Live support codes one engineer may hold; a newer one withdraws the oldest.
+    var supportCodesPerEngineer = 5
+    /// Connection caps per source and for connections not yet authenticated.
+    var admission = ConnectionAdmission.Policy()
     /// How often live connections' accounts are checked against the database, so that
     /// removing or rotating one ends its connections (Bye `revoked`).
     var credentialCheckInterval = TimeAmount.seconds(10)
@@ -101,8 +106,18 @@ struct RelayConfiguration: Sendable {
         var idleTimeoutSeconds: Int?
         var maximumConnections: Int?
         var supportCodeValiditySeconds: Int?
-        var codeFailureLimit: Int?
-        var freeAuthFailuresPerMinute: Int?
+        var freeAuthFailuresPerSource: Int?
+        var authFailureForgivenessSeconds: Int?
+        var authMaximumBlockSeconds: Int?
+        var codeGuessesPerMinute: Int?
+        var codeGuessesPerHour: Int?
+        var codeGuessPauseSeconds: Int?
+        var supportCodesPerEngineer: Int?
+        var maximumConnectionsPerSource: Int?
+        var maximumUnauthenticatedPerSource: Int?
+        var maximumUnauthenticated: Int?
+        var unauthenticatedEarlyDropStart: Int?
+        var unauthenticatedEarlyDropPercent: Int?
         var eventLoopThreads: Int?
         var writeBufferHighWaterBytes: Int?
         var usageCheckpointSeconds: Int?
@@ -121,10 +136,20 @@ struct RelayConfiguration: Sendable {
     static let fileKeys: Set<String> = [
         "listen", "admin_listen", "data_directory", "certificate", "key", "node_name", "maximum_payload_bytes",
         "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
-        "code_failure_limit", "free_auth_failures_per_minute", "event_loop_threads", "write_buffer_high_water_bytes",
+        "event_loop_threads", "write_buffer_high_water_bytes",
         "usage_checkpoint_seconds", "usage_retention_months", "access_log_retention_months", "purge_interval_seconds",
         "admin_request_burst", "admin_requests_per_minute", "admin_maximum_connections", "admin_handshake_timeout_seconds",
         "admin_header_timeout_seconds", "admin_idle_timeout_seconds", "certificate_names",
+        "free_auth_failures_per_source", "auth_failure_forgiveness_seconds", "auth_maximum_block_seconds",
+        "code_guesses_per_minute", "code_guesses_per_hour", "code_guess_pause_seconds", "support_codes_per_engineer",
+        "maximum_connections_per_source", "maximum_unauthenticated_per_source", "maximum_unauthenticated",
+        "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent",
+    ]
+
+    /// Keys of earlier versions, with what replaced them.
+    static let retiredFileKeys: [String: String] = [
+        "code_failure_limit": "wrong guesses no longer withdraw codes; the relay-wide budget is code_guesses_per_minute and code_guesses_per_hour",
+        "free_auth_failures_per_minute": "failures are counted per source and forgiven slowly: free_auth_failures_per_source and auth_failure_forgiveness_seconds",
     ]
 
     /// Applies a JSON config file over the defaults.
@@ -141,6 +166,11 @@ struct RelayConfiguration: Sendable {
         do {
             // A misspelt key must not silently leave a default in force.
             if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                for key in object.keys.sorted() {
+                    if let replacement = Self.retiredFileKeys[key] {
+                        throw StoreError("the config file \(path) has \"\(key)\", which this version no longer uses: \(replacement) (OPERATIONS.md \"Abuse resistance\"); remove it")
+                    }
+                }
                 let unknown = Set(object.keys).subtracting(Self.fileKeys).sorted()
                 guard unknown.isEmpty else {
                     throw StoreError("the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))")
@@ -163,8 +193,18 @@ struct RelayConfiguration: Sendable {
         if let value = file.idleTimeoutSeconds { self.idleTimeout = .seconds(Int64(value)) }
         if let value = file.maximumConnections { self.maximumConnections = value }
         if let value = file.supportCodeValiditySeconds { self.supportCodeValidity = .seconds(Int64(value)) }
-        if let value = file.codeFailureLimit { self.codeFailureLimit = value }
-        if let value = file.freeAuthFailuresPerMinute { self.freeAuthFailuresPerMinute = value }
+        if let value = file.freeAuthFailuresPerSource { self.sourcePenalties.freeFailures = value }
+        if let value = file.authFailureForgivenessSeconds { self.sourcePenalties.forgiveOneFailureEvery = .seconds(Int64(value)) }
+        if let value = file.authMaximumBlockSeconds { self.sourcePenalties.maximumBlock = .seconds(Int64(value)) }
+        if let value = file.codeGuessesPerMinute { self.codeGuessBudget.perMinute = value }
+        if let value = file.codeGuessesPerHour { self.codeGuessBudget.perHour = value }
+        if let value = file.codeGuessPauseSeconds { self.codeGuessBudget.pause = .seconds(Int64(value)) }
+        if let value = file.supportCodesPerEngineer { self.supportCodesPerEngineer = value }
+        if let value = file.maximumConnectionsPerSource { self.admission.maximumPerSource = value }
+        if let value = file.maximumUnauthenticatedPerSource { self.admission.maximumUnauthenticatedPerSource = value }
+        if let value = file.maximumUnauthenticated { self.admission.maximumUnauthenticated = value }
+        if let value = file.unauthenticatedEarlyDropStart { self.admission.unauthenticatedStart = value }
+        if let value = file.unauthenticatedEarlyDropPercent { self.admission.unauthenticatedDropPercent = value }
         if let value = file.eventLoopThreads { self.eventLoopThreads = value }
         if let value = file.writeBufferHighWaterBytes {
             self.writeBufferHighWater = value
@@ -211,8 +251,23 @@ struct RelayConfiguration: Sendable {
         guard self.handshakeTimeout > .zero, self.idleTimeout > .zero, self.supportCodeValidity > .zero else {
             throw StoreError("timeouts must be positive numbers of seconds")
         }
-        guard self.maximumConnections > 0, self.codeFailureLimit > 0, self.freeAuthFailuresPerMinute >= 0 else {
-            throw StoreError("maximum_connections and code_failure_limit must be positive")
+        guard self.maximumConnections > 0 else {
+            throw StoreError("maximum_connections must be positive")
+        }
+        guard self.sourcePenalties.freeFailures >= 0, self.sourcePenalties.forgiveOneFailureEvery > .zero, self.sourcePenalties.maximumBlock > .zero else {
+            throw StoreError("free_auth_failures_per_source must be 0 or more, auth_failure_forgiveness_seconds and auth_maximum_block_seconds positive")
+        }
+        guard self.codeGuessBudget.perMinute >= 1, self.codeGuessBudget.perHour >= 1, self.codeGuessBudget.pause > .zero, self.supportCodesPerEngineer >= 1 else {
+            throw StoreError("code_guesses_per_minute, code_guesses_per_hour, code_guess_pause_seconds and support_codes_per_engineer must be at least 1")
+        }
+        let admission = self.admission
+        guard admission.maximumPerSource >= 1, admission.maximumUnauthenticatedPerSource >= 1, admission.maximumUnauthenticated >= 1,
+            (0...100).contains(admission.unauthenticatedDropPercent), (1...admission.maximumUnauthenticated).contains(admission.unauthenticatedStart)
+        else {
+            throw StoreError(
+                "maximum_connections_per_source, maximum_unauthenticated_per_source and maximum_unauthenticated must be at least 1, "
+                    + "unauthenticated_early_drop_percent 0…100, and unauthenticated_early_drop_start 1…maximum_unauthenticated"
+            )
         }
         guard (1...256).contains(self.eventLoopThreads) else {
             throw StoreError("event_loop_threads must be 1…256, got \(self.eventLoopThreads)")

@@ -128,7 +128,7 @@ import Testing
 
     @Test func failedTokensAreThrottled() async throws {
         // A 60 s first block, so that it cannot run out mid-test on a loaded machine.
-        try await TestRelay.with({ $0.adminRequestBurst = 100; $0.adminRequestsPerMinute = 100; $0.authFailureBaseDelay = .seconds(60) }) { relay in
+        try await TestRelay.with({ $0.adminRequestBurst = 100; $0.adminRequestsPerMinute = 100; $0.sourcePenalties.firstBlock = .seconds(60) }) { relay in
             var statuses: [HTTPResponseStatus] = []
             while statuses.count < 12, statuses.last != .tooManyRequests {
                 statuses.append(try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-11-02", token: relay.acme.id + ".guess").status)

@@ -87,7 +87,8 @@ import Testing
                     if ContinuousClock.now >= nextPing {
                         tally.pingsSent += 1
                         try await agent.send(.ping(Ping(nonce: UInt64(tally.pingsSent))))
-                        nextPing = nextPing.advanced(by: .milliseconds(50))
+                        // No catching up after a long write: a burst of Pings is a flood.
+                        nextPing = ContinuousClock.now.advanced(by: .milliseconds(50))
                     } else {
                         try await agent.write(Self.peerFrame(side: side, sequence: tally.framesSent, length: Self.length(of: tally.framesSent)))
                         tally.framesSent += 1
@@ -98,12 +99,15 @@ import Testing
             }
             group.addTask {
                 var tally = Tally()
+                var lastNonce: UInt64 = 0
                 while true {
                     let (type, payload) = try await agent.readFrame()
                     switch type {
                     case MessageType.pong.rawValue:
-                        let nonce = payload.getInteger(at: payload.readerIndex, as: UInt64.self)
-                        #expect(payload.readableBytes == 8 && nonce == UInt64(tally.pongsReceived + 1), "Pong \(String(describing: nonce)) out of order")
+                        // In order; the relay may drop Pongs past 64 held for one frame (§2.3).
+                        let nonce = payload.getInteger(at: payload.readerIndex, as: UInt64.self) ?? 0
+                        #expect(payload.readableBytes == 8 && nonce > lastNonce, "Pong \(nonce) after \(lastNonce)")
+                        lastNonce = nonce
                         tally.pongsReceived += 1
                     case MessageType.tileUpdate.rawValue:
                         let sequence = tally.framesReceived
@@ -129,11 +133,15 @@ import Testing
         }
     }
 
+    static var interleaveSeconds: Int? { ProcessInfo.processInfo.environment["RELAY_INTERLEAVE_SECONDS"].flatMap { Int($0) } }
+
     /// The outside report: a viewer Pinging every 50 ms while 1 MiB frames streamed broke
-    /// after two Pings. Here both sides do it at once, for `RELAY_INTERLEAVE_SECONDS`
-    /// (90 s by default), and every byte is checked.
+    /// after two Pings. Here both sides do it at once, for `RELAY_INTERLEAVE_SECONDS`, and
+    /// every byte is checked. scripts/test.sh runs it alone for 120 s after the suite (it
+    /// moves gigabytes, and memory checks of other tests share the process); without the
+    /// variable a 5 s run keeps it honest in every `swift test`.
     @Test func pingsAndLargeFramesInterleaveForMinutesWithEveryByteInPlace() async throws {
-        let seconds = Int(ProcessInfo.processInfo.environment["RELAY_INTERLEAVE_SECONDS"] ?? "") ?? 90
+        let seconds = Self.interleaveSeconds ?? 5
         try await TestRelay.with { relay in
             let (host, viewer) = try await Self.pair(relay)
             let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))
@@ -141,7 +149,9 @@ import Testing
             async let viewerTally = Self.exchange(viewer, side: 2, until: deadline)
             let (h, v) = try await (hostTally, viewerTally)
             #expect(h.framesReceived == v.framesSent && v.framesReceived == h.framesSent)
-            #expect(h.pongsReceived == h.pingsSent && v.pongsReceived == v.pingsSent)
+            // Every Ping is answered on a machine that keeps up; on a loaded one a few may be
+            // dropped (§2.3), never most.
+            #expect(h.pongsReceived * 2 >= h.pingsSent && v.pongsReceived * 2 >= v.pingsSent)
             #expect(h.framesSent > 10 && v.framesSent > 10 && h.pingsSent > 5)
             try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
             guard case .bye(let bye) = try await host.readMessage() else { throw TestFailure("expected Bye") }

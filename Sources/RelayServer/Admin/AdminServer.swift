@@ -93,9 +93,12 @@ struct UsageEndpoint: Sendable {
     func respond(to request: Request, context: AdminRequestContext) async -> Response {
         let source = context.remoteAddress?.ipAddress ?? "unknown"
         let sourceKey = "admin-addr:" + source
+        // Penalised by source only (IPv6: its /64), shared with the agent port: a wrong
+        // token never locks a company's admins out from elsewhere (issue 10, item 11).
+        let penalised = SourceKey(context.remoteAddress)
         let now = NIODeadline.now()
         // Blocked after failed tokens (the relay's AuthThrottle), or flooding (rate limit).
-        if let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(sourceKey, now: now) }) {
+        if let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(source: penalised, now: now) }) {
             self.relay.metrics.authThrottled.increment()
             self.relay.logAccess("admin_token", .throttled, source: source)
             return Self.tooManyRequests(wait, "too many failed admin tokens from \(source)")
@@ -120,8 +123,10 @@ struct UsageEndpoint: Sendable {
         }
         guard let company else {
             let companyKey = Secrets.splitToken(token).map { "admin:" + $0.id }
-            let keys = [sourceKey] + (companyKey.map { [$0] } ?? [])
-            self.relay.throttle.withLockedValue { _ = $0.recordFailure(keys, now: now) }
+            let verdict = self.relay.throttle.withLockedValue { $0.recordFailure(source: penalised, account: companyKey, now: now) }
+            if let alert = verdict.accountAlert {
+                self.relay.logger.warning("\(alert)")
+            }
             self.relay.metrics.authFailures.increment()
             self.relay.logAccess("admin_token", .rejected, source: source, subject: companyKey.map { String($0.dropFirst(6).prefix(64)) })
             return Self.error(

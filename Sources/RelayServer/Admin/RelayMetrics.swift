@@ -21,6 +21,8 @@ final class RelayMetrics: Sendable {
     let protocolErrors: Counter
     /// Forwarded frames the relay completed with zero bytes because their sender left mid-frame.
     let framesPadded: Counter
+    /// Times the relay-wide support-code guess budget ran out and redemption paused.
+    let codeRedemptionPauses: Counter
     let usageWrites: Counter
     let usageWriteErrors: Counter
     /// Records, checkpoints and closures kept for the next write after a failed one (0: none).
@@ -47,6 +49,7 @@ final class RelayMetrics: Sendable {
         self.authFailures = r.makeCounter(descriptor: .relay("auth_failures", unit: "total", help: "Rejected codes, tokens and host secrets"))
         self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
+        self.codeRedemptionPauses = r.makeCounter(descriptor: .relay("code_redemption_pauses", unit: "total", help: "Times support-code redemption paused relay-wide after the guess budget was spent"))
         self.framesPadded = r.makeCounter(descriptor: .relay("frames_padded", unit: "total", help: "Forwarded frames completed with zero bytes because the connection ended mid-frame"))
         self.usageWrites = r.makeCounter(descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
         self.usageWriteErrors = r.makeCounter(descriptor: .relay("usage_write_errors", unit: "total", help: "Usage-history writes that failed"))

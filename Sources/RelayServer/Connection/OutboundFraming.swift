@@ -44,14 +44,25 @@ struct OutboundFraming: Sendable {
         return .held
     }
 
-    /// Forwarded bytes were written; `owedAfter` is how many bytes of the peer frame they
-    /// end in are still to come (0 at a boundary). Returns the held relay frames that may
-    /// be written now, right after those bytes.
-    mutating func forwarded(owedAfter: Int) -> [ByteBuffer] {
-        self.peerBytesOwed = owedAfter
-        guard owedAfter == 0, !self.held.isEmpty else { return [] }
+    /// Where the relay frames held so far go in a batch of forwarded bytes.
+    struct Placement: Equatable, Sendable {
+        /// Offset in the batch of the first frame boundary, where `frames` are written
+        /// (equal to the batch's length when the batch ends exactly there).
+        var offset: Int
+        var frames: [ByteBuffer]
+    }
+
+    /// A batch of `batchBytes` forwarded bytes is about to be written; `owedAfter` is how
+    /// many bytes of the peer frame it ends in are still to come (0 at a boundary).
+    /// Returns where the held relay frames go in it, if the batch reaches a boundary:
+    /// at the end of the frame in progress, which may be anywhere in the batch. (Waiting
+    /// for a batch that ends on a boundary would starve them while frames stream back to
+    /// back: reads rarely end where a frame does.)
+    mutating func forwarding(batchBytes: Int, owedAfter: Int) -> Placement? {
+        defer { self.peerBytesOwed = owedAfter }
+        guard !self.held.isEmpty, self.peerBytesOwed <= batchBytes else { return nil }
         defer { self.held.removeAll() }
-        return self.held
+        return Placement(offset: self.peerBytesOwed, frames: self.held)
     }
 
     /// The connection is about to close with a last frame of the relay's: returns how many

@@ -23,6 +23,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private(set) var link: ConnectionLink?
     /// The source's IP address, without port or brackets (`192.0.2.7`, `2001:db8::5`).
     private var sourceAddress = "unknown"
+    /// Whom failures and connection caps are charged to: the IPv4 address or IPv6 /64.
+    private var source = SourceKey.unknown
+    /// Counted in by the per-source caps (``ConnectionAdmission``), and authenticated there.
+    private var countedBySource = false
+    private var authenticatedBySource = false
     /// Which of a session's two links is this connection's, after `link` is released.
     private var linkIdentity: ObjectIdentifier?
     private var admitted = false
@@ -74,7 +79,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.context = context
         let address = context.channel.remoteAddress.map(Self.describe) ?? "unknown"
         self.sourceAddress = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        self.sourceKey = "addr:" + self.sourceAddress
+        self.source = SourceKey(context.channel.remoteAddress)
         self.logger[metadataKey: "peer"] = "\(address)"
         let link = ConnectionLink(channel: context.channel, handler: self, remoteAddress: address)
         self.link = link
@@ -83,6 +88,17 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         self.relay.metrics.connectionsAccepted.increment()
+        var generator = SystemRandomNumberGenerator()
+        let decision = self.relay.admission.withLockedValue { $0.admit(self.source, using: &generator) }
+        if case .refused(let refusal) = decision {
+            // Closed before the TLS handshake: answering would cost the work the cap saves.
+            self.relay.metrics.connectionsRejected.increment()
+            self.logger.debug("connection refused", metadata: ["source": "\(self.source)", "reason": "\(refusal)"])
+            self.stateMachine.close()
+            context.close(promise: nil)
+            return
+        }
+        self.countedBySource = true
         if let link = self.link { self.admitted = self.relay.admit(link) }
         let timeout = self.relay.configuration.handshakeTimeout
         self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
@@ -132,6 +148,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         if self.admitted {
             self.admitted = false
             self.relay.remove(link)
+        }
+        if self.countedBySource {
+            self.countedBySource = false
+            self.relay.admission.withLockedValue { $0.closed(self.source, wasAuthenticated: self.authenticatedBySource) }
         }
     }
 
@@ -305,57 +325,67 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         )))
     }
 
-    /// The throttling key of the source: its IP address without the port.
-    private var sourceKey: String = "addr:unknown"
-
-    /// Refuses the attempt if any key is throttled; returns true when refused.
-    private func refuseIfThrottled(_ keys: [String], event: String) -> Bool {
-        let now = NIODeadline.now()
-        let wait = self.relay.throttle.withLockedValue { throttle in keys.compactMap { throttle.retryAfter($0, now: now) }.max() }
-        guard let wait else { return false }
+    /// Refuses the attempt, unchecked, while the source is penalised (PROTOCOL.md §8.5);
+    /// returns true when refused.
+    private func refuseIfThrottled(event: String) -> Bool {
+        guard let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(source: self.source, now: .now()) }) else { return false }
         self.relay.metrics.authThrottled.increment()
-        self.relay.logAccess(event, .throttled, source: self.link!.remoteAddress)
-        let seconds = max(1, (wait.nanoseconds + 999_999_999) / 1_000_000_000)
-        self.fail(.rateLimited, "too many failed attempts; retry in \(seconds) s")
+        self.relay.logAccess(event, .throttled, source: self.remoteAddress)
+        self.fail(.rateLimited, AuthThrottle.blockedMessage(retryAfter: wait, source: self.source))
         return true
     }
 
-    private func recordFailure(_ keys: [String]) {
+    /// Charges a failed attempt to this source only; `account` (the engineer or host id it
+    /// claimed) is watched for alerts, never locked (issue 10, item 11).
+    private func recordFailure(account: String?) {
         self.relay.metrics.authFailures.increment()
-        self.relay.throttle.withLockedValue { _ = $0.recordFailure(keys, now: .now()) }
+        let verdict = self.relay.throttle.withLockedValue { $0.recordFailure(source: self.source, account: account, now: .now()) }
+        if let alert = verdict.accountAlert {
+            self.logger.warning("\(alert)")
+        }
     }
 
+    private var remoteAddress: String { self.link?.remoteAddress ?? self.sourceAddress }
+
     private func authenticateHost(_ auth: HostAuth) {
-        let source = self.link!.remoteAddress
+        guard let link = self.link else { return }
+        let source = link.remoteAddress
         switch auth {
         case .supportCode(let code), .namedSupportCode(let code, _):
-            guard !self.refuseIfThrottled([self.sourceKey], event: "support_code") else { return }
-            let redemption = self.relay.pairing.withLockedValue { $0.redeem(code, now: .now()) }
-            switch redemption {
+            guard !self.refuseIfThrottled(event: "support_code") else { return }
+            let attempt = self.relay.pairing.withLockedValue { $0.attemptRedemption(of: code, now: .now()) }
+            switch attempt {
             case .paired(let issued):
                 self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
                 self.authenticated()
-                let address = self.sourceAddress
                 let machineName: String? = if case .namedSupportCode(_, let name) = auth { name } else { nil }
-                let name = AttendedHostName.display(machineName: machineName, address: address)
-                self.link!.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
-                self.pair(host: self.link!, viewer: issued.viewer, mode: .attended)
-            case .invalid(let withdrawn):
-                self.recordFailure([self.sourceKey])
-                self.relay.logAccess("support_code", .rejected, source: source, detail: withdrawn.isEmpty ? nil : "\(withdrawn.count) codes withdrawn")
-                for issued in withdrawn {
-                    issued.viewer.deliver(.fail(.invalidCode, "support code \(issued.code) was withdrawn after \(self.relay.configuration.codeFailureLimit) failed attempts on the relay; ask for a new code"))
+                let name = AttendedHostName.display(machineName: machineName, address: self.sourceAddress)
+                link.party = Party(name: name, companyID: issued.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [])
+                self.pair(host: link, viewer: issued.viewer, mode: .attended)
+            case .invalid(let pausedFor):
+                self.recordFailure(account: nil)
+                self.relay.logAccess("support_code", .rejected, source: source)
+                if let pausedFor {
+                    // Live codes stay valid; only new attempts wait (OPERATIONS.md "Abuse resistance").
+                    self.relay.metrics.codeRedemptionPauses.increment()
+                    self.logger.warning(
+                        "support-code redemption paused relay-wide: the guess budget is spent, a guessing attack is likely",
+                        metadata: ["seconds": "\(RetryWait.seconds(pausedFor))"]
+                    )
                 }
                 self.fail(.invalidCode, "that support code is wrong, expired or already used; ask the engineer for a new code")
+            case .paused(let wait):
+                self.relay.metrics.authThrottled.increment()
+                self.relay.logAccess("support_code", .throttled, source: source, detail: "redemption paused")
+                self.fail(.rateLimited, PairingBook<ConnectionLink, ConnectionLink>.pausedMessage(retryAfter: wait))
             }
         case .enrolled(let hostID, let secret):
-            let keys = [self.sourceKey, "host:" + hostID]
-            guard !self.refuseIfThrottled(keys, event: "host_secret") else { return }
+            guard !self.refuseIfThrottled(event: "host_secret") else { return }
             let store = self.relay.store
-            self.relay.threadPool.runIfActive(eventLoop: self.link!.channel.eventLoop) {
+            self.relay.threadPool.runIfActive(eventLoop: link.channel.eventLoop) {
                 try store.authenticateHost(id: hostID, secret: secret)
             }.assumeIsolated().whenComplete { result in
-                self.hostAuthenticated(result, hostID: hostID, keys: keys)
+                self.hostAuthenticated(result, hostID: hostID)
             }
         }
     }
@@ -364,6 +394,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// payload limit are accepted from now on (PROTOCOL.md §9).
     private func authenticated() {
         self.stateMachine.authenticationSucceeded()
+        if self.countedBySource && !self.authenticatedBySource {
+            self.authenticatedBySource = true
+            self.relay.admission.withLockedValue { $0.authenticated(self.source) }
+        }
         self.handshakeTimer?.cancel()
         // A support code is checked inside a scan, which has the scanner borrowed: raise
         // the limit once the scan returns (the rest of that chunk keeps the small one).
@@ -374,11 +408,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func hostAuthenticated(_ result: Result<EnrolledHost?, any Error>, hostID: String, keys: [String]) {
+    private func hostAuthenticated(_ result: Result<EnrolledHost?, any Error>, hostID: String) {
         guard !self.isClosing, let link = self.link else { return }
         switch result {
         case .success(let host?):
-            self.relay.throttle.withLockedValue { $0.recordSuccess("host:" + hostID) }
             self.relay.logAccess("host_secret", .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
             self.authenticated()
             self.registeredHost = host
@@ -390,7 +423,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             replaced?.deliver(.bye(.revoked, "a newer connection of host \(host.id) registered; this one is closed"))
             self.send(.hostRegistered(HostRegistered(hostName: host.name)))
         case .success(nil):
-            self.recordFailure(keys)
+            self.recordFailure(account: "host:" + String(hostID.prefix(64)))
             self.relay.logAccess("host_secret", .rejected, source: link.remoteAddress, subject: String(hostID.prefix(64)))
             self.fail(.authenticationFailed, "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret")
         case .failure(let error):
@@ -400,23 +433,22 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     private func authenticateViewer(_ auth: ViewerAuth) {
-        let engineerKey = "engineer:" + (Secrets.splitToken(auth.token)?.id ?? "malformed")
-        let keys = [self.sourceKey, engineerKey]
-        guard !self.refuseIfThrottled(keys, event: "viewer_token") else { return }
+        guard let link = self.link else { return }
+        let engineerKey = "engineer:" + String((Secrets.splitToken(auth.token)?.id ?? "malformed").prefix(64))
+        guard !self.refuseIfThrottled(event: "viewer_token") else { return }
         let store = self.relay.store
         let token = auth.token
-        self.relay.threadPool.runIfActive(eventLoop: self.link!.channel.eventLoop) {
+        self.relay.threadPool.runIfActive(eventLoop: link.channel.eventLoop) {
             try store.authenticateEngineer(token: token)
         }.assumeIsolated().whenComplete { result in
-            self.viewerAuthenticated(result, request: auth.request, keys: keys)
+            self.viewerAuthenticated(result, request: auth.request, engineerKey: engineerKey)
         }
     }
 
-    private func viewerAuthenticated(_ result: Result<Engineer?, any Error>, request: ViewerAuth.Request, keys: [String]) {
+    private func viewerAuthenticated(_ result: Result<Engineer?, any Error>, request: ViewerAuth.Request, engineerKey: String) {
         guard !self.isClosing, let link = self.link else { return }
         switch result {
         case .success(let engineer?):
-            self.relay.throttle.withLockedValue { $0.recordSuccess(keys[1]) }
             self.relay.logAccess("viewer_token", .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
             self.authenticated()
             self.engineer = engineer
@@ -427,9 +459,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             switch request {
             case .newSupportCode:
                 var generator = SystemRandomNumberGenerator()
-                let issued = self.relay.pairing.withLockedValue {
-                    $0.issueCode(for: link, companyID: engineer.companyID, now: .now(), using: &generator)
+                let issue = self.relay.pairing.withLockedValue {
+                    $0.issueCode(for: link, engineerID: engineer.id, companyID: engineer.companyID, now: .now(), using: &generator)
                 }
+                if let withdrawn = issue.withdrawn {
+                    let text = self.relay.pairing.withLockedValue { $0.withdrawnForNewerCodeMessage(withdrawn) }
+                    withdrawn.viewer.deliver(.fail(.invalidCode, text))
+                }
+                let issued = issue.issued
                 self.holdsSupportCode = true
                 let seconds = self.relay.configuration.supportCodeValidity.nanoseconds / 1_000_000_000
                 self.send(.codeIssued(CodeIssued(code: issued.code, validForSeconds: UInt32(seconds))))
@@ -445,8 +482,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 }
             }
         case .success(nil):
-            self.recordFailure(keys)
-            self.relay.logAccess("viewer_token", .rejected, source: link.remoteAddress, subject: keys[1])
+            self.recordFailure(account: engineerKey)
+            self.relay.logAccess("viewer_token", .rejected, source: link.remoteAddress, subject: engineerKey)
             self.fail(.authenticationFailed, "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it")
         case .failure(let error):
             self.logger.error("viewer authentication failed", metadata: ["error": "\(error)"])
@@ -561,13 +598,31 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.earlyForwardedOwed = owedAfter
             return
         }
-        for run in runs.dropLast() {
-            context.write(self.wrapOutboundOut(run), promise: nil)
-        }
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.write(self.wrapOutboundOut(last), promise: written)
-        for frame in self.outbound.forwarded(owedAfter: owedAfter) {
-            context.write(self.wrapOutboundOut(frame), promise: nil)
+        if let placement = self.outbound.forwarding(batchBytes: bytes, owedAfter: owedAfter) {
+            // Relay frames that waited go in at the boundary, wherever it is in the batch.
+            var before = placement.offset
+            var inserted = false
+            for (index, run) in runs.enumerated() {
+                let promise = index == runs.count - 1 ? written : nil
+                if !inserted, before < run.readableBytes {
+                    if before > 0 { context.write(self.wrapOutboundOut(run.getSlice(at: run.readerIndex, length: before)!), promise: nil) }
+                    for frame in placement.frames { context.write(self.wrapOutboundOut(frame), promise: nil) }
+                    inserted = true
+                    context.write(self.wrapOutboundOut(run.getSlice(at: run.readerIndex + before, length: run.readableBytes - before)!), promise: promise)
+                } else {
+                    before -= run.readableBytes
+                    context.write(self.wrapOutboundOut(run), promise: promise)
+                }
+            }
+            if !inserted {
+                for frame in placement.frames { context.write(self.wrapOutboundOut(frame), promise: nil) }
+            }
+        } else {
+            for run in runs.dropLast() {
+                context.write(self.wrapOutboundOut(run), promise: nil)
+            }
+            context.write(self.wrapOutboundOut(last), promise: written)
         }
         context.flush()
         let lowWater = self.relay.configuration.writeBufferLowWater
@@ -630,7 +685,31 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         for earlier in held {
             context.write(self.wrapOutboundOut(earlier), promise: nil)
         }
-        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(frame), promise: written)
+        self.lastWrite = written.futureResult
+    }
+
+    /// The last frame's write, once `sendLast` has run: the connection closes after it.
+    private var lastWrite: EventLoopFuture<Void>?
+    /// How long a last frame may take to leave before the connection is closed anyway
+    /// (a receiver that stopped reading must not hold the connection open).
+    private static let lastWriteGrace = TimeAmount.seconds(10)
+
+    /// Closes once the last frame (and any padding before it) has been written, so that a
+    /// Bye or Error is not cut off by the close; at the latest after ``lastWriteGrace``.
+    private func closeAfterLastWrite() {
+        guard let context = self.context else { return }
+        guard let lastWrite = self.lastWrite else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        let deadline = context.eventLoop.scheduleTask(in: Self.lastWriteGrace) { channel.close(promise: nil) }
+        lastWrite.whenComplete { _ in
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
     }
 
     private func encode(_ message: RelayMessage, context: ChannelHandlerContext) -> ByteBuffer? {
@@ -646,13 +725,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.logger.info("closing with error", metadata: ["code": "\(code)", "message": "\(text)"])
         self.sendLast(.error(ErrorMessage(code: code, message: text)))
         self.tearDown(peerReason: code == .malformedMessage || code == .frameTooLarge || code == .unexpectedMessage ? .protocolError : .peerLeft, peerText: "the other side failed: \(text)")
-        self.context?.close(promise: nil)
+        self.closeAfterLastWrite()
     }
 
     private func sendBye(_ reason: ByeReason, _ text: String) {
         self.sendLast(.bye(Bye(reason: reason, text: text)))
         self.tearDown(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason)
-        self.context?.close(promise: nil)
+        self.closeAfterLastWrite()
     }
 
     private static func describe(_ address: SocketAddress) -> String {
