@@ -296,9 +296,17 @@ struct RelayProcess {
     static func start(binary: String, data: String, tls: TLSMaterial, directory: String) async throws -> RelayProcess {
         let port = try freePort()
         let admin = try freePort()
+        // Every load connection comes from 127.0.0.1: lift the per-source caps (OPERATIONS.md
+        // "Abuse resistance"), which exist for the internet, not for a load generator.
+        let config = "\(directory)/relay-bench-config.json"
+        try #"{"maximum_connections_per_source": 100000, "maximum_unauthenticated_per_source": 100000, "maximum_unauthenticated": 100000, "unauthenticated_early_drop_start": 100000}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
         let child = try ChildProcess(
             name: "relay-server", executable: binary,
-            arguments: ["serve", "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(admin)", "--data", data, "--cert", tls.certificatePath, "--key", tls.keyPath],
+            arguments: [
+                "serve", "--config", config, "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(admin)", "--data", data,
+                "--cert", tls.certificatePath, "--key", tls.keyPath,
+            ],
             logPath: "\(directory)/relay-\(port).log"
         )
         try await waitForListener(port: port, timeout: 30, child: child)
