@@ -18,4 +18,14 @@ public protocol ScreenSource: AnyObject, Sendable {
 
     /// Injects a key press or release.
     func inject(_ key: Key) throws
+
+    /// Undoes what the session did to the machine (X11: releases held keys and buttons,
+    /// restores remapped keycodes) and frees the source. The host calls it when it stops,
+    /// on a signal too; later captures and injections may throw. Idempotent.
+    func close()
+}
+
+extension ScreenSource {
+    /// Sources that change nothing outside themselves have nothing to undo.
+    public func close() {}
 }

@@ -61,11 +61,26 @@ final class X11Connection {
         self.spareKeycodes = self.findSpareKeycodes()
     }
 
-    deinit {
+    private var isClosed = false
+
+    /// Gives the display back as the session found it: lifts every key and button the
+    /// viewer still holds, restores the spare keycodes it remapped, frees the capture
+    /// image and closes the connection. Idempotent; runs from `deinit` at the latest,
+    /// but a host that stops on a signal calls it explicitly (REVIEW.md D4).
+    func close() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
         self.releaseHeldInput()
         self.restoreRemappedKeys()
         self.image?.destroy(display: self.display)
+        self.image = nil
+        // The server must have applied the releases and the keymap before we go.
+        XSync(self.display, 0)
         XCloseDisplay(self.display)
+    }
+
+    deinit {
+        self.close()
     }
 
     // MARK: Capture

@@ -16,7 +16,8 @@ import Synchronization
 public final class X11ScreenSource: ScreenSource {
     /// The display's name as Xlib resolved it (`:0`, `otherhost:0`).
     public let name: String
-    private let connection: Mutex<X11Connection>
+    /// nil once closed.
+    private let connection: Mutex<X11Connection?>
 
     /// Opens `display`, or the one in `$DISPLAY` when `nil`.
     public convenience init(display: String? = nil) throws(ScreenSourceError) {
@@ -32,13 +33,29 @@ public final class X11ScreenSource: ScreenSource {
 
     /// Whether captures use MIT-SHM (else `XGetImage` over the connection).
     public var usesSharedMemory: Bool {
-        self.connection.withLock { $0.usesSharedMemory }
+        self.connection.withLock { $0?.usesSharedMemory ?? false }
     }
 
     public func capture() throws -> Framebuffer {
         try self.connection.withLock { connection throws(ScreenSourceError) -> Framebuffer in
-            try connection.capture()
+            try Self.open(connection, self.name).capture()
         }
+    }
+
+    /// Releases held keys and buttons, restores remapped keycodes and closes the display
+    /// connection; later captures and injections throw. Safe to call more than once.
+    public func close() {
+        self.connection.withLock { connection in
+            connection?.close()
+            connection = nil
+        }
+    }
+
+    private static func open(_ connection: X11Connection?, _ name: String) throws(ScreenSourceError) -> X11Connection {
+        guard let connection else {
+            throw ScreenSourceError(.displayUnavailable, "the connection to X display \(name) was closed (the host is stopping)")
+        }
+        return connection
     }
 
     /// Moves the pointer to the event's position, then presses and releases the buttons
@@ -46,7 +63,7 @@ public final class X11ScreenSource: ScreenSource {
     /// X button 4 (up) or 5 (down), as RFB viewers send it.
     public func inject(_ pointer: Pointer) throws {
         try self.connection.withLock { connection throws(ScreenSourceError) in
-            try connection.inject(pointer)
+            try Self.open(connection, self.name).inject(pointer)
         }
     }
 
@@ -57,7 +74,7 @@ public final class X11ScreenSource: ScreenSource {
     /// closes.
     public func inject(_ key: Key) throws {
         try self.connection.withLock { connection throws(ScreenSourceError) in
-            try connection.inject(key)
+            try Self.open(connection, self.name).inject(key)
         }
     }
 }
