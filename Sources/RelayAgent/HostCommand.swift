@@ -10,28 +10,51 @@ struct HostCommand: AsyncParsableCommand {
         abstract: "Share this PC's screen: join an engineer by support code, or stay registered as an enrolled host.",
         discussion: """
             Attended: `relay-agent host --relay R --fingerprint FP --code 123456` with the code the \
-            engineer read out; one session, then it exits. Unattended: `--host-id ID --secret S` \
-            from `relay-server host enroll`; the agent stays registered, reconnecting with back-off, \
-            and serves one engineer at a time until stopped (Ctrl-C).
+            engineer read out; one session, then it exits. When the engineer connects, the agent \
+            shows their name and company as the relay verified them and asks whether to allow \
+            them (a), allow viewing only (v) or refuse (r); no answer within 60 s refuses, and so \
+            does a host with no terminal to ask on, unless --accept decides in advance.
+
+            Unattended: `--host-id ID --secret-file FILE` from `relay-server host enroll` (or the \
+            secret in $RELAY_HOST_SECRET, or `--secret-file -` to read it from standard input); \
+            the agent stays registered, reconnecting with back-off, and serves one engineer of \
+            the enrolling company at a time until stopped. No one is asked (there need be no one \
+            at the PC), but every connection and departure is printed.
 
             The screen comes from --source: the X display in $DISPLAY by default (`x11`), another \
             display (`x11::1`), a folder of PNG frames (`replay:DIR`), or a generated scene \
             (`synthetic:scrolling-text`); `--source help` lists them. The engineer's pointer and \
             keys are injected into an X display; updates go out only when the viewer asks, at \
             most --fps a second.
+
+            Ctrl-C (SIGINT) or SIGTERM ends the session with a Bye, releases any key or button \
+            the engineer still holds and restores the keyboard mapping; a second one exits at once.
             """
     )
+
+    /// What the customer decides in advance with `--accept`.
+    enum Acceptance: String, ExpressibleByArgument, CaseIterable {
+        case full
+        case viewOnly = "view-only"
+
+        var access: SessionAccess { self == .full ? .fullControl : .viewOnly }
+    }
 
     @OptionGroup var relay: RelayOptions
     @Option(help: "The six-digit support code the engineer gave you.") var code: String?
     @Option(help: "This host's id, from `relay-server host enroll`.") var hostID: String?
-    @Option(help: "This host's secret, from `relay-server host enroll`.") var secret: String?
+    @Option(help: ArgumentHelp("A file holding this host's secret, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_HOST_SECRET.", valueName: "FILE"))
+    var secretFile: String?
+    @Option(help: ArgumentHelp("This host's secret itself: visible to every user in `ps`, for tests only (prefer --secret-file).", visibility: .hidden))
+    var secret: String?
+    @Option(help: ArgumentHelp("Decide in advance instead of being asked: `full` (view and control) or `view-only`. Unattended hosts: default full.", valueName: "full|view-only"))
+    var accept: Acceptance?
     @Flag(help: "Enrolled hosts: exit after one session instead of registering again.") var once = false
     @Option(help: ArgumentHelp("What to share: x11[:DISPLAY], replay:DIR, synthetic:NAME; `help` lists them. Default: x11 on $DISPLAY.", valueName: "SRC"))
     var source: String?
     @Option(help: "The most screen captures per second while the engineer waits for an update.") var fps: Double = 15
     @Flag(help: "replay: start again after the last frame instead of holding it.") var loop = false
-    @Option(help: "Put this text on the engineer's clipboard once connected.") var clipboard: String?
+    @Option(help: "Put this text on the engineer's clipboard once they are allowed in.") var clipboard: String?
     @Option(help: ArgumentHelp("Attended: the name the engineer sees for this PC (default: its hostname).", valueName: "NAME"))
     var name: String?
 
@@ -49,17 +72,20 @@ struct HostCommand: AsyncParsableCommand {
                 throw ValidationError("--name must be 1 to 256 bytes of text, e.g. --name \"Accounts desk 3\"")
             }
         }
-        switch (self.code, self.hostID, self.secret) {
-        case (let code?, nil, nil):
+        let secretGiven = self.secret != nil || self.secretFile != nil
+        switch (self.code, self.hostID) {
+        case (let code?, nil):
             guard SupportCode(code) != nil else { throw ValidationError("--code must be six digits, e.g. 123456") }
-        case (nil, .some, .some):
-            break
-        case (nil, .some, nil), (nil, nil, .some):
-            throw ValidationError("--host-id and --secret go together")
-        case (nil, nil, nil):
-            throw ValidationError("give --code (attended) or --host-id and --secret (enrolled host)")
-        default:
-            throw ValidationError("give either --code or --host-id/--secret, not both")
+            guard !secretGiven else { throw ValidationError("--secret-file is for enrolled hosts (--host-id); an attended host needs only --code") }
+        case (nil, .some):
+            guard SecretInput.hostSecret.isGiven(flagValue: self.secret, file: self.secretFile, environment: ProcessInfo.processInfo.environment) else {
+                throw ValidationError("--host-id needs the host's secret: --secret-file FILE (mode 0600), --secret-file - (standard input), or RELAY_HOST_SECRET")
+            }
+            if self.secret != nil, self.secretFile != nil { throw ValidationError("give --secret or --secret-file, not both") }
+        case (nil, nil):
+            throw ValidationError("give --code (attended) or --host-id and --secret-file (enrolled host)")
+        case (.some, .some):
+            throw ValidationError("give either --code or --host-id, not both")
         }
         guard self.fps > 0, self.fps <= 120 else { throw ValidationError("--fps must be between 0 and 120, e.g. 15") }
         _ = try self.specification()
@@ -82,71 +108,156 @@ struct HostCommand: AsyncParsableCommand {
             print(ScreenSourceSpecification.helpText)
             return
         }
+        let auth: HostAuth
+        if let code = self.code.flatMap(SupportCode.init) {
+            auth = .namedSupportCode(code, machineName: self.machineName)
+        } else {
+            let secret: SecretInput.Resolved
+            do {
+                secret = try SecretInput.hostSecret.resolve(flagValue: self.secret, file: self.secretFile, from: .system)
+            } catch {
+                throw AgentFailure(description: "\(error)")
+            }
+            if let warning = secret.warning { warn(warning) }
+            auth = .enrolled(hostID: self.hostID!, secret: secret.value)
+        }
         let screen: any ScreenSource
         do {
             screen = try self.specification().open(fps: self.fps, loop: self.loop)
         } catch {
             throw AgentFailure(description: "\(error)")
         }
+        // Whatever happens below, the display is given back as it was (REVIEW.md D4).
+        defer { screen.close() }
         let address = try self.relay.address()
-        if let code = self.code.flatMap(SupportCode.init) {
-            do {
-                try await self.session(address: address, auth: .namedSupportCode(code, machineName: self.machineName), screen: screen)
-            } catch {
-                throw fail(error)
+        let stop = StopRequest(byeText: "The customer stopped relay-agent.")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var received = 0
+                for await number in signalStream(SIGINT, SIGTERM) {
+                    received += 1
+                    if received == 1 {
+                        say("\nStopping (\(signalName(number))): ending the session and restoring the display; press Ctrl-C again to quit at once.")
+                        await stop.request(number)
+                    } else {
+                        screen.close()
+                        say("Stopped at once.")
+                        Foundation.exit(128 + number)
+                    }
+                }
             }
-            return
+            defer { group.cancelAll() }
+            if case .enrolled = auth {
+                try await self.keepRegistration(address: address, auth: auth, screen: screen, stop: stop)
+            } else {
+                do {
+                    try await self.session(address: address, auth: auth, screen: screen, stop: stop)
+                } catch {
+                    if stop.isRequested { return say("Stopped.") }
+                    throw fail(error)
+                }
+            }
         }
-        try await self.keepRegistration(address: address, auth: .enrolled(hostID: self.hostID!, secret: self.secret!), screen: screen)
     }
 
     /// Unattended: register, serve a session, register again; back off on failures.
-    private func keepRegistration(address: RelayAddress, auth: HostAuth, screen: any ScreenSource) async throws {
+    private func keepRegistration(address: RelayAddress, auth: HostAuth, screen: any ScreenSource, stop: StopRequest) async throws {
         var backoff = RegistrationBackoff()
-        while !Task.isCancelled {
+        while !stop.isRequested {
             do {
-                try await self.session(address: address, auth: auth, screen: screen)
+                try await self.session(address: address, auth: auth, screen: screen, stop: stop)
                 backoff.reset()
                 if self.once { return }
+            } catch _ where stop.isRequested {
+                break
             } catch let error as RelayClientError where error.code == .authenticationFailed || error.kind == .configuration || error.kind == .tls {
                 // Retrying cannot fix these: the secret, the trust settings or the relay are wrong.
                 throw fail(error)
+            } catch let error as AgentFailure {
+                throw error
             } catch {
                 if self.once { throw fail(error) }
                 let delay = backoff.next()
                 say("\(fail(error).description)\nRetrying in \(String(format: "%.1f", delay.seconds)) s.")
-                try await Task.sleep(for: delay.duration)
+                await stop.sleep(for: delay.duration)
             }
         }
+        say("Stopped.")
     }
 
-    private func session(address: RelayAddress, auth: HostAuth, screen: any ScreenSource) async throws {
+    private func session(address: RelayAddress, auth: HostAuth, screen: any ScreenSource, stop: StopRequest) async throws {
         try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
+            guard stop.connected(connection.sender) else { return }
+            defer { stop.disconnected() }
             try await connection.hello(role: .host)
             let paired: Paired
             switch try await connection.authenticate(host: auth) {
             case .paired(let message):
                 paired = message
             case .hostRegistered(let registration):
-                say("Registered with the relay as \"\(registration.hostName)\"; waiting for an engineer.")
+                say("Registered with the relay as \"\(PeerText.printable(registration.hostName))\"; waiting for an engineer.")
                 paired = try await connection.waitForPairing()
             default:
                 throw AgentFailure(description: "the relay answered unexpectedly")
             }
-            say("Engineer \(paired.peerName) is connected (session \(paired.sessionID), \(paired.mode)); sharing \(screen.name).")
-            let session = HostScreenSession(source: screen, options: .init(framesPerSecond: self.fps, clipboard: self.clipboard))
-            let outcome = try await session.run(on: connection) { event in
+            let stopSession = stop.sessionStarts()
+            let prompt = ConsentPrompt(paired)
+            let refusal = Locked<String?>(nil)
+            let consent = self.consent(for: paired, prompt: prompt, refusal: refusal)
+            let started = Date()
+            if case .granted(let access) = consent {
+                // Unattended (or --accept): nobody is asked, but the customer is told.
+                say("\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).")
+            }
+            let session = HostScreenSession(source: screen, options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, consent: consent))
+            let outcome = try await session.run(on: connection, stop: stopSession) { event in
                 switch event {
+                case .accessGranted(let access):
+                    if case .ask = consent { say("Allowed (\(access)); sharing \(screen.name).") }
                 case .screen(let width, let height): say("  screen \(width)×\(height)")
-                case .clipboard(let text): say("  clipboard from the engineer: \(text)")
+                case .clipboard(let text): say("  clipboard from the engineer: \(PeerText.printable(text, limit: 200))")
                 case .inputFailed(let reason): say("  could not inject input: \(reason)")
+                case .inputIgnored: say("  the engineer tried to use the mouse or keyboard: ignored (view only)")
                 }
             }
+            let left = "\(prompt.engineer.isEmpty ? "The engineer" : "Engineer " + prompt.engineer) left at \(Self.clock(Date()))"
             switch outcome {
-            case .bye(let bye): say("Session ended: \(bye.text)")
-            case .closed: say("Session ended: the relay closed the connection.")
+            case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text)). \(left).")
+            case .closed: say("Session ended: the relay closed the connection. \(left).")
+            case .stopped: say("Session stopped. \(left).")
+            case .declined:
+                if let reason = refusal.withLock({ $0 }) { throw AgentFailure(description: reason) }
+                say("You refused the engineer; nothing was shared.")
             }
         }
+    }
+
+    /// How this session decides what the engineer may do (PROTOCOL.md §5.2.7).
+    private func consent(for paired: Paired, prompt: ConsentPrompt, refusal: Locked<String?>) -> Consent {
+        if let accept { return .granted(accept.access) }
+        // Unattended hosts are not asked: there need be no one at the PC, and the company
+        // enrolled it so that its engineers can reach it (only they can, §8.3).
+        if paired.mode == .unattended { return .granted(.fullControl) }
+        guard TerminalInput.isTerminal else {
+            return .ask {
+                let reason = "\(prompt.who) wants to view and control this screen, but there is no terminal to ask you on, so they were refused. Run relay-agent host in a terminal, or decide in advance with --accept full or --accept view-only."
+                refusal.withLock { $0 = reason }
+                return .decline("No one at the customer's PC could be asked to accept (no terminal).")
+            }
+        }
+        return .ask {
+            let decision = await prompt.ask(read: TerminalInput.readLine(within:), say: say)
+            if case .decline(let text) = decision, text != ConsentPrompt.refusedText {
+                refusal.withLock { $0 = "The engineer was refused and nothing was shared: \(text)" }
+            }
+            return decision
+        }
+    }
+
+    private static func clock(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        return formatter.string(from: date)
     }
 }
 

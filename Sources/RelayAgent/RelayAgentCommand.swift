@@ -63,6 +63,11 @@ func say(_ line: String) {
     fflush(nil)
 }
 
+/// Prints a warning on standard error.
+func warn(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
 /// Exit with the error's message and a code scripts can tell apart.
 struct AgentFailure: Error, CustomStringConvertible {
     let description: String

@@ -17,12 +17,21 @@ struct ViewCommand: AsyncParsableCommand {
             (`kill -USR1 PID`); --stats prints the frame rate, bit rate, bytes per update and \
             update latency every second. --type, --click and --clipboard send input once the \
             screen is up, and the session lasts --duration seconds (default: until the host \
-            leaves or Ctrl-C).
+            leaves or Ctrl-C, which ends it with a Bye).
+
+            The engineer token comes from --token-file FILE (readable by you only, chmod 600), \
+            `--token-file -` (standard input) or $RELAY_TOKEN, never from the command line, \
+            where every user of the machine can read it. After pairing the customer is asked \
+            to accept (attended); nothing is shown until they do, and they may allow viewing \
+            only, in which case your pointer, keys and clipboard are not passed on.
             """
     )
 
     @OptionGroup var relay: RelayOptions
-    @Option(help: "Your engineer token, from `relay-server engineer add`.") var token: String
+    @Option(help: ArgumentHelp("A file holding your engineer token (from `relay-server engineer add`), readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_TOKEN.", valueName: "FILE"))
+    var tokenFile: String?
+    @Option(help: ArgumentHelp("The engineer token itself: visible to every user in `ps`, for tests only (prefer --token-file).", visibility: .hidden))
+    var token: String?
     @Flag(help: "Ask the relay for a support code for the customer.") var newCode = false
     @Option(help: "Connect to this enrolled host.") var host: String?
     @Option(help: ArgumentHelp("Write the host's screen to this PNG file at the end (and on SIGUSR1).", valueName: "FILE.png"))
@@ -35,6 +44,10 @@ struct ViewCommand: AsyncParsableCommand {
     @Option(help: "End the session after this many seconds.") var duration: Double?
 
     func validate() throws {
+        if self.token != nil, self.tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
+        guard SecretInput.engineerToken.isGiven(flagValue: self.token, file: self.tokenFile, environment: ProcessInfo.processInfo.environment) else {
+            throw ValidationError("give your engineer token: --token-file FILE (mode 0600), --token-file - (standard input), or RELAY_TOKEN")
+        }
         guard self.newCode != (self.host != nil) else {
             throw ValidationError("give --new-code (a support code for a customer) or --host ID (an enrolled host)")
         }
@@ -59,29 +72,59 @@ struct ViewCommand: AsyncParsableCommand {
 
     func run() async throws {
         let address = try self.relay.address()
+        let token: SecretInput.Resolved
         do {
-            try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
-                try await connection.hello(role: .viewer)
-                let request: ViewerAuth.Request = self.host.map { .connect(hostID: $0) } ?? .newSupportCode
-                var paired: Paired
-                switch try await connection.authenticate(viewer: ViewerAuth(token: self.token, request: request)) {
-                case .codeIssued(let issued):
-                    say("Support code: \(issued.code)  (valid \(issued.validForSeconds / 60) min, single use)")
-                    say("Ask the customer to run: relay-agent host --relay \(address) \(self.trustHint) --code \(issued.code)")
-                    paired = try await connection.waitForPairing()
-                case .paired(let message):
-                    paired = message
-                default:
-                    throw AgentFailure(description: "the relay answered unexpectedly")
-                }
-                say("Connected to \(paired.peerName) (session \(paired.sessionID), \(paired.mode)).")
-                if let text = self.clipboard {
-                    try await connection.send(.clipboard(Clipboard(text: text)))
-                }
-                try await self.watch(connection)
-            }
+            token = try SecretInput.engineerToken.resolve(flagValue: self.token, file: self.tokenFile, from: .system)
         } catch {
-            throw fail(error)
+            throw AgentFailure(description: "\(error)")
+        }
+        if let warning = token.warning { warn(warning) }
+        let stop = StopRequest(byeText: "The engineer closed the viewer.")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var received = 0
+                for await number in signalStream(SIGINT, SIGTERM) {
+                    received += 1
+                    guard received == 1 else {
+                        say("Stopped at once.")
+                        Foundation.exit(128 + number)
+                    }
+                    say("\nStopping (\(signalName(number))): ending the session; press Ctrl-C again to quit at once.")
+                    await stop.request(number)
+                }
+            }
+            defer { group.cancelAll() }
+            do {
+                try await self.connect(address, token: token.value, stop: stop)
+            } catch {
+                if stop.isRequested { return say("Stopped.") }
+                throw fail(error)
+            }
+        }
+    }
+
+    private func connect(_ address: RelayAddress, token: String, stop: StopRequest) async throws {
+        try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
+            guard stop.connected(connection.sender) else { return }
+            defer { stop.disconnected() }
+            try await connection.hello(role: .viewer)
+            let request: ViewerAuth.Request = self.host.map { .connect(hostID: $0) } ?? .newSupportCode
+            var paired: Paired
+            switch try await connection.authenticate(viewer: ViewerAuth(token: token, request: request)) {
+            case .codeIssued(let issued):
+                say("Support code: \(issued.code)  (valid \(issued.validForSeconds / 60) min, single use)")
+                say("Ask the customer to run: relay-agent host --relay \(address) \(self.trustHint) --code \(issued.code)")
+                paired = try await connection.waitForPairing()
+            case .paired(let message):
+                paired = message
+            default:
+                throw AgentFailure(description: "the relay answered unexpectedly")
+            }
+            let name = PeerText.printable(paired.peerName, limit: 120)
+            let organization = PeerText.printable(paired.peerOrganization, limit: 80)
+            say("Connected to \(name)\(organization.isEmpty ? "" : " of \(organization)") (session \(paired.sessionID), \(paired.mode)).")
+            say(paired.mode == .attended ? "Waiting for the customer to accept…" : "Waiting for the host to grant access…")
+            try await self.watch(connection, stop: stop.sessionStarts())
         }
     }
 
@@ -90,12 +133,14 @@ struct ViewCommand: AsyncParsableCommand {
         return "--fingerprint \(self.relay.fingerprint ?? "")"
     }
 
-    /// Shows the host's screen until it leaves, the relay ends the session, or --duration passes.
-    private func watch(_ connection: RelayConnection) async throws {
+    /// Shows the host's screen until it leaves, the relay ends the session, --duration
+    /// passes, or the engineer stops the viewer (`stop`).
+    private func watch(_ connection: RelayConnection, stop: AsyncStream<Void>) async throws {
         let session = ViewerScreenSession()
         let statistics = Locked(ScreenStatistics())
         let latest = Locked<Framebuffer?>(nil)
         let timedOut = Locked(false)
+        let stopped = Locked(false)
         let sender = connection.sender
         let started = ContinuousClock.now
         let snapshot = self.snapshot
@@ -111,11 +156,11 @@ struct ViewCommand: AsyncParsableCommand {
                 }
             }
             group.addTask {
-                var nonce: UInt64 = 0
-                while true {
-                    try await Task.sleep(for: .seconds(30))
-                    nonce &+= 1
-                    try await sender.send(.ping(Ping(nonce: nonce)))
+                // Ctrl-C: Bye, and the relay closes the session (PROTOCOL.md §8.6).
+                for await _ in stop {
+                    stopped.withLock { $0 = true }
+                    await StopRequest.sayBye(Bye(reason: .normal, text: "The engineer closed the viewer."), on: sender, grace: .seconds(2))
+                    return
                 }
             }
             if self.stats {
@@ -129,7 +174,7 @@ struct ViewCommand: AsyncParsableCommand {
             }
             if let snapshot {
                 group.addTask {
-                    for await _ in Self.signals(SIGUSR1) {
+                    for await _ in signalStream(SIGUSR1) {
                         if let framebuffer = latest.withLock({ $0 }) {
                             Self.write(framebuffer, to: snapshot)
                         } else {
@@ -148,10 +193,24 @@ struct ViewCommand: AsyncParsableCommand {
                     if snapshot != nil { latest.withLock { $0 = framebuffer } }
                     if !inputSent {
                         inputSent = true
-                        try await self.sendScriptedInput(sender, screen: framebuffer)
+                        if session.access == .fullControl {
+                            try await self.sendScriptedInput(sender, screen: framebuffer)
+                        } else if self.type != nil || self.click != nil {
+                            say("Not sending --type/--click: the customer allowed viewing only.")
+                        }
                     }
                 case .clipboard(let text):
-                    say("  clipboard from the host: \(text)")
+                    say("  clipboard from the host: \(PeerText.printable(text, limit: 200))")
+                case .accessGranted(let access):
+                    switch access {
+                    case .fullControl:
+                        say("The customer accepted: you may view and control the screen.")
+                        if let text = self.clipboard {
+                            try await sender.send(.clipboard(Clipboard(text: text)))
+                        }
+                    case .viewOnly:
+                        say("The customer accepted: view only (your pointer, keys and clipboard are not passed on).")
+                    }
                 }
                 return .continue
             }
@@ -165,8 +224,12 @@ struct ViewCommand: AsyncParsableCommand {
         say("Received \(totals.0) screen updates, \(totals.1) bytes\(seconds > 0 ? String(format: " (%.1f kbit/s)", Double(totals.1) * 8 / 1000 / seconds) : "").")
         switch outcome {
         case .stopped: say("Session ended by the viewer.")
-        case .bye(let bye): say("Session ended: \(bye.text)")
+        case .bye(let bye) where bye.reason == .declined: say("The customer declined the session: \(PeerText.printable(bye.text))")
+        case .bye(let bye) where session.access == nil && bye.reason == .peerLeft:
+            say("Session ended before the customer accepted: \(PeerText.printable(bye.text))")
+        case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text))")
         case .closed where timedOut.withLock({ $0 }): say("Session ended after \(self.duration.map { String(format: "%g", $0) } ?? "") s.")
+        case .closed where stopped.withLock({ $0 }): say("Session ended by the viewer.")
         case .closed: say("Session ended: the relay closed the connection.")
         }
     }
@@ -204,20 +267,4 @@ struct ViewCommand: AsyncParsableCommand {
         }
     }
 
-    /// The deliveries of a signal, as an async sequence.
-    static func signals(_ number: Int32) -> AsyncStream<Void> {
-        signal(number, SIG_IGN)
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let source = SignalSource(DispatchSource.makeSignalSource(signal: number))
-        source.dispatch.setEventHandler { continuation.yield() }
-        continuation.onTermination = { _ in source.dispatch.cancel() }
-        source.dispatch.resume()
-        return stream
-    }
-}
-
-/// A dispatch signal source; Dispatch serialises its handlers and cancel is thread-safe.
-private struct SignalSource: @unchecked Sendable {
-    let dispatch: any DispatchSourceSignal
-    init(_ dispatch: any DispatchSourceSignal) { self.dispatch = dispatch }
 }

@@ -54,7 +54,20 @@ public struct RelaySender: Sendable {
     }
 
     /// Sends frames with one flush; waits while more than the send window is unwritten.
+    /// Throws a ``RelayClientError/Kind/closed`` error when the connection is closed or
+    /// failed.
     public func send(frames: [Frame]) async throws {
+        do {
+            try await self.write(frames: frames)
+        } catch let error as RelayClientError {
+            throw error
+        } catch {
+            throw RelayClientError(.closed, "the connection to the relay is closed (\(error))")
+        }
+    }
+
+    /// ``send(frames:)`` with the transport's own error (``RelayConnection`` explains it).
+    func write(frames: [Frame]) async throws {
         let bytes = frames.reduce(0) { $0 + $1.bytes.readableBytes }
         await self.window.reserve(bytes)
         do {
@@ -183,7 +196,7 @@ public final class RelayConnection {
     /// Sends several frames with one flush, waiting while the send window is full.
     public func send(frames: [Frame]) async throws {
         do {
-            try await self.sender.send(frames: frames)
+            try await self.sender.write(frames: frames)
         } catch {
             throw self.translate(error)
         }

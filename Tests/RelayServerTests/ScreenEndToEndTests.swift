@@ -96,7 +96,7 @@ import Testing
                 switch event {
                 case .screen(let screen): screens.append("\(screen.width)x\(screen.height)")
                 case .update(_, _, _, let framebuffer): if framebuffer == frames.last! { return .stop }
-                case .clipboard: break
+                case .clipboard, .accessGranted: break
                 }
                 return .continue
             }

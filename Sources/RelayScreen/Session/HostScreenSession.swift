@@ -13,19 +13,32 @@ public struct HostScreenSession: Sendable {
     public struct Options: Sendable {
         /// The most captures per second while the viewer waits for an update.
         public var framesPerSecond: Double = 15
-        /// Text put on the viewer's clipboard once the session starts.
+        /// Text put on the viewer's clipboard once the customer has granted access.
         public var clipboard: String?
-        public init(framesPerSecond: Double = 15, clipboard: String? = nil) {
+        /// How the customer decides what the engineer may do (PROTOCOL.md §5.2.7).
+        public var consent: Consent
+        /// How long the host waits, after its own Bye, for the relay to close the
+        /// connection before closing it itself.
+        public var closeGrace: Duration
+
+        public init(framesPerSecond: Double = 15, clipboard: String? = nil, consent: Consent = .granted(.fullControl), closeGrace: Duration = .seconds(2)) {
             self.framesPerSecond = framesPerSecond
             self.clipboard = clipboard
+            self.consent = consent
+            self.closeGrace = closeGrace
         }
     }
 
-    /// What the host's console shows.
+    /// What the host's console shows. Texts are as the viewer sent them: print them
+    /// through `PeerText.printable`.
     public enum Event: Sendable {
+        /// The customer's decision went to the viewer; sharing starts.
+        case accessGranted(SessionAccess)
         case screen(width: Int, height: Int)
         case clipboard(String)
         case inputFailed(String)
+        /// The viewer sent input in a view-only session (reported once): it was dropped.
+        case inputIgnored
     }
 
     /// How the session ended.
@@ -34,6 +47,10 @@ public struct HostScreenSession: Sendable {
         case bye(Bye)
         /// The relay closed the connection without a Bye.
         case closed
+        /// The customer refused; the host said `Bye(declined)`.
+        case declined
+        /// The host was asked to stop (`stop`) and said Bye.
+        case stopped
     }
 
     public let source: any ScreenSource
@@ -45,11 +62,20 @@ public struct HostScreenSession: Sendable {
     }
 
     /// Serves the screen on a paired connection until the session ends.
-    public func run(on connection: RelayConnection, events: @escaping @Sendable (Event) -> Void = { _ in }) async throws -> Outcome {
+    ///
+    /// First the customer decides (``Options/consent``): the host then sends
+    /// AccessGranted and shares the screen, or says `Bye(declined)`. Until then, and in a
+    /// view-only session throughout, the viewer's pointer, keys and clipboard are dropped
+    /// (``ViewerInputGate``). An element on `stop` (Ctrl-C) ends the session politely:
+    /// Bye to the relay, which closes the connection, or the host closes it after
+    /// ``Options/closeGrace``.
+    public func run(on connection: RelayConnection, stop: AsyncStream<Void>? = nil, events: @escaping @Sendable (Event) -> Void = { _ in }) async throws -> Outcome {
         let mailbox = RequestMailbox()
         let sender = connection.sender
         let limit = connection.maximumPayloadLength
-        let streamerFailure = Locked<(any Error)?>(nil)
+        let gate = Locked(ViewerInputGate(self.options.consent))
+        let ending = Locked<Ending?>(nil)
+        let grace = self.options.closeGrace
         let outcome = try await withThrowingTaskGroup(of: Void.self) { group in
             defer {
                 mailbox.close()
@@ -57,27 +83,89 @@ public struct HostScreenSession: Sendable {
             }
             group.addTask {
                 do {
+                    let access: SessionAccess
+                    switch try await self.decide(gate: gate) {
+                    case .allow(let granted):
+                        access = granted
+                    case .decline(let text):
+                        // Refused (PROTOCOL.md §5.2.7): the relay passes the Bye on to the
+                        // viewer and closes both connections.
+                        ending.withLock { $0 = $0 ?? .declined }
+                        try await Self.sayBye(Bye(reason: .declined, text: text), on: sender, grace: grace)
+                        return
+                    }
+                    // Nothing is shared before AccessGranted (PROTOCOL.md §5.2.7).
+                    try await sender.send(.accessGranted(access.message))
+                    events(.accessGranted(access))
+                    if let text = self.options.clipboard {
+                        try await sender.send(.clipboard(Clipboard(text: text)))
+                    }
                     try await Streamer(source: self.source, sender: sender, maximumPayloadLength: limit, framesPerSecond: self.options.framesPerSecond, events: events)
                         .run(mailbox)
                 } catch is CancellationError {
                     return
+                } catch let error as RelayClientError where error.kind == .closed {
+                    // The connection is gone (the viewer left and the relay closed it, or the
+                    // network failed): the receiving side reports how the session ended.
+                    return
                 } catch {
                     // The screen cannot be shared any more (the X server went away, a
                     // replay frame is unreadable): say so, and the relay ends the session.
-                    streamerFailure.withLock { $0 = error }
+                    ending.withLock { $0 = $0 ?? .failed(error) }
                     try? await sender.send(.bye(Bye(reason: .normal, text: "the host stopped sharing its screen: \(error)")))
                 }
             }
-            if let text = self.options.clipboard {
-                try await connection.send(.clipboard(Clipboard(text: text)))
+            if let stop {
+                group.addTask {
+                    for await _ in stop {
+                        let undecided = gate.withLock { $0.state == .awaitingConsent }
+                        ending.withLock { $0 = $0 ?? .stopped }
+                        let bye = undecided
+                            ? Bye(reason: .declined, text: "The customer stopped relay-agent without accepting the session.")
+                            : Bye(reason: .normal, text: "The customer stopped sharing the screen.")
+                        try? await Self.sayBye(bye, on: sender, grace: grace)
+                        return
+                    }
+                }
             }
-            return try await self.receive(connection, mailbox: mailbox, events: events)
+            return try await self.receive(connection, gate: gate, mailbox: mailbox, events: events)
         }
-        if let error = streamerFailure.withLock({ $0 }) { throw error }
-        return outcome
+        switch ending.withLock({ $0 }) {
+        case .failed(let error): throw error
+        case .declined: return .declined
+        case .stopped: return .stopped
+        case nil: return outcome
+        }
     }
 
-    private func receive(_ connection: RelayConnection, mailbox: RequestMailbox, events: @Sendable (Event) -> Void) async throws -> Outcome {
+    /// Why the host itself ended the session.
+    private enum Ending: Sendable {
+        case declined
+        case stopped
+        case failed(any Error)
+    }
+
+    /// The customer's decision, asked if the options say so; the gate follows it.
+    private func decide(gate: Locked<ViewerInputGate>) async throws -> ConsentDecision {
+        switch self.options.consent {
+        case .granted(let access):
+            return .allow(access)
+        case .ask(let ask):
+            let decision = try await ask()
+            try Task.checkCancellation()
+            gate.withLock { $0.decided(decision) }
+            return decision
+        }
+    }
+
+    /// Says Bye, then closes the connection if the relay has not closed it within `grace`.
+    private static func sayBye(_ bye: Bye, on sender: RelaySender, grace: Duration) async throws {
+        defer { sender.close() }
+        try await sender.send(.bye(bye))
+        try await Task.sleep(for: grace)
+    }
+
+    private func receive(_ connection: RelayConnection, gate: Locked<ViewerInputGate>, mailbox: RequestMailbox, events: @Sendable (Event) -> Void) async throws -> Outcome {
         while true {
             let message: RelayMessage?
             do {
@@ -88,23 +176,35 @@ public struct HostScreenSession: Sendable {
             }
             guard let message else { return .closed }
             switch message {
-            case .updateRequest(let request):
-                mailbox.post(request)
-            case .pointer(let pointer):
-                do { try self.source.inject(pointer) } catch { events(.inputFailed("\(error)")) }
-            case .key(let key):
-                do { try self.source.inject(key) } catch { events(.inputFailed("\(error)")) }
-            case .clipboard(let clipboard):
-                events(.clipboard(clipboard.text))
-            case .ping(let ping):
-                try await connection.send(.pong(Pong(nonce: ping.nonce)))
-            case .pong:
-                continue
             case .bye(let bye):
                 return .bye(bye)
+            case .error(let error):
+                throw RelayClientError(.rejected, "the relay ended the session: \(PeerText.printable(error.message)) (\(error.code.name))", code: error.code)
+            case .ping, .pong:
+                // The connection answers Pings and consumes its keepalive's Pongs; a stray
+                // Pong is traffic and nothing more (PROTOCOL.md §5.1.9).
+                continue
             default:
+                break
+            }
+            switch gate.withLock({ $0.admit(message) }) {
+            case .deliver:
+                switch message {
+                case .updateRequest(let request):
+                    mailbox.post(request)
+                case .pointer(let pointer):
+                    do { try self.source.inject(pointer) } catch { events(.inputFailed("\(error)")) }
+                case .key(let key):
+                    do { try self.source.inject(key) } catch { events(.inputFailed("\(error)")) }
+                case .clipboard(let clipboard):
+                    events(.clipboard(clipboard.text))
+                default:
+                    break
+                }
+            case .ignore(let firstTime):
+                if firstTime { events(.inputIgnored) }
+            case .protocolViolation(let text):
                 // A viewer never sends screen messages (PROTOCOL.md §5.2): a protocol error.
-                let text = "the viewer sent \(message.type.name), which only a host sends"
                 try? await connection.send(.bye(Bye(reason: .protocolError, text: text)))
                 throw RelayClientError(.protocolViolation, text)
             }

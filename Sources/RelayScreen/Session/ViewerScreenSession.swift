@@ -17,11 +17,14 @@ public final class ViewerScreenSession {
     }
 
     public enum Event {
+        /// The customer accepted the engineer (PROTOCOL.md §5.2.7); the screen follows.
+        /// Until this event the customer is still being asked.
+        case accessGranted(SessionAccess)
         /// The host announced its screen (at the start, and on a resolution change).
         case screen(ScreenInit)
         /// An update was applied; `framebuffer` now equals the host's screen at capture.
         case update(requestID: UInt32, wireBytes: Int, latency: Duration, framebuffer: Framebuffer)
-        /// The host put text on the clipboard.
+        /// The host put text on the clipboard (as sent: print it through `PeerText.printable`).
         case clipboard(String)
     }
 
@@ -38,6 +41,8 @@ public final class ViewerScreenSession {
 
     public let options: Options
     public private(set) var decoder = TileDecoder()
+    /// What the customer allowed; nil while the customer is still being asked.
+    public private(set) var access: SessionAccess?
     private var nextRequestID: UInt32 = 1
     private var sentAt: [UInt32: ContinuousClock.Instant] = [:]
     private var pendingWireBytes = 0
@@ -65,7 +70,18 @@ public final class ViewerScreenSession {
             } catch {
                 try await self.protocolError(connection, "the host sent a malformed \(frame.type.name): \(error)")
             }
+            // Nothing may be shared before the customer's decision (PROTOCOL.md §5.2.7).
+            if self.access == nil, [.screenInit, .tileUpdate, .clipboard].contains(message.type) {
+                try await self.protocolError(connection, "the host sent \(message.type.name) before AccessGranted, before the customer accepted")
+            }
             switch message {
+            case .accessGranted(let granted):
+                guard self.access == nil else {
+                    try await self.protocolError(connection, "the host sent AccessGranted twice")
+                }
+                let access = SessionAccess(granted)
+                self.access = access
+                if try await observe(.accessGranted(access)) == .stop { return try await self.stop(connection) }
             case .screenInit(let screen):
                 self.pendingWireBytes = 0
                 self.decoder.resize(width: Int(screen.width), height: Int(screen.height))
@@ -98,9 +114,9 @@ public final class ViewerScreenSession {
                 try await self.request(connection, count: 1, fullRefresh: false)
             case .clipboard(let clipboard):
                 if try await observe(.clipboard(clipboard.text)) == .stop { return try await self.stop(connection) }
-            case .ping(let ping):
-                try await connection.send(.pong(Pong(nonce: ping.nonce)))
-            case .pong:
+            case .ping, .pong:
+                // The connection answers Pings and consumes its keepalive's Pongs; a stray
+                // Pong is traffic and nothing more (PROTOCOL.md §5.1.9).
                 continue
             case .bye(let bye):
                 return .bye(bye)
@@ -123,7 +139,13 @@ public final class ViewerScreenSession {
             self.sentAt[id] = self.clock.now
             frames.append(try Frame(.updateRequest(UpdateRequest(requestID: id, flags: fullRefresh && index == 0 ? .fullRefresh : []))))
         }
-        try await connection.send(frames: frames)
+        do {
+            try await connection.send(frames: frames)
+        } catch let error as RelayClientError where error.kind == .closed {
+            // The relay closed the connection, most likely right after a Bye the session
+            // has not read yet: the next receive returns it (or reports the end), so the
+            // session ends the way the relay said, not with this write's error.
+        }
     }
 
     private func stop(_ connection: RelayConnection) async throws -> Outcome {
