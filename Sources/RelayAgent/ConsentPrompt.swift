@@ -67,7 +67,11 @@ struct ConsentPrompt {
         while true {
             let remaining = clock.now.duration(to: deadline)
             guard remaining > .zero else { return self.timedOut(say) }
-            switch await read(remaining) {
+            let line = await read(remaining)
+            // Cancelled: the session ended meanwhile (the engineer left, Ctrl-C), and
+            // whoever ended it has said so.
+            if Task.isCancelled { return .decline("The session ended before the customer answered.") }
+            switch line {
             case .text(let line):
                 if let decision = Self.decision(for: line) { return decision }
                 say("Please answer a (allow), v (view only) or r (refuse):")

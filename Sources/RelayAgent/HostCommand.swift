@@ -205,6 +205,7 @@ struct HostCommand: AsyncParsableCommand {
             let refusal = Locked<String?>(nil)
             let consent = self.consent(for: paired, prompt: prompt, refusal: refusal)
             let started = Date()
+            let granted = Locked(false)
             if case .granted(let access) = consent {
                 // Unattended (or --accept): nobody is asked, but the customer is told.
                 say("\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).")
@@ -213,6 +214,7 @@ struct HostCommand: AsyncParsableCommand {
             let outcome = try await session.run(on: connection, stop: stopSession) { event in
                 switch event {
                 case .accessGranted(let access):
+                    granted.withLock { $0 = true }
                     if case .ask = consent { say("Allowed (\(access)); sharing \(screen.name).") }
                 case .screen(let width, let height): say("  screen \(width)×\(height)")
                 case .clipboard(let text): say("  clipboard from the engineer: \(PeerText.printable(text, limit: 200))")
@@ -224,6 +226,7 @@ struct HostCommand: AsyncParsableCommand {
             switch outcome {
             case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text)). \(left).")
             case .closed: say("Session ended: the relay closed the connection. \(left).")
+            case .stopped where !granted.withLock({ $0 }): say("Stopped before the engineer was let in; nothing was shared.")
             case .stopped: say("Session stopped. \(left).")
             case .declined:
                 if let reason = refusal.withLock({ $0 }) { throw AgentFailure(description: reason) }

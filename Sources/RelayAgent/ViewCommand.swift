@@ -124,7 +124,7 @@ struct ViewCommand: AsyncParsableCommand {
             let organization = PeerText.printable(paired.peerOrganization, limit: 80)
             say("Connected to \(name)\(organization.isEmpty ? "" : " of \(organization)") (session \(paired.sessionID), \(paired.mode)).")
             say(paired.mode == .attended ? "Waiting for the customer to accept…" : "Waiting for the host to grant access…")
-            try await self.watch(connection, stop: stop.sessionStarts())
+            try await self.watch(connection, mode: paired.mode, stop: stop.sessionStarts())
         }
     }
 
@@ -135,7 +135,7 @@ struct ViewCommand: AsyncParsableCommand {
 
     /// Shows the host's screen until it leaves, the relay ends the session, --duration
     /// passes, or the engineer stops the viewer (`stop`).
-    private func watch(_ connection: RelayConnection, stop: AsyncStream<Void>) async throws {
+    private func watch(_ connection: RelayConnection, mode: PairingMode, stop: AsyncStream<Void>) async throws {
         let session = ViewerScreenSession()
         let statistics = Locked(ScreenStatistics())
         let latest = Locked<Framebuffer?>(nil)
@@ -202,14 +202,15 @@ struct ViewCommand: AsyncParsableCommand {
                 case .clipboard(let text):
                     say("  clipboard from the host: \(PeerText.printable(text, limit: 200))")
                 case .accessGranted(let access):
+                    let who = mode == .attended ? "The customer accepted" : "The host granted access"
                     switch access {
                     case .fullControl:
-                        say("The customer accepted: you may view and control the screen.")
+                        say("\(who): you may view and control the screen.")
                         if let text = self.clipboard {
                             try await sender.send(.clipboard(Clipboard(text: text)))
                         }
                     case .viewOnly:
-                        say("The customer accepted: view only (your pointer, keys and clipboard are not passed on).")
+                        say("\(who): view only (your pointer, keys and clipboard are not passed on).")
                     }
                 }
                 return .continue
