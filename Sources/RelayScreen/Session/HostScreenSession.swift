@@ -257,7 +257,7 @@ private struct Streamer {
         var screenSize: (width: Int, height: Int)?
         var signals = mailbox.signals.makeAsyncIterator()
 
-        // ScreenInit goes first, right after Paired (PROTOCOL.md §5.2.1).
+        // ScreenInit goes first, right after AccessGranted (PROTOCOL.md §5.2.1, §5.2.7).
         var frame = try self.source.capture()
         try await self.announce(frame, &screenSize)
 
