@@ -190,7 +190,8 @@ final class KeepaliveState: Sendable {
             switch action {
             case .ping:
                 // A failed send means the connection is closing: its reader reports why.
-                do { try await sender.send(.ping(Ping(nonce: nonce))) } catch { return }
+                // A full send window means frames are flowing anyway: skip this Ping.
+                do { _ = try await sender.sendIfRoom(.ping(Ping(nonce: nonce))) } catch { return }
             case .wait(let until):
                 do { try await clock.sleep(until: until) } catch { return }
             case .idle:

@@ -66,6 +66,22 @@ public struct RelaySender: Sendable {
         }
     }
 
+    /// Sends `message` only if the send window has room now, without waiting; false when
+    /// it was full. For the keepalive: a connection that is busy sending needs no Ping, and
+    /// a keepalive must never wait behind a peer that does not read.
+    func sendIfRoom(_ message: RelayMessage) async throws -> Bool {
+        let frame = try Frame(message)
+        let bytes = frame.bytes.readableBytes
+        guard self.window.reserveIfRoom(bytes) else { return false }
+        do {
+            try await self.outbound.write(frame)
+        } catch {
+            self.window.release(bytes)
+            throw error
+        }
+        return true
+    }
+
     /// ``send(frames:)`` with the transport's own error (``RelayConnection`` explains it).
     func write(frames: [Frame]) async throws {
         let bytes = frames.reduce(0) { $0 + $1.bytes.readableBytes }

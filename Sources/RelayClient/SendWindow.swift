@@ -46,6 +46,15 @@ final class SendWindow: Sendable {
         }
     }
 
+    /// Counts `bytes` in if the window has room now; never waits.
+    func reserveIfRoom(_ bytes: Int) -> Bool {
+        self.state.withLock { state in
+            guard state.outstanding <= self.limit else { return false }
+            state.outstanding += bytes
+            return true
+        }
+    }
+
     /// Counts written (or failed) bytes out; wakes waiters once half the window is free.
     func release(_ bytes: Int) {
         let woken: [CheckedContinuation<Void, Never>] = self.state.withLock { state in
