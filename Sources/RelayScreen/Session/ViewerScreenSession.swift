@@ -68,7 +68,7 @@ public final class ViewerScreenSession {
             do {
                 message = try RelayMessage(frame)
             } catch {
-                try await self.protocolError(connection, "the host sent a malformed \(frame.type.name): \(error)")
+                return try await self.damaged(connection, "the host sent a malformed \(frame.type.name): \(error)")
             }
             // Nothing may be shared before the customer's decision (PROTOCOL.md §5.2.7).
             if self.access == nil, [.screenInit, .tileUpdate, .clipboard].contains(message.type) {
@@ -99,7 +99,7 @@ public final class ViewerScreenSession {
                 do {
                     requestID = try self.decoder.apply(update.body)
                 } catch {
-                    try await self.protocolError(connection, "the host's screen update does not decode: \(error)")
+                    return try await self.damaged(connection, "the host's screen update does not decode: \(error)")
                 }
                 self.pendingWireBytes += frame.bytes.readableBytes
                 // A large update arrives in parts (PROTOCOL.md §7.6); it is complete, and
@@ -151,6 +151,16 @@ public final class ViewerScreenSession {
     private func stop(_ connection: RelayConnection) async throws -> Outcome {
         try await connection.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
         return .stopped
+    }
+
+    /// A peer message that does not decode may be one the relay completed with zero bytes
+    /// because the host left mid-frame (PROTOCOL.md §2.3): then the relay's Bye follows it
+    /// at once, and that is why the session ended. Anything else is the host's error.
+    private func damaged(_ connection: RelayConnection, _ text: String) async throws -> Outcome {
+        if let next = try? await connection.receiveFrame(), let message = try? RelayMessage(next), case .bye(let bye) = message {
+            return .bye(bye)
+        }
+        try await self.protocolError(connection, text)
     }
 
     private func protocolError(_ connection: RelayConnection, _ text: String) async throws -> Never {
