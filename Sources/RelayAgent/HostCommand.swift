@@ -224,7 +224,9 @@ struct HostCommand: AsyncParsableCommand {
             }
             let left = "\(prompt.engineer.isEmpty ? "The engineer" : "Engineer " + prompt.engineer) left at \(Self.clock(Date()))"
             switch outcome {
-            case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text)). \(left).")
+            case .bye(let bye):
+                let text = PeerText.printable(bye.text)
+                say("Session ended: \(text)\(text.hasSuffix(".") ? "" : ".") \(left).")
             case .closed: say("Session ended: the relay closed the connection. \(left).")
             case .stopped where !granted.withLock({ $0 }): say("Stopped before the engineer was let in; nothing was shared.")
             case .stopped: say("Session stopped. \(left).")

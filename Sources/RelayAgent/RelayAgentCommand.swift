@@ -73,7 +73,9 @@ struct AgentFailure: Error, CustomStringConvertible {
     let description: String
 }
 
+/// Error messages can quote the relay or the peer: they are printed without control
+/// characters too (PROTOCOL.md §5.2.7).
 func fail(_ error: any Error) -> AgentFailure {
-    if let error = error as? RelayClientError { return AgentFailure(description: error.message) }
-    return AgentFailure(description: "\(error)")
+    if let error = error as? RelayClientError { return AgentFailure(description: PeerText.printable(error.message)) }
+    return AgentFailure(description: PeerText.printable("\(error)"))
 }

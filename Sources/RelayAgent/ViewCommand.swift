@@ -187,7 +187,7 @@ struct ViewCommand: AsyncParsableCommand {
             return try await session.run(on: connection) { event in
                 switch event {
                 case .screen(let screen):
-                    say("Screen \(screen.width)×\(screen.height) \"\(screen.name)\"")
+                    say("Screen \(screen.width)×\(screen.height) \"\(PeerText.printable(screen.name, limit: 120))\"")
                 case .update(_, let wireBytes, let latency, let framebuffer):
                     statistics.withLock { $0.record(bytes: wireBytes, latency: latency, at: ContinuousClock.now - started) }
                     if snapshot != nil { latest.withLock { $0 = framebuffer } }
