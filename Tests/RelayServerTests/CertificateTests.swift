@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Logging
 import NIOCore
 import RelayClient
@@ -16,7 +17,13 @@ import Testing
 
     /// Runs `command` with `sh -c`; its exit status, standard output and standard error.
     @discardableResult
-    static func shell(_ command: String) throws -> (status: Int32, output: String, errors: String) {
+    static func shell(_ command: String) async throws -> (status: Int32, output: String, errors: String) {
+        // A process blocks while it runs: off the 2-thread cooperative pool, or other tests'
+        // TLS handshakes (10 s deadlines) stall meanwhile.
+        try await NIOThreadPool.singleton.runIfActive { try Self.runShell(command) }
+    }
+
+    private static func runShell(_ command: String) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -31,8 +38,8 @@ import Testing
     }
 
     /// The SHA-256 fingerprint of the certificate a TLS port presents, as `openssl` sees it.
-    static func presentedFingerprint(port: Int, alpn: String) throws -> String {
-        let result = try Self.shell(
+    static func presentedFingerprint(port: Int, alpn: String) async throws -> String {
+        let result = try await Self.shell(
             "openssl s_client -connect 127.0.0.1:\(port) -alpn \(alpn) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
         )
         guard let value = result.output.split(separator: "=").last else { throw TestFailure("no certificate from port \(port): \(result)") }
@@ -158,11 +165,11 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func aClientWithoutTheProtocolGetsTheAlert() async throws {
         try await TestRelay.with { relay in
             for option in ["-alpn foo", "-alpn h2,http/1.1", ""] {
-                let result = try Self.shell("openssl s_client -connect 127.0.0.1:\(relay.port) -servername localhost \(option) </dev/null")
+                let result = try await Self.shell("openssl s_client -connect 127.0.0.1:\(relay.port) -servername localhost \(option) </dev/null")
                 #expect(result.status != 0, "\(option)")
                 #expect(result.errors.contains("no application protocol") && result.errors.contains("alert number 120"), "\(option): \(result.errors)")
             }
-            let good = try Self.shell("openssl s_client -connect 127.0.0.1:\(relay.port) -servername localhost -alpn supportrelay/1 </dev/null")
+            let good = try await Self.shell("openssl s_client -connect 127.0.0.1:\(relay.port) -servername localhost -alpn supportrelay/1 </dev/null")
             #expect(good.output.contains("ALPN protocol: supportrelay/1"), "\(good)")
 
             // A NIOSSL client offering another protocol fails its handshake with the alert.
@@ -215,23 +222,23 @@ import Testing
             #expect(warning == nil)
             // Read by openssl, not by the library that wrote it.
             let path = development.certificatePath
-            let text = try Self.shell("openssl x509 -in '\(path)' -noout -text").output
+            let text = try await Self.shell("openssl x509 -in '\(path)' -noout -text").output
             #expect(text.contains("X509v3 Subject Key Identifier"))
             #expect(text.contains("X509v3 Authority Key Identifier"))
-            let subjectKeyID = try Self.shell("openssl x509 -in '\(path)' -noout -ext subjectKeyIdentifier").output.split(separator: "\n").last
-            let authorityKeyID = try Self.shell("openssl x509 -in '\(path)' -noout -ext authorityKeyIdentifier").output.split(separator: "\n").last
+            let subjectKeyID = try await Self.shell("openssl x509 -in '\(path)' -noout -ext subjectKeyIdentifier").output.split(separator: "\n").last
+            let authorityKeyID = try await Self.shell("openssl x509 -in '\(path)' -noout -ext authorityKeyIdentifier").output.split(separator: "\n").last
             #expect(subjectKeyID != nil && authorityKeyID?.contains(subjectKeyID!.trimmingCharacters(in: .whitespaces)) == true)  // self-signed
-            let names = try Self.shell("openssl x509 -in '\(path)' -noout -ext subjectAltName").output
+            let names = try await Self.shell("openssl x509 -in '\(path)' -noout -ext subjectAltName").output
             #expect(names.contains("DNS:localhost"))
             #expect(names.components(separatedBy: "DNS:").count == 2, "\(names)")  // localhost only, not the machine's name
-            #expect(try Self.shell("openssl x509 -in '\(path)' -noout -checkend \(89 * 86_400)").status == 0)
-            #expect(try Self.shell("openssl x509 -in '\(path)' -noout -checkend \(91 * 86_400)").status != 0)
+            #expect(try await Self.shell("openssl x509 -in '\(path)' -noout -checkend \(89 * 86_400)").status == 0)
+            #expect(try await Self.shell("openssl x509 -in '\(path)' -noout -checkend \(91 * 86_400)").status != 0)
             #expect(tls.development == development)
 
             // Asked-for names replace the default.
             let named = DevelopmentCertificate(dataDirectory: data, names: ["relay.example.com", "relay"])
             guard case .renewed = try named.loadOrRenew(now: now).outcome else { Issue.record("not renewed for the names asked"); return }
-            let renamed = try Self.shell("openssl x509 -in '\(named.certificatePath)' -noout -ext subjectAltName").output
+            let renamed = try await Self.shell("openssl x509 -in '\(named.certificatePath)' -noout -ext subjectAltName").output
             #expect(renamed.contains("DNS:relay.example.com") && renamed.contains("DNS:relay") && !renamed.contains("localhost"), "\(renamed)")
         }
     }
@@ -279,14 +286,14 @@ import Testing
             defer { running.cancel() }
             let admin = try #require(await node.adminListening()?.port)
             let relayPort = try #require(node.relayAddress.port)
-            #expect(try Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == tls.fingerprint)
+            #expect(try await Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == tls.fingerprint)
 
             #expect(try node.renewCertificateIfDue(now: Date()) == false)
             #expect(try node.renewCertificateIfDue(now: Date().addingTimeInterval(70 * Self.day)) == true)
             let renewed = node.certificate.fingerprint
             #expect(renewed != tls.fingerprint)
-            #expect(try Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == renewed)
-            #expect(try Self.presentedFingerprint(port: admin, alpn: "http/1.1") == renewed)
+            #expect(try await Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == renewed)
+            #expect(try await Self.presentedFingerprint(port: admin, alpn: "http/1.1") == renewed)
             // Agents pinning the new fingerprint connect; the old one is refused.
             let address = RelayAddress(host: "127.0.0.1", port: relayPort)
             try await RelayConnection.withConnection(to: address, trust: .fingerprint(renewed)) { agent in
@@ -317,7 +324,7 @@ import Testing
                 #expect(!bytes.dropLast().hasSuffix([0x0A]), "\(path)")  // exactly one
             }
             let bundle = data + "/bundle.pem"
-            try Self.shell("cat '\(development.certificatePath)' '\(development.keyPath)' > '\(bundle)'")
+            try await Self.shell("cat '\(development.certificatePath)' '\(development.keyPath)' > '\(bundle)'")
             let text = try String(contentsOfFile: bundle, encoding: .utf8)
             #expect(text.contains("-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----"))
 
@@ -337,7 +344,7 @@ import Testing
                   server none 127.0.0.1:1
 
                 """.write(toFile: config, atomically: true, encoding: .utf8)
-            let check = try Self.shell("\(haproxy) -c -f '\(config)'")
+            let check = try await Self.shell("\(haproxy) -c -f '\(config)'")
             #expect(check.status == 0, "\(check.output)\(check.errors)")
         }
     }

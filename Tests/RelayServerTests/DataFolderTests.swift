@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import RelayStore
 import Testing
 
@@ -108,13 +109,18 @@ import Testing
             try Data(#"{"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "event_loop_threads": 1}"#.utf8).write(to: URL(fileURLWithPath: config))
             // A first run makes the database and the self-signed certificate; then someone
             // copies the folder without keeping its modes.
-            try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config).kill(SIGTERM)
+            // Starting and stopping a process blocks: off the 2-thread cooperative pool, or the
+            // suite's other async tests (TLS handshakes with 10 s deadlines) stall meanwhile.
+            try await NIOThreadPool.singleton.runIfActive {
+                try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config).kill(SIGTERM)
+            }
             try Self.chmod(data, 0o755)
             try Self.chmod(data + "/tls", 0o755)
             for file in ["relay.sqlite", "tls/relay-key.pem", "tls/relay-cert.pem"] { try Self.chmod(data + "/" + file, 0o644) }
 
-            let server = try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config)
-            server.kill(SIGTERM)
+            try await NIOThreadPool.singleton.runIfActive {
+                try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config).kill(SIGTERM)
+            }
             #expect(try Self.mode(data) == 0o700)
             #expect(try Self.mode(data + "/tls") == 0o700)
             for file in ["relay.sqlite", "tls/relay-key.pem", "tls/relay-cert.pem"] {
@@ -135,16 +141,19 @@ import Testing
             let key = folder + "/tls/key.pem", cert = folder + "/tls/cert.pem"
             try Self.write(cert, try issued.certificatePEM, mode: 0o644)
             try Self.write(key, issued.privateKeyPEM, mode: 0o644)
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["serve", "--data", folder + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--cert", cert, "--key", key]
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus != 0)
+            let (status, message) = try await NIOThreadPool.singleton.runIfActive {
+                let process = Process()
+                process.executableURL = executable
+                process.arguments = ["serve", "--data", folder + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--cert", cert, "--key", key]
+                let errors = Pipe()
+                process.standardError = errors
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                return (process.terminationStatus, message)
+            }
+            #expect(status != 0)
             #expect(message.contains("chmod 600 \(key)"), "\(message)")
         }
     }
