@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import NIOCore
 import RelayClient
 import RelayStore
@@ -82,7 +83,7 @@ import Testing
             {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "node_name": "kill-test", "usage_checkpoint_seconds": 1, "event_loop_threads": 2}
             """.utf8).write(to: URL(fileURLWithPath: configFile))
 
-        let server = try ServerProcess(executable: executable, dataDirectory: directory, configFile: configFile)
+        let server = try await NIOThreadPool.singleton.runIfActive { try ServerProcess(executable: executable, dataDirectory: directory, configFile: configFile) }
         let address = RelayAddress(host: "localhost", port: server.port)
         let trust = RelayTrust.fingerprint(server.fingerprint)
         let sessions = 20
@@ -146,7 +147,7 @@ import Testing
         #expect(server.process.terminationReason == .uncaughtSignal)
 
         // Restart: the relay closes the records the crash left open, then stops cleanly.
-        let restarted = try ServerProcess(executable: executable, dataDirectory: directory, configFile: configFile)
+        let restarted = try await NIOThreadPool.singleton.runIfActive { try ServerProcess(executable: executable, dataDirectory: directory, configFile: configFile) }
         restarted.kill(SIGTERM)
         #expect(restarted.process.terminationStatus == 0)
 

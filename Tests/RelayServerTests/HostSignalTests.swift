@@ -1,5 +1,6 @@
 import CX11
 import Foundation
+import NIOPosix
 import RelayClient
 import RelayScreen
 import RelayWire
@@ -56,7 +57,7 @@ struct HostSignalTests {
     @Test("SIGINT and SIGTERM end the session with a Bye, release held keys and buttons and restore the keymap", .timeLimit(.minutes(2)), arguments: [SIGINT, SIGTERM])
     func signalRestoresTheDisplay(signal: Int32) async throws {
         let agent = try Self.agentExecutable()
-        let display = try XvfbDisplay.start(width: 320, height: 200)
+        let display = try await NIOThreadPool.singleton.runIfActive { try XvfbDisplay.start(width: 320, height: 200) }
         defer { display.stop() }
         // Xvfb resets (forgetting held keys and keymap changes) when its last client
         // leaves: this connection stays open so that what the agent leaves behind is seen.

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import RelayClient
 import RelayScreen
 import RelayWire
@@ -13,7 +14,7 @@ import Testing
 struct ScreenX11EndToEndTests {
     @Test("the viewer sees what an X client drew and its clicks and keys arrive in that client")
     func typingIntoAnXClient() async throws {
-        let display = try XvfbDisplay.start(width: 640, height: 400)
+        let display = try await NIOThreadPool.singleton.runIfActive { try XvfbDisplay.start(width: 640, height: 400) }
         defer { display.stop() }
         // xev's window at a known place; it prints every key and button event it gets.
         let xev = try display.launch("/usr/bin/xev", "-geometry", "300x200+100+80", "-event", "keyboard", "-event", "button", "-event", "structure")

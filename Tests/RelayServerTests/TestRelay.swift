@@ -58,6 +58,10 @@ final class TestRelay: @unchecked Sendable {
         configuration.nodeName = "test-node"
         configuration.eventLoopThreads = 2
         configuration.shutdownGrace = .seconds(2)
+        // Tests that start processes or Xvfb block the 2-thread cooperative pool for seconds
+        // at a time; a 10 s handshake deadline then cuts other tests' agents off mid-login.
+        // Tests of the deadline itself set their own.
+        configuration.handshakeTimeout = .seconds(60)
         configure(&configuration)
 
         func company(_ name: String, login: String, host: String) throws -> Company {
