@@ -18,7 +18,10 @@ fi
 echo "==> Building (debug, with tests)"
 swift build --build-tests
 echo "==> Running tests"
-swift test --skip-build
+# One test at a time: on 2 cores, tests that wait on processes, Xvfb or SQLite block Swift's
+# 2-thread cooperative pool, and in a parallel run that stalls every other test's TLS
+# logins and keepalives past their deadlines.
+swift test --skip-build --no-parallel
 # PROTOCOL.md §2.3 under load, alone: Pings every 50 ms each way while 1 MiB frames stream
 # both ways through the relay for two minutes, every byte checked.
 echo "==> Running the frame-boundary soak (${RELAY_INTERLEAVE_SECONDS:-120} s)"
