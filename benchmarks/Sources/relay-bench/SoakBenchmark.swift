@@ -124,8 +124,13 @@ struct SoakBenchmark: AsyncParsableCommand {
 
     static let defaultRelayConfig = """
         {
-          "free_auth_failures_per_minute": 1000000,
-          "code_failure_limit": 1000000,
+          "free_auth_failures_per_source": 1000000,
+          "code_guesses_per_minute": 1000000,
+          "code_guesses_per_hour": 1000000,
+          "maximum_connections_per_source": 100000,
+          "maximum_unauthenticated_per_source": 100000,
+          "maximum_unauthenticated": 100000,
+          "unauthenticated_early_drop_start": 100000,
           "usage_checkpoint_seconds": 5
         }
 
