@@ -89,7 +89,8 @@ import Testing
                         codeSink.yield(issued.code)
                         let paired = try await viewer.waitForPairing()
                         #expect(paired.peerName == expected)
-                        #expect(try relay.store.usageRecord(id: paired.sessionID.description)?.hostName == expected)
+                        // The usage recorder writes the record at its next turn, not at Paired.
+                        #expect(await eventually { (try? relay.store.usageRecord(id: paired.sessionID.description))??.hostName == expected })
                         try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
                     }
                 }
