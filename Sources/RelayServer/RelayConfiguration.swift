@@ -90,6 +90,8 @@ struct RelayConfiguration: Sendable {
     var adminHeaderTimeout = TimeAmount.seconds(10)
     /// …and is closed after this long with no request and no response under way.
     var adminIdleTimeout = TimeAmount.seconds(60)
+    /// When freed memory goes back to the kernel (``HeapTrimPolicy``); `heap_trim_seconds`.
+    var heapTrim = HeapTrimPolicy(interval: .seconds(10))
     /// How long a graceful shutdown waits for agents to close after Bye(relay_shutdown).
     var shutdownGrace = TimeAmount.seconds(5)
 
@@ -131,6 +133,7 @@ struct RelayConfiguration: Sendable {
         var adminHeaderTimeoutSeconds: Int?
         var adminIdleTimeoutSeconds: Int?
         var certificateNames: [String]?
+        var heapTrimSeconds: Int?
     }
 
     static let fileKeys: Set<String> = [
@@ -143,7 +146,7 @@ struct RelayConfiguration: Sendable {
         "free_auth_failures_per_source", "auth_failure_forgiveness_seconds", "auth_maximum_block_seconds",
         "code_guesses_per_minute", "code_guesses_per_hour", "code_guess_pause_seconds", "support_codes_per_engineer",
         "maximum_connections_per_source", "maximum_unauthenticated_per_source", "maximum_unauthenticated",
-        "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent",
+        "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent", "heap_trim_seconds",
     ]
 
     /// Keys of earlier versions, with what replaced them.
@@ -221,6 +224,12 @@ struct RelayConfiguration: Sendable {
         if let value = file.adminHeaderTimeoutSeconds { self.adminHeaderTimeout = .seconds(Int64(value)) }
         if let value = file.adminIdleTimeoutSeconds { self.adminIdleTimeout = .seconds(Int64(value)) }
         if let value = file.certificateNames { self.certificateNames = value }
+        if let value = file.heapTrimSeconds {
+            guard (0...86_400).contains(value) else {
+                throw StoreError("heap_trim_seconds must be 0…86400 (10 is the default; 0 never gives freed memory back to the kernel), got \(value)")
+            }
+            self.heapTrim.interval = value == 0 ? nil : .seconds(Int64(value))
+        }
         try self.validate()
     }
 

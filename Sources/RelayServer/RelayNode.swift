@@ -84,6 +84,7 @@ final class RelayNode: Sendable {
                 threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
             }
             var tasks = [housekeeping, credentialCheck]
+            if let trim = Self.heapTrimming(relay: relay, threadPool: threadPool, loop: group.next()) { tasks.append(trim) }
             var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
             if tls.development != nil {
                 // The self-signed certificate is renewed while the node runs (DevelopmentCertificate).
@@ -132,6 +133,28 @@ final class RelayNode: Sendable {
             try? await threadPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
+        }
+    }
+
+    /// Gives freed memory back to the kernel after the live connection count fell
+    /// (``HeapTrimPolicy``), on the thread pool: a trim walks the whole heap.
+    private static func heapTrimming(relay: Relay, threadPool: NIOThreadPool, loop: any EventLoop) -> RepeatedTask? {
+        guard relay.configuration.heapTrim.interval != nil, HeapTrim.isAvailable else { return nil }
+        let policy = NIOLockedValueBox(relay.configuration.heapTrim)
+        return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let now = NIODeadline.now()
+            guard policy.withLockedValue({ $0.observe(live: relay.liveConnectionHandlers, now: now) }) else { return }
+            policy.withLockedValue { $0.trimmed(live: relay.liveConnectionHandlers, now: now) }
+            threadPool.submit { state in
+                guard state == .active else { return }
+                let started = NIODeadline.now()
+                let released = HeapTrim.trim()
+                relay.metrics.heapTrims.increment()
+                relay.logger.debug(
+                    "gave free heap memory back to the kernel",
+                    metadata: ["released": "\(released)", "milliseconds": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)"]
+                )
+            }
         }
     }
 

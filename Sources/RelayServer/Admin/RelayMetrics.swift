@@ -21,6 +21,8 @@ final class RelayMetrics: Sendable {
     let protocolErrors: Counter
     /// Forwarded frames the relay completed with zero bytes because their sender left mid-frame.
     let framesPadded: Counter
+    /// Times free heap memory was given back to the kernel (``HeapTrimPolicy``).
+    let heapTrims: Counter
     /// Times the relay-wide support-code guess budget ran out and redemption paused.
     let codeRedemptionPauses: Counter
     let usageWrites: Counter
@@ -51,6 +53,7 @@ final class RelayMetrics: Sendable {
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
         self.codeRedemptionPauses = r.makeCounter(descriptor: .relay("code_redemption_pauses", unit: "total", help: "Times support-code redemption paused relay-wide after the guess budget was spent"))
         self.framesPadded = r.makeCounter(descriptor: .relay("frames_padded", unit: "total", help: "Forwarded frames completed with zero bytes because the connection ended mid-frame"))
+        self.heapTrims = r.makeCounter(descriptor: .relay("heap_trims", unit: "total", help: "Times free heap memory was given back to the kernel after the connection count fell"))
         self.usageWrites = r.makeCounter(descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
         self.usageWriteErrors = r.makeCounter(descriptor: .relay("usage_write_errors", unit: "total", help: "Usage-history writes that failed"))
         self.usageWritesPending = r.makeGauge(
