@@ -251,6 +251,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let event as IdleStateHandler.IdleStateEvent where event == .read:
+            // Nothing was read because the relay stopped reading this side: its peer reads
+            // too slowly (OPERATIONS.md §6 "Backpressure"). The agent's Pings wait unread in
+            // the socket; it is not idle. The peer's own idle timer still watches the peer.
+            guard !self.readingPaused else { return }
             let seconds = self.relay.configuration.idleTimeout.nanoseconds / 1_000_000_000
             self.sendBye(.idleTimeout, "nothing arrived for \(seconds) s; agents send Ping every 30 s")
         case let event as TLSUserEvent:
