@@ -31,6 +31,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // The relay's reader of a TLS ClientHello's ALPN offer (the first bytes a stranger
+        // sends), against an independent reader; its source is a symbolic link to the
+        // relay's file, as RelayServer is an executable target that cannot be imported.
+        .executableTarget(
+            name: "FuzzClientHelloALPN",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The relay's forwarding scanner, differentially against readFrame.
         .executableTarget(
             name: "FuzzFrameScanner",

@@ -13,9 +13,11 @@
 #   FUZZ_WORK_DIR  corpus, artifacts and logs            (default: fuzz/corpus-work, gitignored)
 #   FUZZ_MAX_LEN   libFuzzer -max_len                    (default: 70000)
 #   FUZZ_TIMEOUT   seconds per input before it is a hang (default: 10)
-#   FUZZ_TARGET    all (default: SECONDS split evenly over the three), FuzzRelayWire (frame
-#                  and message decoder), FuzzFrameScanner (forwarding scanner) or
-#                  FuzzTileDecoder (tile-delta codec, PROTOCOL.md §7; seeds from §7.8)
+#   FUZZ_TARGET    all (default: SECONDS split evenly over the four), FuzzRelayWire (frame
+#                  and message decoder), FuzzFrameScanner (forwarding scanner),
+#                  FuzzTileDecoder (tile-delta codec, PROTOCOL.md §7; seeds from §7.8) or
+#                  FuzzClientHelloALPN (the relay's ClientHello ALPN reader, PROTOCOL.md §1;
+#                  seeds: real ClientHellos in fuzz/seeds/FuzzClientHelloALPN/*.hex)
 # libFuzzer runs with -use_value_profile=1 (it finds constants compared byte by byte;
 # without it a planted trap on a 2-byte prefix went unfound for 60 s). Later arguments
 # override earlier ones: `scripts/fuzz.sh 60 -- -use_value_profile=0`.
@@ -25,7 +27,7 @@ die() { echo "fuzz.sh: error: $*" >&2; exit 2; }
 say() { echo "fuzz.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- arguments ------------------------------------------------------------------------
@@ -52,7 +54,7 @@ timeout=${FUZZ_TIMEOUT:-10}
 target=${FUZZ_TARGET:-all}
 if [[ $target == all ]]; then
     # CI's fuzz budget (scripts/test.sh: FUZZ_SECONDS, 30 s) is shared by all targets.
-    targets=(FuzzRelayWire FuzzFrameScanner FuzzTileDecoder)
+    targets=(FuzzRelayWire FuzzFrameScanner FuzzTileDecoder FuzzClientHelloALPN)
     share=$((duration / ${#targets[@]}))
     ((share > 0)) || share=1
     overall=0
@@ -202,6 +204,20 @@ if [[ $target == FuzzTileDecoder ]]; then
     flush_tile
     ((tile_count > 0)) || die "found no '#### Tile vector:' heading with a Body block in $protocol_doc"
     count=$tile_count valid_count=$tile_valid
+fi
+# FuzzClientHelloALPN starts from real ClientHellos (openssl s_client, TLS 1.2 and 1.3,
+# with and without ALPN), kept as hex in fuzz/seeds/.
+if [[ $target == FuzzClientHelloALPN ]]; then
+    rm -rf "$seeds" "$all_valid.tmp"
+    mkdir -p "$seeds"
+    count=0
+    for file in "$fuzz_dir/seeds/$target"/*.hex; do
+        [[ -f $file ]] || continue
+        count=$((count + 1))
+        write_seed "$seeds/$(basename "$file" .hex)" "$(cat "$file")" 1
+    done
+    ((count > 0)) || die "no seed in $fuzz_dir/seeds/$target/*.hex"
+    valid_count=$count
 fi
 if ((valid_count > 1)) && [[ -f $all_valid.tmp ]]; then mv "$all_valid.tmp" "$all_valid"; else rm -f "$all_valid.tmp"; fi
 ((count > 0)) || die "found no '#### Vector:' or '#### Invalid:' heading with a \`\`\`hex block in $protocol_doc"

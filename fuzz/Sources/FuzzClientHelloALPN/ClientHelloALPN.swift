@@ -1,0 +1,1 @@
+../../../Sources/RelayServer/TLS/ClientHelloALPN.swift
