@@ -13,7 +13,8 @@ import NIOCore
 /// The policy trims when the number of live connections has fallen well below the highest
 /// it reached since the last trim, at most once per `interval`: a relay whose load stays
 /// level reuses its free memory and is never trimmed, one whose load fell gives it back
-/// within about `interval`. `relay-server` samples it every second (``RelayNode``).
+/// within about `interval`. `relay-server` asks it every second, with the highest count
+/// since the last second (``Relay/takeConnectionPeak()``, ``RelayNode``).
 struct HeapTrimPolicy: Sendable {
     /// At most one trim per interval; nil: never trim (`heap_trim_seconds: 0`).
     var interval: TimeAmount?
@@ -29,11 +30,12 @@ struct HeapTrimPolicy: Sendable {
         self.minimumDrop = minimumDrop
     }
 
-    /// Records the live connection count at `now`; true when the relay should trim now
-    /// (the caller then trims and calls ``trimmed(live:now:)``).
-    mutating func observe(live: Int, now: NIODeadline) -> Bool {
+    /// Records the live connection count at `now`, and the highest it reached since the
+    /// previous call (a burst can open and close between two samples); true when the relay
+    /// should trim now (the caller then trims and calls ``trimmed(live:now:)``).
+    mutating func observe(live: Int, peak: Int? = nil, now: NIODeadline) -> Bool {
         guard let interval = self.interval else { return false }
-        self.peakSinceTrim = max(self.peakSinceTrim, live)
+        self.peakSinceTrim = max(self.peakSinceTrim, live, peak ?? live)
         guard self.peakSinceTrim - live >= self.minimumDrop else { return false }
         if let last = self.lastTrim, now - last < interval { return false }
         return true

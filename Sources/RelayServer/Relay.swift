@@ -33,8 +33,25 @@ final class Relay: Sendable {
     /// (a handler that outlives its connection is a leak: tests watch this).
     private let handlers = Atomic<Int>(0)
 
+    /// The highest `handlers` reached since ``takeConnectionPeak()`` last read it: bursts
+    /// shorter than the heap trimmer's 1 s sampling still count (``HeapTrimPolicy``).
+    private let handlersPeak = Atomic<Int>(0)
+
     var liveConnectionHandlers: Int { self.handlers.load(ordering: .relaxed) }
-    func handlerCreated() { self.handlers.add(1, ordering: .relaxed) }
+    func handlerCreated() {
+        let live = self.handlers.add(1, ordering: .relaxed).newValue
+        var peak = self.handlersPeak.load(ordering: .relaxed)
+        while live > peak {
+            let (exchanged, original) = self.handlersPeak.compareExchange(expected: peak, desired: live, ordering: .relaxed)
+            if exchanged { break }
+            peak = original
+        }
+    }
+    /// The highest number of live connection handlers since the last call, and the number now.
+    func takeConnectionPeak() -> (peak: Int, live: Int) {
+        let live = self.liveConnectionHandlers
+        return (max(self.handlersPeak.exchange(live, ordering: .relaxed), live), live)
+    }
     func handlerReleased() { self.handlers.subtract(1, ordering: .relaxed) }
 
     init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {

@@ -143,8 +143,13 @@ final class RelayNode: Sendable {
         let policy = NIOLockedValueBox(relay.configuration.heapTrim)
         return loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             let now = NIODeadline.now()
-            guard policy.withLockedValue({ $0.observe(live: relay.liveConnectionHandlers, now: now) }) else { return }
-            policy.withLockedValue { $0.trimmed(live: relay.liveConnectionHandlers, now: now) }
+            let (peak, live) = relay.takeConnectionPeak()
+            let due = policy.withLockedValue { policy in
+                guard policy.observe(live: live, peak: peak, now: now) else { return false }
+                policy.trimmed(live: live, now: now)
+                return true
+            }
+            guard due else { return }
             threadPool.submit { state in
                 guard state == .active else { return }
                 let started = NIODeadline.now()

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayWire
 import Testing
 
 @testable import RelayServer
@@ -10,8 +11,8 @@ import Testing
     let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     /// `policy.observe` outside the #expect macro, which cannot call a mutating method.
-    static func trims(_ policy: inout HeapTrimPolicy, live: Int, now: NIODeadline) -> Bool {
-        policy.observe(live: live, now: now)
+    static func trims(_ policy: inout HeapTrimPolicy, live: Int, peak: Int? = nil, now: NIODeadline) -> Bool {
+        policy.observe(live: live, peak: peak, now: now)
     }
 
     @Test func aFallInConnectionsTrimsAtOnceAndThenAtMostOncePerInterval() {
@@ -37,6 +38,47 @@ import Testing
         now = now + .milliseconds(1)
         #expect(Self.trims(&policy, live: 100, now: now))
         policy.trimmed(live: 100, now: now)
+    }
+
+    /// Bursts that open and close between two samples: the peak the relay reports counts.
+    /// (Sampling alone once left a relay untrimmed after its last burst.)
+    @Test func aPeakBetweenSamplesCounts() {
+        var policy = HeapTrimPolicy(interval: .seconds(10))
+        var now = self.start
+        #expect(!Self.trims(&policy, live: 0, peak: 0, now: now))
+        now = now + .seconds(1)
+        #expect(Self.trims(&policy, live: 10, peak: 200, now: now))
+        policy.trimmed(live: 10, now: now)
+        // More bursts within the interval, each sampled when nearly closed.
+        for _ in 0..<9 {
+            now = now + .seconds(1)
+            #expect(!Self.trims(&policy, live: 5, peak: 200, now: now))
+        }
+        now = now + .seconds(1)
+        #expect(Self.trims(&policy, live: 0, peak: 0, now: now))
+    }
+
+    /// What the trimmer asks the relay every second: real connections that came and went
+    /// between two questions still show in the peak.
+    @Test func relayReportsThePeakSinceItWasLastAsked() async throws {
+        try await TestRelay.with { relay in
+            let node = relay.node.relay
+            let before = node.takeConnectionPeak()
+            var agents: [RawAgent] = []
+            for _ in 0..<3 { agents.append(try await RawAgent.connect(to: relay)) }
+            for agent in agents {
+                try await agent.send(.hello(Hello(role: .viewer, capabilities: .all, software: "peak")))
+                _ = try await agent.readMessage()  // HelloAck: its handler surely exists
+            }
+            for agent in agents { await agent.close() }
+            agents.removeAll()
+            while node.liveConnectionHandlers > before.live { try await Task.sleep(for: .milliseconds(20)) }
+            let (peak, live) = node.takeConnectionPeak()
+            #expect(peak >= before.live + 3)
+            #expect(live == before.live)
+            // Asked again with nothing new: the peak is what is live.
+            #expect(node.takeConnectionPeak().peak == live)
+        }
     }
 
     @Test func levelLoadIsNeverTrimmed() {
