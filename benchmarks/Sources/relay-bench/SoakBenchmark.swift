@@ -35,7 +35,7 @@ struct SoakBenchmark: AsyncParsableCommand {
             mid-way), reset (TCP RST after HelloAck), midframe (half a big frame, then close), \
             handshake (closed mid TLS handshake), claim (before Hello, a header announcing a \
             --claim-bytes Hello and all but --claim-short of its bytes, held until the whole \
-            burst is connected), authfail (a wrong token or secret). The relay's config file \
+            burst is connected and the relay has read what it sent), authfail (a wrong token or secret). The relay's config file \
             (--relay-config, or a default one that lifts the auth-failure throttle, which would \
             otherwise refuse the failed logins of the mix) is printed with the results.
             """
@@ -79,6 +79,9 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("max-growth-mb"), help: "Exit 1 when RSS after the run minus RSS after the warm-up exceeds this many MiB.")
     var maxGrowthMiB: Double?
 
+    @Option(name: .customLong("stop-at-rss-mb"), help: "Stop opening connections once the relay's RSS passes this many MiB (a leaking relay on a shared machine); the report says where it stopped.")
+    var stopAtRSSMiB: Double?
+
     @Option(name: .customLong("relay-binary"), help: "The release relay-server binary.")
     var relayBinary: String = ".build/release/relay-server"
 
@@ -87,6 +90,12 @@ struct SoakBenchmark: AsyncParsableCommand {
 
     @Option(name: .customLong("relay-wrapper"), help: "A command the relay runs under, e.g. \"heaptrack -o /tmp/relay\" (RSS is read from the process whose command line is the relay's).")
     var relayWrapper: String?
+
+    @Option(name: .customLong("inspect-command"), help: ArgumentHelp(
+        "A shell command run on the relay at the baseline and at the end, {pid} replaced by its pid; RSS is read again after it.",
+        discussion: "E.g. \"benchmarks/malloc-probe/ask.sh /tmp/mp\" with --relay-wrapper \"env LD_PRELOAD=benchmarks/malloc-probe/.build/libmalloc-probe.so MALLOC_PROBE_DIR=/tmp/mp\": glibc's bytes in use and free, then RSS once free memory is given back (malloc_trim). Its output and the relay's new log lines are printed with the results. Calling malloc functions from gdb instead can hang the relay: gdb stops every thread, possibly inside malloc."
+    ))
+    var inspectCommand: String?
 
     @Option(name: .customLong("keep-logs"), help: "Copy the relay's log here at the end.")
     var keepLogs: String?
@@ -184,7 +193,10 @@ struct SoakBenchmark: AsyncParsableCommand {
 
         try await Task.sleep(for: .seconds(2))
         let start = SoakReading(pid: pid)
-        var runner = SoakRunner(schedule: schedule, concurrency: self.concurrency, target: target, credentials: credentials, pid: pid, clientTLS: self.clientTLS)
+        var runner = SoakRunner(
+            schedule: schedule, concurrency: self.concurrency, target: target, credentials: credentials, pid: pid, clientTLS: self.clientTLS,
+            stopAtRSSKiB: self.stopAtRSSMiB.map { Int($0 * 1024) }
+        )
 
         var warm = SoakPhase()
         if self.warmup > 0 {
@@ -193,12 +205,14 @@ struct SoakBenchmark: AsyncParsableCommand {
             try await self.settleDown(pid: pid, openAtStart: start.fds)
         }
         let baseline = SoakReading(pid: pid)
+        let baselineInspection = self.inspect(pid: pid, log: relay.child.logPath)
         sampler.reset()
         progress("soak: baseline RSS \(baseline.rssKiB) KiB; \(self.connections) connections, \(self.concurrency) at a time")
         let main = await runner.run(connections: self.connections, checkpoints: 10)
         let closed = SoakReading(pid: pid)
         try await self.settleDown(pid: pid, openAtStart: start.fds)
         let after = SoakReading(pid: pid)
+        let endInspection = self.inspect(pid: pid, log: relay.child.logPath)
         let peakKiB = max(sampler.maximumKiB, main.burstPeakKiB)
 
         // MARK: Report
@@ -231,12 +245,22 @@ struct SoakBenchmark: AsyncParsableCommand {
         table.add(["peak (sampled every 200 ms and at each burst's peak)", "", "\(peakKiB)", "", "", ""])
         table.add(["all closed", "\(main.connections)", "\(closed.rssKiB)", "\(closed.hwmKiB)", "\(closed.fds)", formatFixed(closed.cpuSeconds, 1)])
         table.add(["after \(formatFixed(self.settle, 0)) s settle", "\(main.connections)", "\(after.rssKiB)", "\(after.hwmKiB)", "\(after.fds)", formatFixed(after.cpuSeconds, 1)])
+        for (name, inspection) in [("baseline", baselineInspection), ("end", endInspection)] {
+            guard let reading = inspection?.reading else { continue }
+            table.add(["\(name), after --inspect-command", "", "\(reading.rssKiB)", "\(reading.hwmKiB)", "\(reading.fds)", formatFixed(reading.cpuSeconds, 1)])
+        }
         lines.append(table.rendered)
         lines.append("")
         lines.append(
             "\(main.connections) connections in \(formatFixed(main.seconds, 1)) s (\(formatFixed(Double(main.connections) / main.seconds, 0))/s), "
                 + "\(main.bursts) bursts; relay CPU \(formatFixed(after.cpuSeconds - baseline.cpuSeconds, 1)) s"
         )
+        if let stopped = main.stoppedAtRSSKiB {
+            lines.append(
+                "STOPPED EARLY: after \(main.connections) of \(self.connections) connections the relay's RSS was \(formatFixed(Double(stopped) / 1024, 1)) MiB, "
+                    + "over --stop-at-rss-mb \(formatFixed(self.stopAtRSSMiB ?? 0, 0))"
+            )
+        }
         lines.append(
             "RSS before \(formatFixed(Double(baseline.rssKiB) / 1024, 1)) MiB, peak \(formatFixed(Double(peakKiB) / 1024, 1)) MiB, "
                 + "after \(formatFixed(Double(after.rssKiB) / 1024, 1)) MiB: growth \(formatFixed(growthMiB, 1)) MiB, "
@@ -255,6 +279,12 @@ struct SoakBenchmark: AsyncParsableCommand {
             modes.add(["\(mode.rawValue)", "\(tally.units)", "\(tally.units * mode.connections)", "\(tally.expected)", "\(tally.unexpected)", outcomes])
         }
         lines.append(modes.rendered)
+        for (name, inspection) in [("baseline", baselineInspection), ("end", endInspection)] {
+            guard let inspection else { continue }
+            lines.append("")
+            lines.append("--inspect-command at the \(name) (exit \(inspection.status)):")
+            lines.append(inspection.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
 
         if self.json {
             func reading(_ r: SoakReading) -> JSON {
@@ -268,15 +298,20 @@ struct SoakBenchmark: AsyncParsableCommand {
                     ("connections", .int(self.connections)), ("concurrency", .int(self.concurrency)), ("mix", .string(self.mix)),
                     ("warmup", .int(self.warmup)), ("settle_seconds", .double(self.settle)), ("claim_bytes", .int(self.claimBytes)),
                     ("claim_short", .int(self.claimShort)), ("sources", .int(self.sources)), ("client_tls", .string(self.clientTLS.rawValue)), ("relay_binary", .string(self.relayBinary)),
-                    ("relay_wrapper", self.relayWrapper.map { .string($0) } ?? .null), ("relay_config", .string(configText)),
+                    ("relay_wrapper", self.relayWrapper.map { .string($0) } ?? .null),
+                    ("stop_at_rss_mb", self.stopAtRSSMiB.map { .double($0) } ?? .null), ("relay_config", .string(configText)),
                 ])),
                 ("results", .object([
                     ("start", reading(start)), ("baseline", reading(baseline)), ("peak_rss_kib", .int(peakKiB)),
                     ("all_closed", reading(closed)), ("after_settle", reading(after)),
                     ("checkpoints", .array(main.checkpoints.map { .object([("connections", .int($0.connections)), ("reading", reading($0.reading))]) })),
                     ("connections", .int(main.connections)), ("seconds", .double(main.seconds)), ("bursts", .int(main.bursts)),
+                    ("stopped_at_rss_kib", main.stoppedAtRSSKiB.map { .int($0) } ?? .null),
                     ("growth_kib", .int(growthKiB)), ("bytes_per_connection", .double(bytesPerConnection)),
                     ("pass", passed.map { .bool($0) } ?? .null),
+                    ("inspections", .object([("baseline", baselineInspection), ("end", endInspection)].compactMap { name, inspection in
+                        inspection.map { (name, .object([("status", .int(Int($0.status))), ("output", .string($0.output)), ("after", reading($0.reading))])) }
+                    })),
                     ("modes", .object(SoakMode.allCases.compactMap { mode in
                         main.tallies[mode].map { tally in
                             (mode.rawValue, .object([
@@ -292,6 +327,37 @@ struct SoakBenchmark: AsyncParsableCommand {
             print(lines.joined(separator: "\n"))
         }
         if passed == false { throw ExitCode(1) }
+    }
+
+    /// Runs --inspect-command on the relay: its output (standard output and error), the
+    /// lines the relay logged meanwhile, and a reading taken after it.
+    private func inspect(pid: Int32, log: String) -> (status: Int32, output: String, reading: SoakReading)? {
+        guard let command = self.inspectCommand else { return nil }
+        let logBefore = (try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command.replacingOccurrences(of: "{pid}", with: "\(pid)")]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        var text = ""
+        var status: Int32 = -1
+        do {
+            try process.run()
+            text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            status = process.terminationStatus
+        } catch {
+            text = "could not run /bin/sh -c: \(error)"
+        }
+        if let handle = FileHandle(forReadingAtPath: log) {
+            try? handle.seek(toOffset: UInt64(logBefore))
+            let added = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            try? handle.close()
+            if !added.isEmpty { text += "\n[relay log meanwhile]\n" + added }
+        }
+        return (status, text, SoakReading(pid: pid))
     }
 
     /// Waits --settle seconds, and at least until the relay holds no more descriptors than
@@ -369,6 +435,8 @@ struct SoakPhase {
     var burstPeakKiB = 0
     var checkpoints: [(connections: Int, reading: SoakReading)] = []
     var tallies: [SoakMode: SoakTally] = [:]
+    /// The RSS (KiB) that stopped the phase before all its connections (--stop-at-rss-mb).
+    var stoppedAtRSSKiB: Int?
 }
 
 struct SoakRunner {
@@ -378,6 +446,8 @@ struct SoakRunner {
     let credentials: [SoakCredentials]
     let pid: Int32
     let clientTLS: SoakBenchmark.ClientTLS
+    /// Stop the phase after the burst that leaves the relay above this RSS.
+    var stopAtRSSKiB: Int?
     /// Units started so far over all phases: picks the mode, the variant and the source.
     var unitIndex = 0
 
@@ -423,6 +493,14 @@ struct SoakRunner {
                     }
                 }
                 await everyoneArrived.wait()
+                // A claim "arrives" once its bytes are in its socket; the relay may not have
+                // read them yet. Hold the burst until nothing sent to or from the relay waits
+                // in a loopback socket queue, so that the peak is read with the claims inside
+                // the relay (or refused by it), not in the kernel.
+                if burst.contains(where: { $0.mode == .claim }) {
+                    let port = target.port
+                    _ = try? await waitUntil({ loopbackQueuedBytes(port: port) == 0 }, timeout: 15)
+                }
                 phase.burstPeakKiB = max(phase.burstPeakKiB, processStatusKiB(pid: self.pid))
                 release.fire()
                 var outcomes: [(SoakMode, SoakOutcome)] = []
@@ -437,6 +515,13 @@ struct SoakRunner {
                 let unexpected = phase.tallies.values.reduce(0) { $0 + $1.unexpected }
                 progress("soak: \(phase.connections) connections, relay RSS \(processStatusKiB(pid: self.pid)) KiB, \(unexpected) unexpected")
                 while phase.connections * checkpoints >= nextCheckpoint * total { nextCheckpoint += 1 }
+            }
+            if let stop = self.stopAtRSSKiB, phase.connections < total, processStatusKiB(pid: self.pid) > stop {
+                let reading = SoakReading(pid: self.pid)
+                if phase.checkpoints.last?.connections != phase.connections { phase.checkpoints.append((phase.connections, reading)) }
+                phase.stoppedAtRSSKiB = reading.rssKiB
+                progress("soak: stopping after \(phase.connections) connections: relay RSS \(reading.rssKiB) KiB is over --stop-at-rss-mb")
+                break
             }
         }
         phase.seconds = (clock.now - start).seconds
@@ -548,4 +633,21 @@ struct SoakRelay {
         if self.pid != self.child.pid { kill(self.pid, SIGTERM) }
         self.child.stop()
     }
+}
+
+/// Bytes waiting in the send or receive queues of IPv4 TCP sockets whose local or remote
+/// port is `port` (/proc/net/tcp, columns tx_queue:rx_queue): 0 once everything sent to
+/// the relay over loopback has been read by it, and everything it sent by its peers.
+func loopbackQueuedBytes(port: Int) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+    var total = 0
+    for line in text.split(separator: "\n").dropFirst() {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count > 4 else { continue }
+        func portNumber(_ address: Substring) -> Int? { address.split(separator: ":").last.flatMap { Int($0, radix: 16) } }
+        guard portNumber(fields[1]) == port || portNumber(fields[2]) == port else { continue }
+        let queues = fields[4].split(separator: ":").compactMap { Int($0, radix: 16) }
+        total += queues.reduce(0, +)
+    }
+    return total
 }

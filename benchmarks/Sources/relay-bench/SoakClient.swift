@@ -41,7 +41,8 @@ enum SoakMode: String, CaseIterable, Sendable {
     /// as the relay's ServerHello arrives (variant b).
     case handshake
     /// Before Hello, a header announcing a `--claim-bytes` Hello and all but `--claim-short`
-    /// of its bytes; held until the whole burst is connected (the relay's peak), then closed.
+    /// of its bytes; held until the whole burst is connected and the relay has read what it
+    /// sent (the relay's peak), then closed.
     case claim
     /// Hello and a wrong credential: an engineer token (variant a) or a host secret (b).
     case authfail
@@ -153,9 +154,44 @@ struct SoakConnection {
         return nil
     }
 
+    /// The next frame that is not a Ping; nil at the end of the connection. Waiting for a
+    /// frame type rather than a decoded message lets the soak drive a relay built from
+    /// another commit, whose layout of a message may differ from this build's (Paired
+    /// gained a field after 3edb819, the "before" build of RESULTS.md).
+    mutating func receiveNonPing() async -> Frame? {
+        while let frame = await self.receive() {
+            if frame.type == .ping { continue }
+            return frame
+        }
+        return nil
+    }
+
     /// Reads until the relay closes the connection.
     mutating func drain() async {
         while await self.receive() != nil {}
+    }
+
+    /// True when the connection is closed, or the relay closes it within `time` (its
+    /// answer may still be on its way when the script looks).
+    func closesWithin(_ time: TimeAmount) async -> Bool {
+        let channel = self.channel
+        guard channel.isActive else { return true }
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: Bool.self)
+        loop.execute {
+            let done = NIOLoopBoundBox(false, eventLoop: loop)
+            func finish(_ closed: Bool) {
+                guard !done.value else { return }
+                done.value = true
+                promise.succeed(closed)
+            }
+            let timer = loop.scheduleTask(in: time) { finish(false) }
+            channel.closeFuture.whenComplete { _ in
+                timer.cancel()
+                finish(true)
+            }
+        }
+        return (try? await promise.futureResult.get()) ?? true
     }
 
     /// Closes the socket under TLS (no close_notify), with a reset or a FIN.
@@ -302,7 +338,9 @@ func runSoakUnit(
                 let open = connection.channel.isActive
                 arriveOnce()
                 await release.wait()
-                if !open || !connection.channel.isActive {
+                var closedByRelay = !open
+                if !closedByRelay { closedByRelay = await connection.closesWithin(.milliseconds(250)) }
+                if closedByRelay {
                     let answer = await connection.receiveMessage()
                     return .expected("closed by the relay (\(describe(answer)))")
                 }
@@ -349,7 +387,8 @@ private func runPair(variant: Int, tls12: Bool, target: SoakTarget, source: Stri
                 guard case .codeIssued(let codeIssued) = answer else { return .unexpected("viewer: \(describe(answer))") }
                 code.withLockedValue { $0 = codeIssued.code }
                 issued.fire()
-                guard case .paired = await connection.receiveMessage() else { return .unexpected("viewer: not paired") }
+                let paired = await connection.receiveNonPing()
+                guard paired?.type == .paired else { return .unexpected("viewer: not paired: \(describe(paired))") }
                 // Whatever the host sends, then the relay's Bye; a frame cut off mid-way may
                 // leave bytes the decoder rejects, which also ends the connection.
                 await connection.drain()
@@ -363,8 +402,8 @@ private func runPair(variant: Int, tls12: Bool, target: SoakTarget, source: Stri
                 try await connection.send(.hello(Hello(role: .host, capabilities: .all, software: "relay-bench soak")))
                 guard case .helloAck = await connection.receiveMessage() else { return .unexpected("host: no HelloAck") }
                 try await connection.send(.hostAuth(.supportCode(code)))
-                let answer = await connection.receiveMessage()
-                guard case .paired = answer else { return .unexpected("host: \(describe(answer))") }
+                let answer = await connection.receiveNonPing()
+                guard answer?.type == .paired else { return .unexpected("host: \(describe(answer))") }
                 if variant == 0 {
                     var body = ByteBuffer()
                     body.writeRepeatingByte(0x5A, count: 4096)
@@ -384,6 +423,13 @@ private func runPair(variant: Int, tls12: Bool, target: SoakTarget, source: Stri
         if let bad = outcomes.first(where: { if case .unexpected = $0 { true } else { false } }) { return bad }
         return .expected(variant == 0 ? "paired, TileUpdate, Bye" : "paired, closed mid-frame")
     }
+}
+
+/// A frame in words: its message, or its type when this build cannot decode it.
+func describe(_ frame: Frame?) -> String {
+    guard let frame else { return describe(nil as RelayMessage?) }
+    guard let message = try? RelayMessage(frame) else { return "\(frame.type.name) (not decodable by this build)" }
+    return describe(message)
 }
 
 func describe(_ message: RelayMessage?) -> String {
