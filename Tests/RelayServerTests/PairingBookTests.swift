@@ -20,12 +20,6 @@ import Testing
         return SupportCode(value: value)!
     }
 
-    /// The old entry point's answer (delete with `redeem(_:now:)`).
-    private static func withdrawn(_ redemption: Book.Redemption) -> [SupportCode]? {
-        if case .invalid(let withdrawn) = redemption { return withdrawn.map(\.code) }
-        return nil
-    }
-
     // MARK: Issuing
 
     @Test func issuedCodesAreUniqueAndSixDigits() {
@@ -107,13 +101,10 @@ import Testing
         let acme = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let globex = book.issueCode(for: Viewer(), engineerID: "en-lee", companyID: "globex", now: Self.start, using: &generator).issued
         let wrong = Self.unusedCode(in: book, near: acme.code)
-        var old = book
         for attempt in 0..<1000 {
             #expect(Self.attemptIsInvalid(book.attemptRedemption(of: wrong, now: Self.start + .milliseconds(Int64(attempt)))))
-            // The old entry point withdraws nothing either (delete with it).
-            #expect(Self.withdrawn(old.redeem(wrong, now: Self.start + .milliseconds(Int64(attempt)))) == [])
         }
-        #expect(book.codes.count == 2 && old.codes.count == 2)
+        #expect(book.codes.count == 2)
         #expect(Self.isPaired(book.attemptRedemption(of: acme.code, now: Self.start + .seconds(2)), with: acme.viewer))
         #expect(Self.isPaired(book.attemptRedemption(of: globex.code, now: Self.start + .seconds(2)), with: globex.viewer))
     }

@@ -10,20 +10,8 @@ import NIOCore
 /// claims only feeds an alert (``AccountFailureWatch``): wrong tokens for an engineer id
 /// from other addresses never keep its owner's right token, from a clean source, out.
 /// Pure value type: the caller passes the time.
-///
-/// The String-keyed API below (`retryAfter(_:now:)`, `recordFailure(_:now:)`,
-/// `recordSuccess(_:)`, `trackedKeys` and the policy's first four fields) is the old
-/// per-key throttle, kept only until its callers move to the source API.
 struct AuthThrottle: Sendable {
     struct Policy: Sendable {
-        /// Old per-key API only.
-        var freeFailures = 5
-        /// Old per-key API only.
-        var window = TimeAmount.minutes(1)
-        /// Old per-key API only.
-        var baseDelay = TimeAmount.seconds(2)
-        /// Old per-key API only.
-        var maximumDelay = TimeAmount.minutes(15)
         /// Penalties per source.
         var sources = SourcePenalties.Policy()
         /// Alerts per claimed account.
@@ -38,14 +26,7 @@ struct AuthThrottle: Sendable {
         var accountAlert: AccountFailureWatch.Alert?
     }
 
-    private struct Entry: Sendable {
-        var recentFailures: [NIODeadline] = []
-        var blockedUntil: NIODeadline = .uptimeNanoseconds(0)
-        var excessFailures = 0
-    }
-
     let policy: Policy
-    private var entries: [String: Entry] = [:]
     private(set) var sources: SourcePenalties
     private(set) var accounts: AccountFailureWatch
 
@@ -79,56 +60,13 @@ struct AuthThrottle: Sendable {
         return "too many failed attempts from \(whose); the credentials were not checked: retry in \(RetryWait.seconds(wait)) s"
     }
 
-    // MARK: By key (old API)
-
-    /// How long `key` must still wait, or nil when it may try now.
-    func retryAfter(_ key: String, now: NIODeadline) -> TimeAmount? {
-        guard let entry = self.entries[key], entry.blockedUntil > now else { return nil }
-        return entry.blockedUntil - now
-    }
-
-    /// Records a failure for each key; returns the longest block now in force, if any.
-    @discardableResult
-    mutating func recordFailure(_ keys: [String], now: NIODeadline) -> TimeAmount? {
-        var longest: TimeAmount?
-        for key in keys {
-            var entry = self.entries[key] ?? Entry()
-            entry.recentFailures.removeAll { now - $0 >= self.policy.window }
-            entry.recentFailures.append(now)
-            if entry.recentFailures.count > self.policy.freeFailures {
-                // Double up to the cap; stop before the multiplication could overflow.
-                var delay = self.policy.baseDelay
-                for _ in 0..<entry.excessFailures where delay < self.policy.maximumDelay {
-                    delay = delay * 2
-                }
-                delay = min(delay, self.policy.maximumDelay)
-                entry.excessFailures += 1
-                entry.blockedUntil = now + delay
-                longest = max(longest ?? delay, delay)
-            }
-            self.entries[key] = entry
-        }
-        return longest
-    }
-
-    /// Forgets a key after a success.
-    mutating func recordSuccess(_ key: String) {
-        self.entries[key] = nil
-    }
-
     /// Forgets what no longer matters — sources without a block or an unforgiven
-    /// failure, accounts without a recent failure, old keys quiet for a window and not
-    /// blocked — so memory stays bounded; run every second or so.
+    /// failure, accounts without a recent failure — so memory stays bounded; run every
+    /// second or so.
     mutating func prune(now: NIODeadline) {
-        self.entries = self.entries.filter { _, entry in
-            entry.blockedUntil > now || entry.recentFailures.contains { now - $0 < self.policy.window }
-        }
         self.sources.prune(now: now)
         self.accounts.prune(now: now)
     }
-
-    /// Keys of the old API tracked.
-    var trackedKeys: Int { self.entries.count }
 
     /// Sources and accounts tracked by the source API.
     var trackedSources: Int { self.sources.trackedSources }

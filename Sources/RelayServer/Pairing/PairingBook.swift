@@ -9,9 +9,6 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
     struct Policy: Sendable {
         /// How long an issued code stays valid unused.
         var codeValidity = TimeAmount.minutes(10)
-        /// Ignored. Failed redemptions no longer withdraw live codes (issue 10 item 7);
-        /// kept until the relay's configuration stops passing it.
-        var codeFailureLimit = 10
         /// Live codes one engineer may hold; issuing one more withdraws their oldest.
         var maximumCodesPerEngineer = 5
         /// The relay-wide budget of failed redemptions (OPERATIONS.md "Abuse resistance").
@@ -33,14 +30,6 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         let host: Host
         let companyID: String
         var isBusy = false
-    }
-
-    enum Redemption: Sendable {
-        /// The code was valid: it is used up now, and this viewer waits for the host.
-        case paired(IssuedCode)
-        /// The code is wrong, expired or used. `withdrawn` is always empty now: a failure
-        /// no longer withdraws other codes.
-        case invalid(withdrawn: [IssuedCode])
     }
 
     /// What became of a redemption attempt (``attemptRedemption(of:now:)``).
@@ -126,16 +115,6 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         issued.engineerID = engineerID
         self.codes[issued.code.value] = issued
         return Issue(issued: issued, withdrawn: withdrawn)
-    }
-
-    /// Redeems a code a host presented, without the relay-wide guess budget. A failure
-    /// withdraws nothing (issue 10 item 7). Superseded by ``attemptRedemption(of:now:)``.
-    mutating func redeem(_ code: SupportCode, now: NIODeadline) -> Redemption {
-        if let issued = self.codes[code.value], issued.expiresAt > now {
-            self.codes[code.value] = nil
-            return .paired(issued)
-        }
-        return .invalid(withdrawn: [])
     }
 
     /// Redeems a code a host presented, within the relay-wide guess budget.
