@@ -40,6 +40,24 @@ import Testing
         policy.trimmed(live: 100, now: now)
     }
 
+    /// Memory is freed a little after the count falls: a trim after a drop is followed by
+    /// one more an interval later, even with no new drop, and then none.
+    @Test func aTrimAfterADropIsFollowedByOneMore() {
+        var policy = HeapTrimPolicy(interval: .seconds(10))
+        var now = self.start
+        #expect(Self.trims(&policy, live: 0, peak: 200, now: now))
+        policy.trimmed(live: 0, now: now)
+        var trims: [Int] = []
+        for second in 1...60 {
+            now = self.start + .seconds(Int64(second))
+            if Self.trims(&policy, live: 0, peak: 0, now: now) {
+                trims.append(second)
+                policy.trimmed(live: 0, now: now)
+            }
+        }
+        #expect(trims == [10])
+    }
+
     /// Bursts that open and close between two samples: the peak the relay reports counts.
     /// (Sampling alone once left a relay untrimmed after its last burst.)
     @Test func aPeakBetweenSamplesCounts() {
