@@ -45,15 +45,6 @@ final class ByteScratch {
         self.count += 2
     }
 
-    @inline(__always)
-    func appendU32(_ value: UInt32) {
-        self.base[self.count] = UInt8(truncatingIfNeeded: value >> 24)
-        self.base[self.count + 1] = UInt8(truncatingIfNeeded: value >> 16)
-        self.base[self.count + 2] = UInt8(truncatingIfNeeded: value >> 8)
-        self.base[self.count + 3] = UInt8(truncatingIfNeeded: value)
-        self.count += 4
-    }
-
     /// A pixel value as §7.3's three bytes blue, green, red, from `0x00RRGGBB`.
     @inline(__always)
     func appendPixel(_ rgb: UInt32) {
@@ -75,6 +66,4 @@ final class ByteScratch {
         self.base[self.count] = UInt8(truncatingIfNeeded: rest)
         self.count += 1
     }
-
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: self.base, count: self.count) }
 }
