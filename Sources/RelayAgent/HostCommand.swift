@@ -3,6 +3,7 @@ import Foundation
 import RelayClient
 import RelayScreen
 import RelayWire
+import Synchronization
 
 struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -173,6 +174,9 @@ struct HostCommand: AsyncParsableCommand {
             } catch let error as RelayClientError where error.code == .authenticationFailed || error.kind == .configuration || error.kind == .tls {
                 // Retrying cannot fix these: the secret, the trust settings or the relay are wrong.
                 throw fail(error)
+            } catch let error as ScreenSessionError where error.kind == .screenTooLarge {
+                // Nor this: the screen stays too large to announce until its resolution changes.
+                throw fail(error)
             } catch let error as AgentFailure {
                 throw error
             } catch {
@@ -202,10 +206,9 @@ struct HostCommand: AsyncParsableCommand {
             }
             let stopSession = stop.sessionStarts()
             let prompt = ConsentPrompt(paired)
-            let refusal = Locked<String?>(nil)
-            let consent = self.consent(for: paired, prompt: prompt, refusal: refusal)
+            let notes = SessionNotes()
+            let consent = self.consent(for: paired, prompt: prompt, notes: notes)
             let started = Date()
-            let granted = Locked(false)
             if case .granted(let access) = consent {
                 // Unattended (or --accept): nobody is asked, but the customer is told.
                 say("\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).")
@@ -214,7 +217,7 @@ struct HostCommand: AsyncParsableCommand {
             let outcome = try await session.run(on: connection, stop: stopSession) { event in
                 switch event {
                 case .accessGranted(let access):
-                    granted.withLock { $0 = true }
+                    notes.granted.store(true, ordering: .relaxed)
                     if case .ask = consent { say("Allowed (\(access)); sharing \(screen.name).") }
                 case .screen(let width, let height): say("  screen \(width)×\(height)")
                 case .clipboard(let text): say("  clipboard from the engineer: \(PeerText.printable(text, limit: 200))")
@@ -228,17 +231,17 @@ struct HostCommand: AsyncParsableCommand {
                 let text = PeerText.printable(bye.text)
                 say("Session ended: \(text)\(text.hasSuffix(".") ? "" : ".") \(left).")
             case .closed: say("Session ended: the relay closed the connection. \(left).")
-            case .stopped where !granted.withLock({ $0 }): say("Stopped before the engineer was let in; nothing was shared.")
+            case .stopped where !notes.granted.load(ordering: .relaxed): say("Stopped before the engineer was let in; nothing was shared.")
             case .stopped: say("Session stopped. \(left).")
             case .declined:
-                if let reason = refusal.withLock({ $0 }) { throw AgentFailure(description: reason) }
+                if let reason = notes.refusal.withLock({ $0 }) { throw AgentFailure(description: reason) }
                 say("You refused the engineer; nothing was shared.")
             }
         }
     }
 
     /// How this session decides what the engineer may do (PROTOCOL.md §5.2.7).
-    private func consent(for paired: Paired, prompt: ConsentPrompt, refusal: Locked<String?>) -> Consent {
+    private func consent(for paired: Paired, prompt: ConsentPrompt, notes: SessionNotes) -> Consent {
         if let accept { return .granted(accept.access) }
         // Unattended hosts are not asked: there need be no one at the PC, and the company
         // enrolled it so that its engineers can reach it (only they can, §8.3).
@@ -246,14 +249,14 @@ struct HostCommand: AsyncParsableCommand {
         guard TerminalInput.isTerminal else {
             return .ask {
                 let reason = "\(prompt.who) wants to view and control this screen, but there is no terminal to ask you on, so they were refused. Run relay-agent host in a terminal, or decide in advance with --accept full or --accept view-only."
-                refusal.withLock { $0 = reason }
+                notes.refusal.withLock { $0 = reason }
                 return .decline("No one at the customer's PC could be asked to accept (no terminal).")
             }
         }
         return .ask {
             let decision = await prompt.ask(read: TerminalInput.readLine(within:), say: say)
             if case .decline(let text) = decision, text != ConsentPrompt.refusedText {
-                refusal.withLock { $0 = "The engineer was refused and nothing was shared: \(text)" }
+                notes.refusal.withLock { $0 = "The engineer was refused and nothing was shared: \(text)" }
             }
             return decision
         }
@@ -264,6 +267,13 @@ struct HostCommand: AsyncParsableCommand {
         formatter.dateFormat = "HH:mm:ss"
         return formatter.string(from: date)
     }
+}
+
+/// What a host session's closures note for the messages after it: whether access was
+/// granted, and why the customer could not be asked, if so.
+private final class SessionNotes: Sendable {
+    let granted = Atomic(false)
+    let refusal = Mutex<String?>(nil)
 }
 
 /// Exponential back-off with jitter for an enrolled host's registration: 1 s doubling up

@@ -3,6 +3,7 @@ import Foundation
 import RelayClient
 import RelayScreen
 import RelayWire
+import Synchronization
 
 
 struct ViewCommand: AsyncParsableCommand {
@@ -137,10 +138,7 @@ struct ViewCommand: AsyncParsableCommand {
     /// passes, or the engineer stops the viewer (`stop`).
     private func watch(_ connection: RelayConnection, mode: PairingMode, stop: AsyncStream<Void>) async throws {
         let session = ViewerScreenSession()
-        let statistics = Locked(ScreenStatistics())
-        let latest = Locked<Framebuffer?>(nil)
-        let timedOut = Locked(false)
-        let stopped = Locked(false)
+        let notes = WatchNotes()
         let sender = connection.sender
         let started = ContinuousClock.now
         let snapshot = self.snapshot
@@ -151,14 +149,14 @@ struct ViewCommand: AsyncParsableCommand {
             if let duration = self.duration {
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(duration * 1000)))
-                    timedOut.withLock { $0 = true }
+                    notes.timedOut.store(true, ordering: .relaxed)
                     try await sender.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
                 }
             }
             group.addTask {
                 // Ctrl-C: Bye, and the relay closes the session (PROTOCOL.md §8.6).
                 for await _ in stop {
-                    stopped.withLock { $0 = true }
+                    notes.stopped.store(true, ordering: .relaxed)
                     await StopRequest.sayBye(Bye(reason: .normal, text: "The engineer closed the viewer."), on: sender, grace: .seconds(2))
                     return
                 }
@@ -168,14 +166,14 @@ struct ViewCommand: AsyncParsableCommand {
                     while true {
                         try await Task.sleep(for: .seconds(1))
                         let now = ContinuousClock.now - started
-                        say("  \(statistics.withLock { $0.figures(at: now) })")
+                        say("  \(notes.statistics.withLock { $0.figures(at: now) })")
                     }
                 }
             }
             if let snapshot {
                 group.addTask {
                     for await _ in signalStream(SIGUSR1) {
-                        if let framebuffer = latest.withLock({ $0 }) {
+                        if let framebuffer = notes.latest.withLock({ $0 }) {
                             Self.write(framebuffer, to: snapshot)
                         } else {
                             say("  no screen yet: the snapshot is written once the host's screen arrives")
@@ -189,8 +187,8 @@ struct ViewCommand: AsyncParsableCommand {
                 case .screen(let screen):
                     say("Screen \(screen.width)×\(screen.height) \"\(PeerText.printable(screen.name, limit: 120))\"")
                 case .update(_, let wireBytes, let latency, let framebuffer):
-                    statistics.withLock { $0.record(bytes: wireBytes, latency: latency, at: ContinuousClock.now - started) }
-                    if snapshot != nil { latest.withLock { $0 = framebuffer } }
+                    notes.statistics.withLock { $0.record(bytes: wireBytes, latency: latency, at: ContinuousClock.now - started) }
+                    if snapshot != nil { notes.latest.withLock { $0 = framebuffer } }
                     if !inputSent {
                         inputSent = true
                         if session.access == .fullControl {
@@ -220,7 +218,7 @@ struct ViewCommand: AsyncParsableCommand {
         if let snapshot, let framebuffer = session.framebuffer {
             Self.write(framebuffer, to: snapshot)
         }
-        let totals = statistics.withLock { ($0.totalUpdates, $0.totalBytes) }
+        let totals = notes.statistics.withLock { ($0.totalUpdates, $0.totalBytes) }
         let seconds = Double((ContinuousClock.now - started).components.seconds)
         say("Received \(totals.0) screen updates, \(totals.1) bytes\(seconds > 0 ? String(format: " (%.1f kbit/s)", Double(totals.1) * 8 / 1000 / seconds) : "").")
         switch outcome {
@@ -229,8 +227,8 @@ struct ViewCommand: AsyncParsableCommand {
         case .bye(let bye) where session.access == nil && bye.reason == .peerLeft:
             say("Session ended before the customer accepted: \(PeerText.printable(bye.text))")
         case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text))")
-        case .closed where timedOut.withLock({ $0 }): say("Session ended after \(self.duration.map { String(format: "%g", $0) } ?? "") s.")
-        case .closed where stopped.withLock({ $0 }): say("Session ended by the viewer.")
+        case .closed where notes.timedOut.load(ordering: .relaxed): say("Session ended after \(self.duration.map { String(format: "%g", $0) } ?? "") s.")
+        case .closed where notes.stopped.load(ordering: .relaxed): say("Session ended by the viewer.")
         case .closed: say("Session ended: the relay closed the connection.")
         }
     }
@@ -268,4 +266,15 @@ struct ViewCommand: AsyncParsableCommand {
         }
     }
 
+}
+
+/// What the viewer's tasks note while it watches: figures for `--stats`, the latest
+/// screen for `--snapshot`, and why the session is ending.
+private final class WatchNotes: Sendable {
+    let statistics = Mutex(ScreenStatistics())
+    let latest = Mutex<Framebuffer?>(nil)
+    /// `--duration` passed and the viewer said Bye.
+    let timedOut = Atomic(false)
+    /// The engineer stopped the viewer (Ctrl-C) and it said Bye.
+    let stopped = Atomic(false)
 }

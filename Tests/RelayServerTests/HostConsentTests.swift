@@ -29,7 +29,7 @@ import Testing
         observe: @escaping (ViewerScreenSession.Event, RelaySender) async throws -> ViewerScreenSession.Decision
     ) async throws -> SessionResult {
         let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
-        let hostEvents = Locked<[HostScreenSession.Event]>([])
+        let (hostEvents, hostEventSink) = AsyncStream.makeStream(of: HostScreenSession.Event.self)
         return try await withThrowingTaskGroup(of: HostScreenSession.Outcome?.self) { group in
             group.addTask {
                 var iterator = codes.makeAsyncIterator()
@@ -39,7 +39,8 @@ import Testing
                     guard case .paired(let paired) = try await host.authenticate(host: .supportCode(code)) else { throw TestFailure("host not paired") }
                     #expect(paired.peerName == relay.acme.engineerLogin)
                     let session = HostScreenSession(source: source, options: .init(framesPerSecond: 30, consent: consent, closeGrace: .seconds(5)))
-                    return try await session.run(on: host, stop: hostStop) { event in hostEvents.withLock { $0.append(event) } }
+                    defer { hostEventSink.finish() }
+                    return try await session.run(on: host, stop: hostStop) { event in hostEventSink.yield(event) }
                 }
             }
             let (outcome, events, access) = try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
@@ -66,7 +67,7 @@ import Testing
             }
             var host: HostScreenSession.Outcome?
             for try await result in group { host = result ?? host }
-            return SessionResult(viewer: outcome, viewerEvents: events, viewerAccess: access, host: try #require(host), hostEvents: hostEvents.withLock { $0 })
+            return SessionResult(viewer: outcome, viewerEvents: events, viewerAccess: access, host: try #require(host), hostEvents: await hostEvents.reduce(into: []) { $0.append($1) })
         }
     }
 
@@ -137,13 +138,13 @@ import Testing
     func engineerLeavesDuringThePrompt() async throws {
         try await TestRelay.with { relay in
             let source = RecordingSource(Self.frame)
-            let asked = Locked(false)
+            let (asked, askedSink) = AsyncStream.makeStream(of: Void.self)
             let clock = ContinuousClock()
             let start = clock.now
             let result = try await Self.session(
                 through: relay, source: source,
                 consent: .ask({
-                    asked.withLock { $0 = true }
+                    askedSink.yield()
                     try await Task.sleep(for: .seconds(60))
                     return .allow(.fullControl)
                 }),
@@ -152,7 +153,8 @@ import Testing
                     try await sender.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
                 }
             ) { _, _ in .continue }
-            #expect(asked.withLock { $0 })
+            askedSink.finish()
+            #expect(await asked.first { true } != nil)
             #expect(start.duration(to: clock.now) < .seconds(20))
             guard case .bye(let bye) = result.host else { throw TestFailure("the host saw \(result.host)") }
             #expect(bye.reason == .peerLeft)

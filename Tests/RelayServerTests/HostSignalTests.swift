@@ -86,14 +86,10 @@ struct HostSignalTests {
                 host.standardOutput = output
                 host.standardError = output
                 host.standardInput = FileHandle.nullDevice
-                let collected = Locked(Data())
-                output.fileHandleForReading.readabilityHandler = { handle in
-                    let data = handle.availableData
-                    collected.withLock { $0.append(data) }
-                }
+                let collected = CollectedOutput(output)
                 try host.run()
                 defer { if host.isRunning { host.terminate() } }
-                let printed = { String(decoding: collected.withLock { $0 }, as: UTF8.self) }
+                let printed = { collected.text }
 
                 _ = try await viewer.waitForPairing()
                 let sender = viewer.sender

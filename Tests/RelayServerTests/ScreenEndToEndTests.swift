@@ -24,7 +24,7 @@ import Testing
         afterFirstUpdate: @escaping @Sendable (RelaySender) async throws -> Void = { _ in }
     ) async throws -> (viewer: ViewerScreenSession, hostOutcome: HostScreenSession.Outcome, events: [HostScreenSession.Event]) {
         let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
-        let hostEvents = Locked<[HostScreenSession.Event]>([])
+        let (hostEvents, hostEventSink) = AsyncStream.makeStream(of: HostScreenSession.Event.self)
         let viewer = ViewerScreenSession()
         let hostOutcome: HostScreenSession.Outcome = try await withThrowingTaskGroup(of: HostScreenSession.Outcome?.self) { group in
             group.addTask {
@@ -34,7 +34,8 @@ import Testing
                     try await host.hello(role: .host)
                     guard case .paired = try await host.authenticate(host: .supportCode(code)) else { throw TestFailure("host not paired") }
                     let session = HostScreenSession(source: source, options: .init(framesPerSecond: fps, clipboard: hostClipboard))
-                    return try await session.run(on: host) { event in hostEvents.withLock { $0.append(event) } }
+                    defer { hostEventSink.finish() }
+                    return try await session.run(on: host) { event in hostEventSink.yield(event) }
                 }
             }
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { connection in
@@ -62,7 +63,7 @@ import Testing
             for try await result in group { outcome = result ?? outcome }
             return outcome!
         }
-        return (viewer, hostOutcome, hostEvents.withLock { $0 })
+        return (viewer, hostOutcome, await hostEvents.reduce(into: []) { $0.append($1) })
     }
 
     @Test("the viewer's framebuffer equals a captured frame after every update, and finally the last one")

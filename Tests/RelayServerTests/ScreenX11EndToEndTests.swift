@@ -3,6 +3,7 @@ import NIOPosix
 import RelayClient
 import RelayScreen
 import RelayWire
+import Synchronization
 import Testing
 
 @testable import RelayServer
@@ -58,36 +59,73 @@ struct ScreenX11EndToEndTests {
     }
 }
 
-/// A private Xvfb server for one test.
+/// A private Xvfb server for one test, started the way scripts/lib/xvfb.sh starts one:
+/// Xvfb picks a free display number itself and reports it (`-displayfd`), so parallel
+/// tests never race for a number, as scanning the lock files in /tmp did.
+///
+/// The same type, word for word, is in RelayScreenTests and RelayServerTests: test
+/// targets cannot share a file, so it moves to a RelayTestSupport target once there is one.
 final class XvfbDisplay: Sendable {
-    static let toolsInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb") && FileManager.default.isExecutableFile(atPath: "/usr/bin/xev")
+    static let path = "/usr/bin/Xvfb"
+    static let isInstalled = FileManager.default.isExecutableFile(atPath: XvfbDisplay.path)
 
+    /// The display name to connect to, `:N`.
     let name: String
+    let number: Int
     let server: Process
 
-    private init(name: String, server: Process) {
-        self.name = name
+    private init(number: Int, server: Process) {
+        self.name = ":\(number)"
+        self.number = number
         self.server = server
     }
 
-    static func start(width: Int, height: Int) throws -> XvfbDisplay {
-        for number in (200...260).shuffled() where !FileManager.default.fileExists(atPath: "/tmp/.X\(number)-lock") {
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: "/usr/bin/Xvfb")
-            server.arguments = [":\(number)", "-screen", "0", "\(width)x\(height)x24", "-nolisten", "tcp"]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
-            for _ in 0..<100 where server.isRunning {
-                if FileManager.default.fileExists(atPath: "/tmp/.X11-unix/X\(number)") {
-                    return XvfbDisplay(name: ":\(number)", server: server)
-                }
-                Thread.sleep(forTimeInterval: 0.05)
-            }
-            server.terminate()
+    /// Starts Xvfb with one `width`×`height` screen of `depth` bits and returns once it
+    /// listens (Xvfb writes the display number only then).
+    static func start(width: Int, height: Int, depth: Int = 24) throws -> XvfbDisplay {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: Self.path)
+        // -noreset: Xvfb otherwise resets whenever its last client disconnects, and a
+        // client connecting during the reset is refused. -nolisten tcp: local clients only.
+        server.arguments = ["-displayfd", "1", "-screen", "0", "\(width)x\(height)x\(depth)", "-nolisten", "tcp", "-noreset"]
+        let announcement = Pipe()
+        server.standardOutput = announcement
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var announced = Data()
+        while !announced.contains(UInt8(ascii: "\n")) {
+            let chunk = announcement.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }  // Xvfb exited without a display
+            announced.append(chunk)
         }
-        throw TestFailure("could not start Xvfb on any display :200…:260")
+        guard let number = Int(String(decoding: announced, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+            throw XvfbError(
+                description: "Xvfb did not start; run '\(Self.path) -displayfd 1 -screen 0 \(width)x\(height)x\(depth)' by hand to see why"
+            )
+        }
+        return XvfbDisplay(number: number, server: server)
     }
+
+    /// Kills the server outright and removes what it leaves behind. SIGKILL: on SIGTERM
+    /// Xvfb waits for its clients to go, and the child inherits the test thread's blocked
+    /// signals, SIGTERM included.
+    func stop() {
+        kill(self.server.processIdentifier, SIGKILL)
+        self.server.waitUntilExit()
+        unlink("/tmp/.X11-unix/X\(self.number)")
+        unlink("/tmp/.X\(self.number)-lock")
+    }
+}
+
+struct XvfbError: Error, CustomStringConvertible {
+    let description: String
+}
+
+extension XvfbDisplay {
+    /// Xvfb and xev, which the end-to-end X tests run.
+    static let toolsInstalled = XvfbDisplay.isInstalled && FileManager.default.isExecutableFile(atPath: "/usr/bin/xev")
 
     /// Starts an X client on this display, collecting what it prints.
     func launch(_ tool: String, _ arguments: String...) throws -> (process: Process, output: @Sendable () -> String) {
@@ -97,19 +135,23 @@ final class XvfbDisplay: Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
-        let collected = Locked(Data())
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            collected.withLock { $0.append(data) }
-        }
+        let collected = CollectedOutput(pipe)
         try process.run()
-        return (process, { String(decoding: collected.withLock { $0 }, as: UTF8.self) })
+        return (process, { collected.text })
+    }
+}
+
+/// What a child process prints, collected as it arrives (its pipe's handler runs on
+/// another thread).
+final class CollectedOutput: Sendable {
+    private let data = Mutex(Data())
+
+    init(_ pipe: Pipe) {
+        pipe.fileHandleForReading.readabilityHandler = { [self] handle in self.append(handle.availableData) }
     }
 
-    /// Kills the server outright: on SIGTERM Xvfb waits for its clients to go, and the
-    /// test's own X connections may still be open.
-    func stop() {
-        kill(self.server.processIdentifier, SIGKILL)
-        self.server.waitUntilExit()
-    }
+    private func append(_ chunk: Data) { self.data.withLock { $0.append(chunk) } }
+
+    /// Everything printed so far, as UTF-8.
+    var text: String { String(decoding: self.data.withLock { $0 }, as: UTF8.self) }
 }

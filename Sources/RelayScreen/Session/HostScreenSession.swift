@@ -1,5 +1,3 @@
-import NIOCore
-public import RelayClient
 public import RelayWire
 import Synchronization
 
@@ -69,12 +67,25 @@ public struct HostScreenSession: Sendable {
     /// (``ViewerInputGate``). An element on `stop` (Ctrl-C) ends the session politely:
     /// Bye to the relay, which closes the connection, or the host closes it after
     /// ``Options/closeGrace``.
-    public func run(on connection: RelayConnection, stop: AsyncStream<Void>? = nil, events: @escaping @Sendable (Event) -> Void = { _ in }) async throws -> Outcome {
+    ///
+    /// Throws a ``ScreenSessionError`` when the viewer breaks the protocol or the relay
+    /// ends the session with an Error, the screen source's error when the screen can no
+    /// longer be shared, and the transport's error when the connection fails.
+    public func run(
+        on connection: some FrameTransport, stop: AsyncStream<Void>? = nil, events: @escaping @Sendable (Event) -> Void = { _ in }
+    ) async throws -> Outcome {
+        try await self.run(on: connection, clock: ContinuousClock(), stop: stop, events: events)
+    }
+
+    /// ``run(on:stop:events:)`` with the clock that paces captures and times the close
+    /// grace: tests pass one they advance by hand.
+    package func run<C: Clock<Duration>>(
+        on connection: some FrameTransport, clock: C, stop: AsyncStream<Void>? = nil, events: @escaping @Sendable (Event) -> Void = { _ in }
+    ) async throws -> Outcome {
         let mailbox = RequestMailbox()
         let sender = connection.sender
         let limit = connection.maximumPayloadLength
-        let gate = Locked(ViewerInputGate(self.options.consent))
-        let ending = Locked<Ending?>(nil)
+        let state = SessionState(ViewerInputGate(self.options.consent))
         let grace = self.options.closeGrace
         let outcome = try await withThrowingTaskGroup(of: Void.self) { group in
             defer {
@@ -84,53 +95,55 @@ public struct HostScreenSession: Sendable {
             group.addTask {
                 do {
                     let access: SessionAccess
-                    switch try await self.decide(gate: gate) {
+                    switch try await self.decide(state) {
                     case .allow(let granted):
                         access = granted
                     case .decline(let text):
                         // Refused (PROTOCOL.md §5.2.7): the relay passes the Bye on to the
                         // viewer and closes both connections.
-                        ending.withLock { $0 = $0 ?? .declined }
-                        try await Self.sayBye(Bye(reason: .declined, text: text), on: sender, grace: grace)
+                        state.end(.declined)
+                        await Self.sayBye(Bye(reason: .declined, text: text), on: sender, clock: clock, grace: grace)
                         return
                     }
                     // Nothing is shared before AccessGranted (PROTOCOL.md §5.2.7).
-                    try await sender.send(.accessGranted(access.message))
+                    try await Transmit.send([Frame(.accessGranted(access.message))], on: sender)
                     events(.accessGranted(access))
                     if let text = self.options.clipboard {
-                        try await sender.send(.clipboard(Clipboard(text: text)))
+                        try await Transmit.send([Frame(.clipboard(Clipboard(text: text)))], on: sender)
                     }
-                    try await Streamer(source: self.source, sender: sender, maximumPayloadLength: limit, framesPerSecond: self.options.framesPerSecond, events: events)
-                        .run(mailbox)
+                    try await Streamer(
+                        source: self.source, sender: sender, clock: clock, maximumPayloadLength: limit,
+                        framesPerSecond: self.options.framesPerSecond, events: events
+                    ).run(mailbox)
                 } catch is CancellationError {
                     return
-                } catch let error as RelayClientError where error.kind == .closed {
+                } catch is Transmit.Failed {
                     // The connection is gone (the viewer left and the relay closed it, or the
                     // network failed): the receiving side reports how the session ended.
                     return
                 } catch {
                     // The screen cannot be shared any more (the X server went away, a
                     // replay frame is unreadable): say so, and the relay ends the session.
-                    ending.withLock { $0 = $0 ?? .failed(error) }
+                    state.end(.failed(error))
                     try? await sender.send(.bye(Bye(reason: .normal, text: "the host stopped sharing its screen: \(error)")))
                 }
             }
             if let stop {
                 group.addTask {
                     for await _ in stop {
-                        let undecided = gate.withLock { $0.state == .awaitingConsent }
-                        ending.withLock { $0 = $0 ?? .stopped }
+                        let undecided = state.isAwaitingConsent
+                        state.end(.stopped)
                         let bye = undecided
                             ? Bye(reason: .declined, text: "The customer stopped relay-agent without accepting the session.")
                             : Bye(reason: .normal, text: "The customer stopped sharing the screen.")
-                        try? await Self.sayBye(bye, on: sender, grace: grace)
+                        await Self.sayBye(bye, on: sender, clock: clock, grace: grace)
                         return
                     }
                 }
             }
-            return try await self.receive(connection, gate: gate, mailbox: mailbox, events: events)
+            return try await self.receive(connection, state: state, mailbox: mailbox, events: events)
         }
-        switch ending.withLock({ $0 }) {
+        switch state.ending {
         case .failed(let error): throw error
         case .declined: return .declined
         case .stopped: return .stopped
@@ -139,47 +152,56 @@ public struct HostScreenSession: Sendable {
     }
 
     /// Why the host itself ended the session.
-    private enum Ending: Sendable {
+    fileprivate enum Ending: Sendable {
         case declined
         case stopped
         case failed(any Error)
     }
 
     /// The customer's decision, asked if the options say so; the gate follows it.
-    private func decide(gate: Locked<ViewerInputGate>) async throws -> ConsentDecision {
+    private func decide(_ state: SessionState) async throws -> ConsentDecision {
         switch self.options.consent {
         case .granted(let access):
             return .allow(access)
         case .ask(let ask):
             let decision = try await ask()
             try Task.checkCancellation()
-            gate.withLock { $0.decided(decision) }
+            state.decided(decision)
             return decision
         }
     }
 
     /// Says Bye, then closes the connection if the relay has not closed it within `grace`.
-    private static func sayBye(_ bye: Bye, on sender: RelaySender, grace: Duration) async throws {
+    private static func sayBye<C: Clock<Duration>>(_ bye: Bye, on sender: some FrameSender, clock: C, grace: Duration) async {
         defer { sender.close() }
-        try await sender.send(.bye(bye))
-        try await Task.sleep(for: grace)
+        do {
+            try await sender.send(.bye(bye))
+            try await clock.sleep(for: grace)
+        } catch {
+            // Closed already, or the session ended meanwhile: nothing left to wait for.
+        }
     }
 
-    private func receive(_ connection: RelayConnection, gate: Locked<ViewerInputGate>, mailbox: RequestMailbox, events: @Sendable (Event) -> Void) async throws -> Outcome {
+    private func receive(_ connection: some FrameTransport, state: SessionState, mailbox: RequestMailbox, events: @Sendable (Event) -> Void) async throws -> Outcome {
+        let sender = connection.sender
         while true {
-            let message: RelayMessage?
+            guard let frame = try await connection.receiveFrame() else { return .closed }
+            let message: RelayMessage
             do {
-                message = try await connection.receive()
-            } catch let error as RelayClientError where error.kind == .protocolViolation {
-                try? await connection.send(.bye(Bye(reason: .protocolError, text: "the host could not decode a message: \(error.message)")))
-                throw error
+                message = try RelayMessage(frame)
+            } catch {
+                // Perhaps a frame the relay completed because the viewer left mid-frame
+                // (PROTOCOL.md §2.3): then the relay's Bye follows and says why.
+                if let outcome = try await PeerReading.readOnAfterDamage(connection) { return .bye(outcome) }
+                let text = "the viewer sent a malformed \(frame.type.name): \(error)"
+                try? await sender.send(.bye(Bye(reason: .protocolError, text: text)))
+                throw ScreenSessionError(.protocolViolation, text)
             }
-            guard let message else { return .closed }
             switch message {
             case .bye(let bye):
                 return .bye(bye)
             case .error(let error):
-                throw RelayClientError(.rejected, "the relay ended the session: \(PeerText.printable(error.message)) (\(error.code.name))", code: error.code)
+                throw ScreenSessionError(relayError: error)
             case .ping, .pong:
                 // The connection answers Pings and consumes its keepalive's Pongs; a stray
                 // Pong is traffic and nothing more (PROTOCOL.md §5.1.9).
@@ -187,7 +209,7 @@ public struct HostScreenSession: Sendable {
             default:
                 break
             }
-            switch gate.withLock({ $0.admit(message) }) {
+            switch state.admit(message) {
             case .deliver:
                 switch message {
                 case .updateRequest(let request):
@@ -205,16 +227,44 @@ public struct HostScreenSession: Sendable {
                 if firstTime { events(.inputIgnored) }
             case .protocolViolation(let text):
                 // A viewer never sends screen messages (PROTOCOL.md §5.2): a protocol error.
-                try? await connection.send(.bye(Bye(reason: .protocolError, text: text)))
-                throw RelayClientError(.protocolViolation, text)
+                try? await sender.send(.bye(Bye(reason: .protocolError, text: text)))
+                throw ScreenSessionError(.protocolViolation, text)
             }
         }
     }
 }
 
-/// UpdateRequests handed from the receiving task to the streamer, with a wake-up signal.
+/// What the host session's tasks share: the customer's decision, which gates the viewer's
+/// input, and why the host itself ended the session, if it did.
+private final class SessionState: Sendable {
+    private struct Inner {
+        var gate: ViewerInputGate
+        var ending: HostScreenSession.Ending?
+    }
+
+    private let inner: Mutex<Inner>
+
+    init(_ gate: ViewerInputGate) { self.inner = Mutex(Inner(gate: gate)) }
+
+    var isAwaitingConsent: Bool { self.inner.withLock { $0.gate.state == .awaitingConsent } }
+
+    var ending: HostScreenSession.Ending? { self.inner.withLock { $0.ending } }
+
+    func decided(_ decision: ConsentDecision) { self.inner.withLock { $0.gate.decided(decision) } }
+
+    func admit(_ message: RelayMessage) -> ViewerInputGate.Verdict { self.inner.withLock { $0.gate.admit(message) } }
+
+    /// The first reason wins: a stop during a failing capture is still a failure.
+    func end(_ ending: HostScreenSession.Ending) {
+        self.inner.withLock { $0.ending = $0.ending ?? ending }
+    }
+}
+
+/// UpdateRequests handed from the receiving task to the streamer, with a wake-up signal:
+/// state behind a `Mutex` plus an `AsyncStream<Void>` that buffers one wake-up, as the
+/// relay's `UsageJournal` does.
 final class RequestMailbox: Sendable {
-    private let requests = Locked<[UpdateRequest]>([])
+    private let requests = Mutex<[UpdateRequest]>([])
     private let wakeups: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
@@ -240,10 +290,26 @@ final class RequestMailbox: Sendable {
     var signals: AsyncStream<Void> { self.wakeups }
 }
 
+/// Sends that tell a transport failure apart from the session's own errors.
+private enum Transmit {
+    /// The transport refused a send: the connection is closed or failed, and its reading
+    /// side reports how (``FrameSender/send(frames:)``).
+    struct Failed: Error {}
+
+    static func send(_ frames: [Frame], on sender: some FrameSender) async throws {
+        do {
+            try await sender.send(frames: frames)
+        } catch {
+            throw Failed()
+        }
+    }
+}
+
 /// Captures, encodes and sends updates as the pacer allows.
-private struct Streamer {
+private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
     let source: any ScreenSource
-    let sender: RelaySender
+    let sender: Sender
+    let clock: C
     let maximumPayloadLength: Int
     let framesPerSecond: Double
     let events: @Sendable (Event) -> Void
@@ -251,8 +317,7 @@ private struct Streamer {
     typealias Event = HostScreenSession.Event
 
     func run(_ mailbox: RequestMailbox) async throws {
-        let clock = ContinuousClock()
-        var pacer = UpdatePacer<ContinuousClock.Instant>(framesPerSecond: self.framesPerSecond)
+        var pacer = UpdatePacer<C.Instant>(framesPerSecond: self.framesPerSecond)
         let encoder = TileEncoder()
         var screenSize: (width: Int, height: Int)?
         var signals = mailbox.signals.makeAsyncIterator()
@@ -263,18 +328,18 @@ private struct Streamer {
 
         while !Task.isCancelled {
             for request in mailbox.take() { pacer.received(request) }
-            switch pacer.step(at: clock.now) {
+            switch pacer.step(at: self.clock.now) {
             case .idle:
                 guard await signals.next() != nil else { return }
                 continue
             case .wait(let deadline):
-                try await clock.sleep(until: deadline)
+                try await self.clock.sleep(until: deadline, tolerance: nil)
                 continue
             case .capture:
                 break
             }
             guard let owed = pacer.next else { continue }
-            let now = clock.now
+            let now = self.clock.now
             frame = try self.source.capture()
             let resized = screenSize.map { $0.width != frame.width || $0.height != frame.height } ?? true
             if resized { try await self.announce(frame, &screenSize) }
@@ -287,18 +352,20 @@ private struct Streamer {
             }
             // An update larger than the relay's payload limit goes as several TileUpdate
             // parts (PROTOCOL.md §7.6), sent with one flush.
-            try await self.sender.send(frames: try bodies.map { try Frame(.tileUpdate(TileUpdate(body: $0))) })
+            try await Transmit.send(try bodies.map { try Frame(.tileUpdate(TileUpdate(body: $0))) }, on: self.sender)
             pacer.answered(at: now)
         }
     }
 
     private func announce(_ frame: Framebuffer, _ screenSize: inout (width: Int, height: Int)?) async throws {
         guard frame.width <= Int(ScreenInit.maximumDimension), frame.height <= Int(ScreenInit.maximumDimension) else {
-            throw RelayClientError(.configuration, "the screen is \(frame.width)×\(frame.height), larger than the protocol's \(ScreenInit.maximumDimension) pixels per side")
+            throw ScreenSessionError(
+                .screenTooLarge,
+                "the screen is \(frame.width)×\(frame.height), larger than the protocol's \(ScreenInit.maximumDimension) pixels per side: lower the display's resolution to share it"
+            )
         }
-        try await self.sender.send(.screenInit(ScreenInit(width: UInt16(frame.width), height: UInt16(frame.height), name: self.source.name)))
+        try await Transmit.send([Frame(.screenInit(ScreenInit(width: UInt16(frame.width), height: UInt16(frame.height), name: self.source.name)))], on: self.sender)
         screenSize = (frame.width, frame.height)
         self.events(.screen(width: frame.width, height: frame.height))
     }
-
 }

@@ -1,5 +1,3 @@
-import NIOCore
-public import RelayClient
 public import RelayWire
 
 /// The viewer's side of a paired session (PROTOCOL.md §7.9): keeps a bounded number of
@@ -44,6 +42,8 @@ public final class ViewerScreenSession {
     /// What the customer allowed; nil while the customer is still being asked.
     public private(set) var access: SessionAccess?
     private var nextRequestID: UInt32 = 1
+    /// Whether the session has asked for updates yet (it does after the first ScreenInit).
+    private var requesting = false
     private var sentAt: [UInt32: ContinuousClock.Instant] = [:]
     private var pendingWireBytes = 0
     private let clock = ContinuousClock()
@@ -57,13 +57,13 @@ public final class ViewerScreenSession {
 
     /// Runs the session on a paired connection until the host leaves, the relay ends it,
     /// or `observe` returns `.stop`.
-    public func run(on connection: RelayConnection, observe: (Event) async throws -> Decision) async throws -> Outcome {
+    ///
+    /// Throws a ``ScreenSessionError`` when the host breaks the protocol or the relay ends
+    /// the session with an Error, and the transport's error when the connection fails.
+    public func run(on connection: some FrameTransport, observe: (Event) async throws -> Decision) async throws -> Outcome {
+        let sender = connection.sender
         while true {
-            let frame: Frame
-            do {
-                guard let received = try await connection.receiveFrame() else { return .closed }
-                frame = received
-            }
+            guard let frame = try await connection.receiveFrame() else { return .closed }
             let message: RelayMessage
             do {
                 message = try RelayMessage(frame)
@@ -72,28 +72,28 @@ public final class ViewerScreenSession {
             }
             // Nothing may be shared before the customer's decision (PROTOCOL.md §5.2.7).
             if self.access == nil, [.screenInit, .tileUpdate, .clipboard].contains(message.type) {
-                try await self.protocolError(connection, "the host sent \(message.type.name) before AccessGranted, before the customer accepted")
+                try await self.protocolError(sender, "the host sent \(message.type.name) before AccessGranted, before the customer accepted")
             }
             switch message {
             case .accessGranted(let granted):
                 guard self.access == nil else {
-                    try await self.protocolError(connection, "the host sent AccessGranted twice")
+                    try await self.protocolError(sender, "the host sent AccessGranted twice")
                 }
                 let access = SessionAccess(granted)
                 self.access = access
-                if try await observe(.accessGranted(access)) == .stop { return try await self.stop(connection) }
+                if try await observe(.accessGranted(access)) == .stop { return try await self.stop(sender) }
             case .screenInit(let screen):
                 self.pendingWireBytes = 0
                 self.decoder.resize(width: Int(screen.width), height: Int(screen.height))
-                let first = self.sentAt.isEmpty
-                if try await observe(.screen(screen)) == .stop { return try await self.stop(connection) }
-                if first {
+                if try await observe(.screen(screen)) == .stop { return try await self.stop(sender) }
+                if !self.requesting {
                     // A full refresh first, then incremental requests up to the window.
-                    try await self.request(connection, count: self.options.requestsInFlight, fullRefresh: true)
+                    self.requesting = true
+                    try await self.request(sender, count: self.options.requestsInFlight, fullRefresh: true)
                 }
             case .tileUpdate(let update):
                 guard self.decoder.framebuffer != nil else {
-                    try await self.protocolError(connection, "the host sent a screen update before ScreenInit")
+                    try await self.protocolError(sender, "the host sent a screen update before ScreenInit")
                 }
                 let requestID: UInt32
                 do {
@@ -109,29 +109,26 @@ public final class ViewerScreenSession {
                 self.pendingWireBytes = 0
                 let latency = self.sentAt.removeValue(forKey: requestID).map { $0.duration(to: self.clock.now) } ?? .zero
                 if try await observe(.update(requestID: requestID, wireBytes: wireBytes, latency: latency, framebuffer: self.decoder.framebuffer!)) == .stop {
-                    return try await self.stop(connection)
+                    return try await self.stop(sender)
                 }
-                try await self.request(connection, count: 1, fullRefresh: false)
+                try await self.request(sender, count: 1, fullRefresh: false)
             case .clipboard(let clipboard):
-                if try await observe(.clipboard(clipboard.text)) == .stop { return try await self.stop(connection) }
+                if try await observe(.clipboard(clipboard.text)) == .stop { return try await self.stop(sender) }
             case .ping, .pong:
                 // The connection answers Pings and consumes its keepalive's Pongs; a stray
                 // Pong is traffic and nothing more (PROTOCOL.md §5.1.9).
                 continue
             case .bye(let bye):
                 return .bye(bye)
+            case .error(let error):
+                throw ScreenSessionError(relayError: error)
             default:
-                try await self.protocolError(connection, "the host sent \(message.type.name), which a viewer never receives")
+                try await self.protocolError(sender, "the host sent \(message.type.name), which a viewer never receives")
             }
         }
     }
 
-    /// Asks for a full refresh (for instance after the user saw a glitch).
-    public func requestFullRefresh(_ connection: RelayConnection) async throws {
-        try await self.request(connection, count: 1, fullRefresh: true)
-    }
-
-    private func request(_ connection: RelayConnection, count: Int, fullRefresh: Bool) async throws {
+    private func request(_ sender: some FrameSender, count: Int, fullRefresh: Bool) async throws {
         var frames: [Frame] = []
         for index in 0..<count {
             let id = self.nextRequestID
@@ -140,31 +137,29 @@ public final class ViewerScreenSession {
             frames.append(try Frame(.updateRequest(UpdateRequest(requestID: id, flags: fullRefresh && index == 0 ? .fullRefresh : []))))
         }
         do {
-            try await connection.send(frames: frames)
-        } catch let error as RelayClientError where error.kind == .closed {
-            // The relay closed the connection, most likely right after a Bye the session
-            // has not read yet: the next receive returns it (or reports the end), so the
-            // session ends the way the relay said, not with this write's error.
+            try await sender.send(frames: frames)
+        } catch {
+            // The connection is closed or failed, most likely right after a Bye the
+            // session has not read yet: the next receive returns it (or reports the end),
+            // so the session ends the way the relay said, not with this write's error.
         }
     }
 
-    private func stop(_ connection: RelayConnection) async throws -> Outcome {
-        try await connection.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
+    private func stop(_ sender: some FrameSender) async throws -> Outcome {
+        try await sender.send(.bye(Bye(reason: .normal, text: "the engineer closed the viewer")))
         return .stopped
     }
 
     /// A peer message that does not decode may be one the relay completed with zero bytes
     /// because the host left mid-frame (PROTOCOL.md §2.3): then the relay's Bye follows it
     /// at once, and that is why the session ended. Anything else is the host's error.
-    private func damaged(_ connection: RelayConnection, _ text: String) async throws -> Outcome {
-        if let next = try? await connection.receiveFrame(), let message = try? RelayMessage(next), case .bye(let bye) = message {
-            return .bye(bye)
-        }
-        try await self.protocolError(connection, text)
+    private func damaged(_ connection: some FrameTransport, _ text: String) async throws -> Outcome {
+        if let bye = try await PeerReading.readOnAfterDamage(connection) { return .bye(bye) }
+        try await self.protocolError(connection.sender, text)
     }
 
-    private func protocolError(_ connection: RelayConnection, _ text: String) async throws -> Never {
-        try? await connection.send(.bye(Bye(reason: .protocolError, text: text)))
-        throw RelayClientError(.protocolViolation, text)
+    private func protocolError(_ sender: some FrameSender, _ text: String) async throws -> Never {
+        try? await sender.send(.bye(Bye(reason: .protocolError, text: text)))
+        throw ScreenSessionError(.protocolViolation, text)
     }
 }
