@@ -150,36 +150,12 @@ struct X11ScreenSourceTests {
 }
 
 /// Runs its own Xvfb, so it needs the binary rather than DISPLAY.
-@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb"), "Xvfb is not installed (Debian: xvfb)"))
+@Suite(.enabled(if: XvfbDisplay.isInstalled, "Xvfb is not installed (Debian: xvfb)"))
 struct X11VisualTests {
     @Test func aSixteenBitScreenIsRefusedWithWhatToDo() throws {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/Xvfb")
-        // -displayfd: Xvfb picks a free display number and writes it to stdout when ready.
-        server.arguments = ["-displayfd", "1", "-screen", "0", "320x240x16", "-nolisten", "tcp"]
-        let output = Pipe()
-        server.standardOutput = output
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var number: Int?
-        defer {
-            // SIGKILL: the child inherits the test thread's blocked signals, SIGTERM included.
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-            if let number {
-                unlink("/tmp/.X11-unix/X\(number)")
-                unlink("/tmp/.X\(number)-lock")
-            }
-        }
-        var announced = Data()
-        while !announced.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { break }
-            announced.append(chunk)
-        }
-        number = Int(String(decoding: announced, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        let display = try #require(number)
-        let error = #expect(throws: ScreenSourceError.self) { try X11ScreenSource(display: ":\(display)") }
+        let display = try XvfbDisplay.start(width: 320, height: 240, depth: 16)
+        defer { display.stop() }
+        let error = #expect(throws: ScreenSourceError.self) { try X11ScreenSource(display: display.name) }
         #expect(error?.kind == .unsupportedVisual)
         #expect(error?.message.contains("depth 16") == true)
         #expect(error?.message.contains("Xvfb -screen 0 1920x1080x24") == true)
