@@ -131,6 +131,7 @@ let package = Package(
             dependencies: [
                 "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

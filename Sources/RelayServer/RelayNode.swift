@@ -186,7 +186,7 @@ final class RelayNode: Sendable {
                             relay.logger.info("TLS refused: the client did not offer ALPN supportrelay/1", metadata: ["offered": "\(offer)"])
                         },
                         NIOSSLServerHandler(context: certificate.relayContext),
-                        IdleStateHandler(readTimeout: configuration.idleTimeout),
+                        // Owns the handshake deadline and the idle timeout (ConnectionDeadlines).
                         RelayConnectionHandler(relay: relay),
                     ])
                 }

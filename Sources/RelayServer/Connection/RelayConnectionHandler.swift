@@ -32,7 +32,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var linkIdentity: ObjectIdentifier?
     private var admitted = false
     private var hello: Hello?
-    private var handshakeTimer: Scheduled<Void>?
+    /// The handshake deadline and the idle timeout, on the event loop's clock.
+    private var deadlines: ConnectionDeadlines?
+    private var deadlineTimer: Scheduled<Void>?
 
     // Waiting to be paired.
     private var holdsSupportCode = false
@@ -100,10 +102,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
         self.countedBySource = true
         if let link = self.link { self.admitted = self.relay.admit(link) }
-        let timeout = self.relay.configuration.handshakeTimeout
-        self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            self.perform(self.stateMachine.handshakeDeadlinePassed())
-        }
+        let configuration = self.relay.configuration
+        self.deadlines = ConnectionDeadlines(
+            handshakeTimeout: configuration.handshakeTimeout, idleTimeout: configuration.idleTimeout, openedAt: context.eventLoop.now
+        )
+        self.armDeadlineTimer()
         context.fireChannelActive()
     }
 
@@ -126,8 +129,9 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Releases everything this connection holds; tells the peer, once, why it ended.
     /// `recorded` is the end reason for the usage history (default: what the peer is told).
     private func tearDown(peerReason: ByeReason, peerText: String, recorded: ByeReason? = nil) {
-        self.handshakeTimer?.cancel()
-        self.handshakeTimer = nil
+        self.deadlineTimer?.cancel()
+        self.deadlineTimer = nil
+        self.deadlines = nil
         self.stateMachine.close()
         guard let link = self.link else { return }
         if self.holdsSupportCode {
@@ -163,6 +167,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // After an error the connection is closing; bytes still in flight mean nothing.
         guard !self.isClosing else { return }
         let chunk = self.unwrapInboundIn(data)
+        self.deadlines?.read(at: context.eventLoop.now)
         // A Bye in this chunk may end the session mid-scan; its frames still count.
         let session = self.session
         let role = self.stateMachine.role
@@ -250,13 +255,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case let event as IdleStateHandler.IdleStateEvent where event == .read:
-            // Nothing was read because the relay stopped reading this side: its peer reads
-            // too slowly (OPERATIONS.md §6 "Backpressure"). The agent's Pings wait unread in
-            // the socket; it is not idle. The peer's own idle timer still watches the peer.
-            guard !self.readingPaused else { return }
-            let seconds = self.relay.configuration.idleTimeout.nanoseconds / 1_000_000_000
-            self.sendBye(.idleTimeout, "nothing arrived for \(seconds) s; agents send Ping every 30 s")
         case let event as TLSUserEvent:
             if case .handshakeCompleted(let negotiated) = event {
                 // Only agents that offered the protocol's ALPN token are served (PROTOCOL.md §1).
@@ -283,6 +281,31 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.logger.info("connection error", metadata: ["error": "\(error)"])
         }
         context.close(promise: nil)
+    }
+
+    // MARK: Deadlines
+
+    /// Arms the one timer for the next deadline, unless it is armed already: reads move
+    /// the idle deadline later without touching the timer, which re-arms when it fires early.
+    private func armDeadlineTimer() {
+        guard self.deadlineTimer == nil, let context = self.context, let next = self.deadlines?.next else { return }
+        self.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+            self.deadlineTimer = nil
+            self.deadlineReached()
+        }
+    }
+
+    private func deadlineReached() {
+        guard let context = self.context, let deadlines = self.deadlines else { return }
+        switch deadlines.expired(at: context.eventLoop.now) {
+        case .handshake:
+            self.perform(self.stateMachine.handshakeDeadlinePassed())
+        case .idle:
+            let seconds = self.relay.configuration.idleTimeout.nanoseconds / 1_000_000_000
+            self.sendBye(.idleTimeout, "nothing arrived for \(seconds) s; agents send Ping every 30 s")
+        case nil:
+            self.armDeadlineTimer()
+        }
     }
 
     // MARK: Actions
@@ -402,7 +425,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.authenticatedBySource = true
             self.relay.admission.withLockedValue { $0.authenticated(self.source) }
         }
-        self.handshakeTimer?.cancel()
+        self.deadlines?.authenticated()
         // A support code is checked inside a scan, which has the scanner borrowed: raise
         // the limit once the scan returns (the rest of that chunk keeps the small one).
         if self.scanning {
@@ -587,6 +610,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let inFlight = session.addInFlight(runBytes, to: role == .host ? .viewer : .host)
         if inFlight > self.relay.configuration.writeBufferHighWater {
             self.readingPaused = true
+            self.deadlines?.pausedReading()
         }
         peer.forward(runs, bytes: runBytes, owedAfter: owedAfter)
     }
@@ -640,6 +664,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     private func resumeReading() {
         self.readingPaused = false
+        if let context = self.context {
+            self.deadlines?.resumedReading(at: context.eventLoop.now)
+            self.armDeadlineTimer()
+        }
         if self.readPending, let context = self.context {
             self.readPending = false
             context.read()
