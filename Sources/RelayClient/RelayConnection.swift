@@ -13,34 +13,28 @@ public struct RelayAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `HOST:PORT` or `HOST` (port 7443).
+    /// Parses `HOST:PORT`, `[IPv6]:PORT`, `HOST` or `[IPv6]` (port 7443), by the rules of
+    /// ``HostPort`` (the relay's `--listen` follows the same). The host is required, and
+    /// the port must be one a relay can listen on (1–65535).
     public init(parsing text: String) throws(RelayClientError) {
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            self.host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            guard rest.isEmpty || rest.hasPrefix(":") else { throw RelayClientError(.configuration, "\"\(text)\" is not HOST:PORT") }
-            guard let port = rest.isEmpty ? RelayProtocol.defaultPort : Int(rest.dropFirst()), (1...65535).contains(port) else {
-                throw RelayClientError(.configuration, "\"\(text)\" has no valid port; write e.g. relay.example.com:7443")
-            }
-            self.port = port
-            return
+        let example = "write e.g. relay.example.com:7443 or [2001:db8::1]:7443"
+        let parsed: HostPort
+        do {
+            parsed = try HostPort(parsing: text)
+        } catch {
+            throw RelayClientError(.configuration, "\(error.message); \(example)")
         }
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), !parts[0].isEmpty else {
-            throw RelayClientError(.configuration, "\"\(text)\" is not HOST:PORT; write e.g. relay.example.com:7443")
+        guard !parsed.host.isEmpty else {
+            throw RelayClientError(.configuration, "\"\(text)\" names no host; \(example)")
         }
-        self.host = String(parts[0])
-        if parts.count == 2 {
-            guard let port = Int(parts[1]), (1...65535).contains(port) else {
-                throw RelayClientError(.configuration, "\"\(text)\" has no valid port (1–65535); write e.g. relay.example.com:7443")
-            }
-            self.port = port
-        } else {
-            self.port = RelayProtocol.defaultPort
+        guard parsed.port != 0 else {
+            throw RelayClientError(.configuration, "\"\(text)\" has port 0, which no relay listens on; \(example)")
         }
+        self.host = parsed.host
+        self.port = parsed.port ?? RelayProtocol.defaultPort
     }
 
-    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+    public var description: String { HostPort(host: self.host, port: self.port).description }
 }
 
 /// The sending half of a ``RelayConnection``; Sendable, so a task can send while another receives.
@@ -291,7 +285,7 @@ public final class RelayConnection {
         switch self.trust {
         case .fingerprint(let expected):
             if let presented = self.observation.presentedFingerprint, presented != RelayTrust.normalizedFingerprint(expected) {
-                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected): the relay presented \(Self.colons(presented)); check --fingerprint against what relay-server printed, and that you reach the right relay")
+                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected): the relay presented \(CertificateFingerprint.display(hex: presented)); check --fingerprint against what relay-server printed, and that you reach the right relay")
             }
             return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(detail)); check that this is a SupportRelay relay port")
         case .certificateAuthorityFile, .certificateAuthorities:
@@ -299,14 +293,6 @@ public final class RelayConnection {
         }
     }
 
-    static func colons(_ hex: String) -> String {
-        var out = ""
-        for (index, character) in hex.enumerated() {
-            if index > 0 && index % 2 == 0 { out.append(":") }
-            out.append(character)
-        }
-        return out
-    }
 }
 
 extension Duration {

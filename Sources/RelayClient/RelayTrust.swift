@@ -1,9 +1,9 @@
 import Crypto
-import Foundation
 import NIOTLS
 import NIOCore
 public import NIOSSL
 import RelayWire
+import Synchronization
 
 /// How an agent decides that it is talking to the right relay. There is no "accept
 /// anything" option: an unknown certificate always fails the connection.
@@ -15,28 +15,29 @@ public enum RelayTrust: Sendable {
     /// Trust exactly the certificate with this SHA-256 fingerprint (as `relay-server` prints it).
     case fingerprint(String)
 
-    /// Parses a fingerprint: 64 hex digits, colons and spaces allowed, any case.
+    /// Parses a fingerprint: 64 hex digits, colons and spaces allowed, any case
+    /// (``CertificateFingerprint/normalized(_:)``). Returns the 64 uppercase digits.
     public static func normalizedFingerprint(_ text: String) -> String? {
-        let hex = text.filter { $0 != ":" && $0 != " " }.uppercased()
-        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit }) else { return nil }
-        return hex
+        CertificateFingerprint.normalized(text)
     }
 
+    /// SHA-256 of the certificate's DER bytes as 64 uppercase hex digits, the form
+    /// ``normalizedFingerprint(_:)`` returns; "" if the certificate cannot be serialized.
     static func fingerprint(of certificate: NIOSSLCertificate) -> String {
         guard let der = try? certificate.toDERBytes() else { return "" }
-        return SHA256.hash(data: der).map { String(format: "%02X", $0) }.joined()
+        return CertificateFingerprint.hex(SHA256.hash(data: der))
     }
 }
 
 /// What the TLS layer saw, for error messages.
 final class TrustObservation: Sendable {
-    private let presented = NIOLockedValueBoxCompat<String?>(nil)
-    private let completed = NIOLockedValueBoxCompat(false)
-    var presentedFingerprint: String? { self.presented.value }
-    func record(_ fingerprint: String) { self.presented.value = fingerprint }
+    private let presented = Mutex<String?>(nil)
+    private let completed = Atomic<Bool>(false)
+    var presentedFingerprint: String? { self.presented.withLock { $0 } }
+    func record(_ fingerprint: String) { self.presented.withLock { $0 = fingerprint } }
     /// True once the TLS handshake finished: failures before it are trust failures.
-    var handshakeCompleted: Bool { self.completed.value }
-    func recordHandshakeCompleted() { self.completed.value = true }
+    var handshakeCompleted: Bool { self.completed.load(ordering: .acquiring) }
+    func recordHandshakeCompleted() { self.completed.store(true, ordering: .releasing) }
 }
 
 /// Notes when the TLS handshake completes, so errors can be told apart.
@@ -55,28 +56,17 @@ final class HandshakeObserver: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// A tiny lock box (RelayClient avoids a NIOConcurrencyHelpers dependency for one use).
-final class NIOLockedValueBoxCompat<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-    init(_ value: Value) { self.stored = value }
-    var value: Value {
-        get { self.lock.withLock { self.stored } }
-        set { self.lock.withLock { self.stored = newValue } }
-    }
-}
-
 extension RelayTrust {
-    /// The TLS client configuration: TLS 1.2 minimum, AEAD ciphers, the protocol's ALPN.
+    /// The TLS client configuration: the protocol's TLS policy (``RelayTLSPolicy``: TLS 1.2
+    /// minimum, AEAD ciphers, the protocol's ALPN), the same as the relay's.
     func clientConfiguration() throws(RelayClientError) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.cipherSuites = [
-            "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-            "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-            "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-        ].joined(separator: ":")
-        configuration.applicationProtocols = [RelayProtocol.alpnToken]
+        switch RelayTLSPolicy.minimumVersion {
+        case .tls12: configuration.minimumTLSVersion = .tlsv12
+        case .tls13: configuration.minimumTLSVersion = .tlsv13
+        }
+        configuration.cipherSuites = RelayTLSPolicy.tls12CipherSuites
+        configuration.applicationProtocols = [RelayTLSPolicy.alpnToken]
         switch self {
         case .certificateAuthorityFile(let path):
             do {
