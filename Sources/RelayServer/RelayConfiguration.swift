@@ -3,25 +3,67 @@ import NIOCore
 import RelayStore
 import RelayWire
 
+/// An error in how the relay was configured or started: a flag or config-file value, a
+/// file it must read or write (config, certificate, key), or an address it cannot listen
+/// on. The message says what happened and what to do; `relay-server` prints it and exits.
+///
+/// Errors of the relay's records are ``StoreError``s; this type is for everything an
+/// operator fixes in the command line, the config file or the machine.
+struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable { case invalidValue, file, listen }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// A flag or config-file value is malformed, unknown or out of range.
+        static let invalidValue = Kind(.invalidValue)
+        /// A file the relay needs cannot be read or written, is malformed, or is unsafe
+        /// (a private key other users can read).
+        static let file = Kind(.file)
+        /// The relay cannot listen on an address: in use, not this machine's, or not allowed.
+        static let listen = Kind(.listen)
+
+        var description: String {
+            switch self.base {
+            case .invalidValue: "invalid value"
+            case .file: "file"
+            case .listen: "listen"
+            }
+        }
+    }
+
+    let kind: Kind
+    /// A sentence for the operator: what happened and what to do.
+    let message: String
+
+    init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    var description: String { self.message }
+}
+
 /// A `HOST:PORT` listen address.
 struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     var host: String
     var port: Int
 
-    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces), by the rules of
+    /// ``HostPort`` (the agents' `--relay` follows the same). The port is required; 0 picks
+    /// a free one.
     init(parsing text: String) throws {
-        let parts: (String, Substring)
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") {
-            parts = (String(text[text.index(after: text.startIndex)..<close]), text[text.index(close, offsetBy: 2)...])
-        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
-            parts = (String(text[..<colon]), text[text.index(after: colon)...])
-        } else {
-            throw StoreError("\"\(text)\" is not HOST:PORT; write e.g. 0.0.0.0:7443, [::]:7443 or :7443")
+        let example = "write e.g. 0.0.0.0:7443, [::]:7443 or :7443"
+        let parsed: HostPort
+        do {
+            parsed = try HostPort(parsing: text)
+        } catch {
+            throw ConfigurationError(.invalidValue, "\(error.message); \(example)")
         }
-        guard let port = Int(parts.1), (0...65535).contains(port) else {
-            throw StoreError("\"\(text)\" has no valid port (0–65535); write e.g. 0.0.0.0:7443")
+        guard let port = parsed.port else {
+            throw ConfigurationError(.invalidValue, "\"\(text)\" has no port; \(example)")
         }
-        self.host = parts.0.isEmpty ? "0.0.0.0" : parts.0
+        self.host = parsed.host.isEmpty ? "0.0.0.0" : parsed.host
         self.port = port
     }
 
@@ -30,7 +72,7 @@ struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+    var description: String { HostPort(host: self.host, port: self.port).description }
 }
 
 /// Everything `relay-server serve` can be told, from flags or a JSON config file
@@ -161,7 +203,7 @@ struct RelayConfiguration: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw StoreError("cannot read the config file \(path): \(error.localizedDescription)")
+            throw ConfigurationError(.file, "cannot read the config file \(path): \(error.localizedDescription)")
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
@@ -171,19 +213,19 @@ struct RelayConfiguration: Sendable {
             if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
                 for key in object.keys.sorted() {
                     if let replacement = Self.retiredFileKeys[key] {
-                        throw StoreError("the config file \(path) has \"\(key)\", which this version no longer uses: \(replacement) (OPERATIONS.md \"Abuse resistance\"); remove it")
+                        throw ConfigurationError(.invalidValue, "the config file \(path) has \"\(key)\", which this version no longer uses: \(replacement) (OPERATIONS.md \"Abuse resistance\"); remove it")
                     }
                 }
                 let unknown = Set(object.keys).subtracting(Self.fileKeys).sorted()
                 guard unknown.isEmpty else {
-                    throw StoreError("the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))")
+                    throw ConfigurationError(.invalidValue, "the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))")
                 }
             }
             file = try decoder.decode(File.self, from: data)
-        } catch let error as StoreError {
+        } catch let error as ConfigurationError {
             throw error
         } catch {
-            throw StoreError("the config file \(path) is not valid: \(error); see OPERATIONS.md \"Configuration\" for the keys")
+            throw ConfigurationError(.file, "the config file \(path) is not valid: \(error); see OPERATIONS.md \"Configuration\" for the keys")
         }
         if let value = file.listen { self.listen = try ListenAddress(parsing: value) }
         if let value = file.adminListen { self.adminListen = try ListenAddress(parsing: value) }
@@ -226,7 +268,7 @@ struct RelayConfiguration: Sendable {
         if let value = file.certificateNames { self.certificateNames = value }
         if let value = file.heapTrimSeconds {
             guard (0...86_400).contains(value) else {
-                throw StoreError("heap_trim_seconds must be 0…86400 (10 is the default; 0 never gives freed memory back to the kernel), got \(value)")
+                throw ConfigurationError(.invalidValue, "heap_trim_seconds must be 0…86400 (10 is the default; 0 never gives freed memory back to the kernel), got \(value)")
             }
             self.heapTrim.interval = value == 0 ? nil : .seconds(Int64(value))
         }
@@ -247,61 +289,67 @@ struct RelayConfiguration: Sendable {
 
     func validate() throws {
         guard (self.certificatePath == nil) == (self.keyPath == nil) else {
-            throw StoreError("certificate and key go together: give both, or neither for the self-signed development certificate")
+            throw ConfigurationError(.invalidValue, "certificate and key go together: give both, or neither for the self-signed development certificate")
         }
         // Agents refuse a HelloAck limit below the minimum (every peer message must fit),
         // so a relay configured below it could serve no session (PROTOCOL.md §5.1.2 HelloAck).
         guard (Frame.minimumPayloadLimit...Frame.maximumEncodablePayloadLength).contains(self.maximumPayloadLength) else {
-            throw StoreError(
+            throw ConfigurationError(
+                .invalidValue,
                 "maximum_payload_bytes must be \(Frame.minimumPayloadLimit)…\(Frame.maximumEncodablePayloadLength) (64 KiB to 16 MiB − 1), "
                     + "got \(self.maximumPayloadLength); agents cannot work with a smaller limit, and \(Frame.defaultMaximumPayloadLength) is the default"
             )
         }
         guard self.handshakeTimeout > .zero, self.idleTimeout > .zero, self.supportCodeValidity > .zero else {
-            throw StoreError("timeouts must be positive numbers of seconds")
+            throw ConfigurationError(.invalidValue, "timeouts must be positive numbers of seconds")
         }
         guard self.maximumConnections > 0 else {
-            throw StoreError("maximum_connections must be positive")
+            throw ConfigurationError(.invalidValue, "maximum_connections must be positive")
         }
         guard self.sourcePenalties.freeFailures >= 0, self.sourcePenalties.forgiveOneFailureEvery > .zero, self.sourcePenalties.maximumBlock > .zero else {
-            throw StoreError("free_auth_failures_per_source must be 0 or more, auth_failure_forgiveness_seconds and auth_maximum_block_seconds positive")
+            throw ConfigurationError(.invalidValue, "free_auth_failures_per_source must be 0 or more, auth_failure_forgiveness_seconds and auth_maximum_block_seconds positive")
         }
         guard self.codeGuessBudget.perMinute >= 1, self.codeGuessBudget.perHour >= 1, self.codeGuessBudget.pause > .zero, self.supportCodesPerEngineer >= 1 else {
-            throw StoreError("code_guesses_per_minute, code_guesses_per_hour, code_guess_pause_seconds and support_codes_per_engineer must be at least 1")
+            throw ConfigurationError(.invalidValue, "code_guesses_per_minute, code_guesses_per_hour, code_guess_pause_seconds and support_codes_per_engineer must be at least 1")
         }
         let admission = self.admission
         guard admission.maximumPerSource >= 1, admission.maximumUnauthenticatedPerSource >= 1, admission.maximumUnauthenticated >= 1,
             (0...100).contains(admission.unauthenticatedDropPercent), (1...admission.maximumUnauthenticated).contains(admission.unauthenticatedStart)
         else {
-            throw StoreError(
+            throw ConfigurationError(
+                .invalidValue,
                 "maximum_connections_per_source, maximum_unauthenticated_per_source and maximum_unauthenticated must be at least 1, "
                     + "unauthenticated_early_drop_percent 0…100, and unauthenticated_early_drop_start 1…maximum_unauthenticated"
             )
         }
         guard (1...256).contains(self.eventLoopThreads) else {
-            throw StoreError("event_loop_threads must be 1…256, got \(self.eventLoopThreads)")
+            throw ConfigurationError(.invalidValue, "event_loop_threads must be 1…256, got \(self.eventLoopThreads)")
         }
         guard self.writeBufferHighWater >= 16 * 1024 else {
-            throw StoreError("write_buffer_high_water_bytes must be at least 16384")
+            throw ConfigurationError(.invalidValue, "write_buffer_high_water_bytes must be at least 16384")
         }
         guard self.usageCheckpointInterval >= .milliseconds(100), self.usageCheckpointInterval <= .seconds(3600) else {
-            throw StoreError("usage_checkpoint_seconds must be 1…3600 (30 is the default; a crash loses at most this much of the counters)")
+            throw ConfigurationError(.invalidValue, "usage_checkpoint_seconds must be 1…3600 (30 is the default; a crash loses at most this much of the counters)")
         }
-        try self.retention.validate()
+        do {
+            try self.retention.validate()
+        } catch let error as StoreError {
+            throw ConfigurationError(.invalidValue, error.message)
+        }
         guard self.purgeInterval >= .milliseconds(100), self.purgeInterval <= .seconds(86_400) else {
-            throw StoreError("purge_interval_seconds must be 1…86400 (3600, hourly, is the default)")
+            throw ConfigurationError(.invalidValue, "purge_interval_seconds must be 1…86400 (3600, hourly, is the default)")
         }
         guard self.adminRequestBurst >= 1, self.adminRequestsPerMinute >= 1 else {
-            throw StoreError("admin_request_burst and admin_requests_per_minute must be at least 1")
+            throw ConfigurationError(.invalidValue, "admin_request_burst and admin_requests_per_minute must be at least 1")
         }
         guard (1...10_000).contains(self.adminMaximumConnections) else {
-            throw StoreError("admin_maximum_connections must be 1…10000 (64 is the default), got \(self.adminMaximumConnections)")
+            throw ConfigurationError(.invalidValue, "admin_maximum_connections must be 1…10000 (64 is the default), got \(self.adminMaximumConnections)")
         }
         guard self.adminHandshakeTimeout > .zero, self.adminHeaderTimeout > .zero, self.adminIdleTimeout > .zero else {
-            throw StoreError("admin_handshake_timeout_seconds, admin_header_timeout_seconds and admin_idle_timeout_seconds must be positive")
+            throw ConfigurationError(.invalidValue, "admin_handshake_timeout_seconds, admin_header_timeout_seconds and admin_idle_timeout_seconds must be positive")
         }
         for name in self.certificateNames where !Self.isDNSName(name) {
-            throw StoreError("certificate name \"\(name)\" is not a DNS name; give names such as relay.example.com (IP addresses are not put in certificates)")
+            throw ConfigurationError(.invalidValue, "certificate name \"\(name)\" is not a DNS name; give names such as relay.example.com (IP addresses are not put in certificates)")
         }
     }
 }

@@ -48,7 +48,7 @@ public enum DataFolder {
         // The data folder itself may be a symbolic link (e.g. to a larger disk); inside it, links are left alone.
         guard (isRoot ? stat(path, &status) : lstat(path, &status)) == 0 else {
             if errno == ENOENT, !isRoot { return }  // removed meanwhile (an SQLite -shm file)
-            throw StoreError("cannot read the permissions of \(path): \(Self.lastError()); check that the relay's user owns the data folder")
+            throw StoreError(.unavailable, "cannot read the permissions of \(path): \(Self.lastError()); check that the relay's user owns the data folder")
         }
         let mode = UInt32(status.st_mode)
         let kind = mode & UInt32(S_IFMT)
@@ -58,6 +58,7 @@ public enum DataFolder {
             let wanted = isFolder ? Self.folderMode : Self.fileMode
             guard chmod(path, mode_t(wanted)) == 0 else {
                 throw StoreError(
+                    .unavailable,
                     "cannot make \(path) private (mode \(PermissionChange.octal(mode)), wanted \(PermissionChange.octal(wanted))): \(Self.lastError()); "
                         + "the relay's user must own its data folder: chown -R USER \(path)"
                 )

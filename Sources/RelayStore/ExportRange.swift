@@ -22,7 +22,7 @@ public struct ExportTimeZone: Sendable, Hashable, CustomStringConvertible {
         }
         if let first = trimmed.first, first == "+" || first == "-" {
             guard let seconds = Self.offsetSeconds(Substring(trimmed)), let zone = TimeZone(secondsFromGMT: seconds) else {
-                throw StoreError("time zone \"\(text)\" is not a valid offset; write it as +09:00 or -05:00 (hours 00–18), or use a name such as Asia/Seoul")
+                throw StoreError(.invalidInput, "time zone \"\(text)\" is not a valid offset; write it as +09:00 or -05:00 (hours 00–18), or use a name such as Asia/Seoul")
             }
             self.init(timeZone: zone, description: trimmed)
             return
@@ -30,7 +30,7 @@ public struct ExportTimeZone: Sendable, Hashable, CustomStringConvertible {
         // TimeZone(identifier:) also accepts abbreviations like "KST"; only names with a
         // region are unambiguous, but UTC-like names are fine too.
         guard !trimmed.isEmpty, let zone = TimeZone(identifier: trimmed) else {
-            throw StoreError("unknown time zone \"\(text)\"; use an IANA name such as Asia/Seoul or Europe/Berlin, UTC, or an offset such as +09:00")
+            throw StoreError(.invalidInput, "unknown time zone \"\(text)\"; use an IANA name such as Asia/Seoul or Europe/Berlin, UTC, or an offset such as +09:00")
         }
         self.init(timeZone: zone, description: trimmed)
     }
@@ -79,7 +79,7 @@ public struct ExportRange: Sendable, Hashable {
         let start = try Self.instant(from, timeZone: timeZone, name: fromName, endOfRange: false)
         let end = try Self.instant(to, timeZone: timeZone, name: toName, endOfRange: true)
         guard start < end else {
-            throw StoreError("\(fromName) \(from) is not before \(toName) \(to): the range is empty; give an earlier \(fromName) or a later \(toName) (a date as \(toName) includes that whole day)")
+            throw StoreError(.invalidInput, "\(fromName) \(from) is not before \(toName) \(to): the range is empty; give an earlier \(fromName) or a later \(toName) (a date as \(toName) includes that whole day)")
         }
         return ExportRange(from: start, to: end)
     }
@@ -98,7 +98,7 @@ public struct ExportRange: Sendable, Hashable {
             return value
         }
         func invalid(_ why: String = "") -> StoreError {
-            StoreError("\(name) \"\(text)\" is not a valid date\(why); \(Self.format)")
+            StoreError(.invalidInput, "\(name) \"\(text)\" is not a valid date\(why); \(Self.format)")
         }
         guard bytes.count >= 10, let year = number(0..<4), bytes[4] == 0x2D, let month = number(5..<7), bytes[7] == 0x2D, let day = number(8..<10) else {
             throw invalid()

@@ -38,10 +38,43 @@ public struct EnrolledHost: Codable, Sendable, Hashable {
 /// One authentication event for the access log (kept three months; DESIGN.md).
 public struct AccessEvent: Codable, Sendable, Hashable {
     public enum Outcome: String, Codable, Sendable { case accepted, rejected, throttled }
+
+    /// What was attempted: which credential was presented. The `event` column holds
+    /// ``rawValue`` (OPERATIONS.md "Access log").
+    public enum Kind: StoredVocabulary {
+        /// An engineer's viewer token (`viewer_token`).
+        case viewerToken
+        /// An enrolled host's id and secret (`host_secret`).
+        case hostSecret
+        /// A one-time support code (`support_code`).
+        case supportCode
+        /// A company's admin token on the admin API (`admin_token`).
+        case adminToken
+        /// A value this version does not know, read from a row another version wrote;
+        /// kept and shown as it is.
+        case other(String)
+
+        public static let known: [Kind] = [.viewerToken, .hostSecret, .supportCode, .adminToken]
+
+        public init(rawValue: String) {
+            self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .viewerToken: "viewer_token"
+            case .hostSecret: "host_secret"
+            case .supportCode: "support_code"
+            case .adminToken: "admin_token"
+            case .other(let text): text
+            }
+        }
+    }
+
     public var id: Int64?
     public var at: Date
-    /// What was attempted: `viewer_token`, `host_secret`, `support_code`, `admin_token`.
-    public var event: String
+    /// What was attempted.
+    public var event: Kind
     public var outcome: Outcome
     public var sourceAddress: String
     public var companyID: String?
@@ -49,7 +82,7 @@ public struct AccessEvent: Codable, Sendable, Hashable {
     public var subject: String?
     public var detail: String?
 
-    public init(id: Int64? = nil, at: Date, event: String, outcome: Outcome, sourceAddress: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+    public init(id: Int64? = nil, at: Date, event: Kind, outcome: Outcome, sourceAddress: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
         self.id = id
         self.at = at
         self.event = event
@@ -101,14 +134,13 @@ public struct UsageRecord: Sendable, Hashable {
     /// The enrolled host's id; nil for an attended session (the host came with a code).
     public var hostID: String?
     public var hostName: String
-    /// `attended` or `unattended`.
-    public var mode: String
+    public var mode: Mode
     public var startedAt: Milliseconds
     /// nil while the session runs.
     public var endedAt: Milliseconds?
     public var counters: UsageCounters
-    /// A ByeReason name (`normal`, `peer_left`, `relay_shutdown`, `relay_restart`, …); nil while running.
-    public var endReason: String?
+    /// Why the session ended; nil while it runs.
+    public var endReason: EndReason?
     public var viewerAddress: String
     public var hostAddress: String
     public var relayNode: String
@@ -116,8 +148,8 @@ public struct UsageRecord: Sendable, Hashable {
     public var checkpointedAt: Milliseconds
 
     public init(
-        id: String, companyID: String, engineerLogin: String, hostID: String?, hostName: String, mode: String,
-        startedAt: Milliseconds, endedAt: Milliseconds? = nil, counters: UsageCounters = .zero, endReason: String? = nil,
+        id: String, companyID: String, engineerLogin: String, hostID: String?, hostName: String, mode: Mode,
+        startedAt: Milliseconds, endedAt: Milliseconds? = nil, counters: UsageCounters = .zero, endReason: EndReason? = nil,
         viewerAddress: String, hostAddress: String, relayNode: String, checkpointedAt: Milliseconds? = nil
     ) {
         self.id = id
@@ -142,6 +174,75 @@ public struct UsageRecord: Sendable, Hashable {
     }
 }
 
+extension UsageRecord {
+    /// How a session was paired: the `mode` column and export column hold ``rawValue``.
+    public enum Mode: StoredVocabulary {
+        /// By a one-time support code the customer typed in (`attended`).
+        case attended
+        /// By host id, to a host enrolled for the engineer's company (`unattended`).
+        case unattended
+        /// A value this version does not know, read from a row another version wrote;
+        /// kept, and exported as it is.
+        case other(String)
+
+        public static let known: [Mode] = [.attended, .unattended]
+
+        public init(rawValue: String) {
+            self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .attended: "attended"
+            case .unattended: "unattended"
+            case .other(let text): text
+            }
+        }
+    }
+
+    /// Why a session ended: the `end_reason` column holds ``rawValue``, the snake_case
+    /// name of the protocol's ByeReason (PROTOCOL.md §6.2; RelayStore does not depend on
+    /// RelayWire, so the relay maps one to the other by name).
+    public enum EndReason: StoredVocabulary {
+        case normal
+        case peerLeft
+        case relayShutdown
+        case idleTimeout
+        case handshakeTimeout
+        case protocolError
+        case revoked
+        /// Closed at the next start after a crash (``UsageStore/closeInterruptedSessions(relayNode:reason:actor:)``).
+        case relayRestart
+        case declined
+        /// A name this version does not know: a Bye reason of a newer agent
+        /// (`unknown_42`), or a row another version wrote. Kept, and exported as it is.
+        case other(String)
+
+        public static let known: [EndReason] = [
+            .normal, .peerLeft, .relayShutdown, .idleTimeout, .handshakeTimeout, .protocolError, .revoked, .relayRestart, .declined,
+        ]
+
+        public init(rawValue: String) {
+            self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .normal: "normal"
+            case .peerLeft: "peer_left"
+            case .relayShutdown: "relay_shutdown"
+            case .idleTimeout: "idle_timeout"
+            case .handshakeTimeout: "handshake_timeout"
+            case .protocolError: "protocol_error"
+            case .revoked: "revoked"
+            case .relayRestart: "relay_restart"
+            case .declined: "declined"
+            case .other(let text): text
+            }
+        }
+    }
+}
+
 /// A running session's counters at a checkpoint.
 public struct UsageCheckpoint: Sendable, Hashable {
     public var sessionID: String
@@ -160,9 +261,9 @@ public struct UsageClosure: Sendable, Hashable {
     public var sessionID: String
     public var endedAt: Milliseconds
     public var counters: UsageCounters
-    public var reason: String
+    public var reason: UsageRecord.EndReason
 
-    public init(sessionID: String, endedAt: Milliseconds, counters: UsageCounters, reason: String) {
+    public init(sessionID: String, endedAt: Milliseconds, counters: UsageCounters, reason: UsageRecord.EndReason) {
         self.sessionID = sessionID
         self.endedAt = endedAt
         self.counters = counters
@@ -176,17 +277,14 @@ public struct AuditEntry: Codable, Sendable, Hashable {
     public var at: Date
     /// `cli`, `relay` (scheduled work) or `api:<company id>`.
     public var actor: String
-    /// `purge`, `purge_dry_run`, `export`, `hold`, `release`, `company_add`, `company_remove`,
-    /// `company_rotate`, `engineer_add`, `engineer_remove`, `engineer_rotate`, `host_enroll`,
-    /// `host_remove`, `host_rotate`, `restart_recovery`.
-    public var action: String
+    public var action: Action
     public var companyID: String?
     /// The subject's id (an engineer or host id), when the action has one.
     public var subject: String?
     /// Counts and parameters as `key=value` pairs, e.g. `sessions=120 access_log=3400`.
     public var detail: String?
 
-    public init(id: Int64? = nil, at: Date = Date(), actor: String, action: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+    public init(id: Int64? = nil, at: Date = Date(), actor: String, action: Action, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
         self.id = id
         self.at = at
         self.actor = actor
@@ -194,6 +292,85 @@ public struct AuditEntry: Codable, Sendable, Hashable {
         self.companyID = companyID
         self.subject = subject
         self.detail = detail
+    }
+}
+
+extension AuditEntry {
+    /// What was done: the `action` column holds ``rawValue`` (OPERATIONS.md "Audit log").
+    public enum Action: StoredVocabulary {
+        /// A retention purge (`purge`), or one that only counted (`purge_dry_run`).
+        case purge, purgeDryRun
+        /// A usage export, by the command line or the admin API (`export`).
+        case export
+        /// A legal hold placed (`hold`) or lifted (`release`).
+        case hold, release
+        case companyAdd, companyRemove, companyRotate
+        case engineerAdd, engineerRemove, engineerRotate
+        case hostEnroll, hostRemove, hostRotate
+        /// Records left open by a crash, closed at the next start (`restart_recovery`).
+        case restartRecovery
+        /// A value this version does not know, read from a row another version wrote;
+        /// kept and shown as it is.
+        case other(String)
+
+        public static let known: [Action] = [
+            .purge, .purgeDryRun, .export, .hold, .release, .companyAdd, .companyRemove, .companyRotate,
+            .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery,
+        ]
+
+        public init(rawValue: String) {
+            self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .purge: "purge"
+            case .purgeDryRun: "purge_dry_run"
+            case .export: "export"
+            case .hold: "hold"
+            case .release: "release"
+            case .companyAdd: "company_add"
+            case .companyRemove: "company_remove"
+            case .companyRotate: "company_rotate"
+            case .engineerAdd: "engineer_add"
+            case .engineerRemove: "engineer_remove"
+            case .engineerRotate: "engineer_rotate"
+            case .hostEnroll: "host_enroll"
+            case .hostRemove: "host_remove"
+            case .hostRotate: "host_rotate"
+            case .restartRecovery: "restart_recovery"
+            case .other(let text): text
+            }
+        }
+    }
+}
+
+/// A closed set of values stored as text: a record field whose column holds ``rawValue``.
+///
+/// Every such type has a case `other(String)` for a value this version does not know,
+/// so a row written by another version (or a peer's unknown Bye reason) is read and
+/// exported unchanged instead of failing the read. Equality and hashing go by
+/// ``rawValue``, so `.other("normal")` equals `.normal`.
+public protocol StoredVocabulary: RawRepresentable<String>, Codable, Hashable, Sendable, CustomStringConvertible {
+    /// The values this version knows, each with its own case.
+    static var known: [Self] { get }
+    init(rawValue: String)
+}
+
+extension StoredVocabulary {
+    public var description: String { self.rawValue }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.rawValue == rhs.rawValue }
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.rawValue) }
+
+    /// As a single string, so that a Codable record stores the text in its column.
+    public init(from decoder: any Decoder) throws {
+        self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(self.rawValue)
     }
 }
 

@@ -27,10 +27,10 @@ public struct RetentionPolicy: Sendable, Hashable {
     /// Checks the periods; the error says what to change.
     public func validate() throws {
         guard (1...1200).contains(self.usageMonths) else {
-            throw StoreError("usage_retention_months must be 1…1200 (12 is the one-year rule), got \(self.usageMonths)")
+            throw StoreError(.invalidInput, "usage_retention_months must be 1…1200 (12 is the one-year rule), got \(self.usageMonths)")
         }
         guard (1...1200).contains(self.accessLogMonths) else {
-            throw StoreError("access_log_retention_months must be 1…1200 (3 is the three-month rule), got \(self.accessLogMonths)")
+            throw StoreError(.invalidInput, "access_log_retention_months must be 1…1200 (3 is the three-month rule), got \(self.accessLogMonths)")
         }
     }
 

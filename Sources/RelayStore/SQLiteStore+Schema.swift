@@ -119,18 +119,18 @@ extension UsageRecord {
     /// Reads a `session` row; the column order of ``SQLiteStore/sessionColumns``.
     init(row: Row) {
         self.init(
-            id: row[0], companyID: row[1], engineerLogin: row[2], hostID: row[3], hostName: row[4], mode: row[5],
+            id: row[0], companyID: row[1], engineerLogin: row[2], hostID: row[3], hostName: row[4], mode: UsageRecord.Mode(rawValue: row[5]),
             startedAt: row[6], endedAt: row[7],
             counters: UsageCounters(bytesToViewer: row[8], bytesToHost: row[9], framesToViewer: row[10], framesToHost: row[11]),
-            endReason: row[12], viewerAddress: row[13], hostAddress: row[14], relayNode: row[15], checkpointedAt: row[16]
+            endReason: (row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: row[13], hostAddress: row[14], relayNode: row[15], checkpointedAt: row[16]
         )
     }
 
     var statementArguments: StatementArguments {
         [
-            self.id, self.companyID, self.engineerLogin, self.hostID, self.hostName, self.mode, self.startedAt, self.endedAt,
+            self.id, self.companyID, self.engineerLogin, self.hostID, self.hostName, self.mode.rawValue, self.startedAt, self.endedAt,
             self.durationSeconds, self.counters.bytesToViewer, self.counters.bytesToHost, self.counters.framesToViewer,
-            self.counters.framesToHost, self.endReason, self.viewerAddress, self.hostAddress, self.relayNode, self.checkpointedAt,
+            self.counters.framesToHost, self.endReason?.rawValue, self.viewerAddress, self.hostAddress, self.relayNode, self.checkpointedAt,
         ]
     }
 }

@@ -45,7 +45,7 @@ extension SQLiteStore {
                 for closure in batch.closed {
                     let c = closure.counters
                     try close.execute(arguments: [
-                        closure.endedAt, closure.endedAt, c.bytesToViewer, c.bytesToHost, c.framesToViewer, c.framesToHost, closure.reason,
+                        closure.endedAt, closure.endedAt, c.bytesToViewer, c.bytesToHost, c.framesToViewer, c.framesToHost, closure.reason.rawValue,
                         closure.endedAt, closure.sessionID,
                     ])
                 }
@@ -53,13 +53,13 @@ extension SQLiteStore {
         }
     }
 
-    public func closeInterruptedSessions(relayNode: String?, reason: String, actor: String) throws -> Int {
+    public func closeInterruptedSessions(relayNode: String?, reason: UsageRecord.EndReason, actor: String) throws -> Int {
         try self.database.write { db in
             var sql = """
                 UPDATE session SET endedAt = checkpointedAt, durationSeconds = MAX(0, checkpointedAt - startedAt) / 1000, endReason = ? \
                 WHERE endedAt IS NULL
                 """
-            var arguments: StatementArguments = [reason]
+            var arguments: StatementArguments = [reason.rawValue]
             if let relayNode {
                 sql += " AND relayNode = ?"
                 arguments += [relayNode]
@@ -67,7 +67,7 @@ extension SQLiteStore {
             try db.execute(sql: sql, arguments: arguments)
             let closed = db.changesCount
             if closed > 0 {
-                try AuditEntry(actor: actor, action: "restart_recovery", detail: "sessions_closed=\(closed) reason=\(reason)").insert(db)
+                try AuditEntry(actor: actor, action: .restartRecovery, detail: "sessions_closed=\(closed) reason=\(reason)").insert(db)
             }
             return closed
         }
@@ -130,7 +130,7 @@ extension SQLiteStore {
             usageCutoff: Date(milliseconds: usageCutoff), accessLogCutoff: accessCutoff, dryRun: dryRun
         )
         if dryRun {
-            try self.appendAudit(AuditEntry(actor: actor, action: "purge_dry_run", detail: Self.describe(report)))
+            try self.appendAudit(AuditEntry(actor: actor, action: .purgeDryRun, detail: Self.describe(report)))
             return report
         }
         // Batches of rowids: each transaction is short, and a purge interrupted half-way
@@ -161,7 +161,7 @@ extension SQLiteStore {
         }
         report.sessions = sessions
         report.accessLogEntries = accessEntries
-        try self.appendAudit(AuditEntry(actor: actor, action: "purge", detail: Self.describe(report)))
+        try self.appendAudit(AuditEntry(actor: actor, action: .purge, detail: Self.describe(report)))
         try self.truncateWriteAheadLog()
         return report
     }
@@ -172,7 +172,7 @@ extension SQLiteStore {
         do {
             _ = try self.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         } catch {
-            throw StoreError("the purge removed the rows, but the write-ahead log could not be truncated (\(error)): a long-running reader, such as an export, holds it; run `relay-server usage purge` again when it has finished")
+            throw StoreError(.unavailable, "the purge removed the rows, but the write-ahead log could not be truncated (\(error)): a long-running reader, such as an export, holds it; run `relay-server usage purge` again when it has finished")
         }
     }
 
@@ -186,8 +186,8 @@ extension SQLiteStore {
 
     public func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !reason.isEmpty else { throw StoreError("a legal hold needs a reason (--reason TEXT), e.g. the case number") }
-        guard reason.utf8.count <= 500 else { throw StoreError("the reason is \(reason.utf8.count) bytes; at most 500 are allowed") }
+        guard !reason.isEmpty else { throw StoreError(.invalidInput, "a legal hold needs a reason (--reason TEXT), e.g. the case number") }
+        guard reason.utf8.count <= 500 else { throw StoreError(.invalidInput, "the reason is \(reason.utf8.count) bytes; at most 500 are allowed") }
         let hold = LegalHold(companyID: companyID, reason: reason, heldAt: Date(), heldBy: actor)
         try self.database.write { db in
             // A company removed since may still have history under retention: allow a hold on it.
@@ -195,11 +195,11 @@ extension SQLiteStore {
                 || (try Int.fetchOne(db, sql: "SELECT 1 FROM session WHERE companyID = ? LIMIT 1", arguments: [companyID]) != nil)
             guard known else { throw Self.noCompany(companyID) }
             if try LegalHold.exists(db, key: companyID) {
-                throw StoreError("company \(companyID) is already under legal hold; `relay-server company release \(companyID)` lifts it")
+                throw StoreError(.conflict, "company \(companyID) is already under legal hold; `relay-server company release \(companyID)` lifts it")
             }
             try hold.insert(db)
             let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
-            try AuditEntry(actor: actor, action: "hold", companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+            try AuditEntry(actor: actor, action: .hold, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
         }
         return hold
     }
@@ -207,10 +207,10 @@ extension SQLiteStore {
     public func releaseHold(companyID: String, actor: String) throws {
         try self.database.write { db in
             guard try LegalHold.deleteOne(db, key: companyID) else {
-                throw StoreError("company \(companyID) is not under legal hold; `relay-server company holds` lists the holds")
+                throw StoreError(.notFound, "company \(companyID) is not under legal hold; `relay-server company holds` lists the holds")
             }
             let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
-            try AuditEntry(actor: actor, action: "release", companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+            try AuditEntry(actor: actor, action: .release, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
         }
     }
 

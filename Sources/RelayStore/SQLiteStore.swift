@@ -18,7 +18,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw StoreError("cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
+            throw StoreError(.unavailable, "cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
         try self.init(path: directory.appendingPathComponent("relay.sqlite").path)
     }
@@ -36,7 +36,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             self.database = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(self.database)
         } catch {
-            throw StoreError("cannot open the relay database \(path): \(error); check the file's permissions, or move it aside to start empty")
+            throw StoreError(.unavailable, "cannot open the relay database \(path): \(error); check the file's permissions, or move it aside to start empty")
         }
     }
 
@@ -59,7 +59,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let company = Company(id: id, name: name, adminTokenDigest: Secrets.digest(secret), createdAt: Date())
         try self.database.write { db in
             try company.insert(db)
-            try AuditEntry(actor: actor, action: "company_add", companyID: id).insert(db)
+            try AuditEntry(actor: actor, action: .companyAdd, companyID: id).insert(db)
         }
         return (company, "\(id).\(secret)")
     }
@@ -76,7 +76,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     static func noCompany(_ id: String) -> StoreError {
-        StoreError("no company with id \(id); `relay-server company list` shows the ids")
+        StoreError(.notFound, "no company with id \(id); `relay-server company list` shows the ids")
     }
 
     /// Removes a company with its engineers and hosts. Its usage history stays until its
@@ -84,7 +84,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func removeCompany(id: String, actor: String) throws {
         try self.database.write { db in
             guard try Company.deleteOne(db, key: id) else { throw Self.noCompany(id) }
-            try AuditEntry(actor: actor, action: "company_remove", companyID: id).insert(db)
+            try AuditEntry(actor: actor, action: .companyRemove, companyID: id).insert(db)
         }
     }
 
@@ -94,7 +94,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             guard var company = try Company.fetchOne(db, key: id) else { throw Self.noCompany(id) }
             company.adminTokenDigest = Secrets.digest(secret)
             try company.update(db)
-            try AuditEntry(actor: actor, action: "company_rotate", companyID: id).insert(db)
+            try AuditEntry(actor: actor, action: .companyRotate, companyID: id).insert(db)
         }
         return "\(id).\(secret)"
     }
@@ -118,10 +118,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             guard let company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
             engineer.companyName = company.name
             if try Engineer.filter(Column("companyID") == companyID && Column("login") == login).fetchCount(db) > 0 {
-                throw StoreError("company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
+                throw StoreError(.conflict, "company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
             }
             try engineer.insert(db)
-            try AuditEntry(actor: actor, action: "engineer_add", companyID: companyID, subject: id).insert(db)
+            try AuditEntry(actor: actor, action: .engineerAdd, companyID: companyID, subject: id).insert(db)
         }
         return (engineer, "\(id).\(secret)")
     }
@@ -135,14 +135,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func removeEngineer(id: String, actor: String) throws {
-        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: "remove", actor: actor, companyID: \.companyID) { engineer, db in
+        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerRemove, actor: actor, companyID: \.companyID) { engineer, db in
             try engineer.delete(db)
         }
     }
 
     public func rotateEngineerToken(id: String, actor: String) throws -> String {
         let secret = Secrets.makeSecret()
-        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: "rotate", actor: actor, companyID: \.companyID) { engineer, db in
+        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerRotate, actor: actor, companyID: \.companyID) { engineer, db in
             engineer.tokenDigest = Secrets.digest(secret)
             try engineer.update(db)
         }
@@ -150,17 +150,17 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     /// Removes or rotates one engineer or host in one transaction with its audit entry
-    /// (`<kind>_<action>`, never the credential); an unknown id says where to find the ids.
+    /// (never the credential); an unknown `kind` id says where to find the ids.
     private func changeAccount<Account: FetchableRecord & PersistableRecord>(
-        _ type: Account.Type, id: String, kind: String, action: String, actor: String,
+        _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
         companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> Void
     ) throws {
         try self.database.write { db in
             guard var account = try Account.fetchOne(db, key: id) else {
-                throw StoreError("no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
+                throw StoreError(.notFound, "no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
             }
             try change(&account, db)
-            try AuditEntry(actor: actor, action: "\(kind)_\(action)", companyID: account[keyPath: companyID], subject: id).insert(db)
+            try AuditEntry(actor: actor, action: action, companyID: account[keyPath: companyID], subject: id).insert(db)
         }
     }
 
@@ -205,7 +205,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.database.write { db in
             guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
             try host.insert(db)
-            try AuditEntry(actor: actor, action: "host_enroll", companyID: companyID, subject: host.id).insert(db)
+            try AuditEntry(actor: actor, action: .hostEnroll, companyID: companyID, subject: host.id).insert(db)
         }
         return (host, secret)
     }
@@ -219,14 +219,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func removeHost(id: String, actor: String) throws {
-        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: "remove", actor: actor, companyID: \.companyID) { host, db in
+        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostRemove, actor: actor, companyID: \.companyID) { host, db in
             try host.delete(db)
         }
     }
 
     public func rotateHostSecret(id: String, actor: String) throws -> String {
         let secret = Secrets.makeSecret()
-        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: "rotate", actor: actor, companyID: \.companyID) { host, db in
+        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostRotate, actor: actor, companyID: \.companyID) { host, db in
             host.secretDigest = Secrets.digest(secret)
             try host.update(db)
         }
@@ -265,10 +265,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     static func validName(_ raw: String, what: String) throws -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty else { throw StoreError("the \(what) is empty; give a name") }
-        guard name.utf8.count <= 200 else { throw StoreError("the \(what) is \(name.utf8.count) bytes; at most 200 are allowed") }
+        guard !name.isEmpty else { throw StoreError(.invalidInput, "the \(what) is empty; give a name") }
+        guard name.utf8.count <= 200 else { throw StoreError(.invalidInput, "the \(what) is \(name.utf8.count) bytes; at most 200 are allowed") }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw StoreError("the \(what) contains control characters; use printable text")
+            throw StoreError(.invalidInput, "the \(what) contains control characters; use printable text")
         }
         return name
     }

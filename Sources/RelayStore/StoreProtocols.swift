@@ -47,7 +47,7 @@ public protocol UsageStore: Sendable {
     /// Closes records left open by a relay that stopped without closing them (a crash,
     /// `kill -9`, power loss): ended at their last checkpoint with reason `reason`.
     /// `relayNode` limits this to one node's records; nil closes all. Returns how many.
-    func closeInterruptedSessions(relayNode: String?, reason: String, actor: String) throws -> Int
+    func closeInterruptedSessions(relayNode: String?, reason: UsageRecord.EndReason, actor: String) throws -> Int
 
     func usageRecord(id: String) throws -> UsageRecord?
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The formats of a usage export (OPERATIONS.md "Export").
 public enum UsageExportFormat: String, Sendable, CaseIterable {
@@ -9,7 +9,7 @@ public enum UsageExportFormat: String, Sendable, CaseIterable {
 
     public init(parsing text: String) throws {
         guard let format = UsageExportFormat(rawValue: text.lowercased()) else {
-            throw StoreError("unknown format \"\(text)\"; use csv or jsonl")
+            throw StoreError(.invalidInput, "unknown format \"\(text)\"; use csv or jsonl")
         }
         self = format
     }
@@ -22,6 +22,89 @@ public enum UsageExportFormat: String, Sendable, CaseIterable {
     }
 
     public var fileExtension: String { self.rawValue }
+}
+
+/// One company's usage export, streamed (OPERATIONS.md "Export"): the records that
+/// started in a range, read from the store a page at a time and handed out as chunks of
+/// encoded bytes, so memory stays flat however many rows there are. The command line
+/// (`relay-server usage export`) and the admin API (`GET /v1/usage`) both run this, so
+/// they produce the same bytes and the same audit entry.
+public struct UsageExport: Sendable {
+    /// Rows read from the store per page.
+    public static let pageSize = 1_000
+    /// Bytes collected before each write (each write of the admin API flushes).
+    public static let chunkSize = 32 * 1024
+
+    public let companyID: String
+    public let range: ExportRange
+    public let encoder: UsageExportEncoder
+
+    public init(companyID: String, range: ExportRange, encoder: UsageExportEncoder) {
+        self.companyID = companyID
+        self.range = range
+        self.encoder = encoder
+    }
+
+    /// Reads every page with `readPage` (the next page after a cursor, at most
+    /// ``pageSize`` records: ``UsageStore/usagePage(companyID:range:after:limit:)``, on a
+    /// thread pool if the caller must not block), hands the bytes to `write` in chunks of
+    /// about ``chunkSize``, and returns how many rows it wrote.
+    ///
+    /// Whether it finishes or fails, it ends by passing its audit entry to `audit`: who
+    /// (`actor`), the rows written so far, the format and range, the `source` address if
+    /// given, and `incomplete=true` if it did not finish. The audit log says that personal
+    /// data left the relay, even when the transfer broke off.
+    public func run(
+        actor: String, source: String? = nil,
+        readPage: (UsageCursor?) async throws -> [UsageRecord],
+        write: ([UInt8]) async throws -> Void,
+        audit: (AuditEntry) -> Void
+    ) async throws -> Int {
+        var rows = 0
+        var complete = false
+        defer { audit(self.auditEntry(actor: actor, source: source, rows: rows, complete: complete)) }
+        var encoder = self.encoder
+        var output: [UInt8] = []
+        output.reserveCapacity(Self.chunkSize + 4096)
+        encoder.header(into: &output)
+        var cursor: UsageCursor?
+        while true {
+            let page = try await readPage(cursor)
+            for record in page {
+                encoder.encode(record, into: &output)
+                if output.count >= Self.chunkSize {
+                    try await write(output)
+                    output.removeAll(keepingCapacity: true)
+                }
+            }
+            rows += page.count
+            guard page.count >= Self.pageSize, let last = page.last else { break }
+            cursor = UsageCursor(after: last)
+        }
+        if !output.isEmpty { try await write(output) }
+        complete = true
+        return rows
+    }
+
+    /// ``run(actor:source:readPage:write:audit:)`` reading from `store` on the calling
+    /// thread: for the command line, which has nothing else to do meanwhile.
+    public func run(
+        from store: some UsageStore, actor: String, write: ([UInt8]) async throws -> Void, audit: (AuditEntry) -> Void
+    ) async throws -> Int {
+        try await self.run(
+            actor: actor,
+            readPage: { try store.usagePage(companyID: self.companyID, range: self.range, after: $0, limit: Self.pageSize) },
+            write: write, audit: audit
+        )
+    }
+
+    /// The audit entry of an export: `rows=N format=F from=MS to=MS[ source=ADDR][ incomplete=true]`.
+    public func auditEntry(actor: String, source: String? = nil, rows: Int, complete: Bool, at: Date = Date()) -> AuditEntry {
+        var detail = "rows=\(rows) format=\(self.encoder.format.rawValue) from=\(self.range.from) to=\(self.range.to)"
+        if let source { detail += " source=\(source)" }
+        if !complete { detail += " incomplete=true" }
+        return AuditEntry(at: at, actor: actor, action: .export, companyID: self.companyID, detail: detail)
+    }
 }
 
 /// Turns usage records into export bytes, one row at a time (no I/O, no whole-file buffer).
@@ -51,7 +134,7 @@ public struct UsageExportEncoder: Sendable {
     /// `byteOrderMark` applies to CSV only: a BOM would make the first JSON line invalid.
     public init(format: UsageExportFormat, timeZone: ExportTimeZone = .utc, byteOrderMark: Bool = false) throws {
         if byteOrderMark && format != .csv {
-            throw StoreError("a byte order mark (bom) is for CSV only; JSON Lines is always plain UTF-8, so leave it out")
+            throw StoreError(.invalidInput, "a byte order mark (bom) is for CSV only; JSON Lines is always plain UTF-8, so leave it out")
         }
         self.format = format
         self.byteOrderMarked = byteOrderMark
@@ -75,9 +158,9 @@ public struct UsageExportEncoder: Sendable {
         let ended = record.endedAt.map { self.timestamps.format($0) }
         let values: [Value] = [
             .text(record.id), .text(record.companyID), .text(record.engineerLogin), .optionalText(record.hostID),
-            .text(record.hostName), .text(record.mode), .text(started), .optionalText(ended),
+            .text(record.hostName), .text(record.mode.rawValue), .text(started), .optionalText(ended),
             .optionalNumber(record.durationSeconds), .number(record.counters.bytesToViewer), .number(record.counters.bytesToHost),
-            .number(record.counters.framesToViewer), .number(record.counters.framesToHost), .optionalText(record.endReason),
+            .number(record.counters.framesToViewer), .number(record.counters.framesToHost), .optionalText(record.endReason?.rawValue),
             .text(record.viewerAddress), .text(record.hostAddress), .text(record.relayNode),
         ]
         switch self.format {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -10,14 +11,39 @@ import Testing
 /// The admin API over real HTTPS (docs/admin-openapi.yaml): metrics and health, and the
 /// per-company usage export with its authentication, validation and rate limits.
 @Suite struct AdminAPITests {
+    /// Issue 11 item 5: statuses came from matching strings in each handler; now one
+    /// mapping decides, by the store error's kind, and the JSON body is Foundation's.
+    @Test func errorsMapToStatusesInOnePlace() throws {
+        var logger = Logger(label: "admin-errors")
+        logger.logLevel = .critical
+        func status(_ error: any Error) -> Int { AdminAPIError(error, logger: logger).status.code }
+        #expect(status(StoreError(.invalidInput, "bad")) == 400)
+        #expect(status(StoreError(.notFound, "gone")) == 404)
+        #expect(status(StoreError(.conflict, "twice")) == 409)
+        #expect(status(StoreError(.unavailable, "locked")) == 503)
+        #expect(status(CancellationError()) == 500)
+        #expect(status(AdminAPIError.tooManyRequests(.milliseconds(1_200), "slow down")) == 429)
+        #expect(AdminAPIError.tooManyRequests(.milliseconds(1_200), "slow down").message == "slow down; retry after 2 s")
+        // A store's message reaches the client; another error's detail does not.
+        #expect(AdminAPIError(StoreError(.invalidInput, "from \"x\" is not a valid date"), logger: logger).message == "from \"x\" is not a valid date")
+        #expect(!AdminAPIError(StoreError(.unavailable, "/var/lib/relay/relay.sqlite is locked"), logger: logger).message.contains("/var/lib"))
+
+        let tricky = "quote \" backslash \\ newline \n bell \u{7} 한국어 </script>"
+        let body = try AdminAPIError(.badRequest, "bad_request", tricky).jsonBody()
+        #expect(body.last == 0x0A)
+        #expect(String(decoding: body, as: UTF8.self).hasPrefix(#"{"error":"bad_request","message":"#))
+        let object = try #require(try JSONSerialization.jsonObject(with: body) as? [String: String])
+        #expect(object == ["error": "bad_request", "message": tricky])
+    }
+
     static func seed(_ relay: TestRelay, company: String, count: Int, prefix: String, hostName: String = "회계팀 PC-03") throws {
         var batch = UsageBatch()
         let start = RetentionPolicyTests.ms("2026-11-01T00:00:00+09:00")
         for index in 0..<count {
             batch.opened.append(UsageRecord(
                 id: "\(prefix)-\(String(format: "%07d", index))", companyID: company, engineerLogin: "김민지", hostID: "ho-\(prefix)",
-                hostName: hostName, mode: "unattended", startedAt: start + Int64(index) * 1000, endedAt: start + Int64(index) * 1000 + 61_000,
-                counters: UsageCounters(bytesToViewer: 1_000_000, bytesToHost: 2_000, framesToViewer: 300, framesToHost: 40), endReason: "normal",
+                hostName: hostName, mode: .unattended, startedAt: start + Int64(index) * 1000, endedAt: start + Int64(index) * 1000 + 61_000,
+                counters: UsageCounters(bytesToViewer: 1_000_000, bytesToHost: 2_000, framesToViewer: 300, framesToHost: 40), endReason: .normal,
                 viewerAddress: "203.0.113.7:50123", hostAddress: "198.51.100.4:443", relayNode: "test-node"
             ))
             if batch.opened.count == 10_000 {

@@ -84,7 +84,8 @@ import Testing
                 try Self.chmod(key, lax)
                 let problem = try #require(DataFolder.keyFileProblem(key))
                 #expect(problem.contains("chmod 600 \(key)"))
-                let error = #expect(throws: StoreError.self) { try RelayTLS.load(certificatePath: cert, keyPath: key) }
+                let error = #expect(throws: ConfigurationError.self) { try RelayTLS.load(certificatePath: cert, keyPath: key) }
+                #expect(error?.kind == .file)
                 #expect(error?.description.contains("chmod 600 \(key)") == true)
             }
             for fine in [0o600, 0o400] {

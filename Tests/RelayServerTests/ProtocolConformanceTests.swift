@@ -543,7 +543,7 @@ import Testing
     }
 
     /// The end reasons of ACME's usage records.
-    static func endReasons(_ relay: TestRelay) throws -> [String?] {
+    static func endReasons(_ relay: TestRelay) throws -> [UsageRecord.EndReason?] {
         try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10).map(\.endReason)
     }
 

@@ -86,8 +86,8 @@ import Testing
     }
 
     @Test func rejectsNonsenseSettings() {
-        #expect(throws: StoreError.self) { try RetentionPolicy(usageMonths: 0).validate() }
-        #expect(throws: StoreError.self) { try RetentionPolicy(accessLogMonths: -3).validate() }
+        #expect(storeErrorKind { try RetentionPolicy(usageMonths: 0).validate() } == .invalidInput)
+        #expect(storeErrorKind { try RetentionPolicy(accessLogMonths: -3).validate() } == .invalidInput)
         #expect(throws: Never.self) { try RetentionPolicy.default.validate() }
     }
 }

@@ -8,9 +8,9 @@ import Testing
         let started = RetentionPolicyTests.ms("2026-11-02T01:00:00Z")
         return UsageRecord(
             id: id, companyID: "co-2qfx2xxwc5", engineerLogin: engineer, hostID: ended ? "ho-aawvbeke34" : nil, hostName: hostName,
-            mode: ended ? "unattended" : "attended", startedAt: started, endedAt: ended ? started + 3_725_999 : nil,
+            mode: ended ? .unattended : .attended, startedAt: started, endedAt: ended ? started + 3_725_999 : nil,
             counters: UsageCounters(bytesToViewer: 123_456_789, bytesToHost: 4_096, framesToViewer: 2_000, framesToHost: 17),
-            endReason: ended ? "normal" : nil, viewerAddress: "203.0.113.7:50123", hostAddress: "[2001:db8::5]:443", relayNode: "relay-seoul-1"
+            endReason: ended ? .normal : nil, viewerAddress: "203.0.113.7:50123", hostAddress: "[2001:db8::5]:443", relayNode: "relay-seoul-1"
         )
     }
 
@@ -44,7 +44,7 @@ import Testing
         #expect(Array(marked.prefix(3)) == [0xEF, 0xBB, 0xBF])
         #expect(Array(marked.dropFirst(3)) == plain)
         #expect(plain.first == UInt8(ascii: "s"))
-        #expect(throws: StoreError.self) { try UsageExportEncoder(format: .jsonl, byteOrderMark: true) }
+        #expect(storeErrorKind { try UsageExportEncoder(format: .jsonl, byteOrderMark: true) } == .invalidInput)
     }
 
     @Test func rfc4180QuotingAndFormulaInjection() {
@@ -157,15 +157,15 @@ import Testing
         #expect(try ExportTimeZone(parsing: "+09:00").offset(at: 0) == 9 * 3600)
         #expect(try ExportTimeZone(parsing: "-0530").offset(at: 0) == -(5 * 3600 + 1800))
         #expect(try ExportTimeZone(parsing: "UTC") == .utc)
-        #expect(throws: StoreError.self) { try ExportTimeZone(parsing: "Mars/Olympus_Mons") }
-        #expect(throws: StoreError.self) { try ExportTimeZone(parsing: "+9:0") }
-        #expect(throws: StoreError.self) { try ExportTimeZone(parsing: "+19:00") }
-        #expect(throws: StoreError.self) { try UsageExportFormat(parsing: "xlsx") }
+        #expect(storeErrorKind { try ExportTimeZone(parsing: "Mars/Olympus_Mons") } == .invalidInput)
+        #expect(storeErrorKind { try ExportTimeZone(parsing: "+9:0") } == .invalidInput)
+        #expect(storeErrorKind { try ExportTimeZone(parsing: "+19:00") } == .invalidInput)
+        #expect(storeErrorKind { try UsageExportFormat(parsing: "xlsx") } == .invalidInput)
     }
 
     @Test func checkpointsOfSessionsClosedInTheSameBatchAreDropped() {
         var batch = UsageBatch()
-        batch.closed.append(UsageClosure(sessionID: "a", endedAt: 10, counters: .zero, reason: "normal"))
+        batch.closed.append(UsageClosure(sessionID: "a", endedAt: 10, counters: .zero, reason: .normal))
         batch.addCheckpoints([
             UsageCheckpoint(sessionID: "a", counters: UsageCounters(bytesToViewer: 1), at: 11),
             UsageCheckpoint(sessionID: "b", counters: UsageCounters(bytesToViewer: 2), at: 11),
@@ -173,5 +173,59 @@ import Testing
         #expect(batch.checkpoints.map(\.sessionID) == ["b"])
         #expect(!batch.isEmpty)
         #expect(UsageBatch().isEmpty)
+    }
+
+    /// Issue 11 item 6: the command line and the admin API ran two copies of this loop,
+    /// with different chunk sizes and audit texts; both now run ``UsageExport``.
+    @Test func theStreamingExportPagesChunksAndAuditsOnce() async throws {
+        let records = (0..<2_500).map { Self.record(String(repeating: "0", count: 28) + String(1000 + $0)) }
+        let export = UsageExport(companyID: "co-2qfx2xxwc5", range: ExportRange(from: 0, to: 5_000), encoder: try UsageExportEncoder(format: .jsonl))
+        var cursors: [UsageCursor?] = []
+        var chunks: [[UInt8]] = []
+        var audits: [AuditEntry] = []
+        let rows = try await export.run(
+            actor: "api:co-2qfx2xxwc5", source: "192.0.2.9",
+            readPage: { cursor in
+                cursors.append(cursor)
+                let start = cursor.map { after in records.firstIndex { $0.id == after.id }! + 1 } ?? 0
+                return Array(records[start..<min(records.count, start + UsageExport.pageSize)])
+            },
+            write: { chunks.append($0) },
+            audit: { audits.append($0) }
+        )
+        #expect(rows == 2_500)
+        #expect(cursors == [nil, UsageCursor(after: records[999]), UsageCursor(after: records[1999])])
+        #expect(chunks.flatMap { $0 } == (try Self.encode(records, format: .jsonl)))
+        let rowBytes = (try Self.encode([records[0]], format: .jsonl)).count
+        for chunk in chunks.dropLast() {
+            #expect(chunk.count >= UsageExport.chunkSize && chunk.count < UsageExport.chunkSize + rowBytes + 16)
+        }
+        #expect(audits.count == 1)
+        #expect(audits.first?.action == .export)
+        #expect(audits.first?.actor == "api:co-2qfx2xxwc5")
+        #expect(audits.first?.companyID == "co-2qfx2xxwc5")
+        #expect(audits.first?.detail == "rows=2500 format=jsonl from=0 to=5000 source=192.0.2.9")
+    }
+
+    struct BrokenPipe: Error {}
+
+    /// An export that breaks off still leaves its audit entry, marked incomplete.
+    @Test func aBrokenExportIsAuditedAsIncomplete() async throws {
+        let records = (0..<1_500).map { Self.record(String(repeating: "0", count: 28) + String(1000 + $0)) }
+        let export = UsageExport(companyID: "co-1", range: ExportRange(from: 0, to: 5_000), encoder: try UsageExportEncoder(format: .csv, byteOrderMark: true))
+        var audits: [AuditEntry] = []
+        var writes = 0
+        await #expect(throws: BrokenPipe.self) {
+            _ = try await export.run(
+                actor: "cli",
+                readPage: { cursor in cursor == nil ? Array(records[0..<1_000]) : Array(records[1_000...]) },
+                write: { _ in
+                    writes += 1
+                    if writes == 3 { throw BrokenPipe() }
+                },
+                audit: { audits.append($0) }
+            )
+        }
+        #expect(audits.map(\.detail) == ["rows=0 format=csv from=0 to=5000 incomplete=true"])
     }
 }

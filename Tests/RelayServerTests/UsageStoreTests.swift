@@ -19,9 +19,9 @@ import Testing
     static func record(_ id: String, company: String, hostName: String = "PC", started: String, ended: String?, node: String = "test-node") -> UsageRecord {
         let start = RetentionPolicyTests.ms(started)
         return UsageRecord(
-            id: id, companyID: company, engineerLogin: "kim.minji", hostID: nil, hostName: hostName, mode: "attended",
+            id: id, companyID: company, engineerLogin: "kim.minji", hostID: nil, hostName: hostName, mode: .attended,
             startedAt: start, endedAt: ended.map(RetentionPolicyTests.ms), counters: UsageCounters(bytesToViewer: 10, bytesToHost: 5, framesToViewer: 2, framesToHost: 1),
-            endReason: ended == nil ? nil : "normal", viewerAddress: "127.0.0.1:1000", hostAddress: "127.0.0.1:2000", relayNode: node
+            endReason: ended == nil ? nil : .normal, viewerAddress: "127.0.0.1:1000", hostAddress: "127.0.0.1:2000", relayNode: node
         )
     }
 
@@ -46,16 +46,16 @@ import Testing
             #expect(stored.counters.bytesToViewer == 900)
             #expect(stored.checkpointedAt == at)
             let end = RetentionPolicyTests.ms("2026-11-02T01:01:05.500Z")
-            try store.write(UsageBatch(closed: [UsageClosure(sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9), reason: "idle_timeout")]))
+            try store.write(UsageBatch(closed: [UsageClosure(sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9), reason: .idleTimeout)]))
             // A late checkpoint or a second closure changes nothing.
             try store.write(UsageBatch(
                 checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: end + 1)],
-                closed: [UsageClosure(sessionID: "s1", endedAt: end + 5, counters: .zero, reason: "relay_shutdown")]
+                closed: [UsageClosure(sessionID: "s1", endedAt: end + 5, counters: .zero, reason: .relayShutdown)]
             ))
             stored = try #require(try store.usageRecord(id: "s1"))
             #expect(stored.endedAt == end)
             #expect(stored.durationSeconds == 65)
-            #expect(stored.endReason == "idle_timeout")
+            #expect(stored.endReason == .idleTimeout)
             #expect(stored.counters == UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9))
         }
     }
@@ -70,18 +70,18 @@ import Testing
             ]))
             let checkpoint = RetentionPolicyTests.ms("2026-11-02T01:05:00Z")
             try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "a", counters: UsageCounters(bytesToViewer: 77), at: checkpoint)]))
-            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: "relay_restart", actor: "relay") == 2)
+            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: .relayRestart, actor: "relay") == 2)
             let a = try #require(try store.usageRecord(id: "a"))
             #expect(a.endedAt == checkpoint)
-            #expect(a.endReason == "relay_restart")
+            #expect(a.endReason == .relayRestart)
             #expect(a.durationSeconds == 300)
             #expect(a.counters.bytesToViewer == 77)
             // Never checkpointed: ended when it started.
             #expect(try store.usageRecord(id: "b")?.endedAt == RetentionPolicyTests.ms(start))
-            #expect(try store.usageRecord(id: "c")?.endReason == "normal")
-            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: "relay_restart", actor: "relay") == 0)
+            #expect(try store.usageRecord(id: "c")?.endReason == .normal)
+            #expect(try store.closeInterruptedSessions(relayNode: nil, reason: .relayRestart, actor: "relay") == 0)
             let audit = try store.auditLog(limit: 1)
-            #expect(audit.first?.action == "restart_recovery")
+            #expect(audit.first?.action == .restartRecovery)
             #expect(audit.first?.detail == "sessions_closed=2 reason=relay_restart")
         }
     }
@@ -98,14 +98,14 @@ import Testing
                 Self.record("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
             ]))
             try store.record([
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: "viewer_token", outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: "viewer_token", outcome: .rejected, sourceAddress: "1.2.3.4:6"),
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-08-03T00:00:00Z")), event: "viewer_token", outcome: .rejected, sourceAddress: "1.2.3.4:7"),
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:6"),
+                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-08-03T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:7"),
             ])
             _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
-            #expect(throws: StoreError.self) { try store.placeHold(companyID: globex.id, reason: "again", actor: "cli") }
-            #expect(throws: StoreError.self) { try store.placeHold(companyID: "co-nosuch", reason: "x", actor: "cli") }
-            #expect(throws: StoreError.self) { try store.placeHold(companyID: acme.id, reason: "  ", actor: "cli") }
+            #expect(storeErrorKind { try store.placeHold(companyID: globex.id, reason: "again", actor: "cli") } == .conflict)
+            #expect(storeErrorKind { try store.placeHold(companyID: "co-nosuch", reason: "x", actor: "cli") } == .notFound)
+            #expect(storeErrorKind { try store.placeHold(companyID: acme.id, reason: "  ", actor: "cli") } == .invalidInput)
 
             let now = Date(milliseconds: RetentionPolicyTests.ms("2026-11-02T10:00:00Z"))
             let dry = try store.purge(policy: .default, now: now, dryRun: true, actor: "cli")
@@ -125,7 +125,7 @@ import Testing
             #expect(try store.accessLog(limit: 10).count == 1)
 
             try store.releaseHold(companyID: globex.id, actor: "cli")
-            #expect(throws: StoreError.self) { try store.releaseHold(companyID: globex.id, actor: "cli") }
+            #expect(storeErrorKind { try store.releaseHold(companyID: globex.id, actor: "cli") } == .notFound)
             let after = try store.purge(policy: .default, now: now.addingTimeInterval(0.001), dryRun: false, actor: "relay")
             #expect(after.sessions == 2)
             #expect(try store.usageRecord(id: "old-globex") == nil)
@@ -135,7 +135,7 @@ import Testing
             // The audit log: counts, never contents.
             let audit = try store.auditLog(limit: 20)
             let actions = audit.map(\.action)
-            #expect(Array(actions.prefix(5)) == ["purge", "release", "purge", "purge_dry_run", "hold"])
+            #expect(Array(actions.prefix(5)) == [.purge, .release, .purge, .purgeDryRun, .hold])
             #expect(audit[0].actor == "relay")
             #expect(audit[0].detail?.hasPrefix("sessions=2 access_log=0 held_sessions=0 held_access_log=0") == true)
             #expect(audit[2].detail?.hasPrefix("sessions=1 access_log=2 held_sessions=1 held_access_log=0") == true)
@@ -247,10 +247,10 @@ import Testing
             }
             let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
             #expect(sessions.count == 1)
-            let closed = await eventually { (try? relay.store.usageRecord(id: sessions[0].id))?.endReason == "normal" }
+            let closed = await eventually { (try? relay.store.usageRecord(id: sessions[0].id))?.endReason == .normal }
             #expect(closed)
             let record = try #require(try relay.store.usageRecord(id: sessions[0].id))
-            #expect(record.mode == "unattended")
+            #expect(record.mode == .unattended)
             #expect(record.hostID == relay.acme.hostID)
             #expect(record.hostName == "회계팀 PC-03")
             #expect(record.engineerLogin == "kim.minji")
@@ -272,7 +272,7 @@ import Testing
         }
         let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
         #expect(sessions.count == 1)
-        #expect(sessions.first?.endReason == "relay_shutdown")
+        #expect(sessions.first?.endReason == .relayShutdown)
         #expect(sessions.first?.endedAt != nil)
     }
 }

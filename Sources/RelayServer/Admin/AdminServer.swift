@@ -34,7 +34,11 @@ enum AdminServer {
         }
         let usage = UsageEndpoint(relay: relay)
         router.get("v1/usage") { request, context in
-            await usage.respond(to: request, context: context)
+            do {
+                return try await usage.respond(to: request, context: context)
+            } catch {
+                throw AdminAPIError(error, logger: relay.logger)
+            }
         }
         let configuration = relay.configuration
         let address = configuration.adminListen
@@ -81,16 +85,13 @@ struct AdminRequestContext: RequestContext {
 
 /// `GET /v1/usage?from=&to=&format=csv|jsonl[&tz=&bom=]` with `Authorization: Bearer
 /// <company admin token>`: the company's usage records that started in the range,
-/// streamed from the database a page at a time, in writes of about 32 KiB.
+/// streamed from the database a page at a time (``UsageExport``), in writes of about 32 KiB.
+///
+/// Every refusal is thrown as an ``AdminAPIError``; the router turns it into the response.
 struct UsageEndpoint: Sendable {
     let relay: Relay
 
-    /// Rows read from the database per page.
-    static let pageSize = 1_000
-    /// Bytes collected before each write to the connection (each write flushes).
-    static let writeSize = 32 * 1024
-
-    func respond(to request: Request, context: AdminRequestContext) async -> Response {
+    func respond(to request: Request, context: AdminRequestContext) async throws -> Response {
         let source = context.remoteAddress?.ipAddress ?? "unknown"
         let sourceKey = "admin-addr:" + source
         // Penalised by source only (IPv6: its /64), shared with the agent port: a wrong
@@ -101,13 +102,13 @@ struct UsageEndpoint: Sendable {
         if let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(source: penalised, now: now) }) {
             self.relay.metrics.authThrottled.increment()
             self.relay.logAccess("admin_token", .throttled, source: source)
-            return Self.tooManyRequests(wait, "too many failed admin tokens from \(source)")
+            throw AdminAPIError.tooManyRequests(wait, "too many failed admin tokens from \(source)")
         }
         if let wait = self.relay.adminRateLimiter.withLockedValue({ $0.admit([sourceKey], now: now) }) {
-            return Self.tooManyRequests(wait, "too many requests from \(source)")
+            throw AdminAPIError.tooManyRequests(wait, "too many requests from \(source)")
         }
         guard let token = Self.bearerToken(request.headers[.authorization]) else {
-            return Self.error(
+            throw AdminAPIError(
                 .unauthorized, "missing_token",
                 "send the company admin token (from `relay-server company add` or `company rotate`) as Authorization: Bearer TOKEN",
                 headers: [.wwwAuthenticate: #"Bearer realm="supportrelay-admin""#]
@@ -119,7 +120,7 @@ struct UsageEndpoint: Sendable {
             company = try await self.relay.threadPool.runIfActive { try store.authenticateAdmin(token: token) }
         } catch {
             self.relay.logger.error("cannot check an admin token", metadata: ["error": "\(error)"])
-            return Self.error(.internalServerError, "internal_error", "the relay could not read its database; operators: check the relay's log")
+            throw AdminAPIError.databaseUnreadable
         }
         guard let company else {
             let companyKey = Secrets.splitToken(token).map { "admin:" + $0.id }
@@ -129,14 +130,14 @@ struct UsageEndpoint: Sendable {
             }
             self.relay.metrics.authFailures.increment()
             self.relay.logAccess("admin_token", .rejected, source: source, subject: companyKey.map { String($0.dropFirst(6).prefix(64)) })
-            return Self.error(
+            throw AdminAPIError(
                 .unauthorized, "invalid_token",
                 "the admin token was not accepted; check it, or have the relay operator run `relay-server company rotate ID` for a new one",
                 headers: [.wwwAuthenticate: #"Bearer realm="supportrelay-admin", error="invalid_token""#]
             )
         }
         if let wait = self.relay.adminRateLimiter.withLockedValue({ $0.admit(["admin-company:" + company.id], now: now) }) {
-            return Self.tooManyRequests(wait, "too many requests for company \(company.id)")
+            throw AdminAPIError.tooManyRequests(wait, "too many requests for company \(company.id)")
         }
         self.relay.logAccess("admin_token", .accepted, source: source, companyID: company.id, subject: "admin")
 
@@ -145,68 +146,43 @@ struct UsageEndpoint: Sendable {
         func parameter(_ name: String) -> String? {
             query[name[...]].map { String($0).replacingOccurrences(of: " ", with: "+") }
         }
-        let format: UsageExportFormat
-        let timeZone: ExportTimeZone
-        let range: ExportRange
-        let encoder: UsageExportEncoder
-        do {
-            format = try UsageExportFormat(parsing: parameter("format") ?? "csv")
-            timeZone = try parameter("tz").map { try ExportTimeZone(parsing: $0) } ?? .utc
-            guard let from = parameter("from"), let to = parameter("to") else {
-                throw StoreError("from and to are required, e.g. ?from=2026-11-01&to=2026-11-30 (dates include the whole day)")
-            }
-            range = try ExportRange.parse(from: from, to: to, timeZone: timeZone, fromName: "from", toName: "to")
-            let bom: Bool
-            switch parameter("bom")?.lowercased() {
-            case nil, "false", "0", "no": bom = false
-            case "true", "1", "yes": bom = true
-            case let other?: throw StoreError("bom must be true or false, got \"\(other)\"")
-            }
-            encoder = try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: bom)
-        } catch {
-            return Self.error(.badRequest, "bad_request", "\(error)")
+        // A malformed parameter is the store's `invalidInput` (400 through AdminAPIError).
+        let format = try UsageExportFormat(parsing: parameter("format") ?? "csv")
+        let timeZone = try parameter("tz").map { try ExportTimeZone(parsing: $0) } ?? .utc
+        guard let from = parameter("from"), let to = parameter("to") else {
+            throw AdminAPIError(.badRequest, "bad_request", "from and to are required, e.g. ?from=2026-11-01&to=2026-11-30 (dates include the whole day)")
         }
+        let range = try ExportRange.parse(from: from, to: to, timeZone: timeZone, fromName: "from", toName: "to")
+        let bom: Bool
+        switch parameter("bom")?.lowercased() {
+        case nil, "false", "0", "no": bom = false
+        case "true", "1", "yes": bom = true
+        case let other?: throw AdminAPIError(.badRequest, "bad_request", "bom must be true or false, got \"\(other)\"")
+        }
+        let export = UsageExport(
+            companyID: company.id, range: range, encoder: try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: bom)
+        )
 
         let companyID = company.id
         let relay = self.relay
-        let filename = "usage-\(companyID)-\(parameter("from") ?? "")-\(parameter("to") ?? "").\(format.fileExtension)"
+        let filename = "usage-\(companyID)-\(from)-\(to).\(format.fileExtension)"
             .replacingOccurrences(of: ":", with: "")
             .replacingOccurrences(of: "+", with: "")
         let body = ResponseBody { writer in
-            var encoder = encoder
-            var rows = 0
-            var complete = false
-            defer {
-                let entry = AuditEntry(
-                    actor: "api:\(companyID)", action: "export", companyID: companyID,
-                    detail: "rows=\(rows) format=\(format.rawValue) from=\(range.from) to=\(range.to) source=\(source)\(complete ? "" : " incomplete=true")"
-                )
-                relay.threadPool.submit { _ in
-                    do { try store.appendAudit(entry) } catch { relay.logger.error("cannot write the audit log", metadata: ["error": "\(error)"]) }
-                }
-            }
-            var output: [UInt8] = []
-            output.reserveCapacity(Self.writeSize + 4096)
-            encoder.header(into: &output)
-            var cursor: UsageCursor?
-            while true {
-                let after = cursor
-                let page = try await relay.threadPool.runIfActive {
-                    try store.usagePage(companyID: companyID, range: range, after: after, limit: Self.pageSize)
-                }
-                for record in page {
-                    encoder.encode(record, into: &output)
-                    if output.count >= Self.writeSize {
-                        try await writer.write(ByteBuffer(bytes: output))
-                        output.removeAll(keepingCapacity: true)
+            _ = try await export.run(
+                actor: "api:\(companyID)", source: source,
+                readPage: { after in
+                    try await relay.threadPool.runIfActive {
+                        try store.usagePage(companyID: companyID, range: range, after: after, limit: UsageExport.pageSize)
+                    }
+                },
+                write: { try await writer.write(ByteBuffer(bytes: $0)) },
+                audit: { entry in
+                    relay.threadPool.submit { _ in
+                        do { try store.appendAudit(entry) } catch { relay.logger.error("cannot write the audit log", metadata: ["error": "\(error)"]) }
                     }
                 }
-                rows += page.count
-                guard page.count == Self.pageSize, let last = page.last else { break }
-                cursor = UsageCursor(after: last)
-            }
-            if !output.isEmpty { try await writer.write(ByteBuffer(bytes: output)) }
-            complete = true
+            )
             try await writer.finish(nil)
         }
         return Response(
@@ -227,25 +203,88 @@ struct UsageEndpoint: Sendable {
         let token = parts[1].trimmingCharacters(in: .whitespaces)
         return token.isEmpty || token.utf8.count > 512 ? nil : token
     }
+}
 
-    static func tooManyRequests(_ wait: TimeAmount, _ what: String) -> Response {
-        let seconds = max(1, Int((Double(wait.nanoseconds) / 1e9).rounded(.up)))
-        return Self.error(
-            .tooManyRequests, "rate_limited", "\(what); retry after \(seconds) s",
-            headers: [.retryAfter: "\(seconds)"]
-        )
+/// An admin API refusal: its HTTP status, a stable code and a message for a person, sent
+/// as the JSON body `{"error": CODE, "message": TEXT}` (docs/admin-openapi.yaml `Error`).
+///
+/// The one place where the admin API turns errors into statuses: a handler throws, and
+/// ``init(_:logger:)`` maps whatever it threw (a ``StoreError`` by its kind); Hummingbird
+/// then asks ``response(from:context:)`` for the response.
+struct AdminAPIError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    /// Stable, for programs: `missing_token`, `invalid_token`, `rate_limited`, `bad_request`,
+    /// `not_found`, `conflict`, `unavailable`, `internal_error`.
+    let code: String
+    let message: String
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
     }
 
-    /// A JSON error body: `{"error": CODE, "message": TEXT}` (docs/admin-openapi.yaml `Error`).
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {
-        var output: [UInt8] = Array(#"{"error":"#.utf8)
-        UsageExportEncoder.appendJSONString(code, to: &output)
-        output.append(contentsOf: #","message":"#.utf8)
-        UsageExportEncoder.appendJSONString(message, to: &output)
-        output.append(contentsOf: "}\n".utf8)
-        var fields = headers
+    /// `error` as the client sees it. A store error's kind picks the status; anything else
+    /// is the relay's own failure: logged here, and a 500 that leaks no detail.
+    init(_ error: any Error, logger: Logger) {
+        switch error {
+        case let error as AdminAPIError:
+            self = error
+        case let error as StoreError where error.kind == .invalidInput:
+            self.init(.badRequest, "bad_request", error.message)
+        case let error as StoreError where error.kind == .notFound:
+            self.init(.notFound, "not_found", error.message)
+        case let error as StoreError where error.kind == .conflict:
+            self.init(.conflict, "conflict", error.message)
+        case let error as StoreError where error.kind == .unavailable:
+            logger.error("admin API: the store is unavailable", metadata: ["error": "\(error)"])
+            self.init(
+                .serviceUnavailable, "unavailable", "the relay cannot use its database right now; retry later (operators: check the relay's log)",
+                headers: [.retryAfter: "5"]
+            )
+        default:
+            logger.error("admin API: request failed", metadata: ["error": "\(error)"])
+            self = .databaseUnreadable
+        }
+    }
+
+    static let databaseUnreadable = AdminAPIError(
+        .internalServerError, "internal_error", "the relay could not read its database; operators: check the relay's log"
+    )
+
+    /// 429 with `Retry-After` in whole seconds (at least 1).
+    static func tooManyRequests(_ wait: TimeAmount, _ what: String) -> AdminAPIError {
+        let seconds = max(1, Int((Double(wait.nanoseconds) / 1e9).rounded(.up)))
+        return AdminAPIError(.tooManyRequests, "rate_limited", "\(what); retry after \(seconds) s", headers: [.retryAfter: "\(seconds)"])
+    }
+
+    private struct Body: Encodable {
+        let error: String
+        let message: String
+    }
+
+    /// `{"error":CODE,"message":TEXT}` and a newline (JSON by Foundation's encoder).
+    func jsonBody() throws -> Data {
+        var bytes = try Self.encoder.encode(Body(error: self.code, message: self.message))
+        bytes.append(0x0A)
+        return bytes
+    }
+
+    /// The JSON body, with the error's headers and `Cache-Control: no-store`.
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let bytes = try self.jsonBody()
+        var fields = self.headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: output)))
+        return Response(status: self.status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+
+    /// Keys in a fixed order (`error`, `message`), slashes as they are.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

@@ -9,7 +9,7 @@ struct UsageCommand: ParsableCommand {
         subcommands: [Export.self, Purge.self]
     )
 
-    struct Export: ParsableCommand {
+    struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export one company's sessions in a time range as CSV or JSON Lines.",
             discussion: """
@@ -29,43 +29,20 @@ struct UsageCommand: ParsableCommand {
         var tz: String = "UTC"
         @Option(help: ArgumentHelp("Write to this file (made with mode 0600) instead of standard output.", valueName: "FILE")) var output: String?
 
-        func run() throws {
-            let summary = try adminAction {
+        func run() async throws {
+            let summary = try await adminAction {
                 let format = try UsageExportFormat(parsing: self.format)
                 let timeZone = try ExportTimeZone(parsing: self.tz)
                 let range = try ExportRange.parse(from: self.from, to: self.to, timeZone: timeZone)
-                var encoder = try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: self.bom)
+                let encoder = try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: self.bom)
                 let store = try options.openStore()
                 try Self.checkCompany(self.company, in: store)
                 let sink = try OutputSink(path: self.output)
-                var rows = 0
-                var complete = false
-                defer {
-                    try? store.appendAudit(AuditEntry(
-                        actor: "cli", action: "export", companyID: self.company,
-                        detail: "rows=\(rows) format=\(format.rawValue) from=\(range.from) to=\(range.to)\(complete ? "" : " incomplete=true")"
-                    ))
+                let export = UsageExport(companyID: self.company, range: range, encoder: encoder)
+                let rows = try await export.run(from: store, actor: "cli", write: { try sink.write($0) }) { entry in
+                    try? store.appendAudit(entry)
                 }
-                var buffer: [UInt8] = []
-                buffer.reserveCapacity(70 * 1024)
-                encoder.header(into: &buffer)
-                var cursor: UsageCursor?
-                while true {
-                    let page = try store.usagePage(companyID: self.company, range: range, after: cursor, limit: 1_000)
-                    for record in page {
-                        encoder.encode(record, into: &buffer)
-                        if buffer.count >= 64 * 1024 {
-                            try sink.write(buffer)
-                            buffer.removeAll(keepingCapacity: true)
-                        }
-                    }
-                    rows += page.count
-                    guard page.count == 1_000, let last = page.last else { break }
-                    cursor = UsageCursor(after: last)
-                }
-                try sink.write(buffer)
                 try sink.close()
-                complete = true
                 return (rows, range, timeZone)
             }
             let (rows, range, timeZone) = summary
@@ -85,7 +62,7 @@ struct UsageCommand: ParsableCommand {
             if (try? store.company(id: id)) != nil { return }
             let any = try store.usagePage(companyID: id, range: ExportRange(from: .min, to: .max), after: nil, limit: 1)
             guard !any.isEmpty else {
-                throw StoreError("no company with id \(id), and no usage history under that id; `relay-server company list` shows the ids")
+                throw StoreError(.notFound, "no company with id \(id), and no usage history under that id; `relay-server company list` shows the ids")
             }
         }
     }
@@ -135,7 +112,7 @@ struct AuditCommand: ParsableCommand {
     func run() throws {
         let entries = try adminAction { try options.openStore().auditLog(limit: max(1, limit)) }
         let rows: [[String: any Sendable]] = entries.map {
-            ["at": iso8601($0.at), "actor": $0.actor, "action": $0.action, "company_id": $0.companyID ?? "", "subject": $0.subject ?? "", "detail": $0.detail ?? ""]
+            ["at": iso8601($0.at), "actor": $0.actor, "action": $0.action.rawValue, "company_id": $0.companyID ?? "", "subject": $0.subject ?? "", "detail": $0.detail ?? ""]
         }
         emit(json: options.json, ["entries": rows], text: entries.isEmpty
             ? "The audit log is empty."
@@ -156,7 +133,7 @@ final class OutputSink {
         }
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard descriptor >= 0 else {
-            throw StoreError("cannot write \(path): \(String(cString: strerror(errno))); choose another --output")
+            throw ConfigurationError(.file, "cannot write \(path): \(String(cString: strerror(errno))); choose another --output")
         }
         self.handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
@@ -166,7 +143,7 @@ final class OutputSink {
         do {
             try self.handle.write(contentsOf: bytes)
         } catch {
-            throw StoreError("cannot write \(self.path ?? "standard output"): \(error.localizedDescription)")
+            throw ConfigurationError(.file, "cannot write \(self.path ?? "standard output"): \(error.localizedDescription); check the free space, or choose another --output")
         }
     }
 

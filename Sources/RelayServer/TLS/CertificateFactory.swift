@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import RelayWire
 import SwiftASN1
 import X509
 
@@ -117,11 +118,8 @@ enum PEM {
 
 /// Certificate fingerprints as `relay-server` prints them and `relay-agent --fingerprint` takes them.
 enum Fingerprint {
-    /// `AB:CD:…` — 32 bytes of SHA-256 as colon-separated uppercase hex.
+    /// `AB:CD:…`: SHA-256 of the DER certificate, written as ``CertificateFingerprint`` says.
     static func sha256(der: [UInt8]) -> String {
-        SHA256.hash(data: der).map { byte in
-            let hex = String(byte, radix: 16, uppercase: true)
-            return byte < 16 ? "0" + hex : hex
-        }.joined(separator: ":")
+        CertificateFingerprint.display(sha256: SHA256.hash(data: der))
     }
 }

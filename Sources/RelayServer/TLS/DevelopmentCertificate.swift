@@ -130,7 +130,7 @@ struct DevelopmentCertificate: Sendable, Hashable {
             pem = try String(contentsOfFile: self.certificatePath, encoding: .utf8)
             certificate = try Certificate(pemEncoded: pem)
         } catch {
-            throw StoreError("cannot read the development certificate \(self.certificatePath): \(error); delete it (the key is kept) and restart to make a new one")
+            throw ConfigurationError(.file, "cannot read the development certificate \(self.certificatePath): \(error); delete it (the key is kept) and restart to make a new one")
         }
         let names = (try? certificate.extensions.subjectAlternativeNames)?.compactMap { name -> String? in
             if case .dnsName(let dns) = name { return dns }
@@ -171,10 +171,10 @@ struct DevelopmentCertificate: Sendable, Hashable {
         let temporary = path + ".new"
         try? FileManager.default.removeItem(atPath: temporary)
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("cannot write \(temporary); check that the data folder is writable")
+            throw ConfigurationError(.file, "cannot write \(temporary); check that the data folder is writable")
         }
         guard rename(temporary, path) == 0 else {
-            throw StoreError("cannot replace \(path): \(String(cString: strerror(errno))); check that the data folder is writable")
+            throw ConfigurationError(.file, "cannot replace \(path): \(String(cString: strerror(errno))); check that the data folder is writable")
         }
     }
 }

@@ -16,22 +16,15 @@ struct RelayTLS: Sendable {
     /// relay renews it (``DevelopmentCertificate/renewIfDue(now:)``). Nil for the operator's.
     var development: DevelopmentCertificate? = nil
 
-    /// Cipher suites for TLS 1.2: ECDHE with AEAD only. TLS 1.3 suites are all AEAD.
-    static let tls12CipherSuites = [
-        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-    ].joined(separator: ":")
-
-    /// The server configuration for relay connections (and, with other ALPN, the admin port).
+    /// The server configuration for relay connections (and, with other ALPN, the admin
+    /// port): the protocol's TLS policy (``RelayTLSPolicy``), the same as the agents'.
     func serverConfiguration(applicationProtocols: [String] = [RelayProtocol.alpnToken]) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: self.certificateChain.map { .certificate($0) },
             privateKey: .privateKey(self.privateKey)
         )
-        // makeServerConfiguration defaults to TLS 1.0 (NOTES.md).
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.cipherSuites = Self.tls12CipherSuites
+        // makeServerConfiguration defaults to TLS 1.0 (NOTES.md): the policy raises it.
+        configuration.applyRelayPolicy()
         configuration.applicationProtocols = applicationProtocols
         return configuration
     }
@@ -40,22 +33,22 @@ struct RelayTLS: Sendable {
     /// read (``DataFolder/keyFileProblem(_:)``): the key is the relay's identity.
     static func load(certificatePath: String, keyPath: String) throws -> RelayTLS {
         if let problem = DataFolder.keyFileProblem(keyPath) {
-            throw StoreError(problem)
+            throw ConfigurationError(.file, problem)
         }
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
         } catch {
-            throw StoreError("cannot read the certificate \(certificatePath): \(error); give a PEM file with the relay's certificate (and chain)")
+            throw ConfigurationError(.file, "cannot read the certificate \(certificatePath): \(error); give a PEM file with the relay's certificate (and chain)")
         }
         guard let leaf = chain.first else {
-            throw StoreError("\(certificatePath) holds no certificate; give a PEM file starting with the relay's certificate")
+            throw ConfigurationError(.file, "\(certificatePath) holds no certificate; give a PEM file starting with the relay's certificate")
         }
         let key: NIOSSLPrivateKey
         do {
             key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
         } catch {
-            throw StoreError("cannot read the private key \(keyPath): \(error); give the PEM key that matches \(certificatePath)")
+            throw ConfigurationError(.file, "cannot read the private key \(keyPath): \(error); give the PEM key that matches \(certificatePath)")
         }
         return RelayTLS(
             certificateChain: chain,
@@ -63,5 +56,17 @@ struct RelayTLS: Sendable {
             fingerprint: Fingerprint.sha256(der: try leaf.toDERBytes()),
             origin: certificatePath
         )
+    }
+}
+
+extension TLSConfiguration {
+    /// The minimum version and TLS 1.2 cipher suites of ``RelayTLSPolicy`` (PROTOCOL.md §1).
+    /// RelayClient applies the same policy to the agents' configuration.
+    mutating func applyRelayPolicy() {
+        switch RelayTLSPolicy.minimumVersion {
+        case .tls12: self.minimumTLSVersion = .tlsv12
+        case .tls13: self.minimumTLSVersion = .tlsv13
+        }
+        self.cipherSuites = RelayTLSPolicy.tls12CipherSuites
     }
 }

@@ -120,7 +120,7 @@ final class UsageRecorder<C: Clock>: Service where C.Duration == Duration {
         let live = self.liveSessions()
         var (batch, checkpointDue) = self.journal.take()
         if let reason {
-            batch.closed.append(contentsOf: live.map { $0.usageClosure(endedAt: now, reason: reason.name) })
+            batch.closed.append(contentsOf: live.map { $0.usageClosure(endedAt: now, reason: reason) })
         } else if checkpointDue {
             batch.addCheckpoints(live.map { UsageCheckpoint(sessionID: $0.id.description, counters: $0.usageCounters, at: now) })
         }
@@ -196,12 +196,36 @@ extension RelaySession {
     func usageRecord(relayNode: String) -> UsageRecord {
         UsageRecord(
             id: self.id.description, companyID: self.companyID, engineerLogin: self.engineerLogin, hostID: self.hostID,
-            hostName: self.hostName, mode: self.mode.description, startedAt: self.startedAt.milliseconds,
+            hostName: self.hostName, mode: UsageRecord.Mode(self.mode), startedAt: self.startedAt.milliseconds,
             viewerAddress: self.viewer.remoteAddress, hostAddress: self.host.remoteAddress, relayNode: relayNode
         )
     }
 
+    func usageClosure(endedAt: Milliseconds, reason: ByeReason) -> UsageClosure {
+        UsageClosure(sessionID: self.id.description, endedAt: endedAt, counters: self.usageCounters, reason: UsageRecord.EndReason(reason))
+    }
+
+    /// Transitional (issue 11): ``usageClosure(endedAt:reason:)`` with the reason's name,
+    /// for `Relay.sessionEnded`; delete once it passes the ``ByeReason``.
     func usageClosure(endedAt: Milliseconds, reason: String) -> UsageClosure {
-        UsageClosure(sessionID: self.id.description, endedAt: endedAt, counters: self.usageCounters, reason: reason)
+        UsageClosure(sessionID: self.id.description, endedAt: endedAt, counters: self.usageCounters, reason: UsageRecord.EndReason(rawValue: reason))
+    }
+}
+
+extension UsageRecord.Mode {
+    /// The usage history's name for how a session was paired.
+    init(_ mode: PairingMode) {
+        switch mode {
+        case .attended: self = .attended
+        case .unattended: self = .unattended
+        }
+    }
+}
+
+extension UsageRecord.EndReason {
+    /// The usage history's reason for a Bye reason: the same snake_case name
+    /// (PROTOCOL.md §6.2), so a reason this version does not know is kept as `other`.
+    init(_ reason: ByeReason) {
+        self.init(rawValue: reason.name)
     }
 }
