@@ -44,23 +44,12 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     // Paired.
     private var session: RelaySession?
     private var peer: ConnectionLink?
-    /// Peer bytes that arrived before this side announced Paired; sent right after it.
-    private var earlyForwarded: [ByteBuffer] = []
-    private var earlyForwardedBytes = 0
-    private var earlyForwardedOwed = 0
-    /// Keeps this connection's output whole frames while the peer's frames are cut through.
-    private var outbound = OutboundFraming()
+    /// Cut-through both ways, whole frames out, and backpressure.
+    private var forwarding: ForwardingState
     /// True while `scanner` is scanning (and so cannot be changed).
     private var scanning = false
     private var raiseControlLimitAfterScan = false
-    private var pendingRuns: [ByteBuffer] = []
-    private var pendingRunBytes = 0
     private var countedFrames: UInt64 = 0
-
-    // Backpressure (OPERATIONS.md "Limits"): this side stops reading while the bytes it
-    // forwarded and the peer has not yet written exceed the high-water mark.
-    private var readingPaused = false
-    private var readPending = false
 
     init(relay: Relay) {
         self.relay = relay
@@ -68,6 +57,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // Until the connection has authenticated, only small control frames (PROTOCOL.md §9).
         self.scanner.maximumControlPayloadLength = Frame.maximumPayloadBeforeAuthentication
         self.logger = relay.logger
+        self.forwarding = ForwardingState(highWater: relay.configuration.writeBufferHighWater, lowWater: relay.configuration.writeBufferLowWater)
         relay.handlerCreated()
     }
 
@@ -122,8 +112,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.link = nil
         self.peer = nil
         self.session = nil
-        self.earlyForwarded = []
-        self.pendingRuns = []
+        self.forwarding.release()
     }
 
     /// Releases everything this connection holds; tells the peer, once, why it ended.
@@ -184,8 +173,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 chunk,
                 forward: { (run: ByteBuffer) throws(PeerDataBeforePairing) in
                     guard self.session != nil else { throw PeerDataBeforePairing() }
-                    self.pendingRuns.append(run)
-                    self.pendingRunBytes += run.readableBytes
+                    self.forwarding.collect(run)
                 },
                 control: { (frame: Frame) throws(PeerDataBeforePairing) in
                     // Peer bytes that came before this frame go first: a Bye must not
@@ -522,7 +510,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Creates the session, pairs this side at once and tells the other side, whose
     /// handler pairs itself on its own event loop. Peer bytes that reach a side before it
-    /// has sent Paired wait in `earlyForwarded`, so Paired always comes first.
+    /// has sent Paired wait in ``ForwardingState``, so Paired always comes first.
     private func pair(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) {
         guard let hostParty = host.party, let viewerParty = viewer.party else { return }
         let session = RelaySession(
@@ -564,12 +552,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             peerSoftware: peerParty?.software ?? "",
             peerOrganization: peerOrganization
         )))
-        if !self.earlyForwarded.isEmpty {
-            let early = self.earlyForwarded
-            let bytes = self.earlyForwardedBytes
-            self.earlyForwarded = []
-            self.earlyForwardedBytes = 0
-            self.writeForwarded(early, bytes: bytes, owedAfter: self.earlyForwardedOwed)
+        if let early = self.forwarding.takeHeldBeforePaired() {
+            self.writeForwarded(early.runs, bytes: early.bytes, owedAfter: early.owedAfter)
         }
     }
 
@@ -597,19 +581,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Sends the peer-frame bytes gathered in this read cycle to the other side.
     private func forwardPendingRuns(owedAfter: Int) {
-        guard !self.pendingRuns.isEmpty else { return }
-        let runs = self.pendingRuns
-        let runBytes = self.pendingRunBytes
-        self.pendingRuns.removeAll(keepingCapacity: true)
-        self.pendingRunBytes = 0
+        guard let (runs, runBytes) = self.forwarding.takeCollected() else { return }
         guard let session = self.session, let peer = self.peer, let role = self.stateMachine.role else { return }
         session.count(bytes: UInt64(runBytes), frames: 0, from: role)
         (role == .host ? self.relay.metrics.bytesToViewer : self.relay.metrics.bytesToHost).increment(by: Int64(runBytes))
-        // Decided here, on this loop, as the bytes are handed over: however far away the
-        // peer's event loop is, no more than one read cycle passes the high-water mark.
-        let inFlight = session.addInFlight(runBytes, to: role == .host ? .viewer : .host)
-        if inFlight > self.relay.configuration.writeBufferHighWater {
-            self.readingPaused = true
+        if self.forwarding.handedOver(inFlight: session.addInFlight(runBytes, to: role == .host ? .viewer : .host)) {
             self.deadlines?.pausedReading()
         }
         peer.forward(runs, bytes: runBytes, owedAfter: owedAfter)
@@ -619,67 +595,36 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// the relay frames that waited for the frame boundary they reach, and once they are on
     /// the socket, lets the other side read again if it was paused.
     func writeForwarded(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) {
-        guard let context = self.context, !self.isClosing, let last = runs.last else { return }
+        guard let context = self.context, !self.isClosing, !runs.isEmpty else { return }
         guard let session = self.session, let role = self.stateMachine.role, let peer = self.peer else {
-            self.earlyForwarded.append(contentsOf: runs)
-            self.earlyForwardedBytes += bytes
-            self.earlyForwardedOwed = owedAfter
+            self.forwarding.holdBeforePaired(runs, bytes: bytes, owedAfter: owedAfter)
             return
         }
+        let buffers = self.forwarding.outgoing(runs, bytes: bytes, owedAfter: owedAfter)
         let written = context.eventLoop.makePromise(of: Void.self)
-        if let placement = self.outbound.forwarding(batchBytes: bytes, owedAfter: owedAfter) {
-            // Relay frames that waited go in at the boundary, wherever it is in the batch.
-            var before = placement.offset
-            var inserted = false
-            for (index, run) in runs.enumerated() {
-                let promise = index == runs.count - 1 ? written : nil
-                if !inserted, before < run.readableBytes {
-                    if before > 0 { context.write(self.wrapOutboundOut(run.getSlice(at: run.readerIndex, length: before)!), promise: nil) }
-                    for frame in placement.frames { context.write(self.wrapOutboundOut(frame), promise: nil) }
-                    inserted = true
-                    context.write(self.wrapOutboundOut(run.getSlice(at: run.readerIndex + before, length: run.readableBytes - before)!), promise: promise)
-                } else {
-                    before -= run.readableBytes
-                    context.write(self.wrapOutboundOut(run), promise: promise)
-                }
-            }
-            if !inserted {
-                for frame in placement.frames { context.write(self.wrapOutboundOut(frame), promise: nil) }
-            }
-        } else {
-            for run in runs.dropLast() {
-                context.write(self.wrapOutboundOut(run), promise: nil)
-            }
-            context.write(self.wrapOutboundOut(last), promise: written)
+        for buffer in buffers.dropLast() {
+            context.write(self.wrapOutboundOut(buffer), promise: nil)
         }
-        context.flush()
-        let lowWater = self.relay.configuration.writeBufferLowWater
+        context.writeAndFlush(self.wrapOutboundOut(buffers[buffers.count - 1]), promise: written)
+        let lowWater = self.forwarding.lowWater
         written.futureResult.whenComplete { _ in
             let remaining = session.removeInFlight(bytes, to: role)
-            if remaining <= lowWater, remaining + bytes > lowWater {
+            if ForwardingState.drained(remaining: remaining, written: bytes, lowWater: lowWater) {
                 peer.deliver(.resumeReading)
             }
         }
     }
 
     private func resumeReading() {
-        self.readingPaused = false
-        if let context = self.context {
-            self.deadlines?.resumedReading(at: context.eventLoop.now)
-            self.armDeadlineTimer()
-        }
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        let readHeld = self.forwarding.resumed()
+        guard let context = self.context else { return }
+        self.deadlines?.resumedReading(at: context.eventLoop.now)
+        self.armDeadlineTimer()
+        if readHeld { context.read() }
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.readingPaused {
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        if self.forwarding.readRequested() { context.read() }
     }
 
     // MARK: Output
@@ -690,7 +635,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         guard let context = self.context, let frame = self.encode(message, context: context) else { return }
         var droppable = false
         if case .pong = message { droppable = true }
-        switch self.outbound.relayFrame(frame, droppable: droppable) {
+        switch self.forwarding.relayFrame(frame, droppable: droppable) {
         case .write:
             context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
         case .held:
@@ -704,7 +649,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// completed with zero bytes first, so that `message` still arrives whole (§2.3).
     private func sendLast(_ message: RelayMessage) {
         guard let context = self.context, let frame = self.encode(message, context: context) else { return }
-        var (padding, held) = self.outbound.finish()
+        var (padding, held) = self.forwarding.finish()
         if padding > 0 {
             self.relay.metrics.framesPadded.increment()
             let zeros = context.channel.allocator.buffer(repeating: 0, count: min(padding, 64 * 1024))
