@@ -1,8 +1,10 @@
 import RelayWire
 
-/// A BGRX drawing surface for the synthetic scenes: rectangles, glyph text and blits,
-/// all clipped to the surface. Pixels are stored as a `Framebuffer`'s bytes, so a pixel
-/// read as a little-endian `UInt32` is its `0x00RRGGBB` colour.
+/// The one BGRX drawing surface of the generated screens (`SyntheticScene` for
+/// `--source synthetic`, `DesktopScene` for the codec's tests and benchmark): rectangles,
+/// gradients, glyph text in either font, and blits, all clipped to the surface. Pixels
+/// are stored as a `Framebuffer`'s bytes, so a pixel read as a little-endian `UInt32` is
+/// its `0x00RRGGBB` colour.
 struct Canvas: Sendable {
     let width: Int
     let height: Int
@@ -33,11 +35,29 @@ struct Canvas: Sendable {
         }
     }
 
+    /// Sets one pixel, which must be on the canvas.
+    mutating func store(_ rgb: UInt32, x: Int, y: Int) {
+        let offset = (y * self.width + x) * 4
+        self.pixels.withUnsafeMutableBytes { $0.storeBytes(of: rgb.littleEndian, toByteOffset: offset, as: UInt32.self) }
+    }
+
     /// Fills each row of the rectangle with a colour blended from `top` to `bottom`.
     mutating func verticalGradient(x: Int, y: Int, width: Int, height: Int, top: UInt32, bottom: UInt32) {
         for row in 0..<height {
-            let t = height > 1 ? Double(row) / Double(height - 1) : 0
-            self.fill(x: x, y: y + row, width: width, height: 1, rgb: Self.blend(top, bottom, t))
+            self.fill(x: x, y: y + row, width: width, height: 1, rgb: Self.blend(bottom, top, weight: row, of: max(height - 1, 1)))
+        }
+    }
+
+    /// Draws an anti-aliased glyph cell (`GlyphAtlas`): `levels[y * cellWidth + x]` in
+    /// 0…7 blends `background` (0) into `foreground` (7). The whole cell is drawn, so the
+    /// glyph replaces what was there, as a terminal's character cell does.
+    mutating func drawCell(_ levels: [UInt8], cellWidth: Int, x: Int, y: Int, foreground: UInt32, background: UInt32) {
+        let cellHeight = levels.count / cellWidth
+        for gy in 0..<cellHeight where (0..<self.height).contains(y + gy) {
+            for gx in 0..<cellWidth where (0..<self.width).contains(x + gx) {
+                let level = Int(levels[gy * cellWidth + gx])
+                self.store(Self.blend(foreground, background, weight: level, of: 7), x: x + gx, y: y + gy)
+            }
         }
     }
 
@@ -91,17 +111,21 @@ struct Canvas: Sendable {
         }
     }
 
-    static func blend(_ a: UInt32, _ b: UInt32, _ t: Double) -> UInt32 {
+    /// `a` weighted `weight` and `b` weighted `total − weight`, per channel, rounded
+    /// down: the one colour mix of the generated screens (glyph edges, gradients).
+    static func blend(_ a: UInt32, _ b: UInt32, weight: Int, of total: Int) -> UInt32 {
+        let w = UInt32(weight), rest = UInt32(total - weight), total = UInt32(total)
         var result: UInt32 = 0
         for shift: UInt32 in [0, 8, 16] {
-            let from = Double((a >> shift) & 0xFF), to = Double((b >> shift) & 0xFF)
-            result |= UInt32((from + (to - from) * t).rounded()) << shift
+            let mixed = (((a >> shift) & 0xFF) * w + ((b >> shift) & 0xFF) * rest) / total
+            result |= mixed << shift
         }
         return result
     }
 }
 
-/// The synthetic scenes' text: glyph-like 5×9 patterns in 8×16 cells, like a console font.
+/// `SyntheticScene`'s text: glyph-like 5×9 patterns in 8×16 cells, like a console font,
+/// one colour and no background (`DesktopScene` draws anti-aliased cells: `GlyphAtlas`).
 /// The glyphs are made from strokes chosen by a hash of the character — they look like
 /// text to a codec (thin strokes, few colours, repeated shapes) without being a real font.
 enum GlyphFont {

@@ -3,7 +3,9 @@ public import RelayWire
 // Desktop-like frames for the tile codec's tests and `relay-bench codec`: a wallpaper, a window with a title bar,
 // a scrollable page of anti-aliased text, a caret that types, and a noisy "video"
 // region. Everything is seeded, and frames are assembled from prerendered images with
-// row copies, so long sequences stay fast in debug builds.
+// row copies (`Canvas`, shared with `SyntheticScene`), so long sequences stay fast in
+// debug builds. The benchmark's recorded figures were measured on these exact pixels:
+// DesktopSceneTests pins them.
 
 /// A prerendered image of glyphs: 96 printable characters, 8×16 cells, 8 grey levels,
 /// each glyph a seeded random 5×9 stroke pattern with a one-pixel soft edge.
@@ -36,27 +38,11 @@ public struct GlyphAtlas {
         self.levels = glyphs
     }
 
-    public static func blend(_ foreground: UInt32, _ background: UInt32, level: UInt8) -> UInt32 {
-        var result: UInt32 = 0
-        for shift in stride(from: 0, through: 16, by: 8) {
-            let f = (foreground >> UInt32(shift)) & 0xFF
-            let b = (background >> UInt32(shift)) & 0xFF
-            result |= ((f * UInt32(level) + b * (7 - UInt32(level))) / 7) << UInt32(shift)
-        }
-        return result
-    }
-
-    /// Draws `text` with its first cell's top-left at (x, y), clipped to `image`.
-    public func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into image: inout Framebuffer) {
+    /// Draws `text` with its first cell's top-left at (x, y), clipped to `canvas`.
+    func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into canvas: inout Canvas) {
         for (offset, character) in text.enumerated() {
-            let glyph = self.levels[Int(character &- 32) % 96]
-            let left = x + offset * Self.cellWidth
-            for gy in 0..<Self.cellHeight where y + gy >= 0 && y + gy < image.height {
-                for gx in 0..<Self.cellWidth where left + gx >= 0 && left + gx < image.width {
-                    let level = glyph[gy * Self.cellWidth + gx]
-                    image.setRGB(Self.blend(foreground, background, level: level), x: left + gx, y: y + gy)
-                }
-            }
+            canvas.drawCell(self.levels[Int(character &- 32) % 96], cellWidth: Self.cellWidth, x: x + offset * Self.cellWidth, y: y,
+                            foreground: foreground, background: background)
         }
     }
 }
@@ -64,13 +50,13 @@ public struct GlyphAtlas {
 /// A tall page of text, prerendered: a window shows a viewport of it.
 public struct TextDocument {
     public static let lineHeight = 16
-    public var image: Framebuffer
+    var image: Canvas
     public let atlas: GlyphAtlas
     public static let background: UInt32 = 0xFAFAF5
 
     public init(width: Int, lines: Int, seed: UInt64, atlas: GlyphAtlas) {
         self.atlas = atlas
-        self.image = Framebuffer(width: width, height: lines * Self.lineHeight, fill: Self.background)
+        self.image = Canvas(width: width, height: lines * Self.lineHeight, fill: Self.background)
         var random = SplitMix64(seed: seed)
         let columns = width / GlyphAtlas.cellWidth - 2
         let inks: [UInt32] = [0x202020, 0x1040A0, 0xA02020]  // text, keywords, strings
@@ -93,7 +79,7 @@ public struct TextDocument {
 public struct DesktopScene {
     public var width: Int
     public var height: Int
-    public var wallpaper: Framebuffer
+    var wallpaper: Canvas
     public var document: TextDocument
     /// The window's frame (title bar included) on the desktop.
     public var windowX: Int
@@ -113,11 +99,11 @@ public struct DesktopScene {
         self.random = SplitMix64(seed: seed)
         let atlas = GlyphAtlas(seed: seed ^ 0xA5A5)
         // Wallpaper: bands of a soft gradient, so uncovered desktop is not one colour.
-        var wallpaper = Framebuffer(width: width, height: height, fill: 0)
+        var wallpaper = Canvas(width: width, height: height, fill: 0)
         for y in 0..<height {
             for x in 0..<width {
                 let shade = UInt32((x / 24 + y / 24) % 6) * 6
-                wallpaper.setRGB(0x203050 &+ shade << 16 &+ shade << 8 &+ shade, x: x, y: y)
+                wallpaper.store(0x203050 &+ shade << 16 &+ shade << 8 &+ shade, x: x, y: y)
             }
         }
         self.wallpaper = wallpaper
@@ -148,53 +134,26 @@ public struct DesktopScene {
     }
 
     public func render() -> Framebuffer {
-        var frame = self.wallpaper
-        let stride = self.width * 4
-        frame.pixels.withUnsafeMutableBytes { out in
-            // Title bar, scroll bar track and thumb, document viewport, clipped to the screen.
-            let left = max(0, self.windowX)
-            let right = min(self.width, self.windowX + self.windowWidth)
-            guard left < right else { return }
-            let scrollbarX = self.windowX + self.windowWidth - 12
-            let thumbTop = self.scroll * (self.viewportHeight - 24) / max(1, self.maximumScroll)
-            self.document.image.pixels.withUnsafeBytes { doc in
-                let docStride = self.document.image.width * 4
-                for row in 0..<self.windowHeight {
-                    let y = self.windowY + row
-                    guard y >= 0, y < self.height else { continue }
-                    let line = out.baseAddress! + y * stride
-                    for x in left..<right {
-                        let colour: UInt32
-                        if row < Self.titleHeight {
-                            colour = row == Self.titleHeight - 1 ? 0x808080 : 0x3060C0
-                        } else if x >= scrollbarX {
-                            let inThumb = (row - Self.titleHeight) >= thumbTop && (row - Self.titleHeight) < thumbTop + 24
-                            colour = inThumb ? 0x909090 : 0xE0E0E0
-                        } else {
-                            continue
-                        }
-                        line.storeBytes(of: colour.littleEndian, toByteOffset: x * 4, as: UInt32.self)
-                    }
-                    if row >= Self.titleHeight {
-                        let docRow = self.scroll + row - Self.titleHeight
-                        let docLeft = left - self.windowX
-                        let docRight = min(right, scrollbarX) - self.windowX
-                        if docLeft < docRight {
-                            (line + left * 4).copyMemory(from: doc.baseAddress! + docRow * docStride + docLeft * 4, byteCount: (docRight - docLeft) * 4)
-                        }
-                    }
-                }
-            }
-        }
+        var canvas = self.wallpaper
+        // The window: title bar, scroll bar track and thumb, document viewport; the canvas
+        // clips what lies off the screen.
+        let top = self.windowY + Self.titleHeight
+        canvas.fill(x: self.windowX, y: self.windowY, width: self.windowWidth, height: Self.titleHeight - 1, rgb: 0x3060C0)
+        canvas.fill(x: self.windowX, y: top - 1, width: self.windowWidth, height: 1, rgb: 0x808080)
+        let scrollbarX = self.windowX + self.windowWidth - 12
+        let thumbTop = self.scroll * (self.viewportHeight - 24) / max(1, self.maximumScroll)
+        canvas.fill(x: scrollbarX, y: top, width: 12, height: self.viewportHeight, rgb: 0xE0E0E0)
+        canvas.fill(x: scrollbarX, y: top + thumbTop, width: 12, height: max(0, min(24, self.viewportHeight - thumbTop)), rgb: 0x909090)
+        canvas.blit(self.document.image, sourceY: self.scroll, rows: self.viewportHeight, x: self.windowX, y: top)
         if let video = self.video {
             var random = self.random
             for y in video.y..<min(self.height, video.y + video.height) {
                 for x in video.x..<min(self.width, video.x + video.width) {
-                    frame.setRGB(UInt32(truncatingIfNeeded: random.next()) & 0xFFFFFF, x: x, y: y)
+                    canvas.store(UInt32(truncatingIfNeeded: random.next()) & 0xFFFFFF, x: x, y: y)
                 }
             }
         }
-        return frame
+        return canvas.framebuffer
     }
 
     /// Advances the noisy region's seed, so the next render shows a new video frame.
