@@ -124,6 +124,21 @@ import Testing
     /// Before the fix, 240 silent admin connections stayed open for good and made relay
     /// logins time out. Now: at most the cap stays open, each only until its deadline, the
     /// rest are closed at once, and agents log in meanwhile.
+    /// Issue 11 item 5: an admin port already taken ended `serve` with Hummingbird's bare
+    /// socket error; now it is a ConfigurationError that names the address and the flag.
+    @Test(.timeLimit(.minutes(1))) func anAdminAddressInUseIsAConfigurationError() async throws {
+        try await TestRelay.with { relay in
+            let tls = relay.node.certificate.tls.serverConfiguration(applicationProtocols: ["http/1.1"])
+            // The relay port is taken: by the relay itself.
+            let taken = ListenAddress(host: "127.0.0.1", port: relay.port)
+            let admin = try AdminServer.make(relay: relay.node.relay, tls: tls, address: taken) { _ in }
+            let error = await #expect(throws: ConfigurationError.self) { try await admin.run() }
+            #expect(error?.kind == .listen)
+            #expect(error?.message.contains("cannot listen for the admin API on 127.0.0.1:\(relay.port)") == true)
+            #expect(error?.message.contains("--admin-listen") == true)
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func silentAdminConnectionsAreCappedAndTimedOut() async throws {
         try await TestRelay.with({
             $0.adminMaximumConnections = 8

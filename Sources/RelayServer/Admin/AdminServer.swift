@@ -19,8 +19,11 @@ enum AdminServer {
     /// `admin_*` settings), and Hummingbird's idle timeout between requests: a client that
     /// opens connections and says nothing holds at most `admin_maximum_connections` of them,
     /// each for at most the handshake timeout.
+    ///
+    /// If it cannot listen on `address` (the configuration's `admin_listen` unless a test
+    /// gives another), its `run()` throws a ``ConfigurationError`` of kind `listen`.
     static func make(
-        relay: Relay, tls: TLSConfiguration, onRunning: @escaping @Sendable (any Channel) async -> Void
+        relay: Relay, tls: TLSConfiguration, address: ListenAddress? = nil, onRunning: @escaping @Sendable (any Channel) async -> Void
     ) throws -> some Service {
         let router = Router(context: AdminRequestContext.self)
         router.get("metrics") { _, _ in
@@ -41,7 +44,7 @@ enum AdminServer {
             }
         }
         let configuration = relay.configuration
-        let address = configuration.adminListen
+        let address = address ?? configuration.adminListen
         var logger = relay.logger
         logger[metadataKey: "component"] = "admin"
         let budget = AdminConnectionBudget(maximum: configuration.adminMaximumConnections)
@@ -51,9 +54,10 @@ enum AdminServer {
         )
         let metrics = relay.metrics
         let guardLogger = logger
+        let listening = AdminListening()
         // HTTP1Channel.Configuration (HummingbirdCore, reached through `.http1`): a new guard
         // per connection, and the idle timeout between requests.
-        return Application(
+        let application = Application(
             router: router,
             server: try .tls(
                 .http1(
@@ -65,10 +69,38 @@ enum AdminServer {
                 tlsConfiguration: tls
             ),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: nil),
-            onServerRunning: onRunning,
+            onServerRunning: { channel in
+                listening.flag.store(true, ordering: .releasing)
+                await onRunning(channel)
+            },
             eventLoopGroupProvider: .shared(relay.eventLoopGroup),
             logger: logger
         )
+        return AdminService(application: application, address: address, listening: listening)
+    }
+}
+
+/// Whether the admin application got as far as listening.
+final class AdminListening: Sendable {
+    let flag = Atomic<Bool>(false)
+}
+
+/// The admin application as the node's Service: a failure before it listens (the
+/// address is taken, or not this machine's) says what to do, like the relay port's.
+struct AdminService<Wrapped: Service>: Service {
+    let application: Wrapped
+    let address: ListenAddress
+    let listening: AdminListening
+
+    func run() async throws {
+        do {
+            try await self.application.run()
+        } catch let error where !self.listening.flag.load(ordering: .acquiring) {
+            throw ConfigurationError(
+                .listen,
+                "cannot listen for the admin API on \(self.address): \(error); is another relay running there? choose another with --admin-listen (admin_listen)"
+            )
+        }
     }
 }
 
