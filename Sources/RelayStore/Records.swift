@@ -40,7 +40,7 @@ public struct AccessEvent: Codable, Sendable, Hashable {
     public enum Outcome: String, Codable, Sendable { case accepted, rejected, throttled }
 
     /// What was attempted: which credential was presented. The `event` column holds
-    /// ``rawValue`` (OPERATIONS.md "Access log").
+    /// ``rawValue`` (OPERATIONS.md "The access log").
     public enum Kind: StoredVocabulary {
         /// An engineer's viewer token (`viewer_token`).
         case viewerToken
