@@ -15,7 +15,7 @@ extension SQLiteStore {
 
     public func write(_ batch: UsageBatch) throws {
         guard !batch.isEmpty else { return }
-        try self.database.write { db in
+        try self.writing { db in
             if !batch.opened.isEmpty {
                 // A record written again (a retried batch) keeps what is there.
                 let insert = try db.cachedStatement(sql: """
@@ -54,7 +54,7 @@ extension SQLiteStore {
     }
 
     public func closeInterruptedSessions(relayNode: String?, reason: UsageRecord.EndReason, actor: String) throws -> Int {
-        try self.database.write { db in
+        try self.writing { db in
             var sql = """
                 UPDATE session SET endedAt = checkpointedAt, durationSeconds = MAX(0, checkpointedAt - startedAt) / 1000, endReason = ? \
                 WHERE endedAt IS NULL
@@ -74,13 +74,13 @@ extension SQLiteStore {
     }
 
     public func usageRecord(id: String) throws -> UsageRecord? {
-        try self.database.read { db in
+        try self.reading { db in
             try Row.fetchOne(db, sql: "SELECT \(Self.sessionColumns) FROM session WHERE id = ?", arguments: [id]).map(UsageRecord.init(row:))
         }
     }
 
     public func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
-        try self.database.read { db in
+        try self.reading { db in
             let rows: RowCursor
             if let cursor {
                 // `startedAt >= ?` gives SQLite the index range's lower bound: from the
@@ -105,7 +105,7 @@ extension SQLiteStore {
 
     /// Usage records in the file, for tests and tools.
     public func usageCount() throws -> Int {
-        try self.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session") ?? 0 }
+        try self.reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session") ?? 0 }
     }
 
     // MARK: Retention
@@ -117,7 +117,7 @@ extension SQLiteStore {
         let expiredSessions = "endedAt IS NOT NULL AND endedAt < ?"
         let expiredAccess = "at < ?"
         // access_log.at is a GRDB datetime (text, UTC): bind a Date for the same format.
-        let counts = try self.database.read { db in
+        let counts = try self.reading { db in
             (
                 sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID NOT IN (\(held))", arguments: [usageCutoff]) ?? 0,
                 heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID IN (\(held))", arguments: [usageCutoff]) ?? 0,
@@ -138,7 +138,7 @@ extension SQLiteStore {
         var sessions = 0
         var accessEntries = 0
         while true {
-            let deleted = try self.database.write { db in
+            let deleted = try self.writing { db in
                 try db.execute(sql: """
                     DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(expiredSessions) \
                     AND companyID NOT IN (\(held)) LIMIT \(Self.purgeBatch))
@@ -149,7 +149,7 @@ extension SQLiteStore {
             if deleted < Self.purgeBatch { break }
         }
         while true {
-            let deleted = try self.database.write { db in
+            let deleted = try self.writing { db in
                 try db.execute(sql: """
                     DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(expiredAccess) \
                     AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT \(Self.purgeBatch))
@@ -189,7 +189,7 @@ extension SQLiteStore {
         guard !reason.isEmpty else { throw StoreError(.invalidInput, "a legal hold needs a reason (--reason TEXT), e.g. the case number") }
         guard reason.utf8.count <= 500 else { throw StoreError(.invalidInput, "the reason is \(reason.utf8.count) bytes; at most 500 are allowed") }
         let hold = LegalHold(companyID: companyID, reason: reason, heldAt: Date(), heldBy: actor)
-        try self.database.write { db in
+        try self.writing { db in
             // A company removed since may still have history under retention: allow a hold on it.
             let known = try Company.exists(db, key: companyID)
                 || (try Int.fetchOne(db, sql: "SELECT 1 FROM session WHERE companyID = ? LIMIT 1", arguments: [companyID]) != nil)
@@ -205,7 +205,7 @@ extension SQLiteStore {
     }
 
     public func releaseHold(companyID: String, actor: String) throws {
-        try self.database.write { db in
+        try self.writing { db in
             guard try LegalHold.deleteOne(db, key: companyID) else {
                 throw StoreError(.notFound, "company \(companyID) is not under legal hold; `relay-server company holds` lists the holds")
             }
@@ -215,6 +215,6 @@ extension SQLiteStore {
     }
 
     public func legalHolds() throws -> [LegalHold] {
-        try self.database.read { try LegalHold.order(Column("heldAt")).fetchAll($0) }
+        try self.reading { try LegalHold.order(Column("heldAt")).fetchAll($0) }
     }
 }

@@ -40,14 +40,47 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         }
     }
 
+    /// Reads in a snapshot; GRDB's errors become ``StoreError``s (``storeError(_:)``).
+    func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try self.database.read(body)
+        } catch let error as DatabaseError {
+            throw self.storeError(error)
+        }
+    }
+
+    /// Writes in one transaction; GRDB's errors become ``StoreError``s (``storeError(_:)``).
+    func writing<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try self.database.write(body)
+        } catch let error as DatabaseError {
+            throw self.storeError(error)
+        }
+    }
+
+    /// An SQLite failure as the store reports it: a violated constraint is a
+    /// ``StoreError/Kind/conflict`` (two admins adding the same login at once); anything
+    /// else (busy past the 10 s timeout, disk full, I/O error, a read-only file) is
+    /// ``StoreError/Kind/unavailable``: the database cannot be used right now.
+    func storeError(_ error: DatabaseError) -> StoreError {
+        switch error.resultCode {
+        case .SQLITE_CONSTRAINT:
+            StoreError(.conflict, "the relay database refused the change, which conflicts with a record it holds (\(error.message ?? "\(error)")); list the records and try again")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            StoreError(.unavailable, "the relay database \(self.path) stayed locked for more than 10 s; try again, and look for a stuck relay-server command")
+        default:
+            StoreError(.unavailable, "the relay database \(self.path) failed (\(error)); check the free disk space and the file's permissions")
+        }
+    }
+
     /// `PRAGMA secure_delete` as the store's connections see it (1: on).
     public func secureDelete() throws -> Int {
-        try self.database.read { try Int.fetchOne($0, sql: "PRAGMA secure_delete") ?? 0 }
+        try self.reading { try Int.fetchOne($0, sql: "PRAGMA secure_delete") ?? 0 }
     }
 
     /// The migrations applied to the file, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try self.database.read { try Self.migrator.appliedMigrations($0) }
+        try self.reading { try Self.migrator.appliedMigrations($0) }
     }
 
     // MARK: Companies
@@ -57,7 +90,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let id = Secrets.makeID(prefix: "co")
         let secret = Secrets.makeSecret()
         let company = Company(id: id, name: name, adminTokenDigest: Secrets.digest(secret), createdAt: Date())
-        try self.database.write { db in
+        try self.writing { db in
             try company.insert(db)
             try AuditEntry(actor: actor, action: .companyAdd, companyID: id).insert(db)
         }
@@ -65,11 +98,11 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func companies() throws -> [Company] {
-        try self.database.read { try Company.order(Column("createdAt")).fetchAll($0) }
+        try self.reading { try Company.order(Column("createdAt")).fetchAll($0) }
     }
 
     public func company(id: String) throws -> Company {
-        guard let company = try self.database.read({ try Company.fetchOne($0, key: id) }) else {
+        guard let company = try self.reading({ try Company.fetchOne($0, key: id) }) else {
             throw Self.noCompany(id)
         }
         return company
@@ -82,7 +115,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// Removes a company with its engineers and hosts. Its usage history stays until its
     /// retention ends (the enterprise may still ask for it).
     public func removeCompany(id: String, actor: String) throws {
-        try self.database.write { db in
+        try self.writing { db in
             guard try Company.deleteOne(db, key: id) else { throw Self.noCompany(id) }
             try AuditEntry(actor: actor, action: .companyRemove, companyID: id).insert(db)
         }
@@ -90,7 +123,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     public func rotateCompanyToken(id: String, actor: String) throws -> String {
         let secret = Secrets.makeSecret()
-        try self.database.write { db in
+        try self.writing { db in
             guard var company = try Company.fetchOne(db, key: id) else { throw Self.noCompany(id) }
             company.adminTokenDigest = Secrets.digest(secret)
             try company.update(db)
@@ -101,7 +134,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     public func authenticateAdmin(token: String) throws -> Company? {
         guard let (id, secret) = Secrets.splitToken(token),
-            let company = try self.database.read({ try Company.fetchOne($0, key: id) }),
+            let company = try self.reading({ try Company.fetchOne($0, key: id) }),
             Secrets.matches(secret, digest: company.adminTokenDigest)
         else { return nil }
         return company
@@ -114,7 +147,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let id = Secrets.makeID(prefix: "en")
         let secret = Secrets.makeSecret()
         var engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: Date())
-        try self.database.write { db in
+        try self.writing { db in
             guard let company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
             engineer.companyName = company.name
             if try Engineer.filter(Column("companyID") == companyID && Column("login") == login).fetchCount(db) > 0 {
@@ -127,7 +160,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func engineers(companyID: String?) throws -> [Engineer] {
-        try self.database.read { db in
+        try self.reading { db in
             var request = Engineer.order(Column("companyID"), Column("login"))
             if let companyID { request = request.filter(Column("companyID") == companyID) }
             return try Self.withCompanyNames(try request.fetchAll(db), db)
@@ -155,7 +188,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
         companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> Void
     ) throws {
-        try self.database.write { db in
+        try self.writing { db in
             guard var account = try Account.fetchOne(db, key: id) else {
                 throw StoreError(.notFound, "no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
             }
@@ -165,7 +198,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data] {
-        try self.database.read { db in
+        try self.reading { db in
             var digests: [String: Data] = [:]
             for engineer in try Engineer.fetchAll(db, keys: engineerIDs) { digests[engineer.id] = engineer.tokenDigest }
             for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.secretDigest }
@@ -176,7 +209,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// The engineer whose token this is, with their company's name (``Engineer/companyName``), or nil.
     public func authenticateEngineer(token: String) throws -> Engineer? {
         guard let (id, secret) = Secrets.splitToken(token),
-            let engineer = try self.database.read({ db in
+            let engineer = try self.reading({ db in
                 try Engineer.fetchOne(db, key: id).map { try Self.withCompanyNames([$0], db)[0] }
             }),
             Secrets.matches(secret, digest: engineer.tokenDigest)
@@ -202,7 +235,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let name = try Self.validName(name, what: "host name")
         let secret = Secrets.makeSecret()
         let host = EnrolledHost(id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: name, secretDigest: Secrets.digest(secret), createdAt: Date())
-        try self.database.write { db in
+        try self.writing { db in
             guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
             try host.insert(db)
             try AuditEntry(actor: actor, action: .hostEnroll, companyID: companyID, subject: host.id).insert(db)
@@ -211,7 +244,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func hosts(companyID: String?) throws -> [EnrolledHost] {
-        try self.database.read { db in
+        try self.reading { db in
             var request = EnrolledHost.order(Column("companyID"), Column("name"))
             if let companyID { request = request.filter(Column("companyID") == companyID) }
             return try request.fetchAll(db)
@@ -234,7 +267,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func authenticateHost(id: String, secret: String) throws -> EnrolledHost? {
-        guard id.utf8.count <= 64, let host = try self.database.read({ try EnrolledHost.fetchOne($0, key: id) }),
+        guard id.utf8.count <= 64, let host = try self.reading({ try EnrolledHost.fetchOne($0, key: id) }),
             Secrets.matches(secret, digest: host.secretDigest)
         else { return nil }
         return host
@@ -244,23 +277,23 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     public func record(_ events: [AccessEvent]) throws {
         guard !events.isEmpty else { return }
-        try self.database.write { db in
+        try self.writing { db in
             for event in events { try event.insert(db) }
         }
     }
 
     public func accessLog(limit: Int = 100) throws -> [AccessEvent] {
-        try self.database.read { try AccessEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
+        try self.reading { try AccessEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
     }
 
     // MARK: Audit log
 
     public func appendAudit(_ entry: AuditEntry) throws {
-        try self.database.write { try entry.insert($0) }
+        try self.writing { try entry.insert($0) }
     }
 
     public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
-        try self.database.read { try AuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
+        try self.reading { try AuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
     }
 
     static func validName(_ raw: String, what: String) throws -> String {

@@ -54,6 +54,16 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         }
     }
 
+    /// SQLite's own refusals reach callers as store errors too, never as GRDB's types.
+    @Test func aConstraintTheDatabaseEnforcesIsAConflict() throws {
+        try Self.withStore { store, _ in
+            let event = AccessEvent(id: 7, at: Date(), event: .viewerToken, outcome: .accepted, sourceAddress: "192.0.2.1")
+            try store.record([event])
+            #expect(storeErrorKind { try store.record([event]) } == .conflict)
+            #expect(try store.accessLog(limit: 5).count == 1)
+        }
+    }
+
     @Test func aDatabaseThatCannotBeOpenedIsUnavailable() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-unavailable-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
