@@ -4,6 +4,9 @@ import Testing
 @testable import RelayServer
 @testable import RelayWire
 
+/// The machine with a plain value for the session a paired connection holds.
+private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<String>
+
 // The connection state machine (PROTOCOL.md §8) driven directly, message by message.
 @Suite struct ConnectionStateMachineTests {
     private static func hello(_ role: Role, version: UInt16 = RelayProtocol.version) -> RelayMessage {
@@ -24,7 +27,7 @@ import Testing
             if machine.state == target { return }
             machine.authenticationSucceeded()
             if machine.state == target { return }
-            _ = machine.pairedWithPeer()
+            _ = machine.pairedWithPeer("session-1")
         }
         switch state {
         case .awaitingHello: break
@@ -63,7 +66,7 @@ import Testing
         #expect(machine.state == .authenticating(.host) && machine.isHandshaking)
         machine.authenticationSucceeded()
         #expect(machine.state == .waitingForPeer(.host) && !machine.isHandshaking && !machine.isPaired)
-        let paired = machine.pairedWithPeer()
+        let paired = machine.pairedWithPeer("session-1")
         #expect(paired)
         #expect(machine.state == .paired(.host) && machine.isPaired && machine.role == .host)
         // Paired: peer bytes flow.
@@ -82,7 +85,7 @@ import Testing
             #expect(machine.state == .authenticating(.viewer))
             machine.authenticationSucceeded()
             #expect(machine.state == .waitingForPeer(.viewer))
-            let paired = machine.pairedWithPeer()
+            let paired = machine.pairedWithPeer("session-1")
             #expect(paired)
             #expect(machine.state == .paired(.viewer) && machine.role == .viewer)
         }
@@ -96,7 +99,7 @@ import Testing
                 #expect(machine.state == state, "authenticationSucceeded \(state.name)")
             }
             if case .waitingForPeer = state {} else {
-                let paired = machine.pairedWithPeer()
+                let paired = machine.pairedWithPeer("session-1")
                 #expect(!paired, "pairedWithPeer \(state.name)")
                 #expect(machine.state == state)
             }
@@ -190,7 +193,8 @@ import Testing
     @Test func byeWhilePairedEndsTheSession() {
         for role in Role.allCases {
             var machine = Self.machine(in: .paired(role))
-            #expect(machine.received(.bye(Self.bye)) == .endSession(Self.bye))
+            let action = machine.received(.bye(Self.bye))
+        #expect(action == .endSession(Self.bye))
             #expect(machine.state == .closed && !machine.isPaired)
         }
     }
@@ -241,11 +245,77 @@ import Testing
             #expect(machine.receivedPeerData() == .none)
             #expect(machine.handshakeDeadlinePassed() == .none)
             machine.authenticationSucceeded()
-            let paired = machine.pairedWithPeer()
+            let paired = machine.pairedWithPeer("session-1")
             #expect(!paired)
             #expect(machine.state == .closed)
         }
     }
+
+    // MARK: What a connection holds, and gives back
+
+    /// A host's registration outlives its pairing (it is busy, not gone) and is given
+    /// back at close with the session, once.
+    @Test func aPairedHostGivesBackItsRegistrationAndSession() {
+        var machine = ConnectionStateMachine()
+        _ = machine.received(Self.hello(.host))
+        _ = machine.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "s")))
+        machine.authenticationSucceeded()
+        let registered = machine.holds(.registration(hostID: "ho-7"))
+        let paired = machine.pairedWithPeer("session-7")
+        #expect(registered && paired)
+        #expect(machine.session == "session-7" && machine.holding == nil)
+        let release = machine.close()
+        #expect(release.session == "session-7" && release.unregisterHostID == "ho-7" && !release.withdrawCode)
+        let again = machine.close()
+        #expect(again.session == nil && again.unregisterHostID == nil)
+        #expect(machine.hello?.role == .host, "the Hello is kept for the words of the peer's Bye")
+    }
+
+    /// A viewer's support code is used up by pairing; before that, closing withdraws it.
+    @Test func aWaitingViewerGivesBackItsCode() {
+        var machine = ConnectionStateMachine()
+        _ = machine.received(Self.hello(.viewer))
+        _ = machine.received(.viewerAuth(Self.viewerAuth))
+        machine.authenticationSucceeded()
+        let holds = machine.holds(.supportCode)
+        #expect(holds)
+        machine.lostHolding()
+        let afterLoss = machine.close()
+        #expect(!afterLoss.withdrawCode, "the relay withdrew it already")
+
+        var waiting = ConnectionStateMachine()
+        _ = waiting.received(Self.hello(.viewer))
+        _ = waiting.received(.viewerAuth(Self.viewerAuth))
+        waiting.authenticationSucceeded()
+        _ = waiting.holds(.supportCode)
+        let closed = waiting.close()
+        #expect(closed.withdrawCode)
+    }
+
+    /// A Bye while paired closes the machine at once; the session is handed over by the
+    /// close that follows (the handler's teardown), not lost.
+    @Test func aByeWhilePairedKeepsTheSessionForTheTeardown() {
+        var machine = ConnectionStateMachine()
+        _ = machine.received(Self.hello(.viewer))
+        _ = machine.received(.viewerAuth(Self.viewerAuth))
+        machine.authenticationSucceeded()
+        _ = machine.pairedWithPeer("session-9")
+        let action = machine.received(.bye(Self.bye))
+        #expect(action == .endSession(Self.bye))
+        #expect(machine.state == .closed && machine.session == nil)
+        let release = machine.close()
+        #expect(release.session == "session-9")
+        // The other side ending it first: nothing to end at close.
+        var other = ConnectionStateMachine()
+        _ = other.received(Self.hello(.host))
+        _ = other.received(.hostAuth(Self.hostAuth))
+        other.authenticationSucceeded()
+        _ = other.pairedWithPeer("session-9")
+        other.peerEndedSession()
+        let otherRelease = other.close()
+        #expect(otherRelease.session == nil)
+    }
+
 }
 
 extension ConnectionStateMachine.State {

@@ -9,13 +9,19 @@ import RelayWire
 /// One agent connection, after TLS. Thin by design: bytes go through ``FrameScanner``,
 /// relay-control messages through ``ConnectionStateMachine``, and this class carries out
 /// what they return — authenticate, pair, forward, close (PROTOCOL.md §8).
+/// What a paired connection holds: the session and the other side's link.
+struct SessionLink: Sendable {
+    let session: RelaySession
+    let peer: ConnectionLink
+}
+
 final class RelayConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let relay: Relay
-    private var stateMachine = ConnectionStateMachine()
+    private var stateMachine = ConnectionStateMachine<SessionLink>()
     private var scanner: FrameScanner
     private var logger: Logger
 
@@ -31,19 +37,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     /// Which of a session's two links is this connection's, after `link` is released.
     private var linkIdentity: ObjectIdentifier?
     private var admitted = false
-    private var hello: Hello?
     /// The handshake deadline and the idle timeout, on the event loop's clock.
     private var deadlines: ConnectionDeadlines?
     private var deadlineTimer: Scheduled<Void>?
 
-    // Waiting to be paired.
-    private var holdsSupportCode = false
-    private var registeredHost: EnrolledHost?
-    private var engineer: Engineer?
-
-    // Paired.
-    private var session: RelaySession?
-    private var peer: ConnectionLink?
+    // What the connection holds in each phase (its Hello, a support code or registration,
+    // the session) is kept by the state machine.
+    private var hello: Hello? { self.stateMachine.hello }
+    private var session: RelaySession? { self.stateMachine.session?.session }
+    private var peer: ConnectionLink? { self.stateMachine.session?.peer }
     /// Cut-through both ways, whole frames out, and backpressure.
     private var forwarding: ForwardingState
     /// True while `scanner` is scanning (and so cannot be changed).
@@ -110,8 +112,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         // The link holds this handler and the handler its link, its peer's link and the
         // session: drop them, or every closed connection stays in memory (issue 10, item 8).
         self.link = nil
-        self.peer = nil
-        self.session = nil
+        self.stateMachine.close()
         self.forwarding.release()
     }
 
@@ -121,18 +122,15 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.deadlineTimer?.cancel()
         self.deadlineTimer = nil
         self.deadlines = nil
-        self.stateMachine.close()
+        let release = self.stateMachine.close()
         guard let link = self.link else { return }
-        if self.holdsSupportCode {
-            self.holdsSupportCode = false
+        if release.withdrawCode {
             self.relay.pairing.withLockedValue { $0.withdrawCode(of: link) }
         }
-        if let host = self.registeredHost {
-            self.registeredHost = nil
-            self.relay.pairing.withLockedValue { $0.unregister(link, hostID: host.id) }
+        if let hostID = release.unregisterHostID {
+            self.relay.pairing.withLockedValue { $0.unregister(link, hostID: hostID) }
         }
-        if let session = self.session {
-            self.session = nil
+        if let session = release.session?.session {
             if session.end(reason: recorded ?? peerReason) {
                 session.peer(of: link).deliver(.peerLeft(peerReason, peerText))
             }
@@ -219,7 +217,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             if frame.type == .hello, let version = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self),
                 version != RelayProtocol.version
             {
-                self.perform(self.stateMachine.received(.hello(Hello(version: version, role: .host, capabilities: [], software: ""))))
+                self.perform(self.stateMachine.receivedHello(ofVersion: version))
                 return
             }
             self.relay.metrics.protocolErrors.increment()
@@ -298,7 +296,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Actions
 
-    private func perform(_ action: ConnectionStateMachine.Action) {
+    private func perform(_ action: ConnectionStateMachine<SessionLink>.Action) {
         switch action {
         case .none:
             break
@@ -331,7 +329,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.fail(.relayFull, "the relay is at its connection limit or shutting down; retry in a minute")
             return
         }
-        self.hello = hello
         self.logger[metadataKey: "role"] = "\(hello.role)"
         self.send(.helloAck(HelloAck(
             capabilities: hello.capabilities,
@@ -429,7 +426,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .success(let host?):
             self.relay.logAccess("host_secret", .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
             self.authenticated()
-            self.registeredHost = host
+            _ = self.stateMachine.holds(.registration(hostID: host.id))
             link.party = Party(
                 name: host.name, companyID: host.companyID, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
                 hostID: host.id, credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
@@ -466,7 +463,6 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         case .success(let engineer?):
             self.relay.logAccess("viewer_token", .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
             self.authenticated()
-            self.engineer = engineer
             link.party = Party(
                 name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
                 credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
@@ -482,7 +478,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                     withdrawn.viewer.deliver(.fail(.invalidCode, text))
                 }
                 let issued = issue.issued
-                self.holdsSupportCode = true
+                _ = self.stateMachine.holds(.supportCode)
                 let seconds = self.relay.configuration.supportCodeValidity.nanoseconds / 1_000_000_000
                 self.send(.codeIssued(CodeIssued(code: issued.code, validForSeconds: UInt32(seconds))))
             case .connect(let hostID):
@@ -524,7 +520,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     }
 
     private func enterSession(_ session: RelaySession) {
-        guard let link = self.link, self.stateMachine.pairedWithPeer() else {
+        guard let link = self.link, self.stateMachine.pairedWithPeer(SessionLink(session: session, peer: session.peer(of: link))) else {
             // This side closed before the pairing reached it (its link may be gone already).
             if session.end(reason: .peerLeft) {
                 let other = ObjectIdentifier(session.host) == self.linkIdentity ? session.viewer : session.host
@@ -533,10 +529,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
             return
         }
-        self.holdsSupportCode = false
-        self.session = session
         let peer = session.peer(of: link)
-        self.peer = peer
         self.logger[metadataKey: "session"] = "\(session.id)"
         let peerParty = peer.party
         // The host learns the engineer's company from the relay's records (PROTOCOL.md
@@ -563,11 +556,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.enterSession(session)
         case .peerLeft(let reason, let text):
             guard !self.isClosing else { return }
-            self.session = nil  // the peer already ended it
+            self.stateMachine.peerEndedSession()  // the peer already ended it
             self.sendBye(reason, text)
         case .fail(let code, let text):
             guard !self.isClosing else { return }
-            if code == .invalidCode || code == .timeout { self.holdsSupportCode = false }
+            if code == .invalidCode || code == .timeout { self.stateMachine.lostHolding() }  // the relay withdrew the code
             self.fail(code, text)
         case .bye(let reason, let text):
             guard !self.isClosing else { return }
