@@ -125,7 +125,7 @@ final class Relay: Sendable {
     /// A session ended: its record is closed with the reason and final counters.
     func ended(_ session: RelaySession) {
         guard self.sessions.withLockedValue({ $0.removeValue(forKey: session.id) }) != nil else { return }
-        self.usage.closed(session.usageClosure(endedAt: Date().milliseconds, reason: session.reason?.name ?? ByeReason.peerLeft.name))
+        self.usage.closed(session.usageClosure(endedAt: Date().milliseconds, reason: session.reason ?? .peerLeft))
         self.metrics.sessionsPaired.decrement()
         self.logger.info(
             "session ended",
@@ -143,7 +143,7 @@ final class Relay: Sendable {
     // MARK: Access log
 
     /// Queues an access-log entry; entries are written in batches off the event loops.
-    func logAccess(_ event: String, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+    func logAccess(_ event: AccessEvent.Kind, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
         let entry = AccessEvent(id: nil, at: Date(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
         let first = self.pendingAccessEvents.withLockedValue { pending in
             pending.append(entry)
@@ -153,7 +153,7 @@ final class Relay: Sendable {
             self.threadPool.submit { _ in self.flushAccessLog() }
         }
         if outcome != .accepted {
-            self.logger.notice("authentication \(outcome.rawValue)", metadata: ["event": "\(event)", "source": "\(source)", "subject": "\(subject ?? "-")"])
+            self.logger.notice("authentication \(outcome.rawValue)", metadata: ["event": "\(event.rawValue)", "source": "\(source)", "subject": "\(subject ?? "-")"])
         }
     }
 

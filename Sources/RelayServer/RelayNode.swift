@@ -64,7 +64,7 @@ final class RelayNode: Sendable {
         // Records a crash left open are closed at their last checkpoint before any new
         // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
         // several nodes share, another node's open records are its live sessions.
-        let recovered = try store.closeInterruptedSessions(relayNode: configuration.nodeName, reason: ByeReason.relayRestart.name, actor: "relay")
+        let recovered = try store.closeInterruptedSessions(relayNode: configuration.nodeName, reason: .relayRestart, actor: "relay")
         if recovered > 0 {
             logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
         }
@@ -194,7 +194,7 @@ final class RelayNode: Sendable {
         do {
             return try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
         } catch {
-            throw StoreError("cannot listen on \(configuration.listen): \(error); is another relay running there? choose another with --listen")
+            throw ConfigurationError(.listen, "cannot listen on \(configuration.listen): \(error); is another relay running there? choose another with --listen")
         }
     }
 

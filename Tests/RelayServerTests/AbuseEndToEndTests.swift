@@ -445,15 +445,15 @@ import Testing
         #expect(configuration.codeGuessBudget.perHour == 20)
         #expect(configuration.admission.maximumUnauthenticatedPerSource == 7)
         var retired = RelayConfiguration()
-        #expect(throws: StoreError.self) { try retired.apply(configFile: try self.write(#"{"code_failure_limit": 20}"#)) }
+        #expect(throws: ConfigurationError.self) { try retired.apply(configFile: try self.write(#"{"code_failure_limit": 20}"#)) }
 
         var misspelt = RelayConfiguration()
-        #expect(throws: StoreError.self) { try misspelt.apply(configFile: try self.write(#"{"idle_timout_seconds": 30}"#)) }
+        #expect(throws: ConfigurationError.self) { try misspelt.apply(configFile: try self.write(#"{"idle_timout_seconds": 30}"#)) }
         var halfTLS = RelayConfiguration()
-        #expect(throws: StoreError.self) { try halfTLS.apply(configFile: try self.write(#"{"certificate": "/etc/relay/cert.pem"}"#)) }
+        #expect(throws: ConfigurationError.self) { try halfTLS.apply(configFile: try self.write(#"{"certificate": "/etc/relay/cert.pem"}"#)) }
         var tooSmall = RelayConfiguration()
-        #expect(throws: StoreError.self) { try tooSmall.apply(configFile: try self.write(#"{"maximum_payload_bytes": 10}"#)) }
-        #expect(throws: StoreError.self) { try ListenAddress(parsing: "relay.example.com") }
+        #expect(throws: ConfigurationError.self) { try tooSmall.apply(configFile: try self.write(#"{"maximum_payload_bytes": 10}"#)) }
+        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "relay.example.com") }
         #expect(try ListenAddress(parsing: "[::1]:7443") == ListenAddress(host: "::1", port: 7443))
     }
 }

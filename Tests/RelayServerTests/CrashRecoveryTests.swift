@@ -167,7 +167,7 @@ import Testing
         let total = progress.sentTotal.withLock { $0 }.reduce(0, +)
         #expect(total > before)
         for record in records {
-            #expect(record.endReason == "relay_restart")
+            #expect(record.endReason == .relayRestart)
             #expect(record.endedAt == record.checkpointedAt)
             #expect(record.relayNode == "kill-test")
             #expect(record.counters.framesToViewer >= 200)
@@ -176,7 +176,7 @@ import Testing
         let recorded = records.reduce(0) { $0 + Int($1.counters.framesToViewer) }
         #expect(recorded >= before)
         #expect(recorded <= total)
-        #expect(try store.auditLog(limit: 5).contains { $0.action == "restart_recovery" && $0.detail == "sessions_closed=20 reason=relay_restart" })
+        #expect(try store.auditLog(limit: 5).contains { $0.action == .restartRecovery && $0.detail == "sessions_closed=20 reason=relay_restart" })
     }
 
     /// Issue 10 item 5 (REVIEW D5): a node that starts closes its own open records only.
@@ -190,12 +190,12 @@ import Testing
             try! SQLiteStore(dataDirectory: configuration.dataDirectory).write(UsageBatch(opened: [own, other]))
         }) { relay in
             let ownAfter = try #require(try relay.store.usageRecord(id: "own-open"))
-            #expect(ownAfter.endReason == "relay_restart")
+            #expect(ownAfter.endReason == .relayRestart)
             #expect(ownAfter.endedAt == own.checkpointedAt)
             let otherAfter = try #require(try relay.store.usageRecord(id: "other-open"))
             #expect(otherAfter.endedAt == nil)
             #expect(otherAfter.endReason == nil)
-            #expect(try relay.store.auditLog(limit: 10).contains { $0.action == "restart_recovery" && $0.detail == "sessions_closed=1 reason=relay_restart" })
+            #expect(try relay.store.auditLog(limit: 10).contains { $0.action == .restartRecovery && $0.detail == "sessions_closed=1 reason=relay_restart" })
         }
     }
 }

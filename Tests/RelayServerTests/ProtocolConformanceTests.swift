@@ -299,7 +299,7 @@ import Testing
             let message = try await viewer.next("the viewer's Bye after the host declined")
             guard case .bye(let bye) = message else { throw TestFailure("expected a Bye, got \(message.type.name)") }
             #expect(bye.text.contains("The customer declined the session."))
-            let recorded = await eventually { (try? Self.endReasons(relay))?.first == "declined" }
+            let recorded = await eventually { (try? Self.endReasons(relay))?.first == .declined }
             #expect(recorded, "the usage record must end with declined")
             #expect(bye.reason == .declined)
         }
@@ -479,7 +479,7 @@ import Testing
             let bye = try await viewer.expectBye(.revoked, "the viewer whose token was rotated")
             #expect(bye?.text.contains("got a new token") == true)
             try await host.expectBye(.peerLeft, "the host of a revoked viewer")
-            let recorded = await eventually { (try? Self.endReasons(relay))?.first == "revoked" }
+            let recorded = await eventually { (try? Self.endReasons(relay))?.first == .revoked }
             #expect(recorded, "the usage record must end with revoked")
         }
     }

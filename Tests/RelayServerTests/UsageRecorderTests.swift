@@ -40,7 +40,7 @@ import Testing
             UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: 1),
             UsageCheckpoint(sessionID: "s2", counters: UsageCounters(bytesToViewer: 1), at: 1),
         ])
-        var later = UsageBatch(opened: [Self.record("s3")], closed: [UsageClosure(sessionID: "s2", endedAt: 5, counters: UsageCounters(bytesToViewer: 9), reason: "normal")])
+        var later = UsageBatch(opened: [Self.record("s3")], closed: [UsageClosure(sessionID: "s2", endedAt: 5, counters: UsageCounters(bytesToViewer: 9), reason: .normal)])
         later.addCheckpoints([
             UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 7), at: 4),
             UsageCheckpoint(sessionID: "s3", counters: UsageCounters(bytesToViewer: 2), at: 4),
@@ -79,7 +79,7 @@ import Testing
                 return true
             }
             if !fail || self.commitThenFail { try self.store.write(batch) }
-            if fail { throw StoreError("database is locked (test)") }
+            if fail { throw StoreError(.unavailable, "database is locked (test)") }
         }
     }
 
@@ -129,7 +129,7 @@ import Testing
                 #expect(Self.metric(metrics, "relay_usage_writes_pending") == 1)
 
                 // Recorded during the back-off: waits for the retry, is written with it.
-                recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_000_000, counters: UsageCounters(bytesToViewer: 5), reason: "normal"))
+                recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_000_000, counters: UsageCounters(bytesToViewer: 5), reason: .normal))
                 recorder.journal.opened(Self.record("s2"))
                 clock.advance(by: .milliseconds(999))
                 #expect(writer.attempts == 1)
@@ -142,7 +142,7 @@ import Testing
                 }
                 #expect(await eventually { recorder.journal.pendingCount == 0 && Self.metric(metrics, "relay_usage_writes_pending") == 0 })
                 let s1 = try #require(try writer.store.usageRecord(id: "s1"))
-                #expect(s1.endReason == "normal")
+                #expect(s1.endReason == .normal)
                 #expect(s1.counters.bytesToViewer == 5)
                 #expect(try writer.store.usageRecord(id: "s2") != nil)
                 #expect(Self.metric(metrics, "relay_usage_write_errors_total") == 3)
@@ -159,18 +159,18 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func writingAKeptBatchAgainChangesNothing() async throws {
         try await Self.withRecorder(failures: 1, commitThenFail: true) { recorder, writer, clock, metrics in
             recorder.journal.opened(Self.record("s1"))
-            recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_000_000, counters: UsageCounters(bytesToViewer: 5), reason: "normal"))
+            recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_000_000, counters: UsageCounters(bytesToViewer: 5), reason: .normal))
             #expect(await recorder.flush() == .seconds(1))
             #expect(recorder.journal.pendingCount == 2)
             // A closure arriving later for the same session (a shutdown) must not win.
-            recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_009_000, counters: UsageCounters(bytesToViewer: 9), reason: "relay_shutdown"))
+            recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_009_000, counters: UsageCounters(bytesToViewer: 9), reason: .relayShutdown))
             #expect(await recorder.flush() == nil)  // still backing off: nothing attempted
             #expect(writer.attempts == 1)
             clock.advance(by: .seconds(1))
             #expect(await recorder.flush() == nil)
             #expect(writer.attempts == 2)
             let s1 = try #require(try writer.store.usageRecord(id: "s1"))
-            #expect(s1.endReason == "normal")
+            #expect(s1.endReason == .normal)
             #expect(s1.counters.bytesToViewer == 5)
             #expect(try writer.store.usagePage(companyID: "co-a", range: ExportRange(from: 0, to: .max), after: nil, limit: 10).count == 1)
         }

@@ -144,7 +144,7 @@ import Testing
                 #expect(!(entry.detail ?? "").contains("case 2026-117"))
                 #expect(!(entry.detail ?? "").contains("kim.minji"))
             }
-            #expect(actions.contains("company_add"))
+            #expect(actions.contains(.companyAdd))
         }
     }
 

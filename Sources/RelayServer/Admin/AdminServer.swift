@@ -133,7 +133,7 @@ struct UsageEndpoint: Sendable {
         // Blocked after failed tokens (the relay's AuthThrottle), or flooding (rate limit).
         if let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(source: penalised, now: now) }) {
             self.relay.metrics.authThrottled.increment()
-            self.relay.logAccess("admin_token", .throttled, source: source)
+            self.relay.logAccess(.adminToken, .throttled, source: source)
             throw AdminAPIError.tooManyRequests(wait, "too many failed admin tokens from \(source)")
         }
         if let wait = self.relay.adminRateLimiter.withLockedValue({ $0.admit([sourceKey], now: now) }) {
@@ -161,7 +161,7 @@ struct UsageEndpoint: Sendable {
                 self.relay.logger.warning("\(alert)")
             }
             self.relay.metrics.authFailures.increment()
-            self.relay.logAccess("admin_token", .rejected, source: source, subject: companyKey.map { String($0.dropFirst(6).prefix(64)) })
+            self.relay.logAccess(.adminToken, .rejected, source: source, subject: companyKey.map { String($0.dropFirst(6).prefix(64)) })
             throw AdminAPIError(
                 .unauthorized, "invalid_token",
                 "the admin token was not accepted; check it, or have the relay operator run `relay-server company rotate ID` for a new one",
@@ -171,7 +171,7 @@ struct UsageEndpoint: Sendable {
         if let wait = self.relay.adminRateLimiter.withLockedValue({ $0.admit(["admin-company:" + company.id], now: now) }) {
             throw AdminAPIError.tooManyRequests(wait, "too many requests for company \(company.id)")
         }
-        self.relay.logAccess("admin_token", .accepted, source: source, companyID: company.id, subject: "admin")
+        self.relay.logAccess(.adminToken, .accepted, source: source, companyID: company.id, subject: "admin")
 
         // The query. A `+` in an offset arrives as a space if the client did not encode it.
         let query = request.uri.queryParameters

@@ -339,7 +339,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Refuses the attempt, unchecked, while the source is penalised (PROTOCOL.md §8.5);
     /// returns true when refused.
-    private func refuseIfThrottled(event: String) -> Bool {
+    private func refuseIfThrottled(event: AccessEvent.Kind) -> Bool {
         guard let wait = self.relay.throttle.withLockedValue({ $0.retryAfter(source: self.source, now: .now()) }) else { return false }
         self.relay.metrics.authThrottled.increment()
         self.relay.logAccess(event, .throttled, source: self.remoteAddress)
@@ -364,11 +364,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         let source = link.remoteAddress
         switch auth {
         case .supportCode(let code), .namedSupportCode(let code, _):
-            guard !self.refuseIfThrottled(event: "support_code") else { return }
+            guard !self.refuseIfThrottled(event: .supportCode) else { return }
             let attempt = self.relay.pairing.withLockedValue { $0.attemptRedemption(of: code, now: .now()) }
             switch attempt {
             case .paired(let issued):
-                self.relay.logAccess("support_code", .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
+                self.relay.logAccess(.supportCode, .accepted, source: source, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
                 self.authenticated()
                 let machineName: String? = if case .namedSupportCode(_, let name) = auth { name } else { nil }
                 let name = AttendedHostName.display(machineName: machineName, address: self.sourceAddress)
@@ -376,7 +376,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.pair(host: link, viewer: issued.viewer, mode: .attended)
             case .invalid(let pausedFor):
                 self.recordFailure(account: nil)
-                self.relay.logAccess("support_code", .rejected, source: source)
+                self.relay.logAccess(.supportCode, .rejected, source: source)
                 if let pausedFor {
                     // Live codes stay valid; only new attempts wait (OPERATIONS.md "Abuse resistance").
                     self.relay.metrics.codeRedemptionPauses.increment()
@@ -388,11 +388,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.fail(.invalidCode, "that support code is wrong, expired or already used; ask the engineer for a new code")
             case .paused(let wait):
                 self.relay.metrics.authThrottled.increment()
-                self.relay.logAccess("support_code", .throttled, source: source, detail: "redemption paused")
+                self.relay.logAccess(.supportCode, .throttled, source: source, detail: "redemption paused")
                 self.fail(.rateLimited, PairingBook<ConnectionLink, ConnectionLink>.pausedMessage(retryAfter: wait))
             }
         case .enrolled(let hostID, let secret):
-            guard !self.refuseIfThrottled(event: "host_secret") else { return }
+            guard !self.refuseIfThrottled(event: .hostSecret) else { return }
             let store = self.relay.store
             self.relay.threadPool.runIfActive(eventLoop: link.channel.eventLoop) {
                 try store.authenticateHost(id: hostID, secret: secret)
@@ -424,7 +424,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         guard !self.isClosing, let link = self.link else { return }
         switch result {
         case .success(let host?):
-            self.relay.logAccess("host_secret", .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
+            self.relay.logAccess(.hostSecret, .accepted, source: link.remoteAddress, companyID: host.companyID, subject: host.id)
             self.authenticated()
             _ = self.stateMachine.holds(.registration(hostID: host.id))
             link.party = Party(
@@ -436,7 +436,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.send(.hostRegistered(HostRegistered(hostName: host.name)))
         case .success(nil):
             self.recordFailure(account: "host:" + String(hostID.prefix(64)))
-            self.relay.logAccess("host_secret", .rejected, source: link.remoteAddress, subject: String(hostID.prefix(64)))
+            self.relay.logAccess(.hostSecret, .rejected, source: link.remoteAddress, subject: String(hostID.prefix(64)))
             self.fail(.authenticationFailed, "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret")
         case .failure(let error):
             self.logger.error("host authentication failed", metadata: ["error": "\(error)"])
@@ -447,7 +447,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private func authenticateViewer(_ auth: ViewerAuth) {
         guard let link = self.link else { return }
         let engineerKey = "engineer:" + String((Secrets.splitToken(auth.token)?.id ?? "malformed").prefix(64))
-        guard !self.refuseIfThrottled(event: "viewer_token") else { return }
+        guard !self.refuseIfThrottled(event: .viewerToken) else { return }
         let store = self.relay.store
         let token = auth.token
         self.relay.threadPool.runIfActive(eventLoop: link.channel.eventLoop) {
@@ -461,7 +461,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         guard !self.isClosing, let link = self.link else { return }
         switch result {
         case .success(let engineer?):
-            self.relay.logAccess("viewer_token", .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
+            self.relay.logAccess(.viewerToken, .accepted, source: link.remoteAddress, companyID: engineer.companyID, subject: engineer.login)
             self.authenticated()
             link.party = Party(
                 name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: self.hello?.software ?? "", capabilities: self.hello?.capabilities ?? [],
@@ -494,7 +494,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             }
         case .success(nil):
             self.recordFailure(account: engineerKey)
-            self.relay.logAccess("viewer_token", .rejected, source: link.remoteAddress, subject: engineerKey)
+            self.relay.logAccess(.viewerToken, .rejected, source: link.remoteAddress, subject: engineerKey)
             self.fail(.authenticationFailed, "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it")
         case .failure(let error):
             self.logger.error("viewer authentication failed", metadata: ["error": "\(error)"])

@@ -204,12 +204,6 @@ extension RelaySession {
     func usageClosure(endedAt: Milliseconds, reason: ByeReason) -> UsageClosure {
         UsageClosure(sessionID: self.id.description, endedAt: endedAt, counters: self.usageCounters, reason: UsageRecord.EndReason(reason))
     }
-
-    /// Transitional (issue 11): ``usageClosure(endedAt:reason:)`` with the reason's name,
-    /// for `Relay.sessionEnded`; delete once it passes the ``ByeReason``.
-    func usageClosure(endedAt: Milliseconds, reason: String) -> UsageClosure {
-        UsageClosure(sessionID: self.id.description, endedAt: endedAt, counters: self.usageCounters, reason: UsageRecord.EndReason(rawValue: reason))
-    }
 }
 
 extension UsageRecord.Mode {

@@ -358,7 +358,7 @@ struct StoreBenchmark: ParsableCommand {
 
     static let engineers = ["kim.minjun", "lee.seoyeon", "park.jihoon", "choi.yuna", "jung.doyun", "kang.haeun", "cho.siwoo", "yoon.jiwoo"]
     static let hostNames = ["영업팀-노트북", "회계팀-PC", "DESKTOP-7QK2M", "front-desk", "물류센터-키오스크", "=HYPERLINK(\"x\")", "design, studio", "reception-02"]
-    static let endReasons = ["normal", "peer_left", "idle_timeout", "viewer_closed"]
+    static let endReasons: [UsageRecord.EndReason] = [.normal, .peerLeft, .idleTimeout, .other("viewer_closed")]
 
     /// A usage record like the relay's; `endedAt` nil for a live session.
     static func record(runID: String, serial: Int, companyID: String, startedAt: Milliseconds, endedAt: Milliseconds?) -> UsageRecord {
@@ -369,7 +369,7 @@ struct StoreBenchmark: ParsableCommand {
         return UsageRecord(
             id: id, companyID: companyID, engineerLogin: Self.engineers[serial % Self.engineers.count],
             hostID: unattended ? "ho_\(serial % 2_000)" : nil, hostName: "\(Self.hostNames[serial % Self.hostNames.count])-\(serial % 2_000)",
-            mode: unattended ? "unattended" : "attended", startedAt: startedAt, endedAt: endedAt,
+            mode: unattended ? .unattended : .attended, startedAt: startedAt, endedAt: endedAt,
             counters: endedAt == nil ? .zero : UsageCounters(bytesToViewer: n * 1_048_576, bytesToHost: n * 4_096, framesToViewer: n * 900, framesToHost: n * 60),
             endReason: endedAt == nil ? nil : Self.endReasons[serial % Self.endReasons.count],
             viewerAddress: "198.51.100.\(serial % 250 + 1):\(40_000 + serial % 20_000)", hostAddress: "203.0.113.\(serial % 250 + 1):\(50_000 + serial % 10_000)",
