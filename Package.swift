@@ -46,10 +46,8 @@ let package = Package(
         .target(
             name: "RelayScreen",
             dependencies: [
-                "RelayWire", "RelayClient", "CX11", "CPNG",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                // Sessions talk to any FrameTransport (RelayWire): no TLS, no client here.
+                "RelayWire", "CX11", "CPNG",
             ],
             swiftSettings: strict
         ),
@@ -143,9 +141,8 @@ let package = Package(
         .testTarget(
             name: "RelayScreenTests",
             dependencies: [
-                "RelayScreen", "RelayWire", "RelayClient",
+                "RelayScreen", "RelayWire",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
