@@ -6,15 +6,19 @@ import NIOTLS
 import RelayStore
 import RelayWire
 
-/// One agent connection, after TLS. Thin by design: bytes go through ``FrameScanner``,
-/// relay-control messages through ``ConnectionStateMachine``, and this class carries out
-/// what they return — authenticate, pair, forward, close (PROTOCOL.md §8).
 /// What a paired connection holds: the session and the other side's link.
 struct SessionLink: Sendable {
     let session: RelaySession
     let peer: ConnectionLink
 }
 
+/// One agent connection, after TLS (docs/ARCHITECTURE.md "One frame across the relay").
+/// Bytes go through ``FrameScanner``; relay-control messages through
+/// ``ConnectionStateMachine``, which also holds what each phase of the connection owns;
+/// forwarding and backpressure through ``ForwardingState``; the handshake deadline and
+/// idle timeout through ``ConnectionDeadlines``. This class feeds them events with the
+/// event loop's time and carries out what they return: authenticate (on the thread pool),
+/// pair, forward, write, close (PROTOCOL.md §8).
 final class RelayConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
