@@ -13,8 +13,13 @@ final class Relay: Sendable {
     let configuration: RelayConfiguration
     let store: any AccountStore & UsageStore
     let eventLoopGroup: any EventLoopGroup
-    /// Where blocking store calls run, off the event loops.
+    /// Where the blocking store calls of logins run, off the event loops: credential
+    /// checks of agents and admins. Nothing long runs here, so a login never waits
+    /// behind a purge or an export (issue 11 item 7).
     let threadPool: NIOThreadPool
+    /// Where long or batched store work runs: usage writes, the access log, the retention
+    /// purge, export pages, certificate renewal, heap trims.
+    let backgroundPool: NIOThreadPool
     let metrics: RelayMetrics
     let logger: Logger
     /// Sessions paired and ended, waiting for the ``UsageRecorder`` to write them.
@@ -54,11 +59,12 @@ final class Relay: Sendable {
     }
     func handlerReleased() { self.handlers.subtract(1, ordering: .relaxed) }
 
-    init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
+    init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.eventLoopGroup = eventLoopGroup
         self.threadPool = threadPool
+        self.backgroundPool = backgroundPool
         self.adminRateLimiter = NIOLockedValueBox(AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
         self.metrics = metrics
         self.logger = logger
@@ -150,7 +156,7 @@ final class Relay: Sendable {
             return pending.count == 1
         }
         if first {
-            self.threadPool.submit { _ in self.flushAccessLog() }
+            self.backgroundPool.submit { _ in self.flushAccessLog() }
         }
         if outcome != .accepted {
             self.logger.notice("authentication \(outcome.rawValue)", metadata: ["event": "\(event.rawValue)", "source": "\(source)", "subject": "\(subject ?? "-")"])

@@ -69,9 +69,16 @@ final class RelayNode: Sendable {
             logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        // Logins on one pool, long and batched store work on another: a purge or an
+        // export never holds up a credential check (docs/ARCHITECTURE.md).
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
-        let relay = Relay(configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, metrics: RelayMetrics(), logger: logger)
+        let backgroundPool = NIOThreadPool(numberOfThreads: 2)
+        backgroundPool.start()
+        let relay = Relay(
+            configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, backgroundPool: backgroundPool,
+            metrics: RelayMetrics(), logger: logger
+        )
         do {
             let certificate = try ServingCertificate(tls)
             let relayChannel = try await Self.bindRelay(relay: relay, certificate: certificate, group: group)
@@ -84,7 +91,7 @@ final class RelayNode: Sendable {
                 threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
             }
             var tasks = [housekeeping, credentialCheck]
-            if let trim = Self.heapTrimming(relay: relay, threadPool: threadPool, loop: group.next()) { tasks.append(trim) }
+            if let trim = Self.heapTrimming(relay: relay, threadPool: backgroundPool, loop: group.next()) { tasks.append(trim) }
             var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
             if tls.development != nil {
                 // The self-signed certificate is renewed while the node runs (DevelopmentCertificate).
@@ -102,7 +109,7 @@ final class RelayNode: Sendable {
                 UsageRecorder(relay: relay, clock: clock, interval: configuration.usageCheckpointInterval),
                 RetentionScheduler(
                     store: store, policy: configuration.retention, clock: clock, interval: configuration.purgeInterval, now: now,
-                    threadPool: threadPool, logger: logger
+                    threadPool: backgroundPool, logger: logger
                 ),
                 admin,
                 lifecycle,
@@ -113,7 +120,7 @@ final class RelayNode: Sendable {
                 let renewalLoop = group.next()
                 tasks.append(
                     renewalLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
-                        threadPool.runIfActive(eventLoop: renewalLoop) {
+                        backgroundPool.runIfActive(eventLoop: renewalLoop) {
                             do {
                                 _ = try nodeBox.withLockedValue { $0 }?.renewCertificateIfDue(now: now())
                             } catch {
@@ -131,6 +138,7 @@ final class RelayNode: Sendable {
             return node
         } catch {
             try? await threadPool.shutdownGracefully()
+            try? await backgroundPool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
         }

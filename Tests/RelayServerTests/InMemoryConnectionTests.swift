@@ -130,6 +130,23 @@ import Testing
         }
     }
 
+    // MARK: Resources (issue 11 item 7)
+
+    /// Logins and long store work (purge, export pages, usage writes) run on pools of
+    /// their own: with the background pool held up, a host still logs in.
+    @Test func aLongPurgeDoesNotHoldUpLogins() async throws {
+        try await InMemoryRelay.with { relay in
+            let busy = DispatchSemaphore(value: 0)
+            relay.relay.backgroundPool.submit { _ in busy.wait() }
+            defer { busy.signal() }
+            let host = try await relay.connect()
+            try await host.send(.hello(Hello(role: .host, capabilities: .all, software: "memory-host")))
+            guard case .helloAck = try await host.nextMessage() else { throw TestFailure("expected HelloAck") }
+            try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
+            guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
+        }
+    }
+
     // MARK: Revocation and teardown
 
     @Test func aRotatedHostSecretEndsItsSession() async throws {

@@ -39,9 +39,11 @@ final class InMemoryRelay: Sendable {
         // the testing loop, which runs it at once.
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
+        let backgroundPool = NIOThreadPool(numberOfThreads: 1)
+        backgroundPool.start()
         var logger = Logger(label: "memory-relay")
         logger.logLevel = .critical
-        let relay = Relay(configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, metrics: RelayMetrics(), logger: logger)
+        let relay = Relay(configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, backgroundPool: backgroundPool, metrics: RelayMetrics(), logger: logger)
         return InMemoryRelay(relay: relay, loop: loop, store: store, acme: acme, threadPool: threadPool, dataDirectory: dataDirectory)
     }
 
@@ -69,6 +71,7 @@ final class InMemoryRelay: Sendable {
 
     func stop() async {
         try? await self.threadPool.shutdownGracefully()
+        try? await self.relay.backgroundPool.shutdownGracefully()
         try? await self.loop.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: self.dataDirectory)
     }

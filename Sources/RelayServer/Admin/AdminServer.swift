@@ -204,13 +204,13 @@ struct UsageEndpoint: Sendable {
             _ = try await export.run(
                 actor: "api:\(companyID)", source: source,
                 readPage: { after in
-                    try await relay.threadPool.runIfActive {
+                    try await relay.backgroundPool.runIfActive {
                         try store.usagePage(companyID: companyID, range: range, after: after, limit: UsageExport.pageSize)
                     }
                 },
                 write: { try await writer.write(ByteBuffer(bytes: $0)) },
                 audit: { entry in
-                    relay.threadPool.submit { _ in
+                    relay.backgroundPool.submit { _ in
                         do { try store.appendAudit(entry) } catch { relay.logger.error("cannot write the audit log", metadata: ["error": "\(error)"]) }
                     }
                 }

@@ -153,7 +153,7 @@ final class NodeLifecycle: Service {
     }
 }
 
-/// The node's thread pool and event loops, released after every other service has
+/// The node's thread pools and event loops, released after every other service has
 /// stopped (the first service to start, the last to stop).
 struct NodeResources: Service {
     let relay: Relay
@@ -163,6 +163,7 @@ struct NodeResources: Service {
         try? await gracefulShutdown()
         self.relay.flushAccessLog()
         try? await self.relay.threadPool.shutdownGracefully()
+        try? await self.relay.backgroundPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()
     }
 }

@@ -64,7 +64,7 @@ final class UsageRecorder<C: Clock>: Service where C.Duration == Duration {
     convenience init(relay: Relay, clock: C, interval: Duration) {
         let store = relay.store
         self.init(
-            journal: relay.usage, write: { try store.write($0) }, threadPool: relay.threadPool, liveSessions: { relay.pairedSessions },
+            journal: relay.usage, write: { try store.write($0) }, threadPool: relay.backgroundPool, liveSessions: { relay.pairedSessions },
             metrics: relay.metrics, logger: relay.logger, clock: clock, interval: interval
         )
     }
