@@ -22,6 +22,9 @@ final class Relay: Sendable {
     let backgroundPool: NIOThreadPool
     let metrics: RelayMetrics
     let logger: Logger
+    /// The wall clock of the records the relay writes (sessions, access log); tests pass
+    /// their own.
+    let now: @Sendable () -> Date
     /// Sessions paired and ended, waiting for the ``UsageRecorder`` to write them.
     let usage = UsageJournal()
     let adminRateLimiter: NIOLockedValueBox<AdminRateLimiter>
@@ -59,7 +62,11 @@ final class Relay: Sendable {
     }
     func handlerReleased() { self.handlers.subtract(1, ordering: .relaxed) }
 
-    init(configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool, backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger) {
+    init(
+        configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool,
+        backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.now = now
         self.configuration = configuration
         self.store = store
         self.eventLoopGroup = eventLoopGroup
@@ -131,13 +138,13 @@ final class Relay: Sendable {
     /// A session ended: its record is closed with the reason and final counters.
     func ended(_ session: RelaySession) {
         guard self.sessions.withLockedValue({ $0.removeValue(forKey: session.id) }) != nil else { return }
-        self.usage.closed(session.usageClosure(endedAt: Date().milliseconds, reason: session.reason ?? .peerLeft))
+        self.usage.closed(session.usageClosure(endedAt: self.now().milliseconds, reason: session.reason ?? .peerLeft))
         self.metrics.sessionsPaired.decrement()
         self.logger.info(
             "session ended",
             metadata: [
                 "session": "\(session.id)", "reason": "\(session.reason?.name ?? "unknown")",
-                "seconds": "\(Int(Date().timeIntervalSince(session.startedAt)))",
+                "seconds": "\(Int(self.now().timeIntervalSince(session.startedAt)))",
                 "bytes_to_viewer": "\(session.bytesToViewer.load(ordering: .relaxed))",
                 "bytes_to_host": "\(session.bytesToHost.load(ordering: .relaxed))",
             ]
@@ -150,7 +157,7 @@ final class Relay: Sendable {
 
     /// Queues an access-log entry; entries are written in batches off the event loops.
     func logAccess(_ event: AccessEvent.Kind, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
-        let entry = AccessEvent(id: nil, at: Date(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
+        let entry = AccessEvent(id: nil, at: self.now(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
         let first = self.pendingAccessEvents.withLockedValue { pending in
             pending.append(entry)
             return pending.count == 1

@@ -77,7 +77,7 @@ final class RelayNode: Sendable {
         backgroundPool.start()
         let relay = Relay(
             configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, backgroundPool: backgroundPool,
-            metrics: RelayMetrics(), logger: logger
+            metrics: RelayMetrics(), logger: logger, now: now
         )
         do {
             let certificate = try ServingCertificate(tls)

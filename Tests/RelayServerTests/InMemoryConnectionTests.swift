@@ -147,6 +147,26 @@ import Testing
         }
     }
 
+    /// The dates in the usage history and the access log come from the relay's clock
+    /// (injected), not from the machine's.
+    @Test func recordsCarryTheRelaysDate() async throws {
+        try await InMemoryRelay.with { relay in
+            let pairedAt = Date(timeIntervalSince1970: 1_772_355_600)  // 2026-03-01 09:00 UTC
+            relay.date.set(pairedAt)
+            let (host, viewer) = try await relay.pairUnattended()
+            let opened = relay.relay.usage.take().0.opened
+            #expect(opened.count == 1 && opened.first?.startedAt == pairedAt.milliseconds)
+            relay.date.set(pairedAt.addingTimeInterval(65))
+            try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
+            guard case .bye = try await host.nextMessage() else { throw TestFailure("host: expected Bye") }
+            let closed = relay.relay.usage.take().0.closed
+            #expect(closed.count == 1 && closed.first?.endedAt == pairedAt.addingTimeInterval(65).milliseconds && closed.first?.reason == .normal)
+            relay.relay.flushAccessLog()
+            let logins = try relay.store.accessLog(limit: 10)
+            #expect(logins.count == 2 && logins.allSatisfy { $0.at == pairedAt })
+        }
+    }
+
     // MARK: Revocation and teardown
 
     @Test func aRotatedHostSecretEndsItsSession() async throws {

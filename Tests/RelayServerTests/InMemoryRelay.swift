@@ -5,8 +5,16 @@ import NIOEmbedded
 import NIOPosix
 import RelayStore
 import RelayWire
+import Synchronization
 
 @testable import RelayServer
+
+/// The wall-clock date the in-memory relay writes into its records; a test sets it.
+final class TestDate: Sendable {
+    private let date = Mutex(Date(timeIntervalSince1970: 1_772_355_600))  // 2026-03-01 09:00 UTC
+    var now: Date { self.date.withLock { $0 } }
+    func set(_ date: Date) { self.date.withLock { $0 = date } }
+}
 
 /// A relay without sockets or TLS (issue 11 item 3): the real ``Relay``, a real SQLite
 /// store and the real ``RelayConnectionHandler``, each agent's connection a
@@ -18,6 +26,8 @@ final class InMemoryRelay: Sendable {
     let loop: NIOAsyncTestingEventLoop
     let store: SQLiteStore
     let acme: TestRelay.Company
+    /// The date in the relay's records (usage history, access log).
+    let date: TestDate
     private let threadPool: NIOThreadPool
     private let dataDirectory: String
 
@@ -43,12 +53,19 @@ final class InMemoryRelay: Sendable {
         backgroundPool.start()
         var logger = Logger(label: "memory-relay")
         logger.logLevel = .critical
-        let relay = Relay(configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, backgroundPool: backgroundPool, metrics: RelayMetrics(), logger: logger)
-        return InMemoryRelay(relay: relay, loop: loop, store: store, acme: acme, threadPool: threadPool, dataDirectory: dataDirectory)
+        let date = TestDate()
+        let relay = Relay(
+            configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, backgroundPool: backgroundPool, metrics: RelayMetrics(), logger: logger,
+            now: { date.now }
+        )
+        return InMemoryRelay(relay: relay, loop: loop, store: store, acme: acme, date: date, threadPool: threadPool, dataDirectory: dataDirectory)
     }
 
-    private init(relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLiteStore, acme: TestRelay.Company, threadPool: NIOThreadPool, dataDirectory: String) {
+    private init(
+        relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLiteStore, acme: TestRelay.Company, date: TestDate, threadPool: NIOThreadPool, dataDirectory: String
+    ) {
         self.relay = relay
+        self.date = date
         self.loop = loop
         self.store = store
         self.acme = acme

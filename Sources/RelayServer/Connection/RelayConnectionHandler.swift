@@ -515,7 +515,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         guard let hostParty = host.party, let viewerParty = viewer.party else { return }
         let session = RelaySession(
             mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
-            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer
+            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer, startedAt: self.relay.now()
         )
         self.relay.started(session)
         let other = session.peer(of: self.link!)

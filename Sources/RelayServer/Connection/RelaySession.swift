@@ -49,7 +49,7 @@ final class RelaySession: Sendable {
 
     private let endReason = Mutex<ByeReason?>(nil)
 
-    init(mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink) {
+    init(mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink, startedAt: Date) {
         var generator = SystemRandomNumberGenerator()
         self.id = SessionID.random(using: &generator)
         self.mode = mode
@@ -57,7 +57,7 @@ final class RelaySession: Sendable {
         self.engineerLogin = engineerLogin
         self.hostID = hostID
         self.hostName = hostName
-        self.startedAt = Date()
+        self.startedAt = startedAt
         self.host = host
         self.viewer = viewer
     }

@@ -65,7 +65,7 @@ final class UsageRecorder<C: Clock>: Service where C.Duration == Duration {
         let store = relay.store
         self.init(
             journal: relay.usage, write: { try store.write($0) }, threadPool: relay.backgroundPool, liveSessions: { relay.pairedSessions },
-            metrics: relay.metrics, logger: relay.logger, clock: clock, interval: interval
+            metrics: relay.metrics, logger: relay.logger, clock: clock, interval: interval, now: relay.now
         )
     }
 
