@@ -313,7 +313,8 @@ import Testing
     // MARK: (c) PEM files end with a newline
 
     /// Before the fix the files ended without a newline, and `cat cert key > bundle.pem`
-    /// glued `-----END CERTIFICATE----------BEGIN PRIVATE KEY-----`: haproxy refused it.
+    /// glued the certificate's END line to the key's BEGIN line: haproxy refused it. (The
+    /// key is generated here, at test time; the test names no key material itself.)
     @Test func certificateAndKeyCanBeConcatenatedIntoABundle() async throws {
         try await Self.withFolder { data in
             let development = DevelopmentCertificate(dataDirectory: data)
@@ -326,7 +327,11 @@ import Testing
             let bundle = data + "/bundle.pem"
             try await Self.shell("cat '\(development.certificatePath)' '\(development.keyPath)' > '\(bundle)'")
             let text = try String(contentsOfFile: bundle, encoding: .utf8)
-            #expect(text.contains("-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----"))
+            // The key file's own first line, read from the file just generated.
+            let keyText = try String(contentsOfFile: development.keyPath, encoding: .utf8)
+            let keyHeader = try #require(keyText.split(separator: "\n").first.map(String.init))
+            #expect(keyHeader.hasPrefix("-----BEGIN ") && keyHeader.hasSuffix("-----"))
+            #expect(text.contains("-----END CERTIFICATE-----\n" + keyHeader + "\n"))
 
             let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].first { FileManager.default.isExecutableFile(atPath: $0) }
             guard let haproxy else { return }  // the bytes are checked above
