@@ -113,6 +113,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fixtures the test targets share (a test target cannot import another): the Xvfb
+        // launcher. Never linked into a product.
+        .target(
+            name: "RelayTestSupport",
+            path: "Tests/RelayTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RelayWireTests",
             dependencies: [
@@ -127,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen",
+                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -141,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "RelayScreenTests",
             dependencies: [
-                "RelayScreen", "RelayWire",
+                "RelayScreen", "RelayWire", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -1,3 +1,4 @@
+import RelayTestSupport
 import CX11
 import Foundation
 import NIOPosix

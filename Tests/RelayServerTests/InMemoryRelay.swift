@@ -75,15 +75,7 @@ final class InMemoryRelay: Sendable {
 
     /// Runs `body` with a fresh relay and always stops it.
     static func with<T: Sendable>(_ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (InMemoryRelay) async throws -> T) async throws -> T {
-        let relay = try await InMemoryRelay.start(configure)
-        do {
-            let result = try await body(relay)
-            await relay.stop()
-            return result
-        } catch {
-            await relay.stop()
-            throw error
-        }
+        try await withStopping(try await InMemoryRelay.start(configure), stop: { await $0.stop() }, body)
     }
 
     func stop() async {

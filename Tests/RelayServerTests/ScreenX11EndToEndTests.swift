@@ -1,3 +1,4 @@
+import RelayTestSupport
 import Foundation
 import NIOPosix
 import RelayClient
@@ -59,69 +60,6 @@ struct ScreenX11EndToEndTests {
     }
 }
 
-/// A private Xvfb server for one test, started the way scripts/lib/xvfb.sh starts one:
-/// Xvfb picks a free display number itself and reports it (`-displayfd`), so parallel
-/// tests never race for a number, as scanning the lock files in /tmp did.
-///
-/// The same type, word for word, is in RelayScreenTests and RelayServerTests: test
-/// targets cannot share a file, so it moves to a RelayTestSupport target once there is one.
-final class XvfbDisplay: Sendable {
-    static let path = "/usr/bin/Xvfb"
-    static let isInstalled = FileManager.default.isExecutableFile(atPath: XvfbDisplay.path)
-
-    /// The display name to connect to, `:N`.
-    let name: String
-    let number: Int
-    let server: Process
-
-    private init(number: Int, server: Process) {
-        self.name = ":\(number)"
-        self.number = number
-        self.server = server
-    }
-
-    /// Starts Xvfb with one `width`×`height` screen of `depth` bits and returns once it
-    /// listens (Xvfb writes the display number only then).
-    static func start(width: Int, height: Int, depth: Int = 24) throws -> XvfbDisplay {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: Self.path)
-        // -noreset: Xvfb otherwise resets whenever its last client disconnects, and a
-        // client connecting during the reset is refused. -nolisten tcp: local clients only.
-        server.arguments = ["-displayfd", "1", "-screen", "0", "\(width)x\(height)x\(depth)", "-nolisten", "tcp", "-noreset"]
-        let announcement = Pipe()
-        server.standardOutput = announcement
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var announced = Data()
-        while !announced.contains(UInt8(ascii: "\n")) {
-            let chunk = announcement.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { break }  // Xvfb exited without a display
-            announced.append(chunk)
-        }
-        guard let number = Int(String(decoding: announced, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-            throw XvfbError(
-                description: "Xvfb did not start; run '\(Self.path) -displayfd 1 -screen 0 \(width)x\(height)x\(depth)' by hand to see why"
-            )
-        }
-        return XvfbDisplay(number: number, server: server)
-    }
-
-    /// Kills the server outright and removes what it leaves behind. SIGKILL: on SIGTERM
-    /// Xvfb waits for its clients to go, and the child inherits the test thread's blocked
-    /// signals, SIGTERM included.
-    func stop() {
-        kill(self.server.processIdentifier, SIGKILL)
-        self.server.waitUntilExit()
-        unlink("/tmp/.X11-unix/X\(self.number)")
-        unlink("/tmp/.X\(self.number)-lock")
-    }
-}
-
-struct XvfbError: Error, CustomStringConvertible {
-    let description: String
-}
 
 extension XvfbDisplay {
     /// Xvfb and xev, which the end-to-end X tests run.

@@ -108,15 +108,7 @@ final class TestRelay: @unchecked Sendable {
 
     /// Runs `body` with a started relay and always stops it.
     static func with<T: Sendable>(_ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay) async throws -> T) async throws -> T {
-        let relay = try await TestRelay.start(configure)
-        do {
-            let result = try await body(relay)
-            await relay.stop()
-            return result
-        } catch {
-            await relay.stop()
-            throw error
-        }
+        try await withStopping(try await TestRelay.start(configure), stop: { await $0.stop() }, body)
     }
 
     func metric(_ name: String) -> Double {
@@ -148,5 +140,17 @@ func relayError(_ body: () async throws -> Void) async -> RelayClientError? {
         return error
     } catch {
         return RelayClientError(.closed, "unexpected error type: \(error)")
+    }
+}
+
+/// Runs `body` with `resource` and always runs `stop` after it, whether `body` threw or not.
+func withStopping<R, T: Sendable>(_ resource: R, stop: (R) async -> Void, _ body: (R) async throws -> T) async throws -> T {
+    do {
+        let result = try await body(resource)
+        await stop(resource)
+        return result
+    } catch {
+        await stop(resource)
+        throw error
     }
 }

@@ -30,113 +30,8 @@ import RelayWire
 
 private struct NoHandlerError: Error {}
 
-/// Values a limit byte below 128 picks (index modulo the count): the edges that matter
-/// for the relay (4 KiB before authentication, 64 KiB the smallest configurable limit,
-/// the default and largest encodable payload), and one past each.
-private let limitValues: [Int] = [
-    0, 1, 4, 255, 256, 4095, Frame.maximumPayloadBeforeAuthentication, 4097, 65535, Frame.minimumPayloadLimit,
-    Frame.defaultMaximumPayloadLength - 1, Frame.defaultMaximumPayloadLength, Frame.defaultMaximumPayloadLength + 1,
-    Frame.maximumEncodablePayloadLength, Int.max, -1,
-]
-
-private func limit(_ byte: UInt8) -> Int {
-    byte >= 128 ? Int(byte) - 128 : limitValues[Int(byte) % limitValues.count]
-}
-
-/// What the scanner must have done, computed from the whole stream at once and then
-/// asked about offsets in increasing order (`at(_:)`), so that a long stream of 1-byte
-/// chunks stays linear.
-private struct ScannerModel {
-    /// One frame of the stream, by offsets.
-    struct Span {
-        var start: Int
-        var headerEnd: Int
-        /// May lie past the stream's end: a frame the stream stops inside.
-        var end: Int
-        var isPeer: Bool
-    }
-
-    /// Every frame whose header is whole and valid, in order.
-    private(set) var frames: [Span] = []
-    /// The first invalid header: where it starts, where its last byte is, the error.
-    private(set) var error: (start: Int, headerEnd: Int, error: WireError)?
-    /// Peer and control frames among `frames[0..<i]`.
-    private var peerPrefix: [Int] = [0]
-    private var controlPrefix: [Int] = [0]
-    /// The first frame that ends after the last offset asked about.
-    private var cursor = 0
-    private let streamLength: Int
-
-    /// `chunkEnds[i]`: the stream offset at which chunk `i` ends.
-    init(stream: ByteBuffer, chunkEnds: [Int], controlLimit: (_ chunk: Int) -> Int, maximumPayloadLength: Int) {
-        self.streamLength = stream.readableBytes
-        var chunk = 0
-        var position = 0
-        while position + RelayWire.Frame.headerLength <= self.streamLength {
-            let headerEnd = position + RelayWire.Frame.headerLength
-            while chunkEnds[chunk] < headerEnd { chunk += 1 }  // the chunk holding the header's last byte
-            let header = stream.getInteger(at: stream.readerIndex + position, as: UInt32.self)!
-            let isPeer = MessageType(rawValue: UInt8(truncatingIfNeeded: header >> 24))?.isPeerMessage ?? false
-            let limit = isPeer ? maximumPayloadLength : min(controlLimit(chunk), maximumPayloadLength)
-            // readFrame on the header alone throws what the scanner must throw for it.
-            var alone = stream.getSlice(at: stream.readerIndex + position, length: RelayWire.Frame.headerLength)!
-            do {
-                _ = try alone.readFrame(maximumPayloadLength: limit)
-            } catch {
-                self.error = (position, headerEnd, error)
-                break
-            }
-            let end = headerEnd + Int(header & 0xFF_FFFF)
-            self.frames.append(Span(start: position, headerEnd: headerEnd, end: end, isPeer: isPeer))
-            self.peerPrefix.append(self.peerPrefix.last! + (isPeer ? 1 : 0))
-            self.controlPrefix.append(self.controlPrefix.last! + (isPeer ? 0 : 1))
-            position = end
-        }
-    }
-
-    /// What the scanner must report once it has scanned the stream up to `offset`.
-    struct Expectation {
-        /// The stream's first `emitted` bytes have been passed on, and nothing else.
-        var emitted: Int
-        var peerHeaders: UInt64
-        var controlFrames: Int
-        var owed: Int
-        var isAtFrameBoundary: Bool { self.owed == 0 && self.emitted == self.offset }
-        var offset: Int
-    }
-
-    /// Offsets must not decrease from one call to the next.
-    mutating func at(_ offset: Int) -> Expectation {
-        while self.cursor < self.frames.count, self.frames[self.cursor].end <= offset { self.cursor += 1 }
-        var result = Expectation(
-            emitted: offset, peerHeaders: UInt64(self.peerPrefix[self.cursor]), controlFrames: self.controlPrefix[self.cursor],
-            owed: 0, offset: offset
-        )
-        if self.cursor < self.frames.count {
-            // Inside a frame, if not at its start: a peer frame's bytes go on as they come
-            // once its header is whole; a control frame's once it is whole.
-            let frame = self.frames[self.cursor]
-            if frame.start < offset {
-                if frame.isPeer, frame.headerEnd <= offset {
-                    result.peerHeaders += 1
-                    result.owed = frame.end - offset
-                } else {
-                    result.emitted = frame.start
-                }
-            }
-        } else {
-            // Past every frame: inside an invalid header or a trailing partial one, if anywhere.
-            let start = self.error?.start ?? (self.frames.last?.end ?? 0)
-            if start < offset { result.emitted = start }
-        }
-        return result
-    }
-
-    /// Control frames that end at or before `offset` (for the error case: any offset).
-    func controlFrames(before offset: Int) -> Int {
-        self.frames.filter { !$0.isPeer && $0.end <= offset }.count
-    }
-}
+// ScannerModel (what the scanner must have done, and the limit-byte table) is in
+// FrameScannerModel.swift, a symbolic link to the file FuzzResultTests uses.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func frameScannerFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
@@ -156,12 +51,12 @@ public func frameScannerFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: In
     var changeAfterChunk = Int.max
     var changedControlLimit = maximumPayloadLength
     if input[0] & 0x08 != 0, let a = take(), let b = take(), let c = take() {
-        initialControlLimit = limit(a)
+        initialControlLimit = ScannerModel.limit(a)
         changeAfterChunk = Int(b)
-        changedControlLimit = limit(c)
+        changedControlLimit = ScannerModel.limit(c)
     }
     if input[0] & 0x10 != 0, let d = take() {
-        maximumPayloadLength = max(0, limit(d))
+        maximumPayloadLength = max(0, ScannerModel.limit(d))
         if input[0] & 0x08 == 0 {
             initialControlLimit = maximumPayloadLength
             changedControlLimit = maximumPayloadLength

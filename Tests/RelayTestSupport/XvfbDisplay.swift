@@ -1,19 +1,18 @@
-import Foundation
+public import Foundation
 
 /// A private Xvfb server for one test, started the way scripts/lib/xvfb.sh starts one:
 /// Xvfb picks a free display number itself and reports it (`-displayfd`), so parallel
 /// tests never race for a number, as scanning the lock files in /tmp did.
 ///
-/// The same type, word for word, is in RelayScreenTests and RelayServerTests: test
-/// targets cannot share a file, so it moves to a RelayTestSupport target once there is one.
-final class XvfbDisplay: Sendable {
-    static let path = "/usr/bin/Xvfb"
-    static let isInstalled = FileManager.default.isExecutableFile(atPath: XvfbDisplay.path)
+/// Shared by the test targets through RelayTestSupport (the one Xvfb launcher of the tests).
+public final class XvfbDisplay: Sendable {
+    public static let path = "/usr/bin/Xvfb"
+    public static let isInstalled = FileManager.default.isExecutableFile(atPath: XvfbDisplay.path)
 
     /// The display name to connect to, `:N`.
-    let name: String
-    let number: Int
-    let server: Process
+    public let name: String
+    public let number: Int
+    public let server: Process
 
     private init(number: Int, server: Process) {
         self.name = ":\(number)"
@@ -23,7 +22,7 @@ final class XvfbDisplay: Sendable {
 
     /// Starts Xvfb with one `width`×`height` screen of `depth` bits and returns once it
     /// listens (Xvfb writes the display number only then).
-    static func start(width: Int, height: Int, depth: Int = 24) throws -> XvfbDisplay {
+    public static func start(width: Int, height: Int, depth: Int = 24) throws -> XvfbDisplay {
         let server = Process()
         server.executableURL = URL(fileURLWithPath: Self.path)
         // -noreset: Xvfb otherwise resets whenever its last client disconnects, and a
@@ -52,7 +51,7 @@ final class XvfbDisplay: Sendable {
     /// Kills the server outright and removes what it leaves behind. SIGKILL: on SIGTERM
     /// Xvfb waits for its clients to go, and the child inherits the test thread's blocked
     /// signals, SIGTERM included.
-    func stop() {
+    public func stop() {
         kill(self.server.processIdentifier, SIGKILL)
         self.server.waitUntilExit()
         unlink("/tmp/.X11-unix/X\(self.number)")
@@ -60,6 +59,6 @@ final class XvfbDisplay: Sendable {
     }
 }
 
-struct XvfbError: Error, CustomStringConvertible {
-    let description: String
+public struct XvfbError: Error, CustomStringConvertible {
+    public let description: String
 }

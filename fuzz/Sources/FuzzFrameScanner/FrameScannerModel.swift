@@ -1,0 +1,1 @@
+../../../Tests/RelayWireTests/FrameScannerModel.swift
