@@ -113,14 +113,8 @@ struct HostCommand: AsyncParsableCommand {
         if let code = self.code.flatMap(SupportCode.init) {
             auth = .namedSupportCode(code, machineName: self.machineName)
         } else {
-            let secret: SecretInput.Resolved
-            do {
-                secret = try SecretInput.hostSecret.resolve(flagValue: self.secret, file: self.secretFile, from: .system)
-            } catch {
-                throw AgentFailure(description: "\(error)")
-            }
-            if let warning = secret.warning { warn(warning) }
-            auth = .enrolled(hostID: self.hostID!, secret: secret.value)
+            let secret = try SecretInput.hostSecret.value(flagValue: self.secret, file: self.secretFile)
+            auth = .enrolled(hostID: self.hostID!, secret: secret)
         }
         let screen: any ScreenSource
         do {

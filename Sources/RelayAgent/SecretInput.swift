@@ -55,6 +55,20 @@ struct SecretInput {
     }
 
     /// The secret, from the first of flag, file and environment that was given.
+    /// The secret for a command: resolved from the flag, the file, the environment or
+    /// stdin, with a warning printed when it came from the flag; a failure is the
+    /// command's error, in words.
+    func value(flagValue: String?, file: String?) throws -> String {
+        let resolved: Resolved
+        do {
+            resolved = try self.resolve(flagValue: flagValue, file: file, from: .system)
+        } catch {
+            throw AgentFailure(description: "\(error)")
+        }
+        if let warning = resolved.warning { warn(warning) }
+        return resolved.value
+    }
+
     func resolve(flagValue: String?, file: String?, from sources: Sources) throws -> Resolved {
         if flagValue != nil, file != nil {
             throw SecretInputError("give \(self.flag) or \(self.fileFlag), not both")

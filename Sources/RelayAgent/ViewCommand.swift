@@ -73,13 +73,7 @@ struct ViewCommand: AsyncParsableCommand {
 
     func run() async throws {
         let address = try self.relay.address()
-        let token: SecretInput.Resolved
-        do {
-            token = try SecretInput.engineerToken.resolve(flagValue: self.token, file: self.tokenFile, from: .system)
-        } catch {
-            throw AgentFailure(description: "\(error)")
-        }
-        if let warning = token.warning { warn(warning) }
+        let token = try SecretInput.engineerToken.value(flagValue: self.token, file: self.tokenFile)
         let stop = StopRequest(byeText: "The engineer closed the viewer.")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -96,7 +90,7 @@ struct ViewCommand: AsyncParsableCommand {
             }
             defer { group.cancelAll() }
             do {
-                try await self.connect(address, token: token.value, stop: stop)
+                try await self.connect(address, token: token, stop: stop)
             } catch {
                 if stop.isRequested { return say("Stopped.") }
                 throw fail(error)
