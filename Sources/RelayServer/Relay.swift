@@ -11,6 +11,8 @@ import Synchronization
 /// sessions, throttling, the store, the usage journal and metrics.
 final class Relay: Sendable {
     let configuration: RelayConfiguration
+    /// What each connection works within (``ConnectionEnvironment/limits``).
+    let connectionLimits: ConnectionLimits
     let store: any AccountStore & UsageStore
     let eventLoopGroup: any EventLoopGroup
     /// Where the blocking store calls of logins run, off the event loops: credential
@@ -68,6 +70,7 @@ final class Relay: Sendable {
     ) {
         self.now = now
         self.configuration = configuration
+        self.connectionLimits = ConnectionLimits(configuration)
         self.store = store
         self.eventLoopGroup = eventLoopGroup
         self.threadPool = threadPool
@@ -89,7 +92,7 @@ final class Relay: Sendable {
     // MARK: Connections
 
     /// Counts a new connection in; false when the relay is full or shutting down.
-    func admit(_ link: ConnectionLink) -> Bool {
+    func open(_ link: ConnectionLink) -> Bool {
         guard !self.shuttingDown.withLockedValue({ $0 }) else { return false }
         let admitted = self.connections.withLockedValue { connections in
             guard connections.count < self.configuration.maximumConnections else { return false }
@@ -189,7 +192,7 @@ final class Relay: Sendable {
     func sweep(now: NIODeadline = .now()) {
         let expired = self.pairing.withLockedValue { $0.expireCodes(now: now) }
         for issued in expired {
-            issued.viewer.deliver(.fail(.timeout, "support code \(issued.code) expired unused; ask the relay for a new code"))
+            issued.viewer.deliver(.codeWithdrawn(.timeout, "support code \(issued.code) expired unused; ask the relay for a new code"))
         }
         self.throttle.withLockedValue { $0.prune(now: now) }
         self.adminRateLimiter.withLockedValue { $0.prune(now: now) }

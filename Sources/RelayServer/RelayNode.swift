@@ -194,8 +194,9 @@ final class RelayNode: Sendable {
                             relay.logger.info("TLS refused: the client did not offer ALPN supportrelay/1", metadata: ["offered": "\(offer)"])
                         },
                         NIOSSLServerHandler(context: certificate.relayContext),
-                        // Owns the handshake deadline and the idle timeout (ConnectionDeadlines).
-                        RelayConnectionHandler(relay: relay),
+                        TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
+                        // The transport-independent connection core (docs/ARCHITECTURE.md).
+                        RelayConnectionHandler(environment: relay),
                     ])
                 }
             }

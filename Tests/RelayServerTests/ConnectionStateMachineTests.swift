@@ -1,31 +1,62 @@
+import Foundation
 import NIOCore
 import Testing
 
 @testable import RelayServer
+@testable import RelayStore
 @testable import RelayWire
 
-/// The machine with a plain value for the session a paired connection holds.
-private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<String>
+/// Another connection, as the machine sees it: compared by identity.
+private final class TestPeer: Sendable, Equatable, CustomStringConvertible {
+    let name: String
+    init(_ name: String) { self.name = name }
+    static func == (lhs: TestPeer, rhs: TestPeer) -> Bool { lhs === rhs }
+    var description: String { self.name }
+}
 
-// The connection state machine (PROTOCOL.md §8) driven directly, message by message.
+/// The machine with plain values for the peer and the session a paired connection holds.
+private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<TestPeer, String>
+private typealias Action = ConnectionStateMachine.Action
+
+// The connection state machine (PROTOCOL.md §8) driven directly: messages, the relay's
+// answers to each authentication step, deadlines and endings. No relay, no channel.
 @Suite struct ConnectionStateMachineTests {
+    private static let software = "relay-agent/0.1.0"
     private static func hello(_ role: Role, version: UInt16 = RelayProtocol.version) -> RelayMessage {
-        .hello(Hello(version: version, role: role, capabilities: .all, software: "relay-agent/0.1.0"))
+        .hello(Hello(version: version, role: role, capabilities: .all, software: Self.software))
     }
 
-    private static let hostAuth = HostAuth.supportCode(SupportCode(value: 4_821)!)
+    private static let code = SupportCode(value: 4_821)!
+    private static let hostAuth = HostAuth.supportCode(Self.code)
     private static let viewerAuth = ViewerAuth(token: "tok-김민준", request: .newSupportCode)
     private static let bye = Bye(reason: .normal, text: "지원이 끝났습니다")
+    private static let viewer = TestPeer("viewer")
+    private static let host = TestPeer("host")
+    private static let engineer = Engineer(
+        id: "en-1", companyID: "co-1", login: "minjun", tokenDigest: Data([1, 2]), createdAt: Date(timeIntervalSince1970: 0), companyName: "Hanbit Support"
+    )
+    private static let enrolledHost = EnrolledHost(id: "ho-7", companyID: "co-1", name: "Front desk PC", secretDigest: Data([3]), createdAt: Date(timeIntervalSince1970: 0))
 
-    /// A machine in `state`, reached through the allowed sequence.
+    private static func issued(to viewer: TestPeer = Self.viewer) -> ConnectionStateMachine.Pairing.IssuedCode {
+        .init(code: Self.code, viewer: viewer, companyID: "co-1", expiresAt: .now() + .minutes(10))
+    }
+
+    /// A machine in `state`, reached through the allowed sequence (an attended host, a
+    /// viewer asking for a code).
     private static func machine(in state: ConnectionStateMachine.State) -> ConnectionStateMachine {
-        var machine = ConnectionStateMachine()
+        var machine = ConnectionStateMachine(address: "192.0.2.7")
         func drive(_ role: Role, to target: ConnectionStateMachine.State) {
             _ = machine.received(Self.hello(role))
             if machine.state == target { return }
             _ = machine.received(role == .host ? .hostAuth(Self.hostAuth) : .viewerAuth(Self.viewerAuth))
             if machine.state == target { return }
-            machine.authenticationSucceeded()
+            _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
+            if role == .host {
+                _ = machine.redeemed(.paired(Self.issued()))
+            } else {
+                _ = machine.engineerVerified(Self.engineer)
+                _ = machine.codeIssued(Self.code, validFor: .minutes(10))
+            }
             if machine.state == target { return }
             _ = machine.pairedWithPeer("session-1")
         }
@@ -46,26 +77,39 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
         .paired(.host), .paired(.viewer),
     ]
 
-    private static func failureCode(_ action: ConnectionStateMachine.Action) -> ErrorCode? {
-        if case .fail(let code, let message) = action {
+    private static func failureCode(_ action: Action) -> ErrorCode? {
+        switch action {
+        case .fail(let code, let message):
             #expect(!message.isEmpty)
             return code
+        case .refuse(let refusal):
+            #expect(!refusal.text.isEmpty)
+            return refusal.code
+        default:
+            return nil
         }
-        return nil
+    }
+
+    private static func refusal(_ action: Action) -> ConnectionStateMachine.Refusal? {
+        if case .refuse(let refusal) = action { refusal } else { nil }
     }
 
     // MARK: Allowed sequences
 
-    @Test func hostSequence() {
-        var machine = ConnectionStateMachine()
+    /// An attended host: support code, throttle, redemption, pairing (PROTOCOL.md §6.1).
+    @Test func attendedHostSequence() {
+        var machine = ConnectionStateMachine(address: "192.0.2.7")
         #expect(machine.state == .awaitingHello && machine.role == nil && machine.isHandshaking && !machine.isPaired)
-        let hello = Hello(role: .host, capabilities: .all, software: "relay-agent/0.1.0")
+        let hello = Hello(role: .host, capabilities: .all, software: Self.software)
         #expect(machine.received(.hello(hello)) == .acceptHello(hello))
         #expect(machine.state == .awaitingAuth(.host) && machine.role == .host && machine.isHandshaking)
-        #expect(machine.received(.hostAuth(Self.hostAuth)) == .authenticateHost(Self.hostAuth))
+        #expect(machine.received(.hostAuth(.namedSupportCode(Self.code, machineName: "FRONT-DESK"))) == .checkThrottle)
         #expect(machine.state == .authenticating(.host) && machine.isHandshaking)
-        machine.authenticationSucceeded()
-        #expect(machine.state == .waitingForPeer(.host) && !machine.isHandshaking && !machine.isPaired)
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .redeem(Self.code))
+        let party = Party(name: "FRONT-DESK (customer PC at 192.0.2.7)", companyID: "co-1", software: Self.software, capabilities: .all)
+        let access = ConnectionStateMachine.AccessNote(kind: .supportCode, outcome: .accepted, companyID: "co-1", subject: "…21")
+        #expect(machine.redeemed(.paired(Self.issued())) == .authenticated(party, access: access, then: .pair(Self.viewer, .attended)))
+        #expect(machine.state == .waitingForPeer(.host) && !machine.isHandshaking && machine.holding == .nothing)
         let paired = machine.pairedWithPeer("session-1")
         #expect(paired)
         #expect(machine.state == .paired(.host) && machine.isPaired && machine.role == .host)
@@ -74,36 +118,157 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
         #expect(machine.state == .paired(.host))
     }
 
-    @Test func viewerSequenceWithBothRequests() {
-        for request in [ViewerAuth.Request.newSupportCode, .connect(hostID: "pc-17")] {
-            var machine = ConnectionStateMachine()
-            let hello = Hello(role: .viewer, capabilities: [.screenTiles, .input], software: "relay-agent/0.1.0")
-            #expect(machine.received(.hello(hello)) == .acceptHello(hello))
-            #expect(machine.state == .awaitingAuth(.viewer))
-            let auth = ViewerAuth(token: "tok", request: request)
-            #expect(machine.received(.viewerAuth(auth)) == .authenticateViewer(auth))
-            #expect(machine.state == .authenticating(.viewer))
-            machine.authenticationSucceeded()
-            #expect(machine.state == .waitingForPeer(.viewer))
-            let paired = machine.pairedWithPeer("session-1")
-            #expect(paired)
-            #expect(machine.state == .paired(.viewer) && machine.role == .viewer)
-        }
+    /// An enrolled host: its secret is checked, then it registers and waits (§6.3).
+    @Test func enrolledHostSequence() {
+        var machine = ConnectionStateMachine()
+        _ = machine.received(Self.hello(.host))
+        #expect(machine.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "s3cret"))) == .checkThrottle)
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .verifyHost(id: "ho-7", secret: "s3cret"))
+        let host = Self.enrolledHost
+        let party = Party(
+            name: host.name, companyID: host.companyID, software: Self.software, capabilities: .all, hostID: host.id,
+            credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
+        )
+        #expect(
+            machine.hostVerified(host) == .authenticated(
+                party, access: .init(kind: .hostSecret, outcome: .accepted, companyID: "co-1", subject: "ho-7"),
+                then: .registerHost(hostID: "ho-7", companyID: "co-1", announce: HostRegistered(hostName: "Front desk PC"))
+            )
+        )
+        #expect(machine.state == .waitingForPeer(.host) && machine.holding == .registration(hostID: "ho-7"))
     }
 
+    @Test func viewerAsksForASupportCode() {
+        var machine = ConnectionStateMachine()
+        let hello = Hello(role: .viewer, capabilities: [.screenTiles, .input], software: Self.software)
+        #expect(machine.received(.hello(hello)) == .acceptHello(hello))
+        #expect(machine.received(.viewerAuth(ViewerAuth(token: "en-1.secret", request: .newSupportCode))) == .checkThrottle)
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .verifyEngineer(token: "en-1.secret"))
+        guard case .authenticated(let party, let access, let next) = machine.engineerVerified(Self.engineer) else {
+            Issue.record("the engineer was not let in")
+            return
+        }
+        #expect(party.name == "minjun" && party.organization == "Hanbit Support" && party.capabilities == [.screenTiles, .input])
+        #expect(party.credential == .init(kind: .engineer, id: "en-1", digest: Data([1, 2])))
+        #expect(access == .init(kind: .viewerToken, outcome: .accepted, companyID: "co-1", subject: "minjun"))
+        #expect(next == .issueCode(engineerID: "en-1", companyID: "co-1"))
+        #expect(machine.state == .waitingForPeer(.viewer) && machine.holding == .nothing)
+        #expect(machine.codeIssued(Self.code, validFor: .minutes(10)) == .send(.codeIssued(CodeIssued(code: Self.code, validForSeconds: 600))))
+        #expect(machine.holding == .supportCode)
+        let paired = machine.pairedWithPeer("session-1")
+        #expect(paired)
+        #expect(machine.state == .paired(.viewer) && machine.role == .viewer)
+    }
+
+    @Test func viewerClaimsAnEnrolledHost() {
+        func claiming() -> ConnectionStateMachine {
+            var machine = ConnectionStateMachine()
+            _ = machine.received(Self.hello(.viewer))
+            _ = machine.received(.viewerAuth(ViewerAuth(token: "t", request: .connect(hostID: "ho-7"))))
+            _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
+            guard case .authenticated(_, _, .claimHost(hostID: "ho-7", companyID: "co-1")) = machine.engineerVerified(Self.engineer) else {
+                Issue.record("no claim")
+                return machine
+            }
+            return machine
+        }
+        var claimed = claiming()
+        #expect(claimed.claimed(.claimed(Self.host), hostID: "ho-7") == .pair(Self.host, .unattended))
+        #expect(claimed.state == .waitingForPeer(.viewer))
+        var missing = claiming()
+        #expect(Self.failureCode(missing.claimed(.noSuchHost, hostID: "ho-7")) == .noSuchHost)
+        #expect(missing.state == .closed)
+        var busy = claiming()
+        #expect(Self.failureCode(busy.claimed(.busy, hostID: "ho-7")) == .hostBusy)
+        #expect(busy.state == .closed)
+    }
+
+    /// An answer that comes after the connection moved on (closed while the store was
+    /// checking, say) changes nothing and asks for nothing.
     @Test func outcomesOutOfTurnChangeNothing() {
         for state in Self.openStates + [.closed] {
             var machine = Self.machine(in: state)
             if case .authenticating = state {} else {
-                machine.authenticationSucceeded()
-                #expect(machine.state == state, "authenticationSucceeded \(state.name)")
+                #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .none, "\(state.name)")
+                #expect(machine.redeemed(.paired(Self.issued())) == .none)
+                #expect(machine.redeemed(.invalid(pausedFor: nil)) == .none)
+                #expect(machine.hostVerified(Self.enrolledHost) == .none && machine.hostVerified(nil) == .none)
+                #expect(machine.engineerVerified(Self.engineer) == .none && machine.engineerVerified(nil) == .none)
+                #expect(machine.verificationFailed() == .none)
+                #expect(machine.state == state, "answers \(state.name)")
             }
             if case .waitingForPeer = state {} else {
+                #expect(machine.codeIssued(Self.code, validFor: .minutes(10)) == .none)
+                #expect(machine.claimed(.busy, hostID: "x") == .none)
                 let paired = machine.pairedWithPeer("session-1")
                 #expect(!paired, "pairedWithPeer \(state.name)")
                 #expect(machine.state == state)
             }
         }
+    }
+
+    /// A connection the relay could not count in is answered `relay_full` at its Hello.
+    @Test func aFullRelayRefusesTheHello() {
+        var machine = ConnectionStateMachine()
+        machine.relayIsFull()
+        #expect(Self.failureCode(machine.received(Self.hello(.viewer))) == .relayFull)
+        #expect(machine.state == .closed)
+    }
+
+    // MARK: Refused attempts
+
+    /// A source that waits out a penalty is refused unchecked, with the wait (§8.5), and
+    /// the attempt is not charged again.
+    @Test func aThrottledSourceIsRefusedUnchecked() {
+        let attempts: [(RelayMessage, AccessEvent.Kind)] = [
+            (.hostAuth(Self.hostAuth), .supportCode), (.hostAuth(.enrolled(hostID: "ho-7", secret: "x")), .hostSecret), (.viewerAuth(Self.viewerAuth), .viewerToken),
+        ]
+        for (auth, kind) in attempts {
+            var machine = ConnectionStateMachine()
+            _ = machine.received(Self.hello(auth.type == .viewerAuth ? .viewer : .host))
+            _ = machine.received(auth)
+            let refusal = Self.refusal(machine.throttleChecked(retryAfter: .seconds(42), source: SourceKey.unknown))
+            #expect(refusal?.code == .rateLimited && refusal?.text.contains("retry in 42 s") == true, "\(kind)")
+            #expect(refusal?.access == .init(kind: kind, outcome: .throttled))
+            #expect(refusal?.chargesSource == false)
+            #expect(machine.state == .closed)
+        }
+    }
+
+    @Test func wrongCredentialsAreChargedToTheSourceAndWatchedForTheAccount() {
+        var code = Self.machine(in: .authenticating(.host))
+        let invalid = Self.refusal(code.redeemed(.invalid(pausedFor: .minutes(5))))
+        #expect(invalid?.code == .invalidCode && invalid?.chargesSource == true && invalid?.account == nil)
+        #expect(invalid?.pausedRedemptionFor == .minutes(5) && invalid?.access == .init(kind: .supportCode, outcome: .rejected))
+
+        var paused = Self.machine(in: .authenticating(.host))
+        let pause = Self.refusal(paused.redeemed(.paused(retryAfter: .seconds(30))))
+        #expect(pause?.code == .rateLimited && pause?.chargesSource == false, "unchecked: nothing to charge")
+        #expect(pause?.access == .init(kind: .supportCode, outcome: .throttled, detail: "redemption paused"))
+
+        var host = ConnectionStateMachine()
+        _ = host.received(Self.hello(.host))
+        _ = host.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "wrong")))
+        _ = host.throttleChecked(retryAfter: nil, source: .unknown)
+        let wrongSecret = Self.refusal(host.hostVerified(nil))
+        #expect(wrongSecret?.code == .authenticationFailed && wrongSecret?.chargesSource == true && wrongSecret?.account == "host:ho-7")
+        #expect(wrongSecret?.access == .init(kind: .hostSecret, outcome: .rejected, subject: "ho-7"))
+
+        var viewer = ConnectionStateMachine()
+        _ = viewer.received(Self.hello(.viewer))
+        _ = viewer.received(.viewerAuth(ViewerAuth(token: "en-9.wrong", request: .newSupportCode)))
+        _ = viewer.throttleChecked(retryAfter: nil, source: .unknown)
+        let wrongToken = Self.refusal(viewer.engineerVerified(nil))
+        #expect(wrongToken?.code == .authenticationFailed && wrongToken?.account == "engineer:en-9")
+        #expect(wrongToken?.access.subject == "engineer:en-9")
+        for machine in [code, paused, host, viewer] { #expect(machine.state == .closed) }
+    }
+
+    @Test func aStoreFailureIsAnInternalError() {
+        var machine = Self.machine(in: .authenticating(.viewer))
+        _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
+        #expect(Self.failureCode(machine.verificationFailed()) == .internalError)
+        #expect(machine.state == .closed)
     }
 
     // MARK: Ping, Pong
@@ -142,6 +307,8 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
             #expect(Self.failureCode(machine.received(Self.hello(role, version: version))) == .unsupportedVersion)
             #expect(machine.state == .closed)
         }
+        var undecodable = ConnectionStateMachine()
+        #expect(Self.failureCode(undecodable.receivedHello(ofVersion: version)) == .unsupportedVersion)
     }
 
     /// PROTOCOL.md §8.2, order of checks: the version matters only for the first frame; a
@@ -188,13 +355,21 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
         }
     }
 
+    /// Broken framing fails the connection in every open state; after that, nothing.
+    @Test func malformedBytesFailOnce() {
+        for state in Self.openStates {
+            var machine = Self.machine(in: state)
+            #expect(machine.receivedMalformed(.frameTooLarge, "too large") == .fail(.frameTooLarge, "too large"), "\(state)")
+            #expect(machine.receivedMalformed(.malformedMessage, "again") == .none)
+        }
+    }
+
     // MARK: Bye
 
     @Test func byeWhilePairedEndsTheSession() {
         for role in Role.allCases {
             var machine = Self.machine(in: .paired(role))
-            let action = machine.received(.bye(Self.bye))
-        #expect(action == .endSession(Self.bye))
+            #expect(machine.received(.bye(Self.bye)) == .close)
             #expect(machine.state == .closed && !machine.isPaired)
         }
     }
@@ -207,7 +382,7 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
         }
     }
 
-    // MARK: Handshake deadline
+    // MARK: Deadlines
 
     @Test func handshakeDeadlineFailsOnlyWhileHandshaking() {
         for state in Self.openStates {
@@ -221,6 +396,19 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
                 #expect(action == .none, "\(state)")
                 #expect(machine.state == state)
             }
+        }
+    }
+
+    /// PROTOCOL.md §8.4: a connection that sent nothing for the idle limit is told so.
+    @Test func idleTimeoutSaysByeWithTheLimit() {
+        for state in Self.openStates {
+            var machine = Self.machine(in: state)
+            guard case .leave(.idleTimeout, let text) = machine.idleTimeoutPassed(.seconds(120)) else {
+                Issue.record("no Bye \(state)")
+                continue
+            }
+            #expect(text.contains("120 s"))
+            #expect(machine.idleTimeoutPassed(.seconds(120)) == .none, "once")
         }
     }
 
@@ -244,14 +432,16 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
             }
             #expect(machine.receivedPeerData() == .none)
             #expect(machine.handshakeDeadlinePassed() == .none)
-            machine.authenticationSucceeded()
+            #expect(machine.relayEnds(.relayShutdown, "x") == .none)
+            #expect(machine.peerLeft(.peerLeft, "x") == .none)
+            #expect(machine.codeWithdrawn(.timeout, "x") == .none)
             let paired = machine.pairedWithPeer("session-1")
             #expect(!paired)
             #expect(machine.state == .closed)
         }
     }
 
-    // MARK: What a connection holds, and gives back
+    // MARK: What a connection holds, gives back, and tells its peer
 
     /// A host's registration outlives its pairing (it is busy, not gone) and is given
     /// back at close with the session, once.
@@ -259,63 +449,68 @@ private typealias ConnectionStateMachine = RelayServer.ConnectionStateMachine<St
         var machine = ConnectionStateMachine()
         _ = machine.received(Self.hello(.host))
         _ = machine.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "s")))
-        machine.authenticationSucceeded()
-        let registered = machine.holds(.registration(hostID: "ho-7"))
+        _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
+        _ = machine.hostVerified(Self.enrolledHost)
         let paired = machine.pairedWithPeer("session-7")
-        #expect(registered && paired)
+        #expect(paired)
         #expect(machine.session == "session-7" && machine.holding == nil)
         let release = machine.close()
         #expect(release.session == "session-7" && release.unregisterHostID == "ho-7" && !release.withdrawCode)
+        #expect(release.ending == .init(peerReason: .peerLeft, peerText: "the host disconnected", recorded: .peerLeft))
         let again = machine.close()
         #expect(again.session == nil && again.unregisterHostID == nil)
-        #expect(machine.hello?.role == .host, "the Hello is kept for the words of the peer's Bye")
+        #expect(machine.hello?.role == .host, "the Hello is kept after close")
     }
 
-    /// A viewer's support code is used up by pairing; before that, closing withdraws it.
+    /// A viewer's support code is used up by pairing; before that, closing withdraws it,
+    /// unless the relay withdrew it first.
     @Test func aWaitingViewerGivesBackItsCode() {
-        var machine = ConnectionStateMachine()
-        _ = machine.received(Self.hello(.viewer))
-        _ = machine.received(.viewerAuth(Self.viewerAuth))
-        machine.authenticationSucceeded()
-        let holds = machine.holds(.supportCode)
-        #expect(holds)
-        machine.lostHolding()
-        let afterLoss = machine.close()
-        #expect(!afterLoss.withdrawCode, "the relay withdrew it already")
+        var withdrawn = Self.machine(in: .waitingForPeer(.viewer))
+        #expect(withdrawn.holding == .supportCode)
+        #expect(Self.failureCode(withdrawn.codeWithdrawn(.timeout, "support code 482 1 expired")) == .timeout)
+        #expect(!withdrawn.close().withdrawCode, "the relay withdrew it already")
 
-        var waiting = ConnectionStateMachine()
-        _ = waiting.received(Self.hello(.viewer))
-        _ = waiting.received(.viewerAuth(Self.viewerAuth))
-        waiting.authenticationSucceeded()
-        _ = waiting.holds(.supportCode)
-        let closed = waiting.close()
-        #expect(closed.withdrawCode)
+        var waiting = Self.machine(in: .waitingForPeer(.viewer))
+        #expect(waiting.close().withdrawCode)
+        var refused = Self.machine(in: .waitingForPeer(.viewer))
+        _ = refused.received(.viewerAuth(Self.viewerAuth))
+        #expect(refused.close().withdrawCode, "a failure gives the code back too")
     }
 
     /// A Bye while paired closes the machine at once; the session is handed over by the
-    /// close that follows (the handler's teardown), not lost.
+    /// close that follows (the handler's teardown), with the words for the other side.
     @Test func aByeWhilePairedKeepsTheSessionForTheTeardown() {
-        var machine = ConnectionStateMachine()
-        _ = machine.received(Self.hello(.viewer))
-        _ = machine.received(.viewerAuth(Self.viewerAuth))
-        machine.authenticationSucceeded()
-        _ = machine.pairedWithPeer("session-9")
-        let action = machine.received(.bye(Self.bye))
-        #expect(action == .endSession(Self.bye))
-        #expect(machine.state == .closed && machine.session == nil)
-        let release = machine.close()
-        #expect(release.session == "session-9")
+        for (reason, told, recorded) in [(ByeReason.normal, ByeReason.peerLeft, ByeReason.normal), (.declined, .declined, .declined), (.relayRestart, .peerLeft, .normal)] {
+            var machine = Self.machine(in: .paired(.viewer))
+            #expect(machine.received(.bye(Bye(reason: reason, text: "done"))) == .close)
+            #expect(machine.state == .closed && machine.session == nil)
+            let release = machine.close()
+            #expect(release.session == "session-1")
+            #expect(release.ending.peerReason == told && release.ending.recorded == recorded, "\(reason)")
+            #expect(release.ending.peerText == "the engineer ended the session (\(reason.name)): done")
+        }
         // The other side ending it first: nothing to end at close.
-        var other = ConnectionStateMachine()
-        _ = other.received(Self.hello(.host))
-        _ = other.received(.hostAuth(Self.hostAuth))
-        other.authenticationSucceeded()
-        _ = other.pairedWithPeer("session-9")
-        other.peerEndedSession()
-        let otherRelease = other.close()
-        #expect(otherRelease.session == nil)
+        var other = Self.machine(in: .paired(.host))
+        #expect(other.peerLeft(.peerLeft, "the engineer disconnected") == .leave(.peerLeft, "the engineer disconnected"))
+        #expect(other.close().session == nil)
     }
 
+    /// What the peer is told when the relay ends a connection: a protocol error is named
+    /// as such, a shutdown as a shutdown, and the history records the relay's reason.
+    @Test func endingsTellThePeerWhy() {
+        var broken = Self.machine(in: .paired(.host))
+        _ = broken.receivedMalformed(.malformedMessage, "bad")
+        #expect(broken.close().ending == .init(peerReason: .protocolError, peerText: "the other side failed: bad", recorded: .protocolError))
+        var shutdown = Self.machine(in: .paired(.viewer))
+        #expect(shutdown.relayEnds(.relayShutdown, "bye now") == .leave(.relayShutdown, "bye now"))
+        #expect(shutdown.close().ending == .init(peerReason: .relayShutdown, peerText: "the other side was disconnected: bye now", recorded: .relayShutdown))
+        var revoked = Self.machine(in: .paired(.viewer))
+        _ = revoked.relayEnds(.revoked, "token rotated")
+        #expect(revoked.close().ending == .init(peerReason: .peerLeft, peerText: "the other side was disconnected: token rotated", recorded: .revoked))
+        var idle = Self.machine(in: .paired(.host))
+        _ = idle.idleTimeoutPassed(.seconds(120))
+        #expect(idle.close().ending.recorded == .idleTimeout)
+    }
 }
 
 extension ConnectionStateMachine.State {

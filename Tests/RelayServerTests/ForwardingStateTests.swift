@@ -82,8 +82,21 @@ import Testing
         _ = state.outgoing([Self.bytes(4, 1)], bytes: 4, owedAfter: 70)
         let pong = Self.bytes(12, 0xEE)
         _ = state.relayFrame(pong, droppable: true)
-        let (padding, held) = state.finish()
-        #expect(padding == 70 && held == [pong])
+        let (buffers, padded) = state.finish(allocator: ByteBufferAllocator())
+        #expect(padded && buffers == [ByteBuffer(repeating: 0, count: 70), pong])
         #expect(Self.run { state.relayFrame(pong, droppable: true) } == .write)
+    }
+
+    /// Padding longer than the shared zero buffer comes in slices of it, in order.
+    @Test func longPaddingComesInSlices() {
+        var state = ForwardingState(highWater: 1 << 20, lowWater: 1 << 18)
+        _ = state.outgoing([Self.bytes(4, 1)], bytes: 4, owedAfter: 150_000)
+        let (buffers, padded) = state.finish(allocator: ByteBufferAllocator())
+        #expect(padded && buffers.map(\.readableBytes) == [65_536, 65_536, 18_928])
+        #expect(buffers.allSatisfy { $0.readableBytesView.allSatisfy { $0 == 0 } })
+        var done = ForwardingState(highWater: 1 << 20, lowWater: 1 << 18)
+        _ = done.outgoing([Self.bytes(4, 1)], bytes: 4, owedAfter: 0)
+        let (none, notPadded) = done.finish(allocator: ByteBufferAllocator())
+        #expect(none.isEmpty && !notPadded)
     }
 }

@@ -4,7 +4,7 @@ import NIOCore
 import RelayWire
 
 /// Who is on a connection, once authenticated: what its peer's Paired message shows.
-struct Party: Sendable {
+struct Party: Sendable, Equatable {
     /// The engineer's login, or the host's name.
     var name: String
     var companyID: String
@@ -32,8 +32,9 @@ enum LinkEvent: Sendable {
     case paired(RelaySession)
     /// The other side of the session is gone.
     case peerLeft(ByeReason, String)
-    /// Stop with an Error (a support code withdrawn or expired while the viewer waited).
-    case fail(ErrorCode, String)
+    /// The viewer's support code was withdrawn (expired, or replaced by its engineer's
+    /// newer one): stop with this Error.
+    case codeWithdrawn(ErrorCode, String)
     /// Stop with a Bye (relay shutdown, a newer registration of the same host, …).
     case bye(ByeReason, String)
     /// The bytes this side forwarded have drained below the low-water mark: read again.
@@ -57,10 +58,18 @@ final class ConnectionLink: Sendable {
         set { self.partyBox.withLockedValue { $0 = newValue } }
     }
 
-    init(channel: any Channel, handler: RelayConnectionHandler, remoteAddress: String) {
+    init(channel: any Channel, handler: RelayConnectionHandler) {
         self.channel = channel
-        self.remoteAddress = remoteAddress
+        self.remoteAddress = channel.remoteAddress.map(Self.describe) ?? "unknown"
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    /// `192.0.2.7:51234`, `[2001:db8::5]:51234`: how logs and the access log name a source.
+    private static func describe(_ address: SocketAddress) -> String {
+        if let ip = address.ipAddress, let port = address.port {
+            return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        return "\(address)"
     }
 
     /// Delivers `event` on this connection's event loop, after whatever it is doing now.

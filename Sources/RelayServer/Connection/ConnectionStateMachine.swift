@@ -1,15 +1,24 @@
+import NIOCore
+import RelayStore
 import RelayWire
 
 /// What one relay connection may do next, and what it holds in each phase (PROTOCOL.md
-/// §8). Pure: the handler feeds it messages and outcomes and carries out the action it
-/// returns.
+/// §8). Pure: the handler feeds it messages, the relay's answers (throttle, redemption,
+/// credential check, claim) and deadlines, and carries out the action it returns. Every
+/// decision of a connection is made here: which message is allowed, what an agent is
+/// told and why, what the access log records, who the peer learns left and why.
 ///
 /// Each phase keeps its own data, so the invariants hold by construction: the Hello
-/// exists from `awaitingAuth` on; a support code or a registration is held only while
-/// waiting for a peer; the session exists exactly while paired. ``close()`` hands back
-/// what the connection must release. `Session` is what a paired connection holds (the
-/// relay's session and peer link; tests use a plain value).
-struct ConnectionStateMachine<Session: Sendable>: Sendable {
+/// exists from `awaitingAuth` on; the credentials exist only while they are checked; a
+/// support code or a registration is held only while waiting for a peer; the session
+/// exists exactly while paired. ``close()`` hands back what the connection must release
+/// and what the other side of its session is told.
+///
+/// `Peer` is the relay's handle on another connection (``ConnectionLink``) and `Session`
+/// what a paired connection holds; tests use plain values.
+struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Sendable {
+    typealias Pairing = PairingBook<Peer, Peer>
+
     /// The phase, without its data: what tests and logs compare.
     enum State: Sendable, Equatable {
         case awaitingHello
@@ -41,34 +50,119 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
         case registration(hostID: String)
     }
 
-    enum Action: Sendable, Equatable {
+    /// The credentials an agent presented, while they are checked (PROTOCOL.md §5.1.3-4).
+    enum Credentials: Sendable, Equatable {
+        case supportCode(SupportCode, machineName: String?)
+        case host(id: String, secret: String)
+        case engineer(token: String, request: ViewerAuth.Request)
+
+        init(_ auth: HostAuth) {
+            switch auth {
+            case .supportCode(let code): self = .supportCode(code, machineName: nil)
+            case .namedSupportCode(let code, let name): self = .supportCode(code, machineName: name)
+            case .enrolled(let hostID, let secret): self = .host(id: hostID, secret: secret)
+            }
+        }
+
+        /// The access log's name for the attempt.
+        var kind: AccessEvent.Kind {
+            switch self {
+            case .supportCode: .supportCode
+            case .host: .hostSecret
+            case .engineer: .viewerToken
+            }
+        }
+
+        /// The account a wrong attempt claimed, watched for alerts and never locked (issue
+        /// 10 item 11); nil for a support code, which names no account.
+        var account: String? {
+            switch self {
+            case .supportCode: nil
+            case .host(let id, _): "host:" + String(id.prefix(64))
+            case .engineer(let token, _): "engineer:" + String((Secrets.splitToken(token)?.id ?? "malformed").prefix(64))
+            }
+        }
+    }
+
+    /// One access-log entry, as the relay should write it (OPERATIONS.md "The access log").
+    struct AccessNote: Sendable, Equatable {
+        var kind: AccessEvent.Kind
+        var outcome: AccessEvent.Outcome
+        var companyID: String?
+        var subject: String?
+        var detail: String?
+    }
+
+    /// An authentication attempt the relay turns down: what the agent is told, what the
+    /// access log records, and what the attempt is charged.
+    struct Refusal: Sendable, Equatable {
+        var code: ErrorCode
+        var text: String
+        var access: AccessNote
+        /// A wrong credential: charge its source (``AuthThrottle``) and watch `account`.
+        var chargesSource = false
+        var account: String?
+        /// This failure spent the relay-wide guess budget: redemption is paused this long
+        /// (log it: a guessing attack is likely under way).
+        var pausedRedemptionFor: TimeAmount?
+    }
+
+    /// What a connection's closing tells the other side of its session, and why the
+    /// usage history says the session ended.
+    struct Ending: Sendable, Equatable {
+        var peerReason: ByeReason
+        var peerText: String
+        var recorded: ByeReason
+    }
+
+    enum Action: Sendable {
         case none
-        /// Answer the Hello.
+        /// Answer the Hello with HelloAck.
         case acceptHello(Hello)
         case send(RelayMessage)
-        /// Check credentials (asynchronously) and report back with ``authenticationSucceeded()``.
-        case authenticateHost(HostAuth)
-        case authenticateViewer(ViewerAuth)
-        /// The peer said Bye: end the session and tell the other side.
-        case endSession(Bye)
+        /// Ask whether this source may try a credential now, and report with
+        /// ``throttleChecked(retryAfter:source:)``.
+        case checkThrottle
+        /// Redeem a support code in the pairing book; report with ``redeemed(_:)``.
+        case redeem(SupportCode)
+        /// Check an enrolled host's secret (asynchronously); report with ``hostVerified(_:)``.
+        case verifyHost(id: String, secret: String)
+        /// Check an engineer's token (asynchronously); report with ``engineerVerified(_:)``.
+        case verifyEngineer(token: String)
+        /// The credentials were accepted: this connection is `party` now; the handshake
+        /// deadline ends, the payload limit rises (PROTOCOL.md §9); log `access`; then `then`.
+        indirect case authenticated(Party, access: AccessNote, then: Action)
+        /// Register the host in the pairing book, then send `announce`.
+        case registerHost(hostID: String, companyID: String, announce: HostRegistered)
+        /// Issue a support code to this viewer; report with ``codeIssued(_:validFor:)``.
+        case issueCode(engineerID: String, companyID: String)
+        /// Claim an enrolled host for this viewer; report with ``claimed(_:)``.
+        case claimHost(hostID: String, companyID: String)
+        /// Start a session between this connection and `peer`.
+        case pair(Peer, PairingMode)
+        /// Record the refused attempt, then send Error and close.
+        case refuse(Refusal)
         /// Send Error and close.
         case fail(ErrorCode, String)
-        /// Close without a word (a Bye arrived before pairing).
+        /// Send Bye and close.
+        case leave(ByeReason, String)
+        /// Close without a word (the agent said Bye).
         case close
     }
 
     /// What a closing connection gives back: the code to withdraw, the registration to
-    /// remove, the session to end.
+    /// remove, the session to end and what its other side is told.
     struct Release: Sendable {
         var withdrawCode = false
         var unregisterHostID: String?
         var session: Session?
+        var ending: Ending
     }
 
     private enum Stage: Sendable {
         case awaitingHello
         case awaitingAuth(Hello)
-        case authenticating(Hello)
+        case authenticating(Hello, Credentials)
         case waitingForPeer(Hello, Holding)
         /// A host keeps its registration while paired (busy): it is removed at close.
         case paired(Hello, Session, registration: String?)
@@ -77,12 +171,20 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
     }
 
     private var stage = Stage.awaitingHello
+    /// Whether the relay counted this connection in (false: full or shutting down).
+    private var relayHasRoom = true
+    /// The source's IP address, for an attended host's displayed name.
+    private let address: String
+
+    init(address: String = "unknown") {
+        self.address = address
+    }
 
     var state: State {
         switch self.stage {
         case .awaitingHello: .awaitingHello
         case .awaitingAuth(let hello): .awaitingAuth(hello.role)
-        case .authenticating(let hello): .authenticating(hello.role)
+        case .authenticating(let hello, _): .authenticating(hello.role)
         case .waitingForPeer(let hello, _): .waitingForPeer(hello.role)
         case .paired(let hello, _, _): .paired(hello.role)
         case .closed: .closed
@@ -94,18 +196,13 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
     var hello: Hello? {
         switch self.stage {
         case .awaitingHello: nil
-        case .awaitingAuth(let hello), .authenticating(let hello), .waitingForPeer(let hello, _), .paired(let hello, _, _): hello
+        case .awaitingAuth(let hello), .authenticating(let hello, _), .waitingForPeer(let hello, _), .paired(let hello, _, _): hello
         case .closed(let hello, _): hello
         }
     }
 
     /// The role while the connection is open.
-    var role: Role? {
-        switch self.stage {
-        case .awaitingHello, .closed: nil
-        case .awaitingAuth(let hello), .authenticating(let hello), .waitingForPeer(let hello, _), .paired(let hello, _, _): hello.role
-        }
-    }
+    var role: Role? { self.isClosed ? nil : self.hello?.role }
 
     /// The session, exactly while paired.
     var session: Session? {
@@ -127,6 +224,23 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
         }
     }
 
+    /// This side, in words for the other side's Bye.
+    private var who: String {
+        switch self.hello?.role {
+        case .viewer: "the engineer"
+        case .host: "the host"
+        case nil: "the other side"
+        }
+    }
+
+    // MARK: Messages
+
+    /// The relay could not count the connection in: its Hello is answered with
+    /// `Error(relay_full)`.
+    mutating func relayIsFull() {
+        self.relayHasRoom = false
+    }
+
     /// The state check of PROTOCOL.md §8.2 for a relay-control message that decoded. The
     /// handler has already checked the frame header and decoded the payload (§8.2, "Order
     /// of checks").
@@ -137,34 +251,38 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
         case (.awaitingHello, .hello(let hello)):
             guard hello.version == RelayProtocol.version else { return self.unsupportedVersion(hello.version) }
             self.stage = .awaitingAuth(hello)
+            guard self.relayHasRoom else { return self.fail(.relayFull, "the relay is at its connection limit or shutting down; retry in a minute") }
             return .acceptHello(hello)
         case (.paired, .bye(let bye)):
-            self.enterClosed()
-            return .endSession(bye)
+            // The usage history keeps why the agent ended it (`normal`, …); the peer is
+            // told `peer_left`, or `declined` when a customer refused (PROTOCOL.md §6.2).
+            self.enterClosed(Ending(
+                peerReason: bye.reason == .declined ? .declined : .peerLeft,
+                peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
+                recorded: ByeReason.known.contains(bye.reason) && bye.reason != .relayRestart ? bye.reason : .normal
+            ))
+            return .close
         case (_, .bye):
             // Leaving is allowed in every state, even before Hello: an Error would only
             // answer someone who is going anyway (PROTOCOL.md §5.1.10).
-            self.enterClosed()
+            self.enterClosed(Ending(peerReason: .peerLeft, peerText: "the other side left", recorded: .peerLeft))
             return .close
         case (.awaitingHello, _):
             // Hello MUST be the first frame, and Ping is no exception: until Hello names the
             // version, no other message has a layout the relay can rely on (§5.1.1, §5.1.8).
-            self.enterClosed()
-            return .fail(.unexpectedMessage, "the first frame must be Hello, not \(message.type.name); see PROTOCOL.md §5.1.1")
+            return self.fail(.unexpectedMessage, "the first frame must be Hello, not \(message.type.name); see PROTOCOL.md §5.1.1")
         case (_, .ping(let ping)):
             return .send(.pong(Pong(nonce: ping.nonce)))
         case (_, .pong):
             return .none
         case (.awaitingAuth(let hello), .hostAuth(let auth)) where hello.role == .host:
-            self.stage = .authenticating(hello)
-            return .authenticateHost(auth)
+            self.stage = .authenticating(hello, Credentials(auth))
+            return .checkThrottle
         case (.awaitingAuth(let hello), .viewerAuth(let auth)) where hello.role == .viewer:
-            self.stage = .authenticating(hello)
-            return .authenticateViewer(auth)
+            self.stage = .authenticating(hello, .engineer(token: auth.token, request: auth.request))
+            return .checkThrottle
         default:
-            let state = self.state
-            self.enterClosed()
-            return .fail(.unexpectedMessage, "\(message.type.name) is not allowed \(state.name); see PROTOCOL.md §8 for the order of messages")
+            return self.fail(.unexpectedMessage, "\(message.type.name) is not allowed \(self.state.name); see PROTOCOL.md §8 for the order of messages")
         }
     }
 
@@ -176,8 +294,7 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
     }
 
     private mutating func unsupportedVersion(_ version: UInt16) -> Action {
-        self.enterClosed()
-        return .fail(
+        self.fail(
             .unsupportedVersion,
             "this relay speaks RelayWire \(RelayProtocol.version), the agent sent version \(version); update relay-agent or the relay so they match"
         )
@@ -186,28 +303,132 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
     /// Peer-message bytes arrived; only a paired connection may send them.
     mutating func receivedPeerData() -> Action {
         if self.isPaired || self.isClosed { return .none }
-        let state = self.state
-        self.enterClosed()
-        return .fail(.unexpectedMessage, "peer messages (screen, input, clipboard) are not allowed \(state.name); wait for Paired")
+        return self.fail(.unexpectedMessage, "peer messages (screen, input, clipboard) are not allowed \(self.state.name); wait for Paired")
     }
 
-    /// The credentials were accepted; the connection now waits for a peer.
-    mutating func authenticationSucceeded() {
-        if case .authenticating(let hello) = self.stage { self.stage = .waitingForPeer(hello, .nothing) }
+    /// The bytes broke the framing or a message's layout (PROTOCOL.md §2, §8.2).
+    mutating func receivedMalformed(_ code: ErrorCode, _ text: String) -> Action {
+        guard !self.isClosed else { return .none }
+        return self.fail(code, text)
     }
 
-    /// The connection now holds `holding` in the pairing book (a code issued to it, its
-    /// host registration); false if it is no longer waiting (it must be given back).
-    mutating func holds(_ holding: Holding) -> Bool {
-        guard case .waitingForPeer(let hello, _) = self.stage else { return false }
-        self.stage = .waitingForPeer(hello, holding)
-        return true
+    // MARK: Authentication
+
+    /// The throttle's answer for this source (``AuthThrottle``): refused unchecked while
+    /// it waits out a penalty (PROTOCOL.md §8.5), otherwise on to the check.
+    mutating func throttleChecked(retryAfter wait: TimeAmount?, source: SourceKey) -> Action {
+        guard case .authenticating(_, let credentials) = self.stage else { return .none }
+        if let wait {
+            return self.refuse(Refusal(
+                code: .rateLimited, text: AuthThrottle.blockedMessage(retryAfter: wait, source: source),
+                access: AccessNote(kind: credentials.kind, outcome: .throttled)
+            ))
+        }
+        switch credentials {
+        case .supportCode(let code, _): return .redeem(code)
+        case .host(let id, let secret): return .verifyHost(id: id, secret: secret)
+        case .engineer(let token, _): return .verifyEngineer(token: token)
+        }
     }
 
-    /// The relay took back what the connection held (its code expired or was withdrawn).
-    mutating func lostHolding() {
-        if case .waitingForPeer(let hello, _) = self.stage { self.stage = .waitingForPeer(hello, .nothing) }
+    /// What the pairing book made of the support code this host presented.
+    mutating func redeemed(_ attempt: Pairing.CodeAttempt) -> Action {
+        guard case .authenticating(let hello, .supportCode(let code, let machineName)) = self.stage else { return .none }
+        switch attempt {
+        case .paired(let issued):
+            self.stage = .waitingForPeer(hello, .nothing)
+            let party = Party(
+                name: AttendedHostName.display(machineName: machineName, address: self.address), companyID: issued.companyID,
+                software: hello.software, capabilities: hello.capabilities
+            )
+            // The log keeps the code's last two digits: enough to match a customer's call.
+            let access = AccessNote(kind: .supportCode, outcome: .accepted, companyID: issued.companyID, subject: "…" + String(code.description.suffix(2)))
+            return .authenticated(party, access: access, then: .pair(issued.viewer, .attended))
+        case .invalid(let pausedFor):
+            // Live codes stay valid when redemption pauses; only new attempts wait
+            // (OPERATIONS.md "Abuse resistance").
+            return self.refuse(Refusal(
+                code: .invalidCode, text: "that support code is wrong, expired or already used; ask the engineer for a new code",
+                access: AccessNote(kind: .supportCode, outcome: .rejected), chargesSource: true, pausedRedemptionFor: pausedFor
+            ))
+        case .paused(let wait):
+            return self.refuse(Refusal(
+                code: .rateLimited, text: Pairing.pausedMessage(retryAfter: wait),
+                access: AccessNote(kind: .supportCode, outcome: .throttled, detail: "redemption paused")
+            ))
+        }
     }
+
+    /// The store's answer for an enrolled host's id and secret (nil: not accepted).
+    mutating func hostVerified(_ host: EnrolledHost?) -> Action {
+        guard case .authenticating(let hello, let credentials) = self.stage, case .host(let hostID, _) = credentials else { return .none }
+        guard let host else {
+            return self.refuse(Refusal(
+                code: .authenticationFailed,
+                text: "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret",
+                access: AccessNote(kind: .hostSecret, outcome: .rejected, subject: String(hostID.prefix(64))), chargesSource: true, account: credentials.account
+            ))
+        }
+        self.stage = .waitingForPeer(hello, .registration(hostID: host.id))
+        let party = Party(
+            name: host.name, companyID: host.companyID, software: hello.software, capabilities: hello.capabilities,
+            hostID: host.id, credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
+        )
+        return .authenticated(
+            party, access: AccessNote(kind: .hostSecret, outcome: .accepted, companyID: host.companyID, subject: host.id),
+            then: .registerHost(hostID: host.id, companyID: host.companyID, announce: HostRegistered(hostName: host.name))
+        )
+    }
+
+    /// The store's answer for an engineer's token (nil: not accepted).
+    mutating func engineerVerified(_ engineer: Engineer?) -> Action {
+        guard case .authenticating(let hello, let credentials) = self.stage, case .engineer(_, let request) = credentials else { return .none }
+        guard let engineer else {
+            return self.refuse(Refusal(
+                code: .authenticationFailed,
+                text: "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it",
+                access: AccessNote(kind: .viewerToken, outcome: .rejected, subject: credentials.account), chargesSource: true, account: credentials.account
+            ))
+        }
+        self.stage = .waitingForPeer(hello, .nothing)
+        let party = Party(
+            name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: hello.software,
+            capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
+        )
+        let next: Action =
+            switch request {
+            case .newSupportCode: .issueCode(engineerID: engineer.id, companyID: engineer.companyID)
+            case .connect(let hostID): .claimHost(hostID: hostID, companyID: engineer.companyID)
+            }
+        return .authenticated(
+            party, access: AccessNote(kind: .viewerToken, outcome: .accepted, companyID: engineer.companyID, subject: engineer.login), then: next
+        )
+    }
+
+    /// The credentials could not be checked (the store failed).
+    mutating func verificationFailed() -> Action {
+        guard case .authenticating = self.stage else { return .none }
+        return self.fail(.internalError, "the relay could not check the credentials; try again, and tell the relay operator if it persists")
+    }
+
+    /// A support code was issued to this viewer, valid for `validity`.
+    mutating func codeIssued(_ code: SupportCode, validFor validity: TimeAmount) -> Action {
+        guard case .waitingForPeer(let hello, _) = self.stage else { return .none }
+        self.stage = .waitingForPeer(hello, .supportCode)
+        return .send(.codeIssued(CodeIssued(code: code, validForSeconds: UInt32(clamping: validity.nanoseconds / 1_000_000_000))))
+    }
+
+    /// What the pairing book made of this viewer's claim of an enrolled host.
+    mutating func claimed(_ claim: Pairing.Claim, hostID: String) -> Action {
+        guard case .waitingForPeer = self.stage else { return .none }
+        switch claim {
+        case .claimed(let host): return .pair(host, .unattended)
+        case .noSuchHost: return self.fail(.noSuchHost, "no host \(hostID) is online for your company; check the id and that its agent is running")
+        case .busy: return self.fail(.hostBusy, "host \(hostID) already has a viewer; try again when that session ends")
+        }
+    }
+
+    // MARK: Pairing
 
     /// Paired into `session`; returns false if the connection is no longer waiting (it
     /// closed meanwhile), and the session must be ended.
@@ -220,41 +441,90 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
         return true
     }
 
-    /// The other side ended the session: closing will not end it again.
-    mutating func peerEndedSession() {
-        if case .paired(let hello, _, let registration) = self.stage { self.stage = .closed(hello, Release(unregisterHostID: registration)) }
+    /// The other side ended the session (it has ended it already): say Bye with its words.
+    mutating func peerLeft(_ reason: ByeReason, _ text: String) -> Action {
+        guard !self.isClosed else { return .none }
+        var release = self.held(Ending(peerReason: .peerLeft, peerText: "", recorded: reason))
+        release.session = nil
+        self.stage = .closed(self.hello, release)
+        return .leave(reason, text)
+    }
+
+    // MARK: The relay's own endings
+
+    /// The relay ends this connection with Bye (shutdown, revocation, a newer
+    /// registration of the same host).
+    mutating func relayEnds(_ reason: ByeReason, _ text: String) -> Action {
+        guard !self.isClosed else { return .none }
+        return self.leave(reason, text)
+    }
+
+    /// The relay withdrew this viewer's support code (expired, or replaced by the
+    /// engineer's newer one): it is gone from the pairing book already.
+    mutating func codeWithdrawn(_ code: ErrorCode, _ text: String) -> Action {
+        guard !self.isClosed else { return .none }
+        if case .waitingForPeer(let hello, .supportCode) = self.stage { self.stage = .waitingForPeer(hello, .nothing) }
+        return self.fail(code, text)
     }
 
     mutating func handshakeDeadlinePassed() -> Action {
         guard self.isHandshaking else { return .none }
-        let state = self.state
-        self.enterClosed()
-        return .fail(.timeout, "Hello and authentication must finish within the relay's deadline; the connection was still \(state.name)")
+        return self.fail(.timeout, "Hello and authentication must finish within the relay's deadline; the connection was still \(self.state.name)")
     }
+
+    /// Nothing arrived for `limit` (PROTOCOL.md §8.4).
+    mutating func idleTimeoutPassed(_ limit: TimeAmount) -> Action {
+        guard !self.isClosed else { return .none }
+        return self.leave(.idleTimeout, "nothing arrived for \(limit.nanoseconds / 1_000_000_000) s; agents send Ping every 30 s")
+    }
+
+    // MARK: Closing
 
     /// Closes the connection; returns what it held, once (a second close returns nothing).
     /// A connection the machine closed itself (a Bye, an error, the deadline) gives back
-    /// here what it held at that moment.
+    /// here what it held at that moment; one that just went away tells its peer so.
     @discardableResult
     mutating func close() -> Release {
         if case .closed(let hello, let pending) = self.stage {
             self.stage = .closed(hello, nil)
-            return pending ?? Release()
+            return pending ?? Release(ending: Self.disconnected(who: self.who))
         }
-        let release = self.held
+        let release = self.held(Self.disconnected(who: self.who))
         self.stage = .closed(self.hello, nil)
         return release
     }
 
+    private static func disconnected(who: String) -> Ending {
+        Ending(peerReason: .peerLeft, peerText: "\(who) disconnected", recorded: .peerLeft)
+    }
+
+    private mutating func fail(_ code: ErrorCode, _ text: String) -> Action {
+        let peerReason: ByeReason = [.malformedMessage, .frameTooLarge, .unexpectedMessage].contains(code) ? .protocolError : .peerLeft
+        self.enterClosed(Ending(peerReason: peerReason, peerText: "the other side failed: \(text)", recorded: peerReason))
+        return .fail(code, text)
+    }
+
+    private mutating func refuse(_ refusal: Refusal) -> Action {
+        _ = self.fail(refusal.code, refusal.text)
+        return .refuse(refusal)
+    }
+
+    private mutating func leave(_ reason: ByeReason, _ text: String) -> Action {
+        self.enterClosed(Ending(
+            peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason
+        ))
+        return .leave(reason, text)
+    }
+
     /// Closed by the machine: what the connection holds waits for ``close()``.
-    private mutating func enterClosed() {
+    private mutating func enterClosed(_ ending: Ending) {
         guard !self.isClosed else { return }
-        self.stage = .closed(self.hello, self.held)
+        self.stage = .closed(self.hello, self.held(ending))
     }
 
     /// What the connection holds in its current phase.
-    private var held: Release {
-        var release = Release()
+    private func held(_ ending: Ending) -> Release {
+        var release = Release(ending: ending)
         switch self.stage {
         case .waitingForPeer(_, .supportCode): release.withdrawCode = true
         case .waitingForPeer(_, .registration(let hostID)): release.unregisterHostID = hostID
@@ -266,3 +536,6 @@ struct ConnectionStateMachine<Session: Sendable>: Sendable {
         return release
     }
 }
+
+/// Tests compare actions; a relay's `Peer` is compared by identity there.
+extension ConnectionStateMachine.Action: Equatable where Peer: Equatable {}

@@ -133,9 +133,22 @@ struct ForwardingState: Sendable {
         self.outbound.relayFrame(frame, droppable: droppable)
     }
 
-    /// The connection ends with a last relay frame (``OutboundFraming/finish()``).
-    mutating func finish() -> (padding: Int, held: [ByteBuffer]) {
-        self.outbound.finish()
+    /// The connection ends with a last relay frame (``OutboundFraming/finish()``). What to
+    /// write before it: zero bytes that complete an unfinished forwarded frame (slices of
+    /// one shared zero buffer), then the relay frames that waited for that frame's end
+    /// (PROTOCOL.md §2.3). `padded` is true when a frame was completed.
+    mutating func finish(allocator: ByteBufferAllocator) -> (buffers: [ByteBuffer], padded: Bool) {
+        var (padding, held) = self.outbound.finish()
+        var buffers: [ByteBuffer] = []
+        if padding > 0 {
+            let zeros = allocator.buffer(repeating: 0, count: min(padding, 64 * 1024))
+            while padding > 0 {
+                let piece = zeros.getSlice(at: zeros.readerIndex, length: min(padding, zeros.readableBytes))!
+                buffers.append(piece)
+                padding -= piece.readableBytes
+            }
+        }
+        return (buffers + held, !buffers.isEmpty)
     }
 
     /// Lets go of every buffer (the connection is gone).

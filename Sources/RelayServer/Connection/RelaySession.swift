@@ -77,6 +77,21 @@ final class RelaySession: Sendable {
         link === self.host ? self.viewer : self.host
     }
 
+    /// The Paired message for `link`'s side: who the other side is (PROTOCOL.md §5.1.7).
+    func paired(for link: ConnectionLink) -> Paired {
+        let peerParty = self.peer(of: link).party
+        // The host learns the engineer's company from the relay's records; an enrolled
+        // host belongs to the engineer's own company, which the viewer is told.
+        var organization = peerParty?.organization ?? ""
+        if organization.isEmpty, self.mode == .unattended, link === self.viewer {
+            organization = link.party?.organization ?? ""
+        }
+        return Paired(
+            sessionID: self.id, mode: self.mode, peerCapabilities: peerParty?.capabilities ?? [],
+            peerName: peerParty?.name ?? "", peerSoftware: peerParty?.software ?? "", peerOrganization: organization
+        )
+    }
+
     func count(bytes: UInt64, frames: UInt64, from role: Role) {
         switch role {
         case .host:

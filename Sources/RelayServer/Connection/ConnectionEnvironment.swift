@@ -1,0 +1,189 @@
+import Foundation
+import Logging
+import NIOCore
+import RelayStore
+import RelayWire
+
+/// The state machine of a relay connection, with the relay's handles.
+typealias RelayConnectionStateMachine = ConnectionStateMachine<ConnectionLink, SessionLink>
+
+/// What a paired connection holds: the session and the other side's link.
+struct SessionLink: Sendable {
+    let session: RelaySession
+    let peer: ConnectionLink
+}
+
+/// The limits one connection works within (from ``RelayConfiguration``).
+struct ConnectionLimits: Sendable {
+    var maximumPayloadLength: Int
+    var handshakeTimeout: TimeAmount
+    var idleTimeout: TimeAmount
+    var writeBufferHighWater: Int
+    var writeBufferLowWater: Int
+    var supportCodeValidity: TimeAmount
+    var nodeName: String
+
+    init(_ configuration: RelayConfiguration) {
+        self.maximumPayloadLength = configuration.maximumPayloadLength
+        self.handshakeTimeout = configuration.handshakeTimeout
+        self.idleTimeout = configuration.idleTimeout
+        self.writeBufferHighWater = configuration.writeBufferHighWater
+        self.writeBufferLowWater = configuration.writeBufferLowWater
+        self.supportCodeValidity = configuration.supportCodeValidity
+        self.nodeName = configuration.nodeName
+    }
+}
+
+/// What a connection's handler may ask of the relay it belongs to: a narrow view of
+/// ``Relay``. The handler reaches the store, the pools, the pairing book and other
+/// connections only through these calls, and gets answers the state machine decides on
+/// (docs/ARCHITECTURE.md "Where each decision lives"). Every call is safe from any event loop.
+protocol ConnectionEnvironment: AnyObject, Sendable {
+    var limits: ConnectionLimits { get }
+    var metrics: RelayMetrics { get }
+    var logger: Logger { get }
+
+    // MARK: Lifecycle
+
+    /// A handler was created or released (the relay watches for leaks and trims its heap).
+    func handlerCreated()
+    func handlerReleased()
+    /// The per-source caps (``ConnectionAdmission``): refused connections close unanswered.
+    func admit(source: SourceKey) -> ConnectionAdmission.Decision
+    /// Counts the connection in relay-wide; false when the relay is full or shutting down.
+    func open(_ link: ConnectionLink) -> Bool
+    /// Gives back what a closed connection held, ends its session and tells its peer, and
+    /// counts it out (`opened`: it was counted in by ``open(_:)``; `counted`: by ``admit(source:)``).
+    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, opened: Bool, counted: (source: SourceKey, authenticated: Bool)?)
+
+    // MARK: Authentication
+
+    /// How long `source` must wait before a credential of it is checked (nil: now).
+    func retryAfter(source: SourceKey) -> TimeAmount?
+    func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt
+    func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
+    func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
+    /// Credentials were accepted from `source`: log it, and count the source as authenticated.
+    func accepted(_ access: RelayConnectionStateMachine.AccessNote, source: SourceKey, address: String, counted: Bool)
+    /// An attempt was refused: log it, count it, and charge its source when it was wrong.
+    func refused(_ refusal: RelayConnectionStateMachine.Refusal, source: SourceKey, address: String)
+
+    // MARK: Pairing
+
+    /// Registers an enrolled host; an older connection of the same host is closed.
+    func register(_ link: ConnectionLink, hostID: String, companyID: String)
+    /// Issues a support code to `link`; an older code of the engineer may be withdrawn.
+    func issueCode(for link: ConnectionLink, engineerID: String, companyID: String) -> SupportCode
+    func claim(hostID: String, companyID: String) -> RelayConnectionStateMachine.Pairing.Claim
+    /// Creates and records the session of `host` and `viewer`.
+    func startSession(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) -> RelaySession?
+    /// `link` closed before the pairing reached it: end the session, tell the other side.
+    func abandon(_ session: RelaySession, by link: ObjectIdentifier)
+}
+
+extension Relay: ConnectionEnvironment {
+    var limits: ConnectionLimits { self.connectionLimits }
+
+    func admit(source: SourceKey) -> ConnectionAdmission.Decision {
+        var generator = SystemRandomNumberGenerator()
+        return self.admission.withLockedValue { $0.admit(source, using: &generator) }
+    }
+
+    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, opened: Bool, counted: (source: SourceKey, authenticated: Bool)?) {
+        if release.withdrawCode {
+            self.pairing.withLockedValue { $0.withdrawCode(of: link) }
+        }
+        if let hostID = release.unregisterHostID {
+            self.pairing.withLockedValue { $0.unregister(link, hostID: hostID) }
+        }
+        if let session = release.session?.session {
+            if session.end(reason: release.ending.recorded) {
+                session.peer(of: link).deliver(.peerLeft(release.ending.peerReason, release.ending.peerText))
+            }
+            self.ended(session)
+        }
+        if opened { self.remove(link) }
+        if let counted {
+            self.admission.withLockedValue { $0.closed(counted.source, wasAuthenticated: counted.authenticated) }
+        }
+    }
+
+    func retryAfter(source: SourceKey) -> TimeAmount? {
+        self.throttle.withLockedValue { $0.retryAfter(source: source, now: .now()) }
+    }
+
+    func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt {
+        self.pairing.withLockedValue { $0.attemptRedemption(of: code, now: .now()) }
+    }
+
+    func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?> {
+        let store = self.store
+        return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateHost(id: id, secret: secret) }
+    }
+
+    func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
+        let store = self.store
+        return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(token: token) }
+    }
+
+    func accepted(_ access: RelayConnectionStateMachine.AccessNote, source: SourceKey, address: String, counted: Bool) {
+        if counted { self.admission.withLockedValue { $0.authenticated(source) } }
+        self.logAccess(access.kind, access.outcome, source: address, companyID: access.companyID, subject: access.subject, detail: access.detail)
+    }
+
+    func refused(_ refusal: RelayConnectionStateMachine.Refusal, source: SourceKey, address: String) {
+        if refusal.access.outcome == .throttled { self.metrics.authThrottled.increment() }
+        if refusal.chargesSource {
+            self.metrics.authFailures.increment()
+            let verdict = self.throttle.withLockedValue { $0.recordFailure(source: source, account: refusal.account, now: .now()) }
+            if let alert = verdict.accountAlert { self.logger.warning("\(alert)") }
+        }
+        if let pausedFor = refusal.pausedRedemptionFor {
+            self.metrics.codeRedemptionPauses.increment()
+            self.logger.warning(
+                "support-code redemption paused relay-wide: the guess budget is spent, a guessing attack is likely",
+                metadata: ["seconds": "\(RetryWait.seconds(pausedFor))"]
+            )
+        }
+        let access = refusal.access
+        self.logAccess(access.kind, access.outcome, source: address, companyID: access.companyID, subject: access.subject, detail: access.detail)
+    }
+
+    func register(_ link: ConnectionLink, hostID: String, companyID: String) {
+        let replaced = self.pairing.withLockedValue { $0.register(link, hostID: hostID, companyID: companyID) }
+        replaced?.deliver(.bye(.revoked, "a newer connection of host \(hostID) registered; this one is closed"))
+    }
+
+    func issueCode(for link: ConnectionLink, engineerID: String, companyID: String) -> SupportCode {
+        var generator = SystemRandomNumberGenerator()
+        let (issue, withdrawnText) = self.pairing.withLockedValue { book in
+            let issue = book.issueCode(for: link, engineerID: engineerID, companyID: companyID, now: .now(), using: &generator)
+            return (issue, issue.withdrawn.map { book.withdrawnForNewerCodeMessage($0) })
+        }
+        if let withdrawn = issue.withdrawn, let withdrawnText {
+            withdrawn.viewer.deliver(.codeWithdrawn(.invalidCode, withdrawnText))
+        }
+        return issue.issued.code
+    }
+
+    func claim(hostID: String, companyID: String) -> RelayConnectionStateMachine.Pairing.Claim {
+        self.pairing.withLockedValue { $0.claim(hostID: hostID, companyID: companyID) }
+    }
+
+    func startSession(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) -> RelaySession? {
+        guard let hostParty = host.party, let viewerParty = viewer.party else { return nil }
+        let session = RelaySession(
+            mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
+            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer, startedAt: self.now()
+        )
+        self.started(session)
+        return session
+    }
+
+    func abandon(_ session: RelaySession, by link: ObjectIdentifier) {
+        guard session.end(reason: .peerLeft) else { return }
+        let other = ObjectIdentifier(session.host) == link ? session.viewer : session.host
+        other.deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
+        self.ended(session)
+    }
+}
