@@ -107,9 +107,17 @@ let package = Package(
             swiftSettings: strict
         ),
         // Fixtures the test targets share (a test target cannot import another): the Xvfb
-        // launcher. Never linked into a product.
+        // launcher, a test certificate authority, usage records and file modes. Never
+        // linked into a product.
         .target(
             name: "RelayTestSupport",
+            dependencies: [
+                "RelayStore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             path: "Tests/RelayTestSupport",
             swiftSettings: strict
         ),
@@ -127,8 +135,9 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTestSupport",
+                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTestSupport", "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -141,16 +150,31 @@ let package = Package(
         .testTarget(
             name: "RelayScreenTests",
             dependencies: [
-                "RelayScreen", "RelayWire", "RelayTestSupport",
+                "RelayScreen", "RelayWire", "RelayTestSupport", "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "RelayAgentTests",
+            dependencies: ["RelayAgent", "RelayWire", "RelayScreen"],
+            swiftSettings: strict
+        ),
+        // The store on its own: SQLite in a temporary folder, no relay.
+        .testTarget(
+            name: "RelayStoreTests",
+            dependencies: ["RelayStore", "RelayTestSupport"],
+            swiftSettings: strict
+        ),
+        // The agent end of a connection on its own: pure parts, and a scripted relay over
+        // TLS on loopback where a real relay cannot be made to misbehave.
+        .testTarget(
+            name: "RelayClientTests",
             dependencies: [
-                "RelayAgent", "RelayWire", "RelayScreen", "RelayClient",
+                "RelayClient", "RelayWire", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict
         ),

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import RelayStore
+import RelayTestSupport
 import Testing
 
 @testable import RelayServer
@@ -38,7 +39,7 @@ import Testing
 
     static func seed(_ relay: TestRelay, company: String, count: Int, prefix: String, hostName: String = "회계팀 PC-03") throws {
         var batch = UsageBatch()
-        let start = RetentionPolicyTests.ms("2026-11-01T00:00:00+09:00")
+        let start = StoreFixture.milliseconds("2026-11-01T00:00:00+09:00")
         for index in 0..<count {
             batch.opened.append(UsageRecord(
                 id: "\(prefix)-\(String(format: "%07d", index))", companyID: company, engineerLogin: "김민지", hostID: "ho-\(prefix)",

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import RelayClient
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import ServiceLifecycle
 import Testing
@@ -260,7 +261,7 @@ import Testing
             #expect(second.fingerprint != first.fingerprint)
             #expect(try String(contentsOfFile: development.keyPath, encoding: .utf8) == firstKey)
             for path in [development.keyPath, development.certificatePath] {
-                #expect(try DataFolderTests.mode(path) == 0o600)
+                #expect(try FileModes.mode(path) == 0o600)
             }
         }
     }

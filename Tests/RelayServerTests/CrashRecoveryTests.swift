@@ -3,6 +3,7 @@ import NIOPosix
 import NIOCore
 import RelayClient
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Synchronization
 import Testing
@@ -182,8 +183,8 @@ import Testing
     /// Issue 10 item 5 (REVIEW D5): a node that starts closes its own open records only.
     /// Two nodes share one SQLite file; node-b's open record is a live session of node-b.
     @Test func restartRecoveryClosesOnlyThisNodesRecords() async throws {
-        let own = UsageStoreTests.record("own-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-a")
-        let other = UsageStoreTests.record("other-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-b")
+        let own = StoreFixture.usageRecord("own-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-a")
+        let other = StoreFixture.usageRecord("other-open", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil, node: "node-b")
         try await TestRelay.with({ configuration in
             configuration.nodeName = "node-a"
             // The shared file as node-b left it, before node-a starts (`try!`: configure cannot throw).

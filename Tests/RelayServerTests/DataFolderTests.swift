@@ -1,57 +1,19 @@
 import Foundation
 import NIOPosix
 import RelayStore
+import RelayTestSupport
 import Testing
 
 @testable import RelayServer
 
 /// Issue 10 item 12 (server part): the data folder is private whatever it was before, and
-/// the relay does not start with a private key that other users can read.
+/// the relay does not start with a private key that other users can read. What
+/// `DataFolder` does on its own is tested in RelayStoreTests.
 @Suite struct DataFolderTests {
-    static func mode(_ path: String) throws -> Int {
-        (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
-    }
-
-    static func chmod(_ path: String, _ mode: Int) throws {
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-    }
-
-    static func write(_ path: String, _ text: String = "x", mode: Int) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        try Self.chmod(path, mode)
-    }
-
     static func withFolder<T>(_ body: (String) throws -> T) throws -> T {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("data-folder-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try body(path)
-    }
-
-    @Test func aLaxFolderIsMadePrivateAndTheChangesAreListed() throws {
-        try Self.withFolder { data in
-            try FileManager.default.createDirectory(atPath: data + "/tls", withIntermediateDirectories: true)
-            try Self.chmod(data, 0o755)
-            try Self.chmod(data + "/tls", 0o775)
-            try Self.write(data + "/relay.sqlite", mode: 0o644)
-            try Self.write(data + "/relay.sqlite-wal", mode: 0o664)
-            try Self.write(data + "/tls/relay-key.pem", mode: 0o644)
-            try Self.write(data + "/tls/relay-cert.pem", mode: 0o604)
-            try Self.write(data + "/read-only", mode: 0o400)
-            try FileManager.default.createSymbolicLink(atPath: data + "/link", withDestinationPath: "/etc/hostname")
-            let hostnameMode = try Self.mode("/etc/hostname")
-
-            let changes = try DataFolder.makePrivate(data)
-            #expect(try Self.mode(data) == 0o700)
-            #expect(try Self.mode(data + "/tls") == 0o700)
-            for file in ["relay.sqlite", "relay.sqlite-wal", "tls/relay-key.pem", "tls/relay-cert.pem"] {
-                #expect(try Self.mode(data + "/" + file) == 0o600, "\(file)")
-            }
-            #expect(try Self.mode(data + "/read-only") == 0o400)  // already private: left alone
-            #expect(try Self.mode("/etc/hostname") == hostnameMode)  // links are not followed
-            #expect(changes.count == 6)
-            #expect(changes.contains { $0.description == "\(data)/relay.sqlite 0644 → 0600" })
-            #expect(try DataFolder.makePrivate(data).isEmpty)  // nothing left to change
-        }
     }
 
     /// What `serve` and every admin command do: the store's files, `-wal` and `-shm`
@@ -59,16 +21,16 @@ import Testing
     @Test func openingTheStoreMakesItsFilesPrivate() throws {
         try Self.withFolder { data in
             _ = try SQLiteStore(dataDirectory: data)  // made without the relay's care
-            try Self.chmod(data, 0o755)
-            try Self.chmod(data + "/relay.sqlite", 0o644)
+            try FileModes.set(data, 0o755)
+            try FileModes.set(data + "/relay.sqlite", 0o644)
             let (store, changes) = try PrivateDataFolder.openStore(data)
             _ = try store.companies()
             #expect(changes.contains { $0.path == data && $0.from == 0o755 })
             #expect(changes.contains { $0.path == data + "/relay.sqlite" && $0.from == 0o644 })
             for name in try FileManager.default.contentsOfDirectory(atPath: data) {
-                #expect(try Self.mode(data + "/" + name) == 0o600, "\(name)")
+                #expect(try FileModes.mode(data + "/" + name) == 0o600, "\(name)")
             }
-            #expect(try Self.mode(data) == 0o700)
+            #expect(try FileModes.mode(data) == 0o700)
         }
     }
 
@@ -77,11 +39,11 @@ import Testing
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let issued = try CertificateFactory.selfSigned(commonName: "test", dnsNames: ["localhost"])
             let key = folder + "/key.pem", cert = folder + "/cert.pem"
-            try Self.write(cert, try issued.certificatePEM, mode: 0o644)
-            try Self.write(key, issued.privateKeyPEM, mode: 0o644)
+            try FileModes.write(cert, try issued.certificatePEM, mode: 0o644)
+            try FileModes.write(key, issued.privateKeyPEM, mode: 0o644)
 
             for lax in [0o644, 0o604, 0o660, 0o620] {
-                try Self.chmod(key, lax)
+                try FileModes.set(key, lax)
                 let problem = try #require(DataFolder.keyFileProblem(key))
                 #expect(problem.contains("chmod 600 \(key)"))
                 let error = #expect(throws: ConfigurationError.self) { try RelayTLS.load(certificatePath: cert, keyPath: key) }
@@ -89,13 +51,13 @@ import Testing
                 #expect(error?.description.contains("chmod 600 \(key)") == true)
             }
             for fine in [0o600, 0o400] {
-                try Self.chmod(key, fine)
+                try FileModes.set(key, fine)
                 #expect(DataFolder.keyFileProblem(key) == nil)
                 _ = try RelayTLS.load(certificatePath: cert, keyPath: key)
             }
             // A root-owned key its group may read (Debian's ssl-cert): allowed. The tests
             // run as root in CI; as another user the file is not root's, so it is refused.
-            try Self.chmod(key, 0o640)
+            try FileModes.set(key, 0o640)
             #expect((DataFolder.keyFileProblem(key) == nil) == (getuid() == 0))
         }
     }
@@ -115,20 +77,20 @@ import Testing
             try await NIOThreadPool.singleton.runIfActive {
                 try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config).kill(SIGTERM)
             }
-            try Self.chmod(data, 0o755)
-            try Self.chmod(data + "/tls", 0o755)
-            for file in ["relay.sqlite", "tls/relay-key.pem", "tls/relay-cert.pem"] { try Self.chmod(data + "/" + file, 0o644) }
+            try FileModes.set(data, 0o755)
+            try FileModes.set(data + "/tls", 0o755)
+            for file in ["relay.sqlite", "tls/relay-key.pem", "tls/relay-cert.pem"] { try FileModes.set(data + "/" + file, 0o644) }
 
             try await NIOThreadPool.singleton.runIfActive {
                 try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: data, configFile: config).kill(SIGTERM)
             }
-            #expect(try Self.mode(data) == 0o700)
-            #expect(try Self.mode(data + "/tls") == 0o700)
+            #expect(try FileModes.mode(data) == 0o700)
+            #expect(try FileModes.mode(data + "/tls") == 0o700)
             for file in ["relay.sqlite", "tls/relay-key.pem", "tls/relay-cert.pem"] {
-                #expect(try Self.mode(data + "/" + file) == 0o600, "\(file)")
+                #expect(try FileModes.mode(data + "/" + file) == 0o600, "\(file)")
             }
             for name in try FileManager.default.contentsOfDirectory(atPath: data) where name.hasPrefix("relay.sqlite") {
-                #expect(try Self.mode(data + "/" + name) == 0o600, "\(name)")
+                #expect(try FileModes.mode(data + "/" + name) == 0o600, "\(name)")
             }
         }
     }
@@ -140,8 +102,8 @@ import Testing
             try FileManager.default.createDirectory(atPath: folder + "/tls", withIntermediateDirectories: true)
             let issued = try CertificateFactory.selfSigned(commonName: "test", dnsNames: ["localhost"])
             let key = folder + "/tls/key.pem", cert = folder + "/tls/cert.pem"
-            try Self.write(cert, try issued.certificatePEM, mode: 0o644)
-            try Self.write(key, issued.privateKeyPEM, mode: 0o644)
+            try FileModes.write(cert, try issued.certificatePEM, mode: 0o644)
+            try FileModes.write(key, issued.privateKeyPEM, mode: 0o644)
             let (status, message) = try await NIOThreadPool.singleton.runIfActive {
                 let process = Process()
                 process.executableURL = executable

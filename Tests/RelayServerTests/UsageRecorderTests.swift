@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Synchronization
 import Testing
@@ -31,7 +32,7 @@ import Testing
     // MARK: Merging a failed batch with what came after it
 
     static func record(_ id: String) -> UsageRecord {
-        UsageStoreTests.record(id, company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
+        StoreFixture.usageRecord(id, company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
     }
 
     @Test func aKeptBatchHoldsOneCheckpointPerOpenSession() {

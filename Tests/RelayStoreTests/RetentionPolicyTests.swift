@@ -1,18 +1,13 @@
 import Foundation
 import RelayStore
+import RelayTestSupport
 import Testing
 
 /// The retention rule (DESIGN.md): exact one-year boundaries, leap days, months of
 /// different lengths, and time zones — pure arithmetic on milliseconds since 1970 UTC.
 @Suite struct RetentionPolicyTests {
-    /// Milliseconds of an ISO 8601 time with an offset.
-    static func ms(_ text: String) -> Milliseconds {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date.milliseconds }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)!.milliseconds
-    }
+    /// Milliseconds of an ISO 8601 time with an offset (short, for the tables below).
+    static func ms(_ text: String) -> Milliseconds { StoreFixture.milliseconds(text) }
 
     static func expired(ended: String, now: String, months: Int = 12) -> Bool {
         Self.ms(ended) < RetentionPolicy.cutoff(months: months, now: Self.ms(now))

@@ -1,9 +1,6 @@
 import Foundation
 import RelayStore
-import RelayWire
 import Testing
-
-@testable import RelayServer
 
 /// The kind of the ``StoreError`` `body` throws; nil if it throws something else or nothing.
 func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
@@ -97,19 +94,6 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         #expect(UsageRecord.EndReason(rawValue: "unknown_42") == .other("unknown_42"))
         #expect(UsageRecord.EndReason.other("normal") == .normal)
         #expect(Set([UsageRecord.EndReason.other("normal"), .normal]).count == 1)
-    }
-
-    /// The usage history names a session's end by its Bye reason (PROTOCOL.md §6.2): every
-    /// reason this version knows has its own case, and a newer agent's reason is kept.
-    @Test func everyByeReasonHasItsOwnEndReason() {
-        for reason in ByeReason.known {
-            let stored = UsageRecord.EndReason(reason)
-            #expect(stored.rawValue == reason.name)
-            if case .other = stored { Issue.record("ByeReason \(reason.name) has no UsageRecord.EndReason case") }
-        }
-        #expect(UsageRecord.EndReason(ByeReason(rawValue: 42)) == .other("unknown_42"))
-        #expect(UsageRecord.Mode(PairingMode.attended) == .attended)
-        #expect(UsageRecord.Mode(PairingMode.unattended) == .unattended)
     }
 
     static let sqlite3 = "/usr/bin/sqlite3"

@@ -1,11 +1,12 @@
 import Foundation
 import RelayStore
+import RelayTestSupport
 import Testing
 
 /// The export's row encoding and range parsing, without I/O (OPERATIONS.md "Export").
 @Suite struct UsageExportTests {
     static func record(_ id: String = "0123456789abcdef0123456789abcdef", engineer: String = "kim.minji", hostName: String = "회계팀 PC-03", ended: Bool = true) -> UsageRecord {
-        let started = RetentionPolicyTests.ms("2026-11-02T01:00:00Z")
+        let started = StoreFixture.milliseconds("2026-11-02T01:00:00Z")
         return UsageRecord(
             id: id, companyID: "co-2qfx2xxwc5", engineerLogin: engineer, hostID: ended ? "ho-aawvbeke34" : nil, hostName: hostName,
             mode: ended ? .unattended : .attended, startedAt: started, endedAt: ended ? started + 3_725_999 : nil,
@@ -102,12 +103,12 @@ import Testing
 
     @Test func timestampsFollowDaylightSaving() throws {
         var formatter = TimestampFormatter(timeZone: try ExportTimeZone(parsing: "America/New_York"))
-        #expect(formatter.format(RetentionPolicyTests.ms("2026-03-08T06:59:59Z")) == "2026-03-08T01:59:59-05:00")
-        #expect(formatter.format(RetentionPolicyTests.ms("2026-03-08T07:00:00Z")) == "2026-03-08T03:00:00-04:00")
-        #expect(formatter.format(RetentionPolicyTests.ms("2026-11-01T05:59:59Z")) == "2026-11-01T01:59:59-04:00")
-        #expect(formatter.format(RetentionPolicyTests.ms("2026-11-01T06:00:00Z")) == "2026-11-01T01:00:00-05:00")
+        #expect(formatter.format(StoreFixture.milliseconds("2026-03-08T06:59:59Z")) == "2026-03-08T01:59:59-05:00")
+        #expect(formatter.format(StoreFixture.milliseconds("2026-03-08T07:00:00Z")) == "2026-03-08T03:00:00-04:00")
+        #expect(formatter.format(StoreFixture.milliseconds("2026-11-01T05:59:59Z")) == "2026-11-01T01:59:59-04:00")
+        #expect(formatter.format(StoreFixture.milliseconds("2026-11-01T06:00:00Z")) == "2026-11-01T01:00:00-05:00")
         // Going back in time after the cache was filled.
-        #expect(formatter.format(RetentionPolicyTests.ms("2026-01-15T12:00:00Z")) == "2026-01-15T07:00:00-05:00")
+        #expect(formatter.format(StoreFixture.milliseconds("2026-01-15T12:00:00Z")) == "2026-01-15T07:00:00-05:00")
         var utc = TimestampFormatter(timeZone: .utc)
         #expect(utc.format(0) == "1970-01-01T00:00:00Z")
     }
@@ -117,16 +118,16 @@ import Testing
     @Test func datesAreWholeDaysInTheExportTimeZone() throws {
         let seoul = try ExportTimeZone(parsing: "Asia/Seoul")
         let november = try ExportRange.parse(from: "2026-11-01", to: "2026-11-30", timeZone: seoul)
-        #expect(november.from == RetentionPolicyTests.ms("2026-11-01T00:00:00+09:00"))
-        #expect(november.to == RetentionPolicyTests.ms("2026-12-01T00:00:00+09:00"))
+        #expect(november.from == StoreFixture.milliseconds("2026-11-01T00:00:00+09:00"))
+        #expect(november.to == StoreFixture.milliseconds("2026-12-01T00:00:00+09:00"))
         let utc = try ExportRange.parse(from: "2026-11-01", to: "2026-11-01", timeZone: .utc)
         #expect(utc.to - utc.from == 86_400_000)
         // A date-time end is exclusive; its own offset wins over --tz.
         let times = try ExportRange.parse(from: "2026-11-01T09:30", to: "2026-11-01T10:00:00.5Z", timeZone: seoul)
-        #expect(times.from == RetentionPolicyTests.ms("2026-11-01T00:30:00Z"))
-        #expect(times.to == RetentionPolicyTests.ms("2026-11-01T10:00:00.500Z"))
+        #expect(times.from == StoreFixture.milliseconds("2026-11-01T00:30:00Z"))
+        #expect(times.to == StoreFixture.milliseconds("2026-11-01T10:00:00.500Z"))
         let offset = try ExportRange.parse(from: "2026-11-01T00:00:00-05:00", to: "2026-11-02", timeZone: .utc)
-        #expect(offset.from == RetentionPolicyTests.ms("2026-11-01T05:00:00Z"))
+        #expect(offset.from == StoreFixture.milliseconds("2026-11-01T05:00:00Z"))
         // New York's day of the autumn change has 25 hours.
         let newYork = try ExportTimeZone(parsing: "America/New_York")
         let long = try ExportRange.parse(from: "2026-11-01", to: "2026-11-01", timeZone: newYork)

@@ -1,11 +1,7 @@
 import Foundation
-import NIOCore
-import RelayClient
 import RelayStore
-import RelayWire
+import RelayTestSupport
 import Testing
-
-@testable import RelayServer
 
 /// The usage history in SQLite: recording, restart recovery, retention purge that leaves
 /// no trace in the files, legal holds and the audit log (DESIGN.md "Usage history").
@@ -14,15 +10,6 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("usage-store-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         return try body(try SQLiteStore(dataDirectory: directory), directory)
-    }
-
-    static func record(_ id: String, company: String, hostName: String = "PC", started: String, ended: String?, node: String = "test-node") -> UsageRecord {
-        let start = RetentionPolicyTests.ms(started)
-        return UsageRecord(
-            id: id, companyID: company, engineerLogin: "kim.minji", hostID: nil, hostName: hostName, mode: .attended,
-            startedAt: start, endedAt: ended.map(RetentionPolicyTests.ms), counters: UsageCounters(bytesToViewer: 10, bytesToHost: 5, framesToViewer: 2, framesToHost: 1),
-            endReason: ended == nil ? nil : .normal, viewerAddress: "127.0.0.1:1000", hostAddress: "127.0.0.1:2000", relayNode: node
-        )
     }
 
     @Test func schemaIsMigratedWithSecureDelete() throws {
@@ -36,16 +23,16 @@ import Testing
 
     @Test func recordsCheckpointsAndClosures() throws {
         try Self.withStore { store, _ in
-            var open = Self.record("s1", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
+            var open = StoreFixture.usageRecord("s1", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
             open.counters = .zero
             try store.write(UsageBatch(opened: [open]))
-            let at = RetentionPolicyTests.ms("2026-11-02T01:00:30Z")
+            let at = StoreFixture.milliseconds("2026-11-02T01:00:30Z")
             try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 900, bytesToHost: 80, framesToViewer: 9, framesToHost: 8), at: at)]))
             var stored = try #require(try store.usageRecord(id: "s1"))
             #expect(stored.endedAt == nil)
             #expect(stored.counters.bytesToViewer == 900)
             #expect(stored.checkpointedAt == at)
-            let end = RetentionPolicyTests.ms("2026-11-02T01:01:05.500Z")
+            let end = StoreFixture.milliseconds("2026-11-02T01:01:05.500Z")
             try store.write(UsageBatch(closed: [UsageClosure(sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9), reason: .idleTimeout)]))
             // A late checkpoint or a second closure changes nothing.
             try store.write(UsageBatch(
@@ -64,11 +51,11 @@ import Testing
         try Self.withStore { store, _ in
             let start = "2026-11-02T01:00:00Z"
             try store.write(UsageBatch(opened: [
-                Self.record("a", company: "co-a", started: start, ended: nil),
-                Self.record("b", company: "co-a", started: start, ended: nil),
-                Self.record("c", company: "co-a", started: start, ended: "2026-11-02T01:10:00Z"),
+                StoreFixture.usageRecord("a", company: "co-a", started: start, ended: nil),
+                StoreFixture.usageRecord("b", company: "co-a", started: start, ended: nil),
+                StoreFixture.usageRecord("c", company: "co-a", started: start, ended: "2026-11-02T01:10:00Z"),
             ]))
-            let checkpoint = RetentionPolicyTests.ms("2026-11-02T01:05:00Z")
+            let checkpoint = StoreFixture.milliseconds("2026-11-02T01:05:00Z")
             try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "a", counters: UsageCounters(bytesToViewer: 77), at: checkpoint)]))
             #expect(try store.closeInterruptedSessions(relayNode: nil, reason: .relayRestart, actor: "relay") == 2)
             let a = try #require(try store.usageRecord(id: "a"))
@@ -77,7 +64,7 @@ import Testing
             #expect(a.durationSeconds == 300)
             #expect(a.counters.bytesToViewer == 77)
             // Never checkpointed: ended when it started.
-            #expect(try store.usageRecord(id: "b")?.endedAt == RetentionPolicyTests.ms(start))
+            #expect(try store.usageRecord(id: "b")?.endedAt == StoreFixture.milliseconds(start))
             #expect(try store.usageRecord(id: "c")?.endReason == .normal)
             #expect(try store.closeInterruptedSessions(relayNode: nil, reason: .relayRestart, actor: "relay") == 0)
             let audit = try store.auditLog(limit: 1)
@@ -91,23 +78,23 @@ import Testing
             let (acme, _) = try store.addCompany(name: "ACME")
             let (globex, _) = try store.addCompany(name: "Globex")
             try store.write(UsageBatch(opened: [
-                Self.record("old-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-01T10:00:00Z"),
-                Self.record("edge-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-02T10:00:00.001Z"),
-                Self.record("old-globex", company: globex.id, started: "2025-10-01T09:00:00Z", ended: "2025-10-01T10:00:00Z"),
-                Self.record("open-globex", company: globex.id, started: "2024-01-01T09:00:00Z", ended: nil),
-                Self.record("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
+                StoreFixture.usageRecord("old-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-01T10:00:00Z"),
+                StoreFixture.usageRecord("edge-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-02T10:00:00.001Z"),
+                StoreFixture.usageRecord("old-globex", company: globex.id, started: "2025-10-01T09:00:00Z", ended: "2025-10-01T10:00:00Z"),
+                StoreFixture.usageRecord("open-globex", company: globex.id, started: "2024-01-01T09:00:00Z", ended: nil),
+                StoreFixture.usageRecord("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
             ]))
             try store.record([
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:6"),
-                AccessEvent(at: Date(milliseconds: RetentionPolicyTests.ms("2026-08-03T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:7"),
+                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
+                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:6"),
+                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-08-03T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:7"),
             ])
             _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
             #expect(storeErrorKind { try store.placeHold(companyID: globex.id, reason: "again", actor: "cli") } == .conflict)
             #expect(storeErrorKind { try store.placeHold(companyID: "co-nosuch", reason: "x", actor: "cli") } == .notFound)
             #expect(storeErrorKind { try store.placeHold(companyID: acme.id, reason: "  ", actor: "cli") } == .invalidInput)
 
-            let now = Date(milliseconds: RetentionPolicyTests.ms("2026-11-02T10:00:00Z"))
+            let now = Date(milliseconds: StoreFixture.milliseconds("2026-11-02T10:00:00Z"))
             let dry = try store.purge(policy: .default, now: now, dryRun: true, actor: "cli")
             #expect(dry.sessions == 1)
             #expect(dry.heldSessions == 1)
@@ -161,7 +148,7 @@ import Testing
                 let old = index % 3 != 0
                 let marker = (old ? "PURGED" : "KEPT") + "-\(stamp)-\(index)-호스트"
                 if old { purged.append(marker) } else { kept.append(marker) }
-                batch.opened.append(Self.record(
+                batch.opened.append(StoreFixture.usageRecord(
                     "\(stamp)-\(index)", company: company.id, hostName: marker,
                     started: old ? "2024-03-01T09:00:00Z" : "2026-10-01T09:00:00Z", ended: old ? "2024-03-01T10:00:00Z" : "2026-10-01T10:00:00Z"
                 ))
@@ -172,9 +159,9 @@ import Testing
             }
             try store.truncateWriteAheadLog()
             // Updates leave older page images behind too.
-            try store.write(UsageBatch(opened: [Self.record("late", company: company.id, hostName: "late", started: "2026-10-02T09:00:00Z", ended: nil)]))
+            try store.write(UsageBatch(opened: [StoreFixture.usageRecord("late", company: company.id, hostName: "late", started: "2026-10-02T09:00:00Z", ended: nil)]))
 
-            let report = try store.purge(policy: .default, now: Date(milliseconds: RetentionPolicyTests.ms("2026-11-02T00:00:00Z")), dryRun: false, actor: "cli")
+            let report = try store.purge(policy: .default, now: Date(milliseconds: StoreFixture.milliseconds("2026-11-02T00:00:00Z")), dryRun: false, actor: "cli")
             #expect(report.sessions == purged.count)
             var files = Data()
             for suffix in ["", "-wal", "-shm"] {
@@ -203,8 +190,8 @@ import Testing
             var batch = UsageBatch()
             for index in 0..<2_500 {
                 let company = index % 2 == 0 ? "co-a" : "co-b"
-                let start = RetentionPolicyTests.ms("2026-11-01T00:00:00Z") + Int64(index / 10) * 1000  // ten per second: ties
-                var record = Self.record(String(format: "%05d", index), company: company, started: "2026-11-01T00:00:00Z", ended: nil)
+                let start = StoreFixture.milliseconds("2026-11-01T00:00:00Z") + Int64(index / 10) * 1000  // ten per second: ties
+                var record = StoreFixture.usageRecord(String(format: "%05d", index), company: company, started: "2026-11-01T00:00:00Z", ended: nil)
                 record.startedAt = start
                 batch.opened.append(record)
             }
@@ -223,56 +210,5 @@ import Testing
             #expect(ids.count == 170 * 5)
             #expect(Set(ids).count == ids.count)
         }
-    }
-}
-
-/// The relay writes the usage history as sessions run (real TLS on loopback).
-@Suite struct UsageRecordingTests {
-    @Test func sessionsAreRecordedCheckpointedAndClosed() async throws {
-        try await TestRelay.with({ $0.usageCheckpointInterval = .milliseconds(200) }) { relay in
-            let payload = ByteBuffer(repeating: 0x5A, count: 1000)
-            try await AbuseEndToEndTests().withPair(relay) { host, viewer in
-                for _ in 0..<5 { try await host.send(.tileUpdate(TileUpdate(body: payload))) }
-                for _ in 0..<5 { _ = try await viewer.receiveFrame() }
-                // Recorded at pairing, counters after a checkpoint, while it runs.
-                let recorded = await eventually {
-                    guard let session = relay.node.relay.pairedSessions.first,
-                        let record = try? relay.store.usageRecord(id: session.id.description)
-                    else { return false }
-                    return record.counters.framesToViewer == 5 && record.endedAt == nil
-                }
-                #expect(recorded)
-                try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
-                _ = try await host.receive()
-            }
-            let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
-            #expect(sessions.count == 1)
-            let closed = await eventually { (try? relay.store.usageRecord(id: sessions[0].id))?.endReason == .normal }
-            #expect(closed)
-            let record = try #require(try relay.store.usageRecord(id: sessions[0].id))
-            #expect(record.mode == .unattended)
-            #expect(record.hostID == relay.acme.hostID)
-            #expect(record.hostName == "회계팀 PC-03")
-            #expect(record.engineerLogin == "kim.minji")
-            #expect(record.relayNode == "test-node")
-            #expect(record.counters.framesToViewer == 5)
-            #expect(record.counters.bytesToViewer >= 5 * 1000)
-            #expect(record.viewerAddress.hasPrefix("127.0.0.1:"))
-        }
-    }
-
-    @Test func gracefulShutdownClosesRecordsWithRelayShutdown() async throws {
-        let relay = try await TestRelay.start()
-        defer { try? FileManager.default.removeItem(atPath: relay.dataDirectory) }
-        try await AbuseEndToEndTests().withPair(relay) { host, viewer in
-            async let stopped: Void = relay.shutDown()
-            _ = try await host.receive()
-            _ = try await viewer.receive()
-            await stopped
-        }
-        let sessions = try relay.store.usagePage(companyID: relay.acme.id, range: ExportRange(from: 0, to: .max), after: nil, limit: 10)
-        #expect(sessions.count == 1)
-        #expect(sessions.first?.endReason == .relayShutdown)
-        #expect(sessions.first?.endedAt != nil)
     }
 }

@@ -1,0 +1,32 @@
+public import RelayStore
+
+import Foundation
+
+/// Usage-history records and times that the store's tests and the relay's tests both
+/// build (RelayStoreTests, and RelayServerTests for the recorder and restart recovery).
+public enum StoreFixture {
+    /// Milliseconds since 1970 UTC of an ISO 8601 time with an offset, with or without
+    /// fractional seconds: `"2026-11-02T01:00:00Z"`, `"2026-11-01T00:00:00+09:00"`.
+    public static func milliseconds(_ text: String) -> Milliseconds {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date.milliseconds }
+        formatter.formatOptions = [.withInternetDateTime]
+        guard let date = formatter.date(from: text) else { preconditionFailure("not an ISO 8601 time: \(text)") }
+        return date.milliseconds
+    }
+
+    /// An attended session of engineer `kim.minji` at `company` that started at `started`
+    /// and ended at `ended` (nil: still open, as the relay writes it at pairing), with
+    /// small non-zero counters.
+    public static func usageRecord(
+        _ id: String, company: String, hostName: String = "PC", started: String, ended: String?, node: String = "test-node"
+    ) -> UsageRecord {
+        UsageRecord(
+            id: id, companyID: company, engineerLogin: "kim.minji", hostID: nil, hostName: hostName, mode: .attended,
+            startedAt: Self.milliseconds(started), endedAt: ended.map(Self.milliseconds),
+            counters: UsageCounters(bytesToViewer: 10, bytesToHost: 5, framesToViewer: 2, framesToHost: 1),
+            endReason: ended == nil ? nil : .normal, viewerAddress: "127.0.0.1:1000", hostAddress: "127.0.0.1:2000", relayNode: node
+        )
+    }
+}
