@@ -1,4 +1,4 @@
-public import GRDB
+internal import GRDB
 
 extension SQLiteStore {
     /// The schema, one migration per version. A migration that has run is never edited:
@@ -91,28 +91,79 @@ extension SQLiteStore {
     }
 }
 
-extension Company: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "company" }
+// MARK: Records as rows
+
+/// A record type the store keeps as rows of one table, through its `Codable` columns.
+///
+/// GRDB stays inside the store (`internal import`): a public type's conformance to GRDB's
+/// `FetchableRecord`/`PersistableRecord` would itself be public and make GRDB part of
+/// RelayStore's API (REVIEW.md §2, "Store"). So the records conform to this internal
+/// protocol, and ``Stored`` is the GRDB record that wraps one.
+protocol StoredRecord: Codable {
+    /// The table its rows are in.
+    static var tableName: String { get }
 }
 
-extension Engineer: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "engineer" }
+extension Company: StoredRecord {
+    static var tableName: String { "company" }
 }
 
-extension EnrolledHost: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "host" }
+extension Engineer: StoredRecord {
+    static var tableName: String { "engineer" }
 }
 
-extension AccessEvent: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "access_log" }
+extension EnrolledHost: StoredRecord {
+    static var tableName: String { "host" }
 }
 
-extension AuditEntry: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "audit_log" }
+extension AccessEvent: StoredRecord {
+    static var tableName: String { "access_log" }
 }
 
-extension LegalHold: FetchableRecord, PersistableRecord {
-    public static var databaseTableName: String { "legal_hold" }
+extension AuditEntry: StoredRecord {
+    static var tableName: String { "audit_log" }
+}
+
+extension LegalHold: StoredRecord {
+    static var tableName: String { "legal_hold" }
+}
+
+/// One record as a GRDB row: its columns are the record's `Codable` keys.
+struct Stored<Record: StoredRecord>: Codable, FetchableRecord, PersistableRecord {
+    var record: Record
+
+    init(_ record: Record) { self.record = record }
+    init(from decoder: any Decoder) throws { self.record = try Record(from: decoder) }
+    func encode(to encoder: any Encoder) throws { try self.record.encode(to: encoder) }
+
+    static var databaseTableName: String { Record.tableName }
+}
+
+/// GRDB's record operations on the public record types, by way of ``Stored``; internal.
+extension StoredRecord {
+    func insert(_ db: Database) throws { try Stored(self).insert(db) }
+    func update(_ db: Database) throws { try Stored(self).update(db) }
+    @discardableResult
+    func delete(_ db: Database) throws -> Bool { try Stored(self).delete(db) }
+
+    static func fetchOne(_ db: Database, key: String) throws -> Self? { try Stored<Self>.fetchOne(db, key: key)?.record }
+    static func fetchAll(_ db: Database, keys: some Collection<String>) throws -> [Self] {
+        try Stored<Self>.fetchAll(db, keys: keys).map(\.record)
+    }
+    static func exists(_ db: Database, key: String) throws -> Bool { try Stored<Self>.exists(db, key: key) }
+    static func deleteOne(_ db: Database, key: String) throws -> Bool { try Stored<Self>.deleteOne(db, key: key) }
+
+    /// The table's rows in this order; narrow with `filter` and `limit`, read with ``QueryInterfaceRequest/fetchRecords(_:)``.
+    static func order(_ orderings: any SQLOrderingTerm...) -> QueryInterfaceRequest<Stored<Self>> { Stored<Self>.order(orderings) }
+    /// The table's rows that match `predicate`.
+    static func filter(_ predicate: some SQLSpecificExpressible) -> QueryInterfaceRequest<Stored<Self>> { Stored<Self>.filter(predicate) }
+}
+
+extension QueryInterfaceRequest {
+    /// The records the request selects.
+    func fetchRecords<Record>(_ db: Database) throws -> [Record] where RowDecoder == Stored<Record> {
+        try self.fetchAll(db).map(\.record)
+    }
 }
 
 extension UsageRecord {

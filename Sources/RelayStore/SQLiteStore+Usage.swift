@@ -215,6 +215,6 @@ extension SQLiteStore {
     }
 
     public func legalHolds() throws -> [LegalHold] {
-        try self.reading { try LegalHold.order(Column("heldAt")).fetchAll($0) }
+        try self.reading { try LegalHold.order(Column("heldAt")).fetchRecords($0) }
     }
 }

@@ -98,7 +98,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func companies() throws -> [Company] {
-        try self.reading { try Company.order(Column("createdAt")).fetchAll($0) }
+        try self.reading { try Company.order(Column("createdAt")).fetchRecords($0) }
     }
 
     public func company(id: String) throws -> Company {
@@ -163,7 +163,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.reading { db in
             var request = Engineer.order(Column("companyID"), Column("login"))
             if let companyID { request = request.filter(Column("companyID") == companyID) }
-            return try Self.withCompanyNames(try request.fetchAll(db), db)
+            return try Self.withCompanyNames(try request.fetchRecords(db), db)
         }
     }
 
@@ -184,7 +184,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     /// Removes or rotates one engineer or host in one transaction with its audit entry
     /// (never the credential); an unknown `kind` id says where to find the ids.
-    private func changeAccount<Account: FetchableRecord & PersistableRecord>(
+    private func changeAccount<Account: StoredRecord>(
         _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
         companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> Void
     ) throws {
@@ -247,7 +247,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.reading { db in
             var request = EnrolledHost.order(Column("companyID"), Column("name"))
             if let companyID { request = request.filter(Column("companyID") == companyID) }
-            return try request.fetchAll(db)
+            return try request.fetchRecords(db)
         }
     }
 
@@ -283,7 +283,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func accessLog(limit: Int = 100) throws -> [AccessEvent] {
-        try self.reading { try AccessEvent.order(Column("id").desc).limit(limit).fetchAll($0) }
+        try self.reading { try AccessEvent.order(Column("id").desc).limit(limit).fetchRecords($0) }
     }
 
     // MARK: Audit log
@@ -293,7 +293,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
-        try self.reading { try AuditEntry.order(Column("id").desc).limit(limit).fetchAll($0) }
+        try self.reading { try AuditEntry.order(Column("id").desc).limit(limit).fetchRecords($0) }
     }
 
     static func validName(_ raw: String, what: String) throws -> String {
