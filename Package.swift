@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RelayWire", targets: ["RelayWire"]),
+        .library(name: "RelayTileCodec", targets: ["RelayTileCodec"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "RelayScreen", targets: ["RelayScreen"]),
         .library(name: "RelayStore", targets: ["RelayStore"]),
@@ -31,9 +32,16 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
-        // The protocol: frames, messages, codecs. No I/O beyond NIOCore's ByteBuffer.
+        // The protocol: frames, messages, the relay's scanner. No I/O beyond NIOCore's ByteBuffer.
         .target(
             name: "RelayWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        // The tile-delta screen codec (PROTOCOL.md §7): framebuffer, encoder, decoder, zlib.
+        // Only the agents link it; the relay forwards TileUpdate bodies unread.
+        .target(
+            name: "RelayTileCodec",
             dependencies: ["CZlib", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
@@ -47,7 +55,7 @@ let package = Package(
             name: "RelayScreen",
             dependencies: [
                 // Sessions talk to any FrameTransport (RelayWire): no TLS, no client here.
-                "RelayWire", "CX11", "CPNG",
+                "RelayWire", "RelayTileCodec", "CX11", "CPNG",
             ],
             swiftSettings: strict
         ),
@@ -102,6 +110,7 @@ let package = Package(
                 "RelayWire",
                 "RelayClient",
                 "RelayScreen",
+                "RelayTileCodec",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -124,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "RelayWireTests",
             dependencies: [
-                "RelayWire", "RelayScreen",
+                "RelayWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -132,10 +141,20 @@ let package = Package(
             resources: [],
             swiftSettings: strict
         ),
+        // The tile codec's tests: round trips, PROTOCOL.md §7.8 vectors, malformed bodies.
+        // RelayScreen only for DesktopScene, the generated desktop the scripts draw on.
+        .testTarget(
+            name: "RelayTileCodecTests",
+            dependencies: [
+                "RelayTileCodec", "RelayScreen",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTestSupport", "CX11",
+                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTileCodec", "RelayTestSupport", "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -150,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "RelayScreenTests",
             dependencies: [
-                "RelayScreen", "RelayWire", "RelayTestSupport", "CX11",
+                "RelayScreen", "RelayTileCodec", "RelayWire", "RelayTestSupport", "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict

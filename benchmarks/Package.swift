@@ -29,6 +29,7 @@ let package = Package(
                 .product(name: "RelayWire", package: "SupportRelay"),
                 .product(name: "RelayClient", package: "SupportRelay"),
                 .product(name: "RelayScreen", package: "SupportRelay"),
+                .product(name: "RelayTileCodec", package: "SupportRelay"),
                 .product(name: "RelayStore", package: "SupportRelay"),
                 "CZlibBaseline",
                 .product(name: "NIOCore", package: "swift-nio"),

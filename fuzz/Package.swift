@@ -10,7 +10,7 @@ import PackageDescription
 let package = Package(
     name: "SupportRelayFuzz",
     dependencies: [
-        // The real RelayWire sources, through the root package (no copies).
+        // The real RelayWire and RelayTileCodec sources, through the root package (no copies).
         .package(name: "SupportRelay", path: ".."),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzTileDecoder",
             dependencies: [
-                .product(name: "RelayWire", package: "SupportRelay"),
+                .product(name: "RelayTileCodec", package: "SupportRelay"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RelayClient
 import RelayScreen
+import RelayTileCodec
 import RelayWire
 import Synchronization
 

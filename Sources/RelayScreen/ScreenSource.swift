@@ -1,3 +1,4 @@
+public import RelayTileCodec
 public import RelayWire
 
 /// Where a host's screen comes from: a real X display, a replay of PNG frames, or a

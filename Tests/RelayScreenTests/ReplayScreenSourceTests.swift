@@ -1,4 +1,5 @@
 import RelayScreen
+import RelayTileCodec
 import RelayWire
 import Testing
 

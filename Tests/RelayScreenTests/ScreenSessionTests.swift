@@ -1,5 +1,6 @@
 import NIOCore
 import RelayScreen
+import RelayTileCodec
 import RelayWire
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 @testable import RelayScreen
+import RelayTileCodec
 import RelayWire
 import Testing
 

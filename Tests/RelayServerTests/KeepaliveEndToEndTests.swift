@@ -1,6 +1,7 @@
 import Foundation
 import RelayClient
 import RelayScreen
+import RelayTileCodec
 import RelayWire
 import Testing
 

@@ -3,6 +3,7 @@ import NIOCore
 import RelayClient
 import RelayScreen
 import RelayTestSupport
+import RelayTileCodec
 import RelayWire
 import Synchronization
 import Testing

@@ -5,6 +5,7 @@
 //
 // The checks are the harnesses' (fuzz/Sources/<Target>/<Target>.swift), restated with
 // #expect: a harness traps, a test records a failure and goes on to the next input.
+// FuzzTileDecoder's findings replay in RelayTileCodecTests (TileDecoderFuzzResultTests).
 
 import Foundation
 import NIOCore
@@ -16,7 +17,6 @@ import Testing
     /// runs have found nothing (see fuzz/README.md "Long runs").
     static let relayWireFindings: [(name: String, bytes: [UInt8])] = []
     static let frameScannerFindings: [(name: String, bytes: [UInt8])] = []
-    static let tileDecoderFindings: [(name: String, bytes: [UInt8])] = []
 
     // MARK: fuzz/regressions
 
@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func regressionsFolderHasOneFolderPerTarget() {
-        for target in ["FuzzRelayWire", "FuzzFrameScanner", "FuzzTileDecoder"] {
+        for target in ["FuzzRelayWire", "FuzzFrameScanner"] {
             var isDirectory: ObjCBool = false
             let path = Self.regressionsFolder.appendingPathComponent(target).path
             #expect(FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue, "missing \(path)")
@@ -54,11 +54,6 @@ import Testing
         Self.checkFrameScanner(try Self.bytes(of: path))
     }
 
-    @Test(arguments: Self.regressionFiles("FuzzTileDecoder"))
-    func tileDecoderRegression(path: String) throws {
-        Self.checkTileDecoder(try Self.bytes(of: path))
-    }
-
     // MARK: Inline findings
 
     @Test(arguments: Self.relayWireFindings.map(\.bytes))
@@ -69,11 +64,6 @@ import Testing
     @Test(arguments: Self.frameScannerFindings.map(\.bytes))
     func frameScannerFinding(bytes: [UInt8]) {
         Self.checkFrameScanner(bytes)
-    }
-
-    @Test(arguments: Self.tileDecoderFindings.map(\.bytes))
-    func tileDecoderFinding(bytes: [UInt8]) {
-        Self.checkTileDecoder(bytes)
     }
 
     /// The checks themselves must catch what they are for: a frame whose message does not
@@ -96,8 +86,6 @@ import Testing
         var tile = ByteBuffer()
         tile.writeInteger(UInt32(MessageType.tileUpdate.rawValue) << 24 | 10)
         Self.checkFrameScanner([0x00, 0x02] + Array(tile.readableBytesView) + [1, 2, 3, 4, 5])
-        // A 3×2 framebuffer and no bodies: the encoder round trip still runs.
-        Self.checkTileDecoder([0x02, 0x01])
     }
 
     // MARK: The harnesses' checks
@@ -285,52 +273,6 @@ import Testing
                 return
             }
             if index == changeAfterChunk { scanner.maximumControlPayloadLength = changedControlLimit }
-        }
-    }
-
-    /// FuzzTileDecoder: bytes 0 and 1 are width − 1 and height − 1 (mod 64), then bodies,
-    /// each a u16 big-endian length and its bytes. A rejected body leaves the framebuffer
-    /// as it was, a success keeps its size, and the encoder carries the final image
-    /// losslessly (full, then incremental).
-    static func checkTileDecoder(_ input: [UInt8]) {
-        guard input.count >= 2 else { return }
-        let width = Int(input[0] % 64) + 1
-        let height = Int(input[1] % 64) + 1
-        let decoder = TileDecoder(maximumInflatedBytes: 1 << 20)
-        decoder.resize(width: width, height: height)
-        var offset = 2
-        while offset < input.count {
-            var length = input.count - offset
-            if input.count - offset >= 2 {
-                length = min(Int(input[offset]) << 8 | Int(input[offset + 1]), input.count - offset - 2)
-                offset += 2
-            }
-            let body = ByteBuffer(bytes: input[offset..<(offset + length)])
-            offset += length
-            let before = decoder.framebuffer
-            do {
-                try decoder.apply(body)
-            } catch {
-                #expect(decoder.framebuffer == before, "\(error) changed the framebuffer")
-                break
-            }
-            #expect(decoder.framebuffer?.width == width && decoder.framebuffer?.height == height, "the size changed")
-        }
-        guard var image = decoder.framebuffer else {
-            Issue.record("resize left no framebuffer")
-            return
-        }
-        let encoder = TileEncoder()
-        let viewer = TileDecoder()
-        viewer.resize(width: width, height: height)
-        do {
-            try viewer.apply(#require(try encoder.encode(image, requestID: 1, fullRefresh: true)))
-            #expect(viewer.framebuffer == image, "a full update did not reproduce the image")
-            image.setRGB(image.rgb(x: width / 2, y: height / 2) ^ 0x00FF_FFFF, x: width / 2, y: height / 2)
-            try viewer.apply(#require(try encoder.encode(image, requestID: 2, fullRefresh: false)))
-            #expect(viewer.framebuffer == image, "an incremental update did not reproduce the image")
-        } catch {
-            Issue.record("the encoder's own updates failed to decode: \(error)")
         }
     }
 }

@@ -175,25 +175,6 @@ struct ProtocolDocumentTests {
         }
     }
 
-    /// §10.2 and §7.1: the tile-update vector's body is not just opaque bytes but a body a
-    /// viewer accepts (it used to be nine bytes no TileDecoder would take).
-    @Test("the tile-update vector carries a valid §7.1 body")
-    func tileUpdateVectorIsAValidBody() throws {
-        let vector = try #require(self.document.vectors.first { $0.name == "tile-update" })
-        var buffer = ByteBuffer(bytes: vector.bytes)
-        let frame = try #require(try buffer.readFrame(maximumPayloadLength: Frame.defaultMaximumPayloadLength))
-        guard case .tileUpdate(let update) = try RelayMessage(frame) else {
-            Issue.record("tile-update does not decode as a TileUpdate")
-            return
-        }
-        let decoder = TileDecoder()
-        decoder.resize(width: 4, height: 2)
-        #expect(try decoder.apply(update.body) == 1, "request id")
-        let screen = try #require(decoder.framebuffer)
-        #expect(screen == Framebuffer(width: 4, height: 2, fill: 0x336699))
-        #expect(!decoder.expectsContinuation)
-    }
-
     /// §3: a leading ef bb bf is U+FEFF, kept as part of the text, never stripped.
     @Test("a byte-order mark is kept as text")
     func byteOrderMarkIsKept() throws {

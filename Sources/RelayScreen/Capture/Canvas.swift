@@ -1,4 +1,4 @@
-import RelayWire
+import RelayTileCodec
 
 /// The one BGRX drawing surface of the generated screens (`SyntheticScene` for
 /// `--source synthetic`, `DesktopScene` for the codec's tests and benchmark): rectangles,

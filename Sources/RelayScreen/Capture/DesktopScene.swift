@@ -1,4 +1,4 @@
-public import RelayWire
+public import RelayTileCodec
 
 // Desktop-like frames for the tile codec's tests and `relay-bench codec`: a wallpaper, a window with a title bar,
 // a scrollable page of anti-aliased text, a caret that types, and a noisy "video"

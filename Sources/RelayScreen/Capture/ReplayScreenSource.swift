@@ -1,3 +1,4 @@
+public import RelayTileCodec
 public import RelayWire
 import Foundation
 import Synchronization

@@ -1,3 +1,4 @@
+public import RelayTileCodec
 public import RelayWire
 
 /// A generated desktop for tests and demos: `frame(index:input:)` is a pure function of

@@ -1,5 +1,6 @@
 import CX11
 import Glibc
+import RelayTileCodec
 import RelayWire
 import Synchronization
 

@@ -1,3 +1,4 @@
+import RelayTileCodec
 public import RelayWire
 import Synchronization
 

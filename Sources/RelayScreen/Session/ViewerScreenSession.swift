@@ -1,3 +1,4 @@
+public import RelayTileCodec
 public import RelayWire
 
 /// The viewer's side of a paired session (PROTOCOL.md §7.9): keeps a bounded number of

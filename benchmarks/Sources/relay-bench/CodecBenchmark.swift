@@ -17,7 +17,7 @@ import ArgumentParser
 import CZlibBaseline
 import NIOCore
 import RelayScreen
-import RelayWire
+import RelayTileCodec
 
 #if canImport(Glibc)
 import Glibc

@@ -16,7 +16,7 @@
 // A trap, a memory error or a failed check crashes, and libFuzzer saves the input.
 
 import NIOCore
-import RelayWire
+import RelayTileCodec
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func tileDecoderFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {

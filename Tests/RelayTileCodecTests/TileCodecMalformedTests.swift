@@ -2,7 +2,7 @@ import NIOCore
 import RelayScreen
 import Testing
 
-@testable import RelayWire
+@testable import RelayTileCodec
 
 // Malformed TileUpdate bodies (PROTOCOL.md §7.7): each gives its typed error and leaves
 // the viewer's framebuffer exactly as it was; random garbage never traps.

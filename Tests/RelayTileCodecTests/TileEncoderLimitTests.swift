@@ -1,4 +1,4 @@
-import RelayWire
+import RelayTileCodec
 import Testing
 
 /// A body limit the relay announced is input, not an invariant: the encoder refuses one

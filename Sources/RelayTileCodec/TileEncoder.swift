@@ -94,7 +94,8 @@ public final class TileEncoder {
     ///
     /// `maximumBodyLength` is the relay's payload limit from HelloAck. Below 32 KiB one
     /// raw tile may not fit a body, so a smaller limit throws `bodyLimitTooSmall` (a
-    /// relay must announce at least `Frame.minimumPayloadLimit`, PROTOCOL.md §7.6).
+    /// relay must announce at least 64 KiB, RelayWire's `Frame.minimumPayloadLimit`,
+    /// PROTOCOL.md §5.1.2 and §7.6).
     public func encodeParts(
         _ frame: Framebuffer,
         requestID: UInt32,
@@ -109,7 +110,7 @@ public final class TileEncoder {
         guard maximumBodyLength >= TileUpdateFormat.minimumBodyLength else {
             throw ScreenCodecError(
                 .bodyLimitTooSmall,
-                "a TileUpdate body limit of \(maximumBodyLength) bytes cannot carry one raw 64×64 tile, which needs \(TileUpdateFormat.minimumBodyLength) (§7.6); the relay's payload limit must be at least \(Frame.minimumPayloadLimit) bytes"
+                "a TileUpdate body limit of \(maximumBodyLength) bytes cannot carry one raw 64×64 tile, which needs \(TileUpdateFormat.minimumBodyLength) (§7.6); pass the payload limit of the relay's HelloAck, which is at least 64 KiB (§5.1.2)"
             )
         }
         var statistics = TileUpdateStatistics()

@@ -2,7 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 
-@testable import RelayWire
+@testable import RelayTileCodec
 
 // Keeps docs/PROTOCOL.md §7.8 and the codec in step. Every "#### Tile vector:" there is
 // a session of one or more TileUpdate bodies, each shown inflated and on the wire:
@@ -155,6 +155,26 @@ struct TileCodecDocumentTests {
         }
     }
 
+    /// §10.2 and §7.1: the protocol's tile-update frame vector carries not just opaque
+    /// bytes but a body a viewer accepts: Body 1 of Tile vector "solid". (That the frame
+    /// decodes as a TileUpdate with these bytes is RelayWireTests' ProtocolDocumentTests.)
+    @Test("the §10.2 tile-update frame carries the solid vector's valid §7.1 body")
+    func tileUpdateFrameCarriesAValidBody() throws {
+        let frame = try #require(self.document.tileUpdateFrame?.bodies.first, "no \"#### Vector: tile-update\" hex block")
+        // The §4 frame header: type 0x41 (TileUpdate), then the payload length as u24.
+        try #require(frame.count >= 4)
+        #expect(frame[0] == 0x41, "frame type")
+        let body = Array(frame.dropFirst(4))
+        #expect(Int(frame[1]) << 16 | Int(frame[2]) << 8 | Int(frame[3]) == body.count, "payload length")
+        let solid = try #require(self.document.vectors.first { $0.name == "solid" })
+        #expect(body == solid.bodies.first, "the frame's payload is Body 1 of Tile vector \"solid\"")
+        let decoder = TileDecoder()
+        decoder.resize(width: 4, height: 2)
+        #expect(try decoder.apply(ByteBuffer(bytes: body)) == 1, "request id")
+        #expect(decoder.framebuffer == Framebuffer(width: 4, height: 2, fill: 0x336699))
+        #expect(!decoder.expectsContinuation)
+    }
+
     @Test("every invalid vector fails with its kind on a fresh 4×2 decoder, leaving the framebuffer black")
     func invalidVectorsFail() throws {
         let kinds: [ScreenCodecError.Kind] = [
@@ -187,6 +207,8 @@ private struct TileVectorDocument {
 
     var vectors: [Vector] = []
     var invalid: [Vector] = []
+    /// §10.2's "tile-update" frame vector (its one hex block, in `bodies`).
+    var tileUpdateFrame: Vector?
 
     struct FormatError: Error, CustomStringConvertible { var description: String }
 
@@ -200,11 +222,18 @@ private struct TileVectorDocument {
     init(markdown: String) throws {
         var current: Vector?
         var isInvalid = false
+        var isFrame = false
         var label = ""
         var hex: [String]?
         func finish() {
             guard let vector = current else { return }
-            if isInvalid { self.invalid.append(vector) } else { self.vectors.append(vector) }
+            if isFrame {
+                self.tileUpdateFrame = vector
+            } else if isInvalid {
+                self.invalid.append(vector)
+            } else {
+                self.vectors.append(vector)
+            }
         }
         for raw in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = String(raw)
@@ -227,7 +256,12 @@ private struct TileVectorDocument {
             if line.hasPrefix("#") {
                 finish()
                 current = nil
-                if line.hasPrefix("#### Tile vector: ") {
+                isFrame = false
+                label = ""
+                if line == "#### Vector: tile-update" {
+                    current = Vector(name: "tile-update", kind: "")
+                    isFrame = true
+                } else if line.hasPrefix("#### Tile vector: ") {
                     current = Vector(name: String(line.dropFirst("#### Tile vector: ".count)), kind: "")
                     isInvalid = false
                 } else if line.hasPrefix("#### Tile invalid: "), let open = line.lastIndex(of: "(") {

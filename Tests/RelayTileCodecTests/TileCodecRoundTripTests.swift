@@ -2,7 +2,7 @@ import NIOCore
 import RelayScreen
 import Testing
 
-@testable import RelayWire
+@testable import RelayTileCodec
 
 // The tile-delta codec end to end (PROTOCOL.md §7): an encoder and a decoder back to
 // back over long seeded sequences, checking after every update that the viewer's

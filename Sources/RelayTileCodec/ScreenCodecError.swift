@@ -1,6 +1,6 @@
 /// An error encoding or decoding a TileUpdate body in the tile-delta codec (PROTOCOL.md §7).
 ///
-/// Like ``WireError``: an extensible ``Kind`` and a message with the numbers involved.
+/// Like RelayWire's `WireError`: an extensible ``Kind`` and a message with the numbers involved.
 /// A ``TileDecoder`` that throws one has left its framebuffer exactly as it was; the
 /// viewer ends the session with `Bye(protocol_error)` (PROTOCOL.md §7.7).
 public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import RelayWire
+import RelayTileCodec
 import Testing
 
 @Suite struct FramebufferTests {

@@ -1,0 +1,1 @@
+../RelayWireTests/SeededRandom.swift
