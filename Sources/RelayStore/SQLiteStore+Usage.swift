@@ -67,7 +67,7 @@ extension SQLiteStore {
             try db.execute(sql: sql, arguments: arguments)
             let closed = db.changesCount
             if closed > 0 {
-                try AuditEntry(actor: actor, action: .restartRecovery, detail: "sessions_closed=\(closed) reason=\(reason)").insert(db)
+                try AuditEntry(at: self.now(), actor: actor, action: .restartRecovery, detail: "sessions_closed=\(closed) reason=\(reason)").insert(db)
             }
             return closed
         }
@@ -130,7 +130,7 @@ extension SQLiteStore {
             usageCutoff: Date(milliseconds: usageCutoff), accessLogCutoff: accessCutoff, dryRun: dryRun
         )
         if dryRun {
-            try self.appendAudit(AuditEntry(actor: actor, action: .purgeDryRun, detail: Self.describe(report)))
+            try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: .purgeDryRun, detail: Self.describe(report)))
             return report
         }
         // Batches of rowids: each transaction is short, and a purge interrupted half-way
@@ -161,7 +161,7 @@ extension SQLiteStore {
         }
         report.sessions = sessions
         report.accessLogEntries = accessEntries
-        try self.appendAudit(AuditEntry(actor: actor, action: .purge, detail: Self.describe(report)))
+        try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: .purge, detail: Self.describe(report)))
         try self.truncateWriteAheadLog()
         return report
     }
@@ -188,7 +188,7 @@ extension SQLiteStore {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty else { throw StoreError(.invalidInput, "a legal hold needs a reason (--reason TEXT), e.g. the case number") }
         guard reason.utf8.count <= 500 else { throw StoreError(.invalidInput, "the reason is \(reason.utf8.count) bytes; at most 500 are allowed") }
-        let hold = LegalHold(companyID: companyID, reason: reason, heldAt: Date(), heldBy: actor)
+        let hold = LegalHold(companyID: companyID, reason: reason, heldAt: self.now(), heldBy: actor)
         try self.writing { db in
             // A company removed since may still have history under retention: allow a hold on it.
             let known = try Company.exists(db, key: companyID)
@@ -199,7 +199,7 @@ extension SQLiteStore {
             }
             try hold.insert(db)
             let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
-            try AuditEntry(actor: actor, action: .hold, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .hold, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
         }
         return hold
     }
@@ -210,7 +210,7 @@ extension SQLiteStore {
                 throw StoreError(.notFound, "company \(companyID) is not under legal hold; `relay-server company holds` lists the holds")
             }
             let sessions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ?", arguments: [companyID]) ?? 0
-            try AuditEntry(actor: actor, action: .release, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .release, companyID: companyID, detail: "sessions=\(sessions)").insert(db)
         }
     }
 

@@ -11,21 +11,25 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     let database: DatabasePool
     /// The database file.
     public let path: String
+    /// The wall clock of the times the store stamps: accounts' creation, legal holds, the
+    /// audit log. Tests pass their own.
+    let now: @Sendable () -> Date
 
     /// Opens (creating if needed) `relay.sqlite` in `dataDirectory` and migrates it.
-    public convenience init(dataDirectory: String) throws {
+    public convenience init(dataDirectory: String, now: @escaping @Sendable () -> Date = { Date() }) throws {
         let directory = URL(fileURLWithPath: dataDirectory, isDirectory: true)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw StoreError(.unavailable, "cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
-        try self.init(path: directory.appendingPathComponent("relay.sqlite").path)
+        try self.init(path: directory.appendingPathComponent("relay.sqlite").path, now: now)
     }
 
     /// Opens (creating if needed) the database file at `path` and migrates it.
-    public init(path: String) throws {
+    public init(path: String, now: @escaping @Sendable () -> Date = { Date() }) throws {
         self.path = path
+        self.now = now
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
@@ -89,10 +93,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let name = try Self.validName(name, what: "company name")
         let id = Secrets.makeID(prefix: "co")
         let secret = Secrets.makeSecret()
-        let company = Company(id: id, name: name, adminTokenDigest: Secrets.digest(secret), createdAt: Date())
+        let company = Company(id: id, name: name, adminTokenDigest: Secrets.digest(secret), createdAt: self.now())
         try self.writing { db in
             try company.insert(db)
-            try AuditEntry(actor: actor, action: .companyAdd, companyID: id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .companyAdd, companyID: id).insert(db)
         }
         return (company, "\(id).\(secret)")
     }
@@ -117,7 +121,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func removeCompany(id: String, actor: String) throws {
         try self.writing { db in
             guard try Company.deleteOne(db, key: id) else { throw Self.noCompany(id) }
-            try AuditEntry(actor: actor, action: .companyRemove, companyID: id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .companyRemove, companyID: id).insert(db)
         }
     }
 
@@ -127,7 +131,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             guard var company = try Company.fetchOne(db, key: id) else { throw Self.noCompany(id) }
             company.adminTokenDigest = Secrets.digest(secret)
             try company.update(db)
-            try AuditEntry(actor: actor, action: .companyRotate, companyID: id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .companyRotate, companyID: id).insert(db)
         }
         return "\(id).\(secret)"
     }
@@ -146,7 +150,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         let login = try Self.validName(login, what: "engineer login")
         let id = Secrets.makeID(prefix: "en")
         let secret = Secrets.makeSecret()
-        var engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: Date())
+        var engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: self.now())
         try self.writing { db in
             guard let company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
             engineer.companyName = company.name
@@ -154,7 +158,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
                 throw StoreError(.conflict, "company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
             }
             try engineer.insert(db)
-            try AuditEntry(actor: actor, action: .engineerAdd, companyID: companyID, subject: id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .engineerAdd, companyID: companyID, subject: id).insert(db)
         }
         return (engineer, "\(id).\(secret)")
     }
@@ -193,7 +197,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
                 throw StoreError(.notFound, "no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
             }
             try change(&account, db)
-            try AuditEntry(actor: actor, action: action, companyID: account[keyPath: companyID], subject: id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: action, companyID: account[keyPath: companyID], subject: id).insert(db)
         }
     }
 
@@ -234,11 +238,11 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String) {
         let name = try Self.validName(name, what: "host name")
         let secret = Secrets.makeSecret()
-        let host = EnrolledHost(id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: name, secretDigest: Secrets.digest(secret), createdAt: Date())
+        let host = EnrolledHost(id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: name, secretDigest: Secrets.digest(secret), createdAt: self.now())
         try self.writing { db in
             guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
             try host.insert(db)
-            try AuditEntry(actor: actor, action: .hostEnroll, companyID: companyID, subject: host.id).insert(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .hostEnroll, companyID: companyID, subject: host.id).insert(db)
         }
         return (host, secret)
     }

@@ -38,11 +38,14 @@ public struct UsageExport: Sendable {
     public let companyID: String
     public let range: ExportRange
     public let encoder: UsageExportEncoder
+    /// The wall clock of the audit entry's time; the relay passes its own.
+    public let now: @Sendable () -> Date
 
-    public init(companyID: String, range: ExportRange, encoder: UsageExportEncoder) {
+    public init(companyID: String, range: ExportRange, encoder: UsageExportEncoder, now: @escaping @Sendable () -> Date = { Date() }) {
         self.companyID = companyID
         self.range = range
         self.encoder = encoder
+        self.now = now
     }
 
     /// Reads every page with `readPage` (the next page after a cursor, at most
@@ -62,7 +65,7 @@ public struct UsageExport: Sendable {
     ) async throws -> Int {
         var rows = 0
         var complete = false
-        defer { audit(self.auditEntry(actor: actor, source: source, rows: rows, complete: complete)) }
+        defer { audit(self.auditEntry(actor: actor, source: source, rows: rows, complete: complete, at: self.now())) }
         var encoder = self.encoder
         var output: [UInt8] = []
         output.reserveCapacity(Self.chunkSize + 4096)
@@ -99,7 +102,7 @@ public struct UsageExport: Sendable {
     }
 
     /// The audit entry of an export: `rows=N format=F from=MS to=MS[ source=ADDR][ incomplete=true]`.
-    public func auditEntry(actor: String, source: String? = nil, rows: Int, complete: Bool, at: Date = Date()) -> AuditEntry {
+    public func auditEntry(actor: String, source: String? = nil, rows: Int, complete: Bool, at: Date) -> AuditEntry {
         var detail = "rows=\(rows) format=\(self.encoder.format.rawValue) from=\(self.range.from) to=\(self.range.to)"
         if let source { detail += " source=\(source)" }
         if !complete { detail += " incomplete=true" }
