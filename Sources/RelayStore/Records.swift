@@ -407,6 +407,45 @@ public struct PurgeReport: Sendable, Hashable {
     }
 }
 
+extension PurgeReport {
+    /// The report of a purge about to destroy what these counts found: nothing destroyed
+    /// yet; the cutoffs and what legal holds keep stay.
+    public func purging() -> PurgeReport {
+        var report = self
+        report.sessions = 0
+        report.accessLogEntries = 0
+        report.dryRun = false
+        return report
+    }
+
+    /// Counts what `batch` destroyed.
+    public mutating func add(_ batch: PurgeBatchResult) {
+        self.sessions += batch.sessions
+        self.accessLogEntries += batch.accessLogEntries
+    }
+}
+
+/// What one batch of a purge destroyed (``UsageStore/purgeBatch(policy:now:limit:)``).
+public struct PurgeBatchResult: Sendable, Hashable {
+    /// Rows per batch unless the caller asks for another size: one short transaction, so a
+    /// purge of millions of rows never holds the write lock for long (benchmarks/RESULTS.md
+    /// "store").
+    public static let defaultLimit = 5_000
+
+    /// Usage records destroyed.
+    public var sessions: Int
+    /// Access-log entries destroyed.
+    public var accessLogEntries: Int
+    /// Whether rows past retention may be left: the batch was full.
+    public var hasMore: Bool
+
+    public init(sessions: Int, accessLogEntries: Int, hasMore: Bool) {
+        self.sessions = sessions
+        self.accessLogEntries = accessLogEntries
+        self.hasMore = hasMore
+    }
+}
+
 /// Where an export page ends: the next page starts after this record.
 public struct UsageCursor: Sendable, Hashable {
     public var startedAt: Milliseconds

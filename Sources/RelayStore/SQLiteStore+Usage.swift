@@ -7,10 +7,6 @@ extension SQLiteStore {
         framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode, checkpointedAt
         """
 
-    /// Rows deleted per transaction by a purge, so a purge of millions of rows never holds
-    /// the write lock for long (the relay's checkpoints go in between).
-    static let purgeBatch = 5_000
-
     // MARK: Recording
 
     public func write(_ batch: UsageBatch) throws {
@@ -110,60 +106,64 @@ extension SQLiteStore {
 
     // MARK: Retention
 
-    public func purge(policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String) throws -> PurgeReport {
-        let usageCutoff = policy.usageCutoff(now: now)
-        let accessCutoff = Date(milliseconds: policy.accessLogCutoff(now: now))
-        let held = "SELECT companyID FROM legal_hold"
-        let expiredSessions = "endedAt IS NOT NULL AND endedAt < ?"
-        let expiredAccess = "at < ?"
+    /// The rows past retention at `now`: usage records that ended before the usage cutoff,
+    /// access-log entries from before the access-log cutoff. `held` picks the rows of
+    /// companies under legal hold, `!held` the others.
+    private static func expired(policy: RetentionPolicy, now: Date) -> (sessions: String, access: String, arguments: (usage: Milliseconds, access: Date)) {
         // access_log.at is a GRDB datetime (text, UTC): bind a Date for the same format.
-        let counts = try self.reading { db in
-            (
-                sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID NOT IN (\(held))", arguments: [usageCutoff]) ?? 0,
-                heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(expiredSessions) AND companyID IN (\(held))", arguments: [usageCutoff]) ?? 0,
-                access: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(expiredAccess) AND (companyID IS NULL OR companyID NOT IN (\(held)))", arguments: [accessCutoff]) ?? 0,
-                heldAccess: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(expiredAccess) AND companyID IN (\(held))", arguments: [accessCutoff]) ?? 0
+        ("endedAt IS NOT NULL AND endedAt < ?", "at < ?", (policy.usageCutoff(now: now), Date(milliseconds: policy.accessLogCutoff(now: now))))
+    }
+
+    private static let held = "SELECT companyID FROM legal_hold"
+
+    public func purgeCounts(policy: RetentionPolicy, now: Date) throws -> PurgeReport {
+        let (sessions, access, cutoff) = Self.expired(policy: policy, now: now)
+        let held = Self.held
+        return try self.reading { db in
+            PurgeReport(
+                sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID NOT IN (\(held))", arguments: [cutoff.usage]) ?? 0,
+                accessLogEntries: try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND (companyID IS NULL OR companyID NOT IN (\(held)))", arguments: [cutoff.access]
+                ) ?? 0,
+                heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID IN (\(held))", arguments: [cutoff.usage]) ?? 0,
+                heldAccessLogEntries: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND companyID IN (\(held))", arguments: [cutoff.access]) ?? 0,
+                usageCutoff: Date(milliseconds: cutoff.usage), accessLogCutoff: cutoff.access, dryRun: true
             )
         }
-        var report = PurgeReport(
-            sessions: counts.sessions, accessLogEntries: counts.access, heldSessions: counts.heldSessions, heldAccessLogEntries: counts.heldAccess,
-            usageCutoff: Date(milliseconds: usageCutoff), accessLogCutoff: accessCutoff, dryRun: dryRun
-        )
-        if dryRun {
-            try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: .purgeDryRun, detail: Self.describe(report)))
-            return report
-        }
-        // Batches of rowids: each transaction is short, and a purge interrupted half-way
-        // (a crash) leaves only expired rows for the next run.
-        var sessions = 0
-        var accessEntries = 0
-        while true {
-            let deleted = try self.writing { db in
+    }
+
+    /// One short transaction: usage records first, then access-log entries with what is
+    /// left of `limit`. Rows are picked by rowid, so each batch is an index range, and a
+    /// purge interrupted between batches (a crash) leaves only expired rows for the next
+    /// run. `secure_delete` overwrites each deleted row in the file as it goes.
+    public func purgeBatch(policy: RetentionPolicy, now: Date, limit: Int) throws -> PurgeBatchResult {
+        let limit = max(1, limit)
+        let (sessions, access, cutoff) = Self.expired(policy: policy, now: now)
+        let held = Self.held
+        return try self.writing { db in
+            try db.execute(sql: """
+                DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(sessions) \
+                AND companyID NOT IN (\(held)) LIMIT ?)
+                """, arguments: [cutoff.usage, limit])
+            var batch = PurgeBatchResult(sessions: db.changesCount, accessLogEntries: 0, hasMore: false)
+            if batch.sessions < limit {
                 try db.execute(sql: """
-                    DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(expiredSessions) \
-                    AND companyID NOT IN (\(held)) LIMIT \(Self.purgeBatch))
-                    """, arguments: [usageCutoff])
-                return db.changesCount
+                    DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(access) \
+                    AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT ?)
+                    """, arguments: [cutoff.access, limit - batch.sessions])
+                batch.accessLogEntries = db.changesCount
             }
-            sessions += deleted
-            if deleted < Self.purgeBatch { break }
+            // A full batch may have left more behind; one that was not full took the last.
+            batch.hasMore = batch.sessions + batch.accessLogEntries == limit
+            return batch
         }
-        while true {
-            let deleted = try self.writing { db in
-                try db.execute(sql: """
-                    DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(expiredAccess) \
-                    AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT \(Self.purgeBatch))
-                    """, arguments: [accessCutoff])
-                return db.changesCount
-            }
-            accessEntries += deleted
-            if deleted < Self.purgeBatch { break }
-        }
-        report.sessions = sessions
-        report.accessLogEntries = accessEntries
-        try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: .purge, detail: Self.describe(report)))
-        try self.truncateWriteAheadLog()
-        return report
+    }
+
+    /// The audit entry of the run; after a real purge, the write-ahead log's truncation
+    /// too, so that no copy of a purged row survives in `-wal` (NOTES.md "SQLite").
+    public func finishPurge(_ report: PurgeReport, actor: String) throws {
+        try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: report.dryRun ? .purgeDryRun : .purge, detail: Self.describe(report)))
+        if !report.dryRun { try self.truncateWriteAheadLog() }
     }
 
     /// Copies the write-ahead log into the database and truncates it to zero bytes, so the

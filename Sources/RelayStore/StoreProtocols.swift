@@ -55,9 +55,24 @@ public protocol UsageStore: Sendable {
     /// and id, after `cursor`. An export reads page after page, so memory stays flat.
     func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord]
 
-    /// Destroys records past retention (except held companies'), so that they cannot be
-    /// recovered from the database files; `dryRun` only counts. Leaves an audit entry.
-    func purge(policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String) throws -> PurgeReport
+    // The retention purge comes in three steps, so that a caller can run each batch as a
+    // job of its own and let other work in between (the relay's background pool); the
+    // whole purge in one call is ``purge(policy:now:dryRun:actor:batchSize:)``. One `now`
+    // for all the steps of a run keeps its cutoffs still.
+
+    /// What a purge at `now` finds past retention: what it would destroy (except held
+    /// companies') and what legal holds keep. A report with `dryRun` set.
+    func purgeCounts(policy: RetentionPolicy, now: Date) throws -> PurgeReport
+
+    /// Destroys at most `limit` rows past retention at `now` (except held companies'), in
+    /// one transaction, so that they cannot be recovered from the database's own file. A
+    /// purge stopped between batches (a crash) leaves only rows past retention for the next.
+    func purgeBatch(policy: RetentionPolicy, now: Date, limit: Int) throws -> PurgeBatchResult
+
+    /// Ends a purge run: one audit entry with the whole run's `report`, and, unless it was a
+    /// dry run, makes what the batches deleted unrecoverable from every file of the store
+    /// (SQLite: truncates the write-ahead log).
+    func finishPurge(_ report: PurgeReport, actor: String) throws
 
     func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold
     /// Lifts a hold; its company's records past retention go at the next purge.
@@ -66,6 +81,31 @@ public protocol UsageStore: Sendable {
 
     func appendAudit(_ entry: AuditEntry) throws
     func auditLog(limit: Int) throws -> [AuditEntry]
+}
+
+extension UsageStore {
+    /// Destroys records past retention (except held companies'), so that they cannot be
+    /// recovered from the database files; `dryRun` only counts. Leaves one audit entry.
+    ///
+    /// Blocking, batch after batch on the calling thread: for the command line. The relay
+    /// runs the same steps, each batch as a job of its own (`RetentionScheduler`).
+    public func purge(
+        policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String, batchSize: Int = PurgeBatchResult.defaultLimit
+    ) throws -> PurgeReport {
+        let counts = try self.purgeCounts(policy: policy, now: now)
+        guard !dryRun else {
+            try self.finishPurge(counts, actor: actor)
+            return counts
+        }
+        var report = counts.purging()
+        var batch: PurgeBatchResult
+        repeat {
+            batch = try self.purgeBatch(policy: policy, now: now, limit: batchSize)
+            report.add(batch)
+        } while batch.hasMore
+        try self.finishPurge(report, actor: actor)
+        return report
+    }
 }
 
 /// What one write of the usage history carries (see ``UsageStore/write(_:)``).

@@ -8,6 +8,16 @@ import ServiceLifecycle
 /// then every `interval` (an hour by default): usage records a year after they ended and
 /// access-log entries after three months are destroyed, except a held company's.
 ///
+/// Each batch of a purge (``UsageStore/purgeBatch(policy:now:limit:)``, `batchSize` rows in
+/// one transaction) is a job of its own on `threadPool`, the relay's background pool: usage
+/// writes and export pages queued meanwhile run between two batches, instead of waiting
+/// for a purge of millions of rows to end (REVIEW.md §3). The run's audit entry and the
+/// truncation of the write-ahead log come once, after the last batch.
+///
+/// A graceful shutdown stops a running purge after its current batch; what it destroyed
+/// so far gets its audit entry and is made unrecoverable, and the next run destroys the
+/// rest (batches leave only rows past retention behind).
+///
 /// `clock` paces the runs and `now` gives the wall-clock time the retention rule is
 /// applied to; tests pass a manual clock and a fixed date.
 struct RetentionScheduler<C: Clock>: Service where C.Duration == Duration {
@@ -18,6 +28,8 @@ struct RetentionScheduler<C: Clock>: Service where C.Duration == Duration {
     let now: @Sendable () -> Date
     let threadPool: NIOThreadPool
     let logger: Logger
+    /// Rows per batch: per job on the pool, per transaction.
+    var batchSize = PurgeBatchResult.defaultLimit
     /// Called after each run with its report (or nil when it failed); for metrics and tests.
     var onPurge: @Sendable (PurgeReport?) -> Void = { _ in }
 
@@ -34,22 +46,81 @@ struct RetentionScheduler<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
+    /// One purge: the counts, the batches, then the audit entry and the truncation.
     func purgeOnce() async {
         let store = self.store
         let policy = self.policy
+        let limit = self.batchSize
+        // One `now` for the whole run: its cutoffs do not move between batches.
         let now = self.now()
+        var report: PurgeReport
         do {
-            let report = try await self.threadPool.runIfActive { try store.purge(policy: policy, now: now, dryRun: false, actor: "relay") }
-            if report.sessions + report.accessLogEntries > 0 {
-                self.logger.info(
-                    "retention purge",
-                    metadata: ["sessions": "\(report.sessions)", "access_log": "\(report.accessLogEntries)", "held_sessions": "\(report.heldSessions)"]
-                )
-            }
-            self.onPurge(report)
+            report = try await self.threadPool.runIfActive { try store.purgeCounts(policy: policy, now: now) }.purging()
+        } catch is CancellationError {
+            return  // shutting down before it began
         } catch {
-            self.logger.error("the retention purge failed; it runs again in an hour, or run `relay-server usage purge`", metadata: ["error": "\(error)"])
-            self.onPurge(nil)
+            self.failed(error)
+            return
+        }
+        var stoppedEarly = false
+        var failure: (any Error)?
+        do {
+            var more = true
+            while more {
+                guard !Task.isCancelled else {
+                    stoppedEarly = true
+                    break
+                }
+                let batch = try await self.threadPool.runIfActive { try store.purgeBatch(policy: policy, now: now, limit: limit) }
+                report.add(batch)
+                more = batch.hasMore
+            }
+        } catch is CancellationError {
+            stoppedEarly = true  // the batch was still queued when the shutdown came
+        } catch {
+            // What the batches before it destroyed still gets its audit entry and truncation.
+            failure = error
+        }
+        let finished = report
+        do {
+            // Not cancellable: at shutdown too, what was destroyed must be unrecoverable and audited.
+            try await self.threadPool.runToCompletion { try store.finishPurge(finished, actor: "relay") }
+        } catch {
+            failure = failure ?? error
+        }
+        if let failure {
+            self.failed(failure)
+            return
+        }
+        if report.sessions + report.accessLogEntries > 0 || stoppedEarly {
+            self.logger.info(
+                stoppedEarly ? "retention purge stopped early for the shutdown; the next run destroys the rest" : "retention purge",
+                metadata: ["sessions": "\(report.sessions)", "access_log": "\(report.accessLogEntries)", "held_sessions": "\(report.heldSessions)"]
+            )
+        }
+        self.onPurge(report)
+    }
+
+    private func failed(_ error: any Error) {
+        self.logger.error("the retention purge failed; it runs again in an hour, or run `relay-server usage purge`", metadata: ["error": "\(error)"])
+        self.onPurge(nil)
+    }
+}
+
+extension NIOThreadPool {
+    /// Runs `body` on the pool and waits for it, even if the task is cancelled meanwhile
+    /// (`runIfActive` drops work that has not started when its task is cancelled). For
+    /// work that must finish at shutdown: the access log's last entries, a purge's audit
+    /// entry and its truncation of the write-ahead log.
+    func runToCompletion<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            self.submit { state in
+                guard state == .active else {
+                    continuation.resume(throwing: NIOThreadPoolError.ThreadPoolInactive())
+                    return
+                }
+                continuation.resume(with: Result(catching: body))
+            }
         }
     }
 }

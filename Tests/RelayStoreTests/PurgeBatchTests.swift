@@ -1,0 +1,82 @@
+import Foundation
+import RelayStore
+import RelayTestSupport
+import Testing
+
+/// The retention purge in batches (issue 11 item 7): each batch is one short transaction
+/// that says whether more is left, and a run of many batches leaves one audit entry with
+/// the whole run's counts, as the purge in one piece did.
+@Suite struct PurgeBatchTests {
+    static let now = Date(milliseconds: StoreFixture.milliseconds("2026-11-02T10:00:00Z"))
+
+    static func withStore<T>(now: @escaping @Sendable () -> Date = { Date() }, _ body: (SQLiteStore) throws -> T) throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("purge-batch-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        return try body(try SQLiteStore(dataDirectory: directory, now: now))
+    }
+
+    /// `count` records of `company` that ended two years before ``now``: past retention.
+    static func expired(_ count: Int, company: String, prefix: String) -> [UsageRecord] {
+        (0..<count).map { StoreFixture.usageRecord("\(prefix)-\($0)", company: company, started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z") }
+    }
+
+    @Test func aBatchDestroysAtMostItsLimitAndSaysWhetherMoreIsLeft() throws {
+        try Self.withStore { store in
+            let (acme, _) = try store.addCompany(name: "ACME")
+            let (globex, _) = try store.addCompany(name: "Globex")
+            try store.write(UsageBatch(opened: Self.expired(25, company: acme.id, prefix: "acme") + Self.expired(5, company: globex.id, prefix: "globex") + [
+                StoreFixture.usageRecord("recent", company: acme.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
+                StoreFixture.usageRecord("open", company: acme.id, started: "2024-10-01T09:00:00Z", ended: nil),
+            ]))
+            let old = Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z"))
+            try store.record((0..<4).map { AccessEvent(at: old, event: .viewerToken, outcome: .rejected, sourceAddress: "192.0.2.1:\($0)") })
+            _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
+            let auditBefore = try store.auditLog(limit: 100).count
+
+            let counts = try store.purgeCounts(policy: .default, now: Self.now)
+            #expect(counts.sessions == 25)
+            #expect(counts.accessLogEntries == 4)
+            #expect(counts.heldSessions == 5)
+            #expect(counts.dryRun)
+
+            // Usage records first, then the access log with what is left of the limit.
+            var batches: [PurgeBatchResult] = []
+            repeat {
+                batches.append(try store.purgeBatch(policy: .default, now: Self.now, limit: 10))
+            } while batches.last?.hasMore == true && batches.count < 10
+            #expect(batches == [
+                PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
+                PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
+                PurgeBatchResult(sessions: 5, accessLogEntries: 4, hasMore: false),
+            ])
+            let after = try store.purgeCounts(policy: .default, now: Self.now)
+            #expect(after.sessions == 0)
+            #expect(after.accessLogEntries == 0)
+            #expect(after.heldSessions == 5)
+            // The held company's, the recent and the open record stay.
+            #expect(try store.usageCount() == 7)
+            // Batches write no audit entry: the run's end does, once.
+            #expect(try store.auditLog(limit: 100).count == auditBefore)
+        }
+    }
+
+    @Test func aPurgeOfManyBatchesLeavesOneAuditEntryForTheWholeRun() throws {
+        try Self.withStore { store in
+            let (acme, _) = try store.addCompany(name: "ACME")
+            try store.write(UsageBatch(opened: Self.expired(50, company: acme.id, prefix: "acme")))
+            let dry = try store.purge(policy: .default, now: Self.now, dryRun: true, actor: "cli", batchSize: 7)
+            #expect(dry.sessions == 50)
+            #expect(try store.usageCount() == 50)
+
+            let report = try store.purge(policy: .default, now: Self.now, dryRun: false, actor: "cli", batchSize: 7)
+            #expect(report.sessions == 50)
+            #expect(!report.dryRun)
+            #expect(try store.usageCount() == 0)
+            let audit = try store.auditLog(limit: 100)
+            #expect(audit.filter { $0.action == .purge }.count == 1)
+            #expect(audit.filter { $0.action == .purgeDryRun }.count == 1)
+            #expect(audit.first?.action == .purge)
+            #expect(audit.first?.detail?.hasPrefix("sessions=50 access_log=0 held_sessions=0") == true)
+        }
+    }
+}
