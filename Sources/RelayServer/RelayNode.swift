@@ -8,65 +8,70 @@ import RelayStore
 import RelayWire
 import ServiceLifecycle
 
-/// A running relay: the TLS listener for agents, housekeeping, and the services that run
-/// beside it — the usage recorder, the retention purge, the admin API. `relay-server
-/// serve` runs one in a ServiceGroup; tests start them on port 0.
+/// A relay node as one Service, as Hummingbird's `Application` is: made by ``init``, it
+/// binds the agents' port in ``run()`` and runs until a graceful shutdown (SIGTERM/SIGINT
+/// in `relay-server serve`; `triggerGracefulShutdown()` in tests).
 ///
-/// ``start(configuration:tls:store:logger:clock:now:)`` binds the agents' port at once;
-/// everything else runs in ``services``, which a ServiceGroup runs and shuts down in
-/// reverse order: the node first (Bye to every agent), then the admin API and the purge,
-/// then the usage recorder (records closed), then the thread pool and event loops.
-final class RelayNode: Sendable {
+/// ``run()`` first closes the records a crash left open, binds the agents' port, starts
+/// the housekeeping (the 1 s sweep, the credential check, heap trims, the self-signed
+/// certificate's renewal), and then runs the usage recorder, the retention purge, the admin
+/// API and the agents' port in a ServiceGroup of its own. A graceful shutdown stops them in
+/// reverse order: the agents' port first (Bye `relay_shutdown` to every agent, up to
+/// `shutdown_grace` for them to close, the housekeeping stopped), then the admin API and
+/// the purge, then the usage recorder (records still open closed); last, the node writes
+/// the access log's remaining entries and releases its thread pools and event loops.
+///
+/// The node owns its resources and nothing owns the node: no service holds it, so there is
+/// no cycle to break at shutdown. Run it once; a node never run keeps its threads.
+final class RelayNode: Service, Sendable {
     let relay: Relay
     let group: MultiThreadedEventLoopGroup
     /// The certificate both ports present; a renewal replaces it (``renewCertificateIfDue(now:)``).
     let certificate: ServingCertificate
-    private let relayChannel: any Channel
-    /// The 1 s sweep and the credential check.
-    private let housekeeping: [RepeatedTask]
+    /// The services that run beside the agents' port, in start order.
+    private let companions: [any Service]
+    private let relayChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let adminChannel: NIOLockedValueBox<(any Channel)?>
     private let adminReady: AsyncStream<Void>
-    /// The services to run, in start order.
-    let services: [any Service]
+    private let adminReadyContinuation: AsyncStream<Void>.Continuation
+    private let now: @Sendable () -> Date
 
-    /// The address agents connect to (with the real port when 0 was asked for).
-    var relayAddress: SocketAddress { self.relayChannel.localAddress! }
+    /// The address agents connect to (with the real port when 0 was asked for). The node
+    /// binds it in ``run()`` before it starts the admin API, so it is there once
+    /// ``adminListening()`` has returned an address; reading it earlier is a programming error.
+    var relayAddress: SocketAddress {
+        guard let address = self.relayChannel.withLockedValue({ $0?.localAddress }) else {
+            preconditionFailure("RelayNode.relayAddress was read before the node listens: wait for adminListening() first")
+        }
+        return address
+    }
 
     /// The admin API's address once it listens (with the real port when 0 was asked for).
     var adminAddress: SocketAddress? { self.adminChannel.withLockedValue { $0?.localAddress } }
 
-    /// Waits until the admin API listens; nil if it stopped first.
+    /// Waits until the admin API listens (the agents' port listens by then too); nil if the
+    /// node stopped first, for instance because it could not bind. One caller at a time.
     func adminListening() async -> SocketAddress? {
+        if let address = self.adminAddress { return address }
         for await _ in self.adminReady { break }
         return self.adminAddress
     }
 
-    private init(
-        relay: Relay, group: MultiThreadedEventLoopGroup, certificate: ServingCertificate, relayChannel: any Channel, housekeeping: [RepeatedTask],
-        adminChannel: NIOLockedValueBox<(any Channel)?>, adminReady: AsyncStream<Void>, services: [any Service]
-    ) {
-        self.relay = relay
-        self.group = group
-        self.certificate = certificate
-        self.relayChannel = relayChannel
-        self.housekeeping = housekeeping
-        self.adminChannel = adminChannel
-        self.adminReady = adminReady
-        self.services = services
-    }
-
-    static func start(
+    /// A node ready to run: checks the configuration, makes the thread pools, event loops
+    /// and certificate, and the services that run beside the agents' port. Binds nothing:
+    /// ``run()`` does. `clock` paces the usage checkpoints and the purge; `now` is the wall
+    /// clock of every record the node writes and of the retention rule.
+    init(
         configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore, logger: Logger,
         clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
-    ) async throws -> RelayNode {
+    ) throws {
         try configuration.validate()
         FileDescriptorBudget.apply(configuration: configuration, logger: logger)
-        // Records a crash left open are closed at their last checkpoint before any new
-        // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
-        // several nodes share, another node's open records are its live sessions.
-        let recovered = try store.closeInterruptedSessions(relayNode: configuration.nodeName, reason: .relayRestart, actor: "relay")
-        if recovered > 0 {
-            logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
+        let certificate = try ServingCertificate(tls)
+        var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
+        if tls.development != nil {
+            // The self-signed certificate is renewed while the node runs (DevelopmentCertificate).
+            adminTLS.sslContextCallback = { _, promise in promise.succeed(certificate.adminOverride()) }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Logins on one pool, long and batched store work on another: a purge or an
@@ -79,69 +84,127 @@ final class RelayNode: Sendable {
             configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, backgroundPool: backgroundPool,
             metrics: RelayMetrics(), logger: logger, now: now
         )
+        let (adminReady, adminReadyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let adminChannel = NIOLockedValueBox<(any Channel)?>(nil)
         do {
-            let certificate = try ServingCertificate(tls)
-            let relayChannel = try await Self.bindRelay(relay: relay, certificate: certificate, group: group)
-            let housekeeping = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                relay.sweep()
-            }
-            let interval = configuration.credentialCheckInterval
-            let checkLoop = group.next()
-            let credentialCheck = checkLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
-                threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
-            }
-            var tasks = [housekeeping, credentialCheck]
-            if let trim = Self.heapTrimming(relay: relay, threadPool: backgroundPool, loop: group.next()) { tasks.append(trim) }
-            var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
-            if tls.development != nil {
-                // The self-signed certificate is renewed while the node runs (DevelopmentCertificate).
-                adminTLS.sslContextCallback = { _, promise in promise.succeed(certificate.adminOverride()) }
-            }
-            let adminReady = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-            let adminBox = NIOLockedValueBox<(any Channel)?>(nil)
             let admin = try AdminServer.make(relay: relay, tls: adminTLS) { channel in
-                adminBox.withLockedValue { $0 = channel }
-                adminReady.continuation.yield()
+                adminChannel.withLockedValue { $0 = channel }
+                adminReadyContinuation.yield()
             }
-            let lifecycle = NodeLifecycle()
-            let services: [any Service] = [
-                NodeResources(relay: relay, group: group),
+            self.companions = [
                 UsageRecorder(relay: relay, clock: clock, interval: configuration.usageCheckpointInterval),
                 RetentionScheduler(
                     store: store, policy: configuration.retention, clock: clock, interval: configuration.purgeInterval, now: now,
                     threadPool: backgroundPool, logger: logger
                 ),
                 admin,
-                lifecycle,
             ]
-            let nodeBox = NIOLockedValueBox<RelayNode?>(nil)
-            if tls.development != nil {
-                let every = configuration.certificateCheckInterval
-                let renewalLoop = group.next()
-                tasks.append(
-                    renewalLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
-                        backgroundPool.runIfActive(eventLoop: renewalLoop) {
-                            do {
-                                _ = try nodeBox.withLockedValue { $0 }?.renewCertificateIfDue(now: now())
-                            } catch {
-                                logger.error("cannot renew the self-signed certificate; it is tried again later", metadata: ["error": "\(error)"])
-                            }
-                        }
-                    })
-            }
-            let node = RelayNode(
-                relay: relay, group: group, certificate: certificate, relayChannel: relayChannel, housekeeping: tasks, adminChannel: adminBox,
-                adminReady: adminReady.stream, services: services
-            )
-            lifecycle.node.withLockedValue { $0 = node }
-            nodeBox.withLockedValue { $0 = node }
-            return node
         } catch {
-            try? await threadPool.shutdownGracefully()
-            try? await backgroundPool.shutdownGracefully()
-            try? await group.shutdownGracefully()
+            try? threadPool.syncShutdownGracefully()
+            try? backgroundPool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
             throw error
         }
+        self.relay = relay
+        self.group = group
+        self.certificate = certificate
+        self.adminChannel = adminChannel
+        self.adminReady = adminReady
+        self.adminReadyContinuation = adminReadyContinuation
+        self.now = now
+    }
+
+    /// The same as ``init(configuration:tls:store:logger:clock:now:)``; the tests' spelling
+    /// from when the node bound its port here (TestRelay, CertificateTests).
+    static func start(
+        configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore, logger: Logger,
+        clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> RelayNode {
+        try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger, clock: clock, now: now)
+    }
+
+    /// What a ServiceGroup runs: the node itself (the tests' spelling, see ``start``).
+    var services: [any Service] { [self] }
+
+    /// Runs the node until a graceful shutdown, then releases its resources (see the type's
+    /// documentation). Throws a ``ConfigurationError`` of kind `listen` if a port cannot be
+    /// bound, or the store's error if the start-up recovery cannot be written.
+    func run() async throws {
+        // Tells adminListening() that the admin API will not listen any more.
+        defer { self.adminReadyContinuation.finish() }
+        do {
+            try await self.runServices()
+        } catch {
+            await self.release()
+            throw error
+        }
+        await self.release()
+    }
+
+    private func runServices() async throws {
+        let relay = self.relay
+        let store = relay.store
+        let nodeName = relay.configuration.nodeName
+        // Records a crash left open are closed at their last checkpoint before any new
+        // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
+        // several nodes share, another node's open records are its live sessions.
+        let recovered = try await relay.backgroundPool.runIfActive {
+            try store.closeInterruptedSessions(relayNode: nodeName, reason: .relayRestart, actor: "relay")
+        }
+        if recovered > 0 {
+            relay.logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
+        }
+        let channel = try await Self.bindRelay(relay: relay, certificate: self.certificate, group: self.group)
+        self.relayChannel.withLockedValue { $0 = channel }
+        let port = AgentPort(relay: relay, channel: channel, housekeeping: self.startHousekeeping())
+        // The agents' port last: the first to stop at a graceful shutdown (see the type's documentation).
+        let services = ServiceGroup(configuration: .init(services: (self.companions + [port]).map { .init(service: $0) }, logger: relay.logger))
+        // A service that fails (the admin port cannot be bound) cancels the group; the
+        // agents' port then still says Bye (``AgentPort``), and the error ends the node.
+        try await services.run()
+    }
+
+    /// The node's repeating work, on its event loops; ``AgentPort`` stops it.
+    private func startHousekeeping() -> [RepeatedTask] {
+        let relay = self.relay
+        let threadPool = relay.threadPool
+        var tasks = [
+            self.group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in relay.sweep() }
+        ]
+        let interval = relay.configuration.credentialCheckInterval
+        let checkLoop = self.group.next()
+        tasks.append(
+            checkLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+                threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
+            })
+        if let trim = Self.heapTrimming(relay: relay, threadPool: relay.backgroundPool, loop: self.group.next()) { tasks.append(trim) }
+        if self.certificate.tls.development != nil {
+            let every = relay.configuration.certificateCheckInterval
+            let renewalLoop = self.group.next()
+            let now = self.now
+            // Holds the node only while it runs: the task is cancelled when the node stops.
+            tasks.append(
+                renewalLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
+                    relay.backgroundPool.runIfActive(eventLoop: renewalLoop) {
+                        do {
+                            _ = try self.renewCertificateIfDue(now: now())
+                        } catch {
+                            relay.logger.error("cannot renew the self-signed certificate; it is tried again later", metadata: ["error": "\(error)"])
+                        }
+                    }
+                })
+        }
+        return tasks
+    }
+
+    /// After every service has stopped: the access log's last entries, then the pools and
+    /// event loops. Not cancellable: it runs when the node's task is cancelled too.
+    private func release() async {
+        let relay = self.relay
+        _ = try? await relay.backgroundPool.runToCompletion { relay.flushAccessLog() }
+        try? await relay.threadPool.shutdownGracefully()
+        try? await relay.backgroundPool.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
     }
 
     /// Gives freed memory back to the kernel after the live connection count fell
@@ -223,17 +286,37 @@ final class RelayNode: Sendable {
         )
         return true
     }
+}
 
-    /// Ends every session with Bye `relay_shutdown`, waits up to `grace` for connections
-    /// to close, then stops listening. The services that follow close the records.
-    func shutdown(grace: TimeAmount) async {
-        try? await self.relayChannel.close()
+/// The agents' port as the last service of the node's group, so the first to stop: on a
+/// graceful shutdown it stops accepting, ends every session with Bye `relay_shutdown`,
+/// waits up to `shutdown_grace` for the connections to close, and stops the housekeeping.
+/// The services that stop after it close the records.
+private struct AgentPort: Service {
+    let relay: Relay
+    let channel: any Channel
+    let housekeeping: [RepeatedTask]
+
+    func run() async {
+        // Returns when a graceful shutdown starts (or the task is cancelled).
+        try? await gracefulShutdown()
+        await self.stop()
+    }
+
+    func stop() async {
+        try? await self.channel.close()
         self.relay.beginShutdown()
-        let deadline = NIODeadline.now() + grace
-        while self.relay.openConnections > 0, NIODeadline.now() < deadline {
+        let deadline = NIODeadline.now() + self.relay.configuration.shutdownGrace
+        // Cancelled (another service failed), it does not wait: the Byes are sent.
+        while self.relay.openConnections > 0, NIODeadline.now() < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for task in self.housekeeping { task.cancel() }
+        // Wait for each task's run in progress, so none uses a thread pool after the node releases it.
+        for task in self.housekeeping {
+            let stopped = self.channel.eventLoop.makePromise(of: Void.self)
+            task.cancel(promise: stopped)
+            try? await stopped.futureResult.get()
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import RelayStore
 import ServiceLifecycle
@@ -83,21 +82,22 @@ struct ServeCommand: AsyncParsableCommand {
             Self.report(outcome, warning: warning, tls: loaded, development: development, logger: logger)
         }
 
-        let node = try await adminAction {
-            try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
+        let node = try adminAction {
+            try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger)
         }
         let group = ServiceGroup(
-            configuration: .init(
-                services: node.services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+            configuration: .init(services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let adminAddress = await node.adminListening()
-            Self.printBanner(configuration: configuration, node: node, adminPort: adminAddress?.port, tls: tls)
-            try await tasks.waitForAll()
+        // A port that cannot be bound ends `run()` with a ConfigurationError that says what to do.
+        try await adminAction {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                // The banner once both ports listen; none if the node stopped first.
+                if let adminAddress = await node.adminListening() {
+                    Self.printBanner(configuration: configuration, node: node, adminPort: adminAddress.port, tls: tls)
+                }
+                try await tasks.waitForAll()
+            }
         }
         print("relay-server stopped")
     }
@@ -136,34 +136,5 @@ struct ServeCommand: AsyncParsableCommand {
             Agents pin this fingerprint with --fingerprint, or trust your CA with --ca.
             """)
         fflush(nil)
-    }
-}
-
-/// Keeps the node running until a graceful shutdown (SIGTERM/SIGINT), then ends its
-/// sessions with Bye `relay_shutdown` (the last service to start, the first to stop).
-final class NodeLifecycle: Service {
-    let node = NIOLockedValueBox<RelayNode?>(nil)
-
-    func run() async {
-        // Returns when SIGTERM/SIGINT starts a graceful shutdown (or the task is cancelled).
-        try? await gracefulShutdown()
-        // Let go of the node: it holds this service in its list.
-        guard let node = self.node.withLockedValue({ node in defer { node = nil }; return node }) else { return }
-        await node.shutdown(grace: node.relay.configuration.shutdownGrace)
-    }
-}
-
-/// The node's thread pools and event loops, released after every other service has
-/// stopped (the first service to start, the last to stop).
-struct NodeResources: Service {
-    let relay: Relay
-    let group: any EventLoopGroup
-
-    func run() async {
-        try? await gracefulShutdown()
-        self.relay.flushAccessLog()
-        try? await self.relay.threadPool.shutdownGracefully()
-        try? await self.relay.backgroundPool.shutdownGracefully()
-        try? await self.group.shutdownGracefully()
     }
 }
