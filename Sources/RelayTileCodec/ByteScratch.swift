@@ -45,6 +45,14 @@ final class ByteScratch {
         self.count += 2
     }
 
+    /// Overwrites the u16 big-endian at `offset`, inside what was written already.
+    @inline(__always)
+    func setU16(_ value: Int, at offset: Int) {
+        assert(offset + 2 <= self.count, "setU16 past the bytes written")
+        self.base[offset] = UInt8(truncatingIfNeeded: value >> 8)
+        self.base[offset + 1] = UInt8(truncatingIfNeeded: value)
+    }
+
     /// A pixel value as §7.3's three bytes blue, green, red, from `0x00RRGGBB`.
     @inline(__always)
     func appendPixel(_ rgb: UInt32) {

@@ -8,11 +8,18 @@ enum TileUpdateFormat {
 
     /// u16 width, u16 height, u8 flags, u32 rectangle count (§7.2).
     static let partHeaderLength = 9
+    /// Where a part header's fields start, after the u16 width at 0 (§7.2).
+    static let partHeightOffset = 2
+    static let partFlagsOffset = 4
+    static let partRectCountOffset = 5
     /// Flag bit 0 of a part header: more parts of the same update follow (§7.6).
     static let continuesFlag: UInt8 = 0x01
 
     /// u8 encoding, u16 x, y, width, height (§7.3).
     static let rectHeaderLength = 9
+    /// Where a rectangle header's u16 width starts, after the u8 encoding and u16 x, y
+    /// (§7.3): the encoder widens a solid rectangle it has written in place (§7.5).
+    static let rectWidthOffset = 5
     /// Bytes per pixel value on the wire: blue, green, red (§7.3); the unused fourth byte
     /// of a BGRX pixel is not sent and is 0 in the decoder's framebuffer.
     static let pixelLength = 3
