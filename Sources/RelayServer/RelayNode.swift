@@ -30,7 +30,8 @@ final class RelayNode: Service, Sendable {
     let certificate: ServingCertificate
     /// The services that run beside the agents' port, in start order.
     private let companions: [any Service]
-    private let relayChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Where the agents' port listens, from the moment ``run()`` has bound it (kept after it closes).
+    private let boundRelayAddress = NIOLockedValueBox<SocketAddress?>(nil)
     private let adminChannel: NIOLockedValueBox<(any Channel)?>
     private let adminReady: AsyncStream<Void>
     private let adminReadyContinuation: AsyncStream<Void>.Continuation
@@ -40,7 +41,7 @@ final class RelayNode: Service, Sendable {
     /// binds it in ``run()`` before it starts the admin API, so it is there once
     /// ``adminListening()`` has returned an address; reading it earlier is a programming error.
     var relayAddress: SocketAddress {
-        guard let address = self.relayChannel.withLockedValue({ $0?.localAddress }) else {
+        guard let address = self.boundRelayAddress.withLockedValue({ $0 }) else {
             preconditionFailure("RelayNode.relayAddress was read before the node listens: wait for adminListening() first")
         }
         return address
@@ -155,7 +156,7 @@ final class RelayNode: Service, Sendable {
             relay.logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
         }
         let channel = try await Self.bindRelay(relay: relay, certificate: self.certificate, group: self.group)
-        self.relayChannel.withLockedValue { $0 = channel }
+        self.boundRelayAddress.withLockedValue { $0 = channel.localAddress }
         let port = AgentPort(relay: relay, channel: channel, housekeeping: self.startHousekeeping())
         // The agents' port last: the first to stop at a graceful shutdown (see the type's documentation).
         let services = ServiceGroup(configuration: .init(services: (self.companions + [port]).map { .init(service: $0) }, logger: relay.logger))

@@ -62,6 +62,31 @@ import Testing
         }
     }
 
+    /// The admin port is bound after the agents' port: when it fails, the node's group is
+    /// cancelled, the agents' port closes again, and the node still releases its threads.
+    @Test(.timeLimit(.minutes(1))) func anAdminPortInUseClosesTheAgentsPortAndEndsRun() async throws {
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(taken.localAddress?.port)
+        try await withStopping(port, stop: { _ in
+            try? await taken.close()
+            try? await loops.shutdownGracefully()
+        }) { port in
+            try await Self.withFolder { data in
+                let node = try Self.node(data: data) { $0.adminListen = ListenAddress(host: "127.0.0.1", port: port) }
+                let error = await #expect(throws: ConfigurationError.self) { try await node.run() }
+                #expect(error?.kind == .listen)
+                #expect(error?.message.contains("--admin-listen") == true)
+                let agents = try #require(node.relayAddress.port)
+                let refused = await #expect(throws: (any Error).self) {
+                    try await ClientBootstrap(group: loops).connect(host: "127.0.0.1", port: agents).get().close()
+                }
+                #expect(refused != nil)
+                await #expect(throws: (any Error).self) { try await node.relay.threadPool.runIfActive {} }
+            }
+        }
+    }
+
     static var logger: Logger {
         var logger = Logger(label: "relay-node-test")
         logger.logLevel = .critical
