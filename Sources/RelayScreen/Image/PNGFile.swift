@@ -1,5 +1,5 @@
 public import RelayTileCodec
-public import RelayWire
+import RelayWire
 import CPNG
 import Glibc
 
