@@ -192,7 +192,8 @@ struct UsageEndpoint: Sendable {
         case let other?: throw AdminAPIError(.badRequest, "bad_request", "bom must be true or false, got \"\(other)\"")
         }
         let export = UsageExport(
-            companyID: company.id, range: range, encoder: try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: bom)
+            companyID: company.id, range: range, encoder: try UsageExportEncoder(format: format, timeZone: timeZone, byteOrderMark: bom),
+            now: self.relay.now
         )
 
         let companyID = company.id
