@@ -76,21 +76,21 @@ import Testing
         #expect(Self.trims(&policy, live: 0, peak: 0, now: now))
     }
 
-    /// What the trimmer asks the relay every second: real connections that came and went
-    /// between two questions still show in the peak.
+    /// What the trimmer asks the relay every second: connections that came and went
+    /// between two questions still show in the peak. In memory (InMemoryRelay): the handlers
+    /// are gone once the loop has run the closes, with no polling.
     @Test func relayReportsThePeakSinceItWasLastAsked() async throws {
-        try await TestRelay.with { relay in
-            let node = relay.node.relay
+        try await InMemoryRelay.with { relay in
+            let node = relay.relay
             let before = node.takeConnectionPeak()
-            var agents: [RawAgent] = []
-            for _ in 0..<3 { agents.append(try await RawAgent.connect(to: relay)) }
-            for agent in agents {
-                try await agent.send(.hello(Hello(role: .viewer, capabilities: .all, software: "peak")))
-                _ = try await agent.readMessage()  // HelloAck: its handler surely exists
+            var agents: [InMemoryAgent] = []
+            for index in 0..<3 {
+                // HelloAck: its handler surely exists.
+                agents.append(try await relay.greeted(.viewer, from: "192.0.2.\(20 + index)"))
             }
-            for agent in agents { await agent.close() }
+            for agent in agents { try await agent.close() }
             agents.removeAll()
-            while node.liveConnectionHandlers > before.live { try await Task.sleep(for: .milliseconds(20)) }
+            await relay.settle()
             let (peak, live) = node.takeConnectionPeak()
             #expect(peak >= before.live + 3)
             #expect(live == before.live)
