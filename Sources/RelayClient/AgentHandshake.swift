@@ -82,13 +82,6 @@ extension RelayConnection {
         }
     }
 
-    /// Waits for Paired. The interval is ignored: the connection pings by itself now
-    /// (``RelayConnection/withConnection(to:trust:group:maximumPayloadLength:sendWindowBytes:keepalive:_:)``).
-    @available(*, deprecated, message: "the connection pings by itself: pass keepalive: to withConnection and call waitForPairing()")
-    public func waitForPairing(pingInterval: Duration) async throws -> Paired {
-        try await self.waitForPairing()
-    }
-
     /// The next relay-control message; turns Error and Bye into errors (their texts made
     /// safe to print, ``PeerText``).
     public func expectControl(_ expected: String) async throws -> RelayMessage {

@@ -1,5 +1,5 @@
 import NIOCore
-public import RelayWire
+import RelayWire
 import Synchronization
 
 /// How a ``RelayConnection`` keeps itself alive (PROTOCOL.md §8.4).

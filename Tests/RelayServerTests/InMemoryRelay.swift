@@ -75,13 +75,13 @@ final class InMemoryRelay: Sendable {
 
     /// Runs `body` with a fresh relay and always stops it.
     static func with<T: Sendable>(_ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (InMemoryRelay) async throws -> T) async throws -> T {
-        try await withStopping(try await InMemoryRelay.start(configure), stop: { await $0.stop() }, body)
+        try await withStopping(await InMemoryRelay.start(configure), stop: { await $0.stop() }, body)
     }
 
     func stop() async {
         try? await self.threadPool.shutdownGracefully()
         try? await self.relay.backgroundPool.shutdownGracefully()
-        try? await self.loop.shutdownGracefully()
+        await self.loop.shutdownGracefully()
         try? FileManager.default.removeItem(atPath: self.dataDirectory)
     }
 

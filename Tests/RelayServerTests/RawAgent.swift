@@ -13,9 +13,8 @@ import RelayWire
 /// One task reads while another may write: reads (`readFrame`, `readMessage`, `drain…`)
 /// must not run concurrently with each other.
 final class RawAgent: @unchecked Sendable {
-    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let channel: any Channel
+    private var inbound: AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator
     private var buffer = ByteBuffer()
 
     struct StreamEnded: Error, CustomStringConvertible {
@@ -23,10 +22,22 @@ final class RawAgent: @unchecked Sendable {
         var description: String { "the relay closed the connection with \(bufferedBytes) bytes of an unfinished frame buffered" }
     }
 
-    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) throws {
+    /// Hands every decrypted chunk to the agent's stream, in order; ends it at close.
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+        init(_ continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.continuation.yield(self.unwrapInboundIn(data)) }
+        func channelInactive(context: ChannelHandlerContext) { self.continuation.finish() }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.continuation.finish(throwing: error)
+            context.close(promise: nil)
+        }
+    }
+
+    private init(channel: any Channel, inbound: AsyncThrowingStream<ByteBuffer, any Error>) {
         self.channel = channel
-        self.inbound = channel.inbound.makeAsyncIterator()
-        self.outbound = channel.outbound
+        self.inbound = inbound.makeAsyncIterator()
     }
 
     /// Connects to `relay` at `host` (the relay's listen address; `"::1"` for a relay that
@@ -36,25 +47,26 @@ final class RawAgent: @unchecked Sendable {
         configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
         configuration.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: configuration)
+        let (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: relay.port) { channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandlers([
+                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), Collector(continuation),
+                    ])
                 }
             }
-        return try RawAgent(channel: channel)
+            .connect(host: host, port: relay.port).get()
+        return RawAgent(channel: channel, inbound: inbound)
     }
 
     deinit {
-        // NIOAsyncChannel's writer must be finished, or it traps when released.
-        self.outbound.finish()
-        self.channel.channel.close(promise: nil)
+        self.channel.close(promise: nil)
     }
 
     func write(_ bytes: ByteBuffer) async throws {
-        try await self.outbound.write(bytes)
+        try await self.channel.writeAndFlush(bytes).get()
     }
 
     func send(_ message: RelayMessage) async throws {
@@ -99,14 +111,14 @@ final class RawAgent: @unchecked Sendable {
     }
 
     func close() async {
-        try? await self.channel.channel.close()
+        try? await self.channel.close()
     }
 
     /// Closes the TCP connection at once, without TLS close_notify: a crash or a cut cable.
     func reset() async {
-        if let provider = self.channel.channel as? any SocketOptionProvider {
+        if let provider = self.channel as? any SocketOptionProvider {
             try? await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
         }
-        try? await self.channel.channel.close()
+        try? await self.channel.close()
     }
 }

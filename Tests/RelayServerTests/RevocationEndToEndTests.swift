@@ -61,7 +61,7 @@ import Testing
                             try await host.hello(role: .host)
                             _ = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret))
                             registeredSink.yield()
-                            _ = try await host.waitForPairing(pingInterval: .milliseconds(100))
+                            _ = try await host.waitForPairing()
                         }
                     }
                     #expect(error?.byeReason == .revoked)

@@ -235,10 +235,8 @@ final class AdminConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler 
     private func schedule(
         in timeout: TimeAmount, context: ChannelHandlerContext, _ event: @escaping (inout AdminConnectionDeadlines) -> AdminConnectionDeadlines.Action
     ) -> Scheduled<Void> {
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        return context.eventLoop.scheduleTask(in: timeout) {
-            let (handler, context) = bound.value
-            handler.perform(event(&handler.deadlines), context: context)
+        context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.perform(event(&self.deadlines), context: context)
         }
     }
 
