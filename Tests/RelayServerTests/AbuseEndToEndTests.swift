@@ -267,14 +267,19 @@ import Testing
                 // Held back end to end: the relay holds bytes it cannot write to the viewer
                 // (more than the low-water mark, so it does not read the host), and the host's
                 // senders cannot go on (its channel is not writable, or its window is full).
-                let lowWater = relay.node.relay.configuration.writeBufferLowWater
+                // Meanwhile the relay never holds more than its high-water mark and one read
+                // cycle (at most 256 KiB) for the viewer.
+                let configuration = relay.node.relay.configuration
+                var mostInFlight = 0
                 let held = await eventually(within: .seconds(50)) {
                     let inFlight = relay.node.relay.pairedSessions.first?.inFlight(to: .viewer) ?? 0
-                    return inFlight > lowWater && (!sender.channel.isWritable || window.outstanding > window.limit)
+                    mostInFlight = max(mostInFlight, inFlight)
+                    return inFlight > configuration.writeBufferLowWater && (!sender.channel.isWritable || window.outstanding > window.limit)
                 }
                 #expect(held, "the relay never held the host back, or the host's senders were never held back")
                 #expect(sent.count.load(ordering: .relaxed) < pushers * perPusher)
                 #expect(window.outstanding <= bound)
+                #expect(mostInFlight <= configuration.writeBufferHighWater + 256 * 1024, "the relay held \(mostInFlight) bytes for a slow reader")
 
                 // The viewer reads: every frame arrives, and the senders finish.
                 var received = 0

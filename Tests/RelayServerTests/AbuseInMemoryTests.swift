@@ -23,8 +23,7 @@ import Testing
             let (viewer, code) = try await relay.viewerWithCode()
             let expiresAt = try Self.expiry(of: code, in: relay)
             relay.relay.sweep(now: expiresAt - .nanoseconds(1))
-            await relay.settle()
-            #expect(try await viewer.writtenFrames().isEmpty && viewer.isOpen, "the code is valid up to its expiry")
+            #expect(try await viewer.settledFrames().isEmpty && viewer.isOpen, "the code is valid up to its expiry")
             relay.relay.sweep(now: expiresAt)
             let expired = try await viewer.expectError(.timeout, "the viewer whose code expired")
             #expect(expired?.message.contains("expired") == true)
@@ -36,7 +35,7 @@ import Testing
             let (waiting, fresh) = try await relay.viewerWithCode(from: "198.51.100.31")
             let first = try await relay.presentCode(fresh, from: "203.0.113.2")
             guard case .paired = first.answer else { throw TestFailure("expected Paired, got \(first.answer)") }
-            guard case .paired = try await waiting.nextMessage() else { throw TestFailure("the viewer: expected Paired") }
+            guard case .paired = try await waiting.onlyMessage() else { throw TestFailure("the viewer: expected Paired") }
             let reused = try await relay.presentCode(fresh, from: "203.0.113.3")
             let wrong = try await relay.presentCode(SupportCode(value: (fresh.value + 1) % 1_000_000)!, from: "203.0.113.4")
             guard case .error(let reusedError) = reused.answer, case .error(let wrongError) = wrong.answer else {
@@ -68,8 +67,7 @@ import Testing
             #expect(refused.code == .rateLimited)
             // ...but the code lives on: the engineer still waits, with no error.
             #expect(relay.relay.pairing.withLockedValue { $0.codes[code.value] } != nil)
-            await relay.settle()
-            #expect(try await viewer.writtenFrames().isEmpty && viewer.isOpen)
+            #expect(try await viewer.settledFrames().isEmpty && viewer.isOpen)
             #expect(relay.metric("relay_auth_throttled_total") == 3)
             try await relay.settleAccessLog()
             #expect(try relay.store.accessLog().filter { $0.outcome == .throttled }.count == 3)
@@ -114,7 +112,7 @@ import Testing
                 sent += 1
             }
             var received = 0
-            for (type, payload) in try await viewer.writtenFrames() {
+            for (type, payload) in try await viewer.settledFrames() {
                 #expect(type == MessageType.tileUpdate.rawValue && payload.readableBytes == 64 * 1024)
                 received += 1
             }

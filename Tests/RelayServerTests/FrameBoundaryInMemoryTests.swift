@@ -80,13 +80,11 @@ import Testing
                 reads += 1
                 if reads % 16 == 0 {
                     // Check what has arrived as it goes (and keep the buffers small).
-                    await relay.settle()
-                    for index in 0...1 { try readers[index].check(try await agents[index].writtenFrames()) }
+                    for index in 0...1 { try readers[index].check(try await agents[index].settledFrames()) }
                 }
             }
-            await relay.settle()
             for index in 0...1 {
-                try readers[index].check(try await agents[index].writtenFrames())
+                try readers[index].check(try await agents[index].settledFrames())
                 #expect(readers[index].framesReceived == frames, "side \(index + 1) got \(readers[index].framesReceived) of \(frames) peer frames")
                 #expect(readers[index].pongsReceived == frames, "side \(index + 1) got \(readers[index].pongsReceived) Pongs for \(frames) Pings")
                 #expect(agents[index].unfinishedBytes == 0)
@@ -106,15 +104,19 @@ import Testing
             try await host.write(whole.getSlice(at: 0, length: 4 + 1000)!)
             // A Ping while the frame is unfinished: its Pong waits for the boundary.
             try await viewer.send(.ping(Ping(nonce: 42)))
-            #expect(try await viewer.writtenFrames().isEmpty)
+            #expect(try await viewer.settledFrames().isEmpty)
             #expect(viewer.unfinishedBytes == 1004, "the first 1,004 bytes are forwarded, and nothing inside them")
             try await host.close()
-            let (type, payload) = try await viewer.nextFrame()
+            let frames = try await viewer.settledFrames()
+            try #require(frames.count == 3, "expected the padded frame, the Pong and a Bye, got \(frames.count) frames")
+            let (type, payload) = frames[0]
             #expect(type == MessageType.tileUpdate.rawValue && payload.readableBytes == 200_000)
             #expect(payload.getSlice(at: payload.readerIndex, length: 1000) == whole.getSlice(at: 4, length: 1000))
             #expect(payload.readableBytesView.dropFirst(1000).allSatisfy { $0 == 0 })
-            #expect(try await viewer.nextMessage() == .pong(Pong(nonce: 42)))
-            try await viewer.expectBye(.peerLeft, "the viewer of a host that left mid-frame")
+            #expect(try InMemoryAgent.decode(frames[1]) == .pong(Pong(nonce: 42)))
+            guard case .bye(let bye) = try InMemoryAgent.decode(frames[2]) else { throw TestFailure("expected Bye last") }
+            #expect(bye.reason == .peerLeft)
+            #expect(viewer.unfinishedBytes == 0 && !viewer.isOpen)
             #expect(relay.metric("relay_frames_padded_total") == 1)
         }
     }
@@ -127,11 +129,15 @@ import Testing
             let whole = FrameBoundaryEndToEndTests.peerFrame(side: 1, sequence: 0, length: 100_000)
             try await host.write(whole.getSlice(at: 0, length: 50_004)!)
             relay.relay.beginShutdown()
-            let (type, payload) = try await viewer.nextFrame()
+            let frames = try await viewer.settledFrames()
+            try #require(frames.count == 2, "expected the padded frame and a Bye, got \(frames.count) frames")
+            let (type, payload) = frames[0]
             #expect(type == MessageType.tileUpdate.rawValue && payload.readableBytes == 100_000)
             #expect(payload.getSlice(at: payload.readerIndex, length: 50_000) == whole.getSlice(at: 4, length: 50_000))
             #expect(payload.readableBytesView.dropFirst(50_000).allSatisfy { $0 == 0 })
-            try await viewer.expectBye(.relayShutdown, "the viewer at shutdown")
+            guard case .bye(let bye) = try InMemoryAgent.decode(frames[1]) else { throw TestFailure("expected Bye last") }
+            #expect(bye.reason == .relayShutdown)
+            #expect(viewer.unfinishedBytes == 0 && !viewer.isOpen)
             try await host.expectBye(.relayShutdown, "the host at shutdown")
             #expect(relay.metric("relay_frames_padded_total") == 1)
         }

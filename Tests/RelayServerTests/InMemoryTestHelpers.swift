@@ -45,7 +45,7 @@ extension InMemoryRelay {
     func greeted(_ role: Role, from address: String) async throws -> InMemoryAgent {
         let agent = try await self.connect(from: address)
         try await agent.send(.hello(Hello(role: role, capabilities: .all, software: "memory-\(role)")))
-        let answer = try await agent.nextMessage()
+        let answer = try await agent.onlyMessage()
         guard case .helloAck = answer else { throw TestFailure("\(role) at \(address): expected HelloAck, got \(answer)") }
         return agent
     }
@@ -54,47 +54,85 @@ extension InMemoryRelay {
     func viewerWithCode(from address: String = "198.51.100.30") async throws -> (viewer: InMemoryAgent, code: SupportCode) {
         let viewer = try await self.greeted(.viewer, from: address)
         try await viewer.send(.viewerAuth(ViewerAuth(token: self.acme.engineerToken, request: .newSupportCode)))
-        let answer = try await viewer.nextMessage()
+        let answer = try await viewer.awaitedMessage()
         guard case .codeIssued(let issued) = answer else { throw TestFailure("expected CodeIssued, got \(answer)") }
         return (viewer, issued.code)
     }
 
-    /// A host at `address` presenting `code`; returns the connection and the relay's answer.
+    /// A host at `address` presenting `code`; returns the connection and the relay's answer
+    /// (a code is checked at once, not on the thread pool).
     func presentCode(_ code: SupportCode, from address: String) async throws -> (host: InMemoryAgent, answer: RelayMessage) {
         let host = try await self.greeted(.host, from: address)
         try await host.send(.hostAuth(.supportCode(code)))
-        return (host, try await host.nextMessage())
+        return (host, try await host.onlyMessage())
     }
 }
 
 extension InMemoryAgent {
-    /// True when the relay has closed this connection and wrote nothing more before.
-    func closedWithNothingMore() async throws -> Bool {
-        try await self.writtenFrames().isEmpty && self.unfinishedBytes == 0 && !self.isOpen
+    /// Every whole frame the relay has written by now, once the loop has run what the
+    /// handlers queued for one another. Nothing else moves an in-memory relay, so what is
+    /// not here has not been sent: a missing answer fails the test at once instead of
+    /// hanging it. (Answers that wait for the thread pool: ``awaitedMessage()``.)
+    func settledFrames() async throws -> [(type: UInt8, payload: ByteBuffer)] {
+        await self.loop.run()
+        return try await self.writtenFrames()
     }
 
-    /// The next frame as an Error with `code`, after which the relay closed the connection.
+    func settledMessages() async throws -> [RelayMessage] {
+        let frames = try await self.settledFrames()
+        return try frames.map(Self.decode)
+    }
+
+    /// The one message the relay has written by now (see ``settledFrames()``).
+    func onlyMessage(sourceLocation: SourceLocation = #_sourceLocation) async throws -> RelayMessage {
+        let messages = try await self.settledMessages()
+        guard messages.count == 1 else {
+            Issue.record("expected one message from the relay, got \(messages)", sourceLocation: sourceLocation)
+            throw TestFailure("expected one message from the relay, got \(messages.count)")
+        }
+        return messages[0]
+    }
+
+    /// The relay's next message when it depends on the thread pool (a credential check),
+    /// waiting for it. The test's time limit cancels the wait by closing the connection,
+    /// so a relay that never answers fails the test rather than hanging it.
+    func awaitedMessage() async throws -> RelayMessage {
+        let channel = self.channel
+        return try await withTaskCancellationHandler {
+            try await self.nextMessage()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// True when the relay has closed this connection and written nothing more.
+    func closedWithNothingMore() async throws -> Bool {
+        try await self.settledFrames().isEmpty && self.unfinishedBytes == 0 && !self.isOpen
+    }
+
+    /// Error(`code`) as the last thing the relay wrote, and the connection closed after it.
+    @discardableResult
     func expectError(_ code: ErrorCode, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> ErrorMessage? {
-        let message = try await self.nextMessage()
-        guard case .error(let error) = message else {
-            Issue.record("\(what): expected Error(\(code)), got \(message)", sourceLocation: sourceLocation)
+        let messages = try await self.settledMessages()
+        guard messages.count == 1, case .error(let error) = messages[0] else {
+            Issue.record("\(what): expected Error(\(code)) and nothing else, got \(messages)", sourceLocation: sourceLocation)
             return nil
         }
         #expect(error.code == code, "\(what): got Error(\(error.code)) \(error.message)", sourceLocation: sourceLocation)
-        #expect(try await self.closedWithNothingMore(), "\(what): the relay must close right after Error", sourceLocation: sourceLocation)
+        #expect(self.unfinishedBytes == 0 && !self.isOpen, "\(what): the relay must close right after Error", sourceLocation: sourceLocation)
         return error
     }
 
-    /// The next frame as a Bye with `reason`, after which the relay closed the connection.
+    /// Bye(`reason`) as the last thing the relay wrote, and the connection closed after it.
     @discardableResult
     func expectBye(_ reason: ByeReason, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Bye? {
-        let message = try await self.nextMessage()
-        guard case .bye(let bye) = message else {
-            Issue.record("\(what): expected Bye(\(reason)), got \(message)", sourceLocation: sourceLocation)
+        let messages = try await self.settledMessages()
+        guard messages.count == 1, case .bye(let bye) = messages[0] else {
+            Issue.record("\(what): expected Bye(\(reason)) and nothing else, got \(messages)", sourceLocation: sourceLocation)
             return nil
         }
         #expect(bye.reason == reason, "\(what): got Bye(\(bye.reason)) \(bye.text)", sourceLocation: sourceLocation)
-        #expect(try await self.closedWithNothingMore(), "\(what): the relay must close right after Bye", sourceLocation: sourceLocation)
+        #expect(self.unfinishedBytes == 0 && !self.isOpen, "\(what): the relay must close right after Bye", sourceLocation: sourceLocation)
         return bye
     }
 }

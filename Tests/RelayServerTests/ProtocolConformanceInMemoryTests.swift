@@ -24,14 +24,14 @@ import Testing
             let helloOnly = try await relay.connect(from: "192.0.2.2")
             await relay.advance(by: .seconds(6))
             try await helloOnly.send(.hello(Hello(role: .host, capabilities: .all, software: "hello-only")))
-            guard case .helloAck = try await helloOnly.nextMessage() else { throw TestFailure("expected HelloAck") }
+            guard case .helloAck = try await helloOnly.onlyMessage() else { throw TestFailure("expected HelloAck") }
             // A Hello does not move the deadline, nor does a Ping after it.
             await relay.advance(by: .seconds(3))
             try await helloOnly.send(.ping(Ping(nonce: 5)))
-            #expect(try await helloOnly.nextMessage() == .pong(Pong(nonce: 5)))
+            #expect(try await helloOnly.onlyMessage() == .pong(Pong(nonce: 5)))
             await relay.advance(by: .seconds(1) - .nanoseconds(1))
-            #expect(try await silent.writtenFrames().isEmpty && silent.isOpen)
-            #expect(try await helloOnly.writtenFrames().isEmpty && helloOnly.isOpen)
+            #expect(try await silent.settledFrames().isEmpty && silent.isOpen)
+            #expect(try await helloOnly.settledFrames().isEmpty && helloOnly.isOpen)
             await relay.advance(by: .nanoseconds(1))
             _ = try await silent.expectError(.timeout, "no Hello")
             _ = try await helloOnly.expectError(.timeout, "Hello but no HostAuth")
@@ -44,9 +44,9 @@ import Testing
         try await InMemoryRelay.with({ $0.handshakeTimeout = .seconds(10); $0.idleTimeout = .seconds(120) }) { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.3")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
-            guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
+            guard case .hostRegistered = try await host.awaitedMessage() else { throw TestFailure("expected HostRegistered") }
             await relay.advance(by: .seconds(119))
-            #expect(try await host.writtenFrames().isEmpty && host.isOpen)
+            #expect(try await host.settledFrames().isEmpty && host.isOpen)
             await relay.advance(by: .seconds(1))
             try await host.expectBye(.idleTimeout, "the registered host that said nothing for 120 s")
         }
@@ -78,10 +78,9 @@ import Testing
         try await InMemoryRelay.with { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.4")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
-            guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
+            guard case .hostRegistered = try await host.awaitedMessage() else { throw TestFailure("expected HostRegistered") }
             relay.relay.checkCredentials()
-            await relay.settle()
-            #expect(try await host.writtenFrames().isEmpty && host.isOpen, "nothing changed yet")
+            #expect(try await host.settledFrames().isEmpty && host.isOpen, "nothing changed yet")
             _ = try relay.store.rotateHostSecret(id: relay.acme.hostID)
             relay.relay.checkCredentials()
             let bye = try await host.expectBye(.revoked, "the host whose secret was rotated")
