@@ -115,18 +115,6 @@ final class RelayNode: Service, Sendable {
         self.now = now
     }
 
-    /// The same as ``init(configuration:tls:store:logger:clock:now:)``; the tests' spelling
-    /// from when the node bound its port here (TestRelay, CertificateTests).
-    static func start(
-        configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore, logger: Logger,
-        clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
-    ) async throws -> RelayNode {
-        try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger, clock: clock, now: now)
-    }
-
-    /// What a ServiceGroup runs: the node itself (the tests' spelling, see ``start``).
-    var services: [any Service] { [self] }
-
     /// Runs the node until a graceful shutdown, then releases its resources (see the type's
     /// documentation). Throws a ``ConfigurationError`` of kind `listen` if a port cannot be
     /// bound, or the store's error if the start-up recovery cannot be written.

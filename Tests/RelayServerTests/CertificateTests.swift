@@ -281,8 +281,8 @@ import Testing
             configuration.shutdownGrace = .seconds(1)
             var logger = Logger(label: "renewal-test")
             logger.logLevel = .critical
-            let node = try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
-            let services = ServiceGroup(configuration: .init(services: node.services.map { .init(service: $0) }, logger: logger))
+            let node = try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger)
+            let services = ServiceGroup(configuration: .init(services: [.init(service: node)], logger: logger))
             let running = Task { try await services.run() }
             defer { running.cancel() }
             let admin = try #require(await node.adminListening()?.port)

@@ -75,8 +75,8 @@ final class TestRelay: @unchecked Sendable {
 
         var logger = Logger(label: "test-relay")
         logger.logLevel = .critical
-        let node = try await RelayNode.start(configuration: configuration, tls: tls, store: store, logger: logger)
-        let services = ServiceGroup(configuration: .init(services: node.services.map { .init(service: $0) }, logger: logger))
+        let node = try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger)
+        let services = ServiceGroup(configuration: .init(services: [.init(service: node)], logger: logger))
         // Test code may start a task: the relay runs until `stop()` shuts it down gracefully.
         let running = Task { try await services.run() }
         guard await node.adminListening() != nil else { throw TestFailure("the admin API did not start") }
