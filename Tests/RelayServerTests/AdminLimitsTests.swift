@@ -143,23 +143,24 @@ import Testing
     }
 
     /// A response the client does not read: the stalled-reader timer starts when the socket
-    /// turns unwritable, stops when it drains, and closes the connection after 60 s of it.
+    /// turns unwritable, stops when it drains (a timer left running would close a reader
+    /// that stalls again too early), and closes the connection after 60 s of stall.
     @Test func theGuardClosesAReaderThatStopsReadingAfterTheStallTimeout() throws {
         var limits = Self.limits
         limits.handshakeTimeout = .hours(1)  // only the stall timer here
         let admin = GuardedConnections(limits: limits)
         let reader = try admin.connect()
-        reader.isWritable = false
-        reader.pipeline.fireChannelWritabilityChanged()
-        admin.loop.advanceTime(by: .seconds(59))
-        reader.isWritable = true
-        reader.pipeline.fireChannelWritabilityChanged()
-        admin.loop.advanceTime(by: .seconds(59))
-        #expect(reader.isActive, "the timer stops when the client reads again")
-        reader.isWritable = false
-        reader.pipeline.fireChannelWritabilityChanged()
+        func writable(_ isWritable: Bool) {
+            reader.isWritable = isWritable
+            reader.pipeline.fireChannelWritabilityChanged()
+        }
+        writable(false)  // t = 0
+        admin.loop.advanceTime(by: .seconds(30))
+        writable(true)  // t = 30: the client reads again
+        admin.loop.advanceTime(by: .seconds(20))
+        writable(false)  // t = 50: and stalls again; the timer counts from here
         admin.loop.advanceTime(by: .seconds(60) - .nanoseconds(1))
-        #expect(reader.isActive)
+        #expect(reader.isActive, "closed before 60 s of the second stall")
         admin.loop.advanceTime(by: .nanoseconds(1))
         #expect(!reader.isActive)
         #expect(admin.timeouts == 1 && admin.open == 0)
