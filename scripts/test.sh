@@ -15,6 +15,11 @@ if [ -z "${DISPLAY:-}" ]; then
     start_xvfb 1920x1080x24
 fi
 
+# The repository's formatting (.swift-format, STYLE.md): CI fails on a file swift-format would change.
+echo "==> Checking the formatting (swift format lint --strict)"
+swift format lint --strict --recursive --parallel Sources Tests benchmarks/Sources fuzz/Sources Package.swift
+
+# Warnings are errors in every target of this package (Package.swift, treatAllWarnings).
 echo "==> Building (debug, with tests)"
 swift build --build-tests
 echo "==> Running tests"
