@@ -14,7 +14,7 @@ let package = Package(
     name: "relay-bench",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "relay-bench", targets: ["relay-bench"]),
+        .executable(name: "relay-bench", targets: ["relay-bench"])
     ],
     dependencies: [
         .package(name: "SupportRelay", path: ".."),

@@ -109,7 +109,8 @@ enum TerminalInput {
                         let remaining = ContinuousClock.now.duration(to: deadline)
                         guard remaining > .zero else { return continuation.resume(returning: .timedOut) }
                         var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-                        let ready = poll(&descriptor, 1, Int32(min(100, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)))
+                        let ready = poll(
+                            &descriptor, 1, Int32(min(100, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)))
                         if ready > 0 {
                             return continuation.resume(returning: Swift.readLine().map { .text($0) } ?? .endOfInput)
                         }

@@ -44,11 +44,16 @@ struct HostCommand: AsyncParsableCommand {
     @OptionGroup var relay: RelayOptions
     @Option(help: "The six-digit support code the engineer gave you.") var code: String?
     @Option(help: "This host's id, from `relay-server host enroll`.") var hostID: String?
-    @Option(help: ArgumentHelp("A file holding this host's secret, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_HOST_SECRET.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "A file holding this host's secret, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_HOST_SECRET.",
+            valueName: "FILE"))
     var secretFile: String?
     @Option(help: ArgumentHelp("This host's secret itself: visible to every user in `ps`, for tests only (prefer --secret-file).", visibility: .hidden))
     var secret: String?
-    @Option(help: ArgumentHelp("Decide in advance instead of being asked: `full` (view and control) or `view-only`. Unattended hosts: default full.", valueName: "full|view-only"))
+    @Option(
+        help: ArgumentHelp(
+            "Decide in advance instead of being asked: `full` (view and control) or `view-only`. Unattended hosts: default full.", valueName: "full|view-only"))
     var accept: Acceptance?
     @Flag(help: "Enrolled hosts: exit after one session instead of registering again.") var once = false
     @Option(help: ArgumentHelp("What to share: x11[:DISPLAY], replay:DIR, synthetic:NAME; `help` lists them. Default: x11 on $DISPLAY.", valueName: "SRC"))
@@ -68,7 +73,9 @@ struct HostCommand: AsyncParsableCommand {
     func validate() throws {
         if self.source == "help" { return }
         if let name {
-            guard self.code != nil else { throw ValidationError("--name is for attended sessions (--code); an enrolled host's name is set at `relay-server host enroll`") }
+            guard self.code != nil else {
+                throw ValidationError("--name is for attended sessions (--code); an enrolled host's name is set at `relay-server host enroll`")
+            }
             guard !name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, name.utf8.count <= 256 else {
                 throw ValidationError("--name must be 1 to 256 bytes of text, e.g. --name \"Accounts desk 3\"")
             }
@@ -80,7 +87,8 @@ struct HostCommand: AsyncParsableCommand {
             guard !secretGiven else { throw ValidationError("--secret-file is for enrolled hosts (--host-id); an attended host needs only --code") }
         case (nil, .some):
             guard SecretInput.hostSecret.isGiven(flagValue: self.secret, file: self.secretFile, environment: ProcessInfo.processInfo.environment) else {
-                throw ValidationError("--host-id needs the host's secret: --secret-file FILE (mode 0600), --secret-file - (standard input), or RELAY_HOST_SECRET")
+                throw ValidationError(
+                    "--host-id needs the host's secret: --secret-file FILE (mode 0600), --secret-file - (standard input), or RELAY_HOST_SECRET")
             }
             if self.secret != nil, self.secretFile != nil { throw ValidationError("give --secret or --secret-file, not both") }
         case (nil, nil):
@@ -96,7 +104,8 @@ struct HostCommand: AsyncParsableCommand {
         do {
             if let source { return try ScreenSourceSpecification(parsing: source) }
             guard ProcessInfo.processInfo.environment["DISPLAY"].map({ !$0.isEmpty }) == true else {
-                throw ValidationError("there is no X display to share ($DISPLAY is not set): run on the desktop, or pick one with --source (`--source help` lists them)")
+                throw ValidationError(
+                    "there is no X display to share ($DISPLAY is not set): run on the desktop, or pick one with --source (`--source help` lists them)")
             }
             return try ScreenSourceSpecification(parsing: "x11")
         } catch let error as ScreenSourceError {
@@ -205,7 +214,9 @@ struct HostCommand: AsyncParsableCommand {
             let started = Date()
             if case .granted(let access) = consent {
                 // Unattended (or --accept): nobody is asked, but the customer is told.
-                say("\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).")
+                say(
+                    "\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name)."
+                )
             }
             let session = HostScreenSession(source: screen, options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, consent: consent))
             let outcome = try await session.run(on: connection, stop: stopSession) { event in
@@ -242,7 +253,8 @@ struct HostCommand: AsyncParsableCommand {
         if paired.mode == .unattended { return .granted(.fullControl) }
         guard TerminalInput.isTerminal else {
             return .ask {
-                let reason = "\(prompt.who) wants to view and control this screen, but there is no terminal to ask you on, so they were refused. Run relay-agent host in a terminal, or decide in advance with --accept full or --accept view-only."
+                let reason =
+                    "\(prompt.who) wants to view and control this screen, but there is no terminal to ask you on, so they were refused. Run relay-agent host in a terminal, or decide in advance with --accept full or --accept view-only."
                 notes.refusal.withLock { $0 = reason }
                 return .decline("No one at the customer's PC could be asked to accept (no terminal).")
             }

@@ -76,7 +76,8 @@ struct SecretInput {
         if let flagValue {
             return Resolved(
                 value: try self.checked(flagValue, origin: self.flag),
-                warning: "warning: \(self.flag) puts the \(self.what) on the command line, where every user of this machine can read it (ps); use \(self.fileFlag) FILE (mode 0600), \(self.fileFlag) - (standard input) or \(self.variable) instead"
+                warning:
+                    "warning: \(self.flag) puts the \(self.what) on the command line, where every user of this machine can read it (ps); use \(self.fileFlag) FILE (mode 0600), \(self.fileFlag) - (standard input) or \(self.variable) instead"
             )
         }
         if let file {
@@ -103,7 +104,8 @@ struct SecretInput {
         if let value = sources.environment[self.variable], !value.isEmpty {
             return Resolved(value: try self.checked(value, origin: "$\(self.variable)"))
         }
-        throw SecretInputError("no \(self.what): give \(self.fileFlag) FILE (mode 0600), \(self.fileFlag) - to read it from standard input, or set \(self.variable)")
+        throw SecretInputError(
+            "no \(self.what): give \(self.fileFlag) FILE (mode 0600), \(self.fileFlag) - to read it from standard input, or set \(self.variable)")
     }
 
     /// The secret without surrounding white space (a file ends in a newline); never empty,
@@ -120,7 +122,8 @@ struct SecretInput {
     private static func reason(_ error: any Error) -> String {
         let nsError = error as NSError
         if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
-           let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+            let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+        {
             return String(cString: strerror(code.rawValue))
         }
         return nsError.localizedDescription

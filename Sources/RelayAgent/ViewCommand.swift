@@ -6,7 +6,6 @@ import RelayTileCodec
 import RelayWire
 import Synchronization
 
-
 struct ViewCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "view",
@@ -30,7 +29,10 @@ struct ViewCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var relay: RelayOptions
-    @Option(help: ArgumentHelp("A file holding your engineer token (from `relay-server engineer add`), readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_TOKEN.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "A file holding your engineer token (from `relay-server engineer add`), readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_TOKEN.",
+            valueName: "FILE"))
     var tokenFile: String?
     @Option(help: ArgumentHelp("The engineer token itself: visible to every user in `ps`, for tests only (prefer --token-file).", visibility: .hidden))
     var token: String?
@@ -38,7 +40,10 @@ struct ViewCommand: AsyncParsableCommand {
     @Option(help: "Connect to this enrolled host.") var host: String?
     @Option(help: ArgumentHelp("Write the host's screen to this PNG file at the end (and on SIGUSR1).", valueName: "FILE.png"))
     var snapshot: String?
-    @Flag(help: "Print live figures every second: fps, kbit/s, bytes per update, and update latency (request to update, so it includes waiting for the screen to change).") var stats = false
+    @Flag(
+        help:
+            "Print live figures every second: fps, kbit/s, bytes per update, and update latency (request to update, so it includes waiting for the screen to change)."
+    ) var stats = false
     @Option(help: "Type this text on the host once the screen is up.") var type: String?
     @Option(help: ArgumentHelp("Click the left button at this screen position once the screen is up.", valueName: "X,Y"))
     var click: String?
@@ -67,7 +72,7 @@ struct ViewCommand: AsyncParsableCommand {
 
     var clickPosition: (x: UInt16, y: UInt16)? {
         guard let parts = self.click?.split(separator: ",", omittingEmptySubsequences: false), parts.count == 2,
-              let x = UInt16(parts[0].trimmingCharacters(in: .whitespaces)), let y = UInt16(parts[1].trimmingCharacters(in: .whitespaces))
+            let x = UInt16(parts[0].trimmingCharacters(in: .whitespaces)), let y = UInt16(parts[1].trimmingCharacters(in: .whitespaces))
         else { return nil }
         return (x, y)
     }
@@ -215,7 +220,9 @@ struct ViewCommand: AsyncParsableCommand {
         }
         let totals = notes.statistics.withLock { ($0.totalUpdates, $0.totalBytes) }
         let seconds = Double((ContinuousClock.now - started).components.seconds)
-        say("Received \(totals.0) screen updates, \(totals.1) bytes\(seconds > 0 ? String(format: " (%.1f kbit/s)", Double(totals.1) * 8 / 1000 / seconds) : "").")
+        say(
+            "Received \(totals.0) screen updates, \(totals.1) bytes\(seconds > 0 ? String(format: " (%.1f kbit/s)", Double(totals.1) * 8 / 1000 / seconds) : "")."
+        )
         switch outcome {
         case .stopped: say("Session ended by the viewer.")
         case .bye(let bye) where bye.reason == .declined: say("The customer declined the session: \(PeerText.printable(bye.text))")

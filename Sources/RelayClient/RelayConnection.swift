@@ -115,7 +115,10 @@ public final class RelayConnection {
     /// The relay's largest accepted payload, from HelloAck (until then the protocol default).
     public internal(set) var maximumPayloadLength = Frame.defaultMaximumPayloadLength
 
-    init(inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, channel: any Channel, observation: TrustObservation, keepalive: KeepaliveState, trust: RelayTrust, address: RelayAddress) {
+    init(
+        inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, channel: any Channel,
+        observation: TrustObservation, keepalive: KeepaliveState, trust: RelayTrust, address: RelayAddress
+    ) {
         self.inbound = inbound.makeAsyncIterator()
         self.outbound = outbound
         self.window = window
@@ -172,7 +175,8 @@ public final class RelayConnection {
                     }
                 }
         } catch {
-            throw RelayClientError(.connect, "cannot connect to the relay at \(address): \(error); check the address and that relay-server is running and reachable")
+            throw RelayClientError(
+                .connect, "cannot connect to the relay at \(address): \(error); check the address and that relay-server is running and reachable")
         }
         let underlying = channel.channel
         return try await channel.executeThenClose { inbound, outbound in
@@ -285,11 +289,17 @@ public final class RelayConnection {
         switch self.trust {
         case .fingerprint(let expected):
             if let presented = self.observation.presentedFingerprint, presented != RelayTrust.normalizedFingerprint(expected) {
-                return RelayClientError(.tls, "the relay's certificate does not match the pinned fingerprint \(expected): the relay presented \(CertificateFingerprint.display(hex: presented)); check --fingerprint against what relay-server printed, and that you reach the right relay")
+                return RelayClientError(
+                    .tls,
+                    "the relay's certificate does not match the pinned fingerprint \(expected): the relay presented \(CertificateFingerprint.display(hex: presented)); check --fingerprint against what relay-server printed, and that you reach the right relay"
+                )
             }
             return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(detail)); check that this is a SupportRelay relay port")
         case .certificateAuthorityFile, .certificateAuthorities:
-            return RelayClientError(.tls, "TLS handshake with \(self.address) failed (\(detail)); check that --ca is the CA that issued the relay's certificate and that you connect by a DNS name the certificate lists")
+            return RelayClientError(
+                .tls,
+                "TLS handshake with \(self.address) failed (\(detail)); check that --ca is the CA that issued the relay's certificate and that you connect by a DNS name the certificate lists"
+            )
         }
     }
 

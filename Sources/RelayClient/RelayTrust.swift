@@ -1,7 +1,7 @@
 import Crypto
-import NIOTLS
 import NIOCore
 public import NIOSSL
+import NIOTLS
 import RelayWire
 import Synchronization
 
@@ -72,7 +72,8 @@ extension RelayTrust {
             do {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
             } catch {
-                throw RelayClientError(.configuration, "cannot read the CA file \(path): \(error); give the PEM file of the CA that issued the relay's certificate")
+                throw RelayClientError(
+                    .configuration, "cannot read the CA file \(path): \(error); give the PEM file of the CA that issued the relay's certificate")
             }
             configuration.certificateVerification = .fullVerification
         case .certificateAuthorities(let certificates):

@@ -75,15 +75,17 @@ final class Relay: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.threadPool = threadPool
         self.backgroundPool = backgroundPool
-        self.adminRateLimiter = NIOLockedValueBox(AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
+        self.adminRateLimiter = NIOLockedValueBox(
+            AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
         self.metrics = metrics
         self.logger = logger
         self.pairing = NIOLockedValueBox(
-            PairingBook(policy: .init(
-                codeValidity: configuration.supportCodeValidity,
-                maximumCodesPerEngineer: configuration.supportCodesPerEngineer,
-                guessBudget: configuration.codeGuessBudget
-            ))
+            PairingBook(
+                policy: .init(
+                    codeValidity: configuration.supportCodeValidity,
+                    maximumCodesPerEngineer: configuration.supportCodesPerEngineer,
+                    guessBudget: configuration.codeGuessBudget
+                ))
         )
         self.throttle = NIOLockedValueBox(AuthThrottle(policy: .init(sources: configuration.sourcePenalties)))
         self.admission = NIOLockedValueBox(ConnectionAdmission(policy: configuration.admission))
@@ -159,8 +161,11 @@ final class Relay: Sendable {
     // MARK: Access log
 
     /// Queues an access-log entry; entries are written in batches off the event loops.
-    func logAccess(_ event: AccessEvent.Kind, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
-        let entry = AccessEvent(id: nil, at: self.now(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
+    func logAccess(
+        _ event: AccessEvent.Kind, _ outcome: AccessEvent.Outcome, source: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil
+    ) {
+        let entry = AccessEvent(
+            id: nil, at: self.now(), event: event, outcome: outcome, sourceAddress: source, companyID: companyID, subject: subject, detail: detail)
         let first = self.pendingAccessEvents.withLockedValue { pending in
             pending.append(entry)
             return pending.count == 1
@@ -169,7 +174,8 @@ final class Relay: Sendable {
             self.backgroundPool.submit { _ in self.flushAccessLog() }
         }
         if outcome != .accepted {
-            self.logger.notice("authentication \(outcome.rawValue)", metadata: ["event": "\(event.rawValue)", "source": "\(source)", "subject": "\(subject ?? "-")"])
+            self.logger.notice(
+                "authentication \(outcome.rawValue)", metadata: ["event": "\(event.rawValue)", "source": "\(source)", "subject": "\(subject ?? "-")"])
         }
     }
 

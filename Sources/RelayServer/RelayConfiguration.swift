@@ -194,7 +194,8 @@ struct RelayConfiguration: Sendable {
     /// Keys of earlier versions, with what replaced them.
     static let retiredFileKeys: [String: String] = [
         "code_failure_limit": "wrong guesses no longer withdraw codes; the relay-wide budget is code_guesses_per_minute and code_guesses_per_hour",
-        "free_auth_failures_per_minute": "failures are counted per source and forgiven slowly: free_auth_failures_per_source and auth_failure_forgiveness_seconds",
+        "free_auth_failures_per_minute":
+            "failures are counted per source and forgiven slowly: free_auth_failures_per_source and auth_failure_forgiveness_seconds",
     ]
 
     /// Applies a JSON config file over the defaults.
@@ -213,12 +214,18 @@ struct RelayConfiguration: Sendable {
             if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
                 for key in object.keys.sorted() {
                     if let replacement = Self.retiredFileKeys[key] {
-                        throw ConfigurationError(.invalidValue, "the config file \(path) has \"\(key)\", which this version no longer uses: \(replacement) (OPERATIONS.md \"Abuse resistance\"); remove it")
+                        throw ConfigurationError(
+                            .invalidValue,
+                            "the config file \(path) has \"\(key)\", which this version no longer uses: \(replacement) (OPERATIONS.md \"Abuse resistance\"); remove it"
+                        )
                     }
                 }
                 let unknown = Set(object.keys).subtracting(Self.fileKeys).sorted()
                 guard unknown.isEmpty else {
-                    throw ConfigurationError(.invalidValue, "the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))")
+                    throw ConfigurationError(
+                        .invalidValue,
+                        "the config file \(path) has unknown keys: \(unknown.joined(separator: ", ")); the keys are \(Self.fileKeys.sorted().joined(separator: ", "))"
+                    )
                 }
             }
             file = try decoder.decode(File.self, from: data)
@@ -268,7 +275,8 @@ struct RelayConfiguration: Sendable {
         if let value = file.certificateNames { self.certificateNames = value }
         if let value = file.heapTrimSeconds {
             guard (0...86_400).contains(value) else {
-                throw ConfigurationError(.invalidValue, "heap_trim_seconds must be 0…86400 (10 is the default; 0 never gives freed memory back to the kernel), got \(value)")
+                throw ConfigurationError(
+                    .invalidValue, "heap_trim_seconds must be 0…86400 (10 is the default; 0 never gives freed memory back to the kernel), got \(value)")
             }
             self.heapTrim.interval = value == 0 ? nil : .seconds(Int64(value))
         }
@@ -307,10 +315,13 @@ struct RelayConfiguration: Sendable {
             throw ConfigurationError(.invalidValue, "maximum_connections must be positive")
         }
         guard self.sourcePenalties.freeFailures >= 0, self.sourcePenalties.forgiveOneFailureEvery > .zero, self.sourcePenalties.maximumBlock > .zero else {
-            throw ConfigurationError(.invalidValue, "free_auth_failures_per_source must be 0 or more, auth_failure_forgiveness_seconds and auth_maximum_block_seconds positive")
+            throw ConfigurationError(
+                .invalidValue, "free_auth_failures_per_source must be 0 or more, auth_failure_forgiveness_seconds and auth_maximum_block_seconds positive")
         }
-        guard self.codeGuessBudget.perMinute >= 1, self.codeGuessBudget.perHour >= 1, self.codeGuessBudget.pause > .zero, self.supportCodesPerEngineer >= 1 else {
-            throw ConfigurationError(.invalidValue, "code_guesses_per_minute, code_guesses_per_hour, code_guess_pause_seconds and support_codes_per_engineer must be at least 1")
+        guard self.codeGuessBudget.perMinute >= 1, self.codeGuessBudget.perHour >= 1, self.codeGuessBudget.pause > .zero, self.supportCodesPerEngineer >= 1
+        else {
+            throw ConfigurationError(
+                .invalidValue, "code_guesses_per_minute, code_guesses_per_hour, code_guess_pause_seconds and support_codes_per_engineer must be at least 1")
         }
         let admission = self.admission
         guard admission.maximumPerSource >= 1, admission.maximumUnauthenticatedPerSource >= 1, admission.maximumUnauthenticated >= 1,
@@ -329,7 +340,8 @@ struct RelayConfiguration: Sendable {
             throw ConfigurationError(.invalidValue, "write_buffer_high_water_bytes must be at least 16384")
         }
         guard self.usageCheckpointInterval >= .milliseconds(100), self.usageCheckpointInterval <= .seconds(3600) else {
-            throw ConfigurationError(.invalidValue, "usage_checkpoint_seconds must be 1…3600 (30 is the default; a crash loses at most this much of the counters)")
+            throw ConfigurationError(
+                .invalidValue, "usage_checkpoint_seconds must be 1…3600 (30 is the default; a crash loses at most this much of the counters)")
         }
         do {
             try self.retention.validate()
@@ -346,10 +358,13 @@ struct RelayConfiguration: Sendable {
             throw ConfigurationError(.invalidValue, "admin_maximum_connections must be 1…10000 (64 is the default), got \(self.adminMaximumConnections)")
         }
         guard self.adminHandshakeTimeout > .zero, self.adminHeaderTimeout > .zero, self.adminIdleTimeout > .zero else {
-            throw ConfigurationError(.invalidValue, "admin_handshake_timeout_seconds, admin_header_timeout_seconds and admin_idle_timeout_seconds must be positive")
+            throw ConfigurationError(
+                .invalidValue, "admin_handshake_timeout_seconds, admin_header_timeout_seconds and admin_idle_timeout_seconds must be positive")
         }
         for name in self.certificateNames where !Self.isDNSName(name) {
-            throw ConfigurationError(.invalidValue, "certificate name \"\(name)\" is not a DNS name; give names such as relay.example.com (IP addresses are not put in certificates)")
+            throw ConfigurationError(
+                .invalidValue, "certificate name \"\(name)\" is not a DNS name; give names such as relay.example.com (IP addresses are not put in certificates)"
+            )
         }
     }
 }

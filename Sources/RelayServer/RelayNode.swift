@@ -255,7 +255,8 @@ final class RelayNode: Service, Sendable {
         do {
             return try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
         } catch {
-            throw ConfigurationError(.listen, "cannot listen on \(configuration.listen): \(error); is another relay running there? choose another with --listen")
+            throw ConfigurationError(
+                .listen, "cannot listen on \(configuration.listen): \(error); is another relay running there? choose another with --listen")
         }
     }
 

@@ -22,7 +22,8 @@ public struct ExportTimeZone: Sendable, Hashable, CustomStringConvertible {
         }
         if let first = trimmed.first, first == "+" || first == "-" {
             guard let seconds = Self.offsetSeconds(Substring(trimmed)), let zone = TimeZone(secondsFromGMT: seconds) else {
-                throw StoreError(.invalidInput, "time zone \"\(text)\" is not a valid offset; write it as +09:00 or -05:00 (hours 00–18), or use a name such as Asia/Seoul")
+                throw StoreError(
+                    .invalidInput, "time zone \"\(text)\" is not a valid offset; write it as +09:00 or -05:00 (hours 00–18), or use a name such as Asia/Seoul")
             }
             self.init(timeZone: zone, description: trimmed)
             return
@@ -30,7 +31,8 @@ public struct ExportTimeZone: Sendable, Hashable, CustomStringConvertible {
         // TimeZone(identifier:) also accepts abbreviations like "KST"; only names with a
         // region are unambiguous, but UTC-like names are fine too.
         guard !trimmed.isEmpty, let zone = TimeZone(identifier: trimmed) else {
-            throw StoreError(.invalidInput, "unknown time zone \"\(text)\"; use an IANA name such as Asia/Seoul or Europe/Berlin, UTC, or an offset such as +09:00")
+            throw StoreError(
+                .invalidInput, "unknown time zone \"\(text)\"; use an IANA name such as Asia/Seoul or Europe/Berlin, UTC, or an offset such as +09:00")
         }
         self.init(timeZone: zone, description: trimmed)
     }
@@ -79,7 +81,10 @@ public struct ExportRange: Sendable, Hashable {
         let start = try Self.instant(from, timeZone: timeZone, name: fromName, endOfRange: false)
         let end = try Self.instant(to, timeZone: timeZone, name: toName, endOfRange: true)
         guard start < end else {
-            throw StoreError(.invalidInput, "\(fromName) \(from) is not before \(toName) \(to): the range is empty; give an earlier \(fromName) or a later \(toName) (a date as \(toName) includes that whole day)")
+            throw StoreError(
+                .invalidInput,
+                "\(fromName) \(from) is not before \(toName) \(to): the range is empty; give an earlier \(fromName) or a later \(toName) (a date as \(toName) includes that whole day)"
+            )
         }
         return ExportRange(from: start, to: end)
     }
@@ -112,7 +117,9 @@ public struct ExportRange: Sendable, Hashable {
             if endOfRange { (y, m, d) = Civil.civil(fromDays: Civil.days(year: year, month: month, day: day) + 1) }
             return Self.localMidnight(year: y, month: m, day: d, timeZone: timeZone)
         }
-        guard bytes[10] == 0x54 || bytes[10] == 0x74 || bytes[10] == 0x20, let hour = number(11..<13), bytes.count >= 16, bytes[13] == 0x3A, let minute = number(14..<16) else {
+        guard bytes[10] == 0x54 || bytes[10] == 0x74 || bytes[10] == 0x20, let hour = number(11..<13), bytes.count >= 16, bytes[13] == 0x3A,
+            let minute = number(14..<16)
+        else {
             throw invalid()
         }
         var index = 16

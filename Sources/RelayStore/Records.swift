@@ -82,7 +82,10 @@ public struct AccessEvent: Codable, Sendable, Hashable {
     public var subject: String?
     public var detail: String?
 
-    public init(id: Int64? = nil, at: Date, event: Kind, outcome: Outcome, sourceAddress: String, companyID: String? = nil, subject: String? = nil, detail: String? = nil) {
+    public init(
+        id: Int64? = nil, at: Date, event: Kind, outcome: Outcome, sourceAddress: String, companyID: String? = nil, subject: String? = nil,
+        detail: String? = nil
+    ) {
         self.id = id
         self.at = at
         self.event = event

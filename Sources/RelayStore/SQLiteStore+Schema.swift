@@ -173,7 +173,8 @@ extension UsageRecord {
             id: row[0], companyID: row[1], engineerLogin: row[2], hostID: row[3], hostName: row[4], mode: UsageRecord.Mode(rawValue: row[5]),
             startedAt: row[6], endedAt: row[7],
             counters: UsageCounters(bytesToViewer: row[8], bytesToHost: row[9], framesToViewer: row[10], framesToHost: row[11]),
-            endReason: (row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: row[13], hostAddress: row[14], relayNode: row[15], checkpointedAt: row[16]
+            endReason: (row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: row[13], hostAddress: row[14], relayNode: row[15],
+            checkpointedAt: row[16]
         )
     }
 

@@ -14,30 +14,33 @@ extension SQLiteStore {
         try self.writing { db in
             if !batch.opened.isEmpty {
                 // A record written again (a retried batch) keeps what is there.
-                let insert = try db.cachedStatement(sql: """
-                    INSERT OR IGNORE INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, \
-                    durationSeconds, bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, \
-                    hostAddress, relayNode, checkpointedAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
+                let insert = try db.cachedStatement(
+                    sql: """
+                        INSERT OR IGNORE INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, \
+                        durationSeconds, bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, \
+                        hostAddress, relayNode, checkpointedAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """)
                 for record in batch.opened {
                     try insert.execute(arguments: record.statementArguments)
                 }
             }
             if !batch.checkpoints.isEmpty {
-                let update = try db.cachedStatement(sql: """
-                    UPDATE session SET bytesToViewer = ?, bytesToHost = ?, framesToViewer = ?, framesToHost = ?, checkpointedAt = ? \
-                    WHERE id = ? AND endedAt IS NULL
-                    """)
+                let update = try db.cachedStatement(
+                    sql: """
+                        UPDATE session SET bytesToViewer = ?, bytesToHost = ?, framesToViewer = ?, framesToHost = ?, checkpointedAt = ? \
+                        WHERE id = ? AND endedAt IS NULL
+                        """)
                 for checkpoint in batch.checkpoints {
                     let c = checkpoint.counters
                     try update.execute(arguments: [c.bytesToViewer, c.bytesToHost, c.framesToViewer, c.framesToHost, checkpoint.at, checkpoint.sessionID])
                 }
             }
             if !batch.closed.isEmpty {
-                let close = try db.cachedStatement(sql: """
-                    UPDATE session SET endedAt = ?, durationSeconds = MAX(0, ? - startedAt) / 1000, bytesToViewer = ?, bytesToHost = ?, \
-                    framesToViewer = ?, framesToHost = ?, endReason = ?, checkpointedAt = ? WHERE id = ? AND endedAt IS NULL
-                    """)
+                let close = try db.cachedStatement(
+                    sql: """
+                        UPDATE session SET endedAt = ?, durationSeconds = MAX(0, ? - startedAt) / 1000, bytesToViewer = ?, bytesToHost = ?, \
+                        framesToViewer = ?, framesToHost = ?, endReason = ?, checkpointedAt = ? WHERE id = ? AND endedAt IS NULL
+                        """)
                 for closure in batch.closed {
                     let c = closure.counters
                     try close.execute(arguments: [
@@ -82,15 +85,19 @@ extension SQLiteStore {
                 // `startedAt >= ?` gives SQLite the index range's lower bound: from the
                 // OR alone it scans the company's index from its first row on every page,
                 // which made a 1M-row export quadratic (benchmarks/RESULTS.md, store).
-                rows = try Row.fetchCursor(db, sql: """
-                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
-                    AND (startedAt > ? OR (startedAt = ? AND id > ?)) ORDER BY startedAt, id LIMIT ?
-                    """, arguments: [companyID, cursor.startedAt, range.to, cursor.startedAt, cursor.startedAt, cursor.id, limit])
+                rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
+                        AND (startedAt > ? OR (startedAt = ? AND id > ?)) ORDER BY startedAt, id LIMIT ?
+                        """, arguments: [companyID, cursor.startedAt, range.to, cursor.startedAt, cursor.startedAt, cursor.id, limit])
             } else {
-                rows = try Row.fetchCursor(db, sql: """
-                    SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
-                    ORDER BY startedAt, id LIMIT ?
-                    """, arguments: [companyID, range.from, range.to, limit])
+                rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND startedAt >= ? AND startedAt < ? \
+                        ORDER BY startedAt, id LIMIT ?
+                        """, arguments: [companyID, range.from, range.to, limit])
             }
             var page: [UsageRecord] = []
             page.reserveCapacity(limit)
@@ -121,12 +128,15 @@ extension SQLiteStore {
         let held = Self.held
         return try self.reading { db in
             PurgeReport(
-                sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID NOT IN (\(held))", arguments: [cutoff.usage]) ?? 0,
+                sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID NOT IN (\(held))", arguments: [cutoff.usage])
+                    ?? 0,
                 accessLogEntries: try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND (companyID IS NULL OR companyID NOT IN (\(held)))", arguments: [cutoff.access]
                 ) ?? 0,
-                heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID IN (\(held))", arguments: [cutoff.usage]) ?? 0,
-                heldAccessLogEntries: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND companyID IN (\(held))", arguments: [cutoff.access]) ?? 0,
+                heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID IN (\(held))", arguments: [cutoff.usage])
+                    ?? 0,
+                heldAccessLogEntries: try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND companyID IN (\(held))", arguments: [cutoff.access]) ?? 0,
                 usageCutoff: Date(milliseconds: cutoff.usage), accessLogCutoff: cutoff.access, dryRun: true
             )
         }
@@ -141,16 +151,18 @@ extension SQLiteStore {
         let (sessions, access, cutoff) = Self.expired(policy: policy, now: now)
         let held = Self.held
         return try self.writing { db in
-            try db.execute(sql: """
-                DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(sessions) \
-                AND companyID NOT IN (\(held)) LIMIT ?)
-                """, arguments: [cutoff.usage, limit])
+            try db.execute(
+                sql: """
+                    DELETE FROM session WHERE rowid IN (SELECT rowid FROM session WHERE \(sessions) \
+                    AND companyID NOT IN (\(held)) LIMIT ?)
+                    """, arguments: [cutoff.usage, limit])
             var batch = PurgeBatchResult(sessions: db.changesCount, accessLogEntries: 0, hasMore: false)
             if batch.sessions < limit {
-                try db.execute(sql: """
-                    DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(access) \
-                    AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT ?)
-                    """, arguments: [cutoff.access, limit - batch.sessions])
+                try db.execute(
+                    sql: """
+                        DELETE FROM access_log WHERE id IN (SELECT id FROM access_log WHERE \(access) \
+                        AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT ?)
+                        """, arguments: [cutoff.access, limit - batch.sessions])
                 batch.accessLogEntries = db.changesCount
             }
             // A full batch may have left more behind; one that was not full took the last.
@@ -172,7 +184,10 @@ extension SQLiteStore {
         do {
             _ = try self.database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         } catch {
-            throw StoreError(.unavailable, "the purge removed the rows, but the write-ahead log could not be truncated (\(error)): a long-running reader, such as an export, holds it; run `relay-server usage purge` again when it has finished")
+            throw StoreError(
+                .unavailable,
+                "the purge removed the rows, but the write-ahead log could not be truncated (\(error)): a long-running reader, such as an export, holds it; run `relay-server usage purge` again when it has finished"
+            )
         }
     }
 
@@ -191,7 +206,8 @@ extension SQLiteStore {
         let hold = LegalHold(companyID: companyID, reason: reason, heldAt: self.now(), heldBy: actor)
         try self.writing { db in
             // A company removed since may still have history under retention: allow a hold on it.
-            let known = try Company.exists(db, key: companyID)
+            let known =
+                try Company.exists(db, key: companyID)
                 || (try Int.fetchOne(db, sql: "SELECT 1 FROM session WHERE companyID = ? LIMIT 1", arguments: [companyID]) != nil)
             guard known else { throw Self.noCompany(companyID) }
             if try LegalHold.exists(db, key: companyID) {

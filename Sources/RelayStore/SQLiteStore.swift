@@ -21,7 +21,8 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw StoreError(.unavailable, "cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
+            throw StoreError(
+                .unavailable, "cannot create the data folder \(directory.path): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
         try self.init(path: directory.appendingPathComponent("relay.sqlite").path, now: now)
     }
@@ -69,7 +70,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     func storeError(_ error: DatabaseError) -> StoreError {
         switch error.resultCode {
         case .SQLITE_CONSTRAINT:
-            StoreError(.conflict, "the relay database refused the change, which conflicts with a record it holds (\(error.message ?? "\(error)")); list the records and try again")
+            StoreError(
+                .conflict,
+                "the relay database refused the change, which conflicts with a record it holds (\(error.message ?? "\(error)")); list the records and try again"
+            )
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             StoreError(.unavailable, "the relay database \(self.path) stayed locked for more than 10 s; try again, and look for a stuck relay-server command")
         default:

@@ -19,8 +19,10 @@ public struct Framebuffer: Sendable, Hashable {
         precondition(width > 0 && height > 0, "a framebuffer has at least one pixel")
         self.width = width
         self.height = height
-        let pixel: [UInt8] = [UInt8(truncatingIfNeeded: rgb), UInt8(truncatingIfNeeded: rgb >> 8),
-                              UInt8(truncatingIfNeeded: rgb >> 16), 0]
+        let pixel: [UInt8] = [
+            UInt8(truncatingIfNeeded: rgb), UInt8(truncatingIfNeeded: rgb >> 8),
+            UInt8(truncatingIfNeeded: rgb >> 16), 0,
+        ]
         var pixels = [UInt8]()
         pixels.reserveCapacity(width * height * Self.bytesPerPixel)
         for _ in 0..<(width * height) { pixels.append(contentsOf: pixel) }
@@ -30,8 +32,9 @@ public struct Framebuffer: Sendable, Hashable {
     /// Wraps existing BGRX bytes; `pixels.count` must be `width * height * 4`.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(width > 0 && height > 0, "a framebuffer has at least one pixel")
-        precondition(pixels.count == width * height * Self.bytesPerPixel,
-                     "\(pixels.count) bytes is not a \(width)×\(height) BGRX image")
+        precondition(
+            pixels.count == width * height * Self.bytesPerPixel,
+            "\(pixels.count) bytes is not a \(width)×\(height) BGRX image")
         self.width = width
         self.height = height
         self.pixels = pixels

@@ -319,8 +319,10 @@ public final class TileDecoder {
                 }
             }
         case .packedPalette:
-            var palette = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-                           UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
+            var palette = (
+                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
+                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
+            )
             withUnsafeMutableBytes(of: &palette) { raw in
                 let colours = raw.bindMemory(to: UInt32.self)
                 for entry in 0..<rect.paletteSize { colours[entry] = Self.pixel(inflated + rect.palette + entry * 3) }
@@ -338,8 +340,10 @@ public final class TileDecoder {
                 }
             }
         case .paletteRLE:
-            var palette = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-                           UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
+            var palette = (
+                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
+                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
+            )
             withUnsafeMutableBytes(of: &palette) { raw in
                 let colours = raw.bindMemory(to: UInt32.self)
                 for entry in 0..<rect.paletteSize { colours[entry] = Self.pixel(inflated + rect.palette + entry * 3) }

@@ -15,7 +15,8 @@ extension TileEncoder {
     ) throws(ScreenCodecError) -> [ByteBuffer] {
         // Inflated budget per part: deflate never expands by more than about 5 bytes per
         // 16 KiB stored block plus the sync flush, so 1% headroom is ample.
-        let budget = maximumBodyLength == .max
+        let budget =
+            maximumBodyLength == .max
             ? Int.max : (maximumBodyLength - 4 - 64) / 100 * 99 - TileUpdateFormat.partHeaderLength
         var bodies: [ByteBuffer] = []
         var first = 0

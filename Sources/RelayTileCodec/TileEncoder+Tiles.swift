@@ -83,10 +83,14 @@ extension TileEncoder {
             let oldRow = old.row(y)
             let newRow = new.row(y)
             var x = tile.x
-            while x < left, oldRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) == newRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) { x += 1 }
+            while x < left, oldRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) == newRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) {
+                x += 1
+            }
             left = min(left, x)
             x = tile.x + tile.width - 1
-            while x > right, oldRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) == newRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) { x -= 1 }
+            while x > right, oldRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) == newRow.loadUnaligned(fromByteOffset: x &* 4, as: UInt32.self) {
+                x -= 1
+            }
             right = max(right, x)
         }
         // A tile marked changed has at least one differing pixel, so left <= right.

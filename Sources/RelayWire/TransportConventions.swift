@@ -133,7 +133,8 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         }
         self.host = String(hostText)
         if let portText {
-            guard (1...5).contains(portText.utf8.count), portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let port = Int(portText), port <= 65535 else {
+            guard (1...5).contains(portText.utf8.count), portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let port = Int(portText), port <= 65535
+            else {
                 throw ParseError(message: "\"\(text)\" has no valid port (0–65535)")
             }
             self.port = port

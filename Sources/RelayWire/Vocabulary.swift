@@ -103,7 +103,8 @@ public struct SessionID: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         let hex = String(text.filter { $0 != "-" })
         // UInt64(_:radix:) would also take a sign: insist on exactly 32 hex digits.
-        guard hex.utf8.count == 32, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }), let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16)
+        guard hex.utf8.count == 32, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) }),
+            let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16)
         else { return nil }
         self.init(high: high, low: low)
     }

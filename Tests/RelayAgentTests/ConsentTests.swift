@@ -9,7 +9,9 @@ import Testing
 /// the attended prompt, and which of the viewer's messages reach the screen.
 @Suite struct ConsentPromptTests {
     static func paired(name: String = "kim.minji", organization: String = "ACME 코리아") -> Paired {
-        Paired(sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: name, peerSoftware: "relay-agent/0.1.0", peerOrganization: organization)
+        Paired(
+            sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: name, peerSoftware: "relay-agent/0.1.0",
+            peerOrganization: organization)
     }
 
     /// Runs the prompt against scripted lines; returns the decision and what was printed.
@@ -37,10 +39,13 @@ import Testing
         #expect(prompt.who == "Engineer evil of TI ruoY (verified by the relay)")
     }
 
-    @Test("answers: allow, view only, refuse; anything else asks again", arguments: [
-        ("a", ConsentDecision.allow(.fullControl)), ("Allow", .allow(.fullControl)), ("yes", .allow(.fullControl)),
-        ("v", .allow(.viewOnly)), (" view only ", .allow(.viewOnly)), ("r", .decline(ConsentPrompt.refusedText)), ("NO", .decline(ConsentPrompt.refusedText)),
-    ])
+    @Test(
+        "answers: allow, view only, refuse; anything else asks again",
+        arguments: [
+            ("a", ConsentDecision.allow(.fullControl)), ("Allow", .allow(.fullControl)), ("yes", .allow(.fullControl)),
+            ("v", .allow(.viewOnly)), (" view only ", .allow(.viewOnly)), ("r", .decline(ConsentPrompt.refusedText)),
+            ("NO", .decline(ConsentPrompt.refusedText)),
+        ])
     func answers(answer: String, expected: ConsentDecision) async {
         let (decision, printed) = await Self.ask([.text("maybe"), .text(""), .text(answer)])
         #expect(decision == expected)
@@ -49,9 +54,15 @@ import Testing
 
     @Test("no answer in time, or the end of the input, refuses")
     func silenceRefuses() async {
-        guard case .decline(let text) = await Self.ask([.text("huh"), .timedOut]).0 else { Issue.record("not refused"); return }
+        guard case .decline(let text) = await Self.ask([.text("huh"), .timedOut]).0 else {
+            Issue.record("not refused")
+            return
+        }
         #expect(text.contains("60 s"))
-        guard case .decline = await Self.ask([.endOfInput]).0 else { Issue.record("not refused"); return }
+        guard case .decline = await Self.ask([.endOfInput]).0 else {
+            Issue.record("not refused")
+            return
+        }
     }
 }
 
@@ -85,7 +96,10 @@ import Testing
     func screenMessagesFromTheViewer() {
         var gate = ViewerInputGate(.granted(.fullControl))
         for message: RelayMessage in [.screenInit(ScreenInit(width: 1, height: 1, name: "x")), .accessGranted(AccessGranted(flags: .inputAllowed))] {
-            guard case .protocolViolation = gate.admit(message) else { Issue.record("\(message.type.name) admitted"); continue }
+            guard case .protocolViolation = gate.admit(message) else {
+                Issue.record("\(message.type.name) admitted")
+                continue
+            }
         }
     }
 }

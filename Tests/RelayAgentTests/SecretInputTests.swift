@@ -29,7 +29,9 @@ import Testing
         #expect(try token.resolve(flagValue: nil, file: "/t", from: all) == .init(value: "from-file"))
         #expect(try token.resolve(flagValue: nil, file: "-", from: all) == .init(value: "from-stdin"))
         #expect(try token.resolve(flagValue: nil, file: nil, from: all) == .init(value: "from-env"))
-        #expect(try SecretInput.hostSecret.resolve(flagValue: nil, file: nil, from: Self.sources(environment: ["RELAY_HOST_SECRET": " s3cret "])) == .init(value: "s3cret"))
+        #expect(
+            try SecretInput.hostSecret.resolve(flagValue: nil, file: nil, from: Self.sources(environment: ["RELAY_HOST_SECRET": " s3cret "]))
+                == .init(value: "s3cret"))
         #expect(throws: SecretInputError.self) { try token.resolve(flagValue: "a", file: "/t", from: all) }
     }
 

@@ -14,7 +14,8 @@ enum FakeRelay {
     static func with<T: Sendable>(_ script: @escaping Script, _ body: (RelayAddress, RelayTrust) async throws -> T) async throws -> T {
         let authority = try TestCertificateAuthority(commonName: "Fake Relay CA")
         let server = try authority.serverCertificate(dnsNames: ["localhost"])
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(server.certificate)], privateKey: .privateKey(server.privateKey))
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(server.certificate)], privateKey: .privateKey(server.privateKey))
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = [RelayProtocol.alpnToken]
         let context = try NIOSSLContext(configuration: configuration)
@@ -23,7 +24,8 @@ enum FakeRelay {
             .bind(host: "127.0.0.1", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.defaultMaximumPayloadLength))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.defaultMaximumPayloadLength))
                     try channel.pipeline.syncOperations.addHandler(FrameEncoder())
                     return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
                 }

@@ -76,7 +76,9 @@ import Testing
             while try await frames.next() != nil {}  // reads Pings, answers nothing
         }) { address, trust in
             await #expect(throws: RelayClientError.self) {
-                try await RelayConnection.withConnection(to: address, trust: trust, keepalive: Keepalive(interval: .milliseconds(200), silenceLimit: .seconds(1))) { connection in
+                try await RelayConnection.withConnection(
+                    to: address, trust: trust, keepalive: Keepalive(interval: .milliseconds(200), silenceLimit: .seconds(1))
+                ) { connection in
                     _ = try await connection.hello(role: .host)
                     _ = try await connection.receive()
                 }

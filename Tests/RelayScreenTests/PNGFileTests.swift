@@ -122,7 +122,10 @@ import Testing
 enum HandMadePNG {
     static func encode(width: Int, height: Int, colourType: UInt8, rows: [[UInt8]]) -> [UInt8] {
         var raw: [UInt8] = []
-        for row in rows { raw.append(0); raw.append(contentsOf: row) }
+        for row in rows {
+            raw.append(0)
+            raw.append(contentsOf: row)
+        }
         var zlib: [UInt8] = [0x78, 0x01]
         var offset = 0
         repeat {
@@ -160,7 +163,8 @@ enum HandMadePNG {
     }
 
     private static func adler32(_ bytes: [UInt8]) -> UInt32 {
-        var a: UInt32 = 1, b: UInt32 = 0
+        var a: UInt32 = 1
+        var b: UInt32 = 0
         for byte in bytes {
             a = (a + UInt32(byte)) % 65521
             b = (b + a) % 65521

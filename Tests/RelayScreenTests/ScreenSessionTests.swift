@@ -172,7 +172,11 @@ import Testing
         let (stop, stopSink) = AsyncStream.makeStream(of: Void.self)
         let session = HostScreenSession(
             source: EchoSource(Self.screen),
-            options: .init(consent: .ask({ try await Task.sleep(for: .seconds(3600)); return .allow(.fullControl) }), closeGrace: .seconds(5))
+            options: .init(
+                consent: .ask({
+                    try await Task.sleep(for: .seconds(3600))
+                    return .allow(.fullControl)
+                }), closeGrace: .seconds(5))
         )
         try await withThrowingTaskGroup(of: HostScreenSession.Outcome?.self) { group in
             group.addTask { try await session.run(on: hostEnd, clock: clock, stop: stop) }

@@ -1,7 +1,8 @@
-@testable import RelayScreen
 import RelayTileCodec
 import RelayWire
 import Testing
+
+@testable import RelayScreen
 
 @Suite struct SyntheticSceneTests {
     private static let width = 200
@@ -45,7 +46,8 @@ import Testing
         #expect(layout.textRows >= 3)
         let textBottom = layout.textTop + layout.textRows * line
         for index in [0, 1, 17, layout.pageLines - 1] {
-            let now = scene.frame(index: index), next = scene.frame(index: index + 1)
+            let now = scene.frame(index: index)
+            let next = scene.frame(index: index + 1)
             // Every text row but the last moved up one line; the chrome stayed.
             #expect(Self.rows(next, layout.textTop..<textBottom - line) == Self.rows(now, layout.textTop + line..<textBottom))
             #expect(Self.rows(next, 0..<layout.textTop) == Self.rows(now, 0..<layout.textTop))
@@ -74,9 +76,11 @@ import Testing
         let scene = SyntheticScene(.movingWindow, width: 400, height: 300)
         let window = scene.layout.window
         for index in [0, 3, 9] {
-            let from = scene.layout.windowPosition(index: index), to = scene.layout.windowPosition(index: index + 1)
+            let from = scene.layout.windowPosition(index: index)
+            let to = scene.layout.windowPosition(index: index + 1)
             #expect(from.x != to.x || from.y != to.y)
-            let now = scene.frame(index: index), next = scene.frame(index: index + 1)
+            let now = scene.frame(index: index)
+            let next = scene.frame(index: index + 1)
             // The window's pixels are identical at its new place.
             for y in 0..<window.height {
                 for x in stride(from: 0, to: window.width, by: 3) {

@@ -1,9 +1,10 @@
-import RelayTestSupport
 import CX11
 import Foundation
-@testable import RelayScreen
+import RelayTestSupport
 import RelayWire
 import Testing
+
+@testable import RelayScreen
 
 /// Whether an X server is reachable for these tests: scripts/test.sh starts Xvfb and sets
 /// DISPLAY; without one the X tests are skipped with the reason below.
@@ -182,8 +183,9 @@ final class TestWindow {
         attributes.override_redirect = 1
         attributes.background_pixel = background
         attributes.event_mask = KeyPressMask | ButtonPressMask | ButtonReleaseMask | ExposureMask | StructureNotifyMask
-        self.window = XCreateWindow(display, root, x, y, width, height, 0, Int32(CopyFromParent), UInt32(InputOutput), nil,
-                                    UInt(CWOverrideRedirect | CWBackPixel | CWEventMask), &attributes)
+        self.window = XCreateWindow(
+            display, root, x, y, width, height, 0, Int32(CopyFromParent), UInt32(InputOutput), nil,
+            UInt(CWOverrideRedirect | CWBackPixel | CWEventMask), &attributes)
         XMapRaised(display, self.window)
         XSync(display, 0)
         _ = self.events(count: 1, of: [MapNotify])

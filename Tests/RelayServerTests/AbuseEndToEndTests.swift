@@ -2,12 +2,12 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
-@testable import RelayClient
 import RelayStore
 import RelayWire
 import Synchronization
 import Testing
 
+@testable import RelayClient
 @testable import RelayServer
 
 /// Guessed codes, bad frames, bad TLS, vanishing and fast peers — over real TLS on
@@ -40,10 +40,15 @@ import Testing
     /// The relay-wide guess budget: once spent, redemption pauses for everyone (new
     /// attempts are refused unchecked) and no live code is cancelled.
     @Test func theGuessBudgetPausesRedemptionWithoutCancellingCodes() async throws {
-        try await TestRelay.with({ $0.sourcePenalties.freeFailures = 1000; $0.codeGuessBudget.perMinute = 3 }) { relay in
+        try await TestRelay.with({
+            $0.sourcePenalties.freeFailures = 1000
+            $0.codeGuessBudget.perMinute = 3
+        }) { relay in
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                 try await viewer.hello(role: .viewer)
-                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                guard
+                    case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                else {
                     throw TestFailure("expected CodeIssued")
                 }
                 for guess in 1...3 {
@@ -69,7 +74,10 @@ import Testing
     @Test(.enabled(if: ProtocolConformanceTests.hasIPv6Loopback, "no IPv6 loopback"))
     func wrongTokensForAKnownIdDoNotLockTheEngineerOut() async throws {
         // Dual-stack: 127.0.0.1 and ::1 are two sources of one relay.
-        try await TestRelay.with({ $0.listen = ListenAddress(host: "::", port: 0); $0.sourcePenalties.firstBlock = .seconds(60) }) { relay in
+        try await TestRelay.with({
+            $0.listen = ListenAddress(host: "::", port: 0)
+            $0.sourcePenalties.firstBlock = .seconds(60)
+        }) { relay in
             let engineerID = relay.acme.engineerToken.split(separator: ".")[0]
             var answers: [ErrorCode] = []
             for attempt in 0..<8 {
@@ -365,7 +373,9 @@ import Testing
 
     @Test func aConfigFileSetsKeysAndRejectsMistakes() throws {
         var configuration = RelayConfiguration()
-        try configuration.apply(configFile: try self.write(#"{"listen": ":9443", "idle_timeout_seconds": 30, "code_guesses_per_hour": 20, "maximum_unauthenticated_per_source": 7}"#))
+        try configuration.apply(
+            configFile: try self.write(
+                #"{"listen": ":9443", "idle_timeout_seconds": 30, "code_guesses_per_hour": 20, "maximum_unauthenticated_per_source": 7}"#))
         #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 9443))
         #expect(configuration.idleTimeout == .seconds(30))
         #expect(configuration.codeGuessBudget.perHour == 20)

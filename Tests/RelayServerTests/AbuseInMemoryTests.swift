@@ -50,7 +50,10 @@ import Testing
     /// is blocked, growingly, and the code it aimed at stays valid.
     @Test func aGuessingSourceIsBlockedAndLiveCodesSurvive() async throws {
         // The block runs on the wall clock (AuthThrottle); 60 s outlasts the test by far.
-        try await InMemoryRelay.with({ $0.sourcePenalties.freeFailures = 3; $0.sourcePenalties.firstBlock = .seconds(60) }) { relay in
+        try await InMemoryRelay.with({
+            $0.sourcePenalties.freeFailures = 3
+            $0.sourcePenalties.firstBlock = .seconds(60)
+        }) { relay in
             let (viewer, code) = try await relay.viewerWithCode()
             var answers: [ErrorCode?] = []
             for guess in 1...6 {

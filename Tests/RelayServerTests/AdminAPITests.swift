@@ -41,12 +41,13 @@ import Testing
         var batch = UsageBatch()
         let start = StoreFixture.milliseconds("2026-11-01T00:00:00+09:00")
         for index in 0..<count {
-            batch.opened.append(UsageRecord(
-                id: "\(prefix)-\(String(format: "%07d", index))", companyID: company, engineerLogin: "김민지", hostID: "ho-\(prefix)",
-                hostName: hostName, mode: .unattended, startedAt: start + Int64(index) * 1000, endedAt: start + Int64(index) * 1000 + 61_000,
-                counters: UsageCounters(bytesToViewer: 1_000_000, bytesToHost: 2_000, framesToViewer: 300, framesToHost: 40), endReason: .normal,
-                viewerAddress: "203.0.113.7:50123", hostAddress: "198.51.100.4:443", relayNode: "test-node"
-            ))
+            batch.opened.append(
+                UsageRecord(
+                    id: "\(prefix)-\(String(format: "%07d", index))", companyID: company, engineerLogin: "김민지", hostID: "ho-\(prefix)",
+                    hostName: hostName, mode: .unattended, startedAt: start + Int64(index) * 1000, endedAt: start + Int64(index) * 1000 + 61_000,
+                    counters: UsageCounters(bytesToViewer: 1_000_000, bytesToHost: 2_000, framesToViewer: 300, framesToHost: 40), endReason: .normal,
+                    viewerAddress: "203.0.113.7:50123", hostAddress: "198.51.100.4:443", relayNode: "test-node"
+                ))
             if batch.opened.count == 10_000 {
                 try relay.store.write(batch)
                 batch = UsageBatch()
@@ -129,8 +130,14 @@ import Testing
             #expect(month.headers.first(name: "Content-Type")?.hasPrefix("text/csv") == true)
             #expect(month.headers.first(name: "Content-Disposition")?.contains("attachment") == true)
             let lines = month.text.split(separator: "\r\n")
-            #expect(lines[0].hasSuffix("session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node"))
-            #expect(lines[1] == "acme-0000000,\(relay.acme.id),김민지,ho-acme,ACME-ONLY-호스트,unattended,2026-11-01T00:00:00+09:00,2026-11-01T00:01:01+09:00,61,1000000,2000,300,40,normal,203.0.113.7:50123,198.51.100.4:443,test-node")
+            #expect(
+                lines[0].hasSuffix(
+                    "session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node"
+                ))
+            #expect(
+                lines[1]
+                    == "acme-0000000,\(relay.acme.id),김민지,ho-acme,ACME-ONLY-호스트,unattended,2026-11-01T00:00:00+09:00,2026-11-01T00:01:01+09:00,61,1000000,2000,300,40,normal,203.0.113.7:50123,198.51.100.4:443,test-node"
+            )
             // Each export leaves an audit entry with the count.
             let logged = await eventually { (try? relay.store.auditLog(limit: 1).first?.detail?.hasPrefix("rows=1500 format=csv")) == true }
             #expect(logged)
@@ -139,7 +146,10 @@ import Testing
     }
 
     @Test func floodingIsAnsweredWith429() async throws {
-        try await TestRelay.with({ $0.adminRequestBurst = 3; $0.adminRequestsPerMinute = 1 }) { relay in
+        try await TestRelay.with({
+            $0.adminRequestBurst = 3
+            $0.adminRequestsPerMinute = 1
+        }) { relay in
             var statuses: [HTTPResponseStatus] = []
             for _ in 0..<5 {
                 statuses.append(try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-11-02", token: relay.acme.adminToken).status)
@@ -155,7 +165,11 @@ import Testing
 
     @Test func failedTokensAreThrottled() async throws {
         // A 60 s first block, so that it cannot run out mid-test on a loaded machine.
-        try await TestRelay.with({ $0.adminRequestBurst = 100; $0.adminRequestsPerMinute = 100; $0.sourcePenalties.firstBlock = .seconds(60) }) { relay in
+        try await TestRelay.with({
+            $0.adminRequestBurst = 100
+            $0.adminRequestsPerMinute = 100
+            $0.sourcePenalties.firstBlock = .seconds(60)
+        }) { relay in
             var statuses: [HTTPResponseStatus] = []
             while statuses.count < 12, statuses.last != .tooManyRequests {
                 statuses.append(try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-11-02", token: relay.acme.id + ".guess").status)
@@ -175,7 +189,8 @@ import Testing
         try await TestRelay.with({ $0.adminRequestBurst = 100 }) { relay in
             try Self.seed(relay, company: relay.acme.id, count: 200_000, prefix: "big")
             let before = Self.peakResidentBytes()
-            let response = try await Self.get(relay, "/v1/usage?from=2026-11-01&to=2026-12-31&format=jsonl&tz=Asia/Seoul", token: relay.acme.adminToken, discardBody: true)
+            let response = try await Self.get(
+                relay, "/v1/usage?from=2026-11-01&to=2026-12-31&format=jsonl&tz=Asia/Seoul", token: relay.acme.adminToken, discardBody: true)
             let growth = Self.peakResidentBytes() - before
             #expect(response.status == .ok)
             #expect(response.lines == 200_000)

@@ -21,7 +21,9 @@ struct AdminResponse {
 }
 
 enum AdminClient {
-    static func get(port: Int, path: String, token: String? = nil, trust certificate: NIOSSLCertificate, discardBody: Bool = false) async throws -> AdminResponse {
+    static func get(
+        port: Int, path: String, token: String? = nil, trust certificate: NIOSSLCertificate, discardBody: Bool = false
+    ) async throws -> AdminResponse {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates([certificate])
         tls.applicationProtocols = ["http/1.1"]

@@ -101,7 +101,8 @@ import Testing
         func connect() throws -> EmbeddedChannel {
             var logger = Logger(label: "admin-guard-test")
             logger.logLevel = .critical
-            let channel = EmbeddedChannel(handler: AdminConnectionGuard(budget: self.budget, limits: self.limits, metrics: self.metrics, logger: logger), loop: self.loop)
+            let channel = EmbeddedChannel(
+                handler: AdminConnectionGuard(budget: self.budget, limits: self.limits, metrics: self.metrics, logger: logger), loop: self.loop)
             try channel.connect(to: SocketAddress(ipAddress: "192.0.2.80", port: 443)).wait()
             return channel
         }

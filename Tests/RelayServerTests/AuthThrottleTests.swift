@@ -53,8 +53,9 @@ import Testing
         var blocks: [TimeAmount] = []
         for _ in 0..<15 {
             if let wait = throttle.retryAfter(source: guesser, now: now) {
-                #expect(Self.attempt(&throttle, from: guesser, account: "engineer:en-kim", correct: true, now: now) == .rateLimited,
-                        "a blocked source's right token is not even checked")
+                #expect(
+                    Self.attempt(&throttle, from: guesser, account: "engineer:en-kim", correct: true, now: now) == .rateLimited,
+                    "a blocked source's right token is not even checked")
                 now = now + wait
             }
             if let block = throttle.recordFailure(source: guesser, account: "engineer:en-kim", now: now).sourceBlockedFor {

@@ -1,7 +1,7 @@
 import Foundation
-import NIOPosix
 import Logging
 import NIOCore
+import NIOPosix
 import RelayClient
 import RelayStore
 import RelayTestSupport
@@ -28,7 +28,8 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()
@@ -192,7 +193,9 @@ import Testing
 
     @Test func renewalIsDueThirtyDaysBeforeTheEnd() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        func decide(daysLeft: Double, validFor: Double = 90, names: [String] = ["localhost"], wanted: [String] = ["localhost"], asked: Bool = false)
+        func decide(
+            daysLeft: Double, validFor: Double = 90, names: [String] = ["localhost"], wanted: [String] = ["localhost"], asked: Bool = false
+        )
             -> DevelopmentCertificate.Decision
         {
             let end = now.addingTimeInterval(daysLeft * Self.day)
@@ -202,15 +205,30 @@ import Testing
         }
         #expect(decide(daysLeft: 31) == .keep)
         #expect(decide(daysLeft: 89) == .keep)
-        guard case .renew = decide(daysLeft: 29) else { Issue.record("29 days left: not renewed"); return }
-        guard case .renew = decide(daysLeft: -1) else { Issue.record("expired: not renewed"); return }
+        guard case .renew = decide(daysLeft: 29) else {
+            Issue.record("29 days left: not renewed")
+            return
+        }
+        guard case .renew = decide(daysLeft: -1) else {
+            Issue.record("expired: not renewed")
+            return
+        }
         // Names asked for that the certificate lacks: renewed now. The old default (the
         // machine's name): kept, with a warning, until the renewal.
-        guard case .renew = decide(daysLeft: 80, wanted: ["relay.example.com"], asked: true) else { Issue.record("names asked: not renewed"); return }
-        guard case .keepWithWarning(let names) = decide(daysLeft: 80, names: ["localhost", "relay1"]) else { Issue.record("no warning"); return }
+        guard case .renew = decide(daysLeft: 80, wanted: ["relay.example.com"], asked: true) else {
+            Issue.record("names asked: not renewed")
+            return
+        }
+        guard case .keepWithWarning(let names) = decide(daysLeft: 80, names: ["localhost", "relay1"]) else {
+            Issue.record("no warning")
+            return
+        }
         #expect(names.contains("localhost, relay1"))
         // An older relay's 825-day certificate: kept, with a warning.
-        guard case .keepWithWarning(let long) = decide(daysLeft: 700, validFor: 825) else { Issue.record("no warning"); return }
+        guard case .keepWithWarning(let long) = decide(daysLeft: 700, validFor: 825) else {
+            Issue.record("no warning")
+            return
+        }
         #expect(long.contains("825 days"))
     }
 
@@ -238,7 +256,10 @@ import Testing
 
             // Asked-for names replace the default.
             let named = DevelopmentCertificate(dataDirectory: data, names: ["relay.example.com", "relay"])
-            guard case .renewed = try named.loadOrRenew(now: now).outcome else { Issue.record("not renewed for the names asked"); return }
+            guard case .renewed = try named.loadOrRenew(now: now).outcome else {
+                Issue.record("not renewed for the names asked")
+                return
+            }
             let renamed = try await Self.shell("openssl x509 -in '\(named.certificatePath)' -noout -ext subjectAltName").output
             #expect(renamed.contains("DNS:relay.example.com") && renamed.contains("DNS:relay") && !renamed.contains("localhost"), "\(renamed)")
         }
@@ -255,7 +276,10 @@ import Testing
             #expect(try development.renewIfDue(now: start.addingTimeInterval(59 * Self.day)) == nil)
             // 61 days later: renewed.
             let (second, outcome, _) = try development.loadOrRenew(now: start.addingTimeInterval(61 * Self.day))
-            guard case .renewed(let previous, let reason) = outcome else { Issue.record("not renewed: \(outcome)"); return }
+            guard case .renewed(let previous, let reason) = outcome else {
+                Issue.record("not renewed: \(outcome)")
+                return
+            }
             #expect(previous == first.fingerprint)
             #expect(reason.contains("less than 30 days"))
             #expect(second.fingerprint != first.fingerprint)
@@ -338,18 +362,18 @@ import Testing
             guard let haproxy else { return }  // the bytes are checked above
             let config = data + "/haproxy.cfg"
             try """
-                defaults
-                  mode tcp
-                  timeout connect 1s
-                  timeout client 1s
-                  timeout server 1s
-                frontend relay
-                  bind 127.0.0.1:65000 ssl crt \(bundle)
-                  default_backend nowhere
-                backend nowhere
-                  server none 127.0.0.1:1
+            defaults
+              mode tcp
+              timeout connect 1s
+              timeout client 1s
+              timeout server 1s
+            frontend relay
+              bind 127.0.0.1:65000 ssl crt \(bundle)
+              default_backend nowhere
+            backend nowhere
+              server none 127.0.0.1:1
 
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
             let check = try await Self.shell("\(haproxy) -c -f '\(config)'")
             #expect(check.status == 0, "\(check.output)\(check.errors)")
         }

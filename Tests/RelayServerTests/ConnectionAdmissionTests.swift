@@ -69,9 +69,10 @@ import Testing
     }
 
     @Test func earlyDropRisesLinearlyFromStartToFull() {
-        var admission = ConnectionAdmission(policy: .init(
-            maximumUnauthenticatedPerSource: 1, unauthenticatedStart: 100, unauthenticatedDropPercent: 30, maximumUnauthenticated: 200
-        ))
+        var admission = ConnectionAdmission(
+            policy: .init(
+                maximumUnauthenticatedPerSource: 1, unauthenticatedStart: 100, unauthenticatedDropPercent: 30, maximumUnauthenticated: 200
+            ))
         var generator = SeededGenerator(seed: 9)
         var next = 0
         func fill(to count: Int) {

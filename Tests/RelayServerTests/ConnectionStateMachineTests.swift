@@ -35,7 +35,8 @@ private typealias Action = ConnectionStateMachine.Action
     private static let engineer = Engineer(
         id: "en-1", companyID: "co-1", login: "minjun", tokenDigest: Data([1, 2]), createdAt: Date(timeIntervalSince1970: 0), companyName: "Hanbit Support"
     )
-    private static let enrolledHost = EnrolledHost(id: "ho-7", companyID: "co-1", name: "Front desk PC", secretDigest: Data([3]), createdAt: Date(timeIntervalSince1970: 0))
+    private static let enrolledHost = EnrolledHost(
+        id: "ho-7", companyID: "co-1", name: "Front desk PC", secretDigest: Data([3]), createdAt: Date(timeIntervalSince1970: 0))
 
     private static func issued(to viewer: TestPeer = Self.viewer) -> ConnectionStateMachine.Pairing.IssuedCode {
         .init(code: Self.code, viewer: viewer, companyID: "co-1", expiresAt: .now() + .minutes(10))
@@ -130,10 +131,11 @@ private typealias Action = ConnectionStateMachine.Action
             credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
         )
         #expect(
-            machine.hostVerified(host) == .authenticated(
-                party, access: .init(kind: .hostSecret, outcome: .accepted, companyID: "co-1", subject: "ho-7"),
-                then: .registerHost(hostID: "ho-7", companyID: "co-1", announce: HostRegistered(hostName: "Front desk PC"))
-            )
+            machine.hostVerified(host)
+                == .authenticated(
+                    party, access: .init(kind: .hostSecret, outcome: .accepted, companyID: "co-1", subject: "ho-7"),
+                    then: .registerHost(hostID: "ho-7", companyID: "co-1", announce: HostRegistered(hostName: "Front desk PC"))
+                )
         )
         #expect(machine.state == .waitingForPeer(.host) && machine.holding == .registration(hostID: "ho-7"))
     }
@@ -188,7 +190,8 @@ private typealias Action = ConnectionStateMachine.Action
     @Test func outcomesOutOfTurnChangeNothing() {
         for state in Self.openStates + [.closed] {
             var machine = Self.machine(in: state)
-            if case .authenticating = state {} else {
+            if case .authenticating = state {
+            } else {
                 #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .none, "\(state.name)")
                 #expect(machine.redeemed(.paired(Self.issued())) == .none)
                 #expect(machine.redeemed(.invalid(pausedFor: nil)) == .none)
@@ -197,7 +200,8 @@ private typealias Action = ConnectionStateMachine.Action
                 #expect(machine.verificationFailed() == .none)
                 #expect(machine.state == state, "answers \(state.name)")
             }
-            if case .waitingForPeer = state {} else {
+            if case .waitingForPeer = state {
+            } else {
                 #expect(machine.codeIssued(Self.code, validFor: .minutes(10)) == .none)
                 #expect(machine.claimed(.busy, hostID: "x") == .none)
                 let paired = machine.pairedWithPeer("session-1")
@@ -221,7 +225,8 @@ private typealias Action = ConnectionStateMachine.Action
     /// the attempt is not charged again.
     @Test func aThrottledSourceIsRefusedUnchecked() {
         let attempts: [(RelayMessage, AccessEvent.Kind)] = [
-            (.hostAuth(Self.hostAuth), .supportCode), (.hostAuth(.enrolled(hostID: "ho-7", secret: "x")), .hostSecret), (.viewerAuth(Self.viewerAuth), .viewerToken),
+            (.hostAuth(Self.hostAuth), .supportCode), (.hostAuth(.enrolled(hostID: "ho-7", secret: "x")), .hostSecret),
+            (.viewerAuth(Self.viewerAuth), .viewerToken),
         ]
         for (auth, kind) in attempts {
             var machine = ConnectionStateMachine()
@@ -335,7 +340,10 @@ private typealias Action = ConnectionStateMachine.Action
             ("CodeIssued from an agent", .waitingForPeer(.viewer), .codeIssued(CodeIssued(code: SupportCode(value: 1)!, validForSeconds: 600))),
             ("HostRegistered from an agent", .paired(.host), .hostRegistered(HostRegistered(hostName: "x"))),
             ("HelloAck from an agent", .awaitingHello, .helloAck(HelloAck(capabilities: .all, maximumPayloadLength: 1, relayNode: "x"))),
-            ("Paired from an agent", .waitingForPeer(.host), .paired(Paired(sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: "a", peerSoftware: "b"))),
+            (
+                "Paired from an agent", .waitingForPeer(.host),
+                .paired(Paired(sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: "a", peerSoftware: "b"))
+            ),
             ("Error from an agent", .awaitingAuth(.host), .error(ErrorMessage(code: .internalError, message: "x"))),
             ("TileUpdate as a control message", .awaitingAuth(.host), .tileUpdate(TileUpdate(body: ByteBuffer(bytes: [1, 2, 3])))),
         ]
@@ -480,7 +488,9 @@ private typealias Action = ConnectionStateMachine.Action
     /// A Bye while paired closes the machine at once; the session is handed over by the
     /// close that follows (the handler's teardown), with the words for the other side.
     @Test func aByeWhilePairedKeepsTheSessionForTheTeardown() {
-        for (reason, told, recorded) in [(ByeReason.normal, ByeReason.peerLeft, ByeReason.normal), (.declined, .declined, .declined), (.relayRestart, .peerLeft, .normal)] {
+        for (reason, told, recorded) in [
+            (ByeReason.normal, ByeReason.peerLeft, ByeReason.normal), (.declined, .declined, .declined), (.relayRestart, .peerLeft, .normal),
+        ] {
             var machine = Self.machine(in: .paired(.viewer))
             #expect(machine.received(.bye(Bye(reason: reason, text: "done"))) == .close)
             #expect(machine.state == .closed && machine.session == nil)

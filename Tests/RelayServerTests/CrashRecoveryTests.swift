@@ -1,6 +1,6 @@
 import Foundation
-import NIOPosix
 import NIOCore
+import NIOPosix
 import RelayClient
 import RelayStore
 import RelayTestSupport
@@ -80,10 +80,12 @@ import Testing
         let (company, _) = try store.addCompany(name: "ACME 코리아")
         let (_, token) = try store.addEngineer(companyID: company.id, login: "kim.minji")
         let configFile = directory + "/relay.json"
-        try Data("""
+        try Data(
+            """
             {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "node_name": "kill-test", "usage_checkpoint_seconds": 1, "event_loop_threads": 2,
              "maximum_unauthenticated_per_source": 1000, "support_codes_per_engineer": 20}
-            """.utf8).write(to: URL(fileURLWithPath: configFile))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: configFile))
 
         let server = try ServerProcess(executable: executable, dataDirectory: directory, configFile: configFile)
         let address = RelayAddress(host: "localhost", port: server.port)
@@ -99,14 +101,17 @@ import Testing
                     do {
                         try await RelayConnection.withConnection(to: address, trust: trust) { viewer in
                             try await viewer.hello(role: .viewer)
-                            guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: token, request: .newSupportCode)) else {
+                            guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: token, request: .newSupportCode))
+                            else {
                                 throw TestFailure("no code")
                             }
                             try await withThrowingTaskGroup(of: Void.self) { pair in
                                 pair.addTask {
                                     try await RelayConnection.withConnection(to: address, trust: trust) { host in
                                         try await host.hello(role: .host)
-                                        guard case .paired = try await host.authenticate(host: .supportCode(issued.code)) else { throw TestFailure("not paired") }
+                                        guard case .paired = try await host.authenticate(host: .supportCode(issued.code)) else {
+                                            throw TestFailure("not paired")
+                                        }
                                         progress.paired.add(1, ordering: .relaxed)
                                         for _ in 0..<200 {
                                             try await host.send(.tileUpdate(TileUpdate(body: payload)))

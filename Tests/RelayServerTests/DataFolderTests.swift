@@ -38,7 +38,8 @@ import Testing
         try Self.withFolder { folder in
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let issued = try CertificateFactory.selfSigned(commonName: "test", dnsNames: ["localhost"])
-            let key = folder + "/key.pem", cert = folder + "/cert.pem"
+            let key = folder + "/key.pem"
+            let cert = folder + "/cert.pem"
             try FileModes.write(cert, try issued.certificatePEM, mode: 0o644)
             try FileModes.write(key, issued.privateKeyPEM, mode: 0o644)
 
@@ -101,13 +102,16 @@ import Testing
         try await Self.withFolderAsync { folder in
             try FileManager.default.createDirectory(atPath: folder + "/tls", withIntermediateDirectories: true)
             let issued = try CertificateFactory.selfSigned(commonName: "test", dnsNames: ["localhost"])
-            let key = folder + "/tls/key.pem", cert = folder + "/tls/cert.pem"
+            let key = folder + "/tls/key.pem"
+            let cert = folder + "/tls/cert.pem"
             try FileModes.write(cert, try issued.certificatePEM, mode: 0o644)
             try FileModes.write(key, issued.privateKeyPEM, mode: 0o644)
             let (status, message) = try await NIOThreadPool.singleton.runIfActive {
                 let process = Process()
                 process.executableURL = executable
-                process.arguments = ["serve", "--data", folder + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--cert", cert, "--key", key]
+                process.arguments = [
+                    "serve", "--data", folder + "/data", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--cert", cert, "--key", key,
+                ]
                 let errors = Pipe()
                 process.standardError = errors
                 process.standardOutput = FileHandle.nullDevice

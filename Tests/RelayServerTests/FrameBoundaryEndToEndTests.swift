@@ -262,7 +262,9 @@ import Testing
                 await silent.close()
             }
             #expect(await eventually { relay.node.relay.openConnections == 0 })
-            #expect(await eventually { relay.node.relay.liveConnectionHandlers == before }, "\(relay.node.relay.liveConnectionHandlers - before) handlers of closed connections are still in memory")
+            #expect(
+                await eventually { relay.node.relay.liveConnectionHandlers == before },
+                "\(relay.node.relay.liveConnectionHandlers - before) handlers of closed connections are still in memory")
         }
     }
 }

@@ -16,7 +16,8 @@ import Testing
     static func stream(side: UInt8, frames: Int) throws -> ByteBuffer {
         var bytes = ByteBuffer()
         for sequence in 0..<frames {
-            bytes.writeImmutableBuffer(FrameBoundaryEndToEndTests.peerFrame(side: side, sequence: sequence, length: FrameBoundaryEndToEndTests.length(of: sequence)))
+            bytes.writeImmutableBuffer(
+                FrameBoundaryEndToEndTests.peerFrame(side: side, sequence: sequence, length: FrameBoundaryEndToEndTests.length(of: sequence)))
             bytes.writeImmutableBuffer(try Frame(.ping(Ping(nonce: UInt64(sequence + 1)))).bytes)
         }
         return bytes
@@ -41,7 +42,8 @@ import Testing
                     self.pongsReceived += 1
                 case MessageType.tileUpdate.rawValue:
                     let sequence = self.framesReceived
-                    guard FrameBoundaryEndToEndTests.check(payload, side: other, sequence: sequence, length: FrameBoundaryEndToEndTests.length(of: sequence)) else {
+                    guard FrameBoundaryEndToEndTests.check(payload, side: other, sequence: sequence, length: FrameBoundaryEndToEndTests.length(of: sequence))
+                    else {
                         throw TestFailure("side \(self.side): peer frame \(sequence) arrived damaged (\(payload.readableBytes) bytes)")
                     }
                     self.framesReceived += 1

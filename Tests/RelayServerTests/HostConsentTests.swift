@@ -46,7 +46,9 @@ import Testing
             }
             let (outcome, events, access) = try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                 try await viewer.hello(role: .viewer)
-                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                guard
+                    case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                else {
                     throw TestFailure("no code issued")
                 }
                 codeSink.yield(issued.code)
@@ -68,7 +70,9 @@ import Testing
             }
             var host: HostScreenSession.Outcome?
             for try await result in group { host = result ?? host }
-            return SessionResult(viewer: outcome, viewerEvents: events, viewerAccess: access, host: try #require(host), hostEvents: await hostEvents.reduce(into: []) { $0.append($1) })
+            return SessionResult(
+                viewer: outcome, viewerEvents: events, viewerAccess: access, host: try #require(host),
+                hostEvents: await hostEvents.reduce(into: []) { $0.append($1) })
         }
     }
 
@@ -78,13 +82,16 @@ import Testing
     func refusal() async throws {
         try await TestRelay.with { relay in
             let source = RecordingSource(Self.frame)
-            let result = try await Self.session(through: relay, source: source, consent: .ask({
-                // The customer's moment of thought (an input, not a wait for the relay): a
-                // host that captured before the answer would do it now, and `captures`
-                // below would show it. Short, since a correct host captures nothing however long.
-                try await Task.sleep(for: .milliseconds(300))
-                return .decline("The customer declined the session.")
-            })) { _, _ in .continue }
+            let result = try await Self.session(
+                through: relay, source: source,
+                consent: .ask({
+                    // The customer's moment of thought (an input, not a wait for the relay): a
+                    // host that captured before the answer would do it now, and `captures`
+                    // below would show it. Short, since a correct host captures nothing however long.
+                    try await Task.sleep(for: .milliseconds(300))
+                    return .decline("The customer declined the session.")
+                })
+            ) { _, _ in .continue }
             #expect(result.host == .declined)
             #expect(result.viewerEvents.isEmpty)
             #expect(result.viewerAccess == nil)
@@ -126,7 +133,9 @@ import Testing
     func fullControlDeliversInput() async throws {
         try await TestRelay.with { relay in
             let source = RecordingSource(Self.frame)
-            let input: [RelayMessage] = [.pointer(Pointer(x: 10, y: 20, buttons: .left)), .key(Key(keysym: 0x61, isDown: true)), .key(Key(keysym: 0x61, isDown: false))]
+            let input: [RelayMessage] = [
+                .pointer(Pointer(x: 10, y: 20, buttons: .left)), .key(Key(keysym: 0x61, isDown: true)), .key(Key(keysym: 0x61, isDown: false)),
+            ]
             _ = try await Self.session(through: relay, source: source, consent: .ask({ .allow(.fullControl) })) { event, sender in
                 guard case .update = event else { return .continue }
                 try await sender.send(frames: try input.map { try Frame($0) })
@@ -173,7 +182,8 @@ import Testing
                 let (stop, stopSink) = AsyncStream.makeStream(of: Void.self)
                 let source = RecordingSource(Self.frame)
                 let prompt = PromptWatch()
-                let consent: Consent = undecided
+                let consent: Consent =
+                    undecided
                     ? .ask({
                         stopSink.yield()
                         // The customer never answers: only the stop ends the prompt.

@@ -1,9 +1,9 @@
-import RelayTestSupport
 import CX11
 import Foundation
 import NIOPosix
 import RelayClient
 import RelayScreen
+import RelayTestSupport
 import RelayWire
 import Testing
 
@@ -37,7 +37,8 @@ struct HostSignalTests {
             var keys = [CChar](repeating: 0, count: 32)
             XQueryKeymap(display, &keys)
             let down = (0..<256).filter { UInt8(bitPattern: keys[$0 / 8]) & (1 << ($0 % 8)) != 0 }
-            var minimum: Int32 = 0, maximum: Int32 = 0
+            var minimum: Int32 = 0
+            var maximum: Int32 = 0
             XDisplayKeycodes(display, &minimum, &maximum)
             var perKeycode: Int32 = 0
             let count = maximum - minimum + 1
@@ -46,8 +47,12 @@ struct HostSignalTests {
                 mapping = (0..<Int(count * perKeycode)).map { symbols[$0] }
                 XFree(symbols)
             }
-            var root: Window = 0, child: Window = 0
-            var rootX: Int32 = 0, rootY: Int32 = 0, windowX: Int32 = 0, windowY: Int32 = 0
+            var root: Window = 0
+            var child: Window = 0
+            var rootX: Int32 = 0
+            var rootY: Int32 = 0
+            var windowX: Int32 = 0
+            var windowY: Int32 = 0
             var mask: UInt32 = 0
             XQueryPointer(display, XDefaultRootWindow(display), &root, &child, &rootX, &rootY, &windowX, &windowY, &mask)
             // Button1Mask … Button5Mask are bits 8–12.
@@ -55,7 +60,9 @@ struct HostSignalTests {
         }
     }
 
-    @Test("SIGINT and SIGTERM end the session with a Bye, release held keys and buttons and restore the keymap", .timeLimit(.minutes(2)), arguments: [SIGINT, SIGTERM])
+    @Test(
+        "SIGINT and SIGTERM end the session with a Bye, release held keys and buttons and restore the keymap", .timeLimit(.minutes(2)),
+        arguments: [SIGINT, SIGTERM])
     func signalRestoresTheDisplay(signal: Int32) async throws {
         let agent = try Self.agentExecutable()
         let display = try await NIOThreadPool.singleton.runIfActive { try XvfbDisplay.start(width: 320, height: 200) }
@@ -74,7 +81,9 @@ struct HostSignalTests {
 
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                 try await viewer.hello(role: .viewer)
-                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                guard
+                    case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                else {
                     throw TestFailure("no code issued")
                 }
                 let host = Process()

@@ -42,7 +42,8 @@ final class InMemoryRelay: Sendable {
         let (engineer, token) = try store.addEngineer(companyID: company.id, login: "kim.minji")
         let (host, secret) = try store.enrollHost(companyID: company.id, name: "회계팀 PC-03")
         let acme = TestRelay.Company(
-            id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: host.id, hostSecret: secret, hostName: host.name, adminToken: adminToken
+            id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: host.id, hostSecret: secret, hostName: host.name,
+            adminToken: adminToken
         )
         let loop = NIOAsyncTestingEventLoop()
         // Credentials are checked on the pool, as in the relay; the answer comes back to
@@ -55,14 +56,16 @@ final class InMemoryRelay: Sendable {
         logger.logLevel = .critical
         let date = TestDate()
         let relay = Relay(
-            configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, backgroundPool: backgroundPool, metrics: RelayMetrics(), logger: logger,
+            configuration: configuration, store: store, eventLoopGroup: loop, threadPool: threadPool, backgroundPool: backgroundPool, metrics: RelayMetrics(),
+            logger: logger,
             now: { date.now }
         )
         return InMemoryRelay(relay: relay, loop: loop, store: store, acme: acme, date: date, threadPool: threadPool, dataDirectory: dataDirectory)
     }
 
     private init(
-        relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLiteStore, acme: TestRelay.Company, date: TestDate, threadPool: NIOThreadPool, dataDirectory: String
+        relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLiteStore, acme: TestRelay.Company, date: TestDate, threadPool: NIOThreadPool,
+        dataDirectory: String
     ) {
         self.relay = relay
         self.date = date

@@ -36,7 +36,9 @@ import Testing
             }
             let (viewerOutcome, waited) = try await RelayConnection.withConnection(to: relay.address, trust: relay.trust, keepalive: keepalive) { viewer in
                 try await viewer.hello(role: .viewer)
-                guard case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                guard
+                    case .codeIssued(let issued) = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                else {
                     throw TestFailure("no code issued")
                 }
                 codeSink.yield(issued.code)

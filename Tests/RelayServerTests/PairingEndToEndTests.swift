@@ -136,7 +136,8 @@ import Testing
                     _ = await iterator.next()
                     try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                         try await viewer.hello(role: .viewer)
-                        let answer = try await viewer.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
+                        let answer = try await viewer.authenticate(
+                            viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
                         guard case .paired(let paired) = answer else { throw TestFailure("expected Paired, got \(answer)") }
                         #expect(paired.peerName == "회계팀 PC-03")
                         #expect(paired.mode == .unattended)
@@ -146,7 +147,8 @@ import Testing
                         let busy = await relayError {
                             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { second in
                                 try await second.hello(role: .viewer)
-                                _ = try await second.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
+                                _ = try await second.authenticate(
+                                    viewer: ViewerAuth(token: relay.acme.engineerToken, request: .connect(hostID: relay.acme.hostID)))
                             }
                         }
                         #expect(busy?.code == .hostBusy)
@@ -180,7 +182,9 @@ import Testing
                 let wrongID = await connect(token: relay.globex.engineerToken, hostID: "ho-doesnotexist")
                 #expect(otherCompany?.code == .noSuchHost)
                 #expect(wrongID?.code == .noSuchHost)
-                #expect(otherCompany?.message.replacingOccurrences(of: relay.acme.hostID, with: "ID") == wrongID?.message.replacingOccurrences(of: "ho-doesnotexist", with: "ID"))
+                #expect(
+                    otherCompany?.message.replacingOccurrences(of: relay.acme.hostID, with: "ID")
+                        == wrongID?.message.replacingOccurrences(of: "ho-doesnotexist", with: "ID"))
             }
         }
     }

@@ -41,7 +41,10 @@ import Testing
     /// §8.4: authentication ends the handshake deadline; from then on only the idle
     /// timeout applies.
     @Test func anAuthenticatedConnectionOutlivesTheHandshakeDeadline() async throws {
-        try await InMemoryRelay.with({ $0.handshakeTimeout = .seconds(10); $0.idleTimeout = .seconds(120) }) { relay in
+        try await InMemoryRelay.with({
+            $0.handshakeTimeout = .seconds(10)
+            $0.idleTimeout = .seconds(120)
+        }) { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.3")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
             guard case .hostRegistered = try await host.awaitedMessage() else { throw TestFailure("expected HostRegistered") }

@@ -45,10 +45,13 @@ import Testing
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(taken.localAddress?.port)
-        try await withStopping(port, stop: { _ in
-            try? await taken.close()
-            try? await loops.shutdownGracefully()
-        }) { port in
+        try await withStopping(
+            port,
+            stop: { _ in
+                try? await taken.close()
+                try? await loops.shutdownGracefully()
+            }
+        ) { port in
             try await Self.withFolder { data in
                 let node = try Self.node(data: data) { $0.listen = ListenAddress(host: "127.0.0.1", port: port) }
                 let error = await #expect(throws: ConfigurationError.self) { try await node.run() }
@@ -68,10 +71,13 @@ import Testing
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(taken.localAddress?.port)
-        try await withStopping(port, stop: { _ in
-            try? await taken.close()
-            try? await loops.shutdownGracefully()
-        }) { port in
+        try await withStopping(
+            port,
+            stop: { _ in
+                try? await taken.close()
+                try? await loops.shutdownGracefully()
+            }
+        ) { port in
             try await Self.withFolder { data in
                 let node = try Self.node(data: data) { $0.adminListen = ListenAddress(host: "127.0.0.1", port: port) }
                 let error = await #expect(throws: ConfigurationError.self) { try await node.run() }

@@ -22,9 +22,12 @@ import Testing
     @Test func aUsageWriteQueuedDuringAPurgeRunsAfterOneBatchNotAfterThePurge() async throws {
         try await Self.withStore { sqlite, directory in
             let stamp = UUID().uuidString.prefix(8)
-            try sqlite.write(UsageBatch(opened: (0..<200).map {
-                StoreFixture.usageRecord("old-\($0)", company: "co-a", hostName: "PURGED-\(stamp)-\($0)", started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z")
-            }))
+            try sqlite.write(
+                UsageBatch(
+                    opened: (0..<200).map {
+                        StoreFixture.usageRecord(
+                            "old-\($0)", company: "co-a", hostName: "PURGED-\(stamp)-\($0)", started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z")
+                    }))
             let pool = NIOThreadPool(numberOfThreads: 1)
             pool.start()
             let writtenAfter = Shared<Int?>(nil)
@@ -68,9 +71,11 @@ import Testing
     /// rest is left (only rows past retention) for the next run.
     @Test func aShutdownStopsThePurgeAfterItsBatchAndStillFinishesIt() async throws {
         try await Self.withStore { sqlite, directory in
-            try sqlite.write(UsageBatch(opened: (0..<200).map {
-                StoreFixture.usageRecord("old-\($0)", company: "co-a", started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z")
-            }))
+            try sqlite.write(
+                UsageBatch(
+                    opened: (0..<200).map {
+                        StoreFixture.usageRecord("old-\($0)", company: "co-a", started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z")
+                    }))
             let pool = NIOThreadPool(numberOfThreads: 1)
             pool.start()
             let purge = Shared<Task<Void, Never>?>(nil)
@@ -156,7 +161,9 @@ private final class CountingStore: UsageStore {
     func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
         try self.store.usagePage(companyID: companyID, range: range, after: cursor, limit: limit)
     }
-    func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold { try self.store.placeHold(companyID: companyID, reason: reason, actor: actor) }
+    func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold {
+        try self.store.placeHold(companyID: companyID, reason: reason, actor: actor)
+    }
     func releaseHold(companyID: String, actor: String) throws { try self.store.releaseHold(companyID: companyID, actor: actor) }
     func legalHolds() throws -> [LegalHold] { try self.store.legalHolds() }
     func appendAudit(_ entry: AuditEntry) throws { try self.store.appendAudit(entry) }

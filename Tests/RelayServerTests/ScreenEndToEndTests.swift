@@ -42,7 +42,10 @@ import Testing
             }
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { connection in
                 try await connection.hello(role: .viewer)
-                guard case .codeIssued(let issued) = try await connection.authenticate(viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)) else {
+                guard
+                    case .codeIssued(let issued) = try await connection.authenticate(
+                        viewer: ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode))
+                else {
                     throw TestFailure("no code issued")
                 }
                 codeSink.yield(issued.code)

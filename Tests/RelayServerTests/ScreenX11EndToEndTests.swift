@@ -1,8 +1,8 @@
-import RelayTestSupport
 import Foundation
 import NIOPosix
 import RelayClient
 import RelayScreen
+import RelayTestSupport
 import RelayWire
 import Synchronization
 import Testing
@@ -59,7 +59,6 @@ struct ScreenX11EndToEndTests {
         }
     }
 }
-
 
 extension XvfbDisplay {
     /// Xvfb and xev, which the end-to-end X tests run.

@@ -49,7 +49,8 @@ final class TestRelay: @unchecked Sendable {
         let store = try SQLiteStore(dataDirectory: dataDirectory)
         let authority = try CertificateFactory.certificateAuthority(commonName: "SupportRelay Test CA")
         let server = try CertificateFactory.serverCertificate(dnsNames: ["localhost"], signedBy: authority)
-        let tls = RelayTLS(certificateChain: [try server.nioCertificate()], privateKey: try server.nioPrivateKey(), fingerprint: try server.fingerprint, origin: "test")
+        let tls = RelayTLS(
+            certificateChain: [try server.nioCertificate()], privateKey: try server.nioPrivateKey(), fingerprint: try server.fingerprint, origin: "test")
 
         var configuration = RelayConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
@@ -68,7 +69,9 @@ final class TestRelay: @unchecked Sendable {
             let (company, adminToken) = try store.addCompany(name: name)
             let (engineer, token) = try store.addEngineer(companyID: company.id, login: login)
             let (enrolled, secret) = try store.enrollHost(companyID: company.id, name: host)
-            return Company(id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: enrolled.id, hostSecret: secret, hostName: enrolled.name, adminToken: adminToken)
+            return Company(
+                id: company.id, engineerToken: token, engineerLogin: engineer.login, hostID: enrolled.id, hostSecret: secret, hostName: enrolled.name,
+                adminToken: adminToken)
         }
         let acme = try company("ACME 코리아", login: "kim.minji", host: "회계팀 PC-03")
         let globex = try company("Globex", login: "hank", host: "front-desk")
@@ -80,10 +83,15 @@ final class TestRelay: @unchecked Sendable {
         // Test code may start a task: the relay runs until `stop()` shuts it down gracefully.
         let running = Task { try await services.run() }
         guard await node.adminListening() != nil else { throw TestFailure("the admin API did not start") }
-        return TestRelay(node: node, store: store, services: services, running: running, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme, globex: globex)
+        return TestRelay(
+            node: node, store: store, services: services, running: running, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme,
+            globex: globex)
     }
 
-    private init(node: RelayNode, store: SQLiteStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String, authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company) {
+    private init(
+        node: RelayNode, store: SQLiteStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String,
+        authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company
+    ) {
         self.node = node
         self.services = services
         self.running = running

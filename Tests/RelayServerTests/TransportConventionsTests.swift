@@ -12,18 +12,19 @@ import Testing
 @Suite struct TransportConventionsTests {
     // MARK: HOST:PORT
 
-    @Test(arguments: [
-        ("relay.example.com:7443", "relay.example.com", 7443),
-        ("relay.example.com", "relay.example.com", nil),
-        ("10.0.0.5:443", "10.0.0.5", 443),
-        ("[2001:db8::1]:7443", "2001:db8::1", 7443),
-        ("[::1]", "::1", nil),
-        ("[fe80::1%eth0]:7443", "fe80::1%eth0", 7443),
-        (":7443", "", 7443),
-        ("relay:0", "relay", 0),
-        ("relay:65535", "relay", 65535),
-        ("릴레이.example:7443", "릴레이.example", 7443),
-    ] as [(String, String, Int?)])
+    @Test(
+        arguments: [
+            ("relay.example.com:7443", "relay.example.com", 7443),
+            ("relay.example.com", "relay.example.com", nil),
+            ("10.0.0.5:443", "10.0.0.5", 443),
+            ("[2001:db8::1]:7443", "2001:db8::1", 7443),
+            ("[::1]", "::1", nil),
+            ("[fe80::1%eth0]:7443", "fe80::1%eth0", 7443),
+            (":7443", "", 7443),
+            ("relay:0", "relay", 0),
+            ("relay:65535", "relay", 65535),
+            ("릴레이.example:7443", "릴레이.example", 7443),
+        ] as [(String, String, Int?)])
     func hostPortAccepts(text: String, host: String, port: Int?) throws {
         #expect(try HostPort(parsing: text) == HostPort(host: host, port: port))
     }
@@ -92,7 +93,8 @@ import Testing
         let digest: [UInt8] = (0..<32).map { UInt8($0 * 8) }
         let hex = CertificateFingerprint.hex(digest)
         #expect(hex == "0008101820283038404850586068707880889098A0A8B0B8C0C8D0D8E0E8F0F8")
-        #expect(CertificateFingerprint.display(sha256: digest) == "00:08:10:18:20:28:30:38:40:48:50:58:60:68:70:78:80:88:90:98:A0:A8:B0:B8:C0:C8:D0:D8:E0:E8:F0:F8")
+        #expect(
+            CertificateFingerprint.display(sha256: digest) == "00:08:10:18:20:28:30:38:40:48:50:58:60:68:70:78:80:88:90:98:A0:A8:B0:B8:C0:C8:D0:D8:E0:E8:F0:F8")
         #expect(CertificateFingerprint.display(hex: hex) == CertificateFingerprint.display(sha256: digest))
         // What a person pastes: the printed form, lower case, spaces.
         #expect(CertificateFingerprint.normalized(CertificateFingerprint.display(sha256: digest)) == hex)
@@ -119,7 +121,8 @@ import Testing
 
     @Test func theRelayAndTheAgentUseOneTLSPolicy() throws {
         let issued = try CertificateFactory.selfSigned(commonName: "relay", dnsNames: ["relay.example.com"])
-        let tls = RelayTLS(certificateChain: [try issued.nioCertificate()], privateKey: try issued.nioPrivateKey(), fingerprint: try issued.fingerprint, origin: "test")
+        let tls = RelayTLS(
+            certificateChain: [try issued.nioCertificate()], privateKey: try issued.nioPrivateKey(), fingerprint: try issued.fingerprint, origin: "test")
         let server = tls.serverConfiguration()
         let client = try RelayTrust.fingerprint(try issued.fingerprint).clientConfiguration()
         #expect(server.minimumTLSVersion == .tlsv12)

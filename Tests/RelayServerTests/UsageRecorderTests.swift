@@ -41,7 +41,8 @@ import Testing
             UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: 1),
             UsageCheckpoint(sessionID: "s2", counters: UsageCounters(bytesToViewer: 1), at: 1),
         ])
-        var later = UsageBatch(opened: [Self.record("s3")], closed: [UsageClosure(sessionID: "s2", endedAt: 5, counters: UsageCounters(bytesToViewer: 9), reason: .normal)])
+        var later = UsageBatch(
+            opened: [Self.record("s3")], closed: [UsageClosure(sessionID: "s2", endedAt: 5, counters: UsageCounters(bytesToViewer: 9), reason: .normal)])
         later.addCheckpoints([
             UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 7), at: 4),
             UsageCheckpoint(sessionID: "s3", counters: UsageCounters(bytesToViewer: 2), at: 4),
@@ -164,7 +165,8 @@ import Testing
             #expect(await recorder.flush() == .seconds(1))
             #expect(recorder.journal.pendingCount == 2)
             // A closure arriving later for the same session (a shutdown) must not win.
-            recorder.journal.closed(UsageClosure(sessionID: "s1", endedAt: 1_800_000_009_000, counters: UsageCounters(bytesToViewer: 9), reason: .relayShutdown))
+            recorder.journal.closed(
+                UsageClosure(sessionID: "s1", endedAt: 1_800_000_009_000, counters: UsageCounters(bytesToViewer: 9), reason: .relayShutdown))
             #expect(await recorder.flush() == nil)  // still backing off: nothing attempted
             #expect(writer.attempts == 1)
             clock.advance(by: .seconds(1))

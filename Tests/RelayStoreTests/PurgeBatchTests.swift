@@ -24,10 +24,12 @@ import Testing
         try Self.withStore { store in
             let (acme, _) = try store.addCompany(name: "ACME")
             let (globex, _) = try store.addCompany(name: "Globex")
-            try store.write(UsageBatch(opened: Self.expired(25, company: acme.id, prefix: "acme") + Self.expired(5, company: globex.id, prefix: "globex") + [
-                StoreFixture.usageRecord("recent", company: acme.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
-                StoreFixture.usageRecord("open", company: acme.id, started: "2024-10-01T09:00:00Z", ended: nil),
-            ]))
+            try store.write(
+                UsageBatch(
+                    opened: Self.expired(25, company: acme.id, prefix: "acme") + Self.expired(5, company: globex.id, prefix: "globex") + [
+                        StoreFixture.usageRecord("recent", company: acme.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
+                        StoreFixture.usageRecord("open", company: acme.id, started: "2024-10-01T09:00:00Z", ended: nil),
+                    ]))
             let old = Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z"))
             try store.record((0..<4).map { AccessEvent(at: old, event: .viewerToken, outcome: .rejected, sourceAddress: "192.0.2.1:\($0)") })
             _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
@@ -44,11 +46,12 @@ import Testing
             repeat {
                 batches.append(try store.purgeBatch(policy: .default, now: Self.now, limit: 10))
             } while batches.last?.hasMore == true && batches.count < 10
-            #expect(batches == [
-                PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
-                PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
-                PurgeBatchResult(sessions: 5, accessLogEntries: 4, hasMore: false),
-            ])
+            #expect(
+                batches == [
+                    PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
+                    PurgeBatchResult(sessions: 10, accessLogEntries: 0, hasMore: true),
+                    PurgeBatchResult(sessions: 5, accessLogEntries: 4, hasMore: false),
+                ])
             let after = try store.purgeCounts(policy: .default, now: Self.now)
             #expect(after.sessions == 0)
             #expect(after.accessLogEntries == 0)

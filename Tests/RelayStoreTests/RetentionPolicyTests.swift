@@ -70,7 +70,8 @@ import Testing
             let ended = start + Milliseconds.random(in: 0..<span, using: &generator)
             // Near the expiry often, to hit the boundary.
             let expiry = RetentionPolicy.expiry(of: ended, months: months)
-            let now = Bool.random(using: &generator)
+            let now =
+                Bool.random(using: &generator)
                 ? expiry + Milliseconds.random(in: -2...2, using: &generator)
                 : start + Milliseconds.random(in: 0..<span, using: &generator)
             let cutoff = RetentionPolicy.cutoff(months: months, now: now)

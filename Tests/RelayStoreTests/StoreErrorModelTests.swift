@@ -132,7 +132,9 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
     func valuesAnotherVersionWroteAreReadAsTheyAre() throws {
         try Self.withStore { store, path in
             try store.write(UsageBatch(opened: [Self.record("s1", mode: .attended)]))
-            _ = try Self.sql(path, """
+            _ = try Self.sql(
+                path,
+                """
                 UPDATE session SET mode = 'shared', endReason = 'unknown_42', endedAt = 2000, durationSeconds = 1 WHERE id = 's1';
                 INSERT INTO access_log (at, event, outcome, sourceAddress) VALUES ('2026-11-01 00:00:00.000', 'pin_code', 'accepted', '192.0.2.1');
                 INSERT INTO audit_log (at, actor, action) VALUES ('2026-11-01 00:00:00.000', 'cli', 'rekey');

@@ -5,7 +5,9 @@ import Testing
 
 /// The export's row encoding and range parsing, without I/O (OPERATIONS.md "Export").
 @Suite struct UsageExportTests {
-    static func record(_ id: String = "0123456789abcdef0123456789abcdef", engineer: String = "kim.minji", hostName: String = "회계팀 PC-03", ended: Bool = true) -> UsageRecord {
+    static func record(
+        _ id: String = "0123456789abcdef0123456789abcdef", engineer: String = "kim.minji", hostName: String = "회계팀 PC-03", ended: Bool = true
+    ) -> UsageRecord {
         let started = StoreFixture.milliseconds("2026-11-02T01:00:00Z")
         return UsageRecord(
             id: id, companyID: "co-2qfx2xxwc5", engineerLogin: engineer, hostID: ended ? "ho-aawvbeke34" : nil, hostName: hostName,
@@ -25,11 +27,12 @@ import Testing
 
     @Test func csvHeaderAndRowInColumnOrder() throws {
         let text = String(decoding: try Self.encode([Self.record()], format: .csv, timeZone: ExportTimeZone(parsing: "Asia/Seoul")), as: UTF8.self)
-        #expect(text == """
-            session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node\r
-            0123456789abcdef0123456789abcdef,co-2qfx2xxwc5,kim.minji,ho-aawvbeke34,회계팀 PC-03,unattended,2026-11-02T10:00:00+09:00,2026-11-02T11:02:05+09:00,3725,123456789,4096,2000,17,normal,203.0.113.7:50123,[2001:db8::5]:443,relay-seoul-1\r
+        #expect(
+            text == """
+                session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node\r
+                0123456789abcdef0123456789abcdef,co-2qfx2xxwc5,kim.minji,ho-aawvbeke34,회계팀 PC-03,unattended,2026-11-02T10:00:00+09:00,2026-11-02T11:02:05+09:00,3725,123456789,4096,2000,17,normal,203.0.113.7:50123,[2001:db8::5]:443,relay-seoul-1\r
 
-            """)
+                """)
     }
 
     @Test func openSessionsHaveEmptyCells() throws {
@@ -81,8 +84,10 @@ import Testing
 
     @Test func jsonLinesCarryValuesUnchanged() throws {
         let record = Self.record(engineer: "=kim \"the\" \\ minji\u{1}", hostName: "회계팀 PC-03")
-        let lines = String(decoding: try Self.encode([record, Self.record(ended: false)], format: .jsonl, timeZone: ExportTimeZone(parsing: "+09:00")), as: UTF8.self)
-            .split(separator: "\n")
+        let lines = String(
+            decoding: try Self.encode([record, Self.record(ended: false)], format: .jsonl, timeZone: ExportTimeZone(parsing: "+09:00")), as: UTF8.self
+        )
+        .split(separator: "\n")
         #expect(lines.count == 2)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
         #expect(first["engineer"] as? String == "=kim \"the\" \\ minji\u{1}")

@@ -27,18 +27,27 @@ import Testing
             open.counters = .zero
             try store.write(UsageBatch(opened: [open]))
             let at = StoreFixture.milliseconds("2026-11-02T01:00:30Z")
-            try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 900, bytesToHost: 80, framesToViewer: 9, framesToHost: 8), at: at)]))
+            try store.write(
+                UsageBatch(checkpoints: [
+                    UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 900, bytesToHost: 80, framesToViewer: 9, framesToHost: 8), at: at)
+                ]))
             var stored = try #require(try store.usageRecord(id: "s1"))
             #expect(stored.endedAt == nil)
             #expect(stored.counters.bytesToViewer == 900)
             #expect(stored.checkpointedAt == at)
             let end = StoreFixture.milliseconds("2026-11-02T01:01:05.500Z")
-            try store.write(UsageBatch(closed: [UsageClosure(sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9), reason: .idleTimeout)]))
+            try store.write(
+                UsageBatch(closed: [
+                    UsageClosure(
+                        sessionID: "s1", endedAt: end, counters: UsageCounters(bytesToViewer: 1000, bytesToHost: 90, framesToViewer: 10, framesToHost: 9),
+                        reason: .idleTimeout)
+                ]))
             // A late checkpoint or a second closure changes nothing.
-            try store.write(UsageBatch(
-                checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: end + 1)],
-                closed: [UsageClosure(sessionID: "s1", endedAt: end + 5, counters: .zero, reason: .relayShutdown)]
-            ))
+            try store.write(
+                UsageBatch(
+                    checkpoints: [UsageCheckpoint(sessionID: "s1", counters: UsageCounters(bytesToViewer: 1), at: end + 1)],
+                    closed: [UsageClosure(sessionID: "s1", endedAt: end + 5, counters: .zero, reason: .relayShutdown)]
+                ))
             stored = try #require(try store.usageRecord(id: "s1"))
             #expect(stored.endedAt == end)
             #expect(stored.durationSeconds == 65)
@@ -50,11 +59,12 @@ import Testing
     @Test func openRecordsAreClosedAtTheirLastCheckpointOnRestart() throws {
         try Self.withStore { store, _ in
             let start = "2026-11-02T01:00:00Z"
-            try store.write(UsageBatch(opened: [
-                StoreFixture.usageRecord("a", company: "co-a", started: start, ended: nil),
-                StoreFixture.usageRecord("b", company: "co-a", started: start, ended: nil),
-                StoreFixture.usageRecord("c", company: "co-a", started: start, ended: "2026-11-02T01:10:00Z"),
-            ]))
+            try store.write(
+                UsageBatch(opened: [
+                    StoreFixture.usageRecord("a", company: "co-a", started: start, ended: nil),
+                    StoreFixture.usageRecord("b", company: "co-a", started: start, ended: nil),
+                    StoreFixture.usageRecord("c", company: "co-a", started: start, ended: "2026-11-02T01:10:00Z"),
+                ]))
             let checkpoint = StoreFixture.milliseconds("2026-11-02T01:05:00Z")
             try store.write(UsageBatch(checkpoints: [UsageCheckpoint(sessionID: "a", counters: UsageCounters(bytesToViewer: 77), at: checkpoint)]))
             #expect(try store.closeInterruptedSessions(relayNode: nil, reason: .relayRestart, actor: "relay") == 2)
@@ -77,17 +87,24 @@ import Testing
         try Self.withStore { store, _ in
             let (acme, _) = try store.addCompany(name: "ACME")
             let (globex, _) = try store.addCompany(name: "Globex")
-            try store.write(UsageBatch(opened: [
-                StoreFixture.usageRecord("old-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-01T10:00:00Z"),
-                StoreFixture.usageRecord("edge-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-02T10:00:00.001Z"),
-                StoreFixture.usageRecord("old-globex", company: globex.id, started: "2025-10-01T09:00:00Z", ended: "2025-10-01T10:00:00Z"),
-                StoreFixture.usageRecord("open-globex", company: globex.id, started: "2024-01-01T09:00:00Z", ended: nil),
-                StoreFixture.usageRecord("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
-            ]))
+            try store.write(
+                UsageBatch(opened: [
+                    StoreFixture.usageRecord("old-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-01T10:00:00Z"),
+                    StoreFixture.usageRecord("edge-acme", company: acme.id, started: "2025-11-01T09:00:00Z", ended: "2025-11-02T10:00:00.001Z"),
+                    StoreFixture.usageRecord("old-globex", company: globex.id, started: "2025-10-01T09:00:00Z", ended: "2025-10-01T10:00:00Z"),
+                    StoreFixture.usageRecord("open-globex", company: globex.id, started: "2024-01-01T09:00:00Z", ended: nil),
+                    StoreFixture.usageRecord("new-globex", company: globex.id, started: "2026-10-01T09:00:00Z", ended: "2026-10-01T10:00:00Z"),
+                ]))
             try store.record([
-                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .accepted, sourceAddress: "1.2.3.4:5", companyID: acme.id),
-                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:6"),
-                AccessEvent(at: Date(milliseconds: StoreFixture.milliseconds("2026-08-03T00:00:00Z")), event: .viewerToken, outcome: .rejected, sourceAddress: "1.2.3.4:7"),
+                AccessEvent(
+                    at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .accepted,
+                    sourceAddress: "1.2.3.4:5", companyID: acme.id),
+                AccessEvent(
+                    at: Date(milliseconds: StoreFixture.milliseconds("2026-07-01T00:00:00Z")), event: .viewerToken, outcome: .rejected,
+                    sourceAddress: "1.2.3.4:6"),
+                AccessEvent(
+                    at: Date(milliseconds: StoreFixture.milliseconds("2026-08-03T00:00:00Z")), event: .viewerToken, outcome: .rejected,
+                    sourceAddress: "1.2.3.4:7"),
             ])
             _ = try store.placeHold(companyID: globex.id, reason: "case 2026-117", actor: "cli")
             #expect(storeErrorKind { try store.placeHold(companyID: globex.id, reason: "again", actor: "cli") } == .conflict)
@@ -148,10 +165,11 @@ import Testing
                 let old = index % 3 != 0
                 let marker = (old ? "PURGED" : "KEPT") + "-\(stamp)-\(index)-호스트"
                 if old { purged.append(marker) } else { kept.append(marker) }
-                batch.opened.append(StoreFixture.usageRecord(
-                    "\(stamp)-\(index)", company: company.id, hostName: marker,
-                    started: old ? "2024-03-01T09:00:00Z" : "2026-10-01T09:00:00Z", ended: old ? "2024-03-01T10:00:00Z" : "2026-10-01T10:00:00Z"
-                ))
+                batch.opened.append(
+                    StoreFixture.usageRecord(
+                        "\(stamp)-\(index)", company: company.id, hostName: marker,
+                        started: old ? "2024-03-01T09:00:00Z" : "2026-10-01T09:00:00Z", ended: old ? "2024-03-01T10:00:00Z" : "2026-10-01T10:00:00Z"
+                    ))
             }
             // Several transactions, so rows travel through the WAL and into the main file.
             for chunk in stride(from: 0, to: batch.opened.count, by: 500) {
@@ -159,9 +177,11 @@ import Testing
             }
             try store.truncateWriteAheadLog()
             // Updates leave older page images behind too.
-            try store.write(UsageBatch(opened: [StoreFixture.usageRecord("late", company: company.id, hostName: "late", started: "2026-10-02T09:00:00Z", ended: nil)]))
+            try store.write(
+                UsageBatch(opened: [StoreFixture.usageRecord("late", company: company.id, hostName: "late", started: "2026-10-02T09:00:00Z", ended: nil)]))
 
-            let report = try store.purge(policy: .default, now: Date(milliseconds: StoreFixture.milliseconds("2026-11-02T00:00:00Z")), dryRun: false, actor: "cli")
+            let report = try store.purge(
+                policy: .default, now: Date(milliseconds: StoreFixture.milliseconds("2026-11-02T00:00:00Z")), dryRun: false, actor: "cli")
             #expect(report.sessions == purged.count)
             var files = Data()
             for suffix in ["", "-wal", "-shm"] {

@@ -1,6 +1,5 @@
-public import RelayStore
-
 import Foundation
+public import RelayStore
 
 /// Usage-history records and times that the store's tests and the relay's tests both
 /// build (RelayStoreTests, and RelayServerTests for the recorder and restart recovery).

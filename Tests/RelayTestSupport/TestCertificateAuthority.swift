@@ -1,7 +1,6 @@
-public import NIOSSL
-
 import Crypto
 import Foundation
+public import NIOSSL
 import SwiftASN1
 import X509
 
@@ -26,7 +25,8 @@ public struct TestCertificateAuthority: Sendable {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
             Critical(KeyUsage(keyCertSign: true, cRLSign: true))
         }
-        let issuer = try Self.sign(subject: name, publicKey: Certificate.PublicKey(key.publicKey), days: 3650, extensions: extensions, issuer: name, issuerKey: key)
+        let issuer = try Self.sign(
+            subject: name, publicKey: Certificate.PublicKey(key.publicKey), days: 3650, extensions: extensions, issuer: name, issuerKey: key)
         self.issuer = issuer
         self.key = key
         self.certificate = try Self.nioCertificate(issuer)

@@ -25,13 +25,17 @@ final class HandmadeStream {
 
 /// Part header (§7.2) and rectangle header (§7.3) bytes.
 func partHeader(width: Int, height: Int, continues: Bool = false, rects: Int) -> [UInt8] {
-    [UInt8(width >> 8), UInt8(width & 0xFF), UInt8(height >> 8), UInt8(height & 0xFF), continues ? 1 : 0,
-     UInt8(rects >> 24), UInt8((rects >> 16) & 0xFF), UInt8((rects >> 8) & 0xFF), UInt8(rects & 0xFF)]
+    [
+        UInt8(width >> 8), UInt8(width & 0xFF), UInt8(height >> 8), UInt8(height & 0xFF), continues ? 1 : 0,
+        UInt8(rects >> 24), UInt8((rects >> 16) & 0xFF), UInt8((rects >> 8) & 0xFF), UInt8(rects & 0xFF),
+    ]
 }
 
 func rectHeader(_ encoding: UInt8, x: Int, y: Int, width: Int, height: Int) -> [UInt8] {
-    [encoding, UInt8(x >> 8), UInt8(x & 0xFF), UInt8(y >> 8), UInt8(y & 0xFF),
-     UInt8(width >> 8), UInt8(width & 0xFF), UInt8(height >> 8), UInt8(height & 0xFF)]
+    [
+        encoding, UInt8(x >> 8), UInt8(x & 0xFF), UInt8(y >> 8), UInt8(y & 0xFF),
+        UInt8(width >> 8), UInt8(width & 0xFF), UInt8(height >> 8), UInt8(height & 0xFF),
+    ]
 }
 
 @Suite("Tile codec malformed updates")
@@ -72,11 +76,15 @@ struct TileCodecMalformedTests {
 
     @Test("rectangles outside the screen, empty ones, and copies from outside")
     func outOfBounds() throws {
-        try self.expectRejected(.rectOutOfBounds, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(0x02, x: 10, y: 0, width: 7, height: 1) + [0, 0, 0])
+        try self.expectRejected(
+            .rectOutOfBounds, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(0x02, x: 10, y: 0, width: 7, height: 1) + [0, 0, 0])
         try self.expectRejected(.rectOutOfBounds, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x02, x: 0, y: 8, width: 1, height: 1) + [0, 0, 0])
         try self.expectRejected(.rectOutOfBounds, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x02, x: 0, y: 0, width: 0, height: 1) + [0, 0, 0])
-        try self.expectRejected(.rectOutOfBounds, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(0x01, x: 0, y: 0, width: 8, height: 8) + [0, 9, 0, 0])
-        try self.expectRejected(.rectOutOfBounds, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x05, x: 0xFFFF, y: 0, width: 2, height: 1) + [UInt8](repeating: 0, count: 6))
+        try self.expectRejected(
+            .rectOutOfBounds, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(0x01, x: 0, y: 0, width: 8, height: 8) + [0, 9, 0, 0])
+        try self.expectRejected(
+            .rectOutOfBounds,
+            partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x05, x: 0xFFFF, y: 0, width: 2, height: 1) + [UInt8](repeating: 0, count: 6))
     }
 
     @Test("palette indices beyond the palette, in packed rows and in runs; palette sizes outside 2…16")
@@ -89,14 +97,18 @@ struct TileCodecMalformedTests {
         runs += [2, 0, 0, 0, 9, 9, 9] + [0x81, 2, 0x05]
         try self.expectRejected(.badPaletteIndex, runs)
         for size: UInt8 in [0, 1, 17, 255] {
-            try self.expectRejected(.badPaletteSize, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x03, x: 0, y: 0, width: 1, height: 1) + [size] + [UInt8](repeating: 0, count: 64))
+            try self.expectRejected(
+                .badPaletteSize,
+                partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x03, x: 0, y: 0, width: 1, height: 1) + [size] + [UInt8](repeating: 0, count: 64))
         }
     }
 
     @Test("runs that reach past their rectangle")
     func runOverflow() throws {
-        try self.expectRejected(.runOverflow, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x06, x: 0, y: 0, width: 4, height: 1) + [1, 2, 3, 2, 4, 5, 6, 1])
-        try self.expectRejected(.runOverflow, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x04, x: 0, y: 0, width: 16, height: 8) + [2, 0, 0, 0, 1, 1, 1, 0x80, 255, 0])
+        try self.expectRejected(
+            .runOverflow, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x06, x: 0, y: 0, width: 4, height: 1) + [1, 2, 3, 2, 4, 5, 6, 1])
+        try self.expectRejected(
+            .runOverflow, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x04, x: 0, y: 0, width: 16, height: 8) + [2, 0, 0, 0, 1, 1, 1, 0x80, 255, 0])
     }
 
     @Test("size mismatch, unknown encodings, truncation and trailing bytes")
@@ -104,11 +116,14 @@ struct TileCodecMalformedTests {
         try self.expectRejected(.sizeMismatch, partHeader(width: 17, height: 8, rects: 1) + Self.validSolid)
         try self.expectRejected(.sizeMismatch, partHeader(width: 16, height: 9, rects: 0))
         for encoding: UInt8 in [0x00, 0x07, 0x80, 0xFF] {
-            try self.expectRejected(.unknownEncoding, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(encoding, x: 0, y: 0, width: 1, height: 1) + [0, 0, 0])
+            try self.expectRejected(
+                .unknownEncoding,
+                partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(encoding, x: 0, y: 0, width: 1, height: 1) + [0, 0, 0])
         }
         try self.expectRejected(.truncated, [0, 16, 0])
         try self.expectRejected(.truncated, partHeader(width: 16, height: 8, rects: 2) + Self.validSolid)
-        try self.expectRejected(.truncated, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x05, x: 0, y: 0, width: 4, height: 1) + [1, 2, 3, 4, 5, 6])
+        try self.expectRejected(
+            .truncated, partHeader(width: 16, height: 8, rects: 1) + rectHeader(0x05, x: 0, y: 0, width: 4, height: 1) + [1, 2, 3, 4, 5, 6])
         try self.expectRejected(.truncated, partHeader(width: 16, height: 8, rects: 0x7FFF_FFFF) + Self.validSolid)
         try self.expectRejected(.trailingBytes, partHeader(width: 16, height: 8, rects: 1) + Self.validSolid + [0])
     }
@@ -161,7 +176,8 @@ struct TileCodecMalformedTests {
         decoder.resize(width: 256, height: 256)
         let before = decoder.framebuffer
         // A valid raw update of 196,617 bytes, which deflates to a few hundred.
-        let inflated = partHeader(width: 256, height: 256, rects: 1) + rectHeader(0x05, x: 0, y: 0, width: 256, height: 256)
+        let inflated =
+            partHeader(width: 256, height: 256, rects: 1) + rectHeader(0x05, x: 0, y: 0, width: 256, height: 256)
             + [UInt8](repeating: 0x42, count: 256 * 256 * 3)
         let body = try HandmadeStream().body(inflated)
         #expect(body.readableBytes < 1024)

@@ -51,7 +51,8 @@ struct CodecPair {
                 #expect(body.readableBytes <= maximumBodyLength, "\(context): part \(index) is \(body.readableBytes) bytes", sourceLocation: sourceLocation)
             }
             #expect(try self.decoder.apply(body) == self.requestID, "\(context): request id", sourceLocation: sourceLocation)
-            #expect(self.decoder.expectsContinuation == (index < bodies.count - 1), "\(context): part \(index) of \(bodies.count)", sourceLocation: sourceLocation)
+            #expect(
+                self.decoder.expectsContinuation == (index < bodies.count - 1), "\(context): part \(index) of \(bodies.count)", sourceLocation: sourceLocation)
             self.totalBytes += body.readableBytes
         }
         #expect(

@@ -9,6 +9,7 @@
 import Foundation
 import NIOCore
 import Testing
+
 @testable import RelayTileCodec
 
 @Suite struct TileDecoderFuzzResultTests {

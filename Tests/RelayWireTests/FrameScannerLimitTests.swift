@@ -21,7 +21,10 @@ import Testing
             try scanner.scan(self.header(.hello, Frame.maximumPayloadBeforeAuthentication + 1), forward: { _ in }, control: { _ in controls += 1 })
             Issue.record("a Hello over 4 KiB was accepted")
         } catch {
-            guard case .wire(let wire) = error else { Issue.record("unexpected \(error)"); return }
+            guard case .wire(let wire) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
             #expect(wire.kind == .frameTooLarge)
         }
         #expect(controls == 0)

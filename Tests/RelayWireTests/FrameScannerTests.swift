@@ -214,7 +214,8 @@ import Testing
     @Test func emptyChunkChangesNothing() throws {
         var scanner = FrameScanner()
         let header = Self.peer(.tileUpdate, payloadLength: 8).bytes
-        try scanner.scan(header.getSlice(at: 0, length: 2)!, forward: { _ = Issue.record("forwarded \($0.readableBytes) bytes of a partial header") }, control: { _ in })
+        try scanner.scan(
+            header.getSlice(at: 0, length: 2)!, forward: { _ = Issue.record("forwarded \($0.readableBytes) bytes of a partial header") }, control: { _ in })
         try scanner.scan(ByteBuffer(), forward: { _ = Issue.record("forwarded \($0.readableBytes) bytes from an empty chunk") }, control: { _ in })
         #expect(!scanner.isAtFrameBoundary)
         var forwarded = ByteBuffer()
@@ -378,7 +379,9 @@ extension FrameScannerTests {
                     .error(ErrorMessage(code: .hostBusy, message: "호스트가 사용 중입니다")),
                     .hostAuth(.supportCode(SupportCode(value: UInt32(random.int(0..<1_000_000)))!)),
                     .viewerAuth(ViewerAuth(token: "tok", request: .connect(hostID: "pc-17"))),
-                    .paired(Paired(sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: "김민준", peerSoftware: "relay-agent/0.1.0")),
+                    .paired(
+                        Paired(
+                            sessionID: SessionID(high: 1, low: 2), mode: .attended, peerCapabilities: .all, peerName: "김민준", peerSoftware: "relay-agent/0.1.0")),
                 ])
                 frames.append(Self.frame(message))
             default:
@@ -745,4 +748,3 @@ private func scanChecked(
 
 /// The suite's seeded generator (TestSupport.swift).
 private typealias ScanRandom = SeededRandom
-

@@ -10,6 +10,7 @@
 import Foundation
 import NIOCore
 import Testing
+
 @testable import RelayWire
 
 @Suite struct FuzzResultTests {
@@ -183,7 +184,8 @@ import Testing
             end = min(end + sizes[chunkEnds.count % sizes.count], streamLength)
             chunkEnds.append(end)
         }
-        let settings = "chunk sizes \(sizes), maximumPayloadLength \(maximumPayloadLength), control limit \(initialControlLimit) then \(changedControlLimit) after chunk \(changeAfterChunk)"
+        let settings =
+            "chunk sizes \(sizes), maximumPayloadLength \(maximumPayloadLength), control limit \(initialControlLimit) then \(changedControlLimit) after chunk \(changeAfterChunk)"
         var model = ScannerModel(
             stream: stream, chunkEnds: chunkEnds,
             controlLimit: { $0 <= changeAfterChunk ? initialControlLimit : changedControlLimit },
@@ -252,7 +254,9 @@ import Testing
                     return
                 }
                 #expect(thrown == expected.error, "\(settings)")
-                #expect(position - chunk.readableBytes < expected.headerEnd && expected.headerEnd <= position, "threw in chunk \(index), not the one holding the bad header's last byte")
+                #expect(
+                    position - chunk.readableBytes < expected.headerEnd && expected.headerEnd <= position,
+                    "threw in chunk \(index), not the one holding the bad header's last byte")
                 #expect(outputIsStreamPrefix(expected.start), "passed on \(output.readableBytes) bytes before a bad header at \(expected.start)")
                 #expect(control.count == model.controlFrames(before: expected.start))
                 return
@@ -265,7 +269,8 @@ import Testing
             guard outputIsStreamPrefix(expected.emitted), control.count == expected.controlFrames, scanner.peerFrames == expected.peerHeaders,
                 scanner.peerBytesOwed == expected.owed, scanner.isAtFrameBoundary == expected.isAtFrameBoundary
             else {
-                Issue.record("""
+                Issue.record(
+                    """
                     after chunk \(index) (offset \(position)), \(settings): passed on \(output.readableBytes) bytes (expected \(expected.emitted)), \
                     \(control.count) control frames (\(expected.controlFrames)), peerFrames \(scanner.peerFrames) (\(expected.peerHeaders)), \
                     peerBytesOwed \(scanner.peerBytesOwed) (\(expected.owed)), isAtFrameBoundary \(scanner.isAtFrameBoundary) (\(expected.isAtFrameBoundary))

@@ -145,7 +145,8 @@ struct MalformedInputTests {
     func oversizedAfterValidFrames() throws {
         var stream = try Frame(.ping(Ping(nonce: 1))).bytes
         stream.writeImmutableBuffer(try Frame(.pong(Pong(nonce: 2))).bytes)
-        stream.writeImmutableBuffer(WireLayout.frame(type: MessageType.tileUpdate.rawValue, payload: [], announcedLength: Frame.defaultMaximumPayloadLength + 1))
+        stream.writeImmutableBuffer(
+            WireLayout.frame(type: MessageType.tileUpdate.rawValue, payload: [], announcedLength: Frame.defaultMaximumPayloadLength + 1))
         var decoder = FrameDecoder()
         #expect(try decoder.decode(buffer: &stream).map { try RelayMessage($0) } == .ping(Ping(nonce: 1)))
         #expect(try decoder.decode(buffer: &stream).map { try RelayMessage($0) } == .pong(Pong(nonce: 2)))

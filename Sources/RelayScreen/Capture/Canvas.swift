@@ -20,8 +20,10 @@ struct Canvas: Sendable {
 
     /// Fills the rectangle, clipped to the canvas.
     mutating func fill(x: Int, y: Int, width: Int, height: Int, rgb: UInt32) {
-        let left = max(x, 0), right = min(x + width, self.width)
-        let top = max(y, 0), bottom = min(y + height, self.height)
+        let left = max(x, 0)
+        let right = min(x + width, self.width)
+        let top = max(y, 0)
+        let bottom = min(y + height, self.height)
         guard left < right, top < bottom else { return }
         let stride = self.width * 4
         self.pixels.withUnsafeMutableBytes { bytes in
@@ -68,14 +70,16 @@ struct Canvas: Sendable {
 
     /// Copies `rows` rows of `source` starting at `sourceY` to (x, y), clipped.
     mutating func blit(_ source: Canvas, sourceY: Int, rows: Int, x: Int, y: Int) {
-        let left = max(x, 0), right = min(x + source.width, self.width)
+        let left = max(x, 0)
+        let right = min(x + source.width, self.width)
         guard left < right else { return }
         let rowBytes = (right - left) * 4
         let sourceColumn = left - x
         self.pixels.withUnsafeMutableBytes { target in
             source.pixels.withUnsafeBytes { from in
                 for row in 0..<rows {
-                    let targetRow = y + row, sourceRow = sourceY + row
+                    let targetRow = y + row
+                    let sourceRow = sourceY + row
                     guard (0..<self.height).contains(targetRow), (0..<source.height).contains(sourceRow) else { continue }
                     let to = target.baseAddress! + targetRow * self.width * 4 + left * 4
                     let start = from.baseAddress! + sourceRow * source.width * 4 + sourceColumn * 4
@@ -103,7 +107,8 @@ struct Canvas: Sendable {
         guard glyph != 0 else { return }
         for row in 0..<GlyphFont.glyphHeight {
             for column in 0..<GlyphFont.glyphWidth where glyph & (1 << UInt64(row * GlyphFont.glyphWidth + column)) != 0 {
-                let px = x + GlyphFont.glyphLeft + column, py = y + GlyphFont.glyphTop + row
+                let px = x + GlyphFont.glyphLeft + column
+                let py = y + GlyphFont.glyphTop + row
                 guard (0..<self.width).contains(px), (0..<self.height).contains(py) else { continue }
                 let offset = (py * self.width + px) * 4
                 self.pixels.withUnsafeMutableBytes { $0.storeBytes(of: rgb.littleEndian, toByteOffset: offset, as: UInt32.self) }
@@ -114,7 +119,9 @@ struct Canvas: Sendable {
     /// `a` weighted `weight` and `b` weighted `total − weight`, per channel, rounded
     /// down: the one colour mix of the generated screens (glyph edges, gradients).
     static func blend(_ a: UInt32, _ b: UInt32, weight: Int, of total: Int) -> UInt32 {
-        let w = UInt32(weight), rest = UInt32(total - weight), total = UInt32(total)
+        let w = UInt32(weight)
+        let rest = UInt32(total - weight)
+        let total = UInt32(total)
         var result: UInt32 = 0
         for shift: UInt32 in [0, 8, 16] {
             let mixed = (((a >> shift) & 0xFF) * w + ((b >> shift) & 0xFF) * rest) / total

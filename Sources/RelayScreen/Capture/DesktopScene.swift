@@ -41,8 +41,9 @@ public struct GlyphAtlas {
     /// Draws `text` with its first cell's top-left at (x, y), clipped to `canvas`.
     func draw(_ text: [UInt8], x: Int, y: Int, foreground: UInt32, background: UInt32, into canvas: inout Canvas) {
         for (offset, character) in text.enumerated() {
-            canvas.drawCell(self.levels[Int(character &- 32) % 96], cellWidth: Self.cellWidth, x: x + offset * Self.cellWidth, y: y,
-                            foreground: foreground, background: background)
+            canvas.drawCell(
+                self.levels[Int(character &- 32) % 96], cellWidth: Self.cellWidth, x: x + offset * Self.cellWidth, y: y,
+                foreground: foreground, background: background)
         }
     }
 }
@@ -69,8 +70,9 @@ public struct TextDocument {
                 text.append(32)
             }
             text = Array(text.prefix(length))
-            atlas.draw(text, x: GlyphAtlas.cellWidth, y: line * Self.lineHeight,
-                       foreground: random.oneIn(5) ? random.pick(inks) : inks[0], background: Self.background, into: &self.image)
+            atlas.draw(
+                text, x: GlyphAtlas.cellWidth, y: line * Self.lineHeight,
+                foreground: random.oneIn(5) ? random.pick(inks) : inks[0], background: Self.background, into: &self.image)
         }
     }
 }
@@ -129,8 +131,9 @@ public struct DesktopScene {
     /// Types one character at the end of the line in the middle of the viewport.
     public mutating func type(_ character: UInt8, column: Int) {
         let line = (self.scroll + self.viewportHeight / 2) / TextDocument.lineHeight
-        self.document.atlas.draw([character], x: GlyphAtlas.cellWidth * (1 + column), y: line * TextDocument.lineHeight,
-                                 foreground: 0x202020, background: TextDocument.background, into: &self.document.image)
+        self.document.atlas.draw(
+            [character], x: GlyphAtlas.cellWidth * (1 + column), y: line * TextDocument.lineHeight,
+            foreground: 0x202020, background: TextDocument.background, into: &self.document.image)
     }
 
     public func render() -> Framebuffer {

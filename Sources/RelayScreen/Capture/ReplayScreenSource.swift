@@ -1,6 +1,6 @@
+import Foundation
 public import RelayTileCodec
 public import RelayWire
-import Foundation
 import Synchronization
 
 /// A screen source playing a folder of PNG frames (`--source replay:DIR`): the folder's
@@ -40,8 +40,10 @@ public final class ReplayScreenSource: ScreenSource {
         for file in self.frameFiles.dropFirst() {
             let size = try Self.header(of: file)
             guard size == first else {
-                throw ScreenSourceError(.sizeMismatch,
-                                        "replay frame \(file) is \(size.width)×\(size.height) but \(self.frameFiles[0]) is \(first.width)×\(first.height); every frame in \(folder) must have the same size — remove or rescale it")
+                throw ScreenSourceError(
+                    .sizeMismatch,
+                    "replay frame \(file) is \(size.width)×\(size.height) but \(self.frameFiles[0]) is \(first.width)×\(first.height); every frame in \(folder) must have the same size — remove or rescale it"
+                )
             }
         }
         (self.width, self.height) = first
@@ -67,8 +69,10 @@ public final class ReplayScreenSource: ScreenSource {
         }
         // The folder was checked when it opened; a file replaced since must still fit.
         guard framebuffer.width == self.width, framebuffer.height == self.height else {
-            throw ScreenSourceError(.sizeMismatch,
-                                    "replay frame \(file) is now \(framebuffer.width)×\(framebuffer.height), not the \(self.width)×\(self.height) of the other frames; restore it or restart the host")
+            throw ScreenSourceError(
+                .sizeMismatch,
+                "replay frame \(file) is now \(framebuffer.width)×\(framebuffer.height), not the \(self.width)×\(self.height) of the other frames; restore it or restart the host"
+            )
         }
         return framebuffer
     }
@@ -98,7 +102,8 @@ public final class ReplayScreenSource: ScreenSource {
     private static func listFrames(in folder: String) throws(ScreenSourceError) -> [String] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
-            throw ScreenSourceError(.emptyFolder, "replay folder \(folder) does not exist; give a folder of PNG frames, e.g. --source replay:benchmarks/frames/terminal-scroll")
+            throw ScreenSourceError(
+                .emptyFolder, "replay folder \(folder) does not exist; give a folder of PNG frames, e.g. --source replay:benchmarks/frames/terminal-scroll")
         }
         guard isDirectory.boolValue else {
             throw ScreenSourceError(.emptyFolder, "\(folder) is a file, not a folder; give the folder that holds the PNG frames")
@@ -109,7 +114,8 @@ public final class ReplayScreenSource: ScreenSource {
         } catch {
             throw ScreenSourceError(.emptyFolder, "cannot list replay folder \(folder): \(error.localizedDescription); check its permissions")
         }
-        let frames = names
+        let frames =
+            names
             .filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".png") }
             .sorted { naturalOrder($0, $1) }
         guard !frames.isEmpty else {
@@ -129,7 +135,8 @@ public final class ReplayScreenSource: ScreenSource {
 
     /// Name order with digit runs compared as numbers: `frame2.png` < `frame10.png`.
     static func naturalOrder(_ a: String, _ b: String) -> Bool {
-        var left = Array(a.unicodeScalars)[...], right = Array(b.unicodeScalars)[...]
+        var left = Array(a.unicodeScalars)[...]
+        var right = Array(b.unicodeScalars)[...]
         while let l = left.first, let r = right.first {
             if ("0"..."9").contains(l), ("0"..."9").contains(r), let leftRun = Self.digitRun(&left), let rightRun = Self.digitRun(&right) {
                 if leftRun != rightRun { return leftRun < rightRun }

@@ -56,14 +56,16 @@ public enum ScreenSourceSpecification: Sendable, Hashable, CustomStringConvertib
                 return
             }
             guard !display.isEmpty else {
-                throw ScreenSourceError(.invalidSpecification,
-                                        "`\(argument)` names no display; write x11 for $DISPLAY or x11:DISPLAY, e.g. x11::0")
+                throw ScreenSourceError(
+                    .invalidSpecification,
+                    "`\(argument)` names no display; write x11 for $DISPLAY or x11:DISPLAY, e.g. x11::0")
             }
             self = .x11(display: String(display))
         case "replay":
             guard let folder = rest, !folder.isEmpty else {
-                throw ScreenSourceError(.invalidSpecification,
-                                        "`\(argument)` names no folder; write replay:DIR with a folder of PNG frames")
+                throw ScreenSourceError(
+                    .invalidSpecification,
+                    "`\(argument)` names no folder; write replay:DIR with a folder of PNG frames")
             }
             self = .replay(folder: String(folder))
         case "synthetic":
@@ -71,37 +73,43 @@ public enum ScreenSourceSpecification: Sendable, Hashable, CustomStringConvertib
         case "help" where rest == nil:
             self = .help
         default:
-            throw ScreenSourceError(.invalidSpecification,
-                                    "unknown screen source `\(argument)`.\n\(Self.helpText)")
+            throw ScreenSourceError(
+                .invalidSpecification,
+                "unknown screen source `\(argument)`.\n\(Self.helpText)")
         }
     }
 
     private static func parseSynthetic(_ rest: Substring?, argument: String) throws(ScreenSourceError) -> Self {
         let names = SyntheticScene.Kind.allCases.map(\.rawValue).joined(separator: ", ")
         guard let rest, !rest.isEmpty else {
-            throw ScreenSourceError(.invalidSpecification,
-                                    "`\(argument)` names no scene; write synthetic:NAME with NAME one of \(names)")
+            throw ScreenSourceError(
+                .invalidSpecification,
+                "`\(argument)` names no scene; write synthetic:NAME with NAME one of \(names)")
         }
         let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
         guard let kind = SyntheticScene.Kind(rawValue: String(parts[0])) else {
-            throw ScreenSourceError(.invalidSpecification,
-                                    "unknown synthetic scene `\(parts[0])`; the scenes are \(names)")
+            throw ScreenSourceError(
+                .invalidSpecification,
+                "unknown synthetic scene `\(parts[0])`; the scenes are \(names)")
         }
         var size = Self.defaultSyntheticSize
         if parts.count == 2 {
             let dimensions = parts[1].split(separator: "x", omittingEmptySubsequences: false)
             let limit = Int(ScreenInit.maximumDimension)
             guard dimensions.count == 2, let width = Int(dimensions[0]), let height = Int(dimensions[1]),
-                  (SyntheticScene.minimumSize.width...limit).contains(width),
-                  (SyntheticScene.minimumSize.height...limit).contains(height)
+                (SyntheticScene.minimumSize.width...limit).contains(width),
+                (SyntheticScene.minimumSize.height...limit).contains(height)
             else {
-                throw ScreenSourceError(.invalidSpecification,
-                                        "`\(parts[1])` is not a scene size; write WIDTHxHEIGHT, e.g. synthetic:\(kind.rawValue):640x360, at least \(SyntheticScene.minimumSize.width)x\(SyntheticScene.minimumSize.height) and at most \(limit) per side")
+                throw ScreenSourceError(
+                    .invalidSpecification,
+                    "`\(parts[1])` is not a scene size; write WIDTHxHEIGHT, e.g. synthetic:\(kind.rawValue):640x360, at least \(SyntheticScene.minimumSize.width)x\(SyntheticScene.minimumSize.height) and at most \(limit) per side"
+                )
             }
             size = (width, height)
         } else if parts.count > 2 {
-            throw ScreenSourceError(.invalidSpecification,
-                                    "`\(argument)` has too many parts; write synthetic:NAME or synthetic:NAME:WIDTHxHEIGHT")
+            throw ScreenSourceError(
+                .invalidSpecification,
+                "`\(argument)` has too many parts; write synthetic:NAME or synthetic:NAME:WIDTHxHEIGHT")
         }
         return .synthetic(kind, width: size.width, height: size.height)
     }

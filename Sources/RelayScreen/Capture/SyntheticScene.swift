@@ -47,8 +47,9 @@ public struct SyntheticScene: Sendable {
 
     /// A scene of `kind`; `seed` varies the text and the noise.
     public init(_ kind: Kind, width: Int = 1280, height: Int = 720, seed: UInt64 = 0x5EED) {
-        precondition(width >= Self.minimumSize.width && height >= Self.minimumSize.height,
-                     "a synthetic scene is at least \(Self.minimumSize.width)×\(Self.minimumSize.height)")
+        precondition(
+            width >= Self.minimumSize.width && height >= Self.minimumSize.height,
+            "a synthetic scene is at least \(Self.minimumSize.width)×\(Self.minimumSize.height)")
         self.kind = kind
         self.width = width
         self.height = height
@@ -61,13 +62,16 @@ public struct SyntheticScene: Sendable {
             self.layer = Self.textPage(layout, seed: seed)
         case .movingWindow:
             self.backdrop = Self.desktop(layout, seed: seed)
-            self.layer = Self.window(width: layout.window.width, height: layout.window.height,
-                                     title: "Quarterly report - Editor", seed: seed)
+            self.layer = Self.window(
+                width: layout.window.width, height: layout.window.height,
+                title: "Quarterly report - Editor", seed: seed)
         case .video:
             var desktop = Self.desktop(layout, seed: seed)
-            desktop.blit(Self.window(width: layout.window.width, height: layout.window.height,
-                                     title: "Training video - Player", seed: seed),
-                         x: layout.window.x, y: layout.window.y)
+            desktop.blit(
+                Self.window(
+                    width: layout.window.width, height: layout.window.height,
+                    title: "Training video - Player", seed: seed),
+                x: layout.window.x, y: layout.window.y)
             self.backdrop = desktop
             self.layer = Canvas(width: 1, height: 1, fill: 0)
         }
@@ -120,13 +124,16 @@ public struct SyntheticScene: Sendable {
             let desktopHeight = height - self.taskbarHeight
             switch kind {
             case .video:
-                let w = width * 3 / 5, h = desktopHeight * 3 / 5
+                let w = width * 3 / 5
+                let h = desktopHeight * 3 / 5
                 self.window = ((width - w) / 2, (desktopHeight - h) / 2, w, h)
             default:
                 self.window = (0, 0, width * 9 / 20, desktopHeight / 2)
             }
-            self.picture = (self.window.x + 4, self.window.y + SyntheticScene.windowTitleHeight,
-                            self.window.width - 8, self.window.height - SyntheticScene.windowTitleHeight - 4)
+            self.picture = (
+                self.window.x + 4, self.window.y + SyntheticScene.windowTitleHeight,
+                self.window.width - 8, self.window.height - SyntheticScene.windowTitleHeight - 4
+            )
         }
 
         /// The moving window's top-left corner in frame `index`: 8 px right and 5 px down
@@ -177,8 +184,9 @@ public struct SyntheticScene: Sendable {
         let lines = self.layout.pageLines
         for row in 0..<self.layout.textRows {
             let line = (index % lines + row) % lines
-            canvas.blit(self.layer, sourceY: line * GlyphFont.cellHeight, rows: GlyphFont.cellHeight,
-                        x: 0, y: self.layout.textTop + row * GlyphFont.cellHeight)
+            canvas.blit(
+                self.layer, sourceY: line * GlyphFont.cellHeight, rows: GlyphFont.cellHeight,
+                x: 0, y: self.layout.textTop + row * GlyphFont.cellHeight)
         }
     }
 
@@ -246,8 +254,9 @@ public struct SyntheticScene: Sendable {
                     let random = generator.next()
                     bytes.storeBytes(of: UInt32(truncatingIfNeeded: random & 0xFF_FFFF).littleEndian, toByteOffset: offset, as: UInt32.self)
                     if column + 1 < picture.width {
-                        bytes.storeBytes(of: UInt32(truncatingIfNeeded: (random >> 32) & 0xFF_FFFF).littleEndian,
-                                         toByteOffset: offset + 4, as: UInt32.self)
+                        bytes.storeBytes(
+                            of: UInt32(truncatingIfNeeded: (random >> 32) & 0xFF_FFFF).littleEndian,
+                            toByteOffset: offset + 4, as: UInt32.self)
                     }
                     offset += 8
                     column += 2
@@ -270,11 +279,13 @@ public struct SyntheticScene: Sendable {
         case .movingWindow, .video:
             let fieldWidth = min(400, self.width - 160)
             let fits = max((fieldWidth - 8) / GlyphFont.cellWidth, 0)
-            canvas.drawText(lastLine.suffix(fits), x: 76, y: self.height - self.layout.taskbarHeight + 4, rgb: 0x101010,
-                            maximumX: 72 + fieldWidth)
+            canvas.drawText(
+                lastLine.suffix(fits), x: 76, y: self.height - self.layout.taskbarHeight + 4, rgb: 0x101010,
+                maximumX: 72 + fieldWidth)
         }
         if let pointer = input.pointer {
-            let x = Int(pointer.x), y = Int(pointer.y)
+            let x = Int(pointer.x)
+            let y = Int(pointer.y)
             canvas.fill(x: x - 3, y: y - 3, width: 7, height: 7, rgb: 0x000000)
             canvas.fill(x: x - 2, y: y - 2, width: 5, height: 5, rgb: pointer.buttons.isEmpty ? 0xFFFFFF : 0xFF0000)
         }

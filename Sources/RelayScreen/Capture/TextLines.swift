@@ -3,12 +3,16 @@
 /// terminal editor gives them.
 enum TextLines {
     private static let keywords = ["let", "var", "func", "return", "if", "guard", "else", "for", "in", "while", "switch", "case", "struct", "self"]
-    private static let names = ["frame", "buffer", "tile", "width", "height", "count", "pixels", "offset", "row", "column",
-                                "encoder", "update", "session", "viewer", "host", "relay", "stream", "bytes", "index", "region"]
+    private static let names = [
+        "frame", "buffer", "tile", "width", "height", "count", "pixels", "offset", "row", "column",
+        "encoder", "update", "session", "viewer", "host", "relay", "stream", "bytes", "index", "region",
+    ]
     private static let symbols = ["=", "+", "-", "(", ")", "{", "}", ".", ",", ":", "==", "+=", "->"]
-    private static let comments = ["// keep the previous frame for change detection", "// tiles are 64 by 64 pixels",
-                                   "// the viewer asked for the next update", "// TODO: coalesce small rectangles",
-                                   "// deflate with one stream per direction", "// send only what changed"]
+    private static let comments = [
+        "// keep the previous frame for change detection", "// tiles are 64 by 64 pixels",
+        "// the viewer asked for the next update", "// TODO: coalesce small rectangles",
+        "// deflate with one stream per direction", "// send only what changed",
+    ]
 
     static let keywordColour: UInt32 = 0x569CD6
     static let nameColour: UInt32 = 0xD4D4D4

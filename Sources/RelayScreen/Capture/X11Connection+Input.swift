@@ -44,7 +44,8 @@ extension X11Connection {
             // 'A' shares its key with 'a' as the shifted symbol: add Shift unless the
             // viewer already holds it (viewers that send their own Shift state do).
             let symbols = self.symbols(of: keycode)
-            needsShift = symbols.first != KeySym(key.keysym) && symbols.dropFirst().first == KeySym(key.keysym)
+            needsShift =
+                symbols.first != KeySym(key.keysym) && symbols.dropFirst().first == KeySym(key.keysym)
                 && self.pressedKeys[Self.shiftLeft] == nil && self.pressedKeys[Self.shiftRight] == nil
         }
         let shiftKeycode = needsShift ? XKeysymToKeycode(self.display, KeySym(Self.shiftLeft)) : 0
@@ -57,8 +58,10 @@ extension X11Connection {
 
     private func requireXTest() throws(ScreenSourceError) {
         guard self.hasXTest else {
-            throw ScreenSourceError(.injectionFailed,
-                                    "X display \(self.displayName) has no XTest extension, so the viewer's input cannot be injected; enable XTEST in the X server (Xorg: Option \"XTEST\" is on by default; Xvfb: do not pass -extension XTEST)")
+            throw ScreenSourceError(
+                .injectionFailed,
+                "X display \(self.displayName) has no XTest extension, so the viewer's input cannot be injected; enable XTEST in the X server (Xorg: Option \"XTEST\" is on by default; Xvfb: do not pass -extension XTEST)"
+            )
         }
     }
 
@@ -72,7 +75,8 @@ extension X11Connection {
 
     /// Keycodes in the display's range that carry no keysym at all.
     func findSpareKeycodes() -> [KeyCode] {
-        var minimum: Int32 = 0, maximum: Int32 = 0
+        var minimum: Int32 = 0
+        var maximum: Int32 = 0
         XDisplayKeycodes(self.display, &minimum, &maximum)
         guard minimum > 0, maximum >= minimum else { return [] }
         var perKeycode: Int32 = 0
@@ -105,8 +109,10 @@ extension X11Connection {
         } else if let index = self.remappedKeys.firstIndex(where: { entry in !self.pressedKeys.values.contains(entry.keycode) }) {
             keycode = self.remappedKeys.remove(at: index).keycode
         } else {
-            throw ScreenSourceError(.injectionFailed,
-                                    "no free keycode on \(self.displayName) to type keysym 0x\(String(keysym, radix: 16)); release some keys, or add it to the keyboard layout (xmodmap)")
+            throw ScreenSourceError(
+                .injectionFailed,
+                "no free keycode on \(self.displayName) to type keysym 0x\(String(keysym, radix: 16)); release some keys, or add it to the keyboard layout (xmodmap)"
+            )
         }
         var symbols: [KeySym] = [KeySym(keysym), KeySym(keysym)]
         XChangeKeyboardMapping(self.display, Int32(keycode), 2, &symbols, 1)

@@ -33,12 +33,14 @@ final class X11Connection {
         X11Errors.install()
         let name = requested ?? ProcessInfoDisplay.current
         guard let name else {
-            throw ScreenSourceError(.displayUnavailable,
-                                    "no X display: DISPLAY is not set; run the host inside an X session or set --source x11:DISPLAY (e.g. x11::0)")
+            throw ScreenSourceError(
+                .displayUnavailable,
+                "no X display: DISPLAY is not set; run the host inside an X session or set --source x11:DISPLAY (e.g. x11::0)")
         }
         guard let display = XOpenDisplay(name) else {
-            throw ScreenSourceError(.displayUnavailable,
-                                    "cannot open X display \(name) — is an X server running, and may this user connect to it (xauth)? set --source x11:DISPLAY")
+            throw ScreenSourceError(
+                .displayUnavailable,
+                "cannot open X display \(name) — is an X server running, and may this user connect to it (xauth)? set --source x11:DISPLAY")
         }
         self.display = display
         self.displayName = String(cString: XDisplayString(display))
@@ -49,15 +51,20 @@ final class X11Connection {
 
         let visual = self.visual.pointee
         guard self.depth == 24 || self.depth == 32,
-              visual.red_mask == 0xFF_0000, visual.green_mask == 0x00_FF00, visual.blue_mask == 0x00_00FF
+            visual.red_mask == 0xFF_0000, visual.green_mask == 0x00_FF00, visual.blue_mask == 0x00_00FF
         else {
-            let description = "depth \(self.depth), red/green/blue masks 0x\(String(visual.red_mask, radix: 16))/0x\(String(visual.green_mask, radix: 16))/0x\(String(visual.blue_mask, radix: 16))"
+            let description =
+                "depth \(self.depth), red/green/blue masks 0x\(String(visual.red_mask, radix: 16))/0x\(String(visual.green_mask, radix: 16))/0x\(String(visual.blue_mask, radix: 16))"
             XCloseDisplay(display)
-            throw ScreenSourceError(.unsupportedVisual,
-                                    "X display \(name) has a visual this host cannot capture (\(description)); run the X server at depth 24, e.g. Xvfb -screen 0 1920x1080x24")
+            throw ScreenSourceError(
+                .unsupportedVisual,
+                "X display \(name) has a visual this host cannot capture (\(description)); run the X server at depth 24, e.g. Xvfb -screen 0 1920x1080x24")
         }
         self.usesSharedMemory = sharedMemory && XShmQueryExtension(display) != 0
-        var event: Int32 = 0, error: Int32 = 0, major: Int32 = 0, minor: Int32 = 0
+        var event: Int32 = 0
+        var error: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
         self.hasXTest = XTestQueryExtension(display, &event, &error, &major, &minor) != 0
         self.spareKeycodes = self.findSpareKeycodes()
     }
@@ -118,15 +125,18 @@ final class X11Connection {
             X11Errors.clear(self.display)
             let copied = XShmGetImage(self.display, self.root, image.ximage, 0, 0, ~UInt(0))
             guard copied != 0 else {
-                throw ScreenSourceError(.captureFailed,
-                                        "XShmGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); if this repeats, check that the X server is still running and the screen is depth 24")
+                throw ScreenSourceError(
+                    .captureFailed,
+                    "XShmGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); if this repeats, check that the X server is still running and the screen is depth 24"
+                )
             }
             return try Self.framebuffer(from: image.ximage, displayName: self.displayName)
         }
         X11Errors.clear(self.display)
         guard let ximage = XGetImage(self.display, self.root, 0, 0, UInt32(size.width), UInt32(size.height), ~UInt(0), ZPixmap) else {
-            throw ScreenSourceError(.captureFailed,
-                                    "XGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); is the X server still running?")
+            throw ScreenSourceError(
+                .captureFailed,
+                "XGetImage failed on \(self.displayName)\(X11Errors.take(self.display).map { ": \($0)" } ?? ""); is the X server still running?")
         }
         defer { _ = ximage.pointee.f.destroy_image?(ximage) }
         return try Self.framebuffer(from: ximage, displayName: self.displayName)
@@ -134,8 +144,12 @@ final class X11Connection {
 
     private func rootSize() -> (width: Int, height: Int) {
         var rootReturn: Window = 0
-        var x: Int32 = 0, y: Int32 = 0
-        var width: UInt32 = 0, height: UInt32 = 0, border: UInt32 = 0, depth: UInt32 = 0
+        var x: Int32 = 0
+        var y: Int32 = 0
+        var width: UInt32 = 0
+        var height: UInt32 = 0
+        var border: UInt32 = 0
+        var depth: UInt32 = 0
         if XGetGeometry(self.display, self.root, &rootReturn, &x, &y, &width, &height, &border, &depth) == 0 {
             return (Int(XDisplayWidth(self.display, self.screen)), Int(XDisplayHeight(self.display, self.screen)))
         }
@@ -147,8 +161,11 @@ final class X11Connection {
     private func makeSharedImage(width: Int, height: Int) -> CaptureImage? {
         let info = UnsafeMutablePointer<XShmSegmentInfo>.allocate(capacity: 1)
         info.initialize(to: XShmSegmentInfo())
-        guard let ximage = XShmCreateImage(self.display, self.visual, UInt32(self.depth), ZPixmap, nil, info,
-                                           UInt32(width), UInt32(height)) else {
+        guard
+            let ximage = XShmCreateImage(
+                self.display, self.visual, UInt32(self.depth), ZPixmap, nil, info,
+                UInt32(width), UInt32(height))
+        else {
             info.deallocate()
             return nil
         }
@@ -189,10 +206,12 @@ final class X11Connection {
     /// BGRX with the unused byte 0.
     static func framebuffer(from image: UnsafeMutablePointer<XImage>, displayName: String) throws(ScreenSourceError) -> Framebuffer {
         let ximage = image.pointee
-        let width = Int(ximage.width), height = Int(ximage.height)
+        let width = Int(ximage.width)
+        let height = Int(ximage.height)
         guard ximage.bits_per_pixel == 32, let data = ximage.data else {
-            throw ScreenSourceError(.unsupportedVisual,
-                                    "X display \(displayName) returned \(ximage.bits_per_pixel) bits per pixel; run the X server at depth 24, e.g. Xvfb -screen 0 1920x1080x24")
+            throw ScreenSourceError(
+                .unsupportedVisual,
+                "X display \(displayName) returned \(ximage.bits_per_pixel) bits per pixel; run the X server at depth 24, e.g. Xvfb -screen 0 1920x1080x24")
         }
         let stride = Int(ximage.bytes_per_line)
         let mostSignificantFirst = ximage.byte_order == MSBFirst

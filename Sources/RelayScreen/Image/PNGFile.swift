@@ -1,7 +1,7 @@
-public import RelayTileCodec
-import RelayWire
 import CPNG
 import Glibc
+public import RelayTileCodec
+import RelayWire
 
 /// Reads and writes PNG files as BGRX framebuffers: replay frames, viewer snapshots and
 /// recorded benchmark frames.
@@ -33,8 +33,9 @@ public enum PNGFile {
             png_image_finish_read(image, nil, bytes.baseAddress, Int32(width * Framebuffer.bytesPerPixel), nil)
         }
         guard finished != 0 else {
-            throw PNGFileError(.unreadable, path: path,
-                               "cannot decode \(path): \(self.message(of: image.pointee)); the file is damaged or truncated — export or record it again")
+            throw PNGFileError(
+                .unreadable, path: path,
+                "cannot decode \(path): \(self.message(of: image.pointee)); the file is damaged or truncated — export or record it again")
         }
         // libpng wrote alpha where BGRX keeps an unused byte, which the protocol sends as 0.
         pixels.withUnsafeMutableBytes { bytes in
@@ -81,14 +82,16 @@ public enum PNGFile {
         guard written != 0 else {
             let reason = self.message(of: image.pointee)
             unlink(temporary)
-            throw PNGFileError(.writeFailed, path: path,
-                               "cannot write \(path): \(reason); check that the folder exists, is writable and has free space")
+            throw PNGFileError(
+                .writeFailed, path: path,
+                "cannot write \(path): \(reason); check that the folder exists, is writable and has free space")
         }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw PNGFileError(.writeFailed, path: path,
-                               "cannot write \(path): \(reason); check that the folder exists and is writable")
+            throw PNGFileError(
+                .writeFailed, path: path,
+                "cannot write \(path): \(reason); check that the folder exists and is writable")
         }
     }
 
@@ -108,8 +111,9 @@ public enum PNGFile {
         }
         let header = try self.firstBytes(of: path, count: Self.signature.count)
         guard header == Self.signature else {
-            throw PNGFileError(.notPNG, path: path,
-                               "\(path) is not a PNG file (it does not start with the PNG signature); convert it to PNG first, e.g. `convert \(path) frame.png`")
+            throw PNGFileError(
+                .notPNG, path: path,
+                "\(path) is not a PNG file (it does not start with the PNG signature); convert it to PNG first, e.g. `convert \(path) frame.png`")
         }
         let image = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
         image.initialize(to: png_image())
@@ -117,15 +121,17 @@ public enum PNGFile {
         guard png_image_begin_read_from_file(image, path) != 0 else {
             let reason = self.message(of: image.pointee)
             self.release(image)
-            throw PNGFileError(.unreadable, path: path,
-                               "cannot read \(path): \(reason); the file is damaged or truncated — export or record it again")
+            throw PNGFileError(
+                .unreadable, path: path,
+                "cannot read \(path): \(reason); the file is damaged or truncated — export or record it again")
         }
         let limit = UInt32(ScreenInit.maximumDimension)
         guard image.pointee.width <= limit, image.pointee.height <= limit else {
             let size = "\(image.pointee.width)×\(image.pointee.height)"
             self.release(image)
-            throw PNGFileError(.tooLarge, path: path,
-                               "\(path) is \(size), larger than the \(limit)×\(limit) a screen may be; scale it down")
+            throw PNGFileError(
+                .tooLarge, path: path,
+                "\(path) is \(size), larger than the \(limit)×\(limit) a screen may be; scale it down")
         }
         return image
     }

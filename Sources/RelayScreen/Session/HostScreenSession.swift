@@ -134,7 +134,8 @@ public struct HostScreenSession: Sendable {
                     for await _ in stop {
                         let undecided = state.isAwaitingConsent
                         state.end(.stopped)
-                        let bye = undecided
+                        let bye =
+                            undecided
                             ? Bye(reason: .declined, text: "The customer stopped relay-agent without accepting the session.")
                             : Bye(reason: .normal, text: "The customer stopped sharing the screen.")
                         await Self.sayBye(bye, on: sender, clock: clock, grace: grace)
@@ -183,7 +184,9 @@ public struct HostScreenSession: Sendable {
         }
     }
 
-    private func receive(_ connection: some FrameTransport, state: SessionState, mailbox: RequestMailbox, events: @Sendable (Event) -> Void) async throws -> Outcome {
+    private func receive(
+        _ connection: some FrameTransport, state: SessionState, mailbox: RequestMailbox, events: @Sendable (Event) -> Void
+    ) async throws -> Outcome {
         let sender = connection.sender
         while true {
             guard let frame = try await connection.receiveFrame() else { return .closed }
@@ -365,7 +368,8 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
                 "the screen is \(frame.width)×\(frame.height), larger than the protocol's \(ScreenInit.maximumDimension) pixels per side: lower the display's resolution to share it"
             )
         }
-        try await Transmit.send([Frame(.screenInit(ScreenInit(width: UInt16(frame.width), height: UInt16(frame.height), name: self.source.name)))], on: self.sender)
+        try await Transmit.send(
+            [Frame(.screenInit(ScreenInit(width: UInt16(frame.width), height: UInt16(frame.height), name: self.source.name)))], on: self.sender)
         screenSize = (frame.width, frame.height)
         self.events(.screen(width: frame.width, height: frame.height))
     }

@@ -42,29 +42,40 @@ final class RelayMetrics: Sendable {
         self.connectionsRejected = r.makeCounter(descriptor: .relay("connections_rejected", unit: "total", help: "Connections refused at the connection limit"))
         self.sessionsPaired = r.makeGauge(descriptor: .relay("sessions_paired", unit: "", help: "Host-viewer sessions currently paired"))
         self.sessionsTotal = r.makeCounter(descriptor: .relay("sessions", unit: "total", help: "Sessions paired since start"))
-        self.bytesToViewer = r.makeCounter(descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_viewer")])
-        self.bytesToHost = r.makeCounter(descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_host")])
-        self.framesToViewer = r.makeCounter(descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_viewer")])
-        self.framesToHost = r.makeCounter(descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_host")])
+        self.bytesToViewer = r.makeCounter(
+            descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_viewer")])
+        self.bytesToHost = r.makeCounter(
+            descriptor: .relay("bytes_relayed", unit: "total", help: "Peer-frame bytes forwarded"), labels: [("direction", "to_host")])
+        self.framesToViewer = r.makeCounter(
+            descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_viewer")])
+        self.framesToHost = r.makeCounter(
+            descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_host")])
         self.tlsHandshakes = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "ok")])
         self.tlsFailures = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "failed")])
         self.authFailures = r.makeCounter(descriptor: .relay("auth_failures", unit: "total", help: "Rejected codes, tokens and host secrets"))
         self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
-        self.codeRedemptionPauses = r.makeCounter(descriptor: .relay("code_redemption_pauses", unit: "total", help: "Times support-code redemption paused relay-wide after the guess budget was spent"))
-        self.framesPadded = r.makeCounter(descriptor: .relay("frames_padded", unit: "total", help: "Forwarded frames completed with zero bytes because the connection ended mid-frame"))
-        self.heapTrims = r.makeCounter(descriptor: .relay("heap_trims", unit: "total", help: "Times free heap memory was given back to the kernel after the connection count fell"))
-        self.usageWrites = r.makeCounter(descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
+        self.codeRedemptionPauses = r.makeCounter(
+            descriptor: .relay(
+                "code_redemption_pauses", unit: "total", help: "Times support-code redemption paused relay-wide after the guess budget was spent"))
+        self.framesPadded = r.makeCounter(
+            descriptor: .relay("frames_padded", unit: "total", help: "Forwarded frames completed with zero bytes because the connection ended mid-frame"))
+        self.heapTrims = r.makeCounter(
+            descriptor: .relay("heap_trims", unit: "total", help: "Times free heap memory was given back to the kernel after the connection count fell"))
+        self.usageWrites = r.makeCounter(
+            descriptor: .relay("usage_writes", unit: "total", help: "Usage-history transactions written (records, checkpoints, closures)"))
         self.usageWriteErrors = r.makeCounter(descriptor: .relay("usage_write_errors", unit: "total", help: "Usage-history writes that failed"))
         self.usageWritesPending = r.makeGauge(
-            descriptor: .relay("usage_writes_pending", unit: "", help: "Usage-history items kept for the next write after a failed one; above 0 while the store fails")
+            descriptor: .relay(
+                "usage_writes_pending", unit: "", help: "Usage-history items kept for the next write after a failed one; above 0 while the store fails")
         )
         self.adminConnectionsOpen = r.makeGauge(descriptor: .relay("admin_connections_open", unit: "", help: "Connections to the admin port currently open"))
         self.adminConnectionsRefused = r.makeCounter(
             descriptor: .relay("admin_connections_refused", unit: "total", help: "Admin connections closed at once at admin_maximum_connections")
         )
         self.adminTimeouts = r.makeCounter(
-            descriptor: .relay("admin_timeouts", unit: "total", help: "Admin connections closed for a missed handshake, request-head or stalled-reader deadline")
+            descriptor: .relay(
+                "admin_timeouts", unit: "total", help: "Admin connections closed for a missed handshake, request-head or stalled-reader deadline")
         )
     }
 

@@ -16,13 +16,15 @@ struct CompanyCommand: ParsableCommand {
 
         func run() throws {
             let (company, token) = try adminAction { try options.openStore().addCompany(name: name, actor: "cli") }
-            emit(json: options.json, ["id": company.id, "name": company.name, "token": token], text: """
-                Company "\(company.name)" added.
-                  id:          \(company.id)
-                  admin token: \(token)
-                The token is shown only this once: store it in a password manager.
-                Next: relay-server engineer add --company \(company.id) LOGIN
-                """)
+            emit(
+                json: options.json, ["id": company.id, "name": company.name, "token": token],
+                text: """
+                    Company "\(company.name)" added.
+                      id:          \(company.id)
+                      admin token: \(token)
+                    The token is shown only this once: store it in a password manager.
+                    Next: relay-server engineer add --company \(company.id) LOGIN
+                    """)
         }
     }
 
@@ -38,9 +40,11 @@ struct CompanyCommand: ParsableCommand {
             let rows: [[String: any Sendable]] = companies.map {
                 ["id": $0.id, "name": $0.name, "created_at": iso8601($0.createdAt), "legal_hold": holds.contains($0.id)]
             }
-            emit(json: options.json, ["companies": rows], text: companies.isEmpty
-                ? "No companies yet. Add one: relay-server company add NAME"
-                : companies.map { "\($0.id)  \($0.name)\(holds.contains($0.id) ? "  (legal hold)" : "")" }.joined(separator: "\n"))
+            emit(
+                json: options.json, ["companies": rows],
+                text: companies.isEmpty
+                    ? "No companies yet. Add one: relay-server company add NAME"
+                    : companies.map { "\($0.id)  \($0.name)\(holds.contains($0.id) ? "  (legal hold)" : "")" }.joined(separator: "\n"))
         }
     }
 
@@ -78,10 +82,12 @@ extension CompanyCommand {
 
         func run() throws {
             let hold = try adminAction { try options.openStore().placeHold(companyID: id, reason: reason, actor: "cli") }
-            emit(json: options.json, ["id": id, "legal_hold": true, "held_at": iso8601(hold.heldAt)], text: """
-                Company \(id) is under legal hold: the purge keeps its usage history and access log past retention.
-                Lift it with: relay-server company release \(id)
-                """)
+            emit(
+                json: options.json, ["id": id, "legal_hold": true, "held_at": iso8601(hold.heldAt)],
+                text: """
+                    Company \(id) is under legal hold: the purge keeps its usage history and access log past retention.
+                    Lift it with: relay-server company release \(id)
+                    """)
         }
     }
 
@@ -94,10 +100,12 @@ extension CompanyCommand {
 
         func run() throws {
             try adminAction { try options.openStore().releaseHold(companyID: id, actor: "cli") }
-            emit(json: options.json, ["id": id, "legal_hold": false], text: """
-                Company \(id) is no longer under legal hold. Records past retention are purged within the hour \
-                (or now: relay-server usage purge).
-                """)
+            emit(
+                json: options.json, ["id": id, "legal_hold": false],
+                text: """
+                    Company \(id) is no longer under legal hold. Records past retention are purged within the hour \
+                    (or now: relay-server usage purge).
+                    """)
         }
     }
 
@@ -110,9 +118,11 @@ extension CompanyCommand {
             let rows: [[String: any Sendable]] = holds.map {
                 ["id": $0.companyID, "reason": $0.reason, "held_at": iso8601($0.heldAt), "held_by": $0.heldBy]
             }
-            emit(json: options.json, ["holds": rows], text: holds.isEmpty
-                ? "No company is under legal hold."
-                : holds.map { "\($0.companyID)  since \(iso8601($0.heldAt))  \($0.reason)" }.joined(separator: "\n"))
+            emit(
+                json: options.json, ["holds": rows],
+                text: holds.isEmpty
+                    ? "No company is under legal hold."
+                    : holds.map { "\($0.companyID)  since \(iso8601($0.heldAt))  \($0.reason)" }.joined(separator: "\n"))
         }
     }
 }
@@ -132,12 +142,14 @@ struct EngineerCommand: ParsableCommand {
 
         func run() throws {
             let (engineer, token) = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, actor: "cli") }
-            emit(json: options.json, ["id": engineer.id, "company_id": engineer.companyID, "login": engineer.login, "token": token], text: """
-                Engineer "\(engineer.login)" added to \(engineer.companyID).
-                  id:    \(engineer.id)
-                  token: \(token)
-                The token is shown only this once. The engineer uses it with `relay-agent view --token`.
-                """)
+            emit(
+                json: options.json, ["id": engineer.id, "company_id": engineer.companyID, "login": engineer.login, "token": token],
+                text: """
+                    Engineer "\(engineer.login)" added to \(engineer.companyID).
+                      id:    \(engineer.id)
+                      token: \(token)
+                    The token is shown only this once. The engineer uses it with `relay-agent view --token`.
+                    """)
         }
     }
 
@@ -151,9 +163,11 @@ struct EngineerCommand: ParsableCommand {
             let rows: [[String: any Sendable]] = engineers.map {
                 ["id": $0.id, "company_id": $0.companyID, "login": $0.login, "created_at": iso8601($0.createdAt)]
             }
-            emit(json: options.json, ["engineers": rows], text: engineers.isEmpty
-                ? "No engineers. Add one: relay-server engineer add --company ID LOGIN"
-                : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)" }.joined(separator: "\n"))
+            emit(
+                json: options.json, ["engineers": rows],
+                text: engineers.isEmpty
+                    ? "No engineers. Add one: relay-server engineer add --company ID LOGIN"
+                    : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)" }.joined(separator: "\n"))
         }
     }
 
@@ -195,13 +209,15 @@ struct HostCommand: ParsableCommand {
 
         func run() throws {
             let (host, secret) = try adminAction { try options.openStore().enrollHost(companyID: company, name: name, actor: "cli") }
-            emit(json: options.json, ["id": host.id, "company_id": host.companyID, "name": host.name, "secret": secret], text: """
-                Host "\(host.name)" enrolled for \(host.companyID).
-                  host id: \(host.id)
-                  secret:  \(secret)
-                The secret is shown only this once. On the host run:
-                  relay-agent host --relay RELAY:7443 --fingerprint FP --host-id \(host.id) --secret \(secret)
-                """)
+            emit(
+                json: options.json, ["id": host.id, "company_id": host.companyID, "name": host.name, "secret": secret],
+                text: """
+                    Host "\(host.name)" enrolled for \(host.companyID).
+                      host id: \(host.id)
+                      secret:  \(secret)
+                    The secret is shown only this once. On the host run:
+                      relay-agent host --relay RELAY:7443 --fingerprint FP --host-id \(host.id) --secret \(secret)
+                    """)
         }
     }
 
@@ -215,9 +231,11 @@ struct HostCommand: ParsableCommand {
             let rows: [[String: any Sendable]] = hosts.map {
                 ["id": $0.id, "company_id": $0.companyID, "name": $0.name, "created_at": iso8601($0.createdAt)]
             }
-            emit(json: options.json, ["hosts": rows], text: hosts.isEmpty
-                ? "No hosts. Enroll one: relay-server host enroll --company ID NAME"
-                : hosts.map { "\($0.id)  \($0.companyID)  \($0.name)" }.joined(separator: "\n"))
+            emit(
+                json: options.json, ["hosts": rows],
+                text: hosts.isEmpty
+                    ? "No hosts. Enroll one: relay-server host enroll --company ID NAME"
+                    : hosts.map { "\($0.id)  \($0.companyID)  \($0.name)" }.joined(separator: "\n"))
         }
     }
 

@@ -52,7 +52,8 @@ enum PrivateDataFolder {
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw StoreError(.unavailable, "cannot create the data folder \(dataDirectory): \(error.localizedDescription); pass --data DIR with a writable folder")
+            throw StoreError(
+                .unavailable, "cannot create the data folder \(dataDirectory): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
         var changes = try DataFolder.makePrivate(dataDirectory)
         let store = try SQLiteStore(dataDirectory: dataDirectory)

@@ -25,7 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where agents connect.", valueName: "HOST:PORT")) var listen: String?
     @Option(help: ArgumentHelp("Where the admin API (/metrics, /healthz, /v1/usage) is served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Data folder: database, dev certificate.", valueName: "DIR")) var dataDirectory: String?
-    @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM")) var cert: String?
+    @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM"))
+    var cert: String?
     @Option(help: ArgumentHelp("The private key for --cert (PEM); it must not be readable by other users.", valueName: "PEM")) var key: String?
     @Option(
         name: .customLong("certificate-name"),
@@ -109,13 +110,16 @@ struct ServeCommand: AsyncParsableCommand {
         case .loaded:
             break
         case .created:
-            print("Made a self-signed certificate in \(development.folder) for \(development.names.joined(separator: ", ")), valid \(DevelopmentCertificate.validityDays) days.")
+            print(
+                "Made a self-signed certificate in \(development.folder) for \(development.names.joined(separator: ", ")), valid \(DevelopmentCertificate.validityDays) days."
+            )
         case .renewed(let previous, let reason):
             logger.critical(
                 "RENEWED the self-signed certificate: agents that pin the old fingerprint must be given the NEW one",
                 metadata: ["reason": "\(reason)", "new_fingerprint": "\(tls.fingerprint)", "old_fingerprint": "\(previous)"]
             )
-            print("""
+            print(
+                """
                 RENEWED the self-signed certificate (\(reason)).
                   NEW fingerprint: \(tls.fingerprint)
                   old fingerprint: \(previous)
@@ -126,7 +130,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS) {
-        print("""
+        print(
+            """
             relay-server listening
               relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1)
               admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)

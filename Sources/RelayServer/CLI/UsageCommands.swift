@@ -47,9 +47,15 @@ struct UsageCommand: ParsableCommand {
             }
             let (rows, range, timeZone) = summary
             var formatter = TimestampFormatter(timeZone: timeZone)
-            let message = "Exported \(rows) session\(rows == 1 ? "" : "s") of \(self.company) that started from \(formatter.format(range.from)) until before \(formatter.format(range.to))\(self.output.map { " to \($0)" } ?? "")."
+            let message =
+                "Exported \(rows) session\(rows == 1 ? "" : "s") of \(self.company) that started from \(formatter.format(range.from)) until before \(formatter.format(range.to))\(self.output.map { " to \($0)" } ?? "")."
             if self.options.json {
-                emit(json: true, ["company_id": self.company, "rows": rows, "from": formatter.format(range.from), "to": formatter.format(range.to), "output": self.output ?? "-"], text: "")
+                emit(
+                    json: true,
+                    [
+                        "company_id": self.company, "rows": rows, "from": formatter.format(range.from), "to": formatter.format(range.to),
+                        "output": self.output ?? "-",
+                    ], text: "")
             } else if self.output != nil {
                 print(message)
             } else {
@@ -88,15 +94,18 @@ struct UsageCommand: ParsableCommand {
                 return try options.openStore().purge(policy: configuration.retention, now: Date(), dryRun: dryRun, actor: "cli")
             }
             let verb = report.dryRun ? "Would purge" : "Purged"
-            emit(json: options.json, [
-                "dry_run": report.dryRun, "sessions": report.sessions, "access_log": report.accessLogEntries,
-                "held_sessions": report.heldSessions, "held_access_log": report.heldAccessLogEntries,
-                "usage_cutoff": iso8601(report.usageCutoff), "access_log_cutoff": iso8601(report.accessLogCutoff),
-            ], text: """
-                \(verb) \(report.sessions) usage record\(report.sessions == 1 ? "" : "s") (ended before \(iso8601(report.usageCutoff))) \
-                and \(report.accessLogEntries) access-log entr\(report.accessLogEntries == 1 ? "y" : "ies") (before \(iso8601(report.accessLogCutoff))).
-                Kept under legal hold: \(report.heldSessions) usage records, \(report.heldAccessLogEntries) access-log entries.
-                """)
+            emit(
+                json: options.json,
+                [
+                    "dry_run": report.dryRun, "sessions": report.sessions, "access_log": report.accessLogEntries,
+                    "held_sessions": report.heldSessions, "held_access_log": report.heldAccessLogEntries,
+                    "usage_cutoff": iso8601(report.usageCutoff), "access_log_cutoff": iso8601(report.accessLogCutoff),
+                ],
+                text: """
+                    \(verb) \(report.sessions) usage record\(report.sessions == 1 ? "" : "s") (ended before \(iso8601(report.usageCutoff))) \
+                    and \(report.accessLogEntries) access-log entr\(report.accessLogEntries == 1 ? "y" : "ies") (before \(iso8601(report.accessLogCutoff))).
+                    Kept under legal hold: \(report.heldSessions) usage records, \(report.heldAccessLogEntries) access-log entries.
+                    """)
         }
     }
 }
@@ -112,11 +121,17 @@ struct AuditCommand: ParsableCommand {
     func run() throws {
         let entries = try adminAction { try options.openStore().auditLog(limit: max(1, limit)) }
         let rows: [[String: any Sendable]] = entries.map {
-            ["at": iso8601($0.at), "actor": $0.actor, "action": $0.action.rawValue, "company_id": $0.companyID ?? "", "subject": $0.subject ?? "", "detail": $0.detail ?? ""]
+            [
+                "at": iso8601($0.at), "actor": $0.actor, "action": $0.action.rawValue, "company_id": $0.companyID ?? "", "subject": $0.subject ?? "",
+                "detail": $0.detail ?? "",
+            ]
         }
-        emit(json: options.json, ["entries": rows], text: entries.isEmpty
-            ? "The audit log is empty."
-            : entries.map { "\(iso8601($0.at))  \($0.actor)  \($0.action)  \($0.companyID ?? "-")  \($0.subject ?? "-")  \($0.detail ?? "")" }.joined(separator: "\n"))
+        emit(
+            json: options.json, ["entries": rows],
+            text: entries.isEmpty
+                ? "The audit log is empty."
+                : entries.map { "\(iso8601($0.at))  \($0.actor)  \($0.action)  \($0.companyID ?? "-")  \($0.subject ?? "-")  \($0.detail ?? "")" }.joined(
+                    separator: "\n"))
     }
 }
 
@@ -143,7 +158,8 @@ final class OutputSink {
         do {
             try self.handle.write(contentsOf: bytes)
         } catch {
-            throw ConfigurationError(.file, "cannot write \(self.path ?? "standard output"): \(error.localizedDescription); check the free space, or choose another --output")
+            throw ConfigurationError(
+                .file, "cannot write \(self.path ?? "standard output"): \(error.localizedDescription); check the free space, or choose another --output")
         }
     }
 

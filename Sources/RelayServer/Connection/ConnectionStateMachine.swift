@@ -256,11 +256,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case (.paired, .bye(let bye)):
             // The usage history keeps why the agent ended it (`normal`, …); the peer is
             // told `peer_left`, or `declined` when a customer refused (PROTOCOL.md §6.2).
-            self.enterClosed(Ending(
-                peerReason: bye.reason == .declined ? .declined : .peerLeft,
-                peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
-                recorded: ByeReason.known.contains(bye.reason) && bye.reason != .relayRestart ? bye.reason : .normal
-            ))
+            self.enterClosed(
+                Ending(
+                    peerReason: bye.reason == .declined ? .declined : .peerLeft,
+                    peerText: "\(self.who) ended the session (\(bye.reason.name)): \(bye.text)",
+                    recorded: ByeReason.known.contains(bye.reason) && bye.reason != .relayRestart ? bye.reason : .normal
+                ))
             return .close
         case (_, .bye):
             // Leaving is allowed in every state, even before Hello: an Error would only
@@ -319,10 +320,11 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     mutating func throttleChecked(retryAfter wait: TimeAmount?, source: SourceKey) -> Action {
         guard case .authenticating(_, let credentials) = self.stage else { return .none }
         if let wait {
-            return self.refuse(Refusal(
-                code: .rateLimited, text: AuthThrottle.blockedMessage(retryAfter: wait, source: source),
-                access: AccessNote(kind: credentials.kind, outcome: .throttled)
-            ))
+            return self.refuse(
+                Refusal(
+                    code: .rateLimited, text: AuthThrottle.blockedMessage(retryAfter: wait, source: source),
+                    access: AccessNote(kind: credentials.kind, outcome: .throttled)
+                ))
         }
         switch credentials {
         case .supportCode(let code, _): return .redeem(code)
@@ -347,15 +349,17 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case .invalid(let pausedFor):
             // Live codes stay valid when redemption pauses; only new attempts wait
             // (OPERATIONS.md "Abuse resistance").
-            return self.refuse(Refusal(
-                code: .invalidCode, text: "that support code is wrong, expired or already used; ask the engineer for a new code",
-                access: AccessNote(kind: .supportCode, outcome: .rejected), chargesSource: true, pausedRedemptionFor: pausedFor
-            ))
+            return self.refuse(
+                Refusal(
+                    code: .invalidCode, text: "that support code is wrong, expired or already used; ask the engineer for a new code",
+                    access: AccessNote(kind: .supportCode, outcome: .rejected), chargesSource: true, pausedRedemptionFor: pausedFor
+                ))
         case .paused(let wait):
-            return self.refuse(Refusal(
-                code: .rateLimited, text: Pairing.pausedMessage(retryAfter: wait),
-                access: AccessNote(kind: .supportCode, outcome: .throttled, detail: "redemption paused")
-            ))
+            return self.refuse(
+                Refusal(
+                    code: .rateLimited, text: Pairing.pausedMessage(retryAfter: wait),
+                    access: AccessNote(kind: .supportCode, outcome: .throttled, detail: "redemption paused")
+                ))
         }
     }
 
@@ -363,11 +367,13 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     mutating func hostVerified(_ host: EnrolledHost?) -> Action {
         guard case .authenticating(let hello, let credentials) = self.stage, case .host(let hostID, _) = credentials else { return .none }
         guard let host else {
-            return self.refuse(Refusal(
-                code: .authenticationFailed,
-                text: "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret",
-                access: AccessNote(kind: .hostSecret, outcome: .rejected, subject: String(hostID.prefix(64))), chargesSource: true, account: credentials.account
-            ))
+            return self.refuse(
+                Refusal(
+                    code: .authenticationFailed,
+                    text: "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret",
+                    access: AccessNote(kind: .hostSecret, outcome: .rejected, subject: String(hostID.prefix(64))), chargesSource: true,
+                    account: credentials.account
+                ))
         }
         self.stage = .waitingForPeer(hello, .registration(hostID: host.id))
         let party = Party(
@@ -384,11 +390,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     mutating func engineerVerified(_ engineer: Engineer?) -> Action {
         guard case .authenticating(let hello, let credentials) = self.stage, case .engineer(_, let request) = credentials else { return .none }
         guard let engineer else {
-            return self.refuse(Refusal(
-                code: .authenticationFailed,
-                text: "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it",
-                access: AccessNote(kind: .viewerToken, outcome: .rejected, subject: credentials.account), chargesSource: true, account: credentials.account
-            ))
+            return self.refuse(
+                Refusal(
+                    code: .authenticationFailed,
+                    text: "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it",
+                    access: AccessNote(kind: .viewerToken, outcome: .rejected, subject: credentials.account), chargesSource: true, account: credentials.account
+                ))
         }
         self.stage = .waitingForPeer(hello, .nothing)
         let party = Party(
@@ -510,9 +517,10 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     }
 
     private mutating func leave(_ reason: ByeReason, _ text: String) -> Action {
-        self.enterClosed(Ending(
-            peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason
-        ))
+        self.enterClosed(
+            Ending(
+                peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason
+            ))
         return .leave(reason, text)
     }
 

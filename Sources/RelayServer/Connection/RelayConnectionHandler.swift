@@ -227,7 +227,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.send(message)
         case .acceptHello(let hello):
             self.logger[metadataKey: "role"] = "\(hello.role)"
-            self.send(.helloAck(HelloAck(capabilities: hello.capabilities, maximumPayloadLength: UInt32(self.limits.maximumPayloadLength), relayNode: self.limits.nodeName)))
+            self.send(
+                .helloAck(
+                    HelloAck(capabilities: hello.capabilities, maximumPayloadLength: UInt32(self.limits.maximumPayloadLength), relayNode: self.limits.nodeName))
+            )
         case .checkThrottle:
             self.perform(self.stateMachine.throttleChecked(retryAfter: self.environment.retryAfter(source: self.source), source: self.source))
         case .redeem(let code):

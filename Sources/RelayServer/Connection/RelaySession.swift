@@ -49,7 +49,10 @@ final class RelaySession: Sendable {
 
     private let endReason = Mutex<ByeReason?>(nil)
 
-    init(mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink, startedAt: Date) {
+    init(
+        mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink,
+        startedAt: Date
+    ) {
         var generator = SystemRandomNumberGenerator()
         self.id = SessionID.random(using: &generator)
         self.mode = mode

@@ -56,7 +56,8 @@ struct DevelopmentCertificate: Sendable, Hashable {
         }
         let replaceNow = "to replace it now, delete its certificate file (the key is kept) and restart"
         if Set(names) != Set(wanted) {
-            let has = names.joined(separator: ", "), want = wanted.joined(separator: ", ")
+            let has = names.joined(separator: ", ")
+            let want = wanted.joined(separator: ", ")
             if namesAsked { return .renew(reason: "it is for \(has), and \(want) was asked for") }
             return .keepWithWarning(
                 "the self-signed certificate is for \(has); new ones are for \(want) only (add names with --certificate-name). "
@@ -130,12 +131,14 @@ struct DevelopmentCertificate: Sendable, Hashable {
             pem = try String(contentsOfFile: self.certificatePath, encoding: .utf8)
             certificate = try Certificate(pemEncoded: pem)
         } catch {
-            throw ConfigurationError(.file, "cannot read the development certificate \(self.certificatePath): \(error); delete it (the key is kept) and restart to make a new one")
+            throw ConfigurationError(
+                .file, "cannot read the development certificate \(self.certificatePath): \(error); delete it (the key is kept) and restart to make a new one")
         }
-        let names = (try? certificate.extensions.subjectAlternativeNames)?.compactMap { name -> String? in
-            if case .dnsName(let dns) = name { return dns }
-            return nil
-        } ?? []
+        let names =
+            (try? certificate.extensions.subjectAlternativeNames)?.compactMap { name -> String? in
+                if case .dnsName(let dns) = name { return dns }
+                return nil
+            } ?? []
         let decision = Self.decision(
             notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, names: names, wanted: self.names, namesAsked: self.namesAsked, now: now
         )

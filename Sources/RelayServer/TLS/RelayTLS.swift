@@ -39,7 +39,8 @@ struct RelayTLS: Sendable {
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
         } catch {
-            throw ConfigurationError(.file, "cannot read the certificate \(certificatePath): \(error); give a PEM file with the relay's certificate (and chain)")
+            throw ConfigurationError(
+                .file, "cannot read the certificate \(certificatePath): \(error); give a PEM file with the relay's certificate (and chain)")
         }
         guard let leaf = chain.first else {
             throw ConfigurationError(.file, "\(certificatePath) holds no certificate; give a PEM file starting with the relay's certificate")

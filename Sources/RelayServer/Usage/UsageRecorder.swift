@@ -133,7 +133,8 @@ final class UsageRecorder<C: Clock>: Service where C.Duration == Duration {
             self.metrics.usageWritesPending.set(Int64(self.journal.pendingCount))
             let failedBefore = self.backoff.withLock { $0.succeeded() }
             if failedBefore > 0 {
-                self.logger.notice("the usage history is written again; nothing was lost", metadata: ["failed_attempts": "\(failedBefore)", "written": "\(batch.count)"])
+                self.logger.notice(
+                    "the usage history is written again; nothing was lost", metadata: ["failed_attempts": "\(failedBefore)", "written": "\(batch.count)"])
             }
             return nil
         } catch {

@@ -102,7 +102,8 @@ public struct Paired: Sendable, Hashable {
     /// company. May be empty (PROTOCOL.md §5.1.7).
     public var peerOrganization: String
 
-    public init(sessionID: SessionID, mode: PairingMode, peerCapabilities: Capabilities, peerName: String, peerSoftware: String, peerOrganization: String = "") {
+    public init(sessionID: SessionID, mode: PairingMode, peerCapabilities: Capabilities, peerName: String, peerSoftware: String, peerOrganization: String = "")
+    {
         self.sessionID = sessionID
         self.mode = mode
         self.peerCapabilities = peerCapabilities

@@ -67,9 +67,10 @@ struct CodecBenchmark: ParsableCommand {
         var report = Report(benchmark: "codec")
         // Settings go into notes: naming Report's JSON type in this file (which also imports
         // RelayScreen and zlib) makes Swift 6.3.1 fail with "circular reference".
-        report.notes.append(self.frames == nil
-            ? "zlib level \(self.level) (baseline: 6), one thread, \(self.common.seconds) s per synthetic case"
-            : "zlib level \(self.level) (baseline: 6), one thread")
+        report.notes.append(
+            self.frames == nil
+                ? "zlib level \(self.level) (baseline: 6), one thread, \(self.common.seconds) s per synthetic case"
+                : "zlib level \(self.level) (baseline: 6), one thread")
         if let folder = self.frames {
             try self.runFolder(folder, report: &report)
         } else {
@@ -139,9 +140,14 @@ struct CodecBenchmark: ParsableCommand {
             report.checks.append((name: item.name + ": decoder == frames after every update", passed: ok, detail: detail))
         }
         report.targets = [
-            Target(description: "≥ 60 fps typing, one core", group: "typing", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 60),
-            Target(description: "≥ 60 fps scrolled text page, one core", group: "scroll", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 60),
-            Target(description: "≥ 15 fps full-screen change, one core", group: "full-screen", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 15),
+            Target(
+                description: "≥ 60 fps typing, one core", group: "typing", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond, minimum: 60),
+            Target(
+                description: "≥ 60 fps scrolled text page, one core", group: "scroll", name: "TileEncoder", payloadBytes: nil, metric: .operationsPerSecond,
+                minimum: 60),
+            Target(
+                description: "≥ 15 fps full-screen change, one core", group: "full-screen", name: "TileEncoder", payloadBytes: nil,
+                metric: .operationsPerSecond, minimum: 15),
         ]
         Self.addRatioCheck(&report, group: "scroll")
     }
@@ -186,7 +192,8 @@ struct CodecBenchmark: ParsableCommand {
             }
             let wall = stopwatch.wall
             let cpu = stopwatch.cpu
-            var measurement = Measurement(group: "frames", name: encoderName, payloadBytes: nil, unit: "frames", operations: frames.count, bytes: bytes, wall: wall, cpu: cpu)
+            var measurement = Measurement(
+                group: "frames", name: encoderName, payloadBytes: nil, unit: "frames", operations: frames.count, bytes: bytes, wall: wall, cpu: cpu)
             measurement.note = "\(bytes) B total, \(updates) updates"
             report.measurements.append(measurement)
         }
@@ -235,7 +242,8 @@ struct CodecBenchmark: ParsableCommand {
             let tile = TileEncoder(compressionLevel: level)
             let baseline = BaselineEncoder()
             for (index, frame) in frames.enumerated() {
-                let body = name == "baseline"
+                let body =
+                    name == "baseline"
                     ? baseline.encode(frame, fullRefresh: index == 0)
                     : try tile.encode(frame, requestID: UInt32(index), fullRefresh: index == 0)
                 if let body { try decoder.apply(body) }
@@ -268,8 +276,14 @@ final class BaselineEncoder {
     func encode(_ frame: Framebuffer, fullRefresh: Bool) -> ByteBuffer? {
         let old = fullRefresh ? nil : self.previous.flatMap { $0.width == frame.width && $0.height == frame.height ? $0 : nil }
         self.raw.removeAll(keepingCapacity: true)
-        func u16(_ value: Int) { self.raw.append(UInt8(value >> 8)); self.raw.append(UInt8(value & 0xFF)) }
-        u16(frame.width); u16(frame.height); self.raw.append(0); self.raw += [0, 0, 0, 0]
+        func u16(_ value: Int) {
+            self.raw.append(UInt8(value >> 8))
+            self.raw.append(UInt8(value & 0xFF))
+        }
+        u16(frame.width)
+        u16(frame.height)
+        self.raw.append(0)
+        self.raw += [0, 0, 0, 0]
         var count = 0
         let stride = frame.width * 4
         frame.pixels.withUnsafeBytes { new in
@@ -293,7 +307,10 @@ final class BaselineEncoder {
                         }
                     }
                     self.raw.append(solid ? 0x02 : 0x05)
-                    u16(tileX); u16(tileY); u16(width); u16(height)
+                    u16(tileX)
+                    u16(tileY)
+                    u16(width)
+                    u16(height)
                     if solid {
                         self.raw += [UInt8(first & 0xFF), UInt8((first >> 8) & 0xFF), UInt8(first >> 16)]
                     } else {
@@ -312,8 +329,10 @@ final class BaselineEncoder {
         }
         self.previous = frame
         guard count > 0 else { return nil }
-        self.raw[5] = UInt8(count >> 24); self.raw[6] = UInt8((count >> 16) & 0xFF)
-        self.raw[7] = UInt8((count >> 8) & 0xFF); self.raw[8] = UInt8(count & 0xFF)
+        self.raw[5] = UInt8(count >> 24)
+        self.raw[6] = UInt8((count >> 16) & 0xFF)
+        self.raw[7] = UInt8((count >> 8) & 0xFF)
+        self.raw[8] = UInt8(count & 0xFF)
         var body = ByteBuffer()
         body.writeInteger(UInt32(0))
         self.raw.withUnsafeMutableBytes { input in

@@ -82,7 +82,9 @@ struct LatencyProbeCommand: AsyncParsableCommand {
             }
         case "haproxy":
             guard let cert, let key, let echoPort else { throw ValidationError("haproxy probe needs --cert, --key and --echo-port") }
-            let echo = try await Sink.start(tls: TLSMaterial(directory: "", certificatePath: cert, keyPath: key, combinedPath: "", fingerprint: self.fingerprint), group: group, port: echoPort)
+            let echo = try await Sink.start(
+                tls: TLSMaterial(directory: "", certificatePath: cert, keyPath: key, combinedPath: "", fingerprint: self.fingerprint), group: group,
+                port: echoPort)
             defer { echo.close() }
             try await RelayConnection.withConnection(to: address, trust: trust, group: group) { connection in
                 try await measure(connection)
@@ -120,7 +122,8 @@ final class LatencyProbeProcess: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["latency-probe"] + arguments
-        let input = Pipe(), output = Pipe()
+        let input = Pipe()
+        let output = Pipe()
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output

@@ -36,7 +36,8 @@ func runTool(_ executable: String, _ arguments: [String], stdin: String? = nil) 
     let errorData = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw BenchError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))")
+        throw BenchError(
+            "\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))")
     }
     return String(decoding: data, as: UTF8.self)
 }
@@ -93,7 +94,8 @@ final class ChildProcess {
 /// user + system CPU seconds of a process, from /proc/PID/stat (fields 14 and 15).
 func processCPUSeconds(pid: Int32) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return .nan }
+        let close = text.lastIndex(of: ")")
+    else { return .nan }
     let fields = text[text.index(after: close)...].split(separator: " ")
     // fields[0] is field 3 (state); utime is field 14, stime field 15.
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
@@ -183,11 +185,13 @@ struct TLSMaterial {
         guard let openssl = which("openssl") else { throw BenchError("openssl is not installed") }
         let certificate = "\(directory)/cert.pem"
         let key = "\(directory)/key.pem"
-        try runTool(openssl, [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=relay-bench.invalid",
-            "-addext", "subjectAltName=DNS:localhost",
-        ])
+        try runTool(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=relay-bench.invalid",
+                "-addext", "subjectAltName=DNS:localhost",
+            ])
         let combined = "\(directory)/combined.pem"
         let text = try String(contentsOfFile: certificate, encoding: .utf8) + String(contentsOfFile: key, encoding: .utf8)
         try text.write(toFile: combined, atomically: true, encoding: .utf8)

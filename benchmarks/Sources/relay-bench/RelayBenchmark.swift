@@ -61,7 +61,11 @@ struct RelayBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Cap the load at this many MB/s in total, for both peers, so latency compares at equal load (default: as fast as possible).")
     var rate: Double?
 
-    @Option(name: .long, help: "Where the latency probe runs: 'isolated', a process of its own (default), or 'shared', a session of the bench process beside the load (runs 1–4 in RESULTS.md).")
+    @Option(
+        name: .long,
+        help:
+            "Where the latency probe runs: 'isolated', a process of its own (default), or 'shared', a session of the bench process beside the load (runs 1–4 in RESULTS.md)."
+    )
     var probe: ProbePlacement = .isolated
 
     @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
@@ -78,7 +82,9 @@ struct RelayBenchmark: AsyncParsableCommand {
 
     func validate() throws {
         guard self.seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        guard !self.sessionCounts.isEmpty, self.sessionCounts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sessions takes positive counts, e.g. 1,50") }
+        guard !self.sessionCounts.isEmpty, self.sessionCounts.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--sessions takes positive counts, e.g. 1,50")
+        }
         guard self.idle >= 0, self.latencySamples >= 0 else { throw ValidationError("--idle and --latency-samples must be ≥ 0") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of MB/s") }
     }
@@ -108,12 +114,16 @@ struct RelayBenchmark: AsyncParsableCommand {
         let throughputHosts = self.skipThroughput ? 0 : self.sessionCounts.reduce(0) { $0 + $1 + 1 }
         let idleSessions = min(self.idle, (limits.soft - 400) / 2, 9_900)
         if idleSessions < self.idle {
-            notes.append("idle sessions limited to \(idleSessions) (RLIMIT_NOFILE \(limits.soft): each session is 2 fds here and 2 in relay-server; relay maximum_connections 20000)")
+            notes.append(
+                "idle sessions limited to \(idleSessions) (RLIMIT_NOFILE \(limits.soft): each session is 2 fds here and 2 in relay-server; relay maximum_connections 20000)"
+            )
         }
         let data = "\(directory)/data"
         progress("enrolling \(max(throughputHosts, idleSessions)) hosts")
         let accounts = try Accounts.create(binary: self.relayBinary, data: data, hosts: max(throughputHosts, idleSessions))
-        notes.append("enrolled \(accounts.hosts.count) hosts with `relay-server host enroll` in \(formatFixed(accounts.enrollSeconds, 1)) s (\(formatFixed(accounts.enrollSeconds * 1000 / Double(max(accounts.hosts.count, 1)), 1)) ms each, 8 at a time)")
+        notes.append(
+            "enrolled \(accounts.hosts.count) hosts with `relay-server host enroll` in \(formatFixed(accounts.enrollSeconds, 1)) s (\(formatFixed(accounts.enrollSeconds * 1000 / Double(max(accounts.hosts.count, 1)), 1)) ms each, 8 at a time)"
+        )
         var nextHost = 0
 
         let group = MultiThreadedEventLoopGroup.singleton
@@ -127,15 +137,19 @@ struct RelayBenchmark: AsyncParsableCommand {
             let relayCipher = negotiatedCipher(port: relay.port, alpn: RelayProtocol.alpnToken)
             let haproxyCipher = negotiatedCipher(port: haproxy.port, alpn: RelayProtocol.alpnToken)
             let sinkCipher = negotiatedCipher(port: sink.port, alpn: nil)
-            notes.append("TLS 1.3 suites negotiated (client offering AES-128-GCM first, as BoringSSL does): relay \(relayCipher), haproxy front \(haproxyCipher), sink (haproxy's backend leg is pinned to TLS_AES_128_GCM_SHA256) \(sinkCipher)")
-            notes.append("relay-server: \(System.coreCount) event loop threads (default); haproxy 2.6: nbthread \(self.haproxyThreads), mode tcp, tune defaults")
+            notes.append(
+                "TLS 1.3 suites negotiated (client offering AES-128-GCM first, as BoringSSL does): relay \(relayCipher), haproxy front \(haproxyCipher), sink (haproxy's backend leg is pinned to TLS_AES_128_GCM_SHA256) \(sinkCipher)"
+            )
+            notes.append(
+                "relay-server: \(System.coreCount) event loop threads (default); haproxy 2.6: nbthread \(self.haproxyThreads), mode tcp, tune defaults")
 
             var table = Table(columns: [
                 .init("sessions", .right), .init("peer", .left), .init("MB/s", .right), .init("peer CPU s", .right),
                 .init("peer CPU/wall", .right), .init("MB per peer CPU-s", .right), .init("bench CPU/wall", .right), .init("errors", .right),
             ])
             var latencyTable = Table(columns: [
-                .init("peer", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right), .init("max µs", .right), .init("load sessions", .right),
+                .init("peer", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right), .init("max µs", .right),
+                .init("load sessions", .right),
             ])
             var ratios: [String] = []
             let largest = self.sessionCounts.max()!
@@ -147,7 +161,8 @@ struct RelayBenchmark: AsyncParsableCommand {
                     let withLatency = count == largest && self.latencySamples > 0
                     progress("throughput: \(peer.rawValue), \(count) sessions")
                     let result = try await runThroughput(
-                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, probe: self.probe, rateMegabytesPerSecond: self.rate,
+                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, probe: self.probe,
+                        rateMegabytesPerSecond: self.rate,
                         relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, tls: tls, trust: trust, group: group
                     )
                     pair[peer.rawValue] = result
@@ -159,28 +174,41 @@ struct RelayBenchmark: AsyncParsableCommand {
                     if let first = result.firstError { notes.append("\(peer.rawValue), \(count) sessions: \(result.errors) errors, first: \(first)") }
                     if !result.rtts.isEmpty {
                         let sorted = result.rtts.sorted()
-                        latencyTable.add([peer.rawValue, "\(sorted.count)", formatFixed(percentile(sorted, 50), 0), formatFixed(percentile(sorted, 99), 0), formatFixed(sorted.last!, 0), "\(count)"])
+                        latencyTable.add([
+                            peer.rawValue, "\(sorted.count)", formatFixed(percentile(sorted, 50), 0), formatFixed(percentile(sorted, 99), 0),
+                            formatFixed(sorted.last!, 0), "\(count)",
+                        ])
                     }
                     results.append(("throughput_\(peer.rawValue)_\(count)", result.json))
                 }
                 if let r = pair["relay"], let h = pair["haproxy"] {
                     let wallRatio = r.megabytesPerSecond / h.megabytesPerSecond
                     let cpuRatio = r.megabytesPerCPUSecond / h.megabytesPerCPUSecond
-                    ratios.append("\(count) sessions: relay/haproxy \(formatFixed(wallRatio, 2)) by wall clock, \(formatFixed(cpuRatio, 2)) per peer CPU-second → \(cpuRatio >= 1 ? "PASS" : "FAIL") (target ≥ 1.0 per busy core)")
-                    results.append(("ratio_\(count)", .object([("wall", .double(wallRatio)), ("per_cpu_second", .double(cpuRatio)), ("pass", .bool(cpuRatio >= 1))])))
+                    ratios.append(
+                        "\(count) sessions: relay/haproxy \(formatFixed(wallRatio, 2)) by wall clock, \(formatFixed(cpuRatio, 2)) per peer CPU-second → \(cpuRatio >= 1 ? "PASS" : "FAIL") (target ≥ 1.0 per busy core)"
+                    )
+                    results.append(
+                        ("ratio_\(count)", .object([("wall", .double(wallRatio)), ("per_cpu_second", .double(cpuRatio)), ("pass", .bool(cpuRatio >= 1))])))
                     if !r.rtts.isEmpty, !h.rtts.isEmpty {
-                        let rp99 = percentile(r.rtts.sorted(), 99), hp99 = percentile(h.rtts.sorted(), 99)
-                        ratios.append("latency at \(count) sessions: relay p99 \(formatFixed(rp99, 0)) µs vs haproxy \(formatFixed(hp99, 0)) µs → \(rp99 <= hp99 ? "PASS" : "FAIL") (target p99 ≤ haproxy)")
+                        let rp99 = percentile(r.rtts.sorted(), 99)
+                        let hp99 = percentile(h.rtts.sorted(), 99)
+                        ratios.append(
+                            "latency at \(count) sessions: relay p99 \(formatFixed(rp99, 0)) µs vs haproxy \(formatFixed(hp99, 0)) µs → \(rp99 <= hp99 ? "PASS" : "FAIL") (target p99 ≤ haproxy)"
+                        )
                         results.append(("latency_pass", .bool(rp99 <= hp99)))
                     }
                 }
             }
             lines.append("")
-            lines.append("throughput: 64 KiB TileUpdate frames host → viewer, \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames (header + payload) received")
+            lines.append(
+                "throughput: 64 KiB TileUpdate frames host → viewer, \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames (header + payload) received"
+            )
             lines.append(table.rendered)
             if !latencyTable.rows.isEmpty {
                 lines.append("")
-                lines.append("latency: 32-byte Clipboard frame, far side echoes it, ~100 Hz, round trip, during the load above; probe \(self.probe == .isolated ? "in a process of its own" : "in the bench process")")
+                lines.append(
+                    "latency: 32-byte Clipboard frame, far side echoes it, ~100 Hz, round trip, during the load above; probe \(self.probe == .isolated ? "in a process of its own" : "in the bench process")"
+                )
                 lines.append(latencyTable.rendered)
             }
             lines.append("")
@@ -192,11 +220,16 @@ struct RelayBenchmark: AsyncParsableCommand {
             let relay = try await RelayProcess.start(binary: self.relayBinary, data: data, tls: tls, directory: directory)
             defer { relay.child.stop() }
             progress("idle: \(idleSessions) sessions")
-            let result = try await runIdle(sessions: idleSessions, relay: relay, accounts: accounts, hosts: Array(accounts.hosts[0..<idleSessions]), trust: trust, group: group)
+            let result = try await runIdle(
+                sessions: idleSessions, relay: relay, accounts: accounts, hosts: Array(accounts.hosts[0..<idleSessions]), trust: trust, group: group)
             results.append(("idle", result.json))
             lines.append("")
-            lines.append("idle: \(result.paired) of \(idleSessions) sessions paired in \(formatFixed(result.setupSeconds, 1)) s (relay CPU \(formatFixed(result.setupCPU, 1)) s, \(formatFixed(result.setupCPU * 1000 / Double(max(result.paired * 2, 1)), 2)) ms per connection)")
-            lines.append("  relay-server RSS before \(result.rssBefore) KiB, after \(result.rssAfter) KiB, delta \(result.rssAfter - result.rssBefore) KiB; fds \(result.fdsBefore) → \(result.fds), so \(result.live) sessions open when RSS was read")
+            lines.append(
+                "idle: \(result.paired) of \(idleSessions) sessions paired in \(formatFixed(result.setupSeconds, 1)) s (relay CPU \(formatFixed(result.setupCPU, 1)) s, \(formatFixed(result.setupCPU * 1000 / Double(max(result.paired * 2, 1)), 2)) ms per connection)"
+            )
+            lines.append(
+                "  relay-server RSS before \(result.rssBefore) KiB, after \(result.rssAfter) KiB, delta \(result.rssAfter - result.rssBefore) KiB; fds \(result.fdsBefore) → \(result.fds), so \(result.live) sessions open when RSS was read"
+            )
             lines.append("  per session: \(formatFixed(result.kibPerSession, 1)) KiB → \(result.kibPerSession <= 64 ? "PASS" : "FAIL") (target ≤ 64 KiB)")
             if let first = result.firstError { notes.append("idle: \(result.errors) errors, first: \(first)") }
         }
@@ -210,11 +243,16 @@ struct RelayBenchmark: AsyncParsableCommand {
                 ("benchmark", .string("relay")),
                 ("command", .string((["relay-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "))),
                 ("machine", machine.json),
-                ("settings", .object([
-                    ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
-                    ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null), ("tile_payload_bytes", .int(Self.tilePayload)),
-                    ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)), ("probe", .string(self.probe.rawValue)),
-                ])),
+                (
+                    "settings",
+                    .object([
+                        ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
+                        ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null),
+                        ("tile_payload_bytes", .int(Self.tilePayload)),
+                        ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
+                        ("probe", .string(self.probe.rawValue)),
+                    ])
+                ),
                 ("results", .object(results)),
                 ("notes", .array(notes.map { .string($0) })),
             ])
@@ -233,7 +271,10 @@ enum ProbePlacement: String, ExpressibleByArgument, CaseIterable { case isolated
 // MARK: - Accounts
 
 struct Accounts {
-    struct Host { var id: String; var secret: String }
+    struct Host {
+        var id: String
+        var secret: String
+    }
     var engineerToken: String
     var hosts: [Host]
     var enrollSeconds: Double
@@ -271,7 +312,8 @@ struct Accounts {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: binary)
                 process.arguments = ["host", "enroll", "--company", companyID, "bench-host-\(index)", "--json", "--data", data]
-                let output = Pipe(), errors = Pipe()
+                let output = Pipe()
+                let errors = Pipe()
                 process.standardOutput = output
                 process.standardError = errors
                 process.standardInput = FileHandle.nullDevice
@@ -299,7 +341,8 @@ struct RelayProcess {
         // Every load connection comes from 127.0.0.1: lift the per-source caps (OPERATIONS.md
         // "Abuse resistance"), which exist for the internet, not for a load generator.
         let config = "\(directory)/relay-bench-config.json"
-        try #"{"maximum_connections_per_source": 100000, "maximum_unauthenticated_per_source": 100000, "maximum_unauthenticated": 100000, "unauthenticated_early_drop_start": 100000}"#
+        try
+            #"{"maximum_connections_per_source": 100000, "maximum_unauthenticated_per_source": 100000, "maximum_unauthenticated": 100000, "unauthenticated_early_drop_start": 100000}"#
             .write(toFile: config, atomically: true, encoding: .utf8)
         let child = try ChildProcess(
             name: "relay-server", executable: binary,
@@ -381,7 +424,8 @@ final class Sink: Sendable {
             .bind(host: "127.0.0.1", port: port) { child in
                 child.eventLoop.makeCompletedFuture {
                     try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.maximumEncodablePayloadLength))
+                    try child.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(frameDecoderWithMaximumPayloadLength: Frame.maximumEncodablePayloadLength))
                     try child.pipeline.syncOperations.addHandler(FrameEncoder())
                     return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: child)
                 }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import RelayClient
 import RelayWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,7 +54,9 @@ let windowPerSession = 4 << 20
 
 /// With `bytesPerSecond`, the connection sends no faster than that (`--rate`, split over
 /// the sessions), so both peers can be compared at the same offered load.
-func sendTiles(_ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, bytesPerSecond: Double? = nil, received: @escaping @Sendable () -> Int) async throws {
+func sendTiles(
+    _ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, bytesPerSecond: Double? = nil, received: @escaping @Sendable () -> Int
+) async throws {
     var payload = ByteBuffer()
     payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
     let frame = try Frame(type: .tileUpdate, payload: payload)
@@ -216,7 +219,9 @@ func runThroughput(
             switch peer {
             case .relay:
                 let host = hosts[sessions]
-                arguments += ["--peer", "relay", "--port", "\(relay.port)", "--host-id", host.id, "--host-secret", host.secret, "--token", accounts.engineerToken]
+                arguments += [
+                    "--peer", "relay", "--port", "\(relay.port)", "--host-id", host.id, "--host-secret", host.secret, "--token", accounts.engineerToken,
+                ]
             case .haproxy:
                 arguments += [
                     "--peer", "haproxy", "--port", "\(haproxy.probePort)", "--cert", tls.certificatePath, "--key", tls.keyPath,
@@ -252,9 +257,13 @@ func runThroughput(
             }
         }
         guard try await waitUntil({ established.value >= 2 * total && probeProcess?.isReady != false }, timeout: 60) else {
-            stop.set(); go.fire(); startProbe.fire(); group.cancelAll()
+            stop.set()
+            go.fire()
+            startProbe.fire()
+            group.cancelAll()
             let probeState = probeProcess.map { "; latency probe \($0.isReady ? "ready" : "not ready"): \($0.log)" } ?? ""
-            throw BenchError("\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")\(probeState)")
+            throw BenchError(
+                "\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")\(probeState)")
         }
         progress("  \(established.value / 2) sessions up")
         go.fire()
@@ -262,7 +271,10 @@ func runThroughput(
         func received() -> Int { counter?.value ?? sink.receivedBytes }
         try await Task.sleep(for: RelayBenchmark.warmup)
 
-        let bytes0 = received(), cpu0 = processCPUSeconds(pid: pid), bench0 = processCPUTime(), start = ContinuousClock.now
+        let bytes0 = received()
+        let cpu0 = processCPUSeconds(pid: pid)
+        let bench0 = processCPUTime()
+        let start = ContinuousClock.now
         startProbe.fire()
         probeProcess?.start()
         // Watchdog: RelayConnection.send does not always wait for the socket (see RESULTS.md);
@@ -273,7 +285,10 @@ func runThroughput(
             try await Task.sleep(for: .milliseconds(200))
             if processStatusKiB(pid: getpid()) > 3_000_000 {
                 runaway.set()
-                errors.record(BenchError("bench RSS above 3 GB after \(formatFixed((ContinuousClock.now - start).seconds, 1)) s: sends were not back-pressured; case stopped early"))
+                errors.record(
+                    BenchError(
+                        "bench RSS above 3 GB after \(formatFixed((ContinuousClock.now - start).seconds, 1)) s: sends were not back-pressured; case stopped early"
+                    ))
                 probeDone.set()
                 break
             }
@@ -281,10 +296,15 @@ func runThroughput(
         if latencySamples > 0 {
             _ = try await waitUntil({ probeProcess?.isDone ?? probeDone.isSet }, timeout: Double(latencySamples) / 50 + 30)
         }
-        let bytes1 = received(), cpu1 = processCPUSeconds(pid: pid), bench1 = processCPUTime(), wall = (ContinuousClock.now - start).seconds
+        let bytes1 = received()
+        let cpu1 = processCPUSeconds(pid: pid)
+        let bench1 = processCPUTime()
+        let wall = (ContinuousClock.now - start).seconds
         // Errors until now; the teardown below cancels connections on purpose.
-        let errorCount = errors.count, firstError = errors.first
-        progress("  measured; closing (handed to send: \(sentBytes.value / 1_000_000) MB in total so far, received in window: \((bytes1 - bytes0) / 1_000_000) MB)")
+        let errorCount = errors.count
+        let firstError = errors.first
+        progress(
+            "  measured; closing (handed to send: \(sentBytes.value / 1_000_000) MB in total so far, received in window: \((bytes1 - bytes0) / 1_000_000) MB)")
         stop.set()
         // Let the senders notice, then close everything that is still open.
         _ = try await waitUntil({ false }, timeout: 0.5)
@@ -322,13 +342,16 @@ struct IdleResult {
         .object([
             ("paired_sessions", .int(self.paired)), ("setup_seconds", .double(self.setupSeconds)), ("relay_setup_cpu_seconds", .double(self.setupCPU)),
             ("rss_before_kib", .int(self.rssBefore)), ("rss_after_kib", .int(self.rssAfter)), ("kib_per_session", .double(self.kibPerSession)),
-            ("relay_fds", .int(self.fds)), ("relay_fds_before", .int(self.fdsBefore)), ("live_sessions", .int(self.live)), ("errors", .int(self.errors)), ("first_error", self.firstError.map { .string($0) } ?? .null),
+            ("relay_fds", .int(self.fds)), ("relay_fds_before", .int(self.fdsBefore)), ("live_sessions", .int(self.live)), ("errors", .int(self.errors)),
+            ("first_error", self.firstError.map { .string($0) } ?? .null),
             ("pass", .bool(self.kibPerSession <= 64)),
         ])
     }
 }
 
-func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup) async throws -> IdleResult {
+func runIdle(
+    sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup
+) async throws -> IdleResult {
     let established = Counter()
     let errors = ErrorLog()
     let counter = Counter()
@@ -360,7 +383,8 @@ func runIdle(sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Acc
         let cpu1 = processCPUSeconds(pid: pid)
         try await Task.sleep(for: .seconds(3))
         let rssAfter = processStatusKiB(pid: pid)
-        let errorCount = errors.count, firstError = errors.first
+        let errorCount = errors.count
+        let firstError = errors.first
         let fds = openFileDescriptors(pid: pid)
         let paired = pairedCount.value
         release.fire()

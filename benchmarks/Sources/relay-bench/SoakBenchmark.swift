@@ -68,10 +68,15 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Option(name: .long, help: "Distinct local source addresses (127.0.0.2 and up) the connections come from, round robin.")
     var sources: Int = 64
 
-    @Option(name: .customLong("client-tls"), help: "TLS version the soak's clients offer: 1.3 (as the agents do), 1.2, or mixed (every other cycle of the mix).")
+    @Option(
+        name: .customLong("client-tls"), help: "TLS version the soak's clients offer: 1.3 (as the agents do), 1.2, or mixed (every other cycle of the mix).")
     var clientTLS: ClientTLS = .mixed
 
-    enum ClientTLS: String, ExpressibleByArgument, CaseIterable { case tls13 = "1.3", tls12 = "1.2", mixed }
+    enum ClientTLS: String, ExpressibleByArgument, CaseIterable {
+        case tls13 = "1.3"
+        case tls12 = "1.2"
+        case mixed
+    }
 
     @Option(name: .customLong("connection-deadline"), help: "Seconds after which a connection the relay has not finished is closed (counted as unexpected).")
     var connectionDeadline: Int = 30
@@ -79,7 +84,9 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("max-growth-mb"), help: "Exit 1 when RSS after the run minus RSS after the warm-up exceeds this many MiB.")
     var maxGrowthMiB: Double?
 
-    @Option(name: .customLong("stop-at-rss-mb"), help: "Stop opening connections once the relay's RSS passes this many MiB (a leaking relay on a shared machine); the report says where it stopped.")
+    @Option(
+        name: .customLong("stop-at-rss-mb"),
+        help: "Stop opening connections once the relay's RSS passes this many MiB (a leaking relay on a shared machine); the report says where it stopped.")
     var stopAtRSSMiB: Double?
 
     @Option(name: .customLong("relay-binary"), help: "The release relay-server binary.")
@@ -88,13 +95,18 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Option(name: .customLong("relay-config"), help: "A relay config file (JSON) to use instead of the bench's default one.")
     var relayConfig: String?
 
-    @Option(name: .customLong("relay-wrapper"), help: "A command the relay runs under, e.g. \"heaptrack -o /tmp/relay\" (RSS is read from the process whose command line is the relay's).")
+    @Option(
+        name: .customLong("relay-wrapper"),
+        help: "A command the relay runs under, e.g. \"heaptrack -o /tmp/relay\" (RSS is read from the process whose command line is the relay's).")
     var relayWrapper: String?
 
-    @Option(name: .customLong("inspect-command"), help: ArgumentHelp(
-        "A shell command run on the relay at the baseline and at the end, {pid} replaced by its pid; RSS is read again after it.",
-        discussion: "E.g. \"benchmarks/malloc-probe/ask.sh /tmp/mp\" with --relay-wrapper \"env LD_PRELOAD=benchmarks/malloc-probe/.build/libmalloc-probe.so MALLOC_PROBE_DIR=/tmp/mp\": glibc's bytes in use and free, then RSS once free memory is given back (malloc_trim). Its output and the relay's new log lines are printed with the results. Calling malloc functions from gdb instead can hang the relay: gdb stops every thread, possibly inside malloc."
-    ))
+    @Option(
+        name: .customLong("inspect-command"),
+        help: ArgumentHelp(
+            "A shell command run on the relay at the baseline and at the end, {pid} replaced by its pid; RSS is read again after it.",
+            discussion:
+                "E.g. \"benchmarks/malloc-probe/ask.sh /tmp/mp\" with --relay-wrapper \"env LD_PRELOAD=benchmarks/malloc-probe/.build/libmalloc-probe.so MALLOC_PROBE_DIR=/tmp/mp\": glibc's bytes in use and free, then RSS once free memory is given back (malloc_trim). Its output and the relay's new log lines are printed with the results. Calling malloc functions from gdb instead can hang the relay: gdb stops every thread, possibly inside malloc."
+        ))
     var inspectCommand: String?
 
     @Option(name: .customLong("keep-logs"), help: "Copy the relay's log here at the end.")
@@ -228,8 +240,12 @@ struct SoakBenchmark: AsyncParsableCommand {
         lines.append("command: \(command)")
         lines.append("machine: \(machine.cpuModel), \(machine.cores) cores, \(machine.os)")
         lines.append("date:    \(machine.date)   load average: \(machine.loadAverage)")
-        lines.append("relay:   \(self.relayBinary)\(self.relayWrapper.map { " under `\($0)`" } ?? ""), config \(configText.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " "))")
-        lines.append("mix:     \(self.mix) (one cycle: \(schedule.map(\.rawValue).joined(separator: " "))); claim \(self.claimBytes) bytes announced, \(max(0, self.claimBytes - self.claimShort)) sent; \(self.sources) source addresses; client TLS \(self.clientTLS.rawValue)")
+        lines.append(
+            "relay:   \(self.relayBinary)\(self.relayWrapper.map { " under `\($0)`" } ?? ""), config \(configText.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " "))"
+        )
+        lines.append(
+            "mix:     \(self.mix) (one cycle: \(schedule.map(\.rawValue).joined(separator: " "))); claim \(self.claimBytes) bytes announced, \(max(0, self.claimBytes - self.claimShort)) sent; \(self.sources) source addresses; client TLS \(self.clientTLS.rawValue)"
+        )
         lines.append("")
         var table = Table(columns: [
             .init("point", .left), .init("connections", .right), .init("VmRSS KiB", .right), .init("VmHWM KiB", .right),
@@ -237,14 +253,23 @@ struct SoakBenchmark: AsyncParsableCommand {
         ])
         table.add(["relay started", "0", "\(start.rssKiB)", "\(start.hwmKiB)", "\(start.fds)", formatFixed(start.cpuSeconds, 1)])
         if self.warmup > 0 {
-            table.add(["after warm-up + settle (baseline)", "\(warm.connections)", "\(baseline.rssKiB)", "\(baseline.hwmKiB)", "\(baseline.fds)", formatFixed(baseline.cpuSeconds, 1)])
+            table.add([
+                "after warm-up + settle (baseline)", "\(warm.connections)", "\(baseline.rssKiB)", "\(baseline.hwmKiB)", "\(baseline.fds)",
+                formatFixed(baseline.cpuSeconds, 1),
+            ])
         }
         for checkpoint in main.checkpoints {
-            table.add(["after a burst closed", "\(checkpoint.connections)", "\(checkpoint.reading.rssKiB)", "\(checkpoint.reading.hwmKiB)", "\(checkpoint.reading.fds)", formatFixed(checkpoint.reading.cpuSeconds, 1)])
+            table.add([
+                "after a burst closed", "\(checkpoint.connections)", "\(checkpoint.reading.rssKiB)", "\(checkpoint.reading.hwmKiB)",
+                "\(checkpoint.reading.fds)", formatFixed(checkpoint.reading.cpuSeconds, 1),
+            ])
         }
         table.add(["peak (sampled every 200 ms and at each burst's peak)", "", "\(peakKiB)", "", "", ""])
         table.add(["all closed", "\(main.connections)", "\(closed.rssKiB)", "\(closed.hwmKiB)", "\(closed.fds)", formatFixed(closed.cpuSeconds, 1)])
-        table.add(["after \(formatFixed(self.settle, 0)) s settle", "\(main.connections)", "\(after.rssKiB)", "\(after.hwmKiB)", "\(after.fds)", formatFixed(after.cpuSeconds, 1)])
+        table.add([
+            "after \(formatFixed(self.settle, 0)) s settle", "\(main.connections)", "\(after.rssKiB)", "\(after.hwmKiB)", "\(after.fds)",
+            formatFixed(after.cpuSeconds, 1),
+        ])
         for (name, inspection) in [("baseline", baselineInspection), ("end", endInspection)] {
             guard let reading = inspection?.reading else { continue }
             table.add(["\(name), after --inspect-command", "", "\(reading.rssKiB)", "\(reading.hwmKiB)", "\(reading.fds)", formatFixed(reading.cpuSeconds, 1)])
@@ -294,33 +319,53 @@ struct SoakBenchmark: AsyncParsableCommand {
                 ("benchmark", .string("soak")),
                 ("command", .string(command)),
                 ("machine", machine.json),
-                ("settings", .object([
-                    ("connections", .int(self.connections)), ("concurrency", .int(self.concurrency)), ("mix", .string(self.mix)),
-                    ("warmup", .int(self.warmup)), ("settle_seconds", .double(self.settle)), ("claim_bytes", .int(self.claimBytes)),
-                    ("claim_short", .int(self.claimShort)), ("sources", .int(self.sources)), ("client_tls", .string(self.clientTLS.rawValue)), ("relay_binary", .string(self.relayBinary)),
-                    ("relay_wrapper", self.relayWrapper.map { .string($0) } ?? .null),
-                    ("stop_at_rss_mb", self.stopAtRSSMiB.map { .double($0) } ?? .null), ("relay_config", .string(configText)),
-                ])),
-                ("results", .object([
-                    ("start", reading(start)), ("baseline", reading(baseline)), ("peak_rss_kib", .int(peakKiB)),
-                    ("all_closed", reading(closed)), ("after_settle", reading(after)),
-                    ("checkpoints", .array(main.checkpoints.map { .object([("connections", .int($0.connections)), ("reading", reading($0.reading))]) })),
-                    ("connections", .int(main.connections)), ("seconds", .double(main.seconds)), ("bursts", .int(main.bursts)),
-                    ("stopped_at_rss_kib", main.stoppedAtRSSKiB.map { .int($0) } ?? .null),
-                    ("growth_kib", .int(growthKiB)), ("bytes_per_connection", .double(bytesPerConnection)),
-                    ("pass", passed.map { .bool($0) } ?? .null),
-                    ("inspections", .object([("baseline", baselineInspection), ("end", endInspection)].compactMap { name, inspection in
-                        inspection.map { (name, .object([("status", .int(Int($0.status))), ("output", .string($0.output)), ("after", reading($0.reading))])) }
-                    })),
-                    ("modes", .object(SoakMode.allCases.compactMap { mode in
-                        main.tallies[mode].map { tally in
-                            (mode.rawValue, .object([
-                                ("units", .int(tally.units)), ("expected", .int(tally.expected)), ("unexpected", .int(tally.unexpected)),
-                                ("outcomes", .object(tally.texts.sorted { $0.value > $1.value }.map { ($0.key, .int($0.value)) })),
-                            ]))
-                        }
-                    })),
-                ])),
+                (
+                    "settings",
+                    .object([
+                        ("connections", .int(self.connections)), ("concurrency", .int(self.concurrency)), ("mix", .string(self.mix)),
+                        ("warmup", .int(self.warmup)), ("settle_seconds", .double(self.settle)), ("claim_bytes", .int(self.claimBytes)),
+                        ("claim_short", .int(self.claimShort)), ("sources", .int(self.sources)), ("client_tls", .string(self.clientTLS.rawValue)),
+                        ("relay_binary", .string(self.relayBinary)),
+                        ("relay_wrapper", self.relayWrapper.map { .string($0) } ?? .null),
+                        ("stop_at_rss_mb", self.stopAtRSSMiB.map { .double($0) } ?? .null), ("relay_config", .string(configText)),
+                    ])
+                ),
+                (
+                    "results",
+                    .object([
+                        ("start", reading(start)), ("baseline", reading(baseline)), ("peak_rss_kib", .int(peakKiB)),
+                        ("all_closed", reading(closed)), ("after_settle", reading(after)),
+                        ("checkpoints", .array(main.checkpoints.map { .object([("connections", .int($0.connections)), ("reading", reading($0.reading))]) })),
+                        ("connections", .int(main.connections)), ("seconds", .double(main.seconds)), ("bursts", .int(main.bursts)),
+                        ("stopped_at_rss_kib", main.stoppedAtRSSKiB.map { .int($0) } ?? .null),
+                        ("growth_kib", .int(growthKiB)), ("bytes_per_connection", .double(bytesPerConnection)),
+                        ("pass", passed.map { .bool($0) } ?? .null),
+                        (
+                            "inspections",
+                            .object(
+                                [("baseline", baselineInspection), ("end", endInspection)].compactMap { name, inspection in
+                                    inspection.map {
+                                        (name, .object([("status", .int(Int($0.status))), ("output", .string($0.output)), ("after", reading($0.reading))]))
+                                    }
+                                })
+                        ),
+                        (
+                            "modes",
+                            .object(
+                                SoakMode.allCases.compactMap { mode in
+                                    main.tallies[mode].map { tally in
+                                        (
+                                            mode.rawValue,
+                                            .object([
+                                                ("units", .int(tally.units)), ("expected", .int(tally.expected)), ("unexpected", .int(tally.unexpected)),
+                                                ("outcomes", .object(tally.texts.sorted { $0.value > $1.value }.map { ($0.key, .int($0.value)) })),
+                                            ])
+                                        )
+                                    }
+                                })
+                        ),
+                    ])
+                ),
             ])
             print(object.serialized())
         } else {
@@ -464,11 +509,12 @@ struct SoakRunner {
             while burstConnections < self.concurrency, phase.connections + burstConnections < total {
                 let mode = self.schedule[self.unitIndex % self.schedule.count]
                 let variant = (self.unitIndex / self.schedule.count) % 2
-                let tls12 = switch self.clientTLS {
-                case .tls13: false
-                case .tls12: true
-                case .mixed: (self.unitIndex / (2 * self.schedule.count)) % 2 == 1
-                }
+                let tls12 =
+                    switch self.clientTLS {
+                    case .tls13: false
+                    case .tls12: true
+                    case .mixed: (self.unitIndex / (2 * self.schedule.count)) % 2 == 1
+                    }
                 let source = self.target.sources[self.unitIndex % self.target.sources.count]
                 burst.append((mode, variant, tls12, source, self.credentials[burst.count % self.credentials.count]))
                 burstConnections += mode.connections
@@ -485,7 +531,12 @@ struct SoakRunner {
                         let outcome = await runSoakUnit(
                             unit.mode, variant: unit.variant, tls12: unit.tls12, target: target, source: unit.source, credentials: unit.credentials,
                             arrived: {
-                                if arrived.withLockedValue({ $0 += 1; return $0 }) == count { everyoneArrived.fire() }
+                                if arrived.withLockedValue({
+                                    $0 += 1
+                                    return $0
+                                }) == count {
+                                    everyoneArrived.fire()
+                                }
                             },
                             release: release
                         )
@@ -543,10 +594,13 @@ enum SoakAccounts {
         }
         let company = try object(try runTool(binary, ["company", "add", "soak", "--json", "--data", data]))
         guard let companyID = company["id"] as? String else { throw BenchError("company add: no id") }
-        let engineers = try runInParallel(binary: binary, (0..<count).map { ["engineer", "add", "--company", companyID, "soak.engineer.\($0)", "--json", "--data", data] })
-        let hosts = try runInParallel(binary: binary, (0..<count).map { ["host", "enroll", "--company", companyID, "soak-host-\($0)", "--json", "--data", data] })
+        let engineers = try runInParallel(
+            binary: binary, (0..<count).map { ["engineer", "add", "--company", companyID, "soak.engineer.\($0)", "--json", "--data", data] })
+        let hosts = try runInParallel(
+            binary: binary, (0..<count).map { ["host", "enroll", "--company", companyID, "soak-host-\($0)", "--json", "--data", data] })
         return try zip(engineers, hosts).map { engineer, host in
-            let engineer = try object(engineer), host = try object(host)
+            let engineer = try object(engineer)
+            let host = try object(host)
             guard let token = engineer["token"] as? String else { throw BenchError("engineer add: no token") }
             guard let id = host["id"] as? String, let secret = host["secret"] as? String else { throw BenchError("host enroll: no id/secret") }
             return SoakCredentials(hostID: id, hostSecret: secret, engineerToken: token)
@@ -572,7 +626,8 @@ enum SoakAccounts {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: binary)
                 process.arguments = argumentLists[next]
-                let output = Pipe(), errors = Pipe()
+                let output = Pipe()
+                let errors = Pipe()
                 process.standardOutput = output
                 process.standardError = errors
                 process.standardInput = FileHandle.nullDevice

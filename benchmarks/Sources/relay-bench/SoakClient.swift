@@ -265,7 +265,12 @@ func runSoakUnit(
     arrived: @escaping @Sendable () -> Void, release: Signal
 ) async -> SoakOutcome {
     var didArrive = false
-    let arriveOnce = { if !didArrive { didArrive = true; arrived() } }
+    let arriveOnce = {
+        if !didArrive {
+            didArrive = true
+            arrived()
+        }
+    }
     defer { arriveOnce() }
     do {
         switch mode {
@@ -309,7 +314,8 @@ func runSoakUnit(
                 try await connection.send(.hello(Hello(role: .viewer, capabilities: .all, software: "relay-bench soak")))
                 let answer = await connection.receiveMessage()
                 guard case .helloAck = answer else { return .unexpected("no HelloAck: \(describe(answer))") }
-                let frame = variant == 0
+                let frame =
+                    variant == 0
                     ? partialFrame(.viewerAuth, announcing: 60 * 1024, sending: 30 * 1024)
                     : partialFrame(.tileUpdate, announcing: 1 << 20, sending: 1 << 19)
                 try? await connection.send(frame)

@@ -121,14 +121,15 @@ struct StoreBenchmark: ParsableCommand {
             for attempt in 0...self.checkpoints {
                 round += 1
                 let at = Date().milliseconds
-                let batch = UsageBatch(checkpoints: live.enumerated().map { index, record in
-                    let n = Int64(round * 1_000 + index % 1_000)
-                    return UsageCheckpoint(
-                        sessionID: record.id,
-                        counters: UsageCounters(bytesToViewer: n * 65_536, bytesToHost: n * 48, framesToViewer: n * 30, framesToHost: n * 2),
-                        at: at
-                    )
-                })
+                let batch = UsageBatch(
+                    checkpoints: live.enumerated().map { index, record in
+                        let n = Int64(round * 1_000 + index % 1_000)
+                        return UsageCheckpoint(
+                            sessionID: record.id,
+                            counters: UsageCounters(bytesToViewer: n * 65_536, bytesToHost: n * 48, framesToViewer: n * 30, framesToHost: n * 2),
+                            at: at
+                        )
+                    })
                 let watch = Stopwatch()
                 try store.write(batch)
                 if attempt > 0 {
@@ -167,14 +168,17 @@ struct StoreBenchmark: ParsableCommand {
             let count = min(Self.loadBatch, self.rows - loaded)
             let batch = (loaded..<(loaded + count)).map { index -> UsageRecord in
                 let started = historyStart + Int64(index) * step
-                return Self.record(runID: runID, serial: index, companyID: exported, startedAt: started, endedAt: started + 60_000 + Int64(index % 10_800) * 1000)
+                return Self.record(
+                    runID: runID, serial: index, companyID: exported, startedAt: started, endedAt: started + 60_000 + Int64(index % 10_800) * 1000)
             }
             try store.write(UsageBatch(opened: batch))
             loaded += count
         }
         let loadWall = loadWatch.wall.seconds
         let loadCPU = loadWatch.cpu.seconds
-        guard try store.usageCount() == self.rows + self.sessions else { throw BenchError("the file holds \(try store.usageCount()) records, expected \(self.rows + self.sessions)") }
+        guard try store.usageCount() == self.rows + self.sessions else {
+            throw BenchError("the file holds \(try store.usageCount()) records, expected \(self.rows + self.sessions)")
+        }
 
         progress("checkpoints with \(self.rows) history rows")
         let loadedCase = try checkpointCase("with history", historyRows: self.rows)
@@ -186,18 +190,28 @@ struct StoreBenchmark: ParsableCommand {
         checkpointTable.add(fresh.row)
         checkpointTable.add(loadedCase.row)
         lines.append("")
-        lines.append("checkpoint: one UsageStore.write(UsageBatch(checkpoints:)) of every live session (one transaction), median of \(self.checkpoints) after 1 warm-up")
+        lines.append(
+            "checkpoint: one UsageStore.write(UsageBatch(checkpoints:)) of every live session (one transaction), median of \(self.checkpoints) after 1 warm-up")
         lines.append(checkpointTable.rendered)
-        lines.append("  opening the \(self.sessions) records (one write(UsageBatch(opened:))): \(formatFixed(openWall * 1000, 1)) ms, \(formatFixed(openWall * 1e6 / Double(self.sessions), 2)) µs/session, cpu/wall \(formatFixed(openCPU / openWall, 2))")
+        lines.append(
+            "  opening the \(self.sessions) records (one write(UsageBatch(opened:))): \(formatFixed(openWall * 1000, 1)) ms, \(formatFixed(openWall * 1e6 / Double(self.sessions), 2)) µs/session, cpu/wall \(formatFixed(openCPU / openWall, 2))"
+        )
         lines.append("")
-        lines.append("load: \(self.rows) expired records with write(UsageBatch(opened:)), \(Self.loadBatch) per transaction: \(formatFixed(loadWall, 1)) s, \(formatCount(Double(self.rows) / loadWall)) rows/s, cpu/wall \(formatFixed(loadCPU / loadWall, 2)); file \(Self.mebibytes(Self.fileSize(databasePath))) MiB + WAL \(Self.mebibytes(Self.fileSize(databasePath + "-wal"))) MiB")
+        lines.append(
+            "load: \(self.rows) expired records with write(UsageBatch(opened:)), \(Self.loadBatch) per transaction: \(formatFixed(loadWall, 1)) s, \(formatCount(Double(self.rows) / loadWall)) rows/s, cpu/wall \(formatFixed(loadCPU / loadWall, 2)); file \(Self.mebibytes(Self.fileSize(databasePath))) MiB + WAL \(Self.mebibytes(Self.fileSize(databasePath + "-wal"))) MiB"
+        )
         results.append(("checkpoint", .array([fresh.json, loadedCase.json])))
-        results.append(("open_sessions", .object([("sessions", .int(self.sessions)), ("ms", .double(openWall * 1000)), ("cpu_share", .double(openCPU / openWall))])))
-        results.append(("load", .object([
-            ("rows", .int(self.rows)), ("rows_per_transaction", .int(Self.loadBatch)), ("seconds", .double(loadWall)),
-            ("rows_per_second", .double(Double(self.rows) / loadWall)), ("cpu_share", .double(loadCPU / loadWall)),
-            ("database_bytes", .int(Self.fileSize(databasePath))), ("wal_bytes", .int(Self.fileSize(databasePath + "-wal"))),
-        ])))
+        results.append(
+            ("open_sessions", .object([("sessions", .int(self.sessions)), ("ms", .double(openWall * 1000)), ("cpu_share", .double(openCPU / openWall))])))
+        results.append(
+            (
+                "load",
+                .object([
+                    ("rows", .int(self.rows)), ("rows_per_transaction", .int(Self.loadBatch)), ("seconds", .double(loadWall)),
+                    ("rows_per_second", .double(Double(self.rows) / loadWall)), ("cpu_share", .double(loadCPU / loadWall)),
+                    ("database_bytes", .int(Self.fileSize(databasePath))), ("wal_bytes", .int(Self.fileSize(databasePath + "-wal"))),
+                ])
+            ))
 
         // MARK: Export, one child process per format
         var exportTable = Table(columns: [
@@ -216,8 +230,14 @@ struct StoreBenchmark: ParsableCommand {
                 guard let text = child[key], let number = Double(text) else { throw BenchError("the export child did not report \(key): \(child)") }
                 return number
             }
-            let rows = try value("rows"), bytes = try value("bytes"), wall = try value("wall"), cpu = try value("cpu")
-            let rssOpen = try value("rss_open_kib"), hwmOpen = try value("hwm_open_kib"), hwm10 = try value("hwm_10_kib"), hwmEnd = try value("hwm_end_kib")
+            let rows = try value("rows")
+            let bytes = try value("bytes")
+            let wall = try value("wall")
+            let cpu = try value("cpu")
+            let rssOpen = try value("rss_open_kib")
+            let hwmOpen = try value("hwm_open_kib")
+            let hwm10 = try value("hwm_10_kib")
+            let hwmEnd = try value("hwm_end_kib")
             guard Int(rows) == self.rows else { throw BenchError("the \(format.rawValue) export wrote \(Int(rows)) rows, expected \(self.rows)") }
             exportTable.add([
                 format.rawValue, String(Int(rows)), formatFixed(wall, 2), formatCount(rows / wall), formatFixed(bytes / 1e6, 1),
@@ -225,28 +245,33 @@ struct StoreBenchmark: ParsableCommand {
                 "\(formatFixed(hwm10 / 1024, 1)) MiB", "\(formatFixed(hwmEnd / 1024, 1)) MiB",
                 "\(formatFixed((hwmEnd - hwm10) / 1024, 2)) MiB", "\(formatFixed((hwmEnd - max(hwmOpen, rssOpen)) / 1024, 2)) MiB",
             ])
-            exports.append(.object([
-                ("format", .string(format.rawValue)), ("rows", .int(Int(rows))), ("bytes", .int(Int(bytes))), ("seconds", .double(wall)),
-                ("cpu_seconds", .double(cpu)), ("rows_per_second", .double(rows / wall)), ("mb_per_second", .double(bytes / 1e6 / wall)),
-                ("rows_per_cpu_second", .double(rows / cpu)), ("cpu_share", .double(cpu / wall)),
-                ("rss_at_open_kib", .int(Int(rssOpen))), ("hwm_at_open_kib", .int(Int(hwmOpen))), ("hwm_at_10_percent_kib", .int(Int(hwm10))),
-                ("hwm_at_end_kib", .int(Int(hwmEnd))), ("growth_10_percent_to_end_kib", .int(Int(hwmEnd - hwm10))),
-            ]))
+            exports.append(
+                .object([
+                    ("format", .string(format.rawValue)), ("rows", .int(Int(rows))), ("bytes", .int(Int(bytes))), ("seconds", .double(wall)),
+                    ("cpu_seconds", .double(cpu)), ("rows_per_second", .double(rows / wall)), ("mb_per_second", .double(bytes / 1e6 / wall)),
+                    ("rows_per_cpu_second", .double(rows / cpu)), ("cpu_share", .double(cpu / wall)),
+                    ("rss_at_open_kib", .int(Int(rssOpen))), ("hwm_at_open_kib", .int(Int(hwmOpen))), ("hwm_at_10_percent_kib", .int(Int(hwm10))),
+                    ("hwm_at_end_kib", .int(Int(hwmEnd))), ("growth_10_percent_to_end_kib", .int(Int(hwmEnd - hwm10))),
+                ]))
         }
         lines.append("")
-        lines.append("export: usagePage (\(Self.pageSize) rows a page) → UsageExportEncoder (UTC, no BOM) → \(Self.writeSize / 1024) KiB writes to /dev/null; one child process per format; RSS and VmHWM of the child from /proc/self/status")
+        lines.append(
+            "export: usagePage (\(Self.pageSize) rows a page) → UsageExportEncoder (UTC, no BOM) → \(Self.writeSize / 1024) KiB writes to /dev/null; one child process per format; RSS and VmHWM of the child from /proc/self/status"
+        )
         lines.append(exportTable.rendered)
         results.append(("export", .array(exports)))
 
         // MARK: Purge
         try store.truncateWriteAheadLog()  // start from an empty WAL, so the purge's own checkpoint is what is timed
-        let databaseBefore = Self.fileSize(databasePath), walBefore = Self.fileSize(databasePath + "-wal")
+        let databaseBefore = Self.fileSize(databasePath)
+        let walBefore = Self.fileSize(databasePath + "-wal")
         progress("purging \(self.rows) expired rows")
         let purgeWatch = Stopwatch()
         let report = try store.purge(policy: .default, now: Date(), dryRun: false, actor: "bench")
         let purgeWall = purgeWatch.wall.seconds
         let purgeCPU = purgeWatch.cpu.seconds
-        let databaseAfter = Self.fileSize(databasePath), walAfter = Self.fileSize(databasePath + "-wal")
+        let databaseAfter = Self.fileSize(databasePath)
+        let walAfter = Self.fileSize(databasePath + "-wal")
         let left = try store.usageCount()
         guard report.sessions == self.rows, left == self.sessions else {
             throw BenchError("the purge removed \(report.sessions) records (expected \(self.rows)) and left \(left) (expected \(self.sessions))")
@@ -261,13 +286,18 @@ struct StoreBenchmark: ParsableCommand {
             "\(Self.mebibytes(walAfter)) MiB", String(left),
         ])
         lines.append("")
-        lines.append("purge: UsageStore.purge(policy: .default) of the expired records, \(5_000) per transaction, then the WAL truncate checkpoint (secure_delete on)")
+        lines.append(
+            "purge: UsageStore.purge(policy: .default) of the expired records, \(5_000) per transaction, then the WAL truncate checkpoint (secure_delete on)")
         lines.append(purgeTable.rendered)
-        results.append(("purge", .object([
-            ("rows", .int(report.sessions)), ("seconds", .double(purgeWall)), ("rows_per_second", .double(Double(report.sessions) / purgeWall)),
-            ("cpu_share", .double(purgeCPU / purgeWall)), ("database_bytes_before", .int(databaseBefore)), ("wal_bytes_before", .int(walBefore)),
-            ("database_bytes_after", .int(databaseAfter)), ("wal_bytes_after", .int(walAfter)), ("records_left", .int(left)),
-        ])))
+        results.append(
+            (
+                "purge",
+                .object([
+                    ("rows", .int(report.sessions)), ("seconds", .double(purgeWall)), ("rows_per_second", .double(Double(report.sessions) / purgeWall)),
+                    ("cpu_share", .double(purgeCPU / purgeWall)), ("database_bytes_before", .int(databaseBefore)), ("wal_bytes_before", .int(walBefore)),
+                    ("database_bytes_after", .int(databaseAfter)), ("wal_bytes_after", .int(walAfter)), ("records_left", .int(left)),
+                ])
+            ))
 
         notes.append("the file does not shrink after a purge: freed pages (zeroed by secure_delete) stay in the file for reuse; nothing VACUUMs it")
         notes.append("the WAL was truncated before the purge, so its time holds only the purge's own writes and checkpoint")
@@ -280,10 +310,14 @@ struct StoreBenchmark: ParsableCommand {
                 ("benchmark", .string("store")),
                 ("command", .string(command)),
                 ("machine", machine.json),
-                ("settings", .object([
-                    ("rows", .int(self.rows)), ("sessions", .int(self.sessions)), ("checkpoints", .int(self.checkpoints)),
-                    ("page_size", .int(Self.pageSize)), ("write_size", .int(Self.writeSize)), ("load_batch", .int(Self.loadBatch)), ("dir", .string(self.dir)),
-                ])),
+                (
+                    "settings",
+                    .object([
+                        ("rows", .int(self.rows)), ("sessions", .int(self.sessions)), ("checkpoints", .int(self.checkpoints)),
+                        ("page_size", .int(Self.pageSize)), ("write_size", .int(Self.writeSize)), ("load_batch", .int(Self.loadBatch)),
+                        ("dir", .string(self.dir)),
+                    ])
+                ),
                 ("results", .object(results)),
                 ("notes", .array(notes.map { .string($0) })),
             ])
@@ -305,7 +339,8 @@ struct StoreBenchmark: ParsableCommand {
         let sink = open("/dev/null", O_WRONLY)
         guard sink >= 0 else { throw BenchError("cannot open /dev/null") }
         defer { close(sink) }
-        let rssOpen = Self.procStatus("VmRSS"), hwmOpen = Self.procStatus("VmHWM")
+        let rssOpen = Self.procStatus("VmRSS")
+        let hwmOpen = Self.procStatus("VmHWM")
         var hwm10: Int?
         var rows = 0
         var bytes = 0
@@ -331,9 +366,12 @@ struct StoreBenchmark: ParsableCommand {
             cursor = UsageCursor(after: last)
         }
         if !output.isEmpty { flush() }
-        let wall = watch.wall.seconds, cpu = watch.cpu.seconds
+        let wall = watch.wall.seconds
+        let cpu = watch.cpu.seconds
         let hwmEnd = Self.procStatus("VmHWM")
-        print("rows=\(rows) bytes=\(bytes) wall=\(wall) cpu=\(cpu) rss_open_kib=\(rssOpen) hwm_open_kib=\(hwmOpen) hwm_10_kib=\(hwm10 ?? hwmEnd) hwm_end_kib=\(hwmEnd)")
+        print(
+            "rows=\(rows) bytes=\(bytes) wall=\(wall) cpu=\(cpu) rss_open_kib=\(rssOpen) hwm_open_kib=\(hwmOpen) hwm_10_kib=\(hwm10 ?? hwmEnd) hwm_end_kib=\(hwmEnd)"
+        )
     }
 
     static func runChild(_ arguments: [String]) throws -> [String: String] {
@@ -370,9 +408,11 @@ struct StoreBenchmark: ParsableCommand {
             id: id, companyID: companyID, engineerLogin: Self.engineers[serial % Self.engineers.count],
             hostID: unattended ? "ho_\(serial % 2_000)" : nil, hostName: "\(Self.hostNames[serial % Self.hostNames.count])-\(serial % 2_000)",
             mode: unattended ? .unattended : .attended, startedAt: startedAt, endedAt: endedAt,
-            counters: endedAt == nil ? .zero : UsageCounters(bytesToViewer: n * 1_048_576, bytesToHost: n * 4_096, framesToViewer: n * 900, framesToHost: n * 60),
+            counters: endedAt == nil
+                ? .zero : UsageCounters(bytesToViewer: n * 1_048_576, bytesToHost: n * 4_096, framesToViewer: n * 900, framesToHost: n * 60),
             endReason: endedAt == nil ? nil : Self.endReasons[serial % Self.endReasons.count],
-            viewerAddress: "198.51.100.\(serial % 250 + 1):\(40_000 + serial % 20_000)", hostAddress: "203.0.113.\(serial % 250 + 1):\(50_000 + serial % 10_000)",
+            viewerAddress: "198.51.100.\(serial % 250 + 1):\(40_000 + serial % 20_000)",
+            hostAddress: "203.0.113.\(serial % 250 + 1):\(50_000 + serial % 10_000)",
             relayNode: "relay-1"
         )
     }

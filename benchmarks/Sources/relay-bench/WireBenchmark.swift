@@ -128,29 +128,33 @@ struct WireBenchmark: ParsableCommand {
         }
 
         if zeroCopyChecks > 0 {
-            report.checks.append((
-                "zero-copy", zeroCopy,
-                zeroCopy
-                    ? "payloads from readFrame, FrameDecoder and RelayMessage(.tileUpdate) lie inside the receive buffer's storage at the frame's offset"
-                    : zeroCopyDetails.joined(separator: "; ")
-            ))
+            report.checks.append(
+                (
+                    "zero-copy", zeroCopy,
+                    zeroCopy
+                        ? "payloads from readFrame, FrameDecoder and RelayMessage(.tileUpdate) lie inside the receive buffer's storage at the frame's offset"
+                        : zeroCopyDetails.joined(separator: "; ")
+                ))
         }
         if encodeChecks > 0 {
-            report.checks.append((
-                "encode copies payload (by design)", encodeCopies,
-                "Frame(.tileUpdate(...)) and Frame(type:payload:) write header + payload into one new buffer"
-            ))
+            report.checks.append(
+                (
+                    "encode copies payload (by design)", encodeCopies,
+                    "Frame(.tileUpdate(...)) and Frame(type:payload:) write header + payload into one new buffer"
+                ))
         }
 
         for name in ["ByteBuffer.readFrame", "FrameDecoder.decode"] {
-            report.targets.append(Target(
-                description: "decode 64 B frames on one core, \(name), ≥ 10 M frames/s",
-                group: "decode", name: name, payloadBytes: 64, metric: .operationsPerSecond, minimum: 10e6
-            ))
-            report.targets.append(Target(
-                description: "decode 64 KiB frames on one core, \(name), ≥ 5 GB/s",
-                group: "decode", name: name, payloadBytes: 64 * 1024, metric: .gigabytesPerSecond, minimum: 5
-            ))
+            report.targets.append(
+                Target(
+                    description: "decode 64 B frames on one core, \(name), ≥ 10 M frames/s",
+                    group: "decode", name: name, payloadBytes: 64, metric: .operationsPerSecond, minimum: 10e6
+                ))
+            report.targets.append(
+                Target(
+                    description: "decode 64 KiB frames on one core, \(name), ≥ 5 GB/s",
+                    group: "decode", name: name, payloadBytes: 64 * 1024, metric: .gigabytesPerSecond, minimum: 5
+                ))
         }
         report.notes = [
             "GB/s counts header + payload bytes, 1 GB = 10^9 B; rate and ns/op are per frame (or message).",
@@ -232,7 +236,7 @@ struct WireBenchmark: ParsableCommand {
     /// True if encoding a frame put the payload into a new buffer (expected: it does).
     static func encodeCopiesPayload(_ payload: ByteBuffer) -> Bool {
         guard let tile = try? Frame(.tileUpdate(TileUpdate(body: payload))),
-              let typed = try? Frame(type: .tileUpdate, payload: payload)
+            let typed = try? Frame(type: .tileUpdate, payload: payload)
         else { return false }
         let original = payload.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         return [tile, typed].allSatisfy { frame in

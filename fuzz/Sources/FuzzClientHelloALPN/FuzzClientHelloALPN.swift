@@ -103,6 +103,7 @@ func model(_ bytes: [UInt8]) -> ClientHelloALPN.Offer {
 /// Crashes with the input in hex when `condition` is false: libFuzzer saves the input.
 func check(_ condition: Bool, _ message: @autoclosure () -> String, _ bytes: [UInt8]) {
     guard !condition else { return }
-    let hex = bytes.prefix(512).map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined(separator: " ")
+    let hex = bytes.prefix(512).map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined(
+        separator: " ")
     fatalError("ClientHelloALPN: \(message())\ninput (\(bytes.count) bytes, first 512): \(hex)")
 }

@@ -75,7 +75,8 @@ public func frameScannerFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: In
     var model = ScannerModel(stream: stream, chunkEnds: chunkEnds, controlLimit: controlLimit, maximumPayloadLength: maximumPayloadLength)
 
     func fail(_ what: String, output: ByteBuffer? = nil) -> Never {
-        fatalError("""
+        fatalError(
+            """
             FrameScanner disagrees with the model: \(what)
               chunk sizes: \(sizes), maximumPayloadLength \(maximumPayloadLength), control limit \(initialControlLimit) \
             then \(changedControlLimit) after chunk \(changeAfterChunk)
@@ -86,7 +87,8 @@ public func frameScannerFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: In
 
     // The model against readFrame, where both apply: one limit for every frame.
     if min(initialControlLimit, maximumPayloadLength) == maximumPayloadLength,
-       min(changedControlLimit, maximumPayloadLength) == maximumPayloadLength {
+        min(changedControlLimit, maximumPayloadLength) == maximumPayloadLength
+    {
         var rest = stream
         var frames = 0
         var readError: WireError?
@@ -163,7 +165,9 @@ public func frameScannerFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: In
 
         let expected = model.at(position)
         if !outputIsStreamPrefix(expected.emitted) {
-            fail("after chunk \(index) (offset \(position)): passed on \(output.readableBytes) bytes, expected the stream's first \(expected.emitted)", output: output)
+            fail(
+                "after chunk \(index) (offset \(position)): passed on \(output.readableBytes) bytes, expected the stream's first \(expected.emitted)",
+                output: output)
         }
         if control.count != expected.controlFrames {
             fail("after chunk \(index): \(control.count) control frames, expected \(expected.controlFrames)", output: output)
