@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Synchronization
 import Testing
@@ -166,7 +167,7 @@ import Testing
     @Test func tlsWithoutTheProtocolsALPNTokenIsClosed() async throws {
         try await TestRelay.with { relay in
             var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
+            configuration.trustRoots = .certificates([relay.authority.certificate])
             let context = try NIOSSLContext(configuration: configuration)
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "localhost", port: relay.port) { channel in
@@ -346,9 +347,9 @@ import Testing
             let presented = relay.fingerprint
             #expect(pinned?.message.contains(presented) == true)
             // Another CA: refused.
-            let otherCA = try CertificateFactory.certificateAuthority(commonName: "Somebody else")
+            let otherCA = try TestCertificateAuthority(commonName: "Somebody else")
             let unknown = await relayError {
-                try await RelayConnection.withConnection(to: relay.address, trust: .certificateAuthorities([try otherCA.nioCertificate()])) { agent in
+                try await RelayConnection.withConnection(to: relay.address, trust: .certificateAuthorities([otherCA.certificate])) { agent in
                     _ = try await agent.hello(role: .host)
                 }
             }

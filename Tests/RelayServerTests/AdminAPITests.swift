@@ -57,7 +57,7 @@ import Testing
     }
 
     static func get(_ relay: TestRelay, _ path: String, token: String? = nil, discardBody: Bool = false) async throws -> AdminResponse {
-        try await AdminClient.get(port: relay.adminPort, path: path, token: token, trust: try relay.authority.nioCertificate(), discardBody: discardBody)
+        try await AdminClient.get(port: relay.adminPort, path: path, token: token, trust: relay.authority.certificate, discardBody: discardBody)
     }
 
     @Test func metricsAndHealthOnTheAdminPort() async throws {

@@ -269,7 +269,7 @@ import Testing
             // TLS done but no request: closed at the request-head deadline. Only the guard
             // closes it (a timeout), and only the request-head deadline can have: the
             // handshake deadline is minutes away.
-            let quiet = try await SilentConnection.tls(port: port, trust: try relay.authority.nioCertificate())
+            let quiet = try await SilentConnection.tls(port: port, trust: relay.authority.certificate)
             try await quiet.channel.closeFuture.get()
             #expect(relay.metric("relay_admin_timeouts_total") == 1)
 

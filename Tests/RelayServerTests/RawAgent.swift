@@ -44,7 +44,7 @@ final class RawAgent: @unchecked Sendable {
     /// listens on IPv6), checking the certificate for the name `localhost`.
     static func connect(to relay: TestRelay, host: String = "localhost", alpn: [String] = [RelayProtocol.alpnToken]) async throws -> RawAgent {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates([try relay.authority.nioCertificate()])
+        configuration.trustRoots = .certificates([relay.authority.certificate])
         configuration.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: configuration)
         let (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)

@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import RelayClient
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import ServiceLifecycle
 
@@ -18,8 +19,8 @@ final class TestRelay: @unchecked Sendable {
     private let services: ServiceGroup
     private let running: Task<Void, any Error>
     let dataDirectory: String
-    let authority: CertificateFactory.Issued
-    let server: CertificateFactory.Issued
+    let authority: TestCertificateAuthority
+    let server: TestServerCertificate
 
     struct Company {
         let id: String
@@ -39,18 +40,20 @@ final class TestRelay: @unchecked Sendable {
     /// Connect by the DNS name in the test certificate, so hostname checks run for real.
     var address: RelayAddress { RelayAddress(host: "localhost", port: self.port) }
     var ipAddress: RelayAddress { RelayAddress(host: "127.0.0.1", port: self.port) }
-    var trust: RelayTrust { .certificateAuthorities([try! self.authority.nioCertificate()]) }
-    var fingerprint: String { try! self.server.fingerprint }
+    var trust: RelayTrust { .certificateAuthorities([self.authority.certificate]) }
+    /// The relay certificate's fingerprint as `relay-server` prints it.
+    var fingerprint: String { try! Fingerprint.sha256(der: self.server.certificate.toDERBytes()) }
     /// The admin API's port (HTTPS, same certificate, name `localhost`).
     var adminPort: Int { self.node.adminAddress!.port! }
 
     static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
         let store = try SQLiteStore(dataDirectory: dataDirectory)
-        let authority = try CertificateFactory.certificateAuthority(commonName: "SupportRelay Test CA")
-        let server = try CertificateFactory.serverCertificate(dnsNames: ["localhost"], signedBy: authority)
+        let authority = try TestCertificateAuthority()
+        let server = try authority.serverCertificate(dnsNames: ["localhost"])
         let tls = RelayTLS(
-            certificateChain: [try server.nioCertificate()], privateKey: try server.nioPrivateKey(), fingerprint: try server.fingerprint, origin: "test")
+            certificateChain: [server.certificate], privateKey: server.privateKey,
+            fingerprint: try Fingerprint.sha256(der: server.certificate.toDERBytes()), origin: "test")
 
         var configuration = RelayConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
@@ -90,7 +93,7 @@ final class TestRelay: @unchecked Sendable {
 
     private init(
         node: RelayNode, store: SQLiteStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String,
-        authority: CertificateFactory.Issued, server: CertificateFactory.Issued, acme: Company, globex: Company
+        authority: TestCertificateAuthority, server: TestServerCertificate, acme: Company, globex: Company
     ) {
         self.node = node
         self.services = services

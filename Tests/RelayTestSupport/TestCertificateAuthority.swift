@@ -14,6 +14,10 @@ import X509
 public struct TestCertificateAuthority: Sendable {
     /// The authority's certificate: what a client trusts.
     public let certificate: NIOSSLCertificate
+    /// The same certificate as PEM text, for a file a client is pointed at (`--ca-file`).
+    public var certificatePEM: String {
+        get throws { try self.issuer.serializeAsPEM().pemString + "\n" }
+    }
     private let issuer: Certificate
     private let key: P256.Signing.PrivateKey
 

@@ -47,25 +47,7 @@ enum CertificateFactory {
         commonName: String, dnsNames: [String], days: Int = 90, key: P256.Signing.PrivateKey? = nil, now: Date = Date()
     ) throws -> Issued {
         let name = try DistinguishedName { CommonName(commonName) }
-        return try issue(subject: name, days: days, extensions: { try serverExtensions(dnsNames) }, signedBy: nil, key: key, now: now)
-    }
-
-    /// A certificate authority that can sign server certificates (tests, `certs/` alternative).
-    static func certificateAuthority(commonName: String) throws -> Issued {
-        let name = try DistinguishedName { CommonName(commonName) }
-        let extensions = {
-            try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            }
-        }
-        return try issue(subject: name, days: 3650, extensions: extensions, signedBy: nil)
-    }
-
-    /// A server certificate for `dnsNames`, signed by `authority`.
-    static func serverCertificate(dnsNames: [String], signedBy authority: Issued, days: Int = 90) throws -> Issued {
-        let name = try DistinguishedName { CommonName(dnsNames.first ?? "relay") }
-        return try issue(subject: name, days: days, extensions: { try serverExtensions(dnsNames) }, signedBy: authority)
+        return try issue(subject: name, days: days, extensions: { try serverExtensions(dnsNames) }, key: key, now: now)
     }
 
     /// What a relay certificate says of itself: a leaf for TLS servers, DNS names only.
@@ -78,31 +60,28 @@ enum CertificateFactory {
         }
     }
 
-    /// A certificate for `key` (a new P-256 key if nil), valid from five minutes before
-    /// `now` (clock skew) for `days`; self-signed when `authority` is nil. Adds the key
-    /// identifiers to `extensions`: the subject's (SHA-1 of its public key, RFC 5280
-    /// §4.2.1.2) and the issuer's (the same for a self-signed certificate).
+    /// A self-signed certificate for `key` (a new P-256 key if nil), valid from five minutes
+    /// before `now` (clock skew) for `days`. Adds the key identifiers to `extensions`: the
+    /// subject's (SHA-1 of its public key, RFC 5280 §4.2.1.2) and the issuer's, the same.
     private static func issue(
-        subject: DistinguishedName, days: Int, extensions: () throws -> Certificate.Extensions, signedBy authority: Issued?,
-        key: P256.Signing.PrivateKey? = nil, now: Date = Date()
+        subject: DistinguishedName, days: Int, extensions: () throws -> Certificate.Extensions, key: P256.Signing.PrivateKey? = nil, now: Date = Date()
     ) throws -> Issued {
         let key = key ?? P256.Signing.PrivateKey()
         let publicKey = Certificate.PublicKey(key.publicKey)
-        let subjectKeyID = SubjectKeyIdentifier(hash: publicKey)
-        let authorityKeyID = authority.map { SubjectKeyIdentifier(hash: $0.certificate.publicKey) } ?? subjectKeyID
+        let keyID = SubjectKeyIdentifier(hash: publicKey)
         var allExtensions = try extensions()
-        try allExtensions.append(Certificate.Extension(subjectKeyID, critical: false))
-        try allExtensions.append(Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: authorityKeyID.keyIdentifier), critical: false))
+        try allExtensions.append(Certificate.Extension(keyID, critical: false))
+        try allExtensions.append(Certificate.Extension(AuthorityKeyIdentifier(keyIdentifier: keyID.keyIdentifier), critical: false))
         let certificate = try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
             publicKey: publicKey,
             notValidBefore: now.addingTimeInterval(-300),
             notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
-            issuer: authority?.certificate.subject ?? subject,
+            issuer: subject,
             subject: subject,
             extensions: allExtensions,
-            issuerPrivateKey: .init(authority?.privateKey ?? key)
+            issuerPrivateKey: .init(key)
         )
         return Issued(certificate: certificate, privateKey: key)
     }
