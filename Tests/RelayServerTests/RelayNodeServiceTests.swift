@@ -42,16 +42,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(1))) func aPortInUseEndsRunWithAConfigurationErrorAndReleasesTheThreads() async throws {
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(taken.localAddress?.port)
-        try await withStopping(
-            port,
-            stop: { _ in
-                try? await taken.close()
-                try? await loops.shutdownGracefully()
-            }
-        ) { port in
+        try await Self.withTakenPort { port, _ in
             try await Self.withFolder { data in
                 let node = try Self.node(data: data) { $0.listen = ListenAddress(host: "127.0.0.1", port: port) }
                 let error = await #expect(throws: ConfigurationError.self) { try await node.run() }
@@ -68,16 +59,7 @@ import Testing
     /// The admin port is bound after the agents' port: when it fails, the node's group is
     /// cancelled, the agents' port closes again, and the node still releases its threads.
     @Test(.timeLimit(.minutes(1))) func anAdminPortInUseClosesTheAgentsPortAndEndsRun() async throws {
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(taken.localAddress?.port)
-        try await withStopping(
-            port,
-            stop: { _ in
-                try? await taken.close()
-                try? await loops.shutdownGracefully()
-            }
-        ) { port in
+        try await Self.withTakenPort { port, loops in
             try await Self.withFolder { data in
                 let node = try Self.node(data: data) { $0.adminListen = ListenAddress(host: "127.0.0.1", port: port) }
                 let error = await #expect(throws: ConfigurationError.self) { try await node.run() }
@@ -91,6 +73,21 @@ import Testing
                 await #expect(throws: (any Error).self) { try await node.relay.threadPool.runIfActive {} }
             }
         }
+    }
+
+    /// Runs `body` with a loopback port that something else listens on, and the event
+    /// loops of that listener; closes both afterwards.
+    static func withTakenPort(_ body: (Int, MultiThreadedEventLoopGroup) async throws -> Void) async throws {
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let taken = try await ServerBootstrap(group: loops).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(taken.localAddress?.port)
+        try await withStopping(
+            port,
+            stop: { _ in
+                try? await taken.close()
+                try? await loops.shutdownGracefully()
+            }
+        ) { port in try await body(port, loops) }
     }
 
     static var logger: Logger {
