@@ -194,8 +194,7 @@ import Testing
     /// time in InMemoryConnectionTests, ProtocolConformanceInMemoryTests and
     /// ConnectionDeadlinesTests. The wait ends with the Error, not after a fixed time; the
     /// 2 s deadline is an input that must outlast the TLS handshake on a loaded machine. (A
-    /// connection that never starts TLS would need no such margin, but the relay closes it
-    /// only after its 10 s last-write grace, as the Error cannot be written before TLS.)
+    /// connection that never starts TLS needs no such margin: see the next test.)
     @Test func aSilentAgentMeetsTheHandshakeDeadline() async throws {
         try await TestRelay.with({ $0.handshakeTimeout = .seconds(2) }) { relay in
             let silent = await relayError {
@@ -204,6 +203,21 @@ import Testing
                 }
             }
             #expect(silent?.code == .timeout)
+        }
+    }
+
+    /// A connection that never starts TLS is closed at the handshake deadline, not after
+    /// the 10 s the relay grants a last frame to leave (there is no TLS to send an Error
+    /// over): its file descriptor is not held for nothing.
+    @Test(.timeLimit(.minutes(1))) func aConnectionWithoutTLSIsClosedAtTheDeadline() async throws {
+        try await TestRelay.with({ $0.handshakeTimeout = .milliseconds(300) }) { relay in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: relay.port).get()
+            try await channel.closeFuture.get()
+            let elapsed = clock.now - start
+            #expect(elapsed >= .milliseconds(300), "closed before the deadline")
+            #expect(elapsed < .seconds(5), "closed \(elapsed) after connecting: the last-write grace, not the deadline")
         }
     }
 

@@ -8,12 +8,20 @@ import RelayWire
 /// TLS failures, and closes a connection that completed TLS without the protocol's ALPN
 /// token (PROTOCOL.md §1; ``ALPNGate`` refuses most of them before TLS). The connection
 /// core behind it never sees TLS (docs/ARCHITECTURE.md "Adding a transport").
-final class TLSHandshakeObserver: ChannelInboundHandler {
+///
+/// The core writes nothing before an agent's Hello, which needs TLS, except the last
+/// frame of a connection it gives up on (the handshake deadline). Before TLS is up that
+/// frame cannot be sent, and would wait for the core's last-write grace (10 s): it is
+/// dropped and the connection closed at once instead.
+final class TLSHandshakeObserver: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let metrics: RelayMetrics
     private let logger: Logger
+    private var handshakeCompleted = false
 
     init(metrics: RelayMetrics, logger: Logger) {
         self.metrics = metrics
@@ -29,8 +37,18 @@ final class TLSHandshakeObserver: ChannelInboundHandler {
                 return
             }
             self.metrics.tlsHandshakes.increment()
+            self.handshakeCompleted = true
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard self.handshakeCompleted else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+            return
+        }
+        context.write(data, promise: promise)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
