@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(
             name: "RelayWireTests",
             dependencies: [
-                "RelayWire",
+                "RelayWire", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -149,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "RelayTileCodecTests",
             dependencies: [
-                "RelayTileCodec", "RelayScreen",
+                "RelayTileCodec", "RelayScreen", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict

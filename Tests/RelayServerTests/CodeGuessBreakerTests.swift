@@ -62,7 +62,7 @@ import Testing
     /// "Abuse resistance" rests on.
     @Test(arguments: [UInt64(1), 2, 3])
     func noRollingWindowEverHoldsMoreThanTheBudget(seed: UInt64) {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var breaker = CodeGuessBreaker()
         let policy = breaker.policy
         var checked: [NIODeadline] = []

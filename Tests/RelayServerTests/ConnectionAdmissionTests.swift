@@ -73,7 +73,7 @@ import Testing
             policy: .init(
                 maximumUnauthenticatedPerSource: 1, unauthenticatedStart: 100, unauthenticatedDropPercent: 30, maximumUnauthenticated: 200
             ))
-        var generator = SeededGenerator(seed: 9)
+        var generator = SeededRandom(seed: 9)
         var next = 0
         func fill(to count: Int) {
             while admission.unauthenticated < count {
@@ -105,7 +105,7 @@ import Testing
             unauthenticatedStart: 10, unauthenticatedDropPercent: 30, maximumUnauthenticated: 20
         )
         var admission = ConnectionAdmission(policy: policy)
-        var generator = SeededGenerator(seed: 30)
+        var generator = SeededRandom(seed: 30)
         for _ in 0..<10 { _ = admission.admit(Self.honest, using: &generator) }
         var refused = 0
         for _ in 0..<10_000 {
@@ -121,7 +121,7 @@ import Testing
 
     @Test func memoryReturnsToEmptyWhenConnectionsClose() {
         var admission = ConnectionAdmission()
-        var generator = SeededGenerator(seed: 1)
+        var generator = SeededRandom(seed: 1)
         for index in 0..<500 {
             let source = SourceKey(ipAddress: "2001:db8:\(index % 50)::\(index)")!
             #expect(admission.admit(source, using: &generator) == .admitted)
@@ -140,7 +140,7 @@ import Testing
     /// flag — never makes a count negative or leaves an entry behind.
     @Test func slipsCannotCorruptTheCounts() {
         var admission = ConnectionAdmission()
-        var generator = SeededGenerator(seed: 2)
+        var generator = SeededRandom(seed: 2)
         admission.closed(Self.honest, wasAuthenticated: false)
         admission.authenticated(Self.honest)
         #expect(admission.trackedSources == 0 && admission.open == 0 && admission.unauthenticated == 0)
@@ -165,7 +165,7 @@ import Testing
             maximumPerSource: 12, maximumUnauthenticatedPerSource: 4, unauthenticatedStart: 10, unauthenticatedDropPercent: 50, maximumUnauthenticated: 16
         )
         var admission = ConnectionAdmission(policy: policy)
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         let sources = (0..<6).map { SourceKey(ipAddress: "192.0.2.\($0)")! }
         // The model: open connections as (source, authenticated).
         var connections: [(source: SourceKey, authenticated: Bool)] = []

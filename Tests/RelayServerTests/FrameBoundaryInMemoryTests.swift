@@ -67,7 +67,7 @@ import Testing
             var pending = [try Self.stream(side: 1, frames: frames), try Self.stream(side: 2, frames: frames)]
             let agents = [host, viewer]
             var readers = [Reader(side: 1), Reader(side: 2)]
-            var random = SeededGenerator(seed: seed)
+            var random = SeededRandom(seed: seed)
             var reads = 0
             while pending[0].readableBytes + pending[1].readableBytes > 0 {
                 let side = pending[0].readableBytes == 0 ? 1 : pending[1].readableBytes == 0 ? 0 : Int.random(in: 0...1, using: &random)

@@ -25,7 +25,7 @@ import Testing
 
     @Test func issuedCodesAreUniqueAndSixDigits() {
         var book = Book()
-        var generator = SeededGenerator(seed: 0x1234)
+        var generator = SeededRandom(seed: 0x1234)
         let viewer = Viewer()
         var seen = Set<UInt32>()
         for index in 0..<2000 {
@@ -42,9 +42,9 @@ import Testing
     /// A generator replaying the draws that made the live codes must still yield new ones.
     @Test func issuingSkipsCodesThatAreLive() {
         var book = Book()
-        var first = SeededGenerator(seed: 77)
+        var first = SeededRandom(seed: 77)
         for index in 0..<100 { _ = book.issueCode(for: Viewer(), engineerID: "en-\(index)", companyID: "acme", now: Self.start, using: &first) }
-        var replay = SeededGenerator(seed: 77)
+        var replay = SeededRandom(seed: 77)
         for index in 0..<100 { _ = book.issueCode(for: Viewer(), engineerID: "en-\(index)", companyID: "acme", now: Self.start, using: &replay) }
         #expect(book.codes.count == 200)
     }
@@ -58,7 +58,7 @@ import Testing
 
     @Test func aCodeIsRedeemedOnceOnly() {
         var book = Book()
-        var generator = SeededGenerator(seed: 1)
+        var generator = SeededRandom(seed: 1)
         let viewer = Viewer()
         let issued = book.issueCode(for: viewer, engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let first = book.attemptRedemption(of: issued.code, now: Self.start + .seconds(30))
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func aCodeExpiresExactlyAtItsDeadline() {
-        var generator = SeededGenerator(seed: 2)
+        var generator = SeededRandom(seed: 2)
         let viewer = Viewer()
         var book = Book()
         let issued = book.issueCode(for: viewer, engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
@@ -81,7 +81,7 @@ import Testing
 
     @Test func aWrongCodeIsInvalid() {
         var book = Book()
-        var generator = SeededGenerator(seed: 3)
+        var generator = SeededRandom(seed: 3)
         let issued = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let wrong = Self.unusedCode(in: book, near: issued.code)
         #expect(Self.attemptIsInvalid(book.attemptRedemption(of: wrong, now: Self.start)))
@@ -98,7 +98,7 @@ import Testing
     @Test func failuresNeverWithdrawLiveCodes() {
         // A budget large enough that the pause does not hide the point.
         var book = Book(policy: .init(guessBudget: .init(perMinute: 100_000, perHour: 100_000)))
-        var generator = SeededGenerator(seed: 4)
+        var generator = SeededRandom(seed: 4)
         let acme = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let globex = book.issueCode(for: Viewer(), engineerID: "en-lee", companyID: "globex", now: Self.start, using: &generator).issued
         let wrong = Self.unusedCode(in: book, near: acme.code)
@@ -129,7 +129,7 @@ import Testing
 
     @Test func anAttemptPairsOnceAndOnlyBeforeExpiry() {
         var book = Book()
-        var generator = SeededGenerator(seed: 40)
+        var generator = SeededRandom(seed: 40)
         let issued = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         var late = book
         guard case .paired(let redeemed) = book.attemptRedemption(of: issued.code, now: issued.expiresAt - .nanoseconds(1)) else {
@@ -145,7 +145,7 @@ import Testing
     /// honest holder's code pairs once the pause is over.
     @Test func spendingTheBudgetPausesRedemptionButKeepsCodesValid() {
         var book = Book()
-        var generator = SeededGenerator(seed: 41)
+        var generator = SeededRandom(seed: 41)
         let honest = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let wrong = Self.unusedCode(in: book, near: honest.code)
         let budget = book.policy.guessBudget
@@ -178,7 +178,7 @@ import Testing
     /// budget of codes checked in any hour and never voids an honest code.
     @Test func aDayOfGuessingStaysWithinTheBudget() {
         var book = Book()
-        var generator = SeededGenerator(seed: 42)
+        var generator = SeededRandom(seed: 42)
         let budget = book.policy.guessBudget
         var checked: [NIODeadline] = []
         var hits = 0
@@ -219,7 +219,7 @@ import Testing
 
     @Test func anEngineersSixthCodeWithdrawsTheirOldest() {
         var book = Book()
-        var generator = SeededGenerator(seed: 50)
+        var generator = SeededRandom(seed: 50)
         var kims: [Book.IssuedCode] = []
         for index in 0..<5 {
             let issue = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start + .seconds(Int64(index)), using: &generator)
@@ -245,7 +245,7 @@ import Testing
     /// ever holds more live codes than the cap.
     @Test func noEngineerEverHoldsMoreThanTheCap() {
         var book = Book(policy: .init(maximumCodesPerEngineer: 3))
-        var generator = SeededGenerator(seed: 51)
+        var generator = SeededRandom(seed: 51)
         var now = Self.start
         for _ in 0..<3000 {
             now = now + .seconds(Int64.random(in: 0...20, using: &generator))
@@ -268,7 +268,7 @@ import Testing
 
     @Test func withdrawCodeRemovesOnlyThatViewersCodes() {
         var book = Book()
-        var generator = SeededGenerator(seed: 6)
+        var generator = SeededRandom(seed: 6)
         let leaving = Viewer()
         let staying = Viewer()
         let a = book.issueCode(for: leaving, engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
@@ -284,7 +284,7 @@ import Testing
 
     @Test func expireCodesReturnsExactlyTheExpiredOnes() {
         var book = Book()
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         let old = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start, using: &generator).issued
         let older = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start - .minutes(3), using: &generator).issued
         let fresh = book.issueCode(for: Viewer(), engineerID: "en-kim", companyID: "acme", now: Self.start + .seconds(1), using: &generator).issued

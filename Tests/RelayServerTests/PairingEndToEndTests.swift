@@ -10,7 +10,7 @@ import Testing
 /// Both pairing modes over real TLS on loopback (PROTOCOL.md §8).
 @Suite struct PairingEndToEndTests {
     static func payloads(seed: UInt64) -> [ByteBuffer] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         return [0, 1, 100, 4093, 65_536, 300_000, 1_048_576].map { size in
             ByteBuffer(bytes: (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) })
         }

@@ -114,7 +114,7 @@ import Testing
     @Test("an update larger than the relay's frame limit travels in parts (PROTOCOL.md §7.6)")
     func largeUpdateInParts() async throws {
         // Noise does not compress: a 1024×768 frame of it is about 3 MiB of update body.
-        var generator = SeededGenerator(seed: 0x5C4EE)
+        var generator = SeededRandom(seed: 0x5C4EE)
         var noise = Framebuffer(width: 1024, height: 768)
         for index in stride(from: 0, to: noise.pixels.count, by: 4) {
             noise.pixels[index] = UInt8.random(in: 0...255, using: &generator)
@@ -233,7 +233,7 @@ final class ScriptedSource: ScreenSource, @unchecked Sendable {
     /// A desktop-like sequence: a background, a text area that scrolls a line per frame,
     /// and a window that moves; seeded, so tests can rebuild it.
     static func desktopSequence(width: Int, height: Int, count: Int, seed: UInt64 = 1) -> [Framebuffer] {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         let lineHeight = 8
         let lines = (0..<(height / lineHeight + count + 1)).map { _ in
             (0..<(width / 4)).map { _ in UInt8.random(in: 0...3, using: &generator) == 0 }

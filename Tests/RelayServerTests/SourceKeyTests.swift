@@ -71,7 +71,7 @@ import Testing
     /// Property: every IPv6 address of one /64, whatever its last 64 bits, has one key;
     /// and the key's text parses back to that key.
     @Test func everyAddressOfASlash64HasTheKeyOfThatSlash64() {
-        var generator = SeededGenerator(seed: 64)
+        var generator = SeededRandom(seed: 64)
         for _ in 0..<200 {
             let prefix = (0..<4).map { _ in String(UInt16.random(in: 0...UInt16.max, using: &generator), radix: 16) }
             // Skip ::ffff:0:0/96-looking prefixes (the first 64 bits all zero).

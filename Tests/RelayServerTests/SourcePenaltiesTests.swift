@@ -122,7 +122,7 @@ import Testing
     /// random, for months, are never blocked for more than a few seconds.
     @Test(arguments: [UInt64(11), 12, 13])
     func occasionalTyposNeverBlockLong(seed: UInt64) {
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var penalties = SourcePenalties()
         var now = Self.start
         var longest = TimeAmount.zero

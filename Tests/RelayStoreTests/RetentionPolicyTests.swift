@@ -63,7 +63,7 @@ import Testing
     /// the query bound and the rule never disagree, leap days and month ends included.
     @Test(arguments: [1, 3, 12, 13, 24])
     func cutoffAgreesWithExpiry(months: Int) {
-        var generator = SeededGenerator(seed: UInt64(months) * 7919)
+        var generator = SeededRandom(seed: UInt64(months) * 7919)
         let start = Self.ms("2023-01-01T00:00:00Z")
         let span: Milliseconds = 6 * 366 * 86_400_000
         for _ in 0..<20_000 {

@@ -1,5 +1,6 @@
 import NIOCore
 import RelayScreen
+import RelayTestSupport
 import Testing
 
 @testable import RelayTileCodec

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import RelayTestSupport
 import Testing
 
 @testable import RelayWire

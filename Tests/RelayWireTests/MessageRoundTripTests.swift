@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
+import RelayTestSupport
 import Testing
 
 @testable import RelayWire

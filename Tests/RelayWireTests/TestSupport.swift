@@ -1,4 +1,5 @@
 import NIOCore
+import RelayTestSupport
 import Testing
 
 @testable import RelayWire

@@ -1,1 +1,0 @@
-../RelayWireTests/SeededRandom.swift
