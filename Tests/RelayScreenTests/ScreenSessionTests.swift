@@ -1,5 +1,6 @@
 import NIOCore
 import RelayScreen
+import RelayTestSupport
 import RelayTileCodec
 import RelayWire
 import Synchronization
@@ -235,9 +236,4 @@ final class EchoSource: ScreenSource {
 
     /// Ends ``injections``.
     func finish() { self.injectionSink.finish() }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -6,6 +6,7 @@ import NIOEmbedded
 import NIOPosix
 import NIOSSL
 import RelayClient
+import RelayTestSupport
 import RelayWire
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayTestSupport
 import RelayWire
 import Synchronization
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import RelayClient
 import RelayScreen
+import RelayTestSupport
 import RelayTileCodec
 import RelayWire
 import Synchronization

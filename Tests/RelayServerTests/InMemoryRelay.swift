@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOPosix
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Synchronization
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import RelayTestSupport
 import RelayWire
 import Testing
 

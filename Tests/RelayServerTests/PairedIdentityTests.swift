@@ -1,4 +1,5 @@
 import NIOCore
+import RelayTestSupport
 import RelayWire
 import Testing
 

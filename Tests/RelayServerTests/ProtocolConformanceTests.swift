@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Testing
 

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RelayTestSupport
 import RelayWire
 
 @testable import RelayServer

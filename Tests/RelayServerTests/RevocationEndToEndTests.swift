@@ -1,5 +1,6 @@
 import Foundation
 import RelayClient
+import RelayTestSupport
 import RelayWire
 import Testing
 
