@@ -203,4 +203,17 @@ import Testing
             #expect(relay.relay.liveConnectionHandlers == before)
         }
     }
+
+    /// The harness: waiting for a frame the relay never writes ends when the wait is
+    /// cancelled (as a test's time limit does), so a silent relay fails a test instead of
+    /// hanging the whole run.
+    @Test func aWaitForAFrameThatNeverComesEndsWhenCancelled() async throws {
+        try await InMemoryRelay.with { relay in
+            let agent = try await relay.connect()
+            let waiting = Task { try await agent.nextMessage() }
+            await relay.loop.run()
+            waiting.cancel()
+            await #expect(throws: (any Error).self) { try await waiting.value }
+        }
+    }
 }

@@ -155,11 +155,18 @@ final class InMemoryAgent: @unchecked Sendable {
     }
 
     /// The next whole frame the relay wrote, waiting for it if need be.
+    /// The wait cannot be cancelled by itself: a test's time limit cancels it by closing the
+    /// connection, so a relay that never answers fails the test instead of hanging the run.
     func nextFrame() async throws -> (type: UInt8, payload: ByteBuffer) {
-        while true {
-            if let frame = self.takeFrame() { return frame }
-            var chunk = try await self.channel.waitForOutboundWrite(as: ByteBuffer.self)
-            self.received.writeBuffer(&chunk)
+        let channel = self.channel
+        return try await withTaskCancellationHandler {
+            while true {
+                if let frame = self.takeFrame() { return frame }
+                var chunk = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+                self.received.writeBuffer(&chunk)
+            }
+        } onCancel: {
+            channel.close(promise: nil)
         }
     }
 

@@ -55,7 +55,7 @@ extension InMemoryRelay {
     func viewerWithCode(from address: String = "198.51.100.30") async throws -> (viewer: InMemoryAgent, code: SupportCode) {
         let viewer = try await self.greeted(.viewer, from: address)
         try await viewer.send(.viewerAuth(ViewerAuth(token: self.acme.engineerToken, request: .newSupportCode)))
-        let answer = try await viewer.awaitedMessage()
+        let answer = try await viewer.nextMessage()
         guard case .codeIssued(let issued) = answer else { throw TestFailure("expected CodeIssued, got \(answer)") }
         return (viewer, issued.code)
     }
@@ -73,7 +73,7 @@ extension InMemoryAgent {
     /// Every whole frame the relay has written by now, once the loop has run what the
     /// handlers queued for one another. Nothing else moves an in-memory relay, so what is
     /// not here has not been sent: a missing answer fails the test at once instead of
-    /// hanging it. (Answers that wait for the thread pool: ``awaitedMessage()``.)
+    /// hanging it. (Answers that wait for the thread pool: ``nextMessage()``.)
     func settledFrames() async throws -> [(type: UInt8, payload: ByteBuffer)] {
         await self.loop.run()
         return try await self.writtenFrames()
@@ -92,18 +92,6 @@ extension InMemoryAgent {
             throw TestFailure("expected one message from the relay, got \(messages.count)")
         }
         return messages[0]
-    }
-
-    /// The relay's next message when it depends on the thread pool (a credential check),
-    /// waiting for it. The test's time limit cancels the wait by closing the connection,
-    /// so a relay that never answers fails the test rather than hanging it.
-    func awaitedMessage() async throws -> RelayMessage {
-        let channel = self.channel
-        return try await withTaskCancellationHandler {
-            try await self.nextMessage()
-        } onCancel: {
-            channel.close(promise: nil)
-        }
     }
 
     /// True when the relay has closed this connection and written nothing more.

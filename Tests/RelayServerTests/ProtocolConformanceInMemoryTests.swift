@@ -48,7 +48,7 @@ import Testing
         }) { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.3")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
-            guard case .hostRegistered = try await host.awaitedMessage() else { throw TestFailure("expected HostRegistered") }
+            guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
             await relay.advance(by: .seconds(119))
             #expect(try await host.settledFrames().isEmpty && host.isOpen)
             await relay.advance(by: .seconds(1))
@@ -82,7 +82,7 @@ import Testing
         try await InMemoryRelay.with { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.4")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
-            guard case .hostRegistered = try await host.awaitedMessage() else { throw TestFailure("expected HostRegistered") }
+            guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
             relay.relay.checkCredentials()
             #expect(try await host.settledFrames().isEmpty && host.isOpen, "nothing changed yet")
             _ = try relay.store.rotateHostSecret(id: relay.acme.hostID)
