@@ -40,6 +40,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var scanning = false
     private var raiseControlLimitAfterScan = false
     private var countedFrames: UInt64 = 0
+    /// Frames the scanner finished whose count waits for their bytes to be counted.
+    private var uncountedFrames: UInt64 = 0
     /// The last frame's write, once `sendLast` has run: the connection closes after it.
     private var lastWrite: EventLoopFuture<Void>?
     /// How long a last frame may take to leave before the connection is closed anyway
@@ -170,13 +172,24 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
                 self.perform(self.stateMachine.receivedPeerData())
             }
         }
-        // Frames are counted once the scan is over (the scanner is busy during it).
+        // Frames are counted once the scan is over (the scanner is busy during it), and
+        // with or after their bytes (forwardPendingRuns): a usage checkpoint read between
+        // two reads never shows a frame whose bytes it does not count.
         let frames = self.scanner.peerFrames - self.countedFrames
+        self.countedFrames = self.scanner.peerFrames
         if frames > 0, let session, let role {
-            self.countedFrames = self.scanner.peerFrames
-            session.count(bytes: 0, frames: frames, from: role)
-            (role == .host ? self.metrics.framesToViewer : self.metrics.framesToHost).increment(by: Int64(frames))
+            if self.stateMachine.isPaired {
+                self.uncountedFrames += frames
+            } else {
+                self.count(bytes: 0, frames: frames, of: session, from: role)  // ended in this chunk, its bytes sent
+            }
         }
+    }
+
+    private func count(bytes: Int, frames: UInt64, of session: RelaySession, from role: Role) {
+        session.count(bytes: UInt64(bytes), frames: frames, from: role)
+        (role == .host ? self.metrics.bytesToViewer : self.metrics.bytesToHost).increment(by: Int64(bytes))
+        (role == .host ? self.metrics.framesToViewer : self.metrics.framesToHost).increment(by: Int64(frames))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -329,10 +342,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Sends the peer-frame bytes gathered in this read cycle to the other side.
     private func forwardPendingRuns(owedAfter: Int) {
-        guard let (runs, runBytes) = self.forwarding.takeCollected() else { return }
+        let collected = self.forwarding.takeCollected()
         guard let paired = self.stateMachine.session, let role = self.stateMachine.role else { return }
-        paired.session.count(bytes: UInt64(runBytes), frames: 0, from: role)
-        (role == .host ? self.metrics.bytesToViewer : self.metrics.bytesToHost).increment(by: Int64(runBytes))
+        // The frames that ended in earlier scans: their bytes went with this batch or before.
+        let frames = self.uncountedFrames
+        self.uncountedFrames = 0
+        guard let (runs, runBytes) = collected else {
+            if frames > 0 { self.count(bytes: 0, frames: frames, of: paired.session, from: role) }
+            return
+        }
+        self.count(bytes: runBytes, frames: frames, of: paired.session, from: role)
         if self.forwarding.handedOver(inFlight: paired.session.addInFlight(runBytes, to: role == .host ? .viewer : .host)) {
             self.deadlines?.pausedReading()
         }
