@@ -99,10 +99,10 @@ final class RelaySession: Sendable {
         switch role {
         case .host:
             self.bytesToViewer.add(bytes, ordering: .relaxed)
-            self.framesToViewer.add(frames, ordering: .relaxed)
+            self.framesToViewer.add(frames, ordering: .releasing)
         case .viewer:
             self.bytesToHost.add(bytes, ordering: .relaxed)
-            self.framesToHost.add(frames, ordering: .relaxed)
+            self.framesToHost.add(frames, ordering: .releasing)
         }
     }
 }

@@ -184,13 +184,17 @@ final class UsageRecorder<C: Clock>: Service where C.Duration == Duration {
 }
 
 extension RelaySession {
-    /// The counters so far, read from the atomics.
+    /// The counters so far, read from the atomics: frames first (acquiring), then bytes,
+    /// so that a checkpoint never holds a frame without its bytes (``count(bytes:frames:from:)``
+    /// adds bytes first and publishes frames after them).
     var usageCounters: UsageCounters {
-        UsageCounters(
+        let framesToViewer = self.framesToViewer.load(ordering: .acquiring)
+        let framesToHost = self.framesToHost.load(ordering: .acquiring)
+        return UsageCounters(
             bytesToViewer: Int64(clamping: self.bytesToViewer.load(ordering: .relaxed)),
             bytesToHost: Int64(clamping: self.bytesToHost.load(ordering: .relaxed)),
-            framesToViewer: Int64(clamping: self.framesToViewer.load(ordering: .relaxed)),
-            framesToHost: Int64(clamping: self.framesToHost.load(ordering: .relaxed))
+            framesToViewer: Int64(clamping: framesToViewer),
+            framesToHost: Int64(clamping: framesToHost)
         )
     }
 
