@@ -294,29 +294,19 @@ import Testing
     /// once, without a restart.
     @Test(.timeLimit(.minutes(1))) func theRunningRelayRenewsAndServesTheNewCertificate() async throws {
         try await Self.withFolder { data in
-            let store = try SQLiteStore(dataDirectory: data)
-            let (tls, _, _) = try DevelopmentCertificate(dataDirectory: data).loadOrRenew()
-            var configuration = RelayConfiguration()
-            configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)
-            configuration.adminListen = ListenAddress(host: "127.0.0.1", port: 0)
-            configuration.dataDirectory = data
-            configuration.nodeName = "renewal-test"
-            configuration.eventLoopThreads = 1
-            configuration.shutdownGrace = .seconds(1)
-            var logger = Logger(label: "renewal-test")
-            logger.logLevel = .critical
-            let node = try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger)
-            let services = ServiceGroup(configuration: .init(services: [.init(service: node)], logger: logger))
+            let node = try RelayNodeServiceTests.node(data: data) { $0.nodeName = "renewal-test" }
+            let original = node.certificate.fingerprint  // before the renewal below
+            let services = ServiceGroup(configuration: .init(services: [.init(service: node)], logger: RelayNodeServiceTests.logger))
             let running = Task { try await services.run() }
             defer { running.cancel() }
             let admin = try #require(await node.adminListening()?.port)
             let relayPort = try #require(node.relayAddress.port)
-            #expect(try await Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == tls.fingerprint)
+            #expect(try await Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == original)
 
             #expect(try node.renewCertificateIfDue(now: Date()) == false)
             #expect(try node.renewCertificateIfDue(now: Date().addingTimeInterval(70 * Self.day)) == true)
             let renewed = node.certificate.fingerprint
-            #expect(renewed != tls.fingerprint)
+            #expect(renewed != original)
             #expect(try await Self.presentedFingerprint(port: relayPort, alpn: "supportrelay/1") == renewed)
             #expect(try await Self.presentedFingerprint(port: admin, alpn: "http/1.1") == renewed)
             // Agents pinning the new fingerprint connect; the old one is refused.
@@ -326,7 +316,7 @@ import Testing
             }
             let refused = await relayError {
                 // A handshake failure surfaces on the first read (NOTES.md "TLS").
-                try await RelayConnection.withConnection(to: address, trust: .fingerprint(tls.fingerprint)) { _ = try await $0.hello(role: .viewer) }
+                try await RelayConnection.withConnection(to: address, trust: .fingerprint(original)) { _ = try await $0.hello(role: .viewer) }
             }
             #expect(refused != nil)
 

@@ -72,18 +72,7 @@ struct TileEncoderOutputTests {
         }
         try send(false, .max, requestID: 0)
         for step in 0..<300 {
-            var fullRefresh = false
-            switch random.int(0..<10) {
-            case 0, 1: scene.type(UInt8(random.int(33...126)), column: random.int(0..<30))
-            case 2, 3: scene.scroll(by: random.int(-50...50))
-            case 4, 5: scene.moveWindow(dx: random.int(-60...60), dy: random.int(-40...40))
-            case 6:
-                scene.video = random.oneIn(2) ? nil : (x: random.int(0..<300), y: random.int(0..<250), width: random.int(8...100), height: random.int(8...100))
-                scene.nextVideoFrame()
-            case 7: scene.nextVideoFrame()
-            case 8: fullRefresh = true
-            default: scene.scroll(by: TextDocument.lineHeight)
-            }
+            let fullRefresh = SeededDesktopScript.step(&scene, &random)
             let limit = random.oneIn(4) ? TileUpdateFormat.minimumBodyLength : .max
             try send(fullRefresh, limit, requestID: UInt32(step + 1))
         }
