@@ -295,6 +295,21 @@ public final class TileDecoder {
         UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16
     }
 
+    /// Runs `body` with the rect's palette (§7.4.3: 2 to 16 colours) in a buffer on the stack,
+    /// so that drawing a palette tile allocates nothing.
+    @inline(__always)
+    private static func withPalette(of rect: DecodedRect, inflated: UnsafePointer<UInt8>, _ body: (UnsafeMutableBufferPointer<UInt32>) -> Void) {
+        var palette = (
+            UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
+            UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
+        )
+        withUnsafeMutableBytes(of: &palette) { raw in
+            let colours = raw.bindMemory(to: UInt32.self)
+            for entry in 0..<rect.paletteSize { colours[entry] = Self.pixel(inflated + rect.palette + entry * 3) }
+            body(colours)
+        }
+    }
+
     private static func draw(_ rect: DecodedRect, inflated: UnsafePointer<UInt8>, pixels: UnsafeMutableRawPointer, stride: Int) {
         @inline(__always) func store(_ value: UInt32, _ row: UnsafeMutableRawPointer, _ column: Int) {
             row.storeBytes(of: value.littleEndian, toByteOffset: column &* 4, as: UInt32.self)
@@ -319,13 +334,7 @@ public final class TileDecoder {
                 }
             }
         case .packedPalette:
-            var palette = (
-                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
-            )
-            withUnsafeMutableBytes(of: &palette) { raw in
-                let colours = raw.bindMemory(to: UInt32.self)
-                for entry in 0..<rect.paletteSize { colours[entry] = Self.pixel(inflated + rect.palette + entry * 3) }
+            Self.withPalette(of: rect, inflated: inflated) { colours in
                 let bits = TileUpdateFormat.indexBits(paletteSize: rect.paletteSize)
                 let rowLength = TileUpdateFormat.packedRowLength(width: rect.width, bits: bits)
                 let mask = UInt8((1 << bits) - 1)
@@ -340,13 +349,7 @@ public final class TileDecoder {
                 }
             }
         case .paletteRLE:
-            var palette = (
-                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-                UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
-            )
-            withUnsafeMutableBytes(of: &palette) { raw in
-                let colours = raw.bindMemory(to: UInt32.self)
-                for entry in 0..<rect.paletteSize { colours[entry] = Self.pixel(inflated + rect.palette + entry * 3) }
+            Self.withPalette(of: rect, inflated: inflated) { colours in
                 var cursor = data
                 var painter = RunPainter(rect: rect, pixels: pixels, stride: stride)
                 while !painter.isDone {
