@@ -247,9 +247,9 @@ final class RelayNode: Service, Sendable {
                         },
                         NIOSSLServerHandler(context: certificate.relayContext),
                         TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
-                        // The transport-independent connection core (docs/ARCHITECTURE.md).
-                        RelayConnectionHandler(environment: relay),
                     ])
+                    // The transport-independent connection core (docs/ARCHITECTURE.md).
+                    try channel.pipeline.syncOperations.addHandlers(RelayConnectionHandler.core(environment: relay))
                 }
             }
         do {

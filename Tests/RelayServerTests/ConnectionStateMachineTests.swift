@@ -104,9 +104,9 @@ private typealias Action = ConnectionStateMachine.Action
         let hello = Hello(role: .host, capabilities: .all, software: Self.software)
         #expect(machine.received(.hello(hello)) == .acceptHello(hello))
         #expect(machine.state == .awaitingAuth(.host) && machine.role == .host && machine.isHandshaking)
-        #expect(machine.received(.hostAuth(.namedSupportCode(Self.code, machineName: "FRONT-DESK"))) == .checkThrottle)
+        #expect(machine.received(.hostAuth(.namedSupportCode(Self.code, machineName: "FRONT-DESK"))) == .ask(.throttle))
         #expect(machine.state == .authenticating(.host) && machine.isHandshaking)
-        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .redeem(Self.code))
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .ask(.redeem(Self.code)))
         let party = Party(name: "FRONT-DESK (customer PC at 192.0.2.7)", companyID: "co-1", software: Self.software, capabilities: .all)
         let access = ConnectionStateMachine.AccessNote(kind: .supportCode, outcome: .accepted, companyID: "co-1", subject: "…21")
         #expect(machine.redeemed(.paired(Self.issued())) == .authenticated(party, access: access, then: .pair(Self.viewer, .attended)))
@@ -123,8 +123,8 @@ private typealias Action = ConnectionStateMachine.Action
     @Test func enrolledHostSequence() {
         var machine = ConnectionStateMachine()
         _ = machine.received(Self.hello(.host))
-        #expect(machine.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "s3cret"))) == .checkThrottle)
-        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .verifyHost(id: "ho-7", secret: "s3cret"))
+        #expect(machine.received(.hostAuth(.enrolled(hostID: "ho-7", secret: "s3cret"))) == .ask(.throttle))
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .ask(.verifyHost(id: "ho-7", secret: "s3cret")))
         let host = Self.enrolledHost
         let party = Party(
             name: host.name, companyID: host.companyID, software: Self.software, capabilities: .all, hostID: host.id,
@@ -144,8 +144,8 @@ private typealias Action = ConnectionStateMachine.Action
         var machine = ConnectionStateMachine()
         let hello = Hello(role: .viewer, capabilities: [.screenTiles, .input], software: Self.software)
         #expect(machine.received(.hello(hello)) == .acceptHello(hello))
-        #expect(machine.received(.viewerAuth(ViewerAuth(token: "en-1.secret", request: .newSupportCode))) == .checkThrottle)
-        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .verifyEngineer(token: "en-1.secret"))
+        #expect(machine.received(.viewerAuth(ViewerAuth(token: "en-1.secret", request: .newSupportCode))) == .ask(.throttle))
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .ask(.verifyEngineer(token: "en-1.secret")))
         guard case .authenticated(let party, let access, let next) = machine.engineerVerified(Self.engineer) else {
             Issue.record("the engineer was not let in")
             return
@@ -153,7 +153,7 @@ private typealias Action = ConnectionStateMachine.Action
         #expect(party.name == "minjun" && party.organization == "Hanbit Support" && party.capabilities == [.screenTiles, .input])
         #expect(party.credential == .init(kind: .engineer, id: "en-1", digest: Data([1, 2])))
         #expect(access == .init(kind: .viewerToken, outcome: .accepted, companyID: "co-1", subject: "minjun"))
-        #expect(next == .issueCode(engineerID: "en-1", companyID: "co-1"))
+        #expect(next == .ask(.issueCode(engineerID: "en-1", companyID: "co-1")))
         #expect(machine.state == .waitingForPeer(.viewer) && machine.holding == .nothing)
         #expect(machine.codeIssued(Self.code, validFor: .minutes(10)) == .send(.codeIssued(CodeIssued(code: Self.code, validForSeconds: 600))))
         #expect(machine.holding == .supportCode)
@@ -168,7 +168,7 @@ private typealias Action = ConnectionStateMachine.Action
             _ = machine.received(Self.hello(.viewer))
             _ = machine.received(.viewerAuth(ViewerAuth(token: "t", request: .connect(hostID: "ho-7"))))
             _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
-            guard case .authenticated(_, _, .claimHost(hostID: "ho-7", companyID: "co-1")) = machine.engineerVerified(Self.engineer) else {
+            guard case .authenticated(_, _, .ask(.claimHost(hostID: "ho-7", companyID: "co-1"))) = machine.engineerVerified(Self.engineer) else {
                 Issue.record("no claim")
                 return machine
             }
@@ -314,6 +314,23 @@ private typealias Action = ConnectionStateMachine.Action
         }
         var undecodable = ConnectionStateMachine()
         #expect(Self.failureCode(undecodable.receivedHello(ofVersion: version)) == .unsupportedVersion)
+    }
+
+    /// Frames as the scanner hands them over: a Hello of another version is refused by
+    /// its version even when the rest does not decode; other undecodable frames are malformed.
+    @Test func framesAreDecodedByTheMachine() throws {
+        var hello = ByteBuffer()
+        hello.writeInteger(UInt16(7))
+        hello.writeBytes([0xFF, 0xFF, 0xFF])
+        var future = ConnectionStateMachine()
+        #expect(Self.failureCode(future.received(frame: try Frame(type: .hello, payload: hello))) == .unsupportedVersion)
+        var truncated = ConnectionStateMachine()
+        #expect(Self.failureCode(truncated.received(frame: try Frame(type: .hello, payload: ByteBuffer(bytes: [0, 1, 0xFF])))) == .malformedMessage)
+        var ping = Self.machine(in: .paired(.host))
+        #expect(Self.failureCode(ping.received(frame: try Frame(type: .ping, payload: ByteBuffer(bytes: [1, 2, 3])))) == .malformedMessage)
+        var valid = Self.machine(in: .paired(.host))
+        #expect(valid.received(frame: try Frame(.ping(Ping(nonce: 9)))) == .send(.pong(Pong(nonce: 9))))
+        #expect(ping.received(frame: try Frame(.ping(Ping(nonce: 9)))) == .none, "after the failure")
     }
 
     /// PROTOCOL.md §8.2, order of checks: the version matters only for the first frame; a

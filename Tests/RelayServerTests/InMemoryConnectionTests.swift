@@ -32,6 +32,21 @@ import Testing
         }
     }
 
+    /// A receiver that stopped reading does not hold a connection open: its last frame
+    /// waits at most FrameBoundaryHandler.lastWriteGrace, then the connection closes.
+    @Test func aLastFrameThatCannotLeaveClosesTheConnectionAfterTheGrace() async throws {
+        try await InMemoryRelay.with({ $0.handshakeTimeout = .seconds(10) }) { relay in
+            let agent = try await relay.connect()
+            agent.gate.close()
+            await relay.advance(by: .seconds(10))
+            #expect(agent.gate.heldBytes > 0, "the Error is written, but cannot leave")
+            await relay.advance(by: FrameBoundaryHandler.lastWriteGrace - .nanoseconds(1))
+            #expect(agent.isOpen)
+            await relay.advance(by: .nanoseconds(1))
+            #expect(!agent.isOpen)
+        }
+    }
+
     /// Authentication ends the handshake deadline; the idle timeout counts from the last
     /// bytes that arrived, and a Ping is enough.
     @Test func theIdleTimeoutCountsFromTheLastRead() async throws {

@@ -96,7 +96,7 @@ final class InMemoryRelay: Sendable {
         let gate = WriteGate()
         let reads = ReadCounter()
         let channel = try await NIOAsyncTestingChannel(loop: self.loop) { channel in
-            try channel.pipeline.syncOperations.addHandlers([reads, gate, RelayConnectionHandler(environment: relay)])
+            try channel.pipeline.syncOperations.addHandlers([reads, gate] + RelayConnectionHandler.core(environment: relay))
         }
         let remote = try SocketAddress(ipAddress: address, port: port)
         channel.remoteAddress = remote

@@ -34,6 +34,17 @@ struct ConnectionLimits: Sendable {
     }
 }
 
+/// How a connection is counted in (``ConnectionEnvironment/admit(_:source:)``), and so
+/// how it is counted out when it closes.
+struct AdmissionTicket: Sendable {
+    /// Whom failures and connection caps are charged to: the IPv4 address or IPv6 /64.
+    let source: SourceKey
+    /// Counted in relay-wide; false when the relay was full or shutting down.
+    let opened: Bool
+    /// Counted as authenticated by the per-source caps.
+    var authenticated = false
+}
+
 /// What a connection's handler may ask of the relay it belongs to: a narrow view of
 /// ``Relay``. The handler reaches the store, the pools, the pairing book and other
 /// connections only through these calls, and gets answers the state machine decides on
@@ -48,13 +59,12 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     /// A handler was created or released (the relay watches for leaks and trims its heap).
     func handlerCreated()
     func handlerReleased()
-    /// The per-source caps (``ConnectionAdmission``): refused connections close unanswered.
-    func admit(source: SourceKey) -> ConnectionAdmission.Decision
-    /// Counts the connection in relay-wide; false when the relay is full or shutting down.
-    func open(_ link: ConnectionLink) -> Bool
+    /// Counts a new connection in: by the per-source caps (``ConnectionAdmission``), then
+    /// relay-wide. Nil: the caps refused it (counted and logged here), and it closes unanswered.
+    func admit(_ link: ConnectionLink, source: SourceKey) -> AdmissionTicket?
     /// Gives back what a closed connection held, ends its session and tells its peer, and
-    /// counts it out (`opened`: it was counted in by ``open(_:)``; `counted`: by ``admit(source:)``).
-    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, opened: Bool, counted: (source: SourceKey, authenticated: Bool)?)
+    /// counts it out as its ticket says.
+    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, ticket: AdmissionTicket?)
 
     // MARK: Authentication
 
@@ -63,8 +73,8 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt
     func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
     func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
-    /// Credentials were accepted from `source`: log it, and count the source as authenticated.
-    func accepted(_ access: RelayConnectionStateMachine.AccessNote, source: SourceKey, address: String, counted: Bool)
+    /// Credentials were accepted: log it, and count the ticket's source as authenticated.
+    func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket)
     /// An attempt was refused: log it, count it, and charge its source when it was wrong.
     func refused(_ refusal: RelayConnectionStateMachine.Refusal, source: SourceKey, address: String)
 
@@ -84,12 +94,17 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
 extension Relay: ConnectionEnvironment {
     var limits: ConnectionLimits { self.connectionLimits }
 
-    func admit(source: SourceKey) -> ConnectionAdmission.Decision {
+    func admit(_ link: ConnectionLink, source: SourceKey) -> AdmissionTicket? {
         var generator = SystemRandomNumberGenerator()
-        return self.admission.withLockedValue { $0.admit(source, using: &generator) }
+        if case .refused(let refusal) = self.admission.withLockedValue({ $0.admit(source, using: &generator) }) {
+            self.metrics.connectionsRejected.increment()
+            self.logger.debug("connection refused", metadata: ["source": "\(source)", "reason": "\(refusal)"])
+            return nil
+        }
+        return AdmissionTicket(source: source, opened: self.open(link))
     }
 
-    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, opened: Bool, counted: (source: SourceKey, authenticated: Bool)?) {
+    func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, ticket: AdmissionTicket?) {
         if release.withdrawCode {
             self.pairing.withLockedValue { $0.withdrawCode(of: link) }
         }
@@ -102,10 +117,9 @@ extension Relay: ConnectionEnvironment {
             }
             self.ended(session)
         }
-        if opened { self.remove(link) }
-        if let counted {
-            self.admission.withLockedValue { $0.closed(counted.source, wasAuthenticated: counted.authenticated) }
-        }
+        guard let ticket else { return }
+        if ticket.opened { self.remove(link) }
+        self.admission.withLockedValue { $0.closed(ticket.source, wasAuthenticated: ticket.authenticated) }
     }
 
     func retryAfter(source: SourceKey) -> TimeAmount? {
@@ -126,8 +140,9 @@ extension Relay: ConnectionEnvironment {
         return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(token: token) }
     }
 
-    func accepted(_ access: RelayConnectionStateMachine.AccessNote, source: SourceKey, address: String, counted: Bool) {
-        if counted { self.admission.withLockedValue { $0.authenticated(source) } }
+    func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket) {
+        if !ticket.authenticated { self.admission.withLockedValue { $0.authenticated(ticket.source) } }
+        ticket.authenticated = true
         self.logAccess(access.kind, access.outcome, source: address, companyID: access.companyID, subject: access.subject, detail: access.detail)
     }
 
@@ -185,5 +200,37 @@ extension Relay: ConnectionEnvironment {
         let other = ObjectIdentifier(session.host) == link ? session.viewer : session.host
         other.deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
         self.ended(session)
+    }
+}
+
+extension ConnectionEnvironment {
+    /// Carries out a step the state machine asked for, answering on `link`'s event loop
+    /// (at once where the step needs no store). A store failure is logged and answered
+    /// as ``RelayConnectionStateMachine/Answer/verificationFailed``.
+    func answer(
+        _ question: RelayConnectionStateMachine.Question, for link: ConnectionLink, source: SourceKey
+    ) -> EventLoopFuture<
+        RelayConnectionStateMachine.Answer
+    > {
+        let loop = link.channel.eventLoop
+        let answer: RelayConnectionStateMachine.Answer
+        switch question {
+        case .throttle: answer = .throttle(retryAfter: self.retryAfter(source: source), source: source)
+        case .redeem(let code): answer = .redeemed(self.redeem(code))
+        case .verifyHost(let id, let secret): return self.checked(self.verifyHost(id: id, secret: secret, on: loop).map { .host($0) })
+        case .verifyEngineer(let token): return self.checked(self.verifyEngineer(token: token, on: loop).map { .engineer($0) })
+        case .issueCode(let engineerID, let companyID):
+            answer = .codeIssued(self.issueCode(for: link, engineerID: engineerID, companyID: companyID), validFor: self.limits.supportCodeValidity)
+        case .claimHost(let hostID, let companyID): answer = .claimed(self.claim(hostID: hostID, companyID: companyID), hostID: hostID)
+        }
+        return loop.makeSucceededFuture(answer)
+    }
+
+    private func checked(_ check: EventLoopFuture<RelayConnectionStateMachine.Answer>) -> EventLoopFuture<RelayConnectionStateMachine.Answer> {
+        let logger = self.logger
+        return check.recover { error in
+            logger.error("credential check failed", metadata: ["error": "\(error)"])
+            return .verificationFailed
+        }
     }
 }

@@ -115,29 +115,47 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         var recorded: ByeReason
     }
 
+    /// A step the relay carries out for the machine (``ConnectionEnvironment/answer(_:for:source:)``):
+    /// the throttle, the pairing book and the store are the relay's, not the connection's.
+    enum Question: Sendable, Equatable {
+        /// May this source try a credential now?
+        case throttle
+        /// Redeem a support code in the pairing book.
+        case redeem(SupportCode)
+        /// Check an enrolled host's secret (asynchronously).
+        case verifyHost(id: String, secret: String)
+        /// Check an engineer's token (asynchronously).
+        case verifyEngineer(token: String)
+        /// Issue a support code to this viewer.
+        case issueCode(engineerID: String, companyID: String)
+        /// Claim an enrolled host for this viewer.
+        case claimHost(hostID: String, companyID: String)
+    }
+
+    /// The relay's answer to a ``Question``.
+    enum Answer: Sendable {
+        case throttle(retryAfter: TimeAmount?, source: SourceKey)
+        case redeemed(Pairing.CodeAttempt)
+        case host(EnrolledHost?)
+        case engineer(Engineer?)
+        /// The store failed while checking credentials.
+        case verificationFailed
+        case codeIssued(SupportCode, validFor: TimeAmount)
+        case claimed(Pairing.Claim, hostID: String)
+    }
+
     enum Action: Sendable {
         case none
         /// Answer the Hello with HelloAck.
         case acceptHello(Hello)
         case send(RelayMessage)
-        /// Ask whether this source may try a credential now, and report with
-        /// ``throttleChecked(retryAfter:source:)``.
-        case checkThrottle
-        /// Redeem a support code in the pairing book; report with ``redeemed(_:)``.
-        case redeem(SupportCode)
-        /// Check an enrolled host's secret (asynchronously); report with ``hostVerified(_:)``.
-        case verifyHost(id: String, secret: String)
-        /// Check an engineer's token (asynchronously); report with ``engineerVerified(_:)``.
-        case verifyEngineer(token: String)
+        /// Carry out an authentication or pairing step; report with ``answered(_:)``.
+        case ask(Question)
         /// The credentials were accepted: this connection is `party` now; the handshake
         /// deadline ends, the payload limit rises (PROTOCOL.md §9); log `access`; then `then`.
         indirect case authenticated(Party, access: AccessNote, then: Action)
         /// Register the host in the pairing book, then send `announce`.
         case registerHost(hostID: String, companyID: String, announce: HostRegistered)
-        /// Issue a support code to this viewer; report with ``codeIssued(_:validFor:)``.
-        case issueCode(engineerID: String, companyID: String)
-        /// Claim an enrolled host for this viewer; report with ``claimed(_:)``.
-        case claimHost(hostID: String, companyID: String)
         /// Start a session between this connection and `peer`.
         case pair(Peer, PairingMode)
         /// Record the refused attempt, then send Error and close.
@@ -278,12 +296,26 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             return .none
         case (.awaitingAuth(let hello), .hostAuth(let auth)) where hello.role == .host:
             self.stage = .authenticating(hello, Credentials(auth))
-            return .checkThrottle
+            return .ask(.throttle)
         case (.awaitingAuth(let hello), .viewerAuth(let auth)) where hello.role == .viewer:
             self.stage = .authenticating(hello, .engineer(token: auth.token, request: auth.request))
-            return .checkThrottle
+            return .ask(.throttle)
         default:
             return self.fail(.unexpectedMessage, "\(message.type.name) is not allowed \(self.state.name); see PROTOCOL.md §8 for the order of messages")
+        }
+    }
+
+    /// A control frame arrived: its message, or a Hello of another version (which may
+    /// not decode at all), or a malformed message (PROTOCOL.md §5.1.1, §8.2).
+    mutating func received(frame: Frame) -> Action {
+        guard !self.isClosed else { return .none }
+        do {
+            return self.received(try RelayMessage(frame))
+        } catch {
+            if frame.type == .hello, let version = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt16.self), version != RelayProtocol.version {
+                return self.receivedHello(ofVersion: version)
+            }
+            return self.receivedMalformed(.malformedMessage, error.description)
         }
     }
 
@@ -315,6 +347,19 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
 
     // MARK: Authentication
 
+    /// The relay answered the last ``Question``.
+    mutating func answered(_ answer: Answer) -> Action {
+        switch answer {
+        case .throttle(let wait, let source): self.throttleChecked(retryAfter: wait, source: source)
+        case .redeemed(let attempt): self.redeemed(attempt)
+        case .host(let host): self.hostVerified(host)
+        case .engineer(let engineer): self.engineerVerified(engineer)
+        case .verificationFailed: self.verificationFailed()
+        case .codeIssued(let code, let validity): self.codeIssued(code, validFor: validity)
+        case .claimed(let claim, let hostID): self.claimed(claim, hostID: hostID)
+        }
+    }
+
     /// The throttle's answer for this source (``AuthThrottle``): refused unchecked while
     /// it waits out a penalty (PROTOCOL.md §8.5), otherwise on to the check.
     mutating func throttleChecked(retryAfter wait: TimeAmount?, source: SourceKey) -> Action {
@@ -327,9 +372,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
                 ))
         }
         switch credentials {
-        case .supportCode(let code, _): return .redeem(code)
-        case .host(let id, let secret): return .verifyHost(id: id, secret: secret)
-        case .engineer(let token, _): return .verifyEngineer(token: token)
+        case .supportCode(let code, _): return .ask(.redeem(code))
+        case .host(let id, let secret): return .ask(.verifyHost(id: id, secret: secret))
+        case .engineer(let token, _): return .ask(.verifyEngineer(token: token))
         }
     }
 
@@ -404,8 +449,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         )
         let next: Action =
             switch request {
-            case .newSupportCode: .issueCode(engineerID: engineer.id, companyID: engineer.companyID)
-            case .connect(let hostID): .claimHost(hostID: hostID, companyID: engineer.companyID)
+            case .newSupportCode: .ask(.issueCode(engineerID: engineer.id, companyID: engineer.companyID))
+            case .connect(let hostID): .ask(.claimHost(hostID: hostID, companyID: engineer.companyID))
             }
         return .authenticated(
             party, access: AccessNote(kind: .viewerToken, outcome: .accepted, companyID: engineer.companyID, subject: engineer.login), then: next

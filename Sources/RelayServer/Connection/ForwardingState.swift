@@ -8,10 +8,12 @@ import NIOCore
 ///   of the cycle or before a control frame that must not overtake them. Handing them over
 ///   decides backpressure: past the high-water mark of bytes in flight towards the peer,
 ///   this connection is no longer read (``handedOver(inFlight:)``, ``readRequested()``).
+///   The frames among those bytes are counted with or after them
+///   (``scanned(peerFrames:paired:)``): a usage checkpoint read between two reads never
+///   shows a frame whose bytes it does not count.
 /// - **Inbound from the peer**: its bytes that arrive before this side has sent Paired wait
-///   (``holdBeforePaired(_:bytes:owedAfter:)``); a batch is laid out with the relay's own
-///   frames that waited for a frame boundary (``outgoing(_:bytes:owedAfter:)``, through
-///   ``OutboundFraming``).
+///   (``holdBeforePaired(_:bytes:owedAfter:)``). Laying the peer's bytes out with the
+///   relay's own frames is ``OutboundFraming``'s work, in ``FrameBoundaryHandler``.
 ///
 /// Pure value type: the handler reports what happened and carries out what comes back.
 struct ForwardingState: Sendable {
@@ -22,12 +24,14 @@ struct ForwardingState: Sendable {
 
     private var collected: [ByteBuffer] = []
     private var collectedBytes = 0
+    /// The scanner's count of finished peer frames, as far as it was taken in.
+    private var scannedFrames: UInt64 = 0
+    /// Frames finished while paired whose count waits for their bytes to be handed over.
+    private var uncountedFrames: UInt64 = 0
     private(set) var isReadingPaused = false
     /// A read was asked for while paused: it is passed on at resume.
     private var readPending = false
 
-    /// Keeps this connection's output whole frames.
-    private(set) var outbound = OutboundFraming()
     private var early: [ByteBuffer] = []
     private var earlyBytes = 0
     private var earlyOwed = 0
@@ -45,14 +49,28 @@ struct ForwardingState: Sendable {
         self.collectedBytes += run.readableBytes
     }
 
-    /// The runs collected since the last call, and their bytes; nil if none.
-    mutating func takeCollected() -> (runs: [ByteBuffer], bytes: Int)? {
-        guard !self.collected.isEmpty else { return nil }
+    /// A scan ended; the scanner has finished `peerFrames` peer frames in all. Returns how
+    /// many of the new ones to count now: none while `paired` (they are counted with the
+    /// next hand-over, with or after their bytes), all of them once the session ended in
+    /// this scan (their bytes went before its end).
+    mutating func scanned(peerFrames: UInt64, paired: Bool) -> UInt64 {
+        let frames = peerFrames - self.scannedFrames
+        self.scannedFrames = peerFrames
+        guard paired else { return frames }
+        self.uncountedFrames += frames
+        return 0
+    }
+
+    /// What to hand over to the peer: the runs collected since the last call, their bytes,
+    /// and the frames of earlier scans to count with them. Nil when there is nothing.
+    mutating func takeCollected() -> (runs: [ByteBuffer], bytes: Int, frames: UInt64)? {
+        guard !self.collected.isEmpty || self.uncountedFrames > 0 else { return nil }
         defer {
             self.collected.removeAll(keepingCapacity: true)
             self.collectedBytes = 0
+            self.uncountedFrames = 0
         }
-        return (self.collected, self.collectedBytes)
+        return (self.collected, self.collectedBytes, self.uncountedFrames)
     }
 
     /// The collected bytes were handed over; `inFlight` bytes towards the peer are now
@@ -102,53 +120,6 @@ struct ForwardingState: Sendable {
             self.earlyBytes = 0
         }
         return (self.early, self.earlyBytes, self.earlyOwed)
-    }
-
-    /// The buffers to write, in order, for a batch of the peer's runs (`bytes` in all,
-    /// `owedAfter` bytes of its last frame still to come): the runs, with the relay frames
-    /// that waited put in at the first frame boundary, which may fall inside a run.
-    mutating func outgoing(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) -> [ByteBuffer] {
-        guard let placement = self.outbound.forwarding(batchBytes: bytes, owedAfter: owedAfter) else { return runs }
-        var buffers: [ByteBuffer] = []
-        buffers.reserveCapacity(runs.count + placement.frames.count + 1)
-        var before = placement.offset
-        var inserted = false
-        for run in runs {
-            if !inserted, before < run.readableBytes {
-                if before > 0 { buffers.append(run.getSlice(at: run.readerIndex, length: before)!) }
-                buffers.append(contentsOf: placement.frames)
-                inserted = true
-                buffers.append(run.getSlice(at: run.readerIndex + before, length: run.readableBytes - before)!)
-            } else {
-                if !inserted { before -= run.readableBytes }
-                buffers.append(run)
-            }
-        }
-        if !inserted { buffers.append(contentsOf: placement.frames) }
-        return buffers
-    }
-
-    /// A frame of the relay's own is ready (see ``OutboundFraming/relayFrame(_:droppable:)``).
-    mutating func relayFrame(_ frame: ByteBuffer, droppable: Bool) -> OutboundFraming.Decision {
-        self.outbound.relayFrame(frame, droppable: droppable)
-    }
-
-    /// The connection ends with a last relay frame (``OutboundFraming/finish()``). What to
-    /// write before it: zero bytes that complete an unfinished forwarded frame (slices of
-    /// one shared zero buffer), then the relay frames that waited for that frame's end
-    /// (PROTOCOL.md §2.3). `padded` is true when a frame was completed.
-    mutating func finish(allocator: ByteBufferAllocator) -> (buffers: [ByteBuffer], padded: Bool) {
-        var (padding, held) = self.outbound.finish()
-        var buffers: [ByteBuffer] = []
-        if padding > 0 {
-            let zeros = allocator.buffer(repeating: 0, count: min(padding, 64 * 1024))
-            while padding > 0 {
-                let piece = zeros.getSlice(at: zeros.readerIndex, length: min(padding, zeros.readableBytes))!
-                buffers.append(piece)
-                padding -= piece.readableBytes
-            }
-        }
-        return (buffers + held, !buffers.isEmpty)
     }
 
     /// Lets go of every buffer (the connection is gone).

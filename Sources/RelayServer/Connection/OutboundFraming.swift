@@ -10,7 +10,7 @@ import NIOCore
 /// ended), the relay completes that frame with zero bytes first, so that its Bye or Error
 /// still arrives as a frame of its own.
 ///
-/// Pure value type: the handler reports what it forwarded and carries out what comes back.
+/// Pure value type: ``FrameBoundaryHandler`` reports what is written and writes what comes back.
 struct OutboundFraming: Sendable {
     /// Relay frames held at most while a forwarded frame is unfinished. A Ping flood
     /// during a long frame must not grow the relay's memory: past this, Pongs are dropped
@@ -74,5 +74,46 @@ struct OutboundFraming: Sendable {
             self.held.removeAll()
         }
         return (self.peerBytesOwed, self.held)
+    }
+
+    /// The buffers to write, in order, for a batch of the peer's runs (`bytes` in all,
+    /// `owedAfter` bytes of its last frame still to come): the runs, with the relay frames
+    /// that waited put in at the first frame boundary, which may fall inside a run.
+    mutating func outgoing(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) -> [ByteBuffer] {
+        guard let placement = self.forwarding(batchBytes: bytes, owedAfter: owedAfter) else { return runs }
+        var buffers: [ByteBuffer] = []
+        buffers.reserveCapacity(runs.count + placement.frames.count + 1)
+        var before = placement.offset
+        var inserted = false
+        for run in runs {
+            if !inserted, before < run.readableBytes {
+                if before > 0 { buffers.append(run.getSlice(at: run.readerIndex, length: before)!) }
+                buffers.append(contentsOf: placement.frames)
+                inserted = true
+                buffers.append(run.getSlice(at: run.readerIndex + before, length: run.readableBytes - before)!)
+            } else {
+                if !inserted { before -= run.readableBytes }
+                buffers.append(run)
+            }
+        }
+        if !inserted { buffers.append(contentsOf: placement.frames) }
+        return buffers
+    }
+
+    /// ``finish()`` as buffers: zero bytes that complete an unfinished forwarded frame
+    /// (slices of one shared zero buffer), then the relay frames that waited for that
+    /// frame's end, all to go before the last frame. `padded` is true when a frame was completed.
+    mutating func finish(allocator: ByteBufferAllocator) -> (buffers: [ByteBuffer], padded: Bool) {
+        var (padding, held) = self.finish()
+        var buffers: [ByteBuffer] = []
+        if padding > 0 {
+            let zeros = allocator.buffer(repeating: 0, count: min(padding, 64 * 1024))
+            while padding > 0 {
+                let piece = zeros.getSlice(at: zeros.readerIndex, length: min(padding, zeros.readableBytes))!
+                buffers.append(piece)
+                padding -= piece.readableBytes
+            }
+        }
+        return (buffers + held, !buffers.isEmpty)
     }
 }

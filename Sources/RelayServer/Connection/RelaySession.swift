@@ -95,14 +95,19 @@ final class RelaySession: Sendable {
         )
     }
 
-    func count(bytes: UInt64, frames: UInt64, from role: Role) {
+    /// Counts what `role` sent towards the other side, in the usage record and the relay's metrics.
+    func count(bytes: UInt64, frames: UInt64, from role: Role, metrics: RelayMetrics) {
         switch role {
         case .host:
             self.bytesToViewer.add(bytes, ordering: .relaxed)
             self.framesToViewer.add(frames, ordering: .releasing)
+            metrics.bytesToViewer.increment(by: Int64(bytes))
+            metrics.framesToViewer.increment(by: Int64(frames))
         case .viewer:
             self.bytesToHost.add(bytes, ordering: .relaxed)
             self.framesToHost.add(frames, ordering: .releasing)
+            metrics.bytesToHost.increment(by: Int64(bytes))
+            metrics.framesToHost.increment(by: Int64(frames))
         }
     }
 }
