@@ -14,7 +14,7 @@ struct RelayAgentCommand: AsyncParsableCommand {
             an unknown certificate is always refused. See docs/OPERATIONS.md.
             """,
         version: "0.1.0",
-        subcommands: [HostCommand.self, ViewCommand.self]
+        subcommands: [HostCommand.self, ViewCommand.self, KeygenCommand.self]
     )
 }
 
