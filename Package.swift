@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "RelayTileCodec", targets: ["RelayTileCodec"]),
         .library(name: "RelayClient", targets: ["RelayClient"]),
         .library(name: "RelayScreen", targets: ["RelayScreen"]),
+        .library(name: "RelaySecureChannel", targets: ["RelaySecureChannel"]),
         .library(name: "RelayStore", targets: ["RelayStore"]),
         .executable(name: "relay-server", targets: ["RelayServer"]),
         .executable(name: "relay-agent", targets: ["RelayAgent"]),
@@ -59,6 +60,18 @@ let package = Package(
             dependencies: [
                 // Sessions talk to any FrameTransport (RelayWire): no TLS, no client here.
                 "RelayWire", "RelayTileCodec", "CX11", "CPNG",
+            ],
+            swiftSettings: strict
+        ),
+        // End-to-end encryption between host and viewer (PROTOCOL.md §5.3, docs/SECURITY.md):
+        // the handshake, the record layer and a FrameTransport that seals. Agents only.
+        .target(
+            name: "RelaySecureChannel",
+            dependencies: [
+                "RelayWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -113,8 +126,10 @@ let package = Package(
                 "RelayWire",
                 "RelayClient",
                 "RelayScreen",
+                "RelaySecureChannel",
                 "RelayTileCodec",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -124,7 +139,7 @@ let package = Package(
         .target(
             name: "RelayTestSupport",
             dependencies: [
-                "RelayStore",
+                "RelayStore", "RelayWire",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -157,7 +172,8 @@ let package = Package(
         .testTarget(
             name: "RelayServerTests",
             dependencies: [
-                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelayTileCodec", "RelayTestSupport", "CX11",
+                "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelaySecureChannel", "RelayTileCodec", "RelayTestSupport",
+                "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -180,6 +196,16 @@ let package = Package(
         .testTarget(
             name: "RelayAgentTests",
             dependencies: ["RelayAgent", "RelayWire", "RelayScreen"],
+            swiftSettings: strict
+        ),
+        // The end-to-end layer on its own: vectors with fixed keys, a tampering middle in memory.
+        .testTarget(
+            name: "RelaySecureChannelTests",
+            dependencies: [
+                "RelaySecureChannel", "RelayWire", "RelayTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         // The store on its own: SQLite in a temporary folder, no relay.

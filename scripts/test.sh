@@ -22,6 +22,9 @@ swift format lint --strict --recursive --parallel Sources Tests benchmarks/Sourc
 # Warnings are errors in every target of this package (Package.swift, treatAllWarnings).
 echo "==> Building (debug, with tests)"
 swift build --build-tests
+# PROTOCOL.md §10.4 recomputed by another implementation than ours (pyca/cryptography).
+echo "==> Checking the end-to-end vectors independently (scripts/e2e-vector.py)"
+python3 scripts/e2e-vector.py docs/PROTOCOL.md
 echo "==> Running tests"
 # One test at a time: on 2 cores, tests that wait on processes, Xvfb or SQLite block Swift's
 # 2-thread cooperative pool, and in a parallel run that stalls every other test's TLS

@@ -27,6 +27,11 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
     case clipboard = 0x45
     case accessGranted = 0x46
 
+    // End-to-end encryption (PROTOCOL.md §5.3): peer messages too, forwarded unread.
+    case keyCommit = 0x47
+    case keyShare = 0x48
+    case sealed = 0x49
+
     /// True for the types the relay forwards between peers without parsing them.
     @inlinable
     public var isPeerMessage: Bool { self.rawValue & 0xC0 == 0x40 }
@@ -52,6 +57,9 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
         case .key: "Key"
         case .clipboard: "Clipboard"
         case .accessGranted: "AccessGranted"
+        case .keyCommit: "KeyCommit"
+        case .keyShare: "KeyShare"
+        case .sealed: "Sealed"
         }
     }
 }

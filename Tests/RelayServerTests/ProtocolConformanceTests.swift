@@ -120,12 +120,12 @@ import Testing
             try await stranger.expectError(.malformedMessage, "type 0x0c before Hello")
 
             let (host, viewer, _, _) = try await Self.pairUnattended(relay)
-            var frame = Self.header(0x47, length: 1)
+            var frame = Self.header(0x4A, length: 1)
             frame.writeInteger(UInt8(0))
             try await host.write(frame)
-            try await host.expectError(.malformedMessage, "type 0x47 while paired")
+            try await host.expectError(.malformedMessage, "type 0x4A while paired")
             // Not forwarded: the viewer's next frame is the relay's Bye.
-            try await viewer.expectBye(.protocolError, "the viewer of a host that sent type 0x47")
+            try await viewer.expectBye(.protocolError, "the viewer of a host that sent type 0x4A")
         }
     }
 

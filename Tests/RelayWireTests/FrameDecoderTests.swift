@@ -257,7 +257,7 @@ struct FrameDecoderTests {
             #expect(type.isPeerMessage == (0x40...0x7F).contains(type.rawValue), "\(type.name)")
             #expect(type.rawValue != 0)
         }
-        #expect(MessageType.allCases.filter(\.isPeerMessage).count == 7)
+        #expect(MessageType.allCases.filter(\.isPeerMessage).count == 10)
         #expect(Set(MessageType.allCases.map(\.name)).count == MessageType.allCases.count)
     }
 }

@@ -90,6 +90,14 @@ struct MalformedInputTests {
                     // The body is whatever the frame holds, so any length is a valid update.
                     let expected = TileUpdate(body: frame.getSlice(at: Frame.headerLength, length: length)!)
                     #expect(try decodeSingleMessage(frame) == .tileUpdate(expected), reproduce(seed, "cut at \(length)"))
+                case .sealed:
+                    // Ciphertext and tag are opaque here: any length from an inner type and a tag up is valid.
+                    if length >= Sealed.minimumBodyLength {
+                        let expected = Sealed(body: frame.getSlice(at: Frame.headerLength, length: length)!)
+                        #expect(try decodeSingleMessage(frame) == .sealed(expected), reproduce(seed, "cut at \(length)"))
+                    } else {
+                        expectWireError(.truncatedMessage, reproduce(seed, "cut at \(length)")) { try decodeSingleMessage(frame) }
+                    }
                 case .clipboard:
                     // The text is the rest of the payload: valid if cut between scalars.
                     if payload[length] & 0xC0 != 0x80 {
@@ -276,6 +284,9 @@ struct MalformedInputTests {
                 case .tileUpdate:
                     // A TileUpdate body fills its frame (PROTOCOL.md §5.2): extra bytes are body.
                     #expect(try decodeSingleMessage(frame) == .tileUpdate(TileUpdate(body: ByteBuffer(bytes: payload + extra))), reproduce(seed))
+                case .sealed:
+                    // So does a Sealed body (PROTOCOL.md §5.3): extra bytes are ciphertext to the relay.
+                    #expect(try decodeSingleMessage(frame) == .sealed(Sealed(body: ByteBuffer(bytes: payload + extra))), reproduce(seed))
                 case .clipboard:
                     // So does Clipboard text: extra bytes are text, or invalid UTF-8.
                     if let text = String(validating: payload + extra, as: UTF8.self) {

@@ -85,7 +85,25 @@ struct ProtocolDocumentTests {
         "clipboard-bom": .clipboard(Clipboard(text: "\u{FEFF}hi")),
         "access-granted-full": .accessGranted(AccessGranted(flags: .inputAllowed)),
         "access-granted-view-only": .accessGranted(AccessGranted(flags: [])),
+        "key-commit": .keyCommit(KeyCommit(version: 1, commitment: Self.bytes("f94d8e22a220567bbc6180f0827a2337f18b7165b02e39660ed51c873cc5cbd3"))),
+        "key-share-host": .keyShare(
+            KeyShare(
+                version: 1, role: .host, ephemeralKey: Self.bytes("5dfedd3b6bd47f6fa28ee15d969d5bb0ea53774d488bdaf9df1c6e0124b3ef22"),
+                identityKey: Self.bytes("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"))),
+        "sealed-clipboard": .sealed(Sealed(body: ByteBuffer(bytes: Self.bytes("ed355625023d6128a1ed6b0b7471bf66c8692e8247ae")))),
     ]
+
+    /// Bytes from hex digits.
+    static func bytes(_ hex: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            bytes.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return bytes
+    }
 
     /// §10's example credentials, in the forms the relay issues (`ho-…`, 43 characters of
     /// base64url, `en-….SECRET`); RelayServerTests checks the forms against real ones.

@@ -110,10 +110,25 @@ struct MessageGenerator {
             return .clipboard(Clipboard(text: text))
         case .accessGranted:
             return .accessGranted(AccessGranted(flags: AccessGranted.Flags(rawValue: self.random.bits())))
+        case .keyCommit:
+            return .keyCommit(KeyCommit(version: self.random.oneIn(4) ? self.random.integer() : 1, commitment: self.bytes(32)))
+        case .keyShare:
+            return .keyShare(
+                KeyShare(
+                    version: self.random.oneIn(4) ? self.random.integer() : 1, role: self.random.pick(Role.allCases), ephemeralKey: self.bytes(32),
+                    identityKey: self.bytes(32)))
+        case .sealed:
+            var body = ByteBuffer()
+            body.writeBytes(self.bytes(self.random.int(Sealed.minimumBodyLength...2000)))
+            return .sealed(Sealed(body: body))
         }
     }
 
     private static let commonKeysyms: [UInt32] = [0x0020, 0x0041, 0x007A, 0xFF0D, 0xFF1B, 0xFFE1, 0xFFFF, 0x1000_AC00]
+
+    mutating func bytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in self.random.integer() }
+    }
 
     mutating func version() -> UInt16 {
         self.random.oneIn(4) ? self.random.integer() : RelayProtocol.version
@@ -352,6 +367,15 @@ enum WireLayout {
             return [WireField("Clipboard.text", .rest(Array(clipboard.text.utf8)))]
         case .accessGranted(let granted):
             return [WireField("AccessGranted.flags", .u8(granted.flags.rawValue))]
+        case .keyCommit(let commit):
+            return [WireField("KeyCommit.version", .u8(commit.version)), WireField("KeyCommit.commitment", .raw(commit.commitment))]
+        case .keyShare(let share):
+            return [
+                WireField("KeyShare.version", .u8(share.version)), WireField("KeyShare.role", .u8(share.role.rawValue)),
+                WireField("KeyShare.ephemeralKey", .raw(share.ephemeralKey)), WireField("KeyShare.identityKey", .raw(share.identityKey)),
+            ]
+        case .sealed(let sealed):
+            return [WireField("Sealed.body", .rest(Array(sealed.body.readableBytesView)))]
         }
     }
 

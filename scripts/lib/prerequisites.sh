@@ -2,7 +2,8 @@
 # the Debian packages the build needs, only those missing, from Debian's archive.
 # shellcheck shell=bash
 
-APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils)
+# python3-cryptography: scripts/e2e-vector.py checks PROTOCOL.md's end-to-end vectors with it.
+APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography)
 
 ensure_prerequisites() {
     if ! command -v swift >/dev/null 2>&1; then

@@ -22,6 +22,10 @@ public enum RelayMessage: Sendable, Hashable {
     case clipboard(Clipboard)
     case accessGranted(AccessGranted)
 
+    case keyCommit(KeyCommit)
+    case keyShare(KeyShare)
+    case sealed(Sealed)
+
     /// The frame type this message travels in.
     public var type: MessageType {
         switch self {
@@ -43,6 +47,9 @@ public enum RelayMessage: Sendable, Hashable {
         case .key: .key
         case .clipboard: .clipboard
         case .accessGranted: .accessGranted
+        case .keyCommit: .keyCommit
+        case .keyShare: .keyShare
+        case .sealed: .sealed
         }
     }
 
@@ -68,6 +75,9 @@ public enum RelayMessage: Sendable, Hashable {
         case .key: self = .key(try Key(payload: &payload))
         case .clipboard: self = .clipboard(try Clipboard(payload: &payload))
         case .accessGranted: self = .accessGranted(try AccessGranted(payload: &payload))
+        case .keyCommit: self = .keyCommit(try KeyCommit(payload: &payload))
+        case .keyShare: self = .keyShare(try KeyShare(payload: &payload))
+        case .sealed: self = .sealed(try Sealed(payload: &payload))
         }
         try payload.expectFullyRead(frame.type)
     }
@@ -93,6 +103,9 @@ public enum RelayMessage: Sendable, Hashable {
         case .key(let message): message.encode(into: &buffer)
         case .clipboard(let message): message.encode(into: &buffer)
         case .accessGranted(let message): message.encode(into: &buffer)
+        case .keyCommit(let message): message.encode(into: &buffer)
+        case .keyShare(let message): message.encode(into: &buffer)
+        case .sealed(let message): message.encode(into: &buffer)
         }
     }
 
@@ -101,6 +114,7 @@ public enum RelayMessage: Sendable, Hashable {
         switch self {
         case .tileUpdate(let update): update.body.readableBytes
         case .clipboard(let clipboard): clipboard.text.utf8.count
+        case .sealed(let sealed): sealed.body.readableBytes
         default: 64
         }
     }

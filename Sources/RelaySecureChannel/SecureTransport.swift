@@ -1,0 +1,241 @@
+public import Crypto
+import NIOCore
+public import RelayWire
+import Synchronization
+
+/// A paired session's transport with end-to-end encryption (PROTOCOL.md §5.3): every
+/// peer message is sealed on the way out and opened on the way in; relay control frames
+/// (Bye, Error) pass as they are, since the relay must read them. The screen sessions
+/// run on it unchanged, as on any ``FrameTransport``.
+///
+/// Made by ``establish(over:local:sessionID:)``, which runs the handshake. A record that
+/// does not open, a plaintext peer message, or anything the protocol does not allow ends
+/// the session: the transport tells the other side with `Bye(protocol_error)` and throws
+/// a ``SecureChannelError``.
+public final class SecureTransport<Base: FrameTransport>: FrameTransport {
+    public typealias Sender = SecureSender<Base.Sender>
+
+    private let base: Base
+    public let sender: SecureSender<Base.Sender>
+    private var opener: RecordOpener
+    /// Who is at the other end, as its key signed the handshake.
+    public let peer: PeerIdentity
+    /// The six digits both sides show; equal only if nobody is in between.
+    public let shortAuthenticationString: String
+    private let peerRole: String
+
+    /// Sealing adds an inner type byte and a tag: senders split what is larger (§7.6).
+    public var maximumPayloadLength: Int { self.base.maximumPayloadLength - SecureChannelProtocol.recordOverhead }
+
+    init(base: Base, role: Role, established: SecureHandshake.Established) {
+        self.base = base
+        self.sender = SecureSender(base: base.sender, sealer: established.sealer)
+        self.opener = established.opener
+        self.peer = established.peer
+        self.shortAuthenticationString = established.secrets.shortAuthenticationString
+        self.peerRole = role == .host ? "viewer" : "host"
+    }
+
+    /// How a handshake ended.
+    public enum Establishment {
+        case established(SecureTransport<Base>)
+        /// The relay or the other side said Bye first (the other side left, the relay shut down).
+        case ended(Bye)
+        /// The connection closed first.
+        case closed
+    }
+
+    /// Runs the end-to-end handshake on a paired connection, right after Paired and
+    /// before any other peer message. Relay control frames that arrive meanwhile end it
+    /// (Bye) or are passed to the caller as the transport's errors.
+    public static func establish(
+        over base: Base, local: SecureHandshake.Local, sessionID: SessionID, ephemeral: Curve25519.KeyAgreement.PrivateKey = .init(),
+        deadline: Duration = .seconds(30)
+    ) async throws -> Establishment {
+        // An old relay-agent on the other side never answers: give up after `deadline`.
+        let expired = ExpiryFlag()
+        let sender = base.sender
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            let role = local.role
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                expired.set()
+                await endSession(sender, noHandshake(within: deadline, role: role))
+                sender.close()
+            }
+            defer { group.cancelAll() }
+            let outcome = try await Self.handshake(over: base, local: local, sessionID: sessionID, ephemeral: ephemeral)
+            if expired.isSet { throw noHandshake(within: deadline, role: local.role) }
+            return outcome
+        }
+    }
+
+    private static func handshake(
+        over base: Base, local: SecureHandshake.Local, sessionID: SessionID, ephemeral: Curve25519.KeyAgreement.PrivateKey
+    ) async throws -> Establishment {
+        var handshake = SecureHandshake(local, sessionID: sessionID, ephemeral: ephemeral)
+        do {
+            try await base.sender.send(frames: try handshake.start())
+            while let frame = try await base.receiveFrame() {
+                guard frame.type.isPeerMessage else {
+                    if case .bye(let bye) = try? RelayMessage(frame) { return .ended(bye) }
+                    throw SecureChannelError(.endedDuringHandshake, "the relay sent \(frame.type.name) during the end-to-end handshake; the session was ended")
+                }
+                switch try handshake.received(frame) {
+                case .send(let frames):
+                    try await base.sender.send(frames: frames)
+                case .established(let frames, let established):
+                    try await base.sender.send(frames: frames)
+                    return .established(SecureTransport(base: base, role: local.role, established: established))
+                }
+            }
+            return .closed
+        } catch let error as SecureChannelError {
+            await endSession(base.sender, error)
+            throw error
+        }
+    }
+
+    /// The next frame: a peer message, opened, or a relay control frame as it came.
+    public func receiveFrame() async throws -> Frame? {
+        guard let frame = try await self.base.receiveFrame() else { return nil }
+        guard frame.type.isPeerMessage else { return frame }
+        do {
+            guard frame.type == .sealed else {
+                throw frame.type.rawValue < MessageType.keyCommit.rawValue
+                    ? SecureChannelError.plaintext(frame.type.name, from: self.peerRole)
+                    : SecureChannelError(
+                        .unexpectedMessage, "the \(self.peerRole) sent \(frame.type.name) after the end-to-end handshake; the session was ended")
+            }
+            let opened: (type: UInt8, payload: ByteBuffer)
+            do {
+                opened = try self.opener.open(frame)
+            } catch {
+                // The relay completed a record whose sender left mid-frame with zero bytes
+                // (§2.3), and its Bye or Error follows: that is why the session ends.
+                guard Self.wasCutShort(frame) else { throw error }
+                if let next = try await self.base.receiveFrame(), !next.type.isPeerMessage { return next }
+                throw error
+            }
+            let (type, payload) = opened
+            guard let inner = MessageType(rawValue: type), inner.isPeerMessage, inner.rawValue < MessageType.keyCommit.rawValue else {
+                throw SecureChannelError(
+                    .unexpectedMessage,
+                    "the \(self.peerRole) sealed a message of type \(type), which is not a screen, input or clipboard message; the session was ended")
+            }
+            return try Frame(type: inner, payload: payload)
+        } catch let error as SecureChannelError {
+            await endSession(self.base.sender, error)
+            throw error
+        }
+    }
+
+    /// Whether a record ends in 16 zero bytes where its tag should be: the relay's padding
+    /// of an unfinished frame (a real tag is all zeros once in 2^128).
+    static func wasCutShort(_ frame: Frame) -> Bool {
+        let payload = frame.payload
+        guard payload.readableBytes >= Sealed.tagLength else { return false }
+        return payload.getBytes(at: payload.writerIndex - Sealed.tagLength, length: Sealed.tagLength)!.allSatisfy { $0 == 0 }
+    }
+
+}
+
+/// The sending half of a ``SecureTransport``: seals peer messages in the order they go
+/// out. Sends from several tasks are serialised, because each record's sequence number
+/// must match its place on the wire.
+public struct SecureSender<Base: FrameSender>: FrameSender {
+    private let base: Base
+    private let queue: SealingQueue
+
+    init(base: Base, sealer: RecordSealer) {
+        self.base = base
+        self.queue = SealingQueue(sealer)
+    }
+
+    public func send(frames: [Frame]) async throws {
+        let (ticket, out) = try self.queue.seal(frames)
+        await self.queue.turns.wait(for: ticket)
+        defer { self.queue.turns.done(ticket) }
+        try await self.base.send(frames: out)
+    }
+
+    public func close() {
+        self.base.close()
+    }
+}
+
+/// One direction's sealer, and the turns that keep records on the wire in sequence order.
+final class SealingQueue: Sendable {
+    private let sealer: Mutex<RecordSealer>
+    let turns = SendTurns()
+
+    init(_ sealer: RecordSealer) { self.sealer = Mutex(sealer) }
+
+    /// Seals the peer messages among `frames` (control frames stay as they are) and takes
+    /// the turn to send them, under one lock.
+    func seal(_ frames: [Frame]) throws -> (ticket: UInt64, frames: [Frame]) {
+        try self.sealer.withLock { sealer in
+            let out = try frames.map { frame in
+                frame.type.isPeerMessage ? try sealer.seal(type: frame.type.rawValue, payload: frame.payload) : frame
+            }
+            return (self.turns.take(), out)
+        }
+    }
+}
+
+/// Hands out turns in order and lets each through once the one before it is done.
+final class SendTurns: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var serving: UInt64 = 0
+        var waiting: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func take() -> UInt64 {
+        self.state.withLock { state in
+            defer { state.next += 1 }
+            return state.next
+        }
+    }
+
+    func wait(for ticket: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = self.state.withLock { state in
+                if state.serving == ticket { return true }
+                state.waiting[ticket] = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func done(_ ticket: UInt64) {
+        let next = self.state.withLock { state in
+            state.serving = ticket + 1
+            return state.waiting.removeValue(forKey: state.serving)
+        }
+        next?.resume()
+    }
+}
+
+/// Set once by the handshake's deadline.
+final class ExpiryFlag: Sendable {
+    private let flag = Atomic(false)
+    var isSet: Bool { self.flag.load(ordering: .acquiring) }
+    func set() { self.flag.store(true, ordering: .releasing) }
+}
+
+/// Tells the other side, through the relay, why this side ends the session.
+func endSession(_ sender: some FrameSender, _ error: SecureChannelError) async {
+    let text = String(error.description.utf8.prefix(1000)) ?? "end-to-end check failed"
+    try? await sender.send(.bye(Bye(reason: .protocolError, text: text)))
+}
+
+func noHandshake(within deadline: Duration, role: Role) -> SecureChannelError {
+    SecureChannelError(
+        .endedDuringHandshake,
+        "the \(role == .host ? "viewer" : "host") did not complete the end-to-end handshake within \(deadline.components.seconds) s: it may be an old relay-agent without end-to-end encryption; the session was ended. Update relay-agent on both sides"
+    )
+}
