@@ -98,6 +98,9 @@ mkdir -p "$secrets" && chmod 700 "$secrets"
 token_file="$secrets/engineer-token"
 secret_file="$secrets/host-secret"
 (umask 077 && printf '%s\n' "$token" >"$token_file" && printf '%s\n' "$host_secret" >"$secret_file")
+# The agents' end-to-end keys and the viewer's known_hosts go in the demo's folder, not
+# your ~/.config/supportrelay (docs/SECURITY.md "Where keys live").
+export XDG_CONFIG_HOME="$(cd "$data" && pwd)/demo-config"
 
 echo
 echo "==> Attended: the engineer asks for a support code, the customer enters it"

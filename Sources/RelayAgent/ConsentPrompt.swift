@@ -11,11 +11,15 @@ struct ConsentPrompt {
     /// The engineer's login and company as the relay sent them, made printable.
     let engineer: String
     let organization: String
+    /// What the end-to-end handshake proved (PROTOCOL.md §5.3): the short code both sides
+    /// show, and the name the engineer's key signed.
+    let proof: EndToEnd.Proof?
     let timeout: Duration
 
-    init(_ paired: Paired, timeout: Duration = .seconds(60)) {
+    init(_ paired: Paired, proof: EndToEnd.Proof? = nil, timeout: Duration = .seconds(60)) {
         self.engineer = PeerText.printable(paired.peerName, limit: 80)
         self.organization = PeerText.printable(paired.peerOrganization, limit: 80)
+        self.proof = proof
         self.timeout = timeout
     }
 
@@ -31,7 +35,7 @@ struct ConsentPrompt {
 
     var question: String {
         """
-        \(self.who) wants to view and control this screen.
+        \(self.who) wants to view and control this screen.\(self.proof.map { "\n" + $0.lines(for: .host, mode: .attended) } ?? "")
           a = allow: the engineer sees the screen and may use its mouse, keyboard and clipboard
           v = view only: the engineer sees the screen, nothing more
           r = refuse

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import RelayClient
 import RelayScreen
+import RelaySecureChannel
 import RelayWire
 import Synchronization
 
@@ -21,6 +23,13 @@ struct HostCommand: AsyncParsableCommand {
             the agent stays registered, reconnecting with back-off, and serves one engineer of \
             the enrolling company at a time until stopped. No one is asked (there need be no one \
             at the PC), but every connection and departure is printed.
+
+            Every session is encrypted end to end between this PC and the engineer: the relay \
+            forwards it but cannot read or change it. An enrolled host proves itself with its key \
+            (--key-file, created on first start in the config folder; its fingerprint is printed \
+            at start so that engineers can check the one their viewer pinned). An attended host \
+            shows a six-digit security code with the question: the engineer's screen shows the \
+            same code, and a different one means someone is in between.
 
             The screen comes from --source: the X display in $DISPLAY by default (`x11`), another \
             display (`x11::1`), a folder of PNG frames (`replay:DIR`), or a generated scene \
@@ -63,6 +72,16 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "Put this text on the engineer's clipboard once they are allowed in.") var clipboard: String?
     @Option(help: ArgumentHelp("Attended: the name the engineer sees for this PC (default: its hostname).", valueName: "NAME"))
     var name: String?
+    @Option(
+        help: ArgumentHelp(
+            "Enrolled hosts: this host's end-to-end key (default: host-ID.key in $XDG_CONFIG_HOME/supportrelay or ~/.config/supportrelay, created with mode 0600 if missing).",
+            valueName: "FILE"))
+    var keyFile: String?
+    @Option(
+        help: ArgumentHelp(
+            "Enrolled hosts: let in only the engineers whose end-to-end keys this file lists (`ed25519 KEY name` per line, as `relay-agent keygen --show` prints them). Without it, any engineer the relay pairs with this host is let in.",
+            valueName: "FILE"))
+    var engineerKeys: String?
 
     /// What an attended session tells the engineer this PC is called (the relay adds the
     /// address it sees, and shortens a long name).
@@ -96,6 +115,12 @@ struct HostCommand: AsyncParsableCommand {
         case (.some, .some):
             throw ValidationError("give either --code or --host-id, not both")
         }
+        if self.engineerKeys != nil, self.hostID == nil {
+            throw ValidationError("--engineer-keys is for enrolled hosts (--host-id); an attended host's customer decides at the prompt")
+        }
+        if self.keyFile != nil, self.hostID == nil {
+            throw ValidationError("--key-file is for enrolled hosts (--host-id); an attended host uses a new key for each session")
+        }
         guard self.fps > 0, self.fps <= 120 else { throw ValidationError("--fps must be between 0 and 120, e.g. 15") }
         _ = try self.specification()
     }
@@ -119,11 +144,22 @@ struct HostCommand: AsyncParsableCommand {
             return
         }
         let auth: HostAuth
+        let identity: Curve25519.Signing.PrivateKey
         if let code = self.code.flatMap(SupportCode.init) {
             auth = .namedSupportCode(code, machineName: self.machineName)
+            identity = Curve25519.Signing.PrivateKey()
         } else {
             let secret = try SecretInput.hostSecret.value(flagValue: self.secret, file: self.secretFile)
             auth = .enrolled(hostID: self.hostID!, secret: secret)
+            identity = try self.enrolledIdentity(hostID: self.hostID!)
+        }
+        let engineers = try self.engineerKeys.map { try AuthorizedEngineers.load(from: $0) }
+        if let engineers {
+            say("Only the \(engineers.entries.count) engineer key(s) in \(engineers.path) are let in.")
+        } else if self.hostID != nil {
+            say(
+                "Any engineer the relay pairs with this host is let in: the relay decides who may connect. To let in only your engineers, list their keys in --engineer-keys FILE."
+            )
         }
         let screen: any ScreenSource
         do {
@@ -152,10 +188,10 @@ struct HostCommand: AsyncParsableCommand {
             }
             defer { group.cancelAll() }
             if case .enrolled = auth {
-                try await self.keepRegistration(address: address, auth: auth, screen: screen, stop: stop)
+                try await self.keepRegistration(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
             } else {
                 do {
-                    try await self.session(address: address, auth: auth, screen: screen, stop: stop)
+                    try await self.session(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
                 } catch {
                     if stop.isRequested { return say("Stopped.") }
                     throw fail(error)
@@ -165,11 +201,14 @@ struct HostCommand: AsyncParsableCommand {
     }
 
     /// Unattended: register, serve a session, register again; back off on failures.
-    private func keepRegistration(address: RelayAddress, auth: HostAuth, screen: any ScreenSource, stop: StopRequest) async throws {
+    private func keepRegistration(
+        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, engineers: AuthorizedEngineers?, screen: any ScreenSource,
+        stop: StopRequest
+    ) async throws {
         var backoff = RegistrationBackoff()
         while !stop.isRequested {
             do {
-                try await self.session(address: address, auth: auth, screen: screen, stop: stop)
+                try await self.session(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
                 backoff.reset()
                 if self.once { return }
             } catch _ where stop.isRequested {
@@ -182,6 +221,9 @@ struct HostCommand: AsyncParsableCommand {
                 throw fail(error)
             } catch let error as AgentFailure {
                 throw error
+            } catch let error as SecureChannelError {
+                // One engineer's broken or tampered session: say so, and serve the next one.
+                say("\(fail(error).description)\nRegistering again.")
             } catch {
                 if self.once { throw fail(error) }
                 let delay = backoff.next()
@@ -192,34 +234,64 @@ struct HostCommand: AsyncParsableCommand {
         say("Stopped.")
     }
 
-    private func session(address: RelayAddress, auth: HostAuth, screen: any ScreenSource, stop: StopRequest) async throws {
+    /// An enrolled host's end-to-end key: --key-file, or the config folder's, made on first use.
+    private func enrolledIdentity(hostID: String) throws -> Curve25519.Signing.PrivateKey {
+        let (key, created): (Curve25519.Signing.PrivateKey, Bool)
+        let path: String
+        if let keyFile = self.keyFile {
+            (key, created) = try IdentityKeyFile.loadOrCreate(at: keyFile)
+            path = keyFile
+        } else {
+            let folder = try EndToEnd.configFolder()
+            (key, created) = try folder.hostKey(hostID: hostID)
+            path = folder.hostKeyPath(hostID: hostID)
+        }
+        say("\(created ? "Created this host's end-to-end key" : "This host's end-to-end key") \(KeyFingerprint.of(key.publicKey)) (\(path)).")
+        return key
+    }
+
+    private func session(
+        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, engineers: AuthorizedEngineers?, screen: any ScreenSource,
+        stop: StopRequest
+    ) async throws {
         try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
             try await connection.hello(role: .host)
             let paired: Paired
+            var name = self.machineName
             switch try await connection.authenticate(host: auth) {
             case .paired(let message):
                 paired = message
             case .hostRegistered(let registration):
                 say("Registered with the relay as \"\(PeerText.printable(registration.hostName))\"; waiting for an engineer.")
+                name = registration.hostName
                 paired = try await connection.waitForPairing()
             default:
                 throw AgentFailure(description: "the relay answered unexpectedly")
             }
             let stopSession = stop.sessionStarts()
-            let prompt = ConsentPrompt(paired)
+            guard let secure = try await EndToEnd.establish(connection, role: .host, identity: identity, name: name, paired: paired) else { return }
+            let proof = EndToEnd.Proof(secure)
+            if let engineers, engineers.entry(for: secure.peer.publicKey) == nil {
+                say("Refused an engineer whose key \(proof.fingerprint) is not in \(engineers.path) (the relay named them \(ConsentPrompt(paired).who)).")
+                let text =
+                    "This host lets in only the engineers its administrator listed, and your key \(proof.fingerprint) is not one of them; ask them to add it."
+                await StopRequest.sayBye(Bye(reason: .declined, text: text), on: secure.sender, grace: .seconds(2))
+                return
+            }
+            let prompt = ConsentPrompt(paired, proof: proof)
             let notes = SessionNotes()
             let consent = self.consent(for: paired, prompt: prompt, notes: notes)
             let started = Date()
             if case .granted(let access) = consent {
                 // Unattended (or --accept): nobody is asked, but the customer is told.
                 say(
-                    "\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name)."
+                    "\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).\n\(proof.lines(for: .host, mode: self.code != nil ? .attended : .unattended))"
                 )
             }
             let session = HostScreenSession(source: screen, options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, consent: consent))
-            let outcome = try await session.run(on: connection, stop: stopSession) { event in
+            let outcome = try await session.run(on: secure, stop: stopSession) { event in
                 switch event {
                 case .accessGranted(let access):
                     notes.granted.store(true, ordering: .relaxed)
@@ -249,8 +321,10 @@ struct HostCommand: AsyncParsableCommand {
     private func consent(for paired: Paired, prompt: ConsentPrompt, notes: SessionNotes) -> Consent {
         if let accept { return .granted(accept.access) }
         // Unattended hosts are not asked: there need be no one at the PC, and the company
-        // enrolled it so that its engineers can reach it (only they can, §8.3).
-        if paired.mode == .unattended { return .granted(.fullControl) }
+        // enrolled it so that its engineers can reach it (only they can, §8.3). Decided by
+        // how this host logged in, never by Paired's mode, which is the relay's word: a relay
+        // must not be able to skip the customer's question (docs/SECURITY.md).
+        if self.hostID != nil { return .granted(.fullControl) }
         guard TerminalInput.isTerminal else {
             return .ask {
                 let reason =

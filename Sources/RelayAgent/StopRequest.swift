@@ -114,7 +114,7 @@ final class StopRequest: Sendable {
     }
 
     /// Says Bye, then closes the connection if the relay has not closed it within `grace`.
-    static func sayBye(_ bye: Bye, on sender: RelaySender, grace: Duration) async {
+    static func sayBye(_ bye: Bye, on sender: some FrameSender, grace: Duration) async {
         try? await sender.send(.bye(bye))
         try? await Task.sleep(for: grace)
         sender.close()

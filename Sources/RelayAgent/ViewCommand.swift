@@ -1,7 +1,9 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import RelayClient
 import RelayScreen
+import RelaySecureChannel
 import RelayTileCodec
 import RelayWire
 import Synchronization
@@ -25,6 +27,14 @@ struct ViewCommand: AsyncParsableCommand {
             where every user of the machine can read it. After pairing the customer is asked \
             to accept (attended); nothing is shown until they do, and they may allow viewing \
             only, in which case your pointer, keys and clipboard are not passed on.
+
+            Every session is encrypted end to end: the relay forwards it but cannot read or \
+            change it. Your key (engineer.key in $XDG_CONFIG_HOME/supportrelay or \
+            ~/.config/supportrelay, created on first use; see `relay-agent keygen`) signs your \
+            --name for the customer. Attended: read the six-digit security code to the customer, \
+            whose screen shows the same one; a different code means someone is in between. \
+            Enrolled hosts: the host's key is pinned on first use in known_hosts in the same \
+            folder, and a host whose key changed is refused.
             """
     )
 
@@ -49,6 +59,10 @@ struct ViewCommand: AsyncParsableCommand {
     var click: String?
     @Option(help: "Put this text on the host's clipboard once connected.") var clipboard: String?
     @Option(help: "End the session after this many seconds.") var duration: Double?
+    @Option(help: ArgumentHelp("The name your key signs for the customer to see (default: your user name).", valueName: "NAME"))
+    var name: String?
+    @Option(help: ArgumentHelp("Your end-to-end key (default: engineer.key in the config folder, created if missing).", valueName: "FILE"))
+    var keyFile: String?
 
     func validate() throws {
         if self.token != nil, self.tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
@@ -80,6 +94,9 @@ struct ViewCommand: AsyncParsableCommand {
     func run() async throws {
         let address = try self.relay.address()
         let token = try SecretInput.engineerToken.value(flagValue: self.token, file: self.tokenFile)
+        let folder = try EndToEnd.configFolder()
+        let (identity, created) = try self.keyFile.map { try IdentityKeyFile.loadOrCreate(at: $0) } ?? folder.engineerKey()
+        if created { say("Created your end-to-end key \(KeyFingerprint.of(identity.publicKey)) (\(self.keyFile ?? folder.engineerKeyPath)).") }
         let stop = StopRequest(byeText: "The engineer closed the viewer.")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -96,7 +113,7 @@ struct ViewCommand: AsyncParsableCommand {
             }
             defer { group.cancelAll() }
             do {
-                try await self.connect(address, token: token, stop: stop)
+                try await self.connect(address, token: token, identity: identity, folder: folder, stop: stop)
             } catch {
                 if stop.isRequested { return say("Stopped.") }
                 throw fail(error)
@@ -104,7 +121,8 @@ struct ViewCommand: AsyncParsableCommand {
         }
     }
 
-    private func connect(_ address: RelayAddress, token: String, stop: StopRequest) async throws {
+    private func connect(_ address: RelayAddress, token: String, identity: Curve25519.Signing.PrivateKey, folder: ConfigFolder, stop: StopRequest) async throws
+    {
         try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
@@ -124,8 +142,16 @@ struct ViewCommand: AsyncParsableCommand {
             let name = PeerText.printable(paired.peerName, limit: 120)
             let organization = PeerText.printable(paired.peerOrganization, limit: 80)
             say("Connected to \(name)\(organization.isEmpty ? "" : " of \(organization)") (session \(paired.sessionID), \(paired.mode)).")
+            let stopSession = stop.sessionStarts()
+            let ownName = self.name ?? ProcessInfo.processInfo.userName
+            guard let secure = try await EndToEnd.establish(connection, role: .viewer, identity: identity, name: ownName, paired: paired) else { return }
+            if let hostID = self.host {
+                try await EndToEnd.checkPin(secure, relay: address, hostID: hostID, folder: folder)
+            }
+            // Pin or code by what this viewer asked for, not by Paired's mode (the relay's word).
+            say(EndToEnd.Proof(secure).lines(for: .viewer, mode: self.host == nil ? .attended : .unattended))
             say(paired.mode == .attended ? "Waiting for the customer to accept…" : "Waiting for the host to grant access…")
-            try await self.watch(connection, mode: paired.mode, stop: stop.sessionStarts())
+            try await self.watch(secure, mode: paired.mode, stop: stopSession)
         }
     }
 
@@ -136,7 +162,7 @@ struct ViewCommand: AsyncParsableCommand {
 
     /// Shows the host's screen until it leaves, the relay ends the session, --duration
     /// passes, or the engineer stops the viewer (`stop`).
-    private func watch(_ connection: RelayConnection, mode: PairingMode, stop: AsyncStream<Void>) async throws {
+    private func watch(_ connection: SecureTransport<RelayConnection>, mode: PairingMode, stop: AsyncStream<Void>) async throws {
         let session = ViewerScreenSession()
         let notes = WatchNotes()
         let sender = connection.sender
@@ -235,7 +261,7 @@ struct ViewCommand: AsyncParsableCommand {
         }
     }
 
-    private func sendScriptedInput(_ sender: RelaySender, screen: Framebuffer) async throws {
+    private func sendScriptedInput(_ sender: some FrameSender, screen: Framebuffer) async throws {
         var frames: [Frame] = []
         var sent: [String] = []
         if let (x, y) = self.clickPosition {

@@ -96,15 +96,19 @@ struct HostSignalTests {
                 host.standardOutput = output
                 host.standardError = output
                 host.standardInput = FileHandle.nullDevice
+                // The agent's keys go to a folder of the test's, not the user's.
+                let config = FileManager.default.temporaryDirectory.appendingPathComponent("relay-config-\(UUID().uuidString)").path
+                defer { try? FileManager.default.removeItem(atPath: config) }
+                host.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": config]) { $1 }
                 let collected = CollectedOutput(output)
                 try host.run()
                 defer { if host.isRunning { host.terminate() } }
                 let printed = { collected.text }
 
-                _ = try await viewer.waitForPairing()
-                let sender = viewer.sender
+                let secure = try await ScreenEndToEndTests.secure(viewer, .viewer, try await viewer.waitForPairing())
+                let sender = secure.sender
                 var interrupted = false
-                let outcome = try await ViewerScreenSession().run(on: viewer) { event in
+                let outcome = try await ViewerScreenSession().run(on: secure) { event in
                     guard case .update = event, !interrupted else { return .continue }
                     interrupted = true
                     // A key the keyboard has ('a'), one it has not (Hangul 회, remapped onto

@@ -1,7 +1,9 @@
+import Crypto
 import Foundation
 import NIOCore
 import RelayClient
 import RelayScreen
+import RelaySecureChannel
 import RelayTestSupport
 import RelayTileCodec
 import RelayWire
@@ -11,8 +13,18 @@ import Testing
 @testable import RelayServer
 
 /// Screen streaming end to end (PROTOCOL.md §7): a host serving a screen source and a
-/// viewer reconstructing it, paired through a real relay over TLS on loopback.
+/// viewer reconstructing it, paired through a real relay over TLS on loopback, encrypted
+/// end to end as the agents always are (§5.3).
 @Suite struct ScreenEndToEndTests {
+    /// Runs the end-to-end handshake on a paired connection, as the agents do.
+    static func secure(_ connection: RelayConnection, _ role: Role, _ paired: Paired) async throws -> SecureTransport<RelayConnection> {
+        let local = SecureHandshake.Local(role: role, identity: Curve25519.Signing.PrivateKey(), name: "\(role)", organization: "")
+        guard case .established(let transport) = try await SecureTransport.establish(over: connection, local: local, sessionID: paired.sessionID) else {
+            throw TestFailure("\(role): the end-to-end handshake did not complete")
+        }
+        return transport
+    }
+
     /// Pairs a host serving `source` with a viewer by support code, runs `observe` on the
     /// viewer's events until it says stop, and returns the viewer's session.
     static func stream(
@@ -23,7 +35,7 @@ import Testing
         stopsWithBye: Bool = false,
         viewerInput: [RelayMessage] = [],
         observe: @escaping (ViewerScreenSession.Event) async throws -> ViewerScreenSession.Decision,
-        afterFirstUpdate: @escaping @Sendable (RelaySender) async throws -> Void = { _ in }
+        afterFirstUpdate: @escaping @Sendable (SecureSender<RelaySender>) async throws -> Void = { _ in }
     ) async throws -> (viewer: ViewerScreenSession, hostOutcome: HostScreenSession.Outcome, events: [HostScreenSession.Event]) {
         let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
         let (hostEvents, hostEventSink) = AsyncStream.makeStream(of: HostScreenSession.Event.self)
@@ -34,10 +46,11 @@ import Testing
                 guard let code = await iterator.next() else { throw TestFailure("no support code") }
                 return try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
                     try await host.hello(role: .host)
-                    guard case .paired = try await host.authenticate(host: .supportCode(code)) else { throw TestFailure("host not paired") }
+                    guard case .paired(let paired) = try await host.authenticate(host: .supportCode(code)) else { throw TestFailure("host not paired") }
+                    let secure = try await Self.secure(host, .host, paired)
                     let session = HostScreenSession(source: source, options: .init(framesPerSecond: fps, clipboard: hostClipboard))
                     defer { hostEventSink.finish() }
-                    return try await session.run(on: host) { event in hostEventSink.yield(event) }
+                    return try await session.run(on: secure) { event in hostEventSink.yield(event) }
                 }
             }
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { connection in
@@ -49,11 +62,11 @@ import Testing
                     throw TestFailure("no code issued")
                 }
                 codeSink.yield(issued.code)
-                _ = try await connection.waitForPairing()
-                for message in viewerInput { try await connection.send(message) }
-                let sender = connection.sender
+                let secure = try await Self.secure(connection, .viewer, try await connection.waitForPairing())
+                for message in viewerInput { try await secure.sender.send(message) }
+                let sender = secure.sender
                 var updates = 0
-                let outcome = try await viewer.run(on: connection) { event in
+                let outcome = try await viewer.run(on: secure) { event in
                     if case .update = event {
                         updates += 1
                         if updates == 1 { try await afterFirstUpdate(sender) }

@@ -1,0 +1,121 @@
+import Foundation
+import RelayClient
+import RelayTestSupport
+import Testing
+
+@testable import RelayServer
+
+/// The real `relay-agent host` and `relay-agent view` through a real relay, as users run
+/// them (docs/SECURITY.md): the viewer pins an enrolled host's key on first use and
+/// refuses it once it changed; a host with --engineer-keys lets in only listed engineers.
+@Suite(.timeLimit(.minutes(2))) struct AgentEndToEndEncryptionTests {
+    /// A folder for one agent's keys (its XDG_CONFIG_HOME), removed afterwards.
+    final class Folder: Sendable {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("relay-agent-config-\(UUID().uuidString)").path
+        deinit { try? FileManager.default.removeItem(atPath: self.path) }
+    }
+
+    /// Starts `relay-agent` with `arguments`, its config folder and secrets in the environment.
+    static func agent(_ arguments: [String], config: Folder, environment: [String: String]) throws -> (Process, () -> String) {
+        let process = Process()
+        process.executableURL = try HostSignalTests.agentExecutable()
+        process.arguments = arguments
+        var variables = ProcessInfo.processInfo.environment
+        variables["XDG_CONFIG_HOME"] = config.path
+        variables.merge(environment) { $1 }
+        process.environment = variables
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let collected = CollectedOutput(pipe)
+        try process.run()
+        return (process, { collected.text })
+    }
+
+    static func waitForExit(_ process: Process, _ output: () -> String) async throws {
+        guard await eventually(within: .seconds(40), { !process.isRunning }) else {
+            process.terminate()
+            throw TestFailure("relay-agent did not exit: \(output())")
+        }
+    }
+
+    /// Runs an enrolled host for one session and a viewer that connects to it; returns
+    /// what each printed and the viewer's exit status.
+    static func session(
+        _ relay: TestRelay, caFile: String, host hostConfig: Folder, viewer viewerConfig: Folder, hostArguments: [String] = []
+    ) async throws -> (host: String, viewer: String, viewerStatus: Int32) {
+        let trust = ["--relay", "localhost:\(relay.port)", "--ca", caFile]
+        let (host, hostOutput) = try Self.agent(
+            ["host"] + trust + ["--host-id", relay.acme.hostID, "--once", "--source", "synthetic:scrolling-text", "--fps", "10"] + hostArguments,
+            config: hostConfig, environment: ["RELAY_HOST_SECRET": relay.acme.hostSecret])
+        defer { if host.isRunning { host.terminate() } }
+        guard await eventually(within: .seconds(20), { hostOutput().contains("Registered") }) else {
+            throw TestFailure("the host did not register: \(hostOutput())")
+        }
+        let (viewer, viewerOutput) = try Self.agent(
+            ["view"] + trust + ["--host", relay.acme.hostID, "--duration", "2", "--name", "kim.minji"], config: viewerConfig,
+            environment: ["RELAY_TOKEN": relay.acme.engineerToken])
+        defer { if viewer.isRunning { viewer.terminate() } }
+        try await Self.waitForExit(viewer, viewerOutput)
+        try await Self.waitForExit(host, hostOutput)
+        return (hostOutput(), viewerOutput(), viewer.terminationStatus)
+    }
+
+    static func withRelay(_ body: (TestRelay, String) async throws -> Void) async throws {
+        try await TestRelay.with { relay in
+            let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("relay-ca-\(UUID().uuidString).pem").path
+            try relay.authority.certificatePEM.write(toFile: caFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: caFile) }
+            try await body(relay, caFile)
+        }
+    }
+
+    @Test func theViewerPinsTheHostsKeyAndRefusesItOnceItChanged() async throws {
+        try await Self.withRelay { relay, caFile in
+            let hostConfig = Folder()
+            let viewerConfig = Folder()
+            let first = try await Self.session(relay, caFile: caFile, host: hostConfig, viewer: viewerConfig)
+            #expect(first.viewerStatus == 0, "\(first.viewer)")
+            #expect(first.viewer.contains("pinned its key"), "\(first.viewer)")
+            #expect(first.viewer.contains("Received"), "\(first.viewer)")
+            #expect(first.host.contains("signed the name \"kim.minji\""), "\(first.host)")
+
+            let second = try await Self.session(relay, caFile: caFile, host: hostConfig, viewer: viewerConfig)
+            #expect(second.viewerStatus == 0 && second.viewer.contains("matches the one pinned"), "\(second.viewer)")
+
+            // The host's key file is replaced (re-installed, or someone else answers as it).
+            let keyFile = "\(hostConfig.path)/supportrelay/\(ConfigFolder.hostKeyFileName(hostID: relay.acme.hostID))"
+            try FileManager.default.removeItem(atPath: keyFile)
+            let third = try await Self.session(relay, caFile: caFile, host: hostConfig, viewer: viewerConfig)
+            #expect(third.viewerStatus != 0, "\(third.viewer)")
+            #expect(third.viewer.contains("has changed; the session was not started"), "\(third.viewer)")
+            #expect(!third.viewer.contains("Received"), "the viewer saw the screen of a host whose key changed: \(third.viewer)")
+        }
+    }
+
+    @Test func aHostWithEngineerKeysLetsInOnlyThoseEngineers() async throws {
+        try await Self.withRelay { relay, caFile in
+            let hostConfig = Folder()
+            let listed = Folder()
+            let stranger = Folder()
+            // The listed engineer's key, as `relay-agent keygen --show` prints it.
+            let (keygen, keygenOutput) = try Self.agent(["keygen"], config: listed, environment: [:])
+            try await Self.waitForExit(keygen, keygenOutput)
+            guard let key = keygenOutput().split(separator: "\n").first(where: { $0.hasPrefix("public key:") })?.split(separator: " ").last else {
+                throw TestFailure("keygen printed no public key: \(keygenOutput())")
+            }
+            try FileManager.default.createDirectory(atPath: hostConfig.path, withIntermediateDirectories: true)
+            let list = "\(hostConfig.path)/engineers"
+            try "# the support team\ned25519 \(key) kim.minji\n".write(toFile: list, atomically: true, encoding: .utf8)
+
+            let allowed = try await Self.session(relay, caFile: caFile, host: hostConfig, viewer: listed, hostArguments: ["--engineer-keys", list])
+            #expect(allowed.viewerStatus == 0 && allowed.viewer.contains("Received"), "\(allowed.viewer)")
+
+            let refused = try await Self.session(relay, caFile: caFile, host: hostConfig, viewer: stranger, hostArguments: ["--engineer-keys", list])
+            #expect(refused.host.contains("Refused an engineer whose key"), "\(refused.host)")
+            #expect(refused.viewer.contains("lets in only the engineers its administrator listed"), "\(refused.viewer)")
+            #expect(!refused.viewer.contains("Screen "), "a refused engineer saw the screen: \(refused.viewer)")
+        }
+    }
+}
