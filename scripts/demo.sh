@@ -124,7 +124,13 @@ sed 's/^/[viewer] /' "$viewer_log" | grep -v 'Support code'
 echo
 echo "==> Unattended: the enrolled host stays registered, the engineer connects by host id"
 host_log="$(mktemp -t relay-host.XXXXXX)"
-"$agent" host "${trust[@]}" --host-id "$host_id" --secret-file "$secret_file" --once --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
+# The enrolled host lets in only the engineers whose keys its administrator listed: here
+# the demo engineer's, as `relay-agent keygen --show` prints it on the engineer's machine.
+engineer_keys="$secrets/engineer-keys"
+"$agent" keygen --show | grep '^for a host' | sed 's/^[^:]*: //' >"$engineer_keys"
+echo "[admin]  the host lets in: $(cat "$engineer_keys")"
+"$agent" host "${trust[@]}" --host-id "$host_id" --secret-file "$secret_file" --engineer-keys "$engineer_keys" --once \
+    --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
 host_pid=$!
 for _ in $(seq 1 100); do grep -q 'Registered' "$host_log" && break; sleep 0.1; done
 "$agent" view "${trust[@]}" --token-file "$token_file" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
@@ -147,7 +153,7 @@ Connect your own host and viewer (another machine: use this machine's DNS name):
   relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --new-code
   relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN [--source x11:DISPLAY]
 or the enrolled demo host:
-  relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret-file $secret_file
+  relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret-file $secret_file --engineer-keys $engineer_keys
   relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --host $host_id
 (the token and the host secret are in those files, mode 0600)
 The binaries are in $bin. Run the relay yourself with: $server serve --data $data

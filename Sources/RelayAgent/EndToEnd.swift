@@ -42,20 +42,32 @@ enum EndToEnd {
     }
 
     /// Runs the handshake on a paired connection. Nil when the session ended first (the
-    /// other side left, the relay shut down), after saying so.
+    /// other side left, the relay shut down, the agent was stopped), after saying so
+    /// unless `stopped` says the agent was asked to stop.
     static func establish(
-        _ connection: RelayConnection, role: Role, identity: Curve25519.Signing.PrivateKey, name: String, organization: String = "", paired: Paired
+        _ connection: RelayConnection, role: Role, identity: Curve25519.Signing.PrivateKey, name: String, organization: String = "", paired: Paired,
+        stopped: () -> Bool
     ) async throws -> SecureTransport<RelayConnection>? {
         let local = SecureHandshake.Local(role: role, identity: identity, name: name, organization: organization)
-        switch try await SecureTransport.establish(over: connection, local: local, sessionID: paired.sessionID) {
+        let other = role == .host ? "the engineer's" : "the customer's"
+        let oldAgent = "If this keeps happening, \(other) relay-agent may be too old to encrypt end to end: update it."
+        let outcome: SecureTransport<RelayConnection>.Establishment
+        do {
+            outcome = try await SecureTransport.establish(over: connection, local: local, sessionID: paired.sessionID)
+        } catch  where stopped() {
+            return nil
+        }
+        switch outcome {
         case .established(let transport):
             return transport
         case .ended(let bye):
-            say("Session ended before it started: \(PeerText.printable(bye.text))")
+            say("Session ended before it started: \(PeerText.printable(bye.text)). \(bye.reason == .peerLeft ? oldAgent : "")")
             return nil
         case .closed:
-            say("Session ended before it started: the relay closed the connection.")
+            if !stopped() { say("Session ended before it started: the relay closed the connection. \(oldAgent)") }
             return nil
+        case .relayError(let error):
+            throw ScreenSessionError(relayError: error)
         }
     }
 
@@ -82,9 +94,13 @@ enum EndToEnd {
                 )
             }
         } catch {
-            try? await transport.sender.send(.bye(Bye(reason: .protocolError, text: "The viewer refused the host's key: it is not the one it pinned.")))
             // Printed as it is, lines and all: its text is the user's own file and arguments.
             say(error.description)
+            guard error.kind == .keyChanged else {
+                try? await transport.sender.send(.bye(Bye(reason: .normal, text: "The viewer could not check the host's key against its known_hosts file.")))
+                throw AgentFailure(description: "could not check the host's key against \(knownHosts.path) (see above); the session was not started")
+            }
+            try? await transport.sender.send(.bye(Bye(reason: .protocolError, text: "The viewer refused the host's key: it is not the one it pinned.")))
             throw AgentFailure(description: "the host's key is not the one pinned for it; the session was not started")
         }
     }

@@ -79,9 +79,13 @@ struct HostCommand: AsyncParsableCommand {
     var keyFile: String?
     @Option(
         help: ArgumentHelp(
-            "Enrolled hosts: let in only the engineers whose end-to-end keys this file lists (`ed25519 KEY name` per line, as `relay-agent keygen --show` prints them). Without it, any engineer the relay pairs with this host is let in.",
+            "Enrolled hosts: let in only the engineers whose end-to-end keys this file lists (`ed25519 KEY name` per line, as `relay-agent keygen --show` prints them on each engineer's machine); read again for every session.",
             valueName: "FILE"))
     var engineerKeys: String?
+    @Flag(
+        help:
+            "Enrolled hosts: let in any engineer of the company that the relay pairs with this host, instead of --engineer-keys: the relay then decides who connects (docs/SECURITY.md §8.3)."
+    ) var anyEngineer = false
 
     /// What an attended session tells the engineer this PC is called (the relay adds the
     /// address it sees, and shortens a long name).
@@ -115,8 +119,18 @@ struct HostCommand: AsyncParsableCommand {
         case (.some, .some):
             throw ValidationError("give either --code or --host-id, not both")
         }
-        if self.engineerKeys != nil, self.hostID == nil {
-            throw ValidationError("--engineer-keys is for enrolled hosts (--host-id); an attended host's customer decides at the prompt")
+        if self.engineerKeys != nil || self.anyEngineer, self.hostID == nil {
+            throw ValidationError("--engineer-keys and --any-engineer are for enrolled hosts (--host-id); an attended host's customer decides at the prompt")
+        }
+        if self.hostID != nil {
+            switch (self.engineerKeys, self.anyEngineer) {
+            case (nil, false):
+                throw ValidationError(
+                    "an enrolled host must be told whom to let in: --engineer-keys FILE (your engineers' keys, from `relay-agent keygen --show` on their machines) or --any-engineer (any engineer of the company that the relay pairs with it)"
+                )
+            case (.some, true): throw ValidationError("give --engineer-keys or --any-engineer, not both")
+            default: break
+            }
         }
         if self.keyFile != nil, self.hostID == nil {
             throw ValidationError("--key-file is for enrolled hosts (--host-id); an attended host uses a new key for each session")
@@ -153,13 +167,12 @@ struct HostCommand: AsyncParsableCommand {
             auth = .enrolled(hostID: self.hostID!, secret: secret)
             identity = try self.enrolledIdentity(hostID: self.hostID!)
         }
-        let engineers = try self.engineerKeys.map { try AuthorizedEngineers.load(from: $0) }
-        if let engineers {
-            say("Only the \(engineers.entries.count) engineer key(s) in \(engineers.path) are let in.")
-        } else if self.hostID != nil {
-            say(
-                "Any engineer the relay pairs with this host is let in: the relay decides who may connect. To let in only your engineers, list their keys in --engineer-keys FILE."
-            )
+        if let engineerKeys {
+            // Read now so that a broken list stops the agent at start; again for every session.
+            let engineers = try AuthorizedEngineers.load(from: engineerKeys)
+            say("Only the engineers whose keys are in \(engineers.path) are let in (\(engineers.entries.count) now; the file is read again for every session).")
+        } else if self.anyEngineer {
+            say("Any engineer the relay pairs with this host is let in (--any-engineer): the relay decides who may connect.")
         }
         let screen: any ScreenSource
         do {
@@ -188,10 +201,10 @@ struct HostCommand: AsyncParsableCommand {
             }
             defer { group.cancelAll() }
             if case .enrolled = auth {
-                try await self.keepRegistration(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
+                try await self.keepRegistration(address: address, auth: auth, identity: identity, screen: screen, stop: stop)
             } else {
                 do {
-                    try await self.session(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
+                    try await self.session(address: address, auth: auth, identity: identity, screen: screen, stop: stop)
                 } catch {
                     if stop.isRequested { return say("Stopped.") }
                     throw fail(error)
@@ -202,13 +215,12 @@ struct HostCommand: AsyncParsableCommand {
 
     /// Unattended: register, serve a session, register again; back off on failures.
     private func keepRegistration(
-        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, engineers: AuthorizedEngineers?, screen: any ScreenSource,
-        stop: StopRequest
+        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, screen: any ScreenSource, stop: StopRequest
     ) async throws {
         var backoff = RegistrationBackoff()
         while !stop.isRequested {
             do {
-                try await self.session(address: address, auth: auth, identity: identity, engineers: engineers, screen: screen, stop: stop)
+                try await self.session(address: address, auth: auth, identity: identity, screen: screen, stop: stop)
                 backoff.reset()
                 if self.once { return }
             } catch _ where stop.isRequested {
@@ -222,8 +234,11 @@ struct HostCommand: AsyncParsableCommand {
             } catch let error as AgentFailure {
                 throw error
             } catch let error as SecureChannelError {
-                // One engineer's broken or tampered session: say so, and serve the next one.
-                say("\(fail(error).description)\nRegistering again.")
+                // One engineer's broken or tampered session: say so, and serve the next one,
+                // after the back-off (a relay that breaks every session must not make it spin).
+                let delay = backoff.next()
+                say("\(fail(error).description)\nRegistering again in \(String(format: "%.1f", delay.seconds)) s.")
+                await stop.sleep(for: delay.duration)
             } catch {
                 if self.once { throw fail(error) }
                 let delay = backoff.next()
@@ -239,7 +254,9 @@ struct HostCommand: AsyncParsableCommand {
         let (key, created): (Curve25519.Signing.PrivateKey, Bool)
         let path: String
         if let keyFile = self.keyFile {
-            (key, created) = try IdentityKeyFile.loadOrCreate(at: keyFile)
+            // A given file must exist: a typo must not make a new identity, which every viewer
+            // that pinned this host would refuse. `relay-agent keygen --key-file` makes one.
+            (key, created) = (try IdentityKeyFile.load(at: keyFile), false)
             path = keyFile
         } else {
             let folder = try EndToEnd.configFolder()
@@ -251,30 +268,32 @@ struct HostCommand: AsyncParsableCommand {
     }
 
     private func session(
-        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, engineers: AuthorizedEngineers?, screen: any ScreenSource,
-        stop: StopRequest
+        address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, screen: any ScreenSource, stop: StopRequest
     ) async throws {
         try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
             try await connection.hello(role: .host)
             let paired: Paired
-            var name = self.machineName
+            // The name this host's key signs: what it knows of itself, not what the relay says.
+            let name = self.hostID ?? self.machineName
             switch try await connection.authenticate(host: auth) {
             case .paired(let message):
                 paired = message
             case .hostRegistered(let registration):
                 say("Registered with the relay as \"\(PeerText.printable(registration.hostName))\"; waiting for an engineer.")
-                name = registration.hostName
                 paired = try await connection.waitForPairing()
             default:
                 throw AgentFailure(description: "the relay answered unexpectedly")
             }
+            guard
+                let secure = try await EndToEnd.establish(
+                    connection, role: .host, identity: identity, name: name, paired: paired, stopped: { stop.isRequested })
+            else { return }
             let stopSession = stop.sessionStarts()
-            guard let secure = try await EndToEnd.establish(connection, role: .host, identity: identity, name: name, paired: paired) else { return }
             let proof = EndToEnd.Proof(secure)
-            if let engineers, engineers.entry(for: secure.peer.publicKey) == nil {
-                say("Refused an engineer whose key \(proof.fingerprint) is not in \(engineers.path) (the relay named them \(ConsentPrompt(paired).who)).")
+            if let refusal = self.refusal(of: secure.peer) {
+                say("Refused an engineer whose key \(proof.fingerprint) is not let in: \(refusal) (the relay named them \(ConsentPrompt(paired).who)).")
                 let text =
                     "This host lets in only the engineers its administrator listed, and your key \(proof.fingerprint) is not one of them; ask them to add it."
                 await StopRequest.sayBye(Bye(reason: .declined, text: text), on: secure.sender, grace: .seconds(2))
@@ -314,6 +333,18 @@ struct HostCommand: AsyncParsableCommand {
                 if let reason = notes.refusal.withLock({ $0 }) { throw AgentFailure(description: reason) }
                 say("You refused the engineer; nothing was shared.")
             }
+        }
+    }
+
+    /// Why the engineer with this key is not let in, by --engineer-keys (read again now, so
+    /// that a removed engineer is refused from the next session on); nil to let them in.
+    private func refusal(of engineer: PeerIdentity) -> String? {
+        guard let engineerKeys else { return nil }
+        do {
+            let engineers = try AuthorizedEngineers.load(from: engineerKeys)
+            return engineers.entry(for: engineer.publicKey) == nil ? "not listed in \(engineers.path)" : nil
+        } catch {
+            return "\(engineerKeys) could not be read (\(error.description))"
         }
     }
 

@@ -148,6 +148,10 @@ struct KeygenCommand: ParsableCommand {
     private func printPublic(_ key: (base64: String, fingerprint: String)) {
         say("public key:  \(key.base64)")
         say("fingerprint: \(key.fingerprint)")
+        if self.hostID == nil {
+            // Ready to paste into an enrolled host's --engineer-keys file.
+            say("for a host's --engineer-keys file: ed25519 \(key.base64) \(ProcessInfo.processInfo.userName)")
+        }
     }
 
     private func forget(hostID: String, relay: String) throws {

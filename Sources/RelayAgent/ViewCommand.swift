@@ -95,7 +95,9 @@ struct ViewCommand: AsyncParsableCommand {
         let address = try self.relay.address()
         let token = try SecretInput.engineerToken.value(flagValue: self.token, file: self.tokenFile)
         let folder = try EndToEnd.configFolder()
-        let (identity, created) = try self.keyFile.map { try IdentityKeyFile.loadOrCreate(at: $0) } ?? folder.engineerKey()
+        // A given --key-file must exist (a typo must not make a new identity); the default one
+        // is made on first use.
+        let (identity, created) = try self.keyFile.map { (try IdentityKeyFile.load(at: $0), false) } ?? folder.engineerKey()
         if created { say("Created your end-to-end key \(KeyFingerprint.of(identity.publicKey)) (\(self.keyFile ?? folder.engineerKeyPath)).") }
         let stop = StopRequest(byeText: "The engineer closed the viewer.")
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -142,14 +144,17 @@ struct ViewCommand: AsyncParsableCommand {
             let name = PeerText.printable(paired.peerName, limit: 120)
             let organization = PeerText.printable(paired.peerOrganization, limit: 80)
             say("Connected to \(name)\(organization.isEmpty ? "" : " of \(organization)") (session \(paired.sessionID), \(paired.mode)).")
-            let stopSession = stop.sessionStarts()
             let ownName = self.name ?? ProcessInfo.processInfo.userName
-            guard let secure = try await EndToEnd.establish(connection, role: .viewer, identity: identity, name: ownName, paired: paired) else { return }
+            guard
+                let secure = try await EndToEnd.establish(
+                    connection, role: .viewer, identity: identity, name: ownName, paired: paired, stopped: { stop.isRequested })
+            else { return }
             if let hostID = self.host {
                 try await EndToEnd.checkPin(secure, relay: address, hostID: hostID, folder: folder)
             }
             // Pin or code by what this viewer asked for, not by Paired's mode (the relay's word).
             say(EndToEnd.Proof(secure).lines(for: .viewer, mode: self.host == nil ? .attended : .unattended))
+            let stopSession = stop.sessionStarts()
             say(paired.mode == .attended ? "Waiting for the customer to accept…" : "Waiting for the host to grant access…")
             try await self.watch(secure, mode: paired.mode, stop: stopSession)
         }
@@ -251,7 +256,8 @@ struct ViewCommand: AsyncParsableCommand {
         )
         switch outcome {
         case .stopped: say("Session ended by the viewer.")
-        case .bye(let bye) where bye.reason == .declined: say("The customer declined the session: \(PeerText.printable(bye.text))")
+        case .bye(let bye) where bye.reason == .declined:
+            say("\(self.host == nil ? "The customer declined the session" : "The host refused you"): \(PeerText.printable(bye.text))")
         case .bye(let bye) where session.access == nil && bye.reason == .peerLeft:
             say("Session ended before the customer accepted: \(PeerText.printable(bye.text))")
         case .bye(let bye): say("Session ended: \(PeerText.printable(bye.text))")

@@ -15,6 +15,9 @@ public struct SecureChannelError: Error, Sendable, CustomStringConvertible {
         case unexpectedMessage
         /// The other side ended the session, or the connection closed, during the handshake.
         case endedDuringHandshake
+        /// This side could not send a record: the channel cannot go on (a local failure,
+        /// not the relay's).
+        case sendFailed
     }
 
     public let kind: Kind
@@ -35,7 +38,7 @@ public struct SecureChannelError: Error, Sendable, CustomStringConvertible {
     static func plaintext(_ type: String, from role: String) -> SecureChannelError {
         SecureChannelError(
             .peerWithoutEncryption,
-            "the \(role) sent \(type) unencrypted: it does not encrypt end to end (an old relay-agent), or the relay altered the session; the session was ended. Update relay-agent on both sides"
+            "the other side does not encrypt end to end; update relay-agent (the \(role) sent \(type) unencrypted: an old relay-agent, or the relay altered the session); the session was ended"
         )
     }
 }

@@ -29,7 +29,8 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
 
     init(base: Base, role: Role, established: SecureHandshake.Established) {
         self.base = base
-        self.sender = SecureSender(base: base.sender, sealer: established.sealer)
+        self.sender = SecureSender(
+            base: base.sender, sealer: established.sealer, maximumInnerPayload: base.maximumPayloadLength - SecureChannelProtocol.recordOverhead)
         self.opener = established.opener
         self.peer = established.peer
         self.shortAuthenticationString = established.secrets.shortAuthenticationString
@@ -43,6 +44,8 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
         case ended(Bye)
         /// The connection closed first.
         case closed
+        /// The relay refused or ended the session with an Error (its code and words).
+        case relayError(ErrorMessage)
     }
 
     /// Runs the end-to-end handshake on a paired connection, right after Paired and
@@ -78,8 +81,15 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
             try await base.sender.send(frames: try handshake.start())
             while let frame = try await base.receiveFrame() {
                 guard frame.type.isPeerMessage else {
-                    if case .bye(let bye) = try? RelayMessage(frame) { return .ended(bye) }
-                    throw SecureChannelError(.endedDuringHandshake, "the relay sent \(frame.type.name) during the end-to-end handshake; the session was ended")
+                    switch try? RelayMessage(frame) {
+                    case .bye(let bye): return .ended(bye)
+                    case .error(let error): return .relayError(error)
+                    // A late Pong (or a Ping the transport passed on) is no business of the handshake.
+                    case .ping, .pong: continue
+                    default:
+                        throw SecureChannelError(
+                            .endedDuringHandshake, "the relay sent \(frame.type.name) during the end-to-end handshake; the session was ended")
+                    }
                 }
                 switch try handshake.received(frame) {
                 case .send(let frames):
@@ -113,9 +123,11 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
             } catch {
                 // The relay completed a record whose sender left mid-frame with zero bytes
                 // (§2.3), and its Bye or Error follows: that is why the session ends.
-                guard Self.wasCutShort(frame) else { throw error }
-                if let next = try await self.base.receiveFrame(), !next.type.isPeerMessage { return next }
-                throw error
+                guard Self.mayBeCutShort(frame), let next = try await self.base.receiveFrame() else { throw error }
+                switch try? RelayMessage(next) {
+                case .bye, .error: return next
+                default: throw error
+                }
             }
             let (type, payload) = opened
             guard let inner = MessageType(rawValue: type), inner.isPeerMessage, inner.rawValue < MessageType.keyCommit.rawValue else {
@@ -130,12 +142,10 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
         }
     }
 
-    /// Whether a record ends in 16 zero bytes where its tag should be: the relay's padding
-    /// of an unfinished frame (a real tag is all zeros once in 2^128).
-    static func wasCutShort(_ frame: Frame) -> Bool {
-        let payload = frame.payload
-        guard payload.readableBytes >= Sealed.tagLength else { return false }
-        return payload.getBytes(at: payload.writerIndex - Sealed.tagLength, length: Sealed.tagLength)!.allSatisfy { $0 == 0 }
+    /// Whether a record that did not open may be one the relay completed with zero bytes
+    /// (§2.3): it ends in a zero byte. Only a Bye or Error right after it confirms that.
+    static func mayBeCutShort(_ frame: Frame) -> Bool {
+        frame.payload.getInteger(at: frame.payload.writerIndex - 1, as: UInt8.self) == 0
     }
 
 }
@@ -147,16 +157,24 @@ public struct SecureSender<Base: FrameSender>: FrameSender {
     private let base: Base
     private let queue: SealingQueue
 
-    init(base: Base, sealer: RecordSealer) {
+    init(base: Base, sealer: RecordSealer, maximumInnerPayload: Int) {
         self.base = base
-        self.queue = SealingQueue(sealer)
+        self.queue = SealingQueue(sealer, maximumInnerPayload: maximumInnerPayload)
     }
 
     public func send(frames: [Frame]) async throws {
         let (ticket, out) = try self.queue.seal(frames)
         await self.queue.turns.wait(for: ticket)
         defer { self.queue.turns.done(ticket) }
-        try await self.base.send(frames: out)
+        do {
+            try self.queue.checkIntact()
+            try await self.base.send(frames: out)
+        } catch {
+            // A record that was sealed but not sent leaves a gap the peer cannot open past:
+            // nothing more is sealed on this channel.
+            self.queue.broke()
+            throw error
+        }
     }
 
     public func close() {
@@ -166,21 +184,53 @@ public struct SecureSender<Base: FrameSender>: FrameSender {
 
 /// One direction's sealer, and the turns that keep records on the wire in sequence order.
 final class SealingQueue: Sendable {
-    private let sealer: Mutex<RecordSealer>
+    private struct State {
+        var sealer: RecordSealer
+        var broken = false
+    }
+
+    private let state: Mutex<State>
+    private let maximumInnerPayload: Int
     let turns = SendTurns()
 
-    init(_ sealer: RecordSealer) { self.sealer = Mutex(sealer) }
+    init(_ sealer: RecordSealer, maximumInnerPayload: Int) {
+        self.state = Mutex(State(sealer: sealer))
+        self.maximumInnerPayload = maximumInnerPayload
+    }
 
     /// Seals the peer messages among `frames` (control frames stay as they are) and takes
-    /// the turn to send them, under one lock.
+    /// the turn to send them, under one lock. All or nothing: a batch that cannot be
+    /// sealed uses no sequence number.
     func seal(_ frames: [Frame]) throws -> (ticket: UInt64, frames: [Frame]) {
-        try self.sealer.withLock { sealer in
+        try self.state.withLock { state in
+            guard !state.broken else { throw SealingQueue.brokenError }
+            var sealer = state.sealer
             let out = try frames.map { frame in
-                frame.type.isPeerMessage ? try sealer.seal(type: frame.type.rawValue, payload: frame.payload) : frame
+                guard frame.type.isPeerMessage else { return frame }
+                guard frame.payload.readableBytes <= self.maximumInnerPayload else {
+                    throw SecureChannelError(
+                        .unexpectedMessage,
+                        "a \(frame.type.name) of \(frame.payload.readableBytes) bytes is larger than the \(self.maximumInnerPayload) bytes a sealed record may carry here; it was not sent (a bug in relay-agent: please report it)"
+                    )
+                }
+                return try sealer.seal(type: frame.type.rawValue, payload: frame.payload)
             }
+            state.sealer = sealer
             return (self.turns.take(), out)
         }
     }
+
+    /// Throws when an earlier send failed.
+    func checkIntact() throws {
+        if self.state.withLock({ $0.broken }) { throw SealingQueue.brokenError }
+    }
+
+    func broke() {
+        self.state.withLock { $0.broken = true }
+    }
+
+    static let brokenError = SecureChannelError(
+        .sendFailed, "an earlier message could not be sent, so this end-to-end channel cannot go on; the session ends. Connect again")
 }
 
 /// Hands out turns in order and lets each through once the one before it is done.

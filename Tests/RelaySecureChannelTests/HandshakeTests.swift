@@ -101,7 +101,7 @@ import Testing
         let screen = try Frame(.screenInit(ScreenInit(width: 10, height: 10, name: ":0")))
         let error = #expect(throws: SecureChannelError.self) { _ = try host.received(screen) }
         #expect(error?.kind == .peerWithoutEncryption)
-        #expect(error?.description.contains("Update relay-agent on both sides") == true)
+        #expect(error?.description.contains("the other side does not encrypt end to end; update relay-agent") == true)
         var viewer = SecureHandshake(Self.local(.viewer, seed: 2, name: "v"), sessionID: Self.sessionID)
         _ = try viewer.start()
         let commit = try Frame(.keyCommit(KeyCommit(version: 1, commitment: [UInt8](repeating: 7, count: 32))))

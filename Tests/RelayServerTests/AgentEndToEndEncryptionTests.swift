@@ -43,7 +43,7 @@ import Testing
     /// Runs an enrolled host for one session and a viewer that connects to it; returns
     /// what each printed and the viewer's exit status.
     static func session(
-        _ relay: TestRelay, caFile: String, host hostConfig: Folder, viewer viewerConfig: Folder, hostArguments: [String] = []
+        _ relay: TestRelay, caFile: String, host hostConfig: Folder, viewer viewerConfig: Folder, hostArguments: [String] = ["--any-engineer"]
     ) async throws -> (host: String, viewer: String, viewerStatus: Int32) {
         let trust = ["--relay", "localhost:\(relay.port)", "--ca", caFile]
         let (host, hostOutput) = try Self.agent(

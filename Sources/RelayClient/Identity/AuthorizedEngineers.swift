@@ -28,6 +28,14 @@ public struct AuthorizedEngineers: Sendable {
 
     /// Reads the list; throws with the file and the line when it cannot.
     public static func load(from path: String) throws(IdentityFileError) -> AuthorizedEngineers {
+        // Whoever may change the list decides who gets in: only its owner may.
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & 0o022 != 0 {
+            throw IdentityFileError(
+                .exposed, path: path,
+                "\(path) can be changed by other users (mode \(String(status.st_mode & 0o777, radix: 8))), who could add their own keys; run `chmod go-w \(path)`"
+            )
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw IdentityFileError(
                 .notFound, path: path,
@@ -35,7 +43,8 @@ public struct AuthorizedEngineers: Sendable {
             )
         }
         var entries: [Entry] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end in LF or CRLF ("\r\n" is one Character, and a newline).
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let fields = trimmed.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -48,6 +57,12 @@ public struct AuthorizedEngineers: Sendable {
                 )
             }
             entries.append(Entry(key: Array(key), comment: fields.dropFirst(2).joined(separator: " ")))
+        }
+        guard !entries.isEmpty else {
+            throw IdentityFileError(
+                .malformed, path: path,
+                "\(path) lists no engineer's key, so no one could connect: add one `ed25519 KEY name` line per engineer (relay-agent keygen --show prints it on their machine)"
+            )
         }
         return AuthorizedEngineers(path: path, entries: entries)
     }

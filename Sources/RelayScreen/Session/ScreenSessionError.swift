@@ -41,7 +41,7 @@ public struct ScreenSessionError: Error, Hashable, Sendable, CustomStringConvert
     }
 
     /// The relay's Error frame, ending the session (PROTOCOL.md §5.1.11).
-    init(relayError error: ErrorMessage) {
+    public init(relayError error: ErrorMessage) {
         self.init(.rejected, "the relay ended the session: \(Self.quoted(error.message)) (\(error.code.name))", code: error.code)
     }
 

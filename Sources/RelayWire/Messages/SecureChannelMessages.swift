@@ -22,7 +22,7 @@ public struct KeyCommit: Sendable, Hashable {
     }
 }
 
-/// One side's keys for the session, host → viewer and viewer → host (PROTOCOL.md §5.3.2).
+/// One side's keys for the session, host → viewer and viewer → host (PROTOCOL.md §5.3.3).
 public struct KeyShare: Sendable, Hashable {
     public var version: UInt8
     /// The side that sent it (a share with the wrong role is refused by the receiver).
@@ -45,7 +45,7 @@ public struct KeyShare: Sendable, Hashable {
     }
 }
 
-/// One end-to-end encrypted record, both ways (PROTOCOL.md §5.3.3): AES-256-GCM
+/// One end-to-end encrypted record, both ways (PROTOCOL.md §5.3.5): AES-256-GCM
 /// ciphertext of an inner message, then its 16-byte tag. Opaque at this layer.
 public struct Sealed: Sendable, Hashable {
     /// Ciphertext and tag.
