@@ -71,6 +71,49 @@ enum EndToEnd {
         }
     }
 
+    /// The company's policy (CodeIssued `confirmSecurityCode`, PROTOCOL.md §5.1.5): before
+    /// the session starts on this side, so before any input is sent, the engineer types the
+    /// security code the customer reads out; a different one ends the session.
+    static func confirmSecurityCode(_ transport: SecureTransport<RelayConnection>) async throws {
+        let code = transport.shortAuthenticationString
+        let expected = code.filter(\.isNumber)
+        say(
+            "Your company requires you to confirm the security code before the session starts. Ask the customer to read out the security code on their screen, and type it here (2 minutes):"
+        )
+        for _ in 0..<3 {
+            switch await TerminalInput.readLine(within: .seconds(120)) {
+            case .text(let line):
+                let typed = line.filter(\.isNumber)
+                if typed == expected {
+                    say("The codes match: nobody is in between.")
+                    return
+                }
+                guard typed.count == 6 else {
+                    say("Type the six digits the customer reads out, e.g. \(code):")
+                    continue
+                }
+                let text =
+                    "The engineer was read a different security code than the one this screen shows: someone may be in between, so the session was ended."
+                try? await transport.sender.send(.bye(Bye(reason: .protocolError, text: text)))
+                throw AgentFailure(
+                    description:
+                        "the customer's security code (\(typed.prefix(3)) \(typed.suffix(3))) is not yours (\(code)): someone may be in between (the relay, or whoever holds its key), so the session was ended. Call the customer back and start a new session"
+                )
+            case .timedOut:
+                break
+            case .endOfInput:
+                try? await transport.sender.send(.bye(Bye(reason: .normal, text: "The engineer could not confirm the security code.")))
+                throw AgentFailure(
+                    description:
+                        "your company requires you to type the customer's security code, but there is no input to read it from: run relay-agent view in a terminal"
+                )
+            }
+            break
+        }
+        try? await transport.sender.send(.bye(Bye(reason: .normal, text: "The engineer did not confirm the security code in time.")))
+        throw AgentFailure(description: "the security code was not confirmed within 2 minutes (or 3 tries); your company requires it, so the session was ended")
+    }
+
     /// The config folder, made if missing, for the keys and known_hosts.
     static func configFolder() throws -> ConfigFolder {
         let folder = try ConfigFolder.locate()

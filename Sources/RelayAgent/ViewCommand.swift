@@ -131,8 +131,10 @@ struct ViewCommand: AsyncParsableCommand {
             try await connection.hello(role: .viewer)
             let request: ViewerAuth.Request = self.host.map { .connect(hostID: $0) } ?? .newSupportCode
             var paired: Paired
+            var confirmSecurityCode = false
             switch try await connection.authenticate(viewer: ViewerAuth(token: token, request: request)) {
             case .codeIssued(let issued):
+                confirmSecurityCode = issued.flags.contains(.confirmSecurityCode)
                 say("Support code: \(issued.code)  (valid \(issued.validForSeconds / 60) min, single use)")
                 say("Ask the customer to run: relay-agent host --relay \(address) \(self.trustHint) --code \(issued.code)")
                 paired = try await connection.waitForPairing()
@@ -154,6 +156,7 @@ struct ViewCommand: AsyncParsableCommand {
             }
             // Pin or code by what this viewer asked for, not by Paired's mode (the relay's word).
             say(EndToEnd.Proof(secure).lines(for: .viewer, mode: self.host == nil ? .attended : .unattended))
+            if confirmSecurityCode { try await EndToEnd.confirmSecurityCode(secure) }
             let stopSession = stop.sessionStarts()
             say(paired.mode == .attended ? "Waiting for the customer to accept…" : "Waiting for the host to grant access…")
             try await self.watch(secure, mode: paired.mode, stop: stopSession)

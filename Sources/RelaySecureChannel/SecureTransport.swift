@@ -95,7 +95,9 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
                 case .send(let frames):
                     try await base.sender.send(frames: frames)
                 case .established(let frames, let established):
-                    try await base.sender.send(frames: frames)
+                    // Usually nothing is left to send; an empty send on a connection the
+                    // other side already closed would fail before its Bye could be read.
+                    if !frames.isEmpty { try await base.sender.send(frames: frames) }
                     return .established(SecureTransport(base: base, role: local.role, established: established))
                 }
             }

@@ -6,6 +6,9 @@ public struct Company: Codable, Sendable, Hashable {
     public var name: String
     package var adminTokenDigest: Data
     public var createdAt: Date
+    /// The company's policy: in attended sessions, its engineers type the security code the
+    /// customer reads out before anything they type or click is sent.
+    public var confirmSecurityCode: Bool = false
 }
 
 /// A support engineer who opens viewers.
@@ -19,6 +22,8 @@ public struct Engineer: Codable, Sendable, Hashable {
     /// about who connects (issue 10 item 13). Read from the `company` table by every
     /// method that returns an engineer; never stored in the `engineer` row.
     public var companyName: String = ""
+    /// The company's ``Company/confirmSecurityCode`` policy, read with the name.
+    public var confirmSecurityCode: Bool = false
 
     /// The columns of the `engineer` row; ``companyName`` comes from the company.
     enum CodingKeys: String, CodingKey {
@@ -310,6 +315,8 @@ extension AuditEntry {
         case companyAdd, companyRemove, companyRotate
         case engineerAdd, engineerRemove, engineerRotate
         case hostEnroll, hostRemove, hostRotate
+        /// A company's policy changed (`company_policy`).
+        case companyPolicy
         /// Records left open by a crash, closed at the next start (`restart_recovery`).
         case restartRecovery
         /// A value this version does not know, read from a row another version wrote;
@@ -318,7 +325,7 @@ extension AuditEntry {
 
         public static let known: [Action] = [
             .purge, .purgeDryRun, .export, .hold, .release, .companyAdd, .companyRemove, .companyRotate,
-            .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery,
+            .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery, .companyPolicy,
         ]
 
         public init(rawValue: String) {
@@ -335,6 +342,7 @@ extension AuditEntry {
             case .companyAdd: "company_add"
             case .companyRemove: "company_remove"
             case .companyRotate: "company_rotate"
+            case .companyPolicy: "company_policy"
             case .engineerAdd: "engineer_add"
             case .engineerRemove: "engineer_remove"
             case .engineerRotate: "engineer_rotate"

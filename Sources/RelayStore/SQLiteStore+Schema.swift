@@ -87,6 +87,13 @@ extension SQLiteStore {
                 t.column("detail", .text)
             }
         }
+        migrator.registerMigration("v3 company policy") { db in
+            // Whether the company's engineers must type the customer's security code before
+            // their input is sent (PROTOCOL.md §5.1.5, docs/SECURITY.md §6.2).
+            try db.alter(table: "company") { t in
+                t.add(column: "confirmSecurityCode", .boolean).notNull().defaults(to: false)
+            }
+        }
         return migrator
     }
 }

@@ -140,6 +140,17 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         return "\(id).\(secret)"
     }
 
+    /// Sets the company's policy on confirming the security code (``Company/confirmSecurityCode``).
+    public func setConfirmSecurityCode(companyID: String, required: Bool, actor: String) throws {
+        try self.writing { db in
+            guard var company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
+            company.confirmSecurityCode = required
+            try company.update(db)
+            try AuditEntry(at: self.now(), actor: actor, action: .companyPolicy, companyID: companyID, detail: "confirm_security_code=\(required)")
+                .insert(db)
+        }
+    }
+
     public func authenticateAdmin(token: String) throws -> Company? {
         guard let (id, secret) = Secrets.splitToken(token),
             let company = try self.reading({ try Company.fetchOne($0, key: id) }),
@@ -228,11 +239,12 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// `engineers` with ``Engineer/companyName`` filled from the `company` table.
     private static func withCompanyNames(_ engineers: [Engineer], _ db: Database) throws -> [Engineer] {
         guard !engineers.isEmpty else { return engineers }
-        let names = Dictionary(uniqueKeysWithValues: try Company.fetchAll(db, keys: Set(engineers.map(\.companyID))).map { ($0.id, $0.name) })
+        let companies = Dictionary(uniqueKeysWithValues: try Company.fetchAll(db, keys: Set(engineers.map(\.companyID))).map { ($0.id, $0) })
         return engineers.map { engineer in
             var engineer = engineer
-            // A company's removal cascades to its engineers, so the name is always there.
-            engineer.companyName = names[engineer.companyID] ?? ""
+            // A company's removal cascades to its engineers, so the company is always there.
+            engineer.companyName = companies[engineer.companyID]?.name ?? ""
+            engineer.confirmSecurityCode = companies[engineer.companyID]?.confirmSecurityCode ?? false
             return engineer
         }
     }

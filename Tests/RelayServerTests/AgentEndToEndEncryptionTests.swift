@@ -33,10 +33,36 @@ import Testing
         return (process, { collected.text })
     }
 
+    /// Like ``agent(_:config:environment:)``, with a pipe to write the agent's standard input.
+    static func agentWithInput(_ arguments: [String], config: Folder, environment: [String: String]) throws -> (Process, () -> String, FileHandle) {
+        let process = Process()
+        process.executableURL = try HostSignalTests.agentExecutable()
+        process.arguments = arguments
+        var variables = ProcessInfo.processInfo.environment
+        variables["XDG_CONFIG_HOME"] = config.path
+        variables.merge(environment) { $1 }
+        process.environment = variables
+        let output = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = input
+        let collected = CollectedOutput(output)
+        try process.run()
+        return (process, { collected.text }, input.fileHandleForWriting)
+    }
+
     static func waitForExit(_ process: Process, _ output: () -> String) async throws {
         guard await eventually(within: .seconds(40), { !process.isRunning }) else {
             process.terminate()
             throw TestFailure("relay-agent did not exit: \(output())")
+        }
+        // The pipe's last bytes may arrive just after the process ended: wait until nothing
+        // more has come for 200 ms (at most 5 s).
+        var seen = -1
+        for _ in 0..<25 where output().utf8.count != seen {
+            seen = output().utf8.count
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
@@ -116,6 +142,50 @@ import Testing
             #expect(refused.host.contains("Refused an engineer whose key"), "\(refused.host)")
             #expect(refused.viewer.contains("lets in only the engineers its administrator listed"), "\(refused.viewer)")
             #expect(!refused.viewer.contains("Screen "), "a refused engineer saw the screen: \(refused.viewer)")
+        }
+    }
+
+    /// A company that requires its engineers to confirm the security code: the viewer shows
+    /// nothing until the engineer types the code the customer reads out, and ends the session
+    /// when it differs.
+    @Test(arguments: [true, false])
+    func theCompanysPolicyMakesTheEngineerTypeTheCustomersCode(sameCode: Bool) async throws {
+        try await Self.withRelay { relay, caFile in
+            try relay.store.setConfirmSecurityCode(companyID: relay.acme.id, required: true, actor: "test")
+            let trust = ["--relay", "localhost:\(relay.port)", "--ca", caFile]
+            let (viewer, viewerOutput, viewerInput) = try Self.agentWithInput(
+                ["view"] + trust + ["--new-code", "--duration", "2"], config: Folder(), environment: ["RELAY_TOKEN": relay.acme.engineerToken])
+            defer { if viewer.isRunning { viewer.terminate() } }
+            var code: Substring?
+            _ = await eventually(within: .seconds(20)) {
+                code = viewerOutput().firstMatch(of: /Support code: (\d{6})/)?.output.1
+                return code != nil
+            }
+            guard let code else { throw TestFailure("no support code: \(viewerOutput())") }
+            let (host, hostOutput) = try Self.agent(
+                ["host"] + trust + ["--code", String(code), "--accept", "full", "--source", "synthetic:scrolling-text"], config: Folder(), environment: [:])
+            defer { if host.isRunning { host.terminate() } }
+            var customerSees: Substring?
+            _ = await eventually(within: .seconds(20)) {
+                customerSees = hostOutput().firstMatch(of: /Security code: (\d{3} \d{3})/)?.output.1
+                return customerSees != nil && viewerOutput().contains("type it here")
+            }
+            guard let customerSees else { throw TestFailure("the host showed no security code: \(hostOutput())") }
+            #expect(!viewerOutput().contains("Screen "), "the screen came before the code was confirmed: \(viewerOutput())")
+            let typed = sameCode ? String(customerSees) : (customerSees == "000 000" ? "111 111" : "000 000")
+            viewerInput.write(Data("\(typed)\n".utf8))
+            try await Self.waitForExit(viewer, viewerOutput)
+            // The pipe's last bytes may arrive just after the process ended.
+            _ = await eventually(within: .seconds(5)) { viewerOutput().contains(sameCode ? "Received" : "is not yours") }
+            if sameCode {
+                #expect(viewer.terminationStatus == 0, "\(viewerOutput())")
+                #expect(viewerOutput().contains("The codes match") && viewerOutput().contains("Screen "), "\(viewerOutput())")
+            } else {
+                #expect(viewer.terminationStatus != 0, "\(viewerOutput())")
+                #expect(viewerOutput().contains("is not yours"), "\(viewerOutput())")
+                #expect(!viewerOutput().contains("Screen "), "\(viewerOutput())")
+                #expect(await eventually(within: .seconds(20)) { !host.isRunning }, "the host went on: \(hostOutput())")
+            }
         }
     }
 }

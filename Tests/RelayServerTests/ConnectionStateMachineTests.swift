@@ -162,6 +162,20 @@ private typealias Action = ConnectionStateMachine.Action
         #expect(machine.state == .paired(.viewer) && machine.role == .viewer)
     }
 
+    /// The engineer's company policy travels in CodeIssued (PROTOCOL.md §5.1.5).
+    @Test func theCompanysSecurityCodePolicyGoesWithTheCode() {
+        var machine = ConnectionStateMachine()
+        let hello = Hello(role: .viewer, capabilities: [.screenTiles, .input], software: Self.software)
+        _ = machine.received(.hello(hello))
+        _ = machine.received(.viewerAuth(ViewerAuth(token: "en-1.secret", request: .newSupportCode)))
+        _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
+        var engineer = Self.engineer
+        engineer.confirmSecurityCode = true
+        _ = machine.engineerVerified(engineer)
+        let issued = machine.codeIssued(Self.code, validFor: .minutes(10))
+        #expect(issued == .send(.codeIssued(CodeIssued(code: Self.code, validForSeconds: 600, flags: .confirmSecurityCode))))
+    }
+
     @Test func viewerClaimsAnEnrolledHost() {
         func claiming() -> ConnectionStateMachine {
             var machine = ConnectionStateMachine()

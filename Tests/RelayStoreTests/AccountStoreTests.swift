@@ -28,4 +28,23 @@ import Testing
             #expect(Set(listed.map(\.companyName)) == ["Acme Support 주식회사", "Other Co"])
         }
     }
+
+    /// A company's security-code policy: off by default, set for one company only, read
+    /// with the engineer who logs in, and audited.
+    @Test func theSecurityCodePolicyIsPerCompanyAndAudited() throws {
+        try Self.withStore { store in
+            let (acme, _) = try store.addCompany(name: "Acme")
+            let (other, _) = try store.addCompany(name: "Other")
+            let (_, kim) = try store.addEngineer(companyID: acme.id, login: "kim")
+            let (_, lee) = try store.addEngineer(companyID: other.id, login: "lee")
+            #expect(try store.authenticateEngineer(token: kim)?.confirmSecurityCode == false)
+            try store.setConfirmSecurityCode(companyID: acme.id, required: true, actor: "cli")
+            #expect(try store.company(id: acme.id).confirmSecurityCode)
+            #expect(try store.authenticateEngineer(token: kim)?.confirmSecurityCode == true)
+            #expect(try store.authenticateEngineer(token: lee)?.confirmSecurityCode == false)
+            let entry = try #require(try store.auditLog(limit: 1).first)
+            #expect(entry.action == .companyPolicy && entry.companyID == acme.id && entry.detail == "confirm_security_code=true")
+            #expect(throws: StoreError.self) { try store.setConfirmSecurityCode(companyID: "co-missing", required: true, actor: "cli") }
+        }
+    }
 }

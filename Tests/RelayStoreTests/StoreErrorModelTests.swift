@@ -87,7 +87,7 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         #expect(
             AuditEntry.Action.known.map(\.rawValue) == [
                 "purge", "purge_dry_run", "export", "hold", "release", "company_add", "company_remove", "company_rotate", "engineer_add",
-                "engineer_remove", "engineer_rotate", "host_enroll", "host_remove", "host_rotate", "restart_recovery",
+                "engineer_remove", "engineer_rotate", "host_enroll", "host_remove", "host_rotate", "restart_recovery", "company_policy",
             ]
         )
         // An unknown text is kept, and equals its case if it names one.

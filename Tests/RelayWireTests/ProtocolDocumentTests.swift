@@ -34,6 +34,7 @@ struct ProtocolDocumentTests {
             ViewerAuth(token: Self.exampleEngineerToken, request: .connect(hostID: Self.exampleHostID))
         ),
         "code-issued": .codeIssued(CodeIssued(code: SupportCode(value: 42_917)!, validForSeconds: 600)),
+        "code-issued-confirm-security-code": .codeIssued(CodeIssued(code: SupportCode(value: 42_917)!, validForSeconds: 600, flags: .confirmSecurityCode)),
         "host-registered": .hostRegistered(HostRegistered(hostName: "회계팀 PC")),
         "paired-to-host-attended": .paired(
             Paired(

@@ -65,7 +65,8 @@ struct MessageGenerator {
             let request: ViewerAuth.Request = self.random.oneIn(2) ? .newSupportCode : .connect(hostID: self.text())
             return .viewerAuth(ViewerAuth(token: self.text(), request: request))
         case .codeIssued:
-            return .codeIssued(CodeIssued(code: self.supportCode(), validForSeconds: self.random.integer()))
+            return .codeIssued(
+                CodeIssued(code: self.supportCode(), validForSeconds: self.random.integer(), flags: CodeIssued.Flags(rawValue: self.random.bits())))
         case .hostRegistered:
             return .hostRegistered(HostRegistered(hostName: self.text()))
         case .paired:
@@ -324,7 +325,10 @@ enum WireLayout {
                 ]
             }
         case .codeIssued(let issued):
-            return [WireField("CodeIssued.code", .raw(digits(of: issued.code))), WireField("CodeIssued.validForSeconds", .u32(issued.validForSeconds))]
+            return [
+                WireField("CodeIssued.code", .raw(digits(of: issued.code))), WireField("CodeIssued.validForSeconds", .u32(issued.validForSeconds)),
+                WireField("CodeIssued.flags", .u8(issued.flags.rawValue)),
+            ]
         case .hostRegistered(let registered):
             return [.string("HostRegistered.hostName", registered.hostName)]
         case .paired(let paired):

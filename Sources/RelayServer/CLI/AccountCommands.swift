@@ -5,8 +5,8 @@ import RelayStore
 struct CompanyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "company",
-        abstract: "Add, list, remove companies, rotate a company's admin token, or place and release legal holds.",
-        subcommands: [Add.self, List.self, Remove.self, Rotate.self, Hold.self, Release.self, Holds.self]
+        abstract: "Add, list, remove companies, rotate a company's admin token, set its policy, or place and release legal holds.",
+        subcommands: [Add.self, List.self, Remove.self, Rotate.self, Policy.self, Hold.self, Release.self, Holds.self]
     )
 
     struct Add: ParsableCommand {
@@ -72,6 +72,40 @@ struct CompanyCommand: ParsableCommand {
 }
 
 extension CompanyCommand {
+    struct Policy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or set a company's policy.",
+            discussion: """
+                --confirm-security-code on: in attended sessions, the company's engineers must type \
+                the six-digit security code the customer reads from their screen before anything \
+                they type or click is sent; a different code ends the session (someone is in \
+                between, docs/SECURITY.md §6.2). It applies to sessions that start afterwards.
+                """
+        )
+        enum Switch: String, ExpressibleByArgument, CaseIterable {
+            case on, off
+        }
+
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The company id.") var id: String
+        @Option(help: "Engineers must confirm the security code before their input is sent (attended sessions).")
+        var confirmSecurityCode: Switch?
+
+        func run() throws {
+            let company = try adminAction {
+                let store = try options.openStore()
+                if let confirmSecurityCode { try store.setConfirmSecurityCode(companyID: id, required: confirmSecurityCode == .on, actor: "cli") }
+                return try store.company(id: id)
+            }
+            emit(
+                json: options.json, ["id": company.id, "confirm_security_code": company.confirmSecurityCode],
+                text: """
+                    Company \(company.id) (\(company.name)):
+                      confirm security code: \(company.confirmSecurityCode ? "on (engineers type the customer's code before their input is sent)" : "off")
+                    """)
+        }
+    }
+
     struct Hold: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Place a company under legal hold: its records are kept past retention until released."

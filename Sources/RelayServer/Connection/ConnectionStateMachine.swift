@@ -191,6 +191,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     private var stage = Stage.awaitingHello
     /// Whether the relay counted this connection in (false: full or shutting down).
     private var relayHasRoom = true
+    /// The engineer's company requires them to confirm the security code (sent in CodeIssued).
+    private var confirmSecurityCode = false
     /// The source's IP address, for an attended host's displayed name.
     private let address: String
 
@@ -443,6 +445,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
                 ))
         }
         self.stage = .waitingForPeer(hello, .nothing)
+        self.confirmSecurityCode = engineer.confirmSecurityCode
         let party = Party(
             name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: hello.software,
             capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
@@ -467,7 +470,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     mutating func codeIssued(_ code: SupportCode, validFor validity: TimeAmount) -> Action {
         guard case .waitingForPeer(let hello, _) = self.stage else { return .none }
         self.stage = .waitingForPeer(hello, .supportCode)
-        return .send(.codeIssued(CodeIssued(code: code, validForSeconds: UInt32(clamping: validity.nanoseconds / 1_000_000_000))))
+        let flags: CodeIssued.Flags = self.confirmSecurityCode ? .confirmSecurityCode : []
+        return .send(.codeIssued(CodeIssued(code: code, validForSeconds: UInt32(clamping: validity.nanoseconds / 1_000_000_000), flags: flags)))
     }
 
     /// What the pairing book made of this viewer's claim of an enrolled host.

@@ -69,13 +69,24 @@ public struct ViewerAuth: Sendable, Hashable {
 
 /// A support code for the engineer to give the customer, relay → viewer.
 public struct CodeIssued: Sendable, Hashable {
+    public struct Flags: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The engineer's company requires them to type the security code the customer reads
+        /// out before their input is sent (PROTOCOL.md §5.3.7).
+        public static let confirmSecurityCode = Flags(rawValue: 1 << 0)
+    }
+
     public var code: SupportCode
     /// Seconds until the code expires unused.
     public var validForSeconds: UInt32
+    /// Unknown bits are carried as they are and ignored, like capabilities (§3).
+    public var flags: Flags
 
-    public init(code: SupportCode, validForSeconds: UInt32) {
+    public init(code: SupportCode, validForSeconds: UInt32, flags: Flags = []) {
         self.code = code
         self.validForSeconds = validForSeconds
+        self.flags = flags
     }
 }
 
@@ -259,11 +270,12 @@ extension CodeIssued {
     init(payload buffer: inout ByteBuffer) throws(WireError) {
         self.code = try SupportCode(asciiDigits: try buffer.readWireBytes(count: 6, "CodeIssued.code"))
         self.validForSeconds = try buffer.readWireInteger("CodeIssued.validForSeconds")
+        self.flags = Flags(rawValue: try buffer.readWireInteger("CodeIssued.flags"))
     }
 
     func encode(into buffer: inout ByteBuffer) {
         buffer.writeBytes(self.code.asciiDigits)
-        buffer.writeInteger(self.validForSeconds)
+        buffer.writeMultipleIntegers(self.validForSeconds, self.flags.rawValue)
     }
 }
 
