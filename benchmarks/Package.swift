@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The same range as the root package: `relay-bench seal` calls AES-GCM directly as the floor.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .executableTarget(
@@ -31,6 +33,8 @@ let package = Package(
                 .product(name: "RelayScreen", package: "SupportRelay"),
                 .product(name: "RelayTileCodec", package: "SupportRelay"),
                 .product(name: "RelayStore", package: "SupportRelay"),
+                .product(name: "RelaySecureChannel", package: "SupportRelay"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 "CZlibBaseline",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

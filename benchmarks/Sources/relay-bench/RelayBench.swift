@@ -14,6 +14,8 @@ struct RelayBench: AsyncParsableCommand {
             with --json, one JSON object holding all figures and the machine information. \
             Results are recorded in benchmarks/RESULTS.md.
             """,
-        subcommands: [WireBenchmark.self, RelayBenchmark.self, CodecBenchmark.self, StoreBenchmark.self, SoakBenchmark.self, LatencyProbeCommand.self]
+        subcommands: [
+            WireBenchmark.self, RelayBenchmark.self, CodecBenchmark.self, StoreBenchmark.self, SoakBenchmark.self, SealBenchmark.self, LatencyProbeCommand.self,
+        ]
     )
 }

@@ -11,7 +11,7 @@
 //            decoder; it plays the viewer: counts TileUpdate bytes, echoes Clipboard frames).
 //
 // Both peers therefore decrypt and encrypt every byte once. Bytes are counted where the
-// viewer/sink decodes TileUpdate frames. CPU time of relay-server and haproxy comes from
+// viewer/sink decodes TileUpdate frames (or Sealed frames, `--traffic opaque,sealed`). CPU time of relay-server and haproxy comes from
 // /proc/PID/stat over the measured window.
 
 import ArgumentParser
@@ -21,6 +21,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import RelayClient
+import RelaySecureChannel
 import RelayWire
 
 #if canImport(Glibc)
@@ -36,7 +37,13 @@ struct RelayBenchmark: AsyncParsableCommand {
             ECDSA P-256 certificate (temporary directory, deleted afterwards). Throughput: 64 KiB \
             TileUpdate frames host → viewer for --seconds per case. Latency: 32-byte Clipboard \
             frames echoed by the far side at ~100 Hz during the largest load. Idle: --idle paired \
-            idle sessions on a fresh relay-server, RSS before and after.
+            idle sessions on a fresh relay-server, RSS before and after. --traffic picks what the \
+            bulk sessions send, each mode a case of its own beside haproxy: tile (64 KiB TileUpdate \
+            frames in clear), opaque (Sealed frames of a sealed 64 KiB tile's size, random bytes \
+            nobody seals or opens: the relay's work with encryption on) and sealed (real records: \
+            the end-to-end handshake through the peer, SecureTransport seals every tile on the host \
+            and the viewer, or the sink behind haproxy, opens every record). The latency probe \
+            stays in clear.
             """
     )
 
@@ -68,6 +75,13 @@ struct RelayBenchmark: AsyncParsableCommand {
     )
     var probe: ProbePlacement = .isolated
 
+    @Option(
+        name: .long,
+        help:
+            "Comma-separated traffic of the bulk sessions, each a case of its own: tile (TileUpdate in clear), opaque (Sealed-sized random frames), sealed (real end-to-end records)."
+    )
+    var traffic: String = "tile"
+
     @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
     var skipThroughput = false
 
@@ -79,6 +93,7 @@ struct RelayBenchmark: AsyncParsableCommand {
     static let warmup = Duration.seconds(1)
 
     var sessionCounts: [Int] { self.sessions.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    var trafficModes: [TrafficMode] { self.traffic.split(separator: ",").compactMap { TrafficMode(rawValue: $0.trimmingCharacters(in: .whitespaces)) } }
 
     func validate() throws {
         guard self.seconds > 0 else { throw ValidationError("--seconds must be positive") }
@@ -87,6 +102,9 @@ struct RelayBenchmark: AsyncParsableCommand {
         }
         guard self.idle >= 0, self.latencySamples >= 0 else { throw ValidationError("--idle and --latency-samples must be ≥ 0") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of MB/s") }
+        guard !self.trafficModes.isEmpty, self.trafficModes.count == self.traffic.split(separator: ",").count else {
+            throw ValidationError("--traffic takes tile, opaque or sealed, comma-separated, e.g. tile,sealed")
+        }
     }
 
     func run() async throws {
@@ -111,7 +129,7 @@ struct RelayBenchmark: AsyncParsableCommand {
         lines.append("date:    \(machine.date)   load average: \(machine.loadAverage)")
 
         // Accounts: one company, one engineer, enough enrolled hosts.
-        let throughputHosts = self.skipThroughput ? 0 : self.sessionCounts.reduce(0) { $0 + $1 + 1 }
+        let throughputHosts = self.skipThroughput ? 0 : self.sessionCounts.reduce(0) { $0 + $1 + 1 } * self.trafficModes.count
         let idleSessions = min(self.idle, (limits.soft - 400) / 2, 9_900)
         if idleSessions < self.idle {
             notes.append(
@@ -144,64 +162,93 @@ struct RelayBenchmark: AsyncParsableCommand {
                 "relay-server: \(System.coreCount) event loop threads (default); haproxy 2.6: nbthread \(self.haproxyThreads), mode tcp, tune defaults")
 
             var table = Table(columns: [
-                .init("sessions", .right), .init("peer", .left), .init("MB/s", .right), .init("peer CPU s", .right),
+                .init("sessions", .right), .init("traffic", .left), .init("peer", .left), .init("MB/s", .right), .init("peer CPU s", .right),
                 .init("peer CPU/wall", .right), .init("MB per peer CPU-s", .right), .init("bench CPU/wall", .right), .init("errors", .right),
             ])
             var latencyTable = Table(columns: [
-                .init("peer", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right), .init("max µs", .right),
+                .init("peer", .left), .init("traffic", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right),
+                .init("max µs", .right),
                 .init("load sessions", .right),
             ])
             var ratios: [String] = []
+            var handshakeLines: [String] = []
             let largest = self.sessionCounts.max()!
             for count in self.sessionCounts {
-                var pair: [String: ThroughputResult] = [:]
-                for peer in [Peer.relay, .haproxy] {
-                    let hosts = peer == .relay ? Array(accounts.hosts[nextHost..<(nextHost + count + 1)]) : []
-                    if peer == .relay { nextHost += count + 1 }
-                    let withLatency = count == largest && self.latencySamples > 0
-                    progress("throughput: \(peer.rawValue), \(count) sessions")
-                    let result = try await runThroughput(
-                        peer: peer, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, probe: self.probe,
-                        rateMegabytesPerSecond: self.rate,
-                        relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, tls: tls, trust: trust, group: group
-                    )
-                    pair[peer.rawValue] = result
-                    table.add([
-                        "\(count)", peer.rawValue, formatFixed(result.megabytesPerSecond, 1), formatFixed(result.peerCPU, 2),
-                        formatFixed(result.peerCPU / result.wall, 2), formatFixed(result.megabytesPerCPUSecond, 1),
-                        formatFixed(result.benchCPU / result.wall, 2), "\(result.errors)",
-                    ])
-                    if let first = result.firstError { notes.append("\(peer.rawValue), \(count) sessions: \(result.errors) errors, first: \(first)") }
-                    if !result.rtts.isEmpty {
-                        let sorted = result.rtts.sorted()
-                        latencyTable.add([
-                            peer.rawValue, "\(sorted.count)", formatFixed(percentile(sorted, 50), 0), formatFixed(percentile(sorted, 99), 0),
-                            formatFixed(sorted.last!, 0), "\(count)",
-                        ])
-                    }
-                    results.append(("throughput_\(peer.rawValue)_\(count)", result.json))
-                }
-                if let r = pair["relay"], let h = pair["haproxy"] {
-                    let wallRatio = r.megabytesPerSecond / h.megabytesPerSecond
-                    let cpuRatio = r.megabytesPerCPUSecond / h.megabytesPerCPUSecond
-                    ratios.append(
-                        "\(count) sessions: relay/haproxy \(formatFixed(wallRatio, 2)) by wall clock, \(formatFixed(cpuRatio, 2)) per peer CPU-second → \(cpuRatio >= 1 ? "PASS" : "FAIL") (target ≥ 1.0 per busy core)"
-                    )
-                    results.append(
-                        ("ratio_\(count)", .object([("wall", .double(wallRatio)), ("per_cpu_second", .double(cpuRatio)), ("pass", .bool(cpuRatio >= 1))])))
-                    if !r.rtts.isEmpty, !h.rtts.isEmpty {
-                        let rp99 = percentile(r.rtts.sorted(), 99)
-                        let hp99 = percentile(h.rtts.sorted(), 99)
-                        ratios.append(
-                            "latency at \(count) sessions: relay p99 \(formatFixed(rp99, 0)) µs vs haproxy \(formatFixed(hp99, 0)) µs → \(rp99 <= hp99 ? "PASS" : "FAIL") (target p99 ≤ haproxy)"
+                var byTraffic: [TrafficMode: ThroughputResult] = [:]
+                for traffic in self.trafficModes {
+                    var pair: [String: ThroughputResult] = [:]
+                    for peer in [Peer.relay, .haproxy] {
+                        let hosts = peer == .relay ? Array(accounts.hosts[nextHost..<(nextHost + count + 1)]) : []
+                        if peer == .relay { nextHost += count + 1 }
+                        let withLatency = count == largest && self.latencySamples > 0
+                        progress("throughput: \(peer.rawValue), \(count) sessions, \(traffic.rawValue)")
+                        let result = try await runThroughput(
+                            peer: peer, traffic: traffic, sessions: count, latencySamples: withLatency ? self.latencySamples : 0, probe: self.probe,
+                            rateMegabytesPerSecond: self.rate,
+                            relay: relay, haproxy: haproxy, sink: sink, accounts: accounts, hosts: hosts, tls: tls, trust: trust, group: group
                         )
-                        results.append(("latency_pass", .bool(rp99 <= hp99)))
+                        pair[peer.rawValue] = result
+                        if peer == .relay { byTraffic[traffic] = result }
+                        table.add([
+                            "\(count)", traffic.rawValue, peer.rawValue, formatFixed(result.megabytesPerSecond, 1), formatFixed(result.peerCPU, 2),
+                            formatFixed(result.peerCPU / result.wall, 2), formatFixed(result.megabytesPerCPUSecond, 1),
+                            formatFixed(result.benchCPU / result.wall, 2), "\(result.errors)",
+                        ])
+                        if let first = result.firstError {
+                            notes.append("\(peer.rawValue), \(count) sessions, \(traffic.rawValue): \(result.errors) errors, first: \(first)")
+                        }
+                        if !result.handshakes.isEmpty {
+                            let sorted = result.handshakes.sorted()
+                            handshakeLines.append(
+                                "end-to-end handshake through \(peer.rawValue), \(count) sessions setting up at once: \(sorted.count) handshakes, p50 \(formatFixed(percentile(sorted, 50) * 1e3, 2)) ms, p99 \(formatFixed(percentile(sorted, 99) * 1e3, 2)) ms, max \(formatFixed(sorted.last! * 1e3, 2)) ms (viewer side: KeyCommit sent → host's Identity verified)"
+                            )
+                        }
+                        if !result.rtts.isEmpty {
+                            let sorted = result.rtts.sorted()
+                            latencyTable.add([
+                                peer.rawValue, traffic.rawValue, "\(sorted.count)", formatFixed(percentile(sorted, 50), 0),
+                                formatFixed(percentile(sorted, 99), 0),
+                                formatFixed(sorted.last!, 0), "\(count)",
+                            ])
+                        }
+                        results.append(("throughput_\(peer.rawValue)_\(count)\(traffic == .tile ? "" : "_" + traffic.rawValue)", result.json))
+                    }
+                    if let r = pair["relay"], let h = pair["haproxy"] {
+                        let wallRatio = r.megabytesPerSecond / h.megabytesPerSecond
+                        let cpuRatio = r.megabytesPerCPUSecond / h.megabytesPerCPUSecond
+                        ratios.append(
+                            "\(count) sessions, \(traffic.rawValue): relay/haproxy \(formatFixed(wallRatio, 2)) by wall clock, \(formatFixed(cpuRatio, 2)) per peer CPU-second → \(cpuRatio >= 1 ? "PASS" : "FAIL") (target ≥ 1.0 per busy core)"
+                        )
+                        results.append(
+                            (
+                                "ratio_\(count)\(traffic == .tile ? "" : "_" + traffic.rawValue)",
+                                .object([("wall", .double(wallRatio)), ("per_cpu_second", .double(cpuRatio)), ("pass", .bool(cpuRatio >= 1))])
+                            ))
+                        if !r.rtts.isEmpty, !h.rtts.isEmpty {
+                            let rp99 = percentile(r.rtts.sorted(), 99)
+                            let hp99 = percentile(h.rtts.sorted(), 99)
+                            ratios.append(
+                                "latency at \(count) sessions, \(traffic.rawValue): relay p99 \(formatFixed(rp99, 0)) µs vs haproxy \(formatFixed(hp99, 0)) µs → \(rp99 <= hp99 ? "PASS" : "FAIL") (target p99 ≤ haproxy)"
+                            )
+                            results.append(("latency_pass\(traffic == .tile ? "" : "_" + traffic.rawValue)", .bool(rp99 <= hp99)))
+                        }
+                    }
+                }
+                // Encryption is the agents' work: the relay's bytes per CPU-second must not drop.
+                if let plain = byTraffic[.tile] {
+                    for traffic in self.trafficModes where traffic != .tile {
+                        guard let encrypted = byTraffic[traffic] else { continue }
+                        let ratio = encrypted.megabytesPerCPUSecond / plain.megabytesPerCPUSecond
+                        ratios.append(
+                            "\(count) sessions: relay MB per CPU-second, \(traffic.rawValue)/tile \(formatFixed(ratio, 2)) (\(formatFixed(encrypted.megabytesPerCPUSecond, 1)) vs \(formatFixed(plain.megabytesPerCPUSecond, 1)))"
+                        )
+                        results.append(("relay_\(traffic.rawValue)_over_tile_\(count)", .double(ratio)))
                     }
                 }
             }
             lines.append("")
             lines.append(
-                "throughput: 64 KiB TileUpdate frames host → viewer, \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames (header + payload) received"
+                "throughput: 64 KiB TileUpdate frames host → viewer (sealed: inside Sealed records), \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames on the wire (header + payload, tag included) received"
             )
             lines.append(table.rendered)
             if !latencyTable.rows.isEmpty {
@@ -213,6 +260,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             }
             lines.append("")
             lines.append(contentsOf: ratios)
+            lines.append(contentsOf: handshakeLines)
             sink.close()
         }
 
@@ -248,6 +296,7 @@ struct RelayBenchmark: AsyncParsableCommand {
                     .object([
                         ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
                         ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null),
+                        ("traffic", .string(self.traffic)),
                         ("tile_payload_bytes", .int(Self.tilePayload)),
                         ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
                         ("probe", .string(self.probe.rawValue)),
@@ -404,9 +453,26 @@ struct HAProxy {
 }
 
 /// The viewer behind haproxy: a NIO TLS 1.3 server with the same frame decoder as the
-/// RelayClient viewer; counts TileUpdate bytes and echoes Clipboard frames.
+/// RelayClient viewer; counts TileUpdate bytes and echoes Clipboard frames. With `--traffic
+/// opaque` it counts Sealed frames; with `sealed` it runs the viewer's end-to-end handshake
+/// on each new connection and opens every record, as the relay's viewer does.
 final class Sink: Sendable {
+    /// The session id both ends of a sealed session through haproxy use (there is no pairing).
+    static let sessionID = SessionID(high: 0x7265_6C61_792D_6265, low: 0x6E63_6800_0000_0000)
+
     let port: Int
+    private let mode: NIOLockedValueBox<(traffic: TrafficMode, handshakes: HandshakeLog)>
+
+    /// What new connections carry (set before each case).
+    var traffic: TrafficMode {
+        get { self.mode.withLockedValue { $0.traffic } }
+        set { self.mode.withLockedValue { $0.traffic = newValue } }
+    }
+    /// Where new connections' handshake durations go.
+    var handshakes: HandshakeLog {
+        get { self.mode.withLockedValue { $0.handshakes } }
+        set { self.mode.withLockedValue { $0.handshakes = newValue } }
+    }
     private let channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
     private let task: Task<Void, Never>
 
@@ -432,17 +498,43 @@ final class Sink: Sendable {
             }
         let port = channel.channel.localAddress?.port ?? 0
         let counter = Counter()
+        let mode = NIOLockedValueBox((traffic: TrafficMode.tile, handshakes: HandshakeLog()))
         let task = Task<Void, Never> {
             _ = try? await channel.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in inbound {
+                        let (traffic, handshakes) = mode.withLockedValue { $0 }
                         group.addTask {
                             try? await connection.executeThenClose { frames, outbound in
-                                for try await frame in frames {
-                                    if frame.type == .tileUpdate {
+                                var iterator = frames.makeAsyncIterator()
+                                var opener: RecordOpener?
+                                var pending: Frame?
+                                if traffic == .sealed {
+                                    (opener, pending) = try await Self.viewerHandshake(&iterator, outbound, handshakes)
+                                }
+                                while true {
+                                    let next: Frame?
+                                    if let first = pending {
+                                        pending = nil
+                                        next = first
+                                    } else {
+                                        next = try await iterator.next()
+                                    }
+                                    guard let frame = next else { break }
+                                    switch frame.type {
+                                    case .tileUpdate:
                                         counter.add(frame.bytes.readableBytes)
-                                    } else if frame.type == .clipboard {
+                                    case .sealed:
+                                        if opener != nil {
+                                            let opened = try opener!.open(frame)
+                                            if opened.type == MessageType.tileUpdate.rawValue { counter.add(frame.bytes.readableBytes) }
+                                        } else {
+                                            counter.add(frame.bytes.readableBytes)
+                                        }
+                                    case .clipboard:
                                         try await outbound.write(frame)
+                                    default:
+                                        continue
                                     }
                                 }
                             }
@@ -451,12 +543,40 @@ final class Sink: Sendable {
                 }
             }
         }
-        let sink = Sink(port: port, channel: channel, task: task, counter: counter)
+        let sink = Sink(port: port, channel: channel, task: task, counter: counter, mode: mode)
         return sink
     }
 
-    private init(port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>, task: Task<Void, Never>, counter: Counter) {
+    /// The viewer's side of the end-to-end handshake (the host starts it through haproxy).
+    /// A connection whose first frame is no handshake frame (the shared latency probe) stays
+    /// in clear: that frame is handed back.
+    private static func viewerHandshake(
+        _ frames: inout NIOAsyncChannelInboundStream<Frame>.AsyncIterator, _ outbound: NIOAsyncChannelOutboundWriter<Frame>, _ log: HandshakeLog
+    ) async throws -> (RecordOpener?, Frame?) {
+        let start = ContinuousClock.now
+        var handshake = SecureHandshake(
+            SecureHandshake.Local(role: .viewer, identity: .init(), name: "bench.engineer", organization: "bench"), sessionID: Self.sessionID)
+        try await outbound.write(contentsOf: try handshake.start())
+        while let frame = try await frames.next() {
+            guard frame.type == .keyShare || frame.type == .sealed else { return (nil, frame) }
+            switch try handshake.received(frame) {
+            case .send(let out):
+                try await outbound.write(contentsOf: out)
+            case .established(let out, let established):
+                try await outbound.write(contentsOf: out)
+                log.record((ContinuousClock.now - start).seconds)
+                return (established.opener, nil)
+            }
+        }
+        return (nil, nil)
+    }
+
+    private init(
+        port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>, task: Task<Void, Never>, counter: Counter,
+        mode: NIOLockedValueBox<(traffic: TrafficMode, handshakes: HandshakeLog)>
+    ) {
         self.port = port
+        self.mode = mode
         self.channel = channel
         self.task = task
         self.receivedBox = counter

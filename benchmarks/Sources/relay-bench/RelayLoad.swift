@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RelayClient
+import RelaySecureChannel
 import RelayWire
 
 #if canImport(Glibc)
@@ -14,6 +15,7 @@ import Glibc
 
 struct ThroughputResult {
     var peer: Peer
+    var traffic: TrafficMode = .tile
     var sessions: Int
     var bytes: Int
     var wall: Double
@@ -22,14 +24,19 @@ struct ThroughputResult {
     var errors: Int
     var firstError: String?
     var rtts: [Double]
+    /// `--traffic sealed`: seconds each session's end-to-end handshake took, seen from its
+    /// viewer (KeyCommit sent → host's Identity verified), all sessions setting up at once.
+    var handshakes: [Double] = []
 
     var megabytesPerSecond: Double { Double(self.bytes) / self.wall / 1e6 }
     var megabytesPerCPUSecond: Double { Double(self.bytes) / self.peerCPU / 1e6 }
 
     var json: JSON {
         let sorted = self.rtts.sorted()
+        let handshakes = self.handshakes.sorted()
         return .object([
-            ("peer", .string(self.peer.rawValue)), ("sessions", .int(self.sessions)), ("bytes", .int(self.bytes)),
+            ("peer", .string(self.peer.rawValue)), ("traffic", .string(self.traffic.rawValue)), ("sessions", .int(self.sessions)),
+            ("bytes", .int(self.bytes)),
             ("wall_seconds", .double(self.wall)), ("mb_per_second", .double(self.megabytesPerSecond)),
             ("peer_cpu_seconds", .double(self.peerCPU)), ("mb_per_peer_cpu_second", .double(self.megabytesPerCPUSecond)),
             ("bench_cpu_seconds", .double(self.benchCPU)), ("errors", .int(self.errors)),
@@ -38,11 +45,32 @@ struct ThroughputResult {
             ("latency_p50_us", sorted.isEmpty ? .null : .double(percentile(sorted, 50))),
             ("latency_p99_us", sorted.isEmpty ? .null : .double(percentile(sorted, 99))),
             ("latency_max_us", sorted.isEmpty ? .null : .double(sorted.last!)),
+            ("e2e_handshakes", .int(handshakes.count)),
+            ("e2e_handshake_p50_ms", handshakes.isEmpty ? .null : .double(percentile(handshakes, 50) * 1e3)),
+            ("e2e_handshake_p99_ms", handshakes.isEmpty ? .null : .double(percentile(handshakes, 99) * 1e3)),
         ])
     }
 }
 
-/// One connection's sending loop: batches of 64 KiB TileUpdate frames until `stop`.
+/// What the bulk sessions send (`--traffic`); see RelayBenchmark's discussion.
+enum TrafficMode: String, CaseIterable, Sendable {
+    /// 64 KiB TileUpdate frames in clear, as before issue 12.
+    case tile
+    /// Sealed frames (0x49) of the size a sealed 64 KiB TileUpdate has, random bytes that
+    /// nobody seals or opens: the relay's work with encryption on, without the agents'.
+    case opaque
+    /// Real records: each session runs the end-to-end handshake through the peer, the
+    /// host seals every 64 KiB TileUpdate (SecureTransport, as relay-agent does) and the
+    /// viewer opens and checks every record.
+    case sealed
+
+    /// Bytes on the wire per 64 KiB tile: the frame, plus the inner type byte and the tag when sealed.
+    var wireBytesPerTile: Int {
+        Frame.headerLength + RelayBenchmark.tilePayload + (self == .tile ? 0 : SecureChannelProtocol.recordOverhead)
+    }
+}
+
+/// One connection's sending loop: batches of 64 KiB tiles until `stop`.
 /// Bytes handed to RelayConnection.send by all senders (diagnostics).
 let sentBytes = Counter()
 
@@ -55,11 +83,24 @@ let windowPerSession = 4 << 20
 /// With `bytesPerSecond`, the connection sends no faster than that (`--rate`, split over
 /// the sessions), so both peers can be compared at the same offered load.
 func sendTiles(
-    _ connection: RelayConnection, stop: StopFlag, sent: Counter, window: Int, bytesPerSecond: Double? = nil, received: @escaping @Sendable () -> Int
+    _ sender: some FrameSender, traffic: TrafficMode, stop: StopFlag, sent: Counter, window: Int, bytesPerSecond: Double? = nil,
+    received: @escaping @Sendable () -> Int
 ) async throws {
     var payload = ByteBuffer()
-    payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
-    let frame = try Frame(type: .tileUpdate, payload: payload)
+    let frame: Frame
+    if traffic == .opaque {
+        // What a sealed 64 KiB TileUpdate looks like to the relay: type 0x49, random bytes.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<(RelayBenchmark.tilePayload + SecureChannelProtocol.recordOverhead) {
+            payload.writeInteger(UInt8.random(in: 0...255, using: &generator))
+        }
+        frame = try Frame(type: .sealed, payload: payload)
+    } else {
+        // `tile` in clear; `sealed`: the sender is a SecureSender, which seals each frame as it goes out.
+        payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
+        frame = try Frame(type: .tileUpdate, payload: payload)
+    }
+    let wireBytes = RelayBenchmark.framesPerWrite * traffic.wireBytesPerTile
     let batch = Array(repeating: frame, count: RelayBenchmark.framesPerWrite)
     let clock = ContinuousClock()
     let start = clock.now
@@ -72,10 +113,10 @@ func sendTiles(
             let ahead = Double(sentHere) / bytesPerSecond - (clock.now - start).seconds
             if ahead > 0 { try await Task.sleep(for: .microseconds(Int(ahead * 1e6))) }
         }
-        sentHere += batch.count * frame.bytes.readableBytes
-        try await connection.send(frames: batch)
-        sentBytes.add(batch.count * frame.bytes.readableBytes)
-        sent.add(batch.count * frame.bytes.readableBytes)
+        sentHere += wireBytes
+        try await sender.send(frames: batch)
+        sentBytes.add(wireBytes)
+        sent.add(wireBytes)
         await Task.yield()
     }
 }
@@ -84,7 +125,7 @@ func sendTiles(
 func viewerLoop(_ connection: RelayConnection, counter: Counter) async throws {
     while let frame = try await connection.receiveFrame() {
         switch frame.type {
-        case .tileUpdate: counter.add(frame.bytes.readableBytes)
+        case .tileUpdate, .sealed: counter.add(frame.bytes.readableBytes)
         case .clipboard: try await connection.send(frame: frame)
         case .ping:
             if case .ping(let ping) = try RelayMessage(frame) { try await connection.send(.pong(Pong(nonce: ping.nonce))) }
@@ -92,6 +133,42 @@ func viewerLoop(_ connection: RelayConnection, counter: Counter) async throws {
         default: continue
         }
     }
+}
+
+/// Viewer side with `--traffic sealed`: the end-to-end handshake as relay-agent runs it,
+/// then every record opened (SecureTransport checks each one); counts wire bytes.
+func secureViewerLoop(_ connection: RelayConnection, sessionID: SessionID, counter: Counter, handshakes: HandshakeLog) async throws {
+    let local = SecureHandshake.Local(role: .viewer, identity: .init(), name: "bench.engineer", organization: "bench")
+    let start = ContinuousClock.now
+    guard case .established(let transport) = try await SecureTransport.establish(over: connection, local: local, sessionID: sessionID) else {
+        throw BenchError("the end-to-end handshake did not complete (the host left)")
+    }
+    handshakes.record((ContinuousClock.now - start).seconds)
+    while let frame = try await transport.receiveFrame() {
+        switch frame.type {
+        case .tileUpdate: counter.add(frame.bytes.readableBytes + SecureChannelProtocol.recordOverhead)
+        case .bye: return
+        default: continue
+        }
+    }
+}
+
+/// Host side with `--traffic sealed`: the end-to-end handshake, then `body` with the sealing sender.
+func withSecureHost(
+    _ connection: RelayConnection, sessionID: SessionID, index: Int, _ body: (SecureSender<RelaySender>) async throws -> Void
+) async throws {
+    let local = SecureHandshake.Local(role: .host, identity: .init(), name: "bench-host-\(index)", organization: "bench")
+    guard case .established(let transport) = try await SecureTransport.establish(over: connection, local: local, sessionID: sessionID) else {
+        throw BenchError("the end-to-end handshake did not complete (the viewer left)")
+    }
+    try await body(transport.sender)
+}
+
+/// End-to-end handshake durations (seconds) of one case.
+final class HandshakeLog: Sendable {
+    private let box = NIOLockedValueBox<[Double]>([])
+    func record(_ seconds: Double) { self.box.withLockedValue { $0.append(seconds) } }
+    var values: [Double] { self.box.withLockedValue { $0 } }
 }
 
 /// Round trips of a 32-byte Clipboard frame at ~100 Hz, in µs, each handed to `record`
@@ -121,11 +198,12 @@ func probeLatency(_ connection: RelayConnection, samples: Int, record: @Sendable
 enum SessionRole { case bulk, probe, idle }
 
 /// Opens one paired relay session and runs `hostBody` on the host side; the viewer runs
-/// `viewerLoop`. Both tasks go into `group`.
+/// `viewerBody` (by default `viewerLoop`). Both tasks go into `group`.
 func addRelaySession(
     to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, token: String, host: Accounts.Host,
     established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(),
-    hostBody: @escaping @Sendable (RelayConnection) async throws -> Void
+    hostBody: @escaping @Sendable (RelayConnection, Paired) async throws -> Void,
+    viewerBody: (@Sendable (RelayConnection, Paired, Counter) async throws -> Void)? = nil
 ) {
     let registered = Signal()
     group.addTask {
@@ -135,9 +213,9 @@ func addRelaySession(
                 try await connection.hello(role: .host)
                 _ = try await connection.authenticate(host: .enrolled(hostID: host.id, secret: host.secret))
                 registered.fire()
-                _ = try await connection.waitForPairing()
+                let pairing = try await connection.waitForPairing()
                 established.add(1)
-                try await hostBody(connection)
+                try await hostBody(connection, pairing)
             }
         } catch {
             errors.record(error)
@@ -149,10 +227,14 @@ func addRelaySession(
         do {
             try await RelayConnection.withConnection(to: relay, trust: trust, keepalive: benchKeepalive) { connection in
                 try await connection.hello(role: .viewer)
-                _ = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
+                let answer = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
                 established.add(1)
                 paired.add(1)
-                try await viewerLoop(connection, counter: counter)
+                if let viewerBody, case .paired(let pairing) = answer {
+                    try await viewerBody(connection, pairing, counter)
+                } else {
+                    try await viewerLoop(connection, counter: counter)
+                }
             }
         } catch {
             errors.record(error)
@@ -176,7 +258,8 @@ func waitUntil(_ condition: () -> Bool, timeout: Double) async throws -> Bool {
 }
 
 func runThroughput(
-    peer: Peer, sessions: Int, latencySamples: Int, probe placement: ProbePlacement, rateMegabytesPerSecond: Double? = nil, relay: RelayProcess,
+    peer: Peer, traffic: TrafficMode = .tile, sessions: Int, latencySamples: Int, probe placement: ProbePlacement, rateMegabytesPerSecond: Double? = nil,
+    relay: RelayProcess,
     haproxy: HAProxy, sink: Sink, accounts: Accounts, hosts: [Accounts.Host], tls: TLSMaterial, trust: RelayTrust, group eventLoops: any EventLoopGroup
 ) async throws -> ThroughputResult {
     let stop = StopFlag()
@@ -189,6 +272,9 @@ func runThroughput(
     let pid = peer == .relay ? relay.child.pid : haproxy.child.pid
     let seconds = RelayBenchmarkSettings.seconds
 
+    let handshakes = HandshakeLog()
+    sink.traffic = traffic
+    sink.handshakes = handshakes
     return try await withThrowingTaskGroup(of: Void.self) { group in
         let probeBody: @Sendable (RelayConnection) async throws -> Void = { connection in
             await startProbe.wait()
@@ -202,12 +288,30 @@ func runThroughput(
         let window = windowPerSession * sessions
         let isRelay = peer == .relay
         let receivedSoFar: @Sendable () -> Int = { isRelay ? viewerCounter.value : sink.receivedBytes - sinkBaseline }
-        let bulkBody: @Sendable (RelayConnection) async throws -> Void = { connection in
-            await go.wait()
-            try await sendTiles(
-                connection, stop: stop, sent: caseSent, window: window,
-                bytesPerSecond: rateMegabytesPerSecond.map { $0 * 1e6 / Double(sessions) }, received: receivedSoFar
-            )
+        let bytesPerSecond = rateMegabytesPerSecond.map { $0 * 1e6 / Double(sessions) }
+        // The handshake runs during set-up, before `go`, as it would right after pairing.
+        let bulkBody: @Sendable (RelayConnection, SessionID, Int) async throws -> Void = {
+            (connection: RelayConnection, sessionID: SessionID, index: Int) async throws in
+            if traffic == .sealed {
+                try await withSecureHost(connection, sessionID: sessionID, index: index) { sender in
+                    await go.wait()
+                    try await sendTiles(
+                        sender, traffic: traffic, stop: stop, sent: caseSent, window: window, bytesPerSecond: bytesPerSecond, received: receivedSoFar)
+                }
+            } else {
+                await go.wait()
+                try await sendTiles(
+                    connection.sender, traffic: traffic, stop: stop, sent: caseSent, window: window, bytesPerSecond: bytesPerSecond,
+                    received: receivedSoFar)
+            }
+        }
+        let secureViewer: (@Sendable (RelayConnection, Paired, Counter) async throws -> Void)?
+        if traffic == .sealed {
+            secureViewer = { (connection: RelayConnection, pairing: Paired, counter: Counter) async throws in
+                try await secureViewerLoop(connection, sessionID: pairing.sessionID, counter: counter, handshakes: handshakes)
+            }
+        } else {
+            secureViewer = nil
         }
         // The isolated probe is a process of its own (LatencyProbe.swift); the shared one is
         // one more session of this process.
@@ -234,20 +338,35 @@ func runThroughput(
         switch peer {
         case .relay:
             for index in 0..<total {
+                let isBulk = index < sessions
+                let hostBody: @Sendable (RelayConnection, Paired) async throws -> Void = { (connection: RelayConnection, pairing: Paired) async throws in
+                    if isBulk {
+                        try await bulkBody(connection, pairing.sessionID, index)
+                    } else {
+                        try await probeBody(connection)
+                    }
+                }
                 addRelaySession(
                     to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
-                    established: established, errors: errors, counter: viewerCounter, hostBody: index < sessions ? bulkBody : probeBody
+                    established: established, errors: errors, counter: viewerCounter, hostBody: hostBody,
+                    viewerBody: isBulk ? secureViewer : nil
                 )
             }
         case .haproxy:
             let address = RelayAddress(host: "127.0.0.1", port: haproxy.port)
             for index in 0..<total {
-                let body = index < sessions ? bulkBody : probeBody
+                let isBulk = index < sessions
                 group.addTask {
                     do {
                         try await RelayConnection.withConnection(to: address, trust: trust) { connection in
-                            established.add(2)
-                            try await body(connection)
+                            if isBulk {
+                                // The sink plays the viewer, and counts the session as up once its handshake is done.
+                                if traffic != .sealed { established.add(2) }
+                                try await bulkBody(connection, Sink.sessionID, index)
+                            } else {
+                                established.add(2)
+                                try await probeBody(connection)
+                            }
                         }
                     } catch {
                         errors.record(error)
@@ -256,7 +375,12 @@ func runThroughput(
                 }
             }
         }
-        guard try await waitUntil({ established.value >= 2 * total && probeProcess?.isReady != false }, timeout: 60) else {
+        let isSealedHAProxy = peer == .haproxy && traffic == .sealed
+        let ready: @Sendable () -> Bool = {
+            let up = established.value + (isSealedHAProxy ? 2 * handshakes.values.count : 0)
+            return up >= 2 * total && (!isRelay || traffic != .sealed || handshakes.values.count >= sessions)
+        }
+        guard try await waitUntil({ ready() && probeProcess?.isReady != false }, timeout: 60) else {
             stop.set()
             go.fire()
             startProbe.fire()
@@ -265,7 +389,7 @@ func runThroughput(
             throw BenchError(
                 "\(peer.rawValue): only \(established.value / 2) of \(total) sessions set up in 60 s; errors: \(errors.first ?? "none")\(probeState)")
         }
-        progress("  \(established.value / 2) sessions up")
+        progress("  \((established.value + (isSealedHAProxy ? 2 * handshakes.values.count : 0)) / 2) sessions up")
         go.fire()
         let counter = peer == .relay ? viewerCounter : nil
         func received() -> Int { counter?.value ?? sink.receivedBytes }
@@ -313,8 +437,8 @@ func runThroughput(
             do { guard try await group.next() != nil else { break } } catch {}
         }
         return ThroughputResult(
-            peer: peer, sessions: sessions, bytes: bytes1 - bytes0, wall: wall, peerCPU: cpu1 - cpu0, benchCPU: (bench1 - bench0).seconds,
-            errors: errorCount, firstError: firstError, rtts: probeProcess?.rtts ?? rttBox.withLockedValue { $0 }
+            peer: peer, traffic: traffic, sessions: sessions, bytes: bytes1 - bytes0, wall: wall, peerCPU: cpu1 - cpu0, benchCPU: (bench1 - bench0).seconds,
+            errors: errorCount, firstError: firstError, rtts: probeProcess?.rtts ?? rttBox.withLockedValue { $0 }, handshakes: handshakes.values
         )
     }
 }
@@ -365,7 +489,7 @@ func runIdle(
     let start = ContinuousClock.now
     return try await withThrowingTaskGroup(of: Void.self) { group in
         // The connection's keepalive Pings while the session idles.
-        let body: @Sendable (RelayConnection) async throws -> Void = { _ in await release.wait() }
+        let body: @Sendable (RelayConnection, Paired) async throws -> Void = { _, _ in await release.wait() }
         let batch = 100
         var launched = 0
         while launched < sessions {

@@ -183,6 +183,8 @@ struct Report {
     var checks: [(name: String, passed: Bool, detail: String)] = []
     var targets: [Target] = []
     var notes: [String] = []
+    /// Tables of their own (after the measurements), each with its figures for the JSON.
+    var sections: [(title: String, table: Table, json: JSON)] = []
 
     init(benchmark: String, arguments: [String] = CommandLine.arguments) {
         self.benchmark = benchmark
@@ -245,6 +247,12 @@ struct Report {
             lines.append("")
             lines.append("\(group):")
             lines.append(table.rendered)
+        }
+
+        for section in self.sections {
+            lines.append("")
+            lines.append("\(section.title):")
+            lines.append(section.table.rendered)
         }
 
         if !self.checks.isEmpty {
@@ -325,6 +333,7 @@ struct Report {
             ("settings", .object(self.settings)),
             ("results", .array(results)),
             ("checks", .array(checks)),
+            ("sections", .array(self.sections.map { .object([("title", .string($0.title)), ("figures", $0.json)]) })),
             ("targets", .array(targets)),
             ("notes", .array(self.notes.map { .string($0) })),
         ])
