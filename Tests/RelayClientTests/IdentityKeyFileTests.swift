@@ -25,13 +25,18 @@ import Testing
         #expect(try folder.names() == ["engineer.key"])
     }
 
-    @Test("the file holds the raw key in base64 under the header (RFC 8032 test key)")
+    @Test("the file holds the raw key in base64 under the header, and its fingerprint is the public key's")
     func knownKeyFormat() throws {
+        // A key made now: no private key is kept in the repository, not even a test one.
+        let key = Curve25519.Signing.PrivateKey()
         let folder = try TemporaryFolder()
         let path = folder.file("host-ho_1.key")
-        try IdentityKeyFile.write(try KeyFingerprintTests.rfc8032Key, to: path)
-        #expect(try String(contentsOfFile: path, encoding: .utf8) == "supportrelay-ed25519-private-key-v1\nnWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n")
-        #expect(KeyFingerprint.of(try IdentityKeyFile.load(at: path).publicKey) == "SHA256:If4x36FUomFia/hUBG/SJxt77UtqvkWqWId+9H+XIbk")
+        try IdentityKeyFile.write(key, to: path)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 3 && lines[0] == "supportrelay-ed25519-private-key-v1" && lines[2].isEmpty)
+        #expect(Data(base64Encoded: String(lines[1])) == key.rawRepresentation)
+        let digest = Data(SHA256.hash(data: key.publicKey.rawRepresentation)).base64EncodedString().replacingOccurrences(of: "=", with: "")
+        #expect(KeyFingerprint.of(try IdentityKeyFile.load(at: path).publicKey) == "SHA256:" + digest)
     }
 
     @Test("a key file its group or others can read or change is refused, with the chmod that fixes it", arguments: [0o640, 0o644, 0o604, 0o620, 0o660, 0o602])
@@ -51,20 +56,32 @@ import Testing
         #expect(try IdentityKeyFile.load(at: path).rawRepresentation == key.rawRepresentation)
     }
 
-    @Test(
-        "a file that is not a key is refused, naming the file and the expected first line and quoting nothing from it",
-        arguments: [
-            "",
-            "\n",
-            "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",  // the key alone
-            "supportrelay-ed25519-private-key-v1\n",  // no key
-            "supportrelay-ed25519-private-key-v1\nnWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyu\n",  // 30 bytes
-            "supportrelay-ed25519-private-key-v1\nnWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\nnWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",
-            "supportrelay-ed25519-private-key-v1\nnot base64 at all!\n",
-            "supportrelay-ed25519-private-key-v2\nnWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\n",
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
-        ])
-    func malformedFileRefused(text: String) throws {
+    /// Files that are not a key file, made from a key generated now (no private key is kept
+    /// in the repository).
+    enum Malformed: CaseIterable, Sendable {
+        case empty, newline, keyAlone, noKey, shortKey, twoKeys, notBase64, otherVersion, pemKey
+
+        var text: String {
+            let key = Curve25519.Signing.PrivateKey().rawRepresentation.base64EncodedString()
+            let header = "supportrelay-ed25519-private-key-v1\n"
+            switch self {
+            case .empty: return ""
+            case .newline: return "\n"
+            case .keyAlone: return key + "\n"
+            case .noKey: return header
+            case .shortKey: return header + String(key.prefix(40)) + "\n"  // 30 bytes
+            case .twoKeys: return header + key + "\n" + key + "\n"
+            case .notBase64: return header + "not base64 at all!\n"
+            case .otherVersion: return "supportrelay-ed25519-private-key-v2\n" + key + "\n"
+            // Another program's key file (PEM), as someone might give by mistake.
+            case .pemKey: return P256.Signing.PrivateKey().pemRepresentation + "\n"
+            }
+        }
+    }
+
+    @Test("a file that is not a key is refused, naming the file and the expected first line and quoting nothing from it", arguments: Malformed.allCases)
+    func malformedFileRefused(kind: Malformed) throws {
+        let text = kind.text
         let folder = try TemporaryFolder()
         let path = folder.file("engineer.key")
         try FileModes.write(path, text, mode: 0o600)
@@ -85,8 +102,9 @@ import Testing
     func tolerantLineEnds() throws {
         let folder = try TemporaryFolder()
         let path = folder.file("engineer.key")
-        try FileModes.write(path, "supportrelay-ed25519-private-key-v1\r\n  nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=\r\n\n", mode: 0o600)
-        #expect(try IdentityKeyFile.load(at: path).rawRepresentation == KeyFingerprintTests.rfc8032Key.rawRepresentation)
+        let key = Curve25519.Signing.PrivateKey()
+        try FileModes.write(path, "supportrelay-ed25519-private-key-v1\r\n  \(key.rawRepresentation.base64EncodedString())\r\n\n", mode: 0o600)
+        #expect(try IdentityKeyFile.load(at: path).rawRepresentation == key.rawRepresentation)
     }
 
     @Test("create never replaces a file: an existing key stays as it was")
