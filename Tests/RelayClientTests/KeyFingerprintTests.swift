@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RelayClient
+import RelayTestSupport
 import Testing
 
 /// Key fingerprints as OpenSSH writes them (docs/SECURITY.md §6.1).
@@ -8,16 +9,7 @@ import Testing
     /// RFC 8032 §7.1, test 1: its public key (a fingerprint needs nothing else).
     static let rfc8032PublicKey = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
 
-    static func bytes(hex: String) -> Data {
-        var data = Data()
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            data.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return data
-    }
+    static func bytes(hex: String) -> Data { Data(RelayTestSupport.bytes(hex: hex)) }
 
     @Test("the fingerprint of the RFC 8032 test public key is the one openssl computes")
     func fingerprintOfAFixedKey() throws {

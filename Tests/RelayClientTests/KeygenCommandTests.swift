@@ -7,23 +7,7 @@ import Testing
 /// given by XDG_CONFIG_HOME, with HOME pointing at a folder that must stay untouched.
 @Suite struct KeygenCommandTests {
     /// The `relay-agent` executable built beside this test bundle (`swift build --build-tests`).
-    static func agentExecutable() throws -> URL {
-        var candidates: [URL] = []
-        let argument = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        candidates.append(argument.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL)
-        var directory = argument.deletingLastPathComponent()
-        while directory.path != "/", directory.path.contains(".xctest") {
-            directory = directory.deletingLastPathComponent()
-            candidates.append(directory)
-        }
-        for candidate in candidates {
-            let url = candidate.appendingPathComponent("relay-agent")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw TestFailure("relay-agent is not built beside the tests (looked in \(candidates.map(\.path))); run `swift build --build-tests` first")
-    }
+    static func agentExecutable() throws -> URL { try BuiltExecutable.url("relay-agent") }
 
     struct Run {
         var status: Int32

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import RelayTestSupport
 import RelayWire
 import Testing
 
@@ -30,9 +31,7 @@ import Testing
         var description: String { "PROTOCOL.md has no \"E2E vector: fixed-keys\" block with a text code block" }
     }
 
-    static func bytes(_ hex: String?) -> [UInt8] {
-        (hex ?? "").split(separator: " ").map { UInt8($0, radix: 16)! }
-    }
+    static func bytes(_ hex: String?) -> [UInt8] { RelayTestSupport.bytes(hex: hex ?? "") }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { String(format: "%02x", $0) }.joined(separator: " ")

@@ -17,24 +17,15 @@ import Testing
 
     /// Starts `relay-agent` with `arguments`, its config folder and secrets in the environment.
     static func agent(_ arguments: [String], config: Folder, environment: [String: String]) throws -> (Process, () -> String) {
-        let process = Process()
-        process.executableURL = try HostSignalTests.agentExecutable()
-        process.arguments = arguments
-        var variables = ProcessInfo.processInfo.environment
-        variables["XDG_CONFIG_HOME"] = config.path
-        variables.merge(environment) { $1 }
-        process.environment = variables
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        let collected = CollectedOutput(pipe)
-        try process.run()
-        return (process, { collected.text })
+        let (process, output, _) = try Self.agentWithInput(arguments, config: config, environment: environment, input: false)
+        return (process, output)
     }
 
-    /// Like ``agent(_:config:environment:)``, with a pipe to write the agent's standard input.
-    static func agentWithInput(_ arguments: [String], config: Folder, environment: [String: String]) throws -> (Process, () -> String, FileHandle) {
+    /// ``agent(_:config:environment:)`` with, when `input`, a pipe to write the agent's
+    /// standard input (nil otherwise: standard input is empty).
+    static func agentWithInput(
+        _ arguments: [String], config: Folder, environment: [String: String], input: Bool = true
+    ) throws -> (Process, () -> String, FileHandle?) {
         let process = Process()
         process.executableURL = try HostSignalTests.agentExecutable()
         process.arguments = arguments
@@ -43,13 +34,13 @@ import Testing
         variables.merge(environment) { $1 }
         process.environment = variables
         let output = Pipe()
-        let input = Pipe()
+        let pipe = input ? Pipe() : nil
         process.standardOutput = output
         process.standardError = output
-        process.standardInput = input
+        process.standardInput = pipe ?? FileHandle.nullDevice
         let collected = CollectedOutput(output)
         try process.run()
-        return (process, { collected.text }, input.fileHandleForWriting)
+        return (process, { collected.text }, pipe?.fileHandleForWriting)
     }
 
     static func waitForExit(_ process: Process, _ output: () -> String) async throws {
@@ -173,7 +164,7 @@ import Testing
             guard let customerSees else { throw TestFailure("the host showed no security code: \(hostOutput())") }
             #expect(!viewerOutput().contains("Screen "), "the screen came before the code was confirmed: \(viewerOutput())")
             let typed = sameCode ? String(customerSees) : (customerSees == "000 000" ? "111 111" : "000 000")
-            viewerInput.write(Data("\(typed)\n".utf8))
+            viewerInput?.write(Data("\(typed)\n".utf8))
             try await Self.waitForExit(viewer, viewerOutput)
             // The pipe's last bytes may arrive just after the process ended.
             _ = await eventually(within: .seconds(5)) { viewerOutput().contains(sameCode ? "Received" : "is not yours") }

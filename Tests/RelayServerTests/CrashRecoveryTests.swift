@@ -14,24 +14,7 @@ import Testing
 /// session and at most one checkpoint of counters (DESIGN.md "Usage history").
 @Suite struct CrashRecoveryTests {
     /// The `relay-server` executable built beside this test bundle.
-    static func relayServerExecutable() throws -> URL {
-        var candidates: [URL] = []
-        let argument = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        candidates.append(argument.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        candidates.append(Bundle.main.bundleURL)
-        // Inside a bundle directory (…/SupportRelayPackageTests.xctest/Contents/MacOS/…) look further up.
-        var directory = argument.deletingLastPathComponent()
-        while directory.path != "/", directory.path.contains(".xctest") {
-            directory = directory.deletingLastPathComponent()
-            candidates.append(directory)
-        }
-        for candidate in candidates {
-            let url = candidate.appendingPathComponent("relay-server")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw TestFailure("relay-server is not built beside the tests (looked in \(candidates.map(\.path))); run `swift build --build-tests` first")
-    }
+    static func relayServerExecutable() throws -> URL { try BuiltExecutable.url("relay-server") }
 
     /// A running `relay-server serve`, with what its banner said.
     final class ServerProcess: @unchecked Sendable {

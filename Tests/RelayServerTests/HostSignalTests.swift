@@ -16,14 +16,7 @@ import Testing
 @Suite(.enabled(if: XvfbDisplay.toolsInstalled, "Xvfb is not installed (Debian: xvfb x11-utils); scripts/test.sh installs them"))
 struct HostSignalTests {
     /// The `relay-agent` executable built beside this test bundle.
-    static func agentExecutable() throws -> URL {
-        let server = try CrashRecoveryTests.relayServerExecutable()
-        let agent = server.deletingLastPathComponent().appendingPathComponent("relay-agent")
-        guard FileManager.default.isExecutableFile(atPath: agent.path) else {
-            throw TestFailure("relay-agent is not built beside the tests (\(agent.path)); run `swift build --build-tests` first")
-        }
-        return agent
-    }
+    static func agentExecutable() throws -> URL { try BuiltExecutable.url("relay-agent") }
 
     /// What the X server says about its keyboard and pointer.
     struct XState: Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelayTestSupport
 import Testing
 
 @testable import RelayWire
@@ -94,17 +95,7 @@ struct ProtocolDocumentTests {
         "sealed-clipboard": .sealed(Sealed(body: ByteBuffer(bytes: Self.bytes("ed355625023d6128a1ed6b0b7471bf66c8692e8247ae")))),
     ]
 
-    /// Bytes from hex digits.
-    static func bytes(_ hex: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
-    }
+    static func bytes(_ hex: String) -> [UInt8] { RelayTestSupport.bytes(hex: hex) }
 
     /// §10's example credentials, in the forms the relay issues (`ho-…`, 43 characters of
     /// base64url, `en-….SECRET`); RelayServerTests checks the forms against real ones.
