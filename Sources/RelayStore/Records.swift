@@ -16,7 +16,12 @@ public struct Engineer: Codable, Sendable, Hashable {
     public var id: String
     public var companyID: String
     public var login: String
+    /// The digest of a token issued before account keys (legacy); empty for an engineer
+    /// who logs in with a key.
     package var tokenDigest: Data
+    /// The raw 32 bytes of the Ed25519 public key the engineer logs in with; nil for a
+    /// legacy token account. The relay holds no secret of a key account (issue 12 item 4).
+    public var publicKey: Data?
     public var createdAt: Date
     /// The name of the engineer's company, as the store has it: what a customer is shown
     /// about who connects (issue 10 item 13). Read from the `company` table by every
@@ -27,8 +32,16 @@ public struct Engineer: Codable, Sendable, Hashable {
 
     /// The columns of the `engineer` row; ``companyName`` comes from the company.
     enum CodingKeys: String, CodingKey {
-        case id, companyID, login, tokenDigest, createdAt
+        case id, companyID, login, tokenDigest, publicKey, createdAt
     }
+
+    /// What the relay compares to end the live sessions of a removed account or one whose
+    /// credential changed (``AccountStore/credentialDigests(engineerIDs:hostIDs:)``): the
+    /// public key of a key account, the token's digest of a legacy one.
+    package var credentialDigest: Data { self.publicKey ?? self.tokenDigest }
+
+    /// How the engineer logs in: with a key, or with a legacy token.
+    public var loginMethod: LoginMethod { LoginMethod(publicKey: self.publicKey, secretDigest: self.tokenDigest) }
 }
 
 /// An endpoint PC enrolled for unattended access.
@@ -36,8 +49,49 @@ public struct EnrolledHost: Codable, Sendable, Hashable {
     public var id: String
     public var companyID: String
     public var name: String
+    /// The digest of a secret issued before account keys (legacy); empty for a host that
+    /// logs in with a key or has none yet.
     package var secretDigest: Data
+    /// The raw 32 bytes of the Ed25519 public key the host logs in with; nil for a legacy
+    /// secret account or a host enrolled without a key, which cannot log in until it has one.
+    public var publicKey: Data?
     public var createdAt: Date
+
+    /// What the relay compares to end the live sessions of a removed account or one whose
+    /// credential changed (``AccountStore/credentialDigests(engineerIDs:hostIDs:)``).
+    package var credentialDigest: Data { self.publicKey ?? self.secretDigest }
+
+    /// How the host logs in: with a key, a legacy secret, or not at all yet.
+    public var loginMethod: LoginMethod { LoginMethod(publicKey: self.publicKey, secretDigest: self.secretDigest) }
+}
+
+/// How an engineer or an enrolled host logs in to the relay (issue 12 item 4).
+public enum LoginMethod: Sendable, Hashable {
+    /// With the Ed25519 key of this fingerprint (`SHA256:…`, the unpadded base64 of the
+    /// SHA-256 digest of the raw public key), proved in the TLS handshake. The relay holds
+    /// the public key only: nothing it stores logs in.
+    case key(fingerprint: String)
+    /// With a token (an engineer) or a secret (a host) issued before account keys. The
+    /// relay holds its digest, but the token itself is replayable: whoever copies it from a
+    /// proxy or a configuration file logs in. `set-key` moves the account to a key.
+    case token
+    /// No credential yet: a host enrolled without a key, which cannot log in until
+    /// `relay-server host set-key` gives it one.
+    case noKey
+
+    init(publicKey: Data?, secretDigest: Data) {
+        if let publicKey {
+            self = .key(fingerprint: AccountKey.fingerprint(rawPublicKey: publicKey))
+        } else {
+            self = secretDigest.isEmpty ? .noKey : .token
+        }
+    }
+
+    /// The key's fingerprint, or nil for a token or no credential.
+    public var fingerprint: String? {
+        if case .key(let fingerprint) = self { return fingerprint }
+        return nil
+    }
 }
 
 /// One authentication event for the access log (kept three months; DESIGN.md).
@@ -47,10 +101,14 @@ public struct AccessEvent: Codable, Sendable, Hashable {
     /// What was attempted: which credential was presented. The `event` column holds
     /// ``rawValue`` (OPERATIONS.md "The access log").
     public enum Kind: StoredVocabulary {
-        /// An engineer's viewer token (`viewer_token`).
+        /// An engineer's viewer token (`viewer_token`): the legacy login.
         case viewerToken
-        /// An enrolled host's id and secret (`host_secret`).
+        /// An enrolled host's id and secret (`host_secret`): the legacy login.
         case hostSecret
+        /// An engineer's key, proved in the TLS handshake (`engineer_key`).
+        case engineerKey
+        /// An enrolled host's id and key, proved in the TLS handshake (`host_key`).
+        case hostKey
         /// A one-time support code (`support_code`).
         case supportCode
         /// A company's admin token on the admin API (`admin_token`).
@@ -59,7 +117,7 @@ public struct AccessEvent: Codable, Sendable, Hashable {
         /// kept and shown as it is.
         case other(String)
 
-        public static let known: [Kind] = [.viewerToken, .hostSecret, .supportCode, .adminToken]
+        public static let known: [Kind] = [.viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken]
 
         public init(rawValue: String) {
             self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
@@ -69,6 +127,8 @@ public struct AccessEvent: Codable, Sendable, Hashable {
             switch self {
             case .viewerToken: "viewer_token"
             case .hostSecret: "host_secret"
+            case .engineerKey: "engineer_key"
+            case .hostKey: "host_key"
             case .supportCode: "support_code"
             case .adminToken: "admin_token"
             case .other(let text): text
@@ -313,8 +373,13 @@ extension AuditEntry {
         /// A legal hold placed (`hold`) or lifted (`release`).
         case hold, release
         case companyAdd, companyRemove, companyRotate
+        /// Accounts added, removed, or given a new token or secret (`engineer_rotate`,
+        /// `host_rotate`: before account keys; nothing issues tokens to agents any more).
         case engineerAdd, engineerRemove, engineerRotate
         case hostEnroll, hostRemove, hostRotate
+        /// An engineer's or a host's login key set (`engineer_set_key`, `host_set_key`): the
+        /// detail has the new key's fingerprint and what it replaced.
+        case engineerSetKey, hostSetKey
         /// A company's policy changed (`company_policy`).
         case companyPolicy
         /// Records left open by a crash, closed at the next start (`restart_recovery`).
@@ -326,6 +391,7 @@ extension AuditEntry {
         public static let known: [Action] = [
             .purge, .purgeDryRun, .export, .hold, .release, .companyAdd, .companyRemove, .companyRotate,
             .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery, .companyPolicy,
+            .engineerSetKey, .hostSetKey,
         ]
 
         public init(rawValue: String) {
@@ -346,9 +412,11 @@ extension AuditEntry {
             case .engineerAdd: "engineer_add"
             case .engineerRemove: "engineer_remove"
             case .engineerRotate: "engineer_rotate"
+            case .engineerSetKey: "engineer_set_key"
             case .hostEnroll: "host_enroll"
             case .hostRemove: "host_remove"
             case .hostRotate: "host_rotate"
+            case .hostSetKey: "host_set_key"
             case .restartRecovery: "restart_recovery"
             case .other(let text): text
             }

@@ -94,7 +94,28 @@ extension SQLiteStore {
                 t.add(column: "confirmSecurityCode", .boolean).notNull().defaults(to: false)
             }
         }
+        migrator.registerMigration("v4 account keys") { db in
+            // Engineers and hosts log in with Ed25519 keys (issue 12 item 4): the raw public
+            // key, NULL for a legacy token or secret account (and a host enrolled without a
+            // key). A key names one account; SQLite lets any number of rows be NULL. A key
+            // account's tokenDigest or secretDigest is empty: those columns are NOT NULL
+            // since v1, and empty means "no token".
+            try db.alter(table: "engineer") { t in t.add(column: "publicKey", .blob) }
+            try db.create(index: "engineer_public_key", on: "engineer", columns: ["publicKey"], options: .unique)
+            try db.alter(table: "host") { t in t.add(column: "publicKey", .blob) }
+            try db.create(index: "host_public_key", on: "host", columns: ["publicKey"], options: .unique)
+        }
         return migrator
+    }
+
+    /// Creates the database file at `path` with the migrations up to and including
+    /// `lastMigration` only, then runs `sql` on it: a file as an older relay left it, for
+    /// the tests of later migrations.
+    package static func makeFile(path: String, migratedUpTo lastMigration: String, then sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try Self.migrator.migrate(queue, upTo: lastMigration)
+        try queue.write { try $0.execute(sql: sql) }
+        try queue.close()
     }
 }
 

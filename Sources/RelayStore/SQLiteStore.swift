@@ -1,3 +1,4 @@
+public import Crypto
 public import Foundation
 internal import GRDB
 
@@ -161,21 +162,38 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     // MARK: Engineers
 
+    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer {
+        let key = publicKey.rawRepresentation
+        let engineer = Engineer(
+            id: Secrets.makeID(prefix: "en"), companyID: companyID, login: try Self.validName(login, what: "engineer login"), tokenDigest: Data(),
+            publicKey: key, createdAt: self.now())
+        return try self.writing { db in try self.insert(engineer, detail: "key=\(AccountKey.fingerprint(rawPublicKey: key))", actor: actor, db) }
+    }
+
+    /// The legacy token path: the command line no longer offers it (see ``AccountStore``).
     public func addEngineer(companyID: String, login: String, actor: String) throws -> (Engineer, token: String) {
-        let login = try Self.validName(login, what: "engineer login")
-        let id = Secrets.makeID(prefix: "en")
         let secret = Secrets.makeSecret()
-        var engineer = Engineer(id: id, companyID: companyID, login: login, tokenDigest: Secrets.digest(secret), createdAt: self.now())
-        try self.writing { db in
-            guard let company = try Company.fetchOne(db, key: companyID) else { throw Self.noCompany(companyID) }
-            engineer.companyName = company.name
-            if try Engineer.filter(Column("companyID") == companyID && Column("login") == login).fetchCount(db) > 0 {
-                throw StoreError(.conflict, "company \(companyID) already has an engineer \"\(login)\"; use `relay-server engineer rotate` for a new token")
-            }
-            try engineer.insert(db)
-            try AuditEntry(at: self.now(), actor: actor, action: .engineerAdd, companyID: companyID, subject: id).insert(db)
+        let engineer = Engineer(
+            id: Secrets.makeID(prefix: "en"), companyID: companyID, login: try Self.validName(login, what: "engineer login"),
+            tokenDigest: Secrets.digest(secret), createdAt: self.now())
+        let added = try self.writing { db in try self.insert(engineer, detail: nil, actor: actor, db) }
+        return (added, "\(engineer.id).\(secret)")
+    }
+
+    /// Inserts a new engineer with its audit entry, unless their login or key is taken;
+    /// returns them with their company's name and policy.
+    private func insert(_ engineer: Engineer, detail: String?, actor: String, _ db: Database) throws -> Engineer {
+        guard try Company.exists(db, key: engineer.companyID) else { throw Self.noCompany(engineer.companyID) }
+        if try Engineer.filter(Column("companyID") == engineer.companyID && Column("login") == engineer.login).fetchCount(db) > 0 {
+            throw StoreError(
+                .conflict,
+                "company \(engineer.companyID) already has an engineer \"\(engineer.login)\"; to give them a new key, use `relay-server engineer set-key ID --public-key KEY` (`relay-server engineer list` shows the id)"
+            )
         }
-        return (engineer, "\(id).\(secret)")
+        if let key = engineer.publicKey { try Self.refuseKeyInUse(Engineer.self, key: key, except: engineer.id, db) }
+        try engineer.insert(db)
+        try AuditEntry(at: self.now(), actor: actor, action: .engineerAdd, companyID: engineer.companyID, subject: engineer.id, detail: detail).insert(db)
+        return try Self.withCompanyNames([engineer], db)[0]
     }
 
     public func engineers(companyID: String?) throws -> [Engineer] {
@@ -189,51 +207,88 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func removeEngineer(id: String, actor: String) throws {
         try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerRemove, actor: actor, companyID: \.companyID) { engineer, db in
             try engineer.delete(db)
+            return nil
         }
     }
 
-    public func rotateEngineerToken(id: String, actor: String) throws -> String {
-        let secret = Secrets.makeSecret()
-        try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerRotate, actor: actor, companyID: \.companyID) { engineer, db in
-            engineer.tokenDigest = Secrets.digest(secret)
+    public func setEngineerKey(id: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer {
+        let key = publicKey.rawRepresentation
+        return try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerSetKey, actor: actor, companyID: \.companyID) {
+            engineer, db in
+            try Self.refuseKeyInUse(Engineer.self, key: key, except: id, db)
+            let replaced = Self.describe(engineer.loginMethod)
+            engineer.publicKey = key
+            engineer.tokenDigest = Data()
             try engineer.update(db)
+            engineer = try Self.withCompanyNames([engineer], db)[0]
+            return "key=\(AccountKey.fingerprint(rawPublicKey: key)) replaced=\(replaced)"
         }
-        return "\(id).\(secret)"
     }
 
-    /// Removes or rotates one engineer or host in one transaction with its audit entry
-    /// (never the credential); an unknown `kind` id says where to find the ids.
+    /// Changes (or removes) one engineer or host in one transaction with its audit entry;
+    /// `change` returns the entry's detail (never a credential). An unknown `kind` id says
+    /// where to find the ids. Returns the account as changed.
+    @discardableResult
     private func changeAccount<Account: StoredRecord>(
         _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
-        companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> Void
-    ) throws {
+        companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> String?
+    ) throws -> Account {
         try self.writing { db in
             guard var account = try Account.fetchOne(db, key: id) else {
                 throw StoreError(.notFound, "no \(kind) with id \(id); `relay-server \(kind) list` shows the ids")
             }
-            try change(&account, db)
-            try AuditEntry(at: self.now(), actor: actor, action: action, companyID: account[keyPath: companyID], subject: id).insert(db)
+            let detail = try change(&account, db)
+            try AuditEntry(at: self.now(), actor: actor, action: action, companyID: account[keyPath: companyID], subject: id, detail: detail).insert(db)
+            return account
+        }
+    }
+
+    /// Refuses a login key that another account of the same kind (`engineer` or `host`)
+    /// has: a key names one account (the relay looks engineers up by key), and two
+    /// machines that share a private key cannot be told apart or revoked one at a time.
+    private static func refuseKeyInUse<Account: StoredRecord & KeyAccount>(_ type: Account.Type, key: Data, except id: String, _ db: Database) throws {
+        let other = try Account.filter(Column("publicKey") == key && Column("id") != id).select(Column("id"), as: String.self).fetchOne(db)
+        guard let other else { return }
+        throw StoreError(.conflict, Account.keyInUse(fingerprint: AccountKey.fingerprint(rawPublicKey: key), other: other))
+    }
+
+    /// A login method as the audit log's detail names it.
+    private static func describe(_ method: LoginMethod) -> String {
+        switch method {
+        case .key(let fingerprint): fingerprint
+        case .token: "token"
+        case .noKey: "none"
         }
     }
 
     public func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data] {
         try self.reading { db in
             var digests: [String: Data] = [:]
-            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) { digests[engineer.id] = engineer.tokenDigest }
-            for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.secretDigest }
+            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) { digests[engineer.id] = engineer.credentialDigest }
+            for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.credentialDigest }
             return digests
         }
     }
 
-    /// The engineer whose token this is, with their company's name (``Engineer/companyName``), or nil.
+    /// The engineer whose legacy token this is, with their company's name
+    /// (``Engineer/companyName``), or nil. An engineer with a key never logs in by token,
+    /// and an emptied digest never matches (checked here, not left to the digest compare).
     public func authenticateEngineer(token: String) throws -> Engineer? {
         guard let (id, secret) = Secrets.splitToken(token),
             let engineer = try self.reading({ db in
                 try Engineer.fetchOne(db, key: id).map { try Self.withCompanyNames([$0], db)[0] }
             }),
+            engineer.publicKey == nil, !engineer.tokenDigest.isEmpty,
             Secrets.matches(secret, digest: engineer.tokenDigest)
         else { return nil }
         return engineer
+    }
+
+    public func authenticateEngineer(publicKey: Data) throws -> Engineer? {
+        guard publicKey.count == AccountKey.rawCount else { return nil }
+        return try self.reading { db in
+            try Engineer.filter(Column("publicKey") == publicKey).fetchRecords(db).first.map { try Self.withCompanyNames([$0], db)[0] }
+        }
     }
 
     /// `engineers` with ``Engineer/companyName`` filled from the `company` table.
@@ -251,16 +306,33 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     // MARK: Hosts
 
-    public func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String) {
-        let name = try Self.validName(name, what: "host name")
-        let secret = Secrets.makeSecret()
-        let host = EnrolledHost(id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: name, secretDigest: Secrets.digest(secret), createdAt: self.now())
+    public func enrollHost(companyID: String, name: String, publicKey: Curve25519.Signing.PublicKey?, actor: String) throws -> EnrolledHost {
+        let key = publicKey?.rawRepresentation
+        let host = EnrolledHost(
+            id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: try Self.validName(name, what: "host name"), secretDigest: Data(),
+            publicKey: key, createdAt: self.now())
         try self.writing { db in
-            guard try Company.exists(db, key: companyID) else { throw Self.noCompany(companyID) }
-            try host.insert(db)
-            try AuditEntry(at: self.now(), actor: actor, action: .hostEnroll, companyID: companyID, subject: host.id).insert(db)
+            try self.insert(host, detail: "key=\(key.map { AccountKey.fingerprint(rawPublicKey: $0) } ?? "none")", actor: actor, db)
         }
+        return host
+    }
+
+    /// The legacy secret path: the command line no longer offers it (see ``AccountStore``).
+    public func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String) {
+        let secret = Secrets.makeSecret()
+        let host = EnrolledHost(
+            id: Secrets.makeID(prefix: "ho"), companyID: companyID, name: try Self.validName(name, what: "host name"),
+            secretDigest: Secrets.digest(secret), createdAt: self.now())
+        try self.writing { db in try self.insert(host, detail: nil, actor: actor, db) }
         return (host, secret)
+    }
+
+    /// Inserts a new host with its audit entry, unless its key is taken.
+    private func insert(_ host: EnrolledHost, detail: String?, actor: String, _ db: Database) throws {
+        guard try Company.exists(db, key: host.companyID) else { throw Self.noCompany(host.companyID) }
+        if let key = host.publicKey { try Self.refuseKeyInUse(EnrolledHost.self, key: key, except: host.id, db) }
+        try host.insert(db)
+        try AuditEntry(at: self.now(), actor: actor, action: .hostEnroll, companyID: host.companyID, subject: host.id, detail: detail).insert(db)
     }
 
     public func hosts(companyID: String?) throws -> [EnrolledHost] {
@@ -274,23 +346,50 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func removeHost(id: String, actor: String) throws {
         try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostRemove, actor: actor, companyID: \.companyID) { host, db in
             try host.delete(db)
+            return nil
         }
     }
 
-    public func rotateHostSecret(id: String, actor: String) throws -> String {
-        let secret = Secrets.makeSecret()
-        try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostRotate, actor: actor, companyID: \.companyID) { host, db in
-            host.secretDigest = Secrets.digest(secret)
+    public func setHostKey(id: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> EnrolledHost {
+        let key = publicKey.rawRepresentation
+        return try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostSetKey, actor: actor, companyID: \.companyID) { host, db in
+            try Self.refuseKeyInUse(EnrolledHost.self, key: key, except: id, db)
+            let replaced = Self.describe(host.loginMethod)
+            host.publicKey = key
+            host.secretDigest = Data()
             try host.update(db)
+            return "key=\(AccountKey.fingerprint(rawPublicKey: key)) replaced=\(replaced)"
         }
-        return secret
     }
 
+    /// The host with this id and legacy secret, or nil. A host with a key, or enrolled
+    /// without a secret, never logs in by secret (checked here, not left to the digest compare).
     public func authenticateHost(id: String, secret: String) throws -> EnrolledHost? {
         guard id.utf8.count <= 64, let host = try self.reading({ try EnrolledHost.fetchOne($0, key: id) }),
+            host.publicKey == nil, !host.secretDigest.isEmpty,
             Secrets.matches(secret, digest: host.secretDigest)
         else { return nil }
         return host
+    }
+
+    public func authenticateHost(id: String, publicKey: Data) throws -> EnrolledHost? {
+        guard id.utf8.count <= 64, publicKey.count == AccountKey.rawCount,
+            let host = try self.reading({ try EnrolledHost.fetchOne($0, key: id) }),
+            host.publicKey == publicKey
+        else { return nil }
+        return host
+    }
+
+    public func tokenAccountCounts() throws -> (engineers: Int, hosts: Int) {
+        try self.reading { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT (SELECT count(*) FROM engineer WHERE publicKey IS NULL AND length(tokenDigest) > 0),
+                           (SELECT count(*) FROM host WHERE publicKey IS NULL AND length(secretDigest) > 0)
+                    """)
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
     }
 
     // MARK: Access log
@@ -332,14 +431,26 @@ extension AccountStore {
     public func addCompany(name: String) throws -> (Company, token: String) { try self.addCompany(name: name, actor: "cli") }
     public func removeCompany(id: String) throws { try self.removeCompany(id: id, actor: "cli") }
     public func rotateCompanyToken(id: String) throws -> String { try self.rotateCompanyToken(id: id, actor: "cli") }
+    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey) throws -> Engineer {
+        try self.addEngineer(companyID: companyID, login: login, publicKey: publicKey, actor: "cli")
+    }
+    /// The legacy token path (see ``AccountStore/addEngineer(companyID:login:actor:)``).
     public func addEngineer(companyID: String, login: String) throws -> (Engineer, token: String) {
         try self.addEngineer(companyID: companyID, login: login, actor: "cli")
     }
     public func removeEngineer(id: String) throws { try self.removeEngineer(id: id, actor: "cli") }
-    public func rotateEngineerToken(id: String) throws -> String { try self.rotateEngineerToken(id: id, actor: "cli") }
+    public func setEngineerKey(id: String, publicKey: Curve25519.Signing.PublicKey) throws -> Engineer {
+        try self.setEngineerKey(id: id, publicKey: publicKey, actor: "cli")
+    }
+    public func enrollHost(companyID: String, name: String, publicKey: Curve25519.Signing.PublicKey?) throws -> EnrolledHost {
+        try self.enrollHost(companyID: companyID, name: name, publicKey: publicKey, actor: "cli")
+    }
+    /// The legacy secret path (see ``AccountStore/enrollHost(companyID:name:actor:)``).
     public func enrollHost(companyID: String, name: String) throws -> (EnrolledHost, secret: String) {
         try self.enrollHost(companyID: companyID, name: name, actor: "cli")
     }
     public func removeHost(id: String) throws { try self.removeHost(id: id, actor: "cli") }
-    public func rotateHostSecret(id: String) throws -> String { try self.rotateHostSecret(id: id, actor: "cli") }
+    public func setHostKey(id: String, publicKey: Curve25519.Signing.PublicKey) throws -> EnrolledHost {
+        try self.setHostKey(id: id, publicKey: publicKey, actor: "cli")
+    }
 }

@@ -1,3 +1,4 @@
+public import Crypto
 public import Foundation
 
 /// Companies, engineers and enrolled hosts, and the checks of their credentials.
@@ -6,6 +7,9 @@ public import Foundation
 /// nodes implements the same protocols (DESIGN.md "Usage history"). Methods block the
 /// calling thread: the relay calls them on its thread pool, never on an event loop.
 /// `actor` names who made a change, for the audit log (`cli`, `api:<company id>`).
+///
+/// A company's admin token is a bearer token, and stays one: it is for the admin API
+/// only (its digest is stored). Engineers and hosts log in with keys.
 public protocol AccountStore: Sendable {
     func addCompany(name: String, actor: String) throws -> (Company, token: String)
     func companies() throws -> [Company]
@@ -15,22 +19,57 @@ public protocol AccountStore: Sendable {
     /// The company whose admin token this is, or nil.
     func authenticateAdmin(token: String) throws -> Company?
 
+    // Engineers and hosts log in with Ed25519 key pairs (issue 12 item 4): the store keeps
+    // the public key only, so a copy of it (or a proxy in front of the relay) harvests
+    // nothing that logs in. Tokens and secrets issued before keys keep working until the
+    // account is given a key; nothing issues new ones.
+
+    /// Adds an engineer who logs in with `publicKey`; the key's fingerprint goes into the
+    /// audit entry. A key that another engineer logs in with is refused (each engineer
+    /// has a key of their own).
+    func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer
+    /// Adds an engineer who logs in with a bearer token: the legacy path, which the
+    /// command line no longer offers (relay tests and data from before keys use it).
     func addEngineer(companyID: String, login: String, actor: String) throws -> (Engineer, token: String)
     func engineers(companyID: String?) throws -> [Engineer]
     func removeEngineer(id: String, actor: String) throws
-    func rotateEngineerToken(id: String, actor: String) throws -> String
-    /// The engineer whose token this is, with ``Engineer/companyName`` filled, or nil.
+    /// Gives an engineer a new login key, replacing a legacy token (which then stops
+    /// working: the token digest is emptied) or an older key. The change of
+    /// ``Engineer/credentialDigest`` ends the live sessions that logged in with the old one.
+    func setEngineerKey(id: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer
+    /// The engineer whose legacy token this is, with ``Engineer/companyName`` filled, or
+    /// nil; always nil for an engineer who has a key.
     func authenticateEngineer(token: String) throws -> Engineer?
+    /// The engineer who logs in with this raw Ed25519 public key (32 bytes, as the TLS
+    /// handshake proved it), with ``Engineer/companyName`` filled, or nil.
+    func authenticateEngineer(publicKey: Data) throws -> Engineer?
 
+    /// Enrolls a host that logs in with `publicKey`, or, with nil, one that cannot log in
+    /// until ``setHostKey(id:publicKey:actor:)`` gives it a key (its key is usually made
+    /// on the host, with the id this returns).
+    func enrollHost(companyID: String, name: String, publicKey: Curve25519.Signing.PublicKey?, actor: String) throws -> EnrolledHost
+    /// Enrolls a host that logs in with a bearer secret: the legacy path, which the
+    /// command line no longer offers (relay tests and data from before keys use it).
     func enrollHost(companyID: String, name: String, actor: String) throws -> (EnrolledHost, secret: String)
     func hosts(companyID: String?) throws -> [EnrolledHost]
     func removeHost(id: String, actor: String) throws
-    func rotateHostSecret(id: String, actor: String) throws -> String
+    /// Gives a host a login key, replacing a legacy secret (which then stops working) or
+    /// an older key; ends the live sessions that logged in with the old one.
+    func setHostKey(id: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> EnrolledHost
+    /// The host with this id and legacy secret, or nil; always nil for a host that has a
+    /// key or was enrolled without a secret.
     func authenticateHost(id: String, secret: String) throws -> EnrolledHost?
+    /// The host with this id whose login key is this raw Ed25519 public key, or nil.
+    func authenticateHost(id: String, publicKey: Data) throws -> EnrolledHost?
 
-    /// The current token or secret digest of each engineer and host id given that still
-    /// exists. The relay compares them with the digests its live connections
-    /// authenticated with, to end the connections of removed or rotated accounts.
+    /// How many engineers and hosts still log in with a legacy token or secret: what
+    /// `relay-server serve` warns about at start.
+    func tokenAccountCounts() throws -> (engineers: Int, hosts: Int)
+
+    /// The current ``Engineer/credentialDigest`` or ``EnrolledHost/credentialDigest`` of
+    /// each engineer and host id given that still exists. The relay compares them with the
+    /// ones its live connections authenticated with, to end the connections of removed
+    /// accounts and of accounts whose token, secret or key was replaced.
     func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data]
 
     /// Appends access-log entries in one transaction.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RelayStore
 import Testing
@@ -38,7 +39,8 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
             #expect(storeErrorKind { try store.removeCompany(id: "co-nosuch") } == .notFound)
             #expect(storeErrorKind { try store.rotateCompanyToken(id: "co-nosuch") } == .notFound)
             #expect(storeErrorKind { try store.removeEngineer(id: "en-nosuch") } == .notFound)
-            #expect(storeErrorKind { try store.rotateHostSecret(id: "ho-nosuch") } == .notFound)
+            #expect(storeErrorKind { try store.setHostKey(id: "ho-nosuch", publicKey: Curve25519.Signing.PrivateKey().publicKey) } == .notFound)
+            #expect(storeErrorKind { try store.setEngineerKey(id: "en-nosuch", publicKey: Curve25519.Signing.PrivateKey().publicKey) } == .notFound)
             #expect(storeErrorKind { try store.enrollHost(companyID: "co-nosuch", name: "pc") } == .notFound)
             try store.removeEngineer(id: engineer.id)
             // The message still says what to do.
@@ -83,11 +85,12 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         check(AuditEntry.Action.self)
         // Texts of OPERATIONS.md "Columns", "Access log" and "Audit log".
         #expect(UsageRecord.Mode.known.map(\.rawValue) == ["attended", "unattended"])
-        #expect(AccessEvent.Kind.known.map(\.rawValue) == ["viewer_token", "host_secret", "support_code", "admin_token"])
+        #expect(AccessEvent.Kind.known.map(\.rawValue) == ["viewer_token", "host_secret", "engineer_key", "host_key", "support_code", "admin_token"])
         #expect(
             AuditEntry.Action.known.map(\.rawValue) == [
                 "purge", "purge_dry_run", "export", "hold", "release", "company_add", "company_remove", "company_rotate", "engineer_add",
                 "engineer_remove", "engineer_rotate", "host_enroll", "host_remove", "host_rotate", "restart_recovery", "company_policy",
+                "engineer_set_key", "host_set_key",
             ]
         )
         // An unknown text is kept, and equals its case if it names one.
