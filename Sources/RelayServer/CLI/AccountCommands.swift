@@ -1,6 +1,8 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import RelayStore
+import RelayWire
 
 struct CompanyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,7 +12,7 @@ struct CompanyCommand: ParsableCommand {
     )
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a company; prints its id and admin token (shown once).")
+        static let configuration = CommandConfiguration(abstract: "Add a company; prints its id and its admin token for the admin API (shown once).")
         @OptionGroup var options: DataOptions
         @Argument(help: "The company's name, e.g. \"ACME Korea\".") var name: String
 
@@ -22,8 +24,8 @@ struct CompanyCommand: ParsableCommand {
                     Company "\(company.name)" added.
                       id:          \(company.id)
                       admin token: \(token)
-                    The token is shown only this once: store it in a password manager.
-                    Next: relay-server engineer add --company \(company.id) LOGIN
+                    The token is shown only this once: store it in a password manager. It is for the admin API only.
+                    Next: relay-server engineer add --company \(company.id) LOGIN --public-key KEY
                     """)
         }
     }
@@ -60,7 +62,7 @@ struct CompanyCommand: ParsableCommand {
     }
 
     struct Rotate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace a company's admin token; the old one stops working.")
+        static let configuration = CommandConfiguration(abstract: "Replace a company's admin token (for the admin API); the old one stops working.")
         @OptionGroup var options: DataOptions
         @Argument(help: "The company id.") var id: String
 
@@ -164,49 +166,61 @@ extension CompanyCommand {
 struct EngineerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engineer",
-        abstract: "Add, list, remove support engineers, or rotate an engineer's token.",
-        subcommands: [Add.self, List.self, Remove.self, Rotate.self]
+        abstract: "Add, list, remove support engineers, or set the key an engineer logs in with.",
+        discussion: """
+            Engineers log in with an Ed25519 key pair: `relay-agent keygen` makes it on the \
+            engineer's machine and `relay-agent keygen --show` prints the public key, which is \
+            all the relay stores, so neither a copy of its database nor a proxy in front of it \
+            holds anything that logs in. Engineers added before keys log in with a token until \
+            they are given a key with `set-key` (`list` shows which; docs/OPERATIONS.md \
+            "Moving accounts to keys").
+            """,
+        subcommands: [Add.self, List.self, Remove.self, SetKey.self, Rotate.self]
     )
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add an engineer to a company; prints the engineer token (shown once).")
+        static let configuration = CommandConfiguration(abstract: "Add an engineer to a company, with the public key they log in with.")
         @OptionGroup var options: DataOptions
         @Option(help: "The company id (see `relay-server company list`).") var company: String
+        @Option(
+            help: PublicKeyArgument.help("The engineer's public key, which `relay-agent keygen --show` prints on their machine"),
+            transform: PublicKeyArgument.parse)
+        var publicKey: Curve25519.Signing.PublicKey
         @Argument(help: "The engineer's login, e.g. kim.minji.") var login: String
 
         func run() throws {
-            let (engineer, token) = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, actor: "cli") }
+            let engineer = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli") }
             emit(
-                json: options.json, ["id": engineer.id, "company_id": engineer.companyID, "login": engineer.login, "token": token],
+                json: options.json, engineer.jsonObject,
                 text: """
                     Engineer "\(engineer.login)" added to \(engineer.companyID).
-                      id:    \(engineer.id)
-                      token: \(token)
-                    The token is shown only this once. The engineer uses it with `relay-agent view --token`.
+                      id:          \(engineer.id)
+                      login:       \(engineer.login)
+                      fingerprint: \(engineer.loginMethod.fingerprint ?? "")
+                    The engineer connects with `relay-agent view`, which proves this key (their engineer.key, or --key-file).
                     """)
         }
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List engineers, optionally of one company.")
+        static let configuration = CommandConfiguration(
+            abstract: "List engineers, optionally of one company, with how each logs in (key, or a legacy token to replace with set-key).")
         @OptionGroup var options: DataOptions
         @Option(help: "Only this company's engineers.") var company: String?
 
         func run() throws {
             let engineers = try adminAction { try options.openStore().engineers(companyID: company) }
-            let rows: [[String: any Sendable]] = engineers.map {
-                ["id": $0.id, "company_id": $0.companyID, "login": $0.login, "created_at": iso8601($0.createdAt)]
-            }
             emit(
-                json: options.json, ["engineers": rows],
+                json: options.json, ["engineers": engineers.map(\.jsonObject)],
                 text: engineers.isEmpty
-                    ? "No engineers. Add one: relay-server engineer add --company ID LOGIN"
-                    : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)" }.joined(separator: "\n"))
+                    ? "No engineers. Add one: relay-server engineer add --company ID LOGIN --public-key KEY"
+                    : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)  \($0.loginMethod.listed)" }.joined(separator: "\n"))
         }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove an engineer; their token stops working.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove an engineer; their key (or token) stops working and the relay ends their live sessions.")
         @OptionGroup var options: DataOptions
         @Argument(help: "The engineer id.") var id: String
 
@@ -216,14 +230,47 @@ struct EngineerCommand: ParsableCommand {
         }
     }
 
-    struct Rotate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace an engineer's token; the old one stops working.")
+    struct SetKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-key",
+            abstract: "Set the public key an engineer logs in with; their old token or key stops working.",
+            discussion: """
+                This is how an engineer added with a token moves to a key, and how a lost or \
+                replaced key is changed. The relay ends the engineer's live sessions that logged \
+                in with the old token or key.
+                """
+        )
         @OptionGroup var options: DataOptions
-        @Argument(help: "The engineer id.") var id: String
+        @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String
+        @Option(
+            help: PublicKeyArgument.help("The engineer's new public key, which `relay-agent keygen --show` prints on their machine"),
+            transform: PublicKeyArgument.parse)
+        var publicKey: Curve25519.Signing.PublicKey
 
         func run() throws {
-            let token = try adminAction { try options.openStore().rotateEngineerToken(id: id, actor: "cli") }
-            emit(json: options.json, ["id": id, "token": token], text: "New token for \(id): \(token)\nThe token is shown only this once.")
+            let engineer = try adminAction { try options.openStore().setEngineerKey(id: id, publicKey: publicKey, actor: "cli") }
+            emit(
+                json: options.json, engineer.jsonObject,
+                text: """
+                    Engineer \(engineer.id) ("\(engineer.login)") now logs in with the key \(engineer.loginMethod.fingerprint ?? "").
+                    Their old token or key stops working; the relay ends live sessions that logged in with it.
+                    """)
+        }
+    }
+
+    /// `engineer rotate` from before keys: hidden, and says what replaced it.
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Removed: engineers log in with keys; use `engineer set-key`.", shouldDisplay: false)
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The engineer id.") var id: String?
+
+        func run() throws {
+            let id = self.id ?? "ID"
+            throw CommandFailure(
+                "`engineer rotate` is gone: engineers log in with keys now, and the relay issues no new tokens. On the engineer's machine, "
+                    + "`relay-agent keygen --show` prints their public key (`relay-agent keygen` makes one first if they have none); then run "
+                    + "`relay-server engineer set-key \(id) --public-key KEY` with it. Their token stops working.")
         }
     }
 }
@@ -231,50 +278,77 @@ struct EngineerCommand: ParsableCommand {
 struct HostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "host",
-        abstract: "Enroll, list, remove hosts for unattended access, or rotate a host's secret.",
-        subcommands: [Enroll.self, List.self, Remove.self, Rotate.self]
+        abstract: "Enroll, list, remove hosts for unattended access, or set the key a host logs in with.",
+        discussion: """
+            Enrolled hosts log in with an Ed25519 key pair made on the host (`relay-agent keygen \
+            --host-id ID`); the relay stores the public key only. A host enrolled without \
+            --public-key cannot log in until `set-key` gives it its key. Hosts enrolled before \
+            keys log in with a secret until they are given a key (`list` shows which; \
+            docs/OPERATIONS.md "Moving accounts to keys").
+            """,
+        subcommands: [Enroll.self, List.self, Remove.self, SetKey.self, Rotate.self]
     )
 
     struct Enroll: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enroll a host for a company; prints its id and secret (shown once).")
+        static let configuration = CommandConfiguration(
+            abstract: "Enroll a host for a company; with --public-key it can log in at once, without one after `host set-key`.")
         @OptionGroup var options: DataOptions
         @Option(help: "The company id (see `relay-server company list`).") var company: String
+        @Option(
+            help: PublicKeyArgument.help(
+                "The host's public key, if it has one already (made on the host with `relay-agent keygen --key-file FILE`); without it, enroll first and set the key with `host set-key`"
+            ),
+            transform: PublicKeyArgument.parse)
+        var publicKey: Curve25519.Signing.PublicKey?
         @Argument(help: "The host's name as engineers see it, e.g. \"회계팀 PC-03\".") var name: String
 
         func run() throws {
-            let (host, secret) = try adminAction { try options.openStore().enrollHost(companyID: company, name: name, actor: "cli") }
+            let host = try adminAction { try options.openStore().enrollHost(companyID: company, name: name, publicKey: publicKey, actor: "cli") }
+            let next: String
+            if publicKey != nil {
+                next = """
+                    On the host, with the key file that public key came from, run:
+                      \(host.agentCommand(keyFile: "KEY_FILE"))
+                    (RELAY and FP: this relay's address and certificate fingerprint, which `relay-server` prints at start;
+                    ENGINEER_KEYS: the public keys of the engineers it lets in, or --any-engineer instead.)
+                    """
+            } else {
+                next = """
+                    The host cannot log in until it has a key. Next:
+                      1. on the host:  relay-agent keygen --host-id \(host.id)      (prints its public key)
+                      2. here:         relay-server host set-key \(host.id) --public-key KEY
+                    """
+            }
             emit(
-                json: options.json, ["id": host.id, "company_id": host.companyID, "name": host.name, "secret": secret],
+                json: options.json, host.jsonObject,
                 text: """
                     Host "\(host.name)" enrolled for \(host.companyID).
-                      host id: \(host.id)
-                      secret:  \(secret)
-                    The secret is shown only this once. On the host run:
-                      relay-agent host --relay RELAY:7443 --fingerprint FP --host-id \(host.id) --secret \(secret)
+                      host id:     \(host.id)
+                      fingerprint: \(host.loginMethod.fingerprint ?? "none yet")
+                    \(next)
                     """)
         }
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List enrolled hosts, optionally of one company.")
+        static let configuration = CommandConfiguration(
+            abstract: "List enrolled hosts, optionally of one company, with how each logs in (key, legacy secret, or no key yet).")
         @OptionGroup var options: DataOptions
         @Option(help: "Only this company's hosts.") var company: String?
 
         func run() throws {
             let hosts = try adminAction { try options.openStore().hosts(companyID: company) }
-            let rows: [[String: any Sendable]] = hosts.map {
-                ["id": $0.id, "company_id": $0.companyID, "name": $0.name, "created_at": iso8601($0.createdAt)]
-            }
             emit(
-                json: options.json, ["hosts": rows],
+                json: options.json, ["hosts": hosts.map(\.jsonObject)],
                 text: hosts.isEmpty
-                    ? "No hosts. Enroll one: relay-server host enroll --company ID NAME"
-                    : hosts.map { "\($0.id)  \($0.companyID)  \($0.name)" }.joined(separator: "\n"))
+                    ? "No hosts. Enroll one: relay-server host enroll --company ID NAME [--public-key KEY]"
+                    : hosts.map { "\($0.id)  \($0.companyID)  \($0.name)  \($0.loginMethod.listed)" }.joined(separator: "\n"))
         }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove an enrolled host; its secret stops working.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove an enrolled host; its key (or secret) stops working and the relay ends its live sessions.")
         @OptionGroup var options: DataOptions
         @Argument(help: "The host id.") var id: String
 
@@ -284,14 +358,108 @@ struct HostCommand: ParsableCommand {
         }
     }
 
-    struct Rotate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace a host's secret; the old one stops working.")
+    struct SetKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-key",
+            abstract: "Set the public key a host logs in with; its old secret or key stops working.",
+            discussion: """
+                This gives a host enrolled without a key its key, moves a host enrolled with a \
+                secret to a key, and replaces a lost key. The relay ends the host's live \
+                sessions that logged in with the old secret or key.
+                """
+        )
         @OptionGroup var options: DataOptions
-        @Argument(help: "The host id.") var id: String
+        @Argument(help: "The host id (see `relay-server host list`).") var id: String
+        @Option(
+            help: PublicKeyArgument.help("The host's public key, which `relay-agent keygen --host-id ID` prints on the host"),
+            transform: PublicKeyArgument.parse)
+        var publicKey: Curve25519.Signing.PublicKey
 
         func run() throws {
-            let secret = try adminAction { try options.openStore().rotateHostSecret(id: id, actor: "cli") }
-            emit(json: options.json, ["id": id, "secret": secret], text: "New secret for host \(id): \(secret)\nThe secret is shown only this once.")
+            let host = try adminAction { try options.openStore().setHostKey(id: id, publicKey: publicKey, actor: "cli") }
+            emit(
+                json: options.json, host.jsonObject,
+                text: """
+                    Host \(host.id) ("\(host.name)") now logs in with the key \(host.loginMethod.fingerprint ?? "").
+                    Its old secret or key stops working; the relay ends live sessions that logged in with it.
+                    On the host, run (add --key-file FILE if the key is not in the config folder):
+                      \(host.agentCommand(keyFile: nil))
+                    """)
         }
+    }
+
+    /// `host rotate` from before keys: hidden, and says what replaced it.
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Removed: hosts log in with keys; use `host set-key`.", shouldDisplay: false)
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The host id.") var id: String?
+
+        func run() throws {
+            let id = self.id ?? "ID"
+            throw CommandFailure(
+                "`host rotate` is gone: hosts log in with keys now, and the relay issues no new secrets. On the host, "
+                    + "`relay-agent keygen --host-id \(id) --show` prints its public key (`relay-agent keygen --host-id \(id)` makes one first if it has none); "
+                    + "then run `relay-server host set-key \(id) --public-key KEY` with it. Its secret stops working.")
+        }
+    }
+}
+
+/// `--public-key KEY` as the account commands read it: what `relay-agent keygen` prints.
+enum PublicKeyArgument {
+    static func help(_ text: String) -> ArgumentHelp {
+        ArgumentHelp("\(text): 44 characters of base64, or the whole `ed25519 KEY name` line.", valueName: "KEY")
+    }
+
+    /// The key `text` names; a message that says what to give instead if it names none.
+    static func parse(_ text: String) throws -> Curve25519.Signing.PublicKey {
+        guard let key = PublicKeyText.parse(text) else {
+            throw ValidationError("it is not an Ed25519 public key; \(PublicKeyText.expected)")
+        }
+        return key
+    }
+}
+
+extension LoginMethod {
+    /// How `list` shows it.
+    var listed: String {
+        switch self {
+        case .key(let fingerprint): "key \(fingerprint)"
+        case .token: "token (legacy, replayable: run set-key)"
+        case .noKey: "no key yet (run set-key)"
+        }
+    }
+
+    /// The `login_method` of the JSON output.
+    var jsonName: String {
+        switch self {
+        case .key: "key"
+        case .token: "token"
+        case .noKey: "none"
+        }
+    }
+}
+
+extension Engineer {
+    /// An engineer in the JSON output of add, list and set-key.
+    var jsonObject: [String: any Sendable] {
+        [
+            "id": self.id, "company_id": self.companyID, "login": self.login, "created_at": iso8601(self.createdAt),
+            "login_method": self.loginMethod.jsonName, "fingerprint": self.loginMethod.fingerprint ?? NSNull(),
+        ]
+    }
+}
+
+extension EnrolledHost {
+    /// A host in the JSON output of enroll, list and set-key.
+    var jsonObject: [String: any Sendable] {
+        [
+            "id": self.id, "company_id": self.companyID, "name": self.name, "created_at": iso8601(self.createdAt),
+            "login_method": self.loginMethod.jsonName, "fingerprint": self.loginMethod.fingerprint ?? NSNull(),
+        ]
+    }
+
+    /// The command that runs this host, for a key in `keyFile` (nil: the config folder's).
+    func agentCommand(keyFile: String?) -> String {
+        "relay-agent host --relay RELAY:7443 --fingerprint FP --host-id \(self.id)\(keyFile.map { " --key-file \($0)" } ?? "") --engineer-keys ENGINEER_KEYS"
     }
 }

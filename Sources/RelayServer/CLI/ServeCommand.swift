@@ -73,6 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
         if !permissionChanges.isEmpty {
             logger.warning("\(PrivateDataFolder.summary(permissionChanges))")
         }
+        if let warning = Self.tokenAccountWarning(try adminAction { try store.tokenAccountCounts() }) {
+            logger.warning("\(warning)")
+        }
         let tls: RelayTLS
         if let certificatePath = configuration.certificatePath, let keyPath = configuration.keyPath {
             tls = try adminAction { try RelayTLS.load(certificatePath: certificatePath, keyPath: keyPath) }
@@ -101,6 +104,19 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         print("relay-server stopped")
+    }
+
+    /// One line about engineers and hosts that still log in with a token or secret from
+    /// before account keys (issue 12 item 4): they keep working, but a copy of the token
+    /// logs in. Nil when there are none.
+    static func tokenAccountWarning(_ counts: (engineers: Int, hosts: Int)) -> String? {
+        guard counts.engineers + counts.hosts > 0 else { return nil }
+        func counted(_ count: Int, _ noun: String) -> String? { count == 0 ? nil : "\(count) \(noun)\(count == 1 ? "" : "s")" }
+        let who = [counted(counts.engineers, "engineer"), counted(counts.hosts, "host")].compactMap { $0 }.joined(separator: " and ")
+        let verb = counts.engineers + counts.hosts == 1 ? "logs" : "log"
+        return "\(who) still \(verb) in with a legacy token or secret, which anyone who copies it can replay: "
+            + "`relay-server engineer list` and `relay-server host list` show which, and `relay-server engineer set-key ID --public-key KEY` "
+            + "(`host set-key` for hosts) moves each to a key (docs/OPERATIONS.md \"Moving accounts to keys\")"
     }
 
     /// Says what happened to the self-signed certificate; a renewal loudly, since every
