@@ -36,10 +36,11 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
-        // The protocol: frames, messages, the relay's scanner. No I/O beyond NIOCore's ByteBuffer.
+        // The protocol: frames, messages, the relay's scanner, account keys as people write
+        // them. No I/O beyond NIOCore's ByteBuffer.
         .target(
             name: "RelayWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // The tile-delta screen codec (PROTOCOL.md §7): framebuffer, encoder, decoder, zlib.
@@ -85,6 +86,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strict
         ),

@@ -18,11 +18,16 @@ struct HostCommand: AsyncParsableCommand {
             them (a), allow viewing only (v) or refuse (r); no answer within 60 s refuses, and so \
             does a host with no terminal to ask on, unless --accept decides in advance.
 
-            Unattended: `--host-id ID --secret-file FILE` from `relay-server host enroll` (or the \
-            secret in $RELAY_HOST_SECRET, or `--secret-file -` to read it from standard input); \
-            the agent stays registered, reconnecting with back-off, and serves one engineer of \
-            the enrolling company at a time until stopped. No one is asked (there need be no one \
-            at the PC), but every connection and departure is printed.
+            Unattended: `--host-id ID` from `relay-server host enroll`. The host logs in to the \
+            relay with its key (--key-file, or host-ID.key in the config folder, created on first \
+            start): TLS proves the key without sending any secret the relay or a proxy could \
+            replay. The relay's admin sets the key once with `relay-server host set-key ID \
+            --public-key KEY` (`relay-agent keygen --show --host-id ID` prints KEY). The agent \
+            stays registered, reconnecting with back-off, and serves one engineer of the \
+            enrolling company at a time until stopped. No one is asked (there need be no one at \
+            the PC), but every connection and departure is printed. Hosts enrolled before key \
+            login may still give their secret (--secret-file FILE, --secret-file - or \
+            $RELAY_HOST_SECRET), with a warning, until their key is set.
 
             Every session is encrypted end to end between this PC and the engineer: the relay \
             forwards it but cannot read or change it. An enrolled host proves itself with its key \
@@ -55,7 +60,7 @@ struct HostCommand: AsyncParsableCommand {
     @Option(help: "This host's id, from `relay-server host enroll`.") var hostID: String?
     @Option(
         help: ArgumentHelp(
-            "A file holding this host's secret, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_HOST_SECRET.",
+            "Legacy, for hosts enrolled before key login: a file holding this host's secret, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_HOST_SECRET.",
             valueName: "FILE"))
     var secretFile: String?
     @Option(help: ArgumentHelp("This host's secret itself: visible to every user in `ps`, for tests only (prefer --secret-file).", visibility: .hidden))
@@ -74,7 +79,7 @@ struct HostCommand: AsyncParsableCommand {
     var name: String?
     @Option(
         help: ArgumentHelp(
-            "Enrolled hosts: this host's end-to-end key (default: host-ID.key in $XDG_CONFIG_HOME/supportrelay or ~/.config/supportrelay, created with mode 0600 if missing).",
+            "Enrolled hosts: this host's key, for the relay login and end to end (default: host-ID.key in $XDG_CONFIG_HOME/supportrelay or ~/.config/supportrelay, created with mode 0600 if missing).",
             valueName: "FILE"))
     var keyFile: String?
     @Option(
@@ -109,13 +114,9 @@ struct HostCommand: AsyncParsableCommand {
             guard SupportCode(code) != nil else { throw ValidationError("--code must be six digits, e.g. 123456") }
             guard !secretGiven else { throw ValidationError("--secret-file is for enrolled hosts (--host-id); an attended host needs only --code") }
         case (nil, .some):
-            guard SecretInput.hostSecret.isGiven(flagValue: self.secret, file: self.secretFile, environment: ProcessInfo.processInfo.environment) else {
-                throw ValidationError(
-                    "--host-id needs the host's secret: --secret-file FILE (mode 0600), --secret-file - (standard input), or RELAY_HOST_SECRET")
-            }
             if self.secret != nil, self.secretFile != nil { throw ValidationError("give --secret or --secret-file, not both") }
         case (nil, nil):
-            throw ValidationError("give --code (attended) or --host-id and --secret-file (enrolled host)")
+            throw ValidationError("give --code (attended) or --host-id (enrolled host)")
         case (.some, .some):
             throw ValidationError("give either --code or --host-id, not both")
         }
@@ -162,9 +163,15 @@ struct HostCommand: AsyncParsableCommand {
         if let code = self.code.flatMap(SupportCode.init) {
             auth = .namedSupportCode(code, machineName: self.machineName)
             identity = Curve25519.Signing.PrivateKey()
-        } else {
+        } else if SecretInput.hostSecret.isGiven(flagValue: self.secret, file: self.secretFile, environment: ProcessInfo.processInfo.environment) {
             let secret = try SecretInput.hostSecret.value(flagValue: self.secret, file: self.secretFile)
             auth = .enrolled(hostID: self.hostID!, secret: secret)
+            identity = try self.enrolledIdentity(hostID: self.hostID!)
+            say(
+                "Warning: logging in with the host secret, which the relay (or anyone who breaks into it, or sits in front of it with its TLS key) could replay. Ask the relay's admin to run `relay-server host set-key \(self.hostID!) --public-key \(KeyFingerprint.base64(identity.publicKey))`, then start without the secret."
+            )
+        } else {
+            auth = .key(hostID: self.hostID!)
             identity = try self.enrolledIdentity(hostID: self.hostID!)
         }
         if let engineerKeys {
@@ -200,7 +207,7 @@ struct HostCommand: AsyncParsableCommand {
                 }
             }
             defer { group.cancelAll() }
-            if case .enrolled = auth {
+            if auth.supportCode == nil {
                 try await self.keepRegistration(address: address, auth: auth, identity: identity, screen: screen, stop: stop)
             } else {
                 do {
@@ -226,7 +233,7 @@ struct HostCommand: AsyncParsableCommand {
             } catch _ where stop.isRequested {
                 break
             } catch let error as RelayClientError where error.code == .authenticationFailed || error.kind == .configuration || error.kind == .tls {
-                // Retrying cannot fix these: the secret, the trust settings or the relay are wrong.
+                // Retrying cannot fix these: the key or secret, the trust settings or the relay are wrong.
                 throw fail(error)
             } catch let error as ScreenSessionError where error.kind == .screenTooLarge {
                 // Nor this: the screen stays too large to announce until its resolution changes.
@@ -263,14 +270,21 @@ struct HostCommand: AsyncParsableCommand {
             (key, created) = try folder.hostKey(hostID: hostID)
             path = folder.hostKeyPath(hostID: hostID)
         }
-        say("\(created ? "Created this host's end-to-end key" : "This host's end-to-end key") \(KeyFingerprint.of(key.publicKey)) (\(path)).")
+        say("\(created ? "Created this host's key" : "This host's key") \(KeyFingerprint.of(key.publicKey)) (\(path)).")
+        if created {
+            say(
+                "The relay lets this host in once its admin has run:\n  relay-server host set-key \(hostID) --public-key \(KeyFingerprint.base64(key.publicKey))"
+            )
+        }
         return key
     }
 
     private func session(
         address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, screen: any ScreenSource, stop: StopRequest
     ) async throws {
-        try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
+        // A key login presents the host's key as the TLS client certificate.
+        let clientKey: Curve25519.Signing.PrivateKey? = if case .key = auth { identity } else { nil }
+        try await RelayConnection.withConnection(to: address, trust: self.relay.trust, clientKey: clientKey) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
             try await connection.hello(role: .host)

@@ -1,15 +1,19 @@
 import ArgumentParser
 import Foundation
 import RelayClient
+import RelayWire
 
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
         abstract: "Make the identity key of this engineer or of an enrolled host, show it, or forget a host's pinned key.",
         discussion: """
-            Sessions are encrypted end to end between viewer and host: the relay only forwards \
-            what it cannot read or change. Each side proves who it is with an Ed25519 identity \
-            key, which never leaves its file.
+            Each engineer and each enrolled host has an Ed25519 key, which never leaves its \
+            file. It logs them in to the relay (TLS proves it; no secret the relay could replay \
+            is sent), and it proves who is at each end of the session, which is encrypted end to \
+            end between viewer and host: the relay only forwards what it cannot read or change. \
+            The relay's admin registers the public key once: `relay-server engineer add \
+            --public-key KEY` or `relay-server host set-key ID --public-key KEY`.
 
             The engineer key (the default) is yours: `relay-agent view` proves with it who is \
             connecting. A host key (--host-id ID, run on that enrolled host) is the PC's: the \
@@ -148,9 +152,12 @@ struct KeygenCommand: ParsableCommand {
     private func printPublic(_ key: (base64: String, fingerprint: String)) {
         say("public key:  \(key.base64)")
         say("fingerprint: \(key.fingerprint)")
-        if self.hostID == nil {
-            // Ready to paste into an enrolled host's --engineer-keys file.
+        if let hostID {
+            say("for the relay's admin:  relay-server host set-key \(Self.quoted(hostID)) --public-key \(key.base64)")
+        } else {
+            // Ready to paste into an enrolled host's --engineer-keys file, and for the relay's admin.
             say("for a host's --engineer-keys file: ed25519 \(key.base64) \(ProcessInfo.processInfo.userName)")
+            say("for the relay's admin:  relay-server engineer add --company ID \(Self.quoted(ProcessInfo.processInfo.userName)) --public-key \(key.base64)")
         }
     }
 

@@ -22,16 +22,19 @@ struct ViewCommand: AsyncParsableCommand {
             screen is up, and the session lasts --duration seconds (default: until the host \
             leaves or Ctrl-C, which ends it with a Bye).
 
-            The engineer token comes from --token-file FILE (readable by you only, chmod 600), \
-            `--token-file -` (standard input) or $RELAY_TOKEN, never from the command line, \
-            where every user of the machine can read it. After pairing the customer is asked \
-            to accept (attended); nothing is shown until they do, and they may allow viewing \
-            only, in which case your pointer, keys and clipboard are not passed on.
+            You log in to the relay with your key (below): TLS proves it without sending any \
+            secret that the relay or a proxy could replay. An admin adds you once with \
+            `relay-server engineer add --company ID LOGIN --public-key KEY` (`relay-agent keygen \
+            --show` prints KEY). Engineers added before key login may still give their token \
+            (--token-file FILE, `--token-file -` or $RELAY_TOKEN), with a warning, until an \
+            admin sets their key. After pairing the customer is asked to accept (attended); \
+            nothing is shown until they do, and they may allow viewing only, in which case your \
+            pointer, keys and clipboard are not passed on.
 
             Every session is encrypted end to end: the relay forwards it but cannot read or \
             change it. Your key (engineer.key in $XDG_CONFIG_HOME/supportrelay or \
-            ~/.config/supportrelay, created on first use; see `relay-agent keygen`) signs your \
-            --name for the customer. Attended: read the six-digit security code to the customer, \
+            ~/.config/supportrelay, created on first use; see `relay-agent keygen`) logs you in \
+            and signs your --name for the customer. Attended: read the six-digit security code to the customer, \
             whose screen shows the same one; a different code means someone is in between. \
             Enrolled hosts: the host's key is pinned on first use in known_hosts in the same \
             folder, and a host whose key changed is refused.
@@ -41,7 +44,7 @@ struct ViewCommand: AsyncParsableCommand {
     @OptionGroup var relay: RelayOptions
     @Option(
         help: ArgumentHelp(
-            "A file holding your engineer token (from `relay-server engineer add`), readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_TOKEN.",
+            "Legacy, for engineers added before key login: a file holding your engineer token, readable by you only (chmod 600); `-` reads it from standard input. Or set RELAY_TOKEN.",
             valueName: "FILE"))
     var tokenFile: String?
     @Option(help: ArgumentHelp("The engineer token itself: visible to every user in `ps`, for tests only (prefer --token-file).", visibility: .hidden))
@@ -61,14 +64,12 @@ struct ViewCommand: AsyncParsableCommand {
     @Option(help: "End the session after this many seconds.") var duration: Double?
     @Option(help: ArgumentHelp("The name your key signs for the customer to see (default: your user name).", valueName: "NAME"))
     var name: String?
-    @Option(help: ArgumentHelp("Your end-to-end key (default: engineer.key in the config folder, created if missing).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp("Your key, for the relay login and end to end (default: engineer.key in the config folder, created if missing).", valueName: "FILE"))
     var keyFile: String?
 
     func validate() throws {
         if self.token != nil, self.tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
-        guard SecretInput.engineerToken.isGiven(flagValue: self.token, file: self.tokenFile, environment: ProcessInfo.processInfo.environment) else {
-            throw ValidationError("give your engineer token: --token-file FILE (mode 0600), --token-file - (standard input), or RELAY_TOKEN")
-        }
         guard self.newCode != (self.host != nil) else {
             throw ValidationError("give --new-code (a support code for a customer) or --host ID (an enrolled host)")
         }
@@ -93,12 +94,24 @@ struct ViewCommand: AsyncParsableCommand {
 
     func run() async throws {
         let address = try self.relay.address()
-        let token = try SecretInput.engineerToken.value(flagValue: self.token, file: self.tokenFile)
+        // Legacy: a token given in any of its ways; otherwise the key logs in.
+        let token: String? =
+            SecretInput.engineerToken.isGiven(flagValue: self.token, file: self.tokenFile, environment: ProcessInfo.processInfo.environment)
+            ? try SecretInput.engineerToken.value(flagValue: self.token, file: self.tokenFile) : nil
         let folder = try EndToEnd.configFolder()
         // A given --key-file must exist (a typo must not make a new identity); the default one
         // is made on first use.
         let (identity, created) = try self.keyFile.map { (try IdentityKeyFile.load(at: $0), false) } ?? folder.engineerKey()
-        if created { say("Created your end-to-end key \(KeyFingerprint.of(identity.publicKey)) (\(self.keyFile ?? folder.engineerKeyPath)).") }
+        let publicKey = KeyFingerprint.base64(identity.publicKey)
+        if created {
+            say("Created your key \(KeyFingerprint.of(identity.publicKey)) (\(self.keyFile ?? folder.engineerKeyPath)).")
+            if token == nil { say("The relay lets you in once its admin has added this public key to your account: \(publicKey)") }
+        }
+        if token != nil {
+            say(
+                "Warning: logging in with a token, which the relay (or anyone who breaks into it, or sits in front of it with its TLS key) could replay. Ask the relay's admin to run `relay-server engineer set-key ID --public-key \(publicKey)`, then connect without the token."
+            )
+        }
         let stop = StopRequest(byeText: "The engineer closed the viewer.")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -123,16 +136,17 @@ struct ViewCommand: AsyncParsableCommand {
         }
     }
 
-    private func connect(_ address: RelayAddress, token: String, identity: Curve25519.Signing.PrivateKey, folder: ConfigFolder, stop: StopRequest) async throws
+    /// Connects with `token` (legacy) or, when it is nil, with `identity` as the login key.
+    private func connect(_ address: RelayAddress, token: String?, identity: Curve25519.Signing.PrivateKey, folder: ConfigFolder, stop: StopRequest) async throws
     {
-        try await RelayConnection.withConnection(to: address, trust: self.relay.trust) { connection in
+        try await RelayConnection.withConnection(to: address, trust: self.relay.trust, clientKey: token == nil ? identity : nil) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
             try await connection.hello(role: .viewer)
             let request: ViewerAuth.Request = self.host.map { .connect(hostID: $0) } ?? .newSupportCode
             var paired: Paired
             var confirmSecurityCode = false
-            switch try await connection.authenticate(viewer: ViewerAuth(token: token, request: request)) {
+            switch try await connection.authenticate(viewer: token.map { ViewerAuth(token: $0, request: request) } ?? .key(request)) {
             case .codeIssued(let issued):
                 confirmSecurityCode = issued.flags.contains(.confirmSecurityCode)
                 say("Support code: \(issued.code)  (valid \(issued.validForSeconds / 60) min, single use)")

@@ -47,19 +47,21 @@ extension RelayConnection {
         return min(announced, Frame.maximumEncodablePayloadLength)
     }
 
-    /// Host side: presents a support code (→ Paired) or enrolled credentials (→ HostRegistered).
+    /// Host side: presents a support code (→ Paired) or an enrolled host's key login (the
+    /// connection's client key) or legacy secret (→ HostRegistered).
     public func authenticate(host auth: HostAuth) async throws -> RelayMessage {
         try await self.send(.hostAuth(auth))
         let answer = try await self.expectControl(auth.isSupportCode ? "Paired" : "HostRegistered")
         switch (auth, answer) {
-        case (.supportCode, .paired), (.namedSupportCode, .paired), (.enrolled, .hostRegistered):
+        case (.supportCode, .paired), (.namedSupportCode, .paired), (.enrolled, .hostRegistered), (.key, .hostRegistered):
             return answer
         default:
             throw RelayClientError(.protocolViolation, "the relay answered HostAuth with \(answer.type.name)")
         }
     }
 
-    /// Viewer side: presents the engineer token with a request (→ CodeIssued or Paired).
+    /// Viewer side: presents the engineer's key login (the connection's client key) or a
+    /// legacy token, with a request (→ CodeIssued or Paired).
     public func authenticate(viewer auth: ViewerAuth) async throws -> RelayMessage {
         try await self.send(.viewerAuth(auth))
         let answer = try await self.expectControl("CodeIssued or Paired")

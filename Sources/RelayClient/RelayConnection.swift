@@ -1,3 +1,4 @@
+public import Crypto
 public import NIOCore
 public import NIOPosix
 import NIOSSL
@@ -130,17 +131,25 @@ public final class RelayConnection {
     }
 
     /// Connects, runs `body`, and closes the connection. `keepalive` says how often the
-    /// connection Pings the relay while `body` runs (PROTOCOL.md §8.4).
+    /// connection Pings the relay while `body` runs (PROTOCOL.md §8.4). `clientKey`, when
+    /// given, is presented to the relay as the TLS client certificate (``ClientCertificate``):
+    /// the proof of a key login (``HostAuth/key(hostID:)``, ``ViewerAuth/key(_:)``).
     public static func withConnection<Result: Sendable>(
         to address: RelayAddress,
         trust: RelayTrust,
+        clientKey: Curve25519.Signing.PrivateKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         maximumPayloadLength: Int = Frame.maximumEncodablePayloadLength,
         sendWindowBytes: Int = 1 << 20,
         keepalive: Keepalive = .standard,
         _ body: (RelayConnection) async throws -> Result
     ) async throws -> Result {
-        let configuration = try trust.clientConfiguration()
+        var configuration = try trust.clientConfiguration()
+        if let clientKey {
+            let (certificate, key) = try ClientCertificate.material(for: clientKey)
+            configuration.certificateChain = [.certificate(certificate)]
+            configuration.privateKey = .privateKey(key)
+        }
         let context: NIOSSLContext
         do {
             context = try NIOSSLContext(configuration: configuration)

@@ -224,9 +224,10 @@ final class Relay: Sendable {
         }
         for (link, credential) in checked where current[credential.id] != credential.digest {
             let what = credential.kind == .engineer ? "engineer \(credential.id)" : "host \(credential.id)"
-            let why = current[credential.id] == nil ? "was removed" : "got a new \(credential.kind == .engineer ? "token" : "secret")"
+            let why = current[credential.id] == nil ? "was removed" : "got a new login key"
             self.logger.notice("ending a connection whose account changed", metadata: ["account": "\(credential.id)", "change": "\(why)"])
-            link.deliver(.bye(.revoked, "\(what) \(why) on the relay; ask your admin for the new credentials"))
+            link.deliver(
+                .bye(.revoked, "\(what) \(why) on the relay; log in with the key your admin set (`relay-agent keygen --show` prints yours), or ask them"))
         }
     }
 

@@ -245,7 +245,7 @@ final class RelayNode: Service, Sendable {
                         ALPNGate(accepting: RelayProtocol.alpnToken) { offer in
                             relay.logger.info("TLS refused: the client did not offer ALPN supportrelay/1", metadata: ["offered": "\(offer)"])
                         },
-                        NIOSSLServerHandler(context: certificate.relayContext),
+                        NIOSSLServerHandler(context: certificate.relayContext, customVerificationCallback: AgentKeyCertificate.verify),
                         TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
                     ])
                     // The transport-independent connection core (docs/ARCHITECTURE.md).

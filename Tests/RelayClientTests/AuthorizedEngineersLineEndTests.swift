@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RelayClient
+import RelayWire
 import Testing
 
 /// Found by an outside review of issue 12: SECURITY.md §6.4 promises that the engineer list is read so that "a

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RelayClient
+import RelayWire
 import Testing
 
 @Suite struct AuthorizedEngineersTests {

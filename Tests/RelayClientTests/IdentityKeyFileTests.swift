@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import RelayClient
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// The identity key file of an engineer or an enrolled host (docs/SECURITY.md §7):

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import RelayClient
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// Key fingerprints as OpenSSH writes them (docs/SECURITY.md §6.1).

@@ -1,6 +1,7 @@
 import Foundation
 import RelayClient
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// `relay-agent keygen`, the built executable, end to end: in a temporary config folder

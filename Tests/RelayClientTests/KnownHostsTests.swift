@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import RelayClient
 import RelayTestSupport
+import RelayWire
 import Testing
 
 /// The viewer's pins of enrolled hosts' keys (docs/SECURITY.md §6.1):

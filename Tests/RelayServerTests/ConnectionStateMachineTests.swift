@@ -133,7 +133,9 @@ private typealias Action = ConnectionStateMachine.Action
         #expect(
             machine.hostVerified(host)
                 == .authenticated(
-                    party, access: .init(kind: .hostSecret, outcome: .accepted, companyID: "co-1", subject: "ho-7"),
+                    party,
+                    access: .init(
+                        kind: .hostSecret, outcome: .accepted, companyID: "co-1", subject: "ho-7", detail: ConnectionStateMachine.Credentials.legacyNote),
                     then: .registerHost(hostID: "ho-7", companyID: "co-1", announce: HostRegistered(hostName: "Front desk PC"))
                 )
         )
@@ -152,7 +154,9 @@ private typealias Action = ConnectionStateMachine.Action
         }
         #expect(party.name == "minjun" && party.organization == "Hanbit Support" && party.capabilities == [.screenTiles, .input])
         #expect(party.credential == .init(kind: .engineer, id: "en-1", digest: Data([1, 2])))
-        #expect(access == .init(kind: .viewerToken, outcome: .accepted, companyID: "co-1", subject: "minjun"))
+        #expect(
+            access == .init(kind: .viewerToken, outcome: .accepted, companyID: "co-1", subject: "minjun", detail: ConnectionStateMachine.Credentials.legacyNote)
+        )
         #expect(next == .ask(.issueCode(engineerID: "en-1", companyID: "co-1")))
         #expect(machine.state == .waitingForPeer(.viewer) && machine.holding == .nothing)
         #expect(machine.codeIssued(Self.code, validFor: .minutes(10)) == .send(.codeIssued(CodeIssued(code: Self.code, validForSeconds: 600))))

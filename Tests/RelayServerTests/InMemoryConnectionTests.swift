@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 import RelayTestSupport
@@ -185,10 +186,10 @@ import Testing
 
     // MARK: Revocation and teardown
 
-    @Test func aRotatedHostSecretEndsItsSession() async throws {
+    @Test func aHostGivenAKeyEndsItsSecretsSession() async throws {
         try await InMemoryRelay.with { relay in
             let (host, viewer) = try await relay.pairUnattended()
-            _ = try relay.store.rotateHostSecret(id: relay.acme.hostID)
+            _ = try relay.store.setHostKey(id: relay.acme.hostID, publicKey: Curve25519.Signing.PrivateKey().publicKey)
             relay.relay.checkCredentials()
             guard case .bye(let hostBye) = try await host.nextMessage() else { throw TestFailure("host: expected Bye") }
             #expect(hostBye.reason == .revoked)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 import RelayStore
@@ -77,30 +78,30 @@ import Testing
         }
     }
 
-    /// §8.6, §6.2: rotating a host's secret ends its registration with Bye(revoked).
-    @Test func rotatingAHostSecretRevokesItsRegistration() async throws {
+    /// §8.6, §6.2: giving a host a key ends the registration of its secret with Bye(revoked).
+    @Test func settingAHostKeyRevokesItsSecretsRegistration() async throws {
         try await InMemoryRelay.with { relay in
             let host = try await relay.greeted(.host, from: "192.0.2.4")
             try await host.send(.hostAuth(.enrolled(hostID: relay.acme.hostID, secret: relay.acme.hostSecret)))
             guard case .hostRegistered = try await host.nextMessage() else { throw TestFailure("expected HostRegistered") }
             relay.relay.checkCredentials()
             #expect(try await host.settledFrames().isEmpty && host.isOpen, "nothing changed yet")
-            _ = try relay.store.rotateHostSecret(id: relay.acme.hostID)
+            _ = try relay.store.setHostKey(id: relay.acme.hostID, publicKey: Curve25519.Signing.PrivateKey().publicKey)
             relay.relay.checkCredentials()
             let bye = try await host.expectBye(.revoked, "the host whose secret was rotated")
-            #expect(bye?.text.contains("got a new secret") == true)
+            #expect(bye?.text.contains("got a new login key") == true)
         }
     }
 
-    /// §8.6: a paired engineer whose token is rotated gets Bye(revoked), the host
+    /// §8.6: a paired engineer whose token is replaced by a key gets Bye(revoked), the host
     /// Bye(peer_left), and the usage record ends with `revoked`.
     @Test func aRevokedPairedEngineerLeavesTheHostWithPeerLeft() async throws {
         try await InMemoryRelay.with { relay in
             let (host, viewer) = try await relay.pairUnattended()
-            _ = try relay.store.rotateEngineerToken(id: Self.engineerID(relay.acme))
+            _ = try relay.store.setEngineerKey(id: Self.engineerID(relay.acme), publicKey: Curve25519.Signing.PrivateKey().publicKey)
             relay.relay.checkCredentials()
             let bye = try await viewer.expectBye(.revoked, "the viewer whose token was rotated")
-            #expect(bye?.text.contains("got a new token") == true)
+            #expect(bye?.text.contains("got a new login key") == true)
             try await host.expectBye(.peerLeft, "the host of a revoked viewer")
             let closed = relay.relay.usage.take().0.closed
             #expect(closed.count == 1 && closed.first?.reason == .revoked, "the usage record must end with revoked")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RelayClient
 import RelayTestSupport
@@ -52,7 +53,7 @@ import Testing
         }
     }
 
-    @Test func rotatingAHostSecretEndsItsRegistration() async throws {
+    @Test func settingAHostKeyEndsItsSecretsRegistration() async throws {
         try await TestRelay.with(Self.configure) { relay in
             let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -66,17 +67,18 @@ import Testing
                         }
                     }
                     #expect(error?.byeReason == .revoked)
-                    #expect(error?.message.contains("got a new secret") == true)
+                    #expect(error?.message.contains("got a new login key") == true)
                 }
                 var iterator = registered.makeAsyncIterator()
                 _ = await iterator.next()
-                let newSecret = try relay.store.rotateHostSecret(id: relay.acme.hostID)
+                let newKey = Curve25519.Signing.PrivateKey()
+                _ = try relay.store.setHostKey(id: relay.acme.hostID, publicKey: newKey.publicKey)
                 try await group.waitForAll()
-                // The new secret registers again.
-                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                // The new key registers again.
+                try await RelayConnection.withConnection(to: relay.address, trust: relay.trust, clientKey: newKey) { host in
                     try await host.hello(role: .host)
-                    guard case .hostRegistered = try await host.authenticate(host: .enrolled(hostID: relay.acme.hostID, secret: newSecret)) else {
-                        throw TestFailure("the new secret did not register")
+                    guard case .hostRegistered = try await host.authenticate(host: .key(hostID: relay.acme.hostID)) else {
+                        throw TestFailure("the new key did not register")
                     }
                 }
             }

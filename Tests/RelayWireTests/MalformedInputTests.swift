@@ -349,9 +349,9 @@ struct MalformedInputTests {
     static let enumeratedFields: [(RelayMessage, String, invalid: [WireField.Value], valid: [WireField.Value])] = [
         (hello, "Hello.role", [.u8(0), .u8(3), .u8(255)], [.u8(1), .u8(2)]),
         (paired, "Paired.mode", [.u8(0), .u8(3), .u8(255)], [.u8(1), .u8(2)]),
-        (hostAuthCode, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
-        (hostAuthEnrolled, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
-        (hostAuthNamedCode, "HostAuth.method", [.u8(0), .u8(4), .u8(255)], []),
+        (hostAuthCode, "HostAuth.method", [.u8(0), .u8(5), .u8(255)], []),
+        (hostAuthEnrolled, "HostAuth.method", [.u8(0), .u8(5), .u8(255)], []),
+        (hostAuthNamedCode, "HostAuth.method", [.u8(0), .u8(5), .u8(255)], []),
         (viewerAuth, "ViewerAuth.request", [.u8(0), .u8(3), .u8(255)], []),
         (key, "Key.down", [.u8(2), .u8(255)], [.u8(0), .u8(1)]),
         (screenInit, "ScreenInit.width", [.u16(0), .u16(16_385), .u16(.max)], [.u16(1), .u16(16_384)]),

@@ -55,9 +55,10 @@ struct MessageGenerator {
                 )
             )
         case .hostAuth:
-            switch self.random.int(0..<3) {
+            switch self.random.int(0..<4) {
             case 0: return .hostAuth(.supportCode(self.supportCode()))
             case 1: return .hostAuth(.namedSupportCode(self.supportCode(), machineName: self.text()))
+            case 2: return .hostAuth(.key(hostID: self.text()))
             default: break
             }
             return .hostAuth(.enrolled(hostID: self.text(), secret: self.text()))
@@ -314,6 +315,8 @@ enum WireLayout {
             return [WireField("HostAuth.method", .u8(3)), WireField("HostAuth.code", .raw(digits(of: code))), .string("HostAuth.machineName", machineName)]
         case .hostAuth(.enrolled(let hostID, let secret)):
             return [WireField("HostAuth.method", .u8(2)), .string("HostAuth.hostID", hostID), .string("HostAuth.secret", secret)]
+        case .hostAuth(.key(let hostID)):
+            return [WireField("HostAuth.method", .u8(4)), .string("HostAuth.hostID", hostID)]
         case .viewerAuth(let auth):
             switch auth.request {
             case .newSupportCode:

@@ -73,6 +73,10 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt
     func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
     func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
+    /// The enrolled host `id`, if `key` (raw Ed25519, proved by the transport) is its key.
+    func verifyHost(id: String, key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
+    /// The engineer whose key `key` is (raw Ed25519, proved by the transport).
+    func verifyEngineer(key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
     /// Credentials were accepted: log it, and count the ticket's source as authenticated.
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket)
     /// An attempt was refused: log it, count it, and charge its source when it was wrong.
@@ -138,6 +142,16 @@ extension Relay: ConnectionEnvironment {
     func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
         let store = self.store
         return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(token: token) }
+    }
+
+    func verifyHost(id: String, key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?> {
+        let store = self.store
+        return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateHost(id: id, publicKey: key) }
+    }
+
+    func verifyEngineer(key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
+        let store = self.store
+        return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(publicKey: key) }
     }
 
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket) {
@@ -219,6 +233,8 @@ extension ConnectionEnvironment {
         case .redeem(let code): answer = .redeemed(self.redeem(code))
         case .verifyHost(let id, let secret): return self.checked(self.verifyHost(id: id, secret: secret, on: loop).map { .host($0) })
         case .verifyEngineer(let token): return self.checked(self.verifyEngineer(token: token, on: loop).map { .engineer($0) })
+        case .verifyHostKey(let id, let key): return self.checked(self.verifyHost(id: id, key: key, on: loop).map { .host($0) })
+        case .verifyEngineerKey(let key): return self.checked(self.verifyEngineer(key: key, on: loop).map { .engineer($0) })
         case .issueCode(let engineerID, let companyID):
             answer = .codeIssued(self.issueCode(for: link, engineerID: engineerID, companyID: companyID), validFor: self.limits.supportCodeValidity)
         case .claimHost(let hostID, let companyID): answer = .claimed(self.claim(hostID: hostID, companyID: companyID), hostID: hostID)

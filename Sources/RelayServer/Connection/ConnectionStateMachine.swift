@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import RelayStore
 import RelayWire
@@ -51,17 +52,28 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     }
 
     /// The credentials an agent presented, while they are checked (PROTOCOL.md §5.1.3-4).
+    /// A key is the raw Ed25519 public key the transport proved (the TLS client
+    /// certificate, PROTOCOL.md §1.2); nil when the connection presented none.
     enum Credentials: Sendable, Equatable {
         case supportCode(SupportCode, machineName: String?)
+        /// Legacy: a replayable secret (hosts enrolled before key login).
         case host(id: String, secret: String)
+        case hostKey(id: String, key: Data?)
+        /// Legacy: a replayable token (engineers added before key login).
         case engineer(token: String, request: ViewerAuth.Request)
+        case engineerKey(key: Data?, request: ViewerAuth.Request)
 
-        init(_ auth: HostAuth) {
+        init(_ auth: HostAuth, key: Data?) {
             switch auth {
             case .supportCode(let code): self = .supportCode(code, machineName: nil)
             case .namedSupportCode(let code, let name): self = .supportCode(code, machineName: name)
             case .enrolled(let hostID, let secret): self = .host(id: hostID, secret: secret)
+            case .key(let hostID): self = .hostKey(id: hostID, key: key)
             }
+        }
+
+        init(_ auth: ViewerAuth, key: Data?) {
+            self = auth.usesKey ? .engineerKey(key: key, request: auth.request) : .engineer(token: auth.token, request: auth.request)
         }
 
         /// The access log's name for the attempt.
@@ -69,19 +81,25 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             switch self {
             case .supportCode: .supportCode
             case .host: .hostSecret
+            case .hostKey: .hostKey
             case .engineer: .viewerToken
+            case .engineerKey: .engineerKey
             }
         }
 
         /// The account a wrong attempt claimed, watched for alerts and never locked (issue
-        /// 10 item 11); nil for a support code, which names no account.
+        /// 10 item 11); nil for a support code, which names no account, and for a key that
+        /// belongs to no engineer.
         var account: String? {
             switch self {
-            case .supportCode: nil
-            case .host(let id, _): "host:" + String(id.prefix(64))
+            case .supportCode, .engineerKey: nil
+            case .host(let id, _), .hostKey(let id, _): "host:" + String(id.prefix(64))
             case .engineer(let token, _): "engineer:" + String((Secrets.splitToken(token)?.id ?? "malformed").prefix(64))
             }
         }
+
+        /// What the access log says of a login that works but sends a replayable secret.
+        static var legacyNote: String { "legacy token login: replayable; set a key (docs/OPERATIONS.md \"Moving accounts to keys\")" }
     }
 
     /// One access-log entry, as the relay should write it (OPERATIONS.md "The access log").
@@ -124,8 +142,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case redeem(SupportCode)
         /// Check an enrolled host's secret (asynchronously).
         case verifyHost(id: String, secret: String)
+        /// Check that this is the key of this enrolled host (asynchronously).
+        case verifyHostKey(id: String, key: Data)
         /// Check an engineer's token (asynchronously).
         case verifyEngineer(token: String)
+        /// Find the engineer whose key this is (asynchronously).
+        case verifyEngineerKey(Data)
         /// Issue a support code to this viewer.
         case issueCode(engineerID: String, companyID: String)
         /// Claim an enrolled host for this viewer.
@@ -195,6 +217,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     private var confirmSecurityCode = false
     /// The source's IP address, for an attended host's displayed name.
     private let address: String
+    /// The key the transport proved (PROTOCOL.md §1.2), for a key login.
+    private var clientKey: Data?
 
     init(address: String = "unknown") {
         self.address = address
@@ -255,6 +279,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
 
     // MARK: Messages
 
+    /// The transport proved that the agent holds the private half of this raw Ed25519
+    /// public key (the TLS client certificate, PROTOCOL.md §1.2).
+    mutating func clientKeyProved(_ key: Data) {
+        self.clientKey = key
+    }
+
     /// The relay could not count the connection in: its Hello is answered with
     /// `Error(relay_full)`.
     mutating func relayIsFull() {
@@ -297,10 +327,10 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case (_, .pong):
             return .none
         case (.awaitingAuth(let hello), .hostAuth(let auth)) where hello.role == .host:
-            self.stage = .authenticating(hello, Credentials(auth))
+            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
             return .ask(.throttle)
         case (.awaitingAuth(let hello), .viewerAuth(let auth)) where hello.role == .viewer:
-            self.stage = .authenticating(hello, .engineer(token: auth.token, request: auth.request))
+            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
             return .ask(.throttle)
         default:
             return self.fail(.unexpectedMessage, "\(message.type.name) is not allowed \(self.state.name); see PROTOCOL.md §8 for the order of messages")
@@ -376,7 +406,18 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         switch credentials {
         case .supportCode(let code, _): return .ask(.redeem(code))
         case .host(let id, let secret): return .ask(.verifyHost(id: id, secret: secret))
+        case .hostKey(let id, let key?): return .ask(.verifyHostKey(id: id, key: key))
         case .engineer(let token, _): return .ask(.verifyEngineer(token: token))
+        case .engineerKey(let key?, _): return .ask(.verifyEngineerKey(key))
+        case .hostKey(_, nil), .engineerKey(nil, _):
+            // Not a guess: an agent that asked for a key login without presenting a key.
+            return self.refuse(
+                Refusal(
+                    code: .authenticationFailed,
+                    text:
+                        "a key login needs the agent's key as its TLS client certificate, and none arrived: update relay-agent, and check that nothing between it and the relay ends TLS (a TLS-inspecting proxy); PROTOCOL.md §1.2",
+                    access: AccessNote(kind: credentials.kind, outcome: .rejected, detail: "no client certificate")
+                ))
         }
     }
 
@@ -412,51 +453,81 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
 
     /// The store's answer for an enrolled host's id and secret (nil: not accepted).
     mutating func hostVerified(_ host: EnrolledHost?) -> Action {
-        guard case .authenticating(let hello, let credentials) = self.stage, case .host(let hostID, _) = credentials else { return .none }
+        guard case .authenticating(let hello, let credentials) = self.stage else { return .none }
+        let hostID: String
+        let text: String
+        switch credentials {
+        case .host(let id, _):
+            hostID = id
+            text =
+                "host id or secret not accepted; check the values `relay-server host enroll` printed, or give the host a key: `relay-agent keygen --host-id \(id)` on the host, then `relay-server host set-key \(id) --public-key KEY` on the relay"
+        case .hostKey(let id, let key):
+            hostID = id
+            text =
+                "host \(id) with key \(key.map(KeyFingerprint.of(rawPublicKey:)) ?? "none") not accepted; check the host id, and that an admin ran `relay-server host set-key \(id) --public-key KEY` with the key `relay-agent keygen --show --host-id \(id)` prints on this host"
+        default:
+            return .none
+        }
         guard let host else {
             return self.refuse(
                 Refusal(
-                    code: .authenticationFailed,
-                    text: "host id or secret not accepted; use the values `relay-server host enroll` printed, or ask an admin to rotate the secret",
-                    access: AccessNote(kind: .hostSecret, outcome: .rejected, subject: String(hostID.prefix(64))), chargesSource: true,
+                    code: .authenticationFailed, text: text,
+                    access: AccessNote(kind: credentials.kind, outcome: .rejected, subject: String(hostID.prefix(64))), chargesSource: true,
                     account: credentials.account
                 ))
         }
         self.stage = .waitingForPeer(hello, .registration(hostID: host.id))
         let party = Party(
             name: host.name, companyID: host.companyID, software: hello.software, capabilities: hello.capabilities,
-            hostID: host.id, credential: .init(kind: .host, id: host.id, digest: host.secretDigest)
+            hostID: host.id, credential: .init(kind: .host, id: host.id, digest: host.credentialDigest)
         )
+        let legacy = credentials.kind == .hostSecret ? Credentials.legacyNote : nil
         return .authenticated(
-            party, access: AccessNote(kind: .hostSecret, outcome: .accepted, companyID: host.companyID, subject: host.id),
+            party, access: AccessNote(kind: credentials.kind, outcome: .accepted, companyID: host.companyID, subject: host.id, detail: legacy),
             then: .registerHost(hostID: host.id, companyID: host.companyID, announce: HostRegistered(hostName: host.name))
         )
     }
 
     /// The store's answer for an engineer's token (nil: not accepted).
     mutating func engineerVerified(_ engineer: Engineer?) -> Action {
-        guard case .authenticating(let hello, let credentials) = self.stage, case .engineer(_, let request) = credentials else { return .none }
+        guard case .authenticating(let hello, let credentials) = self.stage else { return .none }
+        let request: ViewerAuth.Request
+        let text: String
+        switch credentials {
+        case .engineer(_, let asked):
+            request = asked
+            text =
+                "engineer token not accepted; engineers log in with keys now: send an admin the public key `relay-agent keygen --show` prints, for `relay-server engineer set-key ID --public-key KEY`"
+        case .engineerKey(let key, let asked):
+            request = asked
+            text =
+                "no engineer account has your key \(key.map(KeyFingerprint.of(rawPublicKey:)) ?? "none"); send an admin the public key `relay-agent keygen --show` prints, for `relay-server engineer add --company ID LOGIN --public-key KEY` (or `engineer set-key ID --public-key KEY`)"
+        default:
+            return .none
+        }
         guard let engineer else {
             return self.refuse(
                 Refusal(
-                    code: .authenticationFailed,
-                    text: "engineer token not accepted; use the token `relay-server engineer add` printed, or ask an admin to rotate it",
-                    access: AccessNote(kind: .viewerToken, outcome: .rejected, subject: credentials.account), chargesSource: true, account: credentials.account
+                    code: .authenticationFailed, text: text,
+                    access: AccessNote(kind: credentials.kind, outcome: .rejected, subject: credentials.account), chargesSource: true,
+                    account: credentials.account
                 ))
         }
         self.stage = .waitingForPeer(hello, .nothing)
         self.confirmSecurityCode = engineer.confirmSecurityCode
         let party = Party(
             name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: hello.software,
-            capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.tokenDigest)
+            capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.credentialDigest)
         )
         let next: Action =
             switch request {
             case .newSupportCode: .ask(.issueCode(engineerID: engineer.id, companyID: engineer.companyID))
             case .connect(let hostID): .ask(.claimHost(hostID: hostID, companyID: engineer.companyID))
             }
+        let legacy = credentials.kind == .viewerToken ? Credentials.legacyNote : nil
         return .authenticated(
-            party, access: AccessNote(kind: .viewerToken, outcome: .accepted, companyID: engineer.companyID, subject: engineer.login), then: next
+            party, access: AccessNote(kind: credentials.kind, outcome: .accepted, companyID: engineer.companyID, subject: engineer.login, detail: legacy),
+            then: next
         )
     }
 

@@ -117,6 +117,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Inbound
 
+    /// The transport proved the agent's key (a TLS client certificate): the machine keeps it
+    /// for a key login.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let proved = event as? ClientKeyProved {
+            self.stateMachine.clientKeyProved(proved.publicKey)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private struct PeerDataBeforePairing: Error {}
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

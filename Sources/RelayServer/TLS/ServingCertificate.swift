@@ -19,7 +19,8 @@ final class ServingCertificate: Sendable {
     private let current: NIOLockedValueBox<Current>
 
     init(_ tls: RelayTLS) throws {
-        self.current = NIOLockedValueBox(Current(tls: tls, relayContext: try NIOSSLContext(configuration: tls.serverConfiguration()), generation: 0))
+        self.current = NIOLockedValueBox(
+            Current(tls: tls, relayContext: try NIOSSLContext(configuration: AgentKeyCertificate.relayPortConfiguration(tls)), generation: 0))
     }
 
     var tls: RelayTLS { self.current.withLockedValue { $0.tls } }
@@ -28,7 +29,7 @@ final class ServingCertificate: Sendable {
 
     /// Serves `tls` from now on.
     func replace(with tls: RelayTLS) throws {
-        let context = try NIOSSLContext(configuration: tls.serverConfiguration())
+        let context = try NIOSSLContext(configuration: AgentKeyCertificate.relayPortConfiguration(tls))
         self.current.withLockedValue { current in
             current = Current(tls: tls, relayContext: context, generation: current.generation + 1)
         }

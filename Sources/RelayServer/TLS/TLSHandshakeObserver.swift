@@ -5,8 +5,9 @@ import NIOTLS
 import RelayWire
 
 /// Sits after `NIOSSLServerHandler` in the relay's TLS pipeline: counts handshakes and
-/// TLS failures, and closes a connection that completed TLS without the protocol's ALPN
-/// token (PROTOCOL.md §1; ``ALPNGate`` refuses most of them before TLS). The connection
+/// TLS failures, closes a connection that completed TLS without the protocol's ALPN
+/// token (PROTOCOL.md §1; ``ALPNGate`` refuses most of them before TLS), and tells the
+/// core the key of the agent's client certificate (``ClientKeyProved``). The connection
 /// core behind it never sees TLS (docs/ARCHITECTURE.md "Adding a transport").
 ///
 /// The core writes nothing before an agent's Hello, which needs TLS, except the last
@@ -38,6 +39,15 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
             }
             self.metrics.tlsHandshakes.increment()
             self.handshakeCompleted = true
+            context.fireUserInboundEventTriggered(event)
+            // A key login's proof (PROTOCOL.md §1.2): the key of the client certificate that
+            // TLS verified, for the connection core.
+            if let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+                let key = AgentKeyCertificate.publicKey(of: certificate)
+            {
+                context.fireUserInboundEventTriggered(ClientKeyProved(publicKey: key))
+            }
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -44,8 +44,12 @@ public enum HostAuth: Sendable, Hashable {
     /// Attended, with the name of the customer's machine, which the engineer sees
     /// (method 3; the reference host sends this one).
     case namedSupportCode(SupportCode, machineName: String)
-    /// Unattended: the enrolled host's id and secret.
+    /// Unattended, legacy: the enrolled host's id and secret. A replayable secret: hosts
+    /// enrolled before key login use it until an admin sets their key.
     case enrolled(hostID: String, secret: String)
+    /// Unattended: the enrolled host's id, proved by the host's key, which the connection
+    /// presented as its TLS client certificate (method 4, PROTOCOL.md §1.2).
+    case key(hostID: String)
 }
 
 /// Who the engineer is and what they want, viewer → relay after HelloAck.
@@ -57,7 +61,9 @@ public struct ViewerAuth: Sendable, Hashable {
         case connect(hostID: String)
     }
 
-    /// The engineer token printed by `relay-server engineer add`.
+    /// Empty: the engineer is the owner of the key the connection presented as its TLS
+    /// client certificate (PROTOCOL.md §1.2). Otherwise, legacy: an engineer token from
+    /// before key login, a replayable secret.
     public var token: String
     public var request: Request
 
@@ -65,6 +71,14 @@ public struct ViewerAuth: Sendable, Hashable {
         self.token = token
         self.request = request
     }
+
+    /// The engineer proves who they are with their key (the connection's client certificate).
+    public static func key(_ request: Request) -> ViewerAuth {
+        ViewerAuth(token: "", request: request)
+    }
+
+    /// Whether this is a key login (no token).
+    public var usesKey: Bool { self.token.isEmpty }
 }
 
 /// A support code for the engineer to give the customer, relay → viewer.
@@ -194,12 +208,13 @@ extension HostAuth {
     private static let supportCodeMethod: UInt8 = 1
     private static let enrolledMethod: UInt8 = 2
     private static let namedSupportCodeMethod: UInt8 = 3
+    private static let keyMethod: UInt8 = 4
 
     /// The support code, for both attended methods.
     public var supportCode: SupportCode? {
         switch self {
         case .supportCode(let code), .namedSupportCode(let code, _): code
-        case .enrolled: nil
+        case .enrolled, .key: nil
         }
     }
 
@@ -215,8 +230,13 @@ extension HostAuth {
         case Self.namedSupportCodeMethod:
             let code = try SupportCode(asciiDigits: try buffer.readWireBytes(count: 6, "HostAuth.code"))
             self = .namedSupportCode(code, machineName: try buffer.readWireString("HostAuth.machineName"))
+        case Self.keyMethod:
+            self = .key(hostID: try buffer.readWireString("HostAuth.hostID"))
         default:
-            throw WireError(.invalidField, "HostAuth.method: \(method) is not 1 (support code), 2 (enrolled host) or 3 (support code and machine name)")
+            throw WireError(
+                .invalidField,
+                "HostAuth.method: \(method) is not 1 (support code), 2 (enrolled host and secret), 3 (support code and machine name) or 4 (enrolled host and key)"
+            )
         }
     }
 
@@ -233,6 +253,9 @@ extension HostAuth {
             buffer.writeInteger(Self.namedSupportCodeMethod)
             buffer.writeBytes(code.asciiDigits)
             try buffer.writeWireString(machineName, "HostAuth.machineName")
+        case .key(let hostID):
+            buffer.writeInteger(Self.keyMethod)
+            try buffer.writeWireString(hostID, "HostAuth.hostID")
         }
     }
 }

@@ -28,3 +28,28 @@ public enum KeyFingerprint {
         key.rawRepresentation.base64EncodedString()
     }
 }
+
+/// An Ed25519 public key as people copy it between machines: the 44 characters of base64
+/// that `relay-agent keygen` prints, or a whole `ed25519 BASE64 [comment]` line as it
+/// prints for an --engineer-keys file. `relay-server engineer add` and `host enroll`
+/// read keys this way (PROTOCOL.md §5.1.3, docs/OPERATIONS.md).
+public enum PublicKeyText {
+    /// The key `text` names, or nil when it is not one of the two forms.
+    public static func parse(_ text: String) -> Curve25519.Signing.PublicKey? {
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        let encoded: Substring
+        switch fields.count {
+        case 1: encoded = fields[0]
+        case 2...:
+            guard fields[0] == "ed25519" else { return nil }
+            encoded = fields[1]
+        default: return nil
+        }
+        guard let raw = Data(base64Encoded: String(encoded)), raw.count == 32 else { return nil }
+        return try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+    }
+
+    /// What to tell someone whose key text did not parse.
+    public static let expected =
+        "give the public key that `relay-agent keygen --show` prints (44 characters of base64, or the whole `ed25519 KEY name` line)"
+}

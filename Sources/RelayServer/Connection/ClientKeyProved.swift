@@ -1,0 +1,10 @@
+import Foundation
+
+/// A transport's word that the agent at the other end holds the private half of this
+/// Ed25519 public key (raw 32 bytes), sent as a user inbound event before the agent's
+/// first frame. The TLS transport sends it when the agent's client certificate carried
+/// the key and TLS's CertificateVerify proved it (``AgentKeyCertificate``, PROTOCOL.md
+/// §1.2); a transport that proves no key sends nothing, and key logins on it are refused.
+struct ClientKeyProved: Sendable, Hashable {
+    let publicKey: Data
+}
