@@ -85,27 +85,27 @@ sed -n '/relay-server listening/,/fingerprint:/p' "$log"
 
 json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
 
-echo "==> Adding a demo company, engineer and enrolled host (tokens are shown once)"
-company="$("$server" company add "Demo Company" --data "$data" --json | json_field id)"
-token="$("$server" engineer add --company "$company" "demo.engineer" --data "$data" --json | json_field token)"
-enrolled="$("$server" host enroll --company "$company" "데모 PC (demo)" --data "$data" --json)"
-host_id="$(echo "$enrolled" | json_field id)"
-host_secret="$(echo "$enrolled" | json_field secret)"
-trust=(--relay "$relay" --fingerprint "$fingerprint")
-# Secrets go in files only their owner can read, never on a command line (ps shows those).
-secrets="$data/demo-secrets"  # inside the (git-ignored) data folder
-mkdir -p "$secrets" && chmod 700 "$secrets"
-token_file="$secrets/engineer-token"
-secret_file="$secrets/host-secret"
-(umask 077 && printf '%s\n' "$token" >"$token_file" && printf '%s\n' "$host_secret" >"$secret_file")
-# The agents' end-to-end keys and the viewer's known_hosts go in the demo's folder, not
-# your ~/.config/supportrelay (docs/SECURITY.md "Where keys live").
+# The agents' keys and the viewer's known_hosts go in the demo's own folder, made new for
+# each run, not in your ~/.config/supportrelay (docs/SECURITY.md "Where keys live").
 export XDG_CONFIG_HOME="$(cd "$data" && pwd)/demo-config"
+rm -rf "$XDG_CONFIG_HOME"
+public_key() { awk '/^public key:/ {print $3}'; }
+
+echo "==> Adding a demo company, its engineer and an enrolled host; both log in with keys"
+company="$("$server" company add "Demo Company" --data "$data" --json | json_field id)"
+# The engineer makes a key on their machine and gives the admin its public half.
+engineer_key="$("$agent" keygen | public_key)"
+"$server" engineer add --company "$company" "demo.engineer" --public-key "$engineer_key" --data "$data" | sed 's/^/[admin]  /'
+# The admin enrolls the PC; on the PC, keygen makes its key; the admin sets it.
+host_id="$("$server" host enroll --company "$company" "데모 PC (demo)" --data "$data" --json | json_field id)"
+host_key="$("$agent" keygen --host-id "$host_id" | public_key)"
+"$server" host set-key "$host_id" --public-key "$host_key" --data "$data" | sed 's/^/[admin]  /'
+trust=(--relay "$relay" --fingerprint "$fingerprint")
 
 echo
 echo "==> Attended: the engineer asks for a support code, the customer enters it"
 viewer_log="$(mktemp -t relay-viewer.XXXXXX)"
-"$agent" view "${trust[@]}" --token-file "$token_file" --new-code --snapshot "$snapshots/attended.png" --stats --click 400,300 \
+"$agent" view "${trust[@]}" --new-code --snapshot "$snapshots/attended.png" --stats --click 400,300 \
     --type "echo Hello from support" --clipboard "ticket #4711" --duration 4 >"$viewer_log" 2>&1 &
 viewer_pid=$!
 code=""
@@ -126,14 +126,14 @@ echo "==> Unattended: the enrolled host stays registered, the engineer connects 
 host_log="$(mktemp -t relay-host.XXXXXX)"
 # The enrolled host lets in only the engineers whose keys its administrator listed: here
 # the demo engineer's, as `relay-agent keygen --show` prints it on the engineer's machine.
-engineer_keys="$secrets/engineer-keys"
+engineer_keys="$XDG_CONFIG_HOME/engineer-keys"
 "$agent" keygen --show | grep '^for a host' | sed 's/^[^:]*: //' >"$engineer_keys"
 echo "[admin]  the host lets in: $(cat "$engineer_keys")"
-"$agent" host "${trust[@]}" --host-id "$host_id" --secret-file "$secret_file" --engineer-keys "$engineer_keys" --once \
+"$agent" host "${trust[@]}" --host-id "$host_id" --engineer-keys "$engineer_keys" --once \
     --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
 host_pid=$!
 for _ in $(seq 1 100); do grep -q 'Registered' "$host_log" && break; sleep 0.1; done
-"$agent" view "${trust[@]}" --token-file "$token_file" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
+"$agent" view "${trust[@]}" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
 wait "$host_pid" || true
 sed 's/^/[host]   /' "$host_log"
 
@@ -150,12 +150,13 @@ The viewer's reconstructed screens (equal, byte for byte, to what the hosts capt
   $snapshots/unattended.png   (synthetic:scrolling-text)
 
 Connect your own host and viewer (another machine: use this machine's DNS name):
-  relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --new-code
+  XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent view --relay $relay --fingerprint $fingerprint --new-code
   relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN [--source x11:DISPLAY]
 or the enrolled demo host:
-  relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --secret-file $secret_file --engineer-keys $engineer_keys
-  relay-agent view --relay $relay --fingerprint $fingerprint --token-file $token_file --host $host_id
-(the token and the host secret are in those files, mode 0600)
+  XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --engineer-keys $engineer_keys
+  XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent view --relay $relay --fingerprint $fingerprint --host $host_id
+(the demo engineer's and host's keys are in $XDG_CONFIG_HOME/supportrelay, mode 0600; no
+secret is ever sent to the relay: TLS proves each key)
 The binaries are in $bin. Run the relay yourself with: $server serve --data $data
 Add --snapshot FILE.png --stats to the viewer to save the screen and watch the figures;
 "relay-agent host --source help" lists what a host can share.

@@ -221,8 +221,15 @@ import Darwin
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let company = try Self.admin(["company", "add", "Memory Test \(unique())"], data: directory)
         guard let companyID = company["id"] as? String else { throw TestFailure("company add printed no id: \(company)") }
-        let engineer = try Self.admin(["engineer", "add", "--company", companyID, login], data: directory)
-        guard let token = engineer["token"] as? String else { throw TestFailure("engineer add printed no token: \(engineer)") }
+        // The engineer's key, made as the engineer would, added as the admin would.
+        let viewerConfig = AgentEndToEndEncryptionTests.Folder()
+        let (keygen, keygenOutput) = try AgentEndToEndEncryptionTests.agent(["keygen"], config: viewerConfig, environment: [:])
+        try await AgentEndToEndEncryptionTests.waitForExit(keygen, keygenOutput)
+        guard let publicKey = keygenOutput().split(separator: "\n").first(where: { $0.hasPrefix("public key:") })?.split(separator: " ").last else {
+            throw TestFailure("keygen printed no public key: \(keygenOutput())")
+        }
+        let engineer = try Self.admin(["engineer", "add", "--company", companyID, login, "--public-key", String(publicKey)], data: directory)
+        guard engineer["login_method"] as? String == "key" else { throw TestFailure("engineer add did not take the key: \(engineer)") }
         let configFile = directory + "/relay.json"
         try Data(#"{"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "node_name": "memory-test"}"#.utf8).write(to: URL(fileURLWithPath: configFile))
 
@@ -231,11 +238,10 @@ import Darwin
         defer { if server.process.isRunning { server.kill(SIGKILL) } }
         let trust = ["--relay", "localhost:\(server.port)", "--fingerprint", server.fingerprint]
 
-        let viewerConfig = AgentEndToEndEncryptionTests.Folder()
         let hostConfig = AgentEndToEndEncryptionTests.Folder()
         let (viewer, viewerOutput) = try AgentEndToEndEncryptionTests.agent(
             ["view"] + trust + ["--new-code", "--clipboard", viewerClipboard, "--type", typed, "--name", signedName, "--duration", "4"],
-            config: viewerConfig, environment: ["RELAY_TOKEN": token])
+            config: viewerConfig, environment: [:])
         defer { if viewer.isRunning { viewer.terminate() } }
         guard await eventually(within: .seconds(20), { viewerOutput().contains("Support code: ") }),
             let codeLine = viewerOutput().split(separator: "\n").first(where: { $0.hasPrefix("Support code: ") })
