@@ -13,6 +13,8 @@ import Testing
         try await AgentEndToEndEncryptionTests.withRelay { relay, caFile in
             let hostConfig = AgentEndToEndEncryptionTests.Folder()
             let viewerConfig = AgentEndToEndEncryptionTests.Folder()
+            try AgentEndToEndEncryptionTests.hostKey(relay, in: hostConfig)
+            try AgentEndToEndEncryptionTests.engineer(relay, in: viewerConfig, login: "kim.minji.key")
             // The viewer's known_hosts exists but is group- and world-writable, and pins nothing.
             let folder = "\(viewerConfig.path)/supportrelay"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
