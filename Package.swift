@@ -96,6 +96,7 @@ let package = Package(
         .target(
             name: "RelayStore",
             dependencies: [
+                "RelayWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

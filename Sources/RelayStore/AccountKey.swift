@@ -1,5 +1,5 @@
-internal import Crypto
 package import Foundation
+internal import RelayWire
 
 /// The Ed25519 public keys engineers and enrolled hosts log in with, as the store keeps
 /// and names them (issue 12 item 4).
@@ -7,13 +7,10 @@ package import Foundation
 /// The store keeps the raw 32 bytes: a public key, which proves nothing without its
 /// private half, so a copy of the database or of the audit log holds nothing that logs in.
 package enum AccountKey {
-    /// How people compare keys: `SHA256:` and the unpadded base64 of the SHA-256 digest of
-    /// the raw key, as RelayWire's `KeyFingerprint` writes it (the store does not depend
-    /// on RelayWire; both are tested with the fingerprint of RFC 8032's key).
+    /// How people compare keys (RelayWire's `KeyFingerprint`): `SHA256:` and the unpadded
+    /// base64 of the SHA-256 digest of the raw key.
     package static func fingerprint(rawPublicKey: Data) -> String {
-        var text = Data(SHA256.hash(data: rawPublicKey)).base64EncodedString()
-        while text.hasSuffix("=") { text.removeLast() }
-        return "SHA256:" + text
+        KeyFingerprint.of(rawPublicKey: rawPublicKey)
     }
 }
 
