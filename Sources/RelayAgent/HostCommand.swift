@@ -220,10 +220,14 @@ struct HostCommand: AsyncParsableCommand {
         }
     }
 
-    /// Unattended: register, serve a session, register again; back off on failures.
+    /// Unattended: register, serve a session, register again; back off on failures. A host
+    /// that still gives its legacy secret moves to its key once the relay refuses the
+    /// secret: the admin ran `host set-key` with the key this host printed, and the relay
+    /// ended the secret's registration (docs/OPERATIONS.md "Moving accounts to keys").
     private func keepRegistration(
         address: RelayAddress, auth: HostAuth, identity: Curve25519.Signing.PrivateKey, screen: any ScreenSource, stop: StopRequest
     ) async throws {
+        var auth = auth
         var backoff = RegistrationBackoff()
         while !stop.isRequested {
             do {
@@ -232,6 +236,9 @@ struct HostCommand: AsyncParsableCommand {
                 if self.once { return }
             } catch _ where stop.isRequested {
                 break
+            } catch let error as RelayClientError where error.code == .authenticationFailed && auth.isLegacySecret {
+                say("The relay refused this host's secret; logging in with its key instead (the relay's admin may have set it).")
+                auth = .key(hostID: self.hostID!)
             } catch let error as RelayClientError where error.code == .authenticationFailed || error.kind == .configuration || error.kind == .tls {
                 // Retrying cannot fix these: the key or secret, the trust settings or the relay are wrong.
                 throw fail(error)
@@ -414,4 +421,11 @@ struct RegistrationBackoff {
     }
 
     mutating func reset() { self.step = 1.0 }
+}
+
+extension HostAuth {
+    /// The legacy login of an enrolled host: a replayable secret.
+    fileprivate var isLegacySecret: Bool {
+        if case .enrolled = self { true } else { false }
+    }
 }

@@ -154,6 +154,10 @@ struct KeygenCommand: ParsableCommand {
         say("fingerprint: \(key.fingerprint)")
         if let hostID {
             say("for the relay's admin:  relay-server host set-key \(Self.quoted(hostID)) --public-key \(key.base64)")
+        } else if self.keyFile != nil {
+            // A key in a file of its own may be a host's, made before its enrollment.
+            say("for the relay's admin, as an engineer's key:  relay-server engineer add --company ID LOGIN --public-key \(key.base64)")
+            say("                       or as a host's key:    relay-server host enroll --company ID NAME --public-key \(key.base64)")
         } else {
             // Ready to paste into an enrolled host's --engineer-keys file, and for the relay's admin.
             say("for a host's --engineer-keys file: ed25519 \(key.base64) \(ProcessInfo.processInfo.userName)")

@@ -168,6 +168,40 @@ import Testing
         }
     }
 
+    /// A host enrolled before key login runs with its secret; the admin sets the key the
+    /// host printed; the relay ends the secret's registration, and the host comes back with
+    /// its key by itself.
+    @Test func aHostOnItsSecretMovesToItsKeyOnceTheAdminSetsIt() async throws {
+        try await TestRelay.with({ $0.credentialCheckInterval = .milliseconds(200) }) { relay in
+            let caFile = FileManager.default.temporaryDirectory.appendingPathComponent("relay-ca-\(UUID().uuidString).pem").path
+            try relay.authority.certificatePEM.write(toFile: caFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: caFile) }
+            let hostConfig = Folder()
+            let trust = ["--relay", "localhost:\(relay.port)", "--ca", caFile]
+            let (host, hostOutput) = try Self.agent(
+                ["host"] + trust + ["--host-id", relay.acme.hostID, "--any-engineer", "--source", "synthetic:scrolling-text"], config: hostConfig,
+                environment: ["RELAY_HOST_SECRET": relay.acme.hostSecret])
+            defer { if host.isRunning { host.terminate() } }
+            guard await eventually(within: .seconds(20), { hostOutput().contains("Registered") }) else {
+                throw TestFailure("the host did not register with its secret: \(hostOutput())")
+            }
+            #expect(hostOutput().contains("Warning: logging in with the host secret"), "\(hostOutput())")
+            // The admin runs the set-key line the host printed.
+            guard let line = hostOutput().split(separator: "\n").first(where: { $0.contains("relay-server host set-key") }),
+                let key = line.firstMatch(of: /--public-key ([A-Za-z0-9+\/=]{44})/).flatMap({ PublicKeyText.parse(String($0.output.1)) })
+            else {
+                throw TestFailure("the host printed no set-key line: \(hostOutput())")
+            }
+            _ = try relay.store.setHostKey(id: relay.acme.hostID, publicKey: key, actor: "test")
+            let moved = await eventually(within: .seconds(30)) {
+                hostOutput().contains("logging in with its key instead") && hostOutput().components(separatedBy: "Registered").count >= 3
+            }
+            #expect(moved, "the host did not come back with its key: \(hostOutput())")
+            relay.node.relay.flushAccessLog()
+            #expect(try relay.store.accessLog(limit: 50).contains { $0.event == .hostKey && $0.outcome == .accepted && $0.subject == relay.acme.hostID })
+        }
+    }
+
     /// A company that requires its engineers to confirm the security code: the viewer shows
     /// nothing until the engineer types the code the customer reads out, and ends the session
     /// when it differs.

@@ -28,6 +28,9 @@ struct ProtocolDocumentTests {
         "host-auth-enrolled": .hostAuth(
             .enrolled(hostID: Self.exampleHostID, secret: Self.exampleHostSecret)
         ),
+        "host-auth-key": .hostAuth(.key(hostID: Self.exampleHostID)),
+        "viewer-auth-key-new-support-code": .viewerAuth(.key(.newSupportCode)),
+        "viewer-auth-key-connect": .viewerAuth(.key(.connect(hostID: Self.exampleHostID))),
         "viewer-auth-new-support-code": .viewerAuth(
             ViewerAuth(token: Self.exampleEngineerToken, request: .newSupportCode)
         ),
