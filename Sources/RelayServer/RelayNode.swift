@@ -239,15 +239,29 @@ final class RelayNode: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 2)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        // A client that offers no supportrelay/1 gets the TLS alert
-                        // no_application_protocol (PROTOCOL.md §1; see ClientHelloALPN).
-                        ALPNGate(accepting: RelayProtocol.alpnToken) { offer in
-                            relay.logger.info("TLS refused: the client did not offer ALPN supportrelay/1", metadata: ["offered": "\(offer)"])
+                    // The ALPN offer picks the transport: agents (supportrelay/1) get TLS with
+                    // the key-login context, browsers (http/1.1) the web port; a client that
+                    // offers neither gets the TLS alert no_application_protocol (PROTOCOL.md §1;
+                    // see ClientHelloALPN). The gate puts the transport's handlers in front of
+                    // the core, which is there from the accept on: admission, per-source caps
+                    // and the handshake deadline count every connection of the port alike.
+                    let transports = ALPNGate.Transports(
+                        agent: {
+                            [
+                                NIOSSLServerHandler(context: certificate.relayContext, customVerificationCallback: AgentKeyCertificate.verify),
+                                TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
+                            ]
                         },
-                        NIOSSLServerHandler(context: certificate.relayContext, customVerificationCallback: AgentKeyCertificate.verify),
-                        TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
-                    ])
+                        web: {
+                            WebPort.handlers(
+                                context: certificate.webContext, maximumPayloadLength: configuration.maximumPayloadLength, metrics: relay.metrics,
+                                logger: relay.logger)
+                        }
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        ALPNGate(transports: transports) { offer in
+                            relay.logger.info("TLS refused: the client offered neither ALPN supportrelay/1 nor http/1.1", metadata: ["offered": "\(offer)"])
+                        })
                     // The transport-independent connection core (docs/ARCHITECTURE.md).
                     try channel.pipeline.syncOperations.addHandlers(RelayConnectionHandler.core(environment: relay))
                 }

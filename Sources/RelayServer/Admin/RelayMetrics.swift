@@ -34,6 +34,15 @@ final class RelayMetrics: Sendable {
     let adminConnectionsRefused: Counter
     /// Admin connections closed for a missed deadline (handshake, request head, stalled reader).
     let adminTimeouts: Counter
+    /// Responses of the web port (HTTPS on the relay port), by status code: every status
+    /// ``WebResponder`` answers with has a series of its own, anything else counts as "other".
+    private let webResponses: [Int: Counter]
+    private let webResponsesOther: Counter
+    /// WebSocket upgrades the web port made (each then a connection of the core).
+    let webSocketUpgrades: Counter
+    /// WebSocket connections the relay closed for a message it does not take (text,
+    /// oversized, malformed), by RFC 6455 close code.
+    private let webSocketRefusals: [UInt16: Counter]
 
     init() {
         let r = self.registry
@@ -77,7 +86,33 @@ final class RelayMetrics: Sendable {
             descriptor: .relay(
                 "admin_timeouts", unit: "total", help: "Admin connections closed for a missed handshake, request-head or stalled-reader deadline")
         )
+        let responses = MetricNameDescriptor.relay("web_responses", unit: "total", help: "HTTPS responses of the web port on the relay port, by status")
+        self.webResponses = Dictionary(
+            uniqueKeysWithValues: Self.webStatuses.map { ($0, r.makeCounter(descriptor: responses, labels: [("status", "\($0)")])) })
+        self.webResponsesOther = r.makeCounter(descriptor: responses, labels: [("status", "other")])
+        self.webSocketUpgrades = r.makeCounter(
+            descriptor: .relay("websocket_upgrades", unit: "total", help: "WebSocket connections opened on the relay port (browsers)"))
+        let refusals = MetricNameDescriptor.relay(
+            "websocket_refusals", unit: "total", help: "WebSocket connections closed for a message the relay does not take, by close code")
+        self.webSocketRefusals = Dictionary(
+            uniqueKeysWithValues: Self.webSocketRefusalCodes.map { ($0, r.makeCounter(descriptor: refusals, labels: [("code", "\($0)")])) })
     }
+
+    /// Counts one response of the web port.
+    func webResponse(status: Int) {
+        (self.webResponses[status] ?? self.webResponsesOther).increment()
+    }
+
+    /// Counts a WebSocket connection the relay closed with `code` for what its client sent.
+    func webSocketRefused(code: UInt16) {
+        self.webSocketRefusals[code]?.increment()
+    }
+
+    /// The statuses the web port answers with, each a series of `relay_web_responses_total`.
+    static let webStatuses = [101, 200, 304, 400, 403, 404, 405, 413, 426]
+    /// The close codes the relay's WebSocket ends a connection with for what its client sent
+    /// (1002 protocol error, 1003 text, 1007 bad close text, 1009 too large).
+    static let webSocketRefusalCodes: [UInt16] = [1002, 1003, 1007, 1009]
 
     /// The Prometheus text exposition.
     func exposition() -> [UInt8] {

@@ -1,4 +1,5 @@
 import NIOCore
+import RelayWire
 
 /// The ALPN protocols a TLS ClientHello offers, read from the first TLS record before the
 /// TLS library sees it (RFC 8446 §4.1.2 and §5.1, RFC 7301 §3.1). Pure: no I/O.
@@ -84,27 +85,65 @@ enum ClientHelloALPN {
         return names
     }
 
+    /// Which transport a relay-port connection gets (docs/ARCHITECTURE.md "The web port").
+    enum Route: Equatable {
+        /// TLS with the agents' context (client certificate asked for), then the connection core.
+        case agent
+        /// TLS with the web context (no client certificate asked for), then HTTPS and WebSocket.
+        case web
+        /// The alert `no_application_protocol`, and close.
+        case refuse
+    }
+
+    /// The ALPN token of the web port: browsers offer it (often after `h2`, which the relay
+    /// does not speak; TLS then selects `http/1.1`).
+    static let webProtocol = "http/1.1"
+
+    /// Where a connection that offered `offer` goes; nil while the first record is incomplete.
+    /// `supportrelay/1` wins over `http/1.1` when both are offered. A ClientHello the parser
+    /// does not read whole goes to the agents' TLS as before: a browser never sends one in
+    /// practice, and an agent's handshake then decides (``TLSHandshakeObserver``).
+    static func route(for offer: Offer) -> Route? {
+        switch offer {
+        case .incomplete: nil
+        case .unreadable: .agent
+        case .protocols(let offered) where offered.contains(RelayProtocol.alpnToken): .agent
+        case .protocols(let offered) where offered.contains(Self.webProtocol): .web
+        case .none, .protocols: .refuse
+        }
+    }
+
     /// A fatal `no_application_protocol` alert (RFC 8446 §6, description 120) as a plaintext
     /// record: what a server sends in place of its ServerHello.
     static let noApplicationProtocolAlert: [UInt8] = [21, 3, 3, 0, 2, 2, 120]
 }
 
-/// Sits before the TLS handler of relay connections and lets only ClientHellos through
-/// that offer `protocol` (or that it cannot read, see ``ClientHelloALPN``). Others get the
-/// alert `no_application_protocol` and the connection is closed. After the first record
-/// it leaves the pipeline, so it costs nothing once the handshake runs.
+/// The first handler of every relay-port connection. It reads the ClientHello's ALPN offer
+/// before TLS (``ClientHelloALPN``) and puts the transport the offer asks for in its place
+/// (``ClientHelloALPN/route(for:)``): the agents' TLS for `supportrelay/1`, the web port's
+/// TLS, HTTPS and WebSocket for `http/1.1`. The handlers go between the gate and the
+/// connection core, which is in the pipeline from the accept on. Offers of neither get the
+/// alert `no_application_protocol`, and the connection is closed. After the first record
+/// the gate leaves the pipeline, so it costs nothing once the handshake runs.
 final class ALPNGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private let applicationProtocol: String
+    /// The handlers of each transport, made when the route is known.
+    struct Transports {
+        var agent: () throws -> [any ChannelHandler]
+        var web: () throws -> [any ChannelHandler]
+    }
+
+    private let transports: Transports
     private let onRefusal: (ClientHelloALPN.Offer) -> Void
     private var received: ByteBuffer?
     private var decided = false
 
     /// `onRefusal` is called on the event loop with what was offered, when the alert goes out.
-    init(accepting applicationProtocol: String, onRefusal: @escaping (ClientHelloALPN.Offer) -> Void) {
-        self.applicationProtocol = applicationProtocol
+    init(transports: Transports, onRefusal: @escaping (ClientHelloALPN.Offer) -> Void) {
+        self.transports = transports
         self.onRefusal = onRefusal
     }
 
@@ -121,14 +160,14 @@ final class ALPNGate: ChannelInboundHandler, RemovableChannelHandler {
             self.received = bytes
         }
         let offer = ClientHelloALPN.offer(in: self.received!)
-        switch offer {
-        case .incomplete:
+        switch ClientHelloALPN.route(for: offer) {
+        case nil:
             return
-        case .protocols(let offered) where offered.contains(self.applicationProtocol):
-            self.pass(context: context)
-        case .unreadable:
-            self.pass(context: context)
-        case .none, .protocols:
+        case .agent:
+            self.pass(to: self.transports.agent, context: context)
+        case .web:
+            self.pass(to: self.transports.web, context: context)
+        case .refuse:
             self.decided = true
             self.received = nil
             self.onRefusal(offer)
@@ -137,11 +176,17 @@ final class ALPNGate: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    typealias OutboundOut = ByteBuffer
-
-    /// Hands the bytes so far to the TLS handler and leaves the pipeline.
-    private func pass(context: ChannelHandlerContext) {
+    /// Puts the transport's handlers after the gate, hands them the bytes so far and leaves.
+    private func pass(to transport: () throws -> [any ChannelHandler], context: ChannelHandlerContext) {
         self.decided = true
+        do {
+            try context.pipeline.syncOperations.addHandlers(try transport(), position: .after(self))
+        } catch {
+            self.received = nil
+            context.fireErrorCaught(error)
+            context.close(promise: nil)
+            return
+        }
         if let received = self.received {
             self.received = nil
             context.fireChannelRead(Self.wrapInboundOut(received))

@@ -1,0 +1,40 @@
+import Crypto
+import NIOCore
+
+/// One file of the web app, compiled into the relay (Package.swift: `.embedInCode("Web/Static")`).
+struct WebAsset: Sendable {
+    /// The request path that serves it, exactly.
+    let path: String
+    /// Its name in `Sources/RelayServer/Web/Static`.
+    let file: String
+    let contentType: String
+    let body: ByteBuffer
+    /// A strong validator: the first 16 bytes of the body's SHA-256, quoted.
+    let etag: String
+    /// Every asset is revalidated (`no-cache`, then 304 for an unchanged ETag): the names
+    /// carry no version, so a cached copy must never outlive an upgrade of the relay.
+    let cacheControl = "no-cache"
+
+    init(path: String, file: String, contentType: String, bytes: [UInt8]) {
+        self.path = path
+        self.file = file
+        self.contentType = contentType
+        self.body = ByteBuffer(bytes: bytes)
+        let digits = Array("0123456789abcdef".utf8)
+        let hex = SHA256.hash(data: bytes).prefix(16).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }
+        self.etag = "\"" + String(decoding: hex, as: UTF8.self) + "\""
+    }
+}
+
+/// The web app's files, by request path. The relay serves these and nothing else: a path
+/// is looked up as it is, never joined to a folder, so no request can reach another file.
+/// (A test checks that this table and the folder list the same files.)
+enum WebAssets {
+    static let all: [WebAsset] = [
+        WebAsset(path: "/", file: "index.html", contentType: "text/html; charset=utf-8", bytes: PackageResources.index_html),
+        WebAsset(path: "/app.css", file: "app.css", contentType: "text/css; charset=utf-8", bytes: PackageResources.app_css),
+        WebAsset(path: "/favicon.svg", file: "favicon.svg", contentType: "image/svg+xml", bytes: PackageResources.favicon_svg),
+    ]
+
+    static let byPath: [String: WebAsset] = Dictionary(uniqueKeysWithValues: Self.all.map { ($0.path, $0) })
+}

@@ -1,0 +1,199 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// The HTTPS side of a web-port connection: answers each request as ``WebResponder``
+/// decides, one at a time, and on an accepted `GET /ws` switches the connection to
+/// WebSocket. Sits after NIO's HTTP/1 codec and before ``WebSocketTransport``.
+///
+/// - **One request at a time.** A request is answered when it has fully arrived; the next
+///   is parsed after that, so pipelined requests are answered in order. While the socket
+///   cannot take more (the channel is not writable: a client that sends requests and does
+///   not read the answers), no more is read.
+/// - **Closing.** After a response to HTTP/1.0 or `Connection: close`, to a request with a
+///   body (nothing here reads one), to a 400, or to an upgrade request the relay refuses
+///   (NIO's decoder stops parsing at any upgrade request), the connection is closed. An idle
+///   keep-alive connection is closed after ``keepAliveIdle``; every connection, busy or
+///   not, is also bounded by the core's handshake deadline until its WebSocket logs in.
+/// - **The upgrade.** The 101 goes out through the HTTP encoder; then NIO's WebSocket codec
+///   takes the HTTP codec's place (the decoder hands on any bytes that followed the
+///   request), ``WebSocketTransport`` is told, and this handler leaves the pipeline.
+final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// How long a keep-alive connection may sit idle between requests.
+    static let keepAliveIdle = TimeAmount.seconds(5)
+
+    /// The HTTP handlers in front of this one, which the upgrade removes.
+    struct HTTPCodec {
+        let encoder: HTTPResponseEncoder
+        let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+        let errors: HTTPServerProtocolErrorHandler
+    }
+
+    private enum State {
+        case idle
+        /// A request's head came; answered at its end.
+        case receiving(WebResponder.Answer, close: Bool)
+        /// Answered, and the connection closes: the rest is dropped.
+        case closing
+        /// Switched to WebSocket.
+        case upgraded
+    }
+
+    private let codec: HTTPCodec
+    private let maximumMessageLength: Int
+    private let metrics: RelayMetrics
+    private let logger: Logger
+    private var state = State.idle
+    private var readPending = false
+    private var idleTimer: Scheduled<Void>?
+
+    init(codec: HTTPCodec, maximumMessageLength: Int, metrics: RelayMetrics, logger: Logger) {
+        self.codec = codec
+        self.maximumMessageLength = maximumMessageLength
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        if self.readPending {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (Self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .idle):
+            self.idleTimer?.cancel()
+            self.idleTimer = nil
+            let hasBody = head.headers["Transfer-Encoding"].count > 0 || head.headers["Content-Length"].contains { $0 != "0" }
+            let answer = WebResponder.answer(to: head, hasBody: hasBody)
+            // NIO's decoder parses nothing after a request that asks for any upgrade.
+            let asksUpgrade = head.headers["Upgrade"].count > 0 || head.method == .CONNECT
+            let close = !head.isKeepAlive || hasBody || asksUpgrade
+            if hasBody {
+                // Answered at once: nothing here reads a body.
+                self.respond(answer, close: true, context: context)
+            } else {
+                self.state = .receiving(answer, close: close)
+            }
+        case (.body, .receiving):
+            self.respond(.refuse(WebRefusal(.payloadTooLarge, "requests here carry no body")), close: true, context: context)
+        case (.end, .receiving(let answer, let close)):
+            if case .upgrade(let value) = answer {
+                self.upgrade(acceptValue: value, context: context)
+            } else {
+                self.respond(answer, close: close, context: context)
+            }
+        case (_, .closing), (_, .upgraded):
+            break
+        case (.head, _), (.body, _), (.end, _):
+            // Out of order: the decoder never does this.
+            self.state = .closing
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            // HTTPServerProtocolErrorHandler has answered 400 (when no response was under way).
+            self.metrics.webResponse(status: 400)
+            self.logger.debug("malformed HTTP request", metadata: ["error": "\(error)"])
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    // MARK: Reading
+
+    func read(context: ChannelHandlerContext) {
+        switch self.state {
+        case .closing:
+            return
+        case .idle, .receiving, .upgraded:
+            if context.channel.isWritable {
+                context.read()
+            } else {
+                self.readPending = true
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, self.readPending {
+            self.readPending = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Answers
+
+    private func respond(_ answer: WebResponder.Answer, close: Bool, context: ChannelHandlerContext) {
+        let closes = close || answer.status == .badRequest
+        let (head, body) = WebResponder.response(to: answer, close: closes)
+        self.metrics.webResponse(status: Int(head.status.code))
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        if closes {
+            self.state = .closing
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            self.state = .idle
+            self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.keepAliveIdle) {
+                self.idleTimer = nil
+                guard case .idle = self.state else { return }
+                self.state = .closing
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func upgrade(acceptValue: String, context: ChannelHandlerContext) {
+        self.state = .upgraded
+        self.metrics.webResponse(status: 101)
+        self.metrics.webSocketUpgrades.increment()
+        context.writeAndFlush(Self.wrapOutboundOut(.head(WebResponder.upgradeHead(acceptValue: acceptValue))), promise: nil)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            // Right after the request decoder, so that bytes the client sent after the
+            // request (the decoder hands them on when it leaves) reach the WebSocket decoder.
+            try pipeline.addHandlers(
+                [WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: self.maximumMessageLength))],
+                position: .after(self.codec.decoder)
+            )
+        } catch {
+            self.logger.error("cannot switch a web connection to WebSocket", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(WebSocketTransport.Opened())
+        pipeline.removeHandler(self.codec.errors, promise: nil)
+        pipeline.removeHandler(self.codec.encoder, promise: nil)
+        pipeline.removeHandler(self.codec.decoder, promise: nil)
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+extension WebResponder.Answer {
+    fileprivate var status: HTTPResponseStatus {
+        switch self {
+        case .asset(_, let status, _): status
+        case .upgrade: .switchingProtocols
+        case .refuse(let refusal): refusal.status
+        }
+    }
+}
+
+@available(*, unavailable)
+extension WebRequestHandler: Sendable {}
