@@ -138,6 +138,40 @@ import Testing
         }
     }
 
+    /// Web connections count against the same deadline as agents until their WebSocket has
+    /// logged in: a page load that lingers and a WebSocket that never says Hello are closed.
+    @Test(.timeLimit(.minutes(1))) func theHandshakeDeadlineCoversWebConnections() async throws {
+        try await TestRelay.with({ $0.handshakeTimeout = .seconds(1) }) { relay in
+            let started = ContinuousClock.now
+            let socket = try await WebClient.connect(to: relay)
+            #expect(try await socket.upgrade(host: "localhost:\(relay.port)").status == 101)
+            guard case .error(let error) = try await socket.readMessage() else { throw TestFailure("expected Error") }
+            #expect(error.code == .timeout)
+            let close = try await socket.readFrame()
+            #expect(close.opcode == 0x8 && close.payload.getInteger(at: close.payload.readerIndex, as: UInt16.self) == 1000)
+            #expect(try await socket.waitUntilClosed())
+
+            // Before an upgrade the core's last frame has nowhere to go: the connection just closes.
+            let page = try await WebClient.connect(to: relay)
+            #expect(try await page.request("GET / HTTP/1.1\r\nHost: localhost:\(relay.port)\r\n\r\n").status == 200)
+            #expect(try await page.waitUntilClosed())
+            #expect(ContinuousClock.now - started < .seconds(4))
+            #expect(await eventually { relay.node.relay.openConnections == 0 })
+        }
+    }
+
+    /// An idle keep-alive connection is closed after WebRequestHandler.keepAliveIdle.
+    @Test(.timeLimit(.minutes(1))) func anIdleKeepAliveConnectionIsClosed() async throws {
+        try await TestRelay.with { relay in
+            let page = try await WebClient.connect(to: relay)
+            #expect(try await page.request("GET / HTTP/1.1\r\nHost: localhost:\(relay.port)\r\n\r\n").status == 200)
+            let answered = ContinuousClock.now
+            #expect(try await page.waitUntilClosed())
+            let idle = ContinuousClock.now - answered
+            #expect(idle > .seconds(4) && idle < .seconds(8), "\(idle)")
+        }
+    }
+
     // MARK: The WebSocket handshake
 
     @Test(.timeLimit(.minutes(1))) func theWebSocketTakesTheRelaysOwnPagesOnly() async throws {
