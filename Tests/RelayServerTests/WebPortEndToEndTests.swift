@@ -160,7 +160,7 @@ import Testing
         }
     }
 
-    /// An idle keep-alive connection is closed after WebRequestHandler.keepAliveIdle.
+    /// A connection without a request for WebRequestHandler.keepAliveIdle is closed.
     @Test(.timeLimit(.minutes(1))) func anIdleKeepAliveConnectionIsClosed() async throws {
         try await TestRelay.with { relay in
             let page = try await WebClient.connect(to: relay)
@@ -169,6 +169,13 @@ import Testing
             #expect(try await page.waitUntilClosed())
             let idle = ContinuousClock.now - answered
             #expect(idle > .seconds(4) && idle < .seconds(8), "\(idle)")
+            // A spare connection that never sends a request, the same.
+            let opened = ContinuousClock.now
+            let spare = try await WebClient.connect(to: relay)
+            #expect(try await spare.waitUntilClosed())
+            let unused = ContinuousClock.now - opened
+            #expect(unused > .seconds(4) && unused < .seconds(8), "\(unused)")
+            #expect(relay.metric(#"relay_tls_handshakes_total{outcome="failed"}"#) == 0)
         }
     }
 

@@ -81,6 +81,12 @@ final class WebTLSObserver: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOSSLError, case .uncleanShutdown = error {
+            // Browsers close idle connections without close_notify: not a TLS failure.
+            self.logger.debug("a browser closed without close_notify")
+            context.close(promise: nil)
+            return
+        }
         if error is NIOSSLError || error is BoringSSLError {
             self.metrics.tlsFailures.increment()
             self.logger.info("TLS failed", metadata: ["error": "\(error)"])

@@ -13,9 +13,10 @@ import NIOWebSocket
 ///   not read the answers), no more is read.
 /// - **Closing.** After a response to HTTP/1.0 or `Connection: close`, to a request with a
 ///   body (nothing here reads one), to a 400, or to an upgrade request the relay refuses
-///   (NIO's decoder stops parsing at any upgrade request), the connection is closed. An idle
-///   keep-alive connection is closed after ``keepAliveIdle``; every connection, busy or
-///   not, is also bounded by the core's handshake deadline until its WebSocket logs in.
+///   (NIO's decoder stops parsing at any upgrade request), the connection is closed. A
+///   connection without a request for ``keepAliveIdle`` (before its first one too: browsers
+///   open spare connections) is closed; every connection, busy or not, is also bounded by
+///   the core's handshake deadline until its WebSocket logs in.
 /// - **The upgrade.** The 101 goes out through the HTTP encoder; then NIO's WebSocket codec
 ///   takes the HTTP codec's place (the decoder hands on any bytes that followed the
 ///   request), ``WebSocketTransport`` is told, and this handler leaves the pipeline.
@@ -57,6 +58,11 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.maximumMessageLength = maximumMessageLength
         self.metrics = metrics
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Browsers open spare connections that may never carry a request.
+        self.armIdleTimer(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -150,12 +156,18 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             self.state = .idle
-            self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.keepAliveIdle) {
-                self.idleTimer = nil
-                guard case .idle = self.state else { return }
-                self.state = .closing
-                context.close(promise: nil)
-            }
+            self.armIdleTimer(context: context)
+        }
+    }
+
+    /// Closes the connection if no request has begun ``keepAliveIdle`` from now.
+    private func armIdleTimer(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.keepAliveIdle) {
+            self.idleTimer = nil
+            guard case .idle = self.state else { return }
+            self.state = .closing
+            context.close(promise: nil)
         }
     }
 
