@@ -260,6 +260,8 @@ final class RelayNode: Service, Sendable {
                     )
                     try channel.pipeline.syncOperations.addHandler(
                         ALPNGate(transports: transports) { offer in
+                            // The alert fails the handshake: counted with the other TLS failures.
+                            relay.metrics.tlsFailures.increment()
                             relay.logger.info("TLS refused: the client offered neither ALPN supportrelay/1 nor http/1.1", metadata: ["offered": "\(offer)"])
                         })
                     // The transport-independent connection core (docs/ARCHITECTURE.md).

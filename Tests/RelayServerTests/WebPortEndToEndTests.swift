@@ -106,11 +106,12 @@ import Testing
                 #expect(result.status != 0, "\(option)")
                 #expect(result.errors.contains("no application protocol") && result.errors.contains("alert number 120"), "\(option): \(result.errors)")
             }
+            // Each alert is a failed TLS handshake in the metrics.
+            #expect(relay.metric(#"relay_tls_handshakes_total{outcome="failed"}"#) == 4)
             let browser = try await CertificateTests.shell(
                 "openssl s_client -connect 127.0.0.1:\(relay.port) -servername localhost -alpn h2,http/1.1 </dev/null")
             #expect(browser.output.contains("ALPN protocol: http/1.1"), "\(browser)")
-            // An agent's library offering only http/1.1 would land on the web port and learn
-            // nothing of the protocol: it gets HTTP, not frames.
+            // Agents are served as before.
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { viewer in
                 _ = try await viewer.hello(role: .viewer)
             }
