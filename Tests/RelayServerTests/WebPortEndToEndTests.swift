@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -326,6 +327,83 @@ import Testing
         }
     }
 
+    /// The core's backpressure works through the WebSocket: a browser viewer that stops
+    /// reading holds the TLS host back, and the relay holds no more than its high-water mark
+    /// and one read cycle for it (as for agents: AbuseEndToEndTests).
+    @Test(.timeLimit(.minutes(1))) func aWebSocketViewerThatStopsReadingHoldsBackTheHost() async throws {
+        try await TestRelay.with { relay in
+            let viewer = try await WebClient.connect(to: relay)
+            #expect(try await viewer.upgrade(host: "localhost:\(relay.port)").status == 101)
+            try await viewer.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
+            _ = try await viewer.readMessage()
+            try await viewer.sendMessage(.viewerAuth(ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)))
+            guard case .codeIssued(let issued) = try await viewer.readMessage() else { throw TestFailure("expected CodeIssued") }
+            try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
+                try await host.hello(role: .host)
+                guard case .paired = try await host.authenticate(host: .supportCode(issued.code)) else { throw TestFailure("expected Paired") }
+                guard case .paired = try await viewer.readMessage() else { throw TestFailure("expected Paired") }
+                try await viewer.pauseReading()
+                let frame = try Frame(.tileUpdate(TileUpdate(body: ByteBuffer(repeating: 1, count: 64 * 1024))))
+                // 38 MiB: more than the kernel buffers of both sockets and the relay's high-water mark.
+                let count = 600
+                let sender = host.sender
+                let sent = NIOLockedValueBox(0)
+                let sending = Task {
+                    for _ in 0..<count {
+                        try await sender.send(frames: [frame])
+                        sent.withLockedValue { $0 += 1 }
+                    }
+                }
+                let configuration = relay.node.relay.configuration
+                var mostInFlight = 0
+                func sample() -> Int {
+                    let inFlight = relay.node.relay.pairedSessions.first?.inFlight(to: .viewer) ?? 0
+                    mostInFlight = max(mostInFlight, inFlight)
+                    return inFlight
+                }
+                #expect(await eventually(within: .seconds(30)) { sample() > configuration.writeBufferLowWater }, "the relay never held the host back")
+                for _ in 0..<25 {
+                    _ = sample()
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(mostInFlight <= configuration.writeBufferHighWater + 256 * 1024, "the relay held \(mostInFlight) bytes for a slow reader")
+                // The host is held back: once its sends stall, most of the 38 MiB is still unsent.
+                var last = -1
+                while sent.withLockedValue({ $0 }) != last {
+                    last = sent.withLockedValue { $0 }
+                    try await Task.sleep(for: .milliseconds(300))
+                }
+                #expect(last < count / 2, "the host sent \(last) of \(count) frames to a viewer that reads nothing")
+
+                // The viewer reads again: every frame arrives whole.
+                try await viewer.resumeReading()
+                for _ in 0..<count {
+                    guard case .tileUpdate(let update) = try await viewer.readMessage() else { throw TestFailure("expected TileUpdate") }
+                    #expect(update.body.readableBytes == 64 * 1024)
+                }
+                try await sending.value
+            }
+        }
+    }
+
+    /// A relay shutdown reaches a browser as the protocol's Bye, then the WebSocket's Close.
+    @Test(.timeLimit(.minutes(1))) func aShutdownSaysByeOverTheWebSocket() async throws {
+        let relay = try await TestRelay.start()
+        let viewer = try await WebClient.connect(to: relay)
+        #expect(try await viewer.upgrade(host: "localhost:\(relay.port)").status == 101)
+        try await viewer.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
+        _ = try await viewer.readMessage()
+        try await viewer.sendMessage(.viewerAuth(ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)))
+        guard case .codeIssued = try await viewer.readMessage() else { throw TestFailure("expected CodeIssued") }
+        async let stopped: Void = relay.stop()
+        guard case .bye(let bye) = try await viewer.readMessage() else { throw TestFailure("expected Bye") }
+        #expect(bye.reason == .relayShutdown)
+        let close = try await viewer.readFrame()
+        #expect(close.opcode == 0x8 && close.payload.getInteger(at: close.payload.readerIndex, as: UInt16.self) == 1000)
+        #expect(try await viewer.waitUntilClosed())
+        await stopped
+    }
+
     @Test(.timeLimit(.minutes(1))) func textOversizedAndUnmaskedMessagesCloseTheWebSocket() async throws {
         try await TestRelay.with { relay in
             func closeCode(_ send: (WebClient) async throws -> Void) async throws -> UInt16? {
@@ -453,6 +531,13 @@ final class WebClient: @unchecked Sendable {
         try await self.request(
             "GET /ws HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\n"
                 + "Sec-WebSocket-Version: 13\r\nOrigin: \(origin ?? "https://\(host)")\r\nSec-WebSocket-Protocol: \(protocols)\r\n\r\n")
+    }
+
+    /// Stops reading the socket (the relay's writes back up), or reads it again.
+    func pauseReading() async throws { try await self.channel.setOption(ChannelOptions.autoRead, value: false).get() }
+    func resumeReading() async throws {
+        try await self.channel.setOption(ChannelOptions.autoRead, value: true).get()
+        self.channel.read()
     }
 
     /// True once the relay has closed the connection (what arrives meanwhile is dropped).
