@@ -10,7 +10,9 @@ import RelayWire
 /// that alert: its ALPN callback (`NIOSSL/SSLContext.swift`, `alpnCallback`) answers
 /// `SSL_TLSEXT_ERR_NOACK` when nothing matches, the `SSL_CTX` it installs it on is
 /// `fileprivate`, and BoringSSL calls no ALPN callback at all when the ClientHello has no
-/// ALPN extension (`ssl_negotiate_alpn` in `ssl/extensions.cc`).
+/// ALPN extension (`ssl_negotiate_alpn` in `ssl/extensions.cc`). The offer also picks the
+/// TLS context before TLS starts (``route(for:)``): agents' connections are asked for a
+/// client certificate, browsers' are not (a browser would show a certificate prompt).
 ///
 /// The parse is deliberately narrow. Anything it does not fully understand (not a
 /// handshake record, a ClientHello split over several records, a malformed length) is

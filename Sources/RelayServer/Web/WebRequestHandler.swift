@@ -25,7 +25,7 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// How long a keep-alive connection may sit idle between requests.
+    /// How long a connection may wait for a request: its first one, or the next after a response.
     static let keepAliveIdle = TimeAmount.seconds(5)
 
     /// The HTTP handlers in front of this one, which the upgrade removes.
