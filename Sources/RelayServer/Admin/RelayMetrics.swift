@@ -61,7 +61,9 @@ final class RelayMetrics: Sendable {
             descriptor: .relay("frames_relayed", unit: "total", help: "Peer frames forwarded"), labels: [("direction", "to_host")])
         self.tlsHandshakes = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "ok")])
         self.tlsFailures = r.makeCounter(descriptor: .relay("tls_handshakes", unit: "total", help: "TLS handshakes"), labels: [("outcome", "failed")])
-        self.authFailures = r.makeCounter(descriptor: .relay("auth_failures", unit: "total", help: "Rejected codes, tokens and host secrets"))
+        self.authFailures = r.makeCounter(
+            descriptor: .relay(
+                "auth_failures", unit: "total", help: "Refused credentials: support codes, account keys, legacy tokens and secrets, admin tokens"))
         self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
         self.codeRedemptionPauses = r.makeCounter(

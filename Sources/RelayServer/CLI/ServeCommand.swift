@@ -149,7 +149,8 @@ struct ServeCommand: AsyncParsableCommand {
         print(
             """
             relay-server listening
-              relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1)
+              relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1: agents)
+              web:         https://\(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)/  (the same port, ALPN http/1.1: browsers)
               admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)
               data:        \(configuration.dataDirectory)
               certificate: \(tls.origin)
