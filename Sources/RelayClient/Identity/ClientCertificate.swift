@@ -1,6 +1,6 @@
-import Crypto
+public import Crypto
 import Foundation
-import NIOSSL
+public import NIOSSL
 import RelayWire
 import SwiftASN1
 import X509
@@ -11,9 +11,9 @@ import X509
 /// a proxy that sees it, or a copy of the relay's database, holds nothing that logs in
 /// again. The relay reads only the certificate's public key; names, dates and the
 /// self-signature are not checked and carry nothing.
-enum ClientCertificate {
+public enum ClientCertificate {
     /// The certificate and the key in the form NIOSSL takes them.
-    static func material(for key: Curve25519.Signing.PrivateKey) throws(RelayClientError) -> (NIOSSLCertificate, NIOSSLPrivateKey) {
+    public static func material(for key: Curve25519.Signing.PrivateKey) throws(RelayClientError) -> (NIOSSLCertificate, NIOSSLPrivateKey) {
         do {
             let certificateKey = Certificate.PrivateKey(key)
             let name = try DistinguishedName { CommonName("SupportRelay agent key " + KeyFingerprint.of(key.publicKey)) }

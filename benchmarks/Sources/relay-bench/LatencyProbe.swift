@@ -10,6 +10,7 @@
 //
 // Both ends of the probe live in this process for both peers:
 // - relay:   host connection (enrolled host) → relay-server → viewer connection, which echoes;
+//            both log in with the keys of the parent's accounts (LatencyProbeKeys);
 // - haproxy: connection → haproxy (a second frontend) → echo server here (TLS 1.3, the
 //            same frame decoder as the sink), which echoes.
 //
@@ -17,6 +18,7 @@
 // standard input, then prints `rtt <µs>` per sample and `done` at the end.
 
 import ArgumentParser
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -36,8 +38,6 @@ struct LatencyProbeCommand: AsyncParsableCommand {
     @Option var fingerprint: String
     @Option var samples: Int
     @Option(name: .customLong("host-id")) var hostID: String?
-    @Option(name: .customLong("host-secret")) var hostSecret: String?
-    @Option var token: String?
     @Option var cert: String?
     @Option var key: String?
     @Option(name: .customLong("echo-port")) var echoPort: Int?
@@ -55,14 +55,15 @@ struct LatencyProbeCommand: AsyncParsableCommand {
         }
         switch self.peer {
         case "relay":
-            guard let hostID, let hostSecret, let token else { throw ValidationError("relay probe needs --host-id, --host-secret and --token") }
+            guard let hostID else { throw ValidationError("relay probe needs --host-id") }
+            let keys = try LatencyProbeKeys(environment: ProcessInfo.processInfo.environment)
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 let registered = Signal()
                 tasks.addTask {
                     defer { registered.fire() }
-                    try await RelayConnection.withConnection(to: address, trust: trust, group: group) { connection in
+                    try await RelayConnection.withConnection(to: address, trust: trust, clientKey: keys.host, group: group) { connection in
                         try await connection.hello(role: .host)
-                        _ = try await connection.authenticate(host: .enrolled(hostID: hostID, secret: hostSecret))
+                        _ = try await connection.authenticate(host: .key(hostID: hostID))
                         registered.fire()
                         _ = try await connection.waitForPairing()
                         try await measure(connection)
@@ -70,9 +71,9 @@ struct LatencyProbeCommand: AsyncParsableCommand {
                 }
                 tasks.addTask {
                     await registered.wait()
-                    try await RelayConnection.withConnection(to: address, trust: trust, group: group) { connection in
+                    try await RelayConnection.withConnection(to: address, trust: trust, clientKey: keys.engineer, group: group) { connection in
                         try await connection.hello(role: .viewer)
-                        _ = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: hostID)))
+                        _ = try await connection.authenticate(viewer: .key(.connect(hostID: hostID)))
                         try await viewerLoop(connection, counter: Counter())
                     }
                 }
@@ -118,10 +119,11 @@ final class LatencyProbeProcess: Sendable {
     private let input: Pipe
     private let state = NIOLockedValueBox<(ready: Bool, done: Bool, rtts: [Double], pending: String, log: [String])>((false, false, [], "", []))
 
-    init(arguments: [String]) throws {
+    init(arguments: [String], keys: LatencyProbeKeys? = nil) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["latency-probe"] + arguments
+        if let keys { process.environment = ProcessInfo.processInfo.environment.merging(keys.environment) { _, new in new } }
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input
@@ -169,5 +171,42 @@ final class LatencyProbeProcess: Sendable {
     func stop() {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
         self.process.waitUntilExit()
+    }
+}
+
+/// The private keys the relay probe logs in with, handed from the parent to the child in
+/// its environment: the command line is readable by every user of the machine (`ps`), the
+/// environment only by the same user. They are the parent's run-time keys; none is ever
+/// written to a file.
+struct LatencyProbeKeys {
+    static let hostVariable = "RELAY_BENCH_PROBE_HOST_KEY"
+    static let engineerVariable = "RELAY_BENCH_PROBE_ENGINEER_KEY"
+
+    var host: Curve25519.Signing.PrivateKey
+    var engineer: Curve25519.Signing.PrivateKey
+
+    init(host: Curve25519.Signing.PrivateKey, engineer: Curve25519.Signing.PrivateKey) {
+        self.host = host
+        self.engineer = engineer
+    }
+
+    /// The child's side: both keys, as the parent's `environment` gave them.
+    init(environment: [String: String]) throws {
+        func key(_ variable: String) throws -> Curve25519.Signing.PrivateKey {
+            guard let text = environment[variable], let raw = Data(base64Encoded: text),
+                let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+            else {
+                throw ValidationError(
+                    "relay probe needs \(variable), the base64 of a 32-byte Ed25519 key; `relay-bench relay` sets it when it starts the probe")
+            }
+            return key
+        }
+        self.host = try key(Self.hostVariable)
+        self.engineer = try key(Self.engineerVariable)
+    }
+
+    /// The parent's side: the variables to add to the child's environment.
+    var environment: [String: String] {
+        [Self.hostVariable: self.host.rawRepresentation.base64EncodedString(), Self.engineerVariable: self.engineer.rawRepresentation.base64EncodedString()]
     }
 }

@@ -63,7 +63,9 @@ final class ChildProcess {
     init(name: String, executable: String, arguments: [String], logPath: String) throws {
         self.name = name
         self.logPath = logPath
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw BenchError("cannot create \(name)'s log file \(logPath); check that its folder exists and is writable")
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         self.process.executableURL = URL(fileURLWithPath: executable)
         self.process.arguments = arguments

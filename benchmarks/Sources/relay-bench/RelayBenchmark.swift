@@ -13,8 +13,14 @@
 // Both peers therefore decrypt and encrypt every byte once. Bytes are counted where the
 // viewer/sink decodes TileUpdate frames (or Sealed frames, `--traffic opaque,sealed`). CPU time of relay-server and haproxy comes from
 // /proc/PID/stat over the measured window.
+//
+// The relay's host and viewer log in with Ed25519 keys (Accounts), which TLS proves as
+// client certificates (PROTOCOL.md §1.2); haproxy's leg has no login (haproxy ends TLS and
+// the sink plays the viewer), so nothing logs in through haproxy. Logins happen while the
+// sessions are set up, before the measured window.
 
 import ArgumentParser
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -319,12 +325,15 @@ enum ProbePlacement: String, ExpressibleByArgument, CaseIterable { case isolated
 
 // MARK: - Accounts
 
+/// The relay's accounts for a run: one engineer and `hosts` enrolled hosts, each logging in
+/// with an Ed25519 key of its own (PROTOCOL.md §1.2). The private keys live only in this
+/// process (and the latency probe's, LatencyProbe.swift); the relay gets the public halves.
 struct Accounts {
     struct Host {
         var id: String
-        var secret: String
+        var key: Curve25519.Signing.PrivateKey
     }
-    var engineerToken: String
+    var engineerKey: Curve25519.Signing.PrivateKey
     var hosts: [Host]
     var enrollSeconds: Double
 
@@ -337,44 +346,59 @@ struct Accounts {
         }
         let company = try object(try runTool(binary, ["company", "add", "bench", "--json", "--data", data]))
         guard let companyID = company["id"] as? String else { throw BenchError("company add: no id") }
-        let engineer = try object(try runTool(binary, ["engineer", "add", "--company", companyID, "bench.engineer", "--json", "--data", data]))
-        guard let token = engineer["token"] as? String else { throw BenchError("engineer add: no token") }
+        let engineerKey = Curve25519.Signing.PrivateKey()
+        let engineer = try object(
+            try runTool(
+                binary, ["engineer", "add", "--company", companyID, "bench.engineer", "--public-key", publicKeyArgument(engineerKey), "--json", "--data", data])
+        )
+        guard engineer["login_method"] as? String == "key" else { throw BenchError("engineer add: the engineer does not log in with a key: \(engineer)") }
         let start = ContinuousClock.now
         // Up to 8 `host enroll` processes at a time (each is mostly SQLite commit latency).
         var hosts: [Host] = []
         hosts.reserveCapacity(count)
-        var running: [(Process, Pipe, Pipe)] = []
+        var running: [(Process, Pipe, Pipe, Curve25519.Signing.PrivateKey)] = []
         var index = 0
         func finishOldest() throws {
-            let (process, output, errors) = running.removeFirst()
+            let (process, output, errors, key) = running.removeFirst()
             process.waitUntilExit()
             let data = output.fileHandleForReading.readDataToEndOfFile()
             guard process.terminationStatus == 0 else {
                 throw BenchError("host enroll failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
             }
             let host = try object(String(decoding: data, as: UTF8.self))
-            guard let id = host["id"] as? String, let secret = host["secret"] as? String else { throw BenchError("host enroll: no id/secret") }
-            hosts.append(Host(id: id, secret: secret))
+            guard let id = host["id"] as? String, host["login_method"] as? String == "key" else {
+                throw BenchError("host enroll: no id, or the host does not log in with a key: \(host)")
+            }
+            hosts.append(Host(id: id, key: key))
         }
         while index < count || !running.isEmpty {
             if index < count, running.count < 8 {
+                let key = Curve25519.Signing.PrivateKey()
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: binary)
-                process.arguments = ["host", "enroll", "--company", companyID, "bench-host-\(index)", "--json", "--data", data]
+                process.arguments = [
+                    "host", "enroll", "--company", companyID, "bench-host-\(index)", "--public-key", publicKeyArgument(key), "--json", "--data", data,
+                ]
                 let output = Pipe()
                 let errors = Pipe()
                 process.standardOutput = output
                 process.standardError = errors
                 process.standardInput = FileHandle.nullDevice
                 try process.run()
-                running.append((process, output, errors))
+                running.append((process, output, errors, key))
                 index += 1
             } else {
                 try finishOldest()
             }
         }
-        return Accounts(engineerToken: token, hosts: hosts, enrollSeconds: (ContinuousClock.now - start).seconds)
+        return Accounts(engineerKey: engineerKey, hosts: hosts, enrollSeconds: (ContinuousClock.now - start).seconds)
     }
+}
+
+/// What `relay-server engineer add` and `host enroll` take as `--public-key`: the raw
+/// 32-byte Ed25519 public key in base64 (what `relay-agent keygen --show` prints).
+func publicKeyArgument(_ key: Curve25519.Signing.PrivateKey) -> String {
+    key.publicKey.rawRepresentation.base64EncodedString()
 }
 
 // MARK: - Peers

@@ -1,6 +1,7 @@
 // The load generator of `relay-bench relay`: sessions through relay-server or haproxy,
 // the same RelayClient connection code on the sending side for both.
 
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -200,7 +201,8 @@ enum SessionRole { case bulk, probe, idle }
 /// Opens one paired relay session and runs `hostBody` on the host side; the viewer runs
 /// `viewerBody` (by default `viewerLoop`). Both tasks go into `group`.
 func addRelaySession(
-    to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, token: String, host: Accounts.Host,
+    to group: inout ThrowingTaskGroup<Void, any Error>, relay: RelayAddress, trust: RelayTrust, engineerKey: Curve25519.Signing.PrivateKey,
+    host: Accounts.Host,
     established: Counter, errors: ErrorLog, counter: Counter, paired: Counter = Counter(),
     hostBody: @escaping @Sendable (RelayConnection, Paired) async throws -> Void,
     viewerBody: (@Sendable (RelayConnection, Paired, Counter) async throws -> Void)? = nil
@@ -209,9 +211,9 @@ func addRelaySession(
     group.addTask {
         defer { registered.fire() }
         do {
-            try await RelayConnection.withConnection(to: relay, trust: trust, keepalive: benchKeepalive) { connection in
+            try await RelayConnection.withConnection(to: relay, trust: trust, clientKey: host.key, keepalive: benchKeepalive) { connection in
                 try await connection.hello(role: .host)
-                _ = try await connection.authenticate(host: .enrolled(hostID: host.id, secret: host.secret))
+                _ = try await connection.authenticate(host: .key(hostID: host.id))
                 registered.fire()
                 let pairing = try await connection.waitForPairing()
                 established.add(1)
@@ -225,9 +227,9 @@ func addRelaySession(
     group.addTask {
         await registered.wait()
         do {
-            try await RelayConnection.withConnection(to: relay, trust: trust, keepalive: benchKeepalive) { connection in
+            try await RelayConnection.withConnection(to: relay, trust: trust, clientKey: engineerKey, keepalive: benchKeepalive) { connection in
                 try await connection.hello(role: .viewer)
-                let answer = try await connection.authenticate(viewer: ViewerAuth(token: token, request: .connect(hostID: host.id)))
+                let answer = try await connection.authenticate(viewer: .key(.connect(hostID: host.id)))
                 established.add(1)
                 paired.add(1)
                 if let viewerBody, case .paired(let pairing) = answer {
@@ -320,19 +322,21 @@ func runThroughput(
         var probeProcess: LatencyProbeProcess?
         if isolated {
             var arguments = ["--fingerprint", tls.fingerprint, "--samples", "\(latencySamples)"]
+            var keys: LatencyProbeKeys?
             switch peer {
             case .relay:
                 let host = hosts[sessions]
                 arguments += [
-                    "--peer", "relay", "--port", "\(relay.port)", "--host-id", host.id, "--host-secret", host.secret, "--token", accounts.engineerToken,
+                    "--peer", "relay", "--port", "\(relay.port)", "--host-id", host.id,
                 ]
+                keys = LatencyProbeKeys(host: host.key, engineer: accounts.engineerKey)
             case .haproxy:
                 arguments += [
                     "--peer", "haproxy", "--port", "\(haproxy.probePort)", "--cert", tls.certificatePath, "--key", tls.keyPath,
                     "--echo-port", "\(haproxy.probeEchoPort)",
                 ]
             }
-            probeProcess = try LatencyProbeProcess(arguments: arguments)
+            probeProcess = try LatencyProbeProcess(arguments: arguments, keys: keys)
         }
         defer { probeProcess?.stop() }
         switch peer {
@@ -347,7 +351,7 @@ func runThroughput(
                     }
                 }
                 addRelaySession(
-                    to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
+                    to: &group, relay: relay.address, trust: trust, engineerKey: accounts.engineerKey, host: hosts[index],
                     established: established, errors: errors, counter: viewerCounter, hostBody: hostBody,
                     viewerBody: isBulk ? secureViewer : nil
                 )
@@ -496,7 +500,7 @@ func runIdle(
             let end = min(launched + batch, sessions)
             for index in launched..<end {
                 addRelaySession(
-                    to: &group, relay: relay.address, trust: trust, token: accounts.engineerToken, host: hosts[index],
+                    to: &group, relay: relay.address, trust: trust, engineerKey: accounts.engineerKey, host: hosts[index],
                     established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body
                 )
             }

@@ -10,6 +10,7 @@
 // RSS after the warm-up by more than that.
 
 import ArgumentParser
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -35,7 +36,8 @@ struct SoakBenchmark: AsyncParsableCommand {
             mid-way), reset (TCP RST after HelloAck), midframe (half a big frame, then close), \
             handshake (closed mid TLS handshake), claim (before Hello, a header announcing a \
             --claim-bytes Hello and all but --claim-short of its bytes, held until the whole \
-            burst is connected and the relay has read what it sent), authfail (a wrong token or secret). The relay's config file \
+            burst is connected and the relay has read what it sent), authfail (a key login with a key that is not the account's). \
+            Engineers and hosts log in with keys made for the run, proved as TLS client certificates. The relay's config file \
             (--relay-config, or a default one that lifts the auth-failure throttle, which would \
             otherwise refuse the failed logins of the mix) is printed with the results.
             """
@@ -186,16 +188,9 @@ struct SoakBenchmark: AsyncParsableCommand {
         let pid = relay.pid
         progress("soak: relay-server pid \(pid) port \(relay.port)")
 
-        var tls13 = TLSConfiguration.makeClientConfiguration()
-        tls13.certificateVerification = .none
-        tls13.applicationProtocols = [RelayProtocol.alpnToken]
-        tls13.minimumTLSVersion = .tlsv13
-        var tls12 = tls13
-        tls12.minimumTLSVersion = .tlsv12
-        tls12.maximumTLSVersion = .tlsv12
         let target = SoakTarget(
             port: relay.port, sources: (0..<self.sources).map { "127.0.0.\($0 + 2)" },
-            tls13: try NIOSSLContext(configuration: tls13), tls12: try NIOSSLContext(configuration: tls12), group: MultiThreadedEventLoopGroup.singleton,
+            anonymous: try SoakClientTLS(presenting: nil), group: MultiThreadedEventLoopGroup.singleton,
             deadline: .seconds(Int64(self.connectionDeadline)), claimBytes: self.claimBytes, claimShort: self.claimShort
         )
 
@@ -584,7 +579,8 @@ struct SoakRunner {
 
 enum SoakAccounts {
     /// One company; `count` engineers and `count` enrolled hosts, so that every unit of a
-    /// burst has credentials of its own.
+    /// burst has credentials of its own. Each logs in with an Ed25519 key made here, in
+    /// memory; the relay gets the public halves (`--public-key`).
     static func create(binary: String, data: String, count: Int) throws -> [SoakCredentials] {
         func object(_ text: String) throws -> [String: Any] {
             guard let data = text.data(using: .utf8), let value = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -594,16 +590,30 @@ enum SoakAccounts {
         }
         let company = try object(try runTool(binary, ["company", "add", "soak", "--json", "--data", data]))
         guard let companyID = company["id"] as? String else { throw BenchError("company add: no id") }
+        let engineerKeys = (0..<count).map { _ in Curve25519.Signing.PrivateKey() }
+        let hostKeys = (0..<count).map { _ in Curve25519.Signing.PrivateKey() }
         let engineers = try runInParallel(
-            binary: binary, (0..<count).map { ["engineer", "add", "--company", companyID, "soak.engineer.\($0)", "--json", "--data", data] })
+            binary: binary,
+            (0..<count).map {
+                [
+                    "engineer", "add", "--company", companyID, "soak.engineer.\($0)", "--public-key", publicKeyArgument(engineerKeys[$0]), "--json", "--data",
+                    data,
+                ]
+            })
         let hosts = try runInParallel(
-            binary: binary, (0..<count).map { ["host", "enroll", "--company", companyID, "soak-host-\($0)", "--json", "--data", data] })
-        return try zip(engineers, hosts).map { engineer, host in
-            let engineer = try object(engineer)
-            let host = try object(host)
-            guard let token = engineer["token"] as? String else { throw BenchError("engineer add: no token") }
-            guard let id = host["id"] as? String, let secret = host["secret"] as? String else { throw BenchError("host enroll: no id/secret") }
-            return SoakCredentials(hostID: id, hostSecret: secret, engineerToken: token)
+            binary: binary,
+            (0..<count).map {
+                ["host", "enroll", "--company", companyID, "soak-host-\($0)", "--public-key", publicKeyArgument(hostKeys[$0]), "--json", "--data", data]
+            })
+        return try (0..<count).map { index in
+            let engineer = try object(engineers[index])
+            let host = try object(hosts[index])
+            guard engineer["login_method"] as? String == "key" else { throw BenchError("engineer add: the engineer does not log in with a key: \(engineer)") }
+            guard let id = host["id"] as? String, host["login_method"] as? String == "key" else {
+                throw BenchError("host enroll: no id, or the host does not log in with a key: \(host)")
+            }
+            return SoakCredentials(
+                hostID: id, host: try SoakClientTLS(presenting: hostKeys[index]), engineer: try SoakClientTLS(presenting: engineerKeys[index]))
         }
     }
 

@@ -1,7 +1,8 @@
 // The connections of `relay-bench soak`: one TLS client per connection, built from NIO
 // parts rather than RelayClient, because the soak has to do what a well-behaved agent
 // never does — stop halfway through a frame, reset the socket, give up in the middle of
-// the TLS handshake — and see each byte it sends.
+// the TLS handshake — and see each byte it sends. The client certificate of a key login is
+// RelayClient's own (ClientCertificate), so that it is what relay-agent presents.
 //
 // Pipeline of every connection (socket side first):
 //
@@ -11,31 +12,37 @@
 // SoakTap sits between TLS and the socket: it can cut the TLS handshake short and close or
 // reset the socket without a TLS close_notify, as a crashed or hostile client would.
 
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RelayClient
 import RelayWire
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The ways the soak opens and closes a connection (`--mix`).
+/// The ways the soak opens and closes a connection (`--mix`). Connections that stand for
+/// an engineer's or an enrolled host's agent present its key as the TLS client certificate
+/// (PROTOCOL.md §1.2), as relay-agent does; an attended host (support code), an aborted
+/// handshake and a claim present none.
 enum SoakMode: String, CaseIterable, Sendable {
-    /// Hello, authentication with valid credentials, Bye: an enrolled host (HostRegistered)
-    /// and an engineer asking for a support code (CodeIssued), alternately.
+    /// Hello, a key login, Bye: an enrolled host (HostRegistered) and an engineer asking
+    /// for a support code (CodeIssued), alternately.
     case clean
-    /// Two connections: an engineer gets a code, a host redeems it, both are paired; the
-    /// host sends one small TileUpdate and Bye (variant a), or the header of a 1 MiB
-    /// TileUpdate, half of it, and closes the socket mid-frame (variant b).
+    /// Two connections: an engineer (key login) gets a code, an attended host redeems it,
+    /// both are paired; the host sends one small TileUpdate and Bye (variant a), or the
+    /// header of a 1 MiB TileUpdate, half of it, and closes the socket mid-frame (variant b).
     case pair
-    /// Hello, HelloAck, then a TCP reset (SO_LINGER 0) with no TLS close_notify.
+    /// An engineer's connection: Hello, HelloAck, then a TCP reset (SO_LINGER 0) with no
+    /// TLS close_notify.
     case reset
-    /// Hello, HelloAck, then the header of a big frame and half its bytes, then close:
-    /// a 60 KiB control frame (ViewerAuth, variant a) or a 1 MiB peer frame (TileUpdate
-    /// before authentication, variant b).
+    /// An engineer's connection: Hello, HelloAck, then the header of a big frame and half
+    /// its bytes, then close: a 60 KiB control frame (ViewerAuth, variant a) or a 1 MiB peer
+    /// frame (TileUpdate before authentication, variant b).
     case midframe
     /// Closed during the TLS handshake: after half the ClientHello (variant a), or as soon
     /// as the relay's ServerHello arrives (variant b).
@@ -44,7 +51,9 @@ enum SoakMode: String, CaseIterable, Sendable {
     /// of its bytes; held until the whole burst is connected and the relay has read what it
     /// sent (the relay's peak), then closed.
     case claim
-    /// Hello and a wrong credential: an engineer token (variant a) or a host secret (b).
+    /// Hello and a key login with a key the relay does not accept: an engineer login with
+    /// a key that is no engineer's (the host's, variant a), or an enrolled host's login with
+    /// a key that is not this host's (the engineer's, variant b).
     case authfail
 
     /// Connections one unit of this mode opens.
@@ -65,10 +74,9 @@ struct SoakTarget: Sendable {
     /// Local addresses to connect from (127.0.0.0/8), round robin, so that per-source
     /// limits and throttling see many sources, as on a real relay.
     var sources: [String]
-    /// TLS 1.3 (what the agents negotiate) and TLS 1.2 client contexts: a relay that
-    /// accepts TLS 1.2 keeps state per TLS 1.2 session (BoringSSL's server session cache).
-    var tls13: NIOSSLContext
-    var tls12: NIOSSLContext
+    /// Client contexts that present no certificate, for connections that log in with no
+    /// key (an attended host) or never log in.
+    var anonymous: SoakClientTLS
     var group: any EventLoopGroup
     /// A connection that has not finished by then is closed (its unit counts as unexpected).
     var deadline: TimeAmount
@@ -180,7 +188,7 @@ struct SoakConnection {
         let promise = loop.makePromise(of: Bool.self)
         loop.execute {
             let done = NIOLoopBoundBox(false, eventLoop: loop)
-            func finish(_ closed: Bool) {
+            @Sendable func finish(_ closed: Bool) {
                 guard !done.value else { return }
                 done.value = true
                 promise.succeed(closed)
@@ -203,11 +211,12 @@ struct SoakConnection {
 }
 
 /// Opens a connection from `source`, runs `body`, and closes it (TLS close if still open).
+/// `presenting` gives the contexts of the key the connection presents (none: anonymous).
 func withSoakConnection<Result: Sendable>(
-    _ target: SoakTarget, source: String, tls12: Bool, plan: SoakTap.Plan = .none,
+    _ target: SoakTarget, source: String, tls12: Bool, presenting key: SoakClientTLS? = nil, plan: SoakTap.Plan = .none,
     _ body: (inout SoakConnection) async throws -> Result
 ) async throws -> Result {
-    let context = tls12 ? target.tls12 : target.tls13
+    let context = (key ?? target.anonymous).context(tls12: tls12)
     let channel = try await ClientBootstrap(group: target.group)
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
         .connectTimeout(.seconds(10))
@@ -251,11 +260,44 @@ func partialFrame(_ type: MessageType, announcing length: Int, sending sent: Int
 
 /// Credentials a unit may use, chosen by its slot in the burst so that no two units of
 /// one burst share a host or an engineer (a second connection of one host replaces the
-/// first; codes are per engineer).
+/// first; codes are per engineer). The private keys exist only in this process.
 struct SoakCredentials: Sendable {
     var hostID: String
-    var hostSecret: String
-    var engineerToken: String
+    /// The enrolled host's key, presented for its key login.
+    var host: SoakClientTLS
+    /// The engineer's key, presented for their key login.
+    var engineer: SoakClientTLS
+}
+
+/// The soak's client TLS contexts, TLS 1.3 (what the agents negotiate) and TLS 1.2 (a relay
+/// that accepts TLS 1.2 keeps state per TLS 1.2 session, BoringSSL's server session cache),
+/// presenting one key as the client certificate or none. One context per key and version,
+/// made once: a context per connection would add its own cost to every connection.
+struct SoakClientTLS: Sendable {
+    let tls13: NIOSSLContext
+    let tls12: NIOSSLContext
+
+    /// Contexts that present `key` the way relay-agent does (``ClientCertificate``), or no
+    /// certificate when `key` is nil. The relay's certificate is not checked: it is the
+    /// bench's own, made for this run.
+    init(presenting key: Curve25519.Signing.PrivateKey?) throws {
+        var tls13 = TLSConfiguration.makeClientConfiguration()
+        tls13.certificateVerification = .none
+        tls13.applicationProtocols = [RelayProtocol.alpnToken]
+        tls13.minimumTLSVersion = .tlsv13
+        if let key {
+            let (certificate, privateKey) = try ClientCertificate.material(for: key)
+            tls13.certificateChain = [.certificate(certificate)]
+            tls13.privateKey = .privateKey(privateKey)
+        }
+        var tls12 = tls13
+        tls12.minimumTLSVersion = .tlsv12
+        tls12.maximumTLSVersion = .tlsv12
+        self.tls13 = try NIOSSLContext(configuration: tls13)
+        self.tls12 = try NIOSSLContext(configuration: tls12)
+    }
+
+    func context(tls12: Bool) -> NIOSSLContext { tls12 ? self.tls12 : self.tls13 }
 }
 
 /// Runs one unit of `mode`. `arrived` is called once when the unit has reached the point
@@ -275,11 +317,12 @@ func runSoakUnit(
     do {
         switch mode {
         case .clean:
-            return try await withSoakConnection(target, source: source, tls12: tls12) { connection in
+            let key = variant == 0 ? credentials.host : credentials.engineer
+            return try await withSoakConnection(target, source: source, tls12: tls12, presenting: key) { connection in
                 if variant == 0 {
                     try await connection.send(.hello(Hello(role: .host, capabilities: .all, software: "relay-bench soak")))
                     guard case .helloAck = await connection.receiveMessage() else { return .unexpected("no HelloAck") }
-                    try await connection.send(.hostAuth(.enrolled(hostID: credentials.hostID, secret: credentials.hostSecret)))
+                    try await connection.send(.hostAuth(.key(hostID: credentials.hostID)))
                     let answer = await connection.receiveMessage()
                     try await connection.send(.bye(Bye(reason: .normal, text: "soak")))
                     await connection.drain()
@@ -288,7 +331,7 @@ func runSoakUnit(
                 } else {
                     try await connection.send(.hello(Hello(role: .viewer, capabilities: .all, software: "relay-bench soak")))
                     guard case .helloAck = await connection.receiveMessage() else { return .unexpected("no HelloAck") }
-                    try await connection.send(.viewerAuth(ViewerAuth(token: credentials.engineerToken, request: .newSupportCode)))
+                    try await connection.send(.viewerAuth(.key(.newSupportCode)))
                     let answer = await connection.receiveMessage()
                     try await connection.send(.bye(Bye(reason: .normal, text: "soak")))
                     await connection.drain()
@@ -301,7 +344,7 @@ func runSoakUnit(
             return try await runPair(variant: variant, tls12: tls12, target: target, source: source, credentials: credentials)
 
         case .reset:
-            return try await withSoakConnection(target, source: source, tls12: tls12) { connection in
+            return try await withSoakConnection(target, source: source, tls12: tls12, presenting: credentials.engineer) { connection in
                 try await connection.send(.hello(Hello(role: .viewer, capabilities: .all, software: "relay-bench soak")))
                 let answer = await connection.receiveMessage()
                 await connection.closeRaw(reset: true)
@@ -310,7 +353,7 @@ func runSoakUnit(
             }
 
         case .midframe:
-            return try await withSoakConnection(target, source: source, tls12: tls12) { connection in
+            return try await withSoakConnection(target, source: source, tls12: tls12, presenting: credentials.engineer) { connection in
                 try await connection.send(.hello(Hello(role: .viewer, capabilities: .all, software: "relay-bench soak")))
                 let answer = await connection.receiveMessage()
                 guard case .helloAck = answer else { return .unexpected("no HelloAck: \(describe(answer))") }
@@ -355,15 +398,16 @@ func runSoakUnit(
             }
 
         case .authfail:
-            return try await withSoakConnection(target, source: source, tls12: tls12) { connection in
+            // Each side presents the other's key: a real key, proved in TLS, that is not theirs.
+            let wrongKey = variant == 0 ? credentials.host : credentials.engineer
+            return try await withSoakConnection(target, source: source, tls12: tls12, presenting: wrongKey) { connection in
                 let role: Role = variant == 0 ? .viewer : .host
                 try await connection.send(.hello(Hello(role: role, capabilities: .all, software: "relay-bench soak")))
                 guard case .helloAck = await connection.receiveMessage() else { return .unexpected("no HelloAck") }
                 if variant == 0 {
-                    let id = credentials.engineerToken.split(separator: ".").first.map(String.init) ?? "en-unknown"
-                    try await connection.send(.viewerAuth(ViewerAuth(token: id + ".wrong-secret-for-the-soak", request: .newSupportCode)))
+                    try await connection.send(.viewerAuth(.key(.newSupportCode)))
                 } else {
-                    try await connection.send(.hostAuth(.enrolled(hostID: credentials.hostID, secret: "wrong-secret-for-the-soak")))
+                    try await connection.send(.hostAuth(.key(hostID: credentials.hostID)))
                 }
                 let answer = await connection.receiveMessage()
                 await connection.drain()
@@ -385,10 +429,10 @@ private func runPair(variant: Int, tls12: Bool, target: SoakTarget, source: Stri
     return try await withThrowingTaskGroup(of: SoakOutcome.self) { group in
         group.addTask {
             defer { issued.fire() }
-            return try await withSoakConnection(target, source: source, tls12: tls12) { connection in
+            return try await withSoakConnection(target, source: source, tls12: tls12, presenting: credentials.engineer) { connection in
                 try await connection.send(.hello(Hello(role: .viewer, capabilities: .all, software: "relay-bench soak")))
                 guard case .helloAck = await connection.receiveMessage() else { return .unexpected("viewer: no HelloAck") }
-                try await connection.send(.viewerAuth(ViewerAuth(token: credentials.engineerToken, request: .newSupportCode)))
+                try await connection.send(.viewerAuth(.key(.newSupportCode)))
                 let answer = await connection.receiveMessage()
                 guard case .codeIssued(let codeIssued) = answer else { return .unexpected("viewer: \(describe(answer))") }
                 code.withLockedValue { $0 = codeIssued.code }
