@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // The protocol: frames, messages, the relay's scanner, account keys as people write
@@ -102,11 +103,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Web sign-in's rules (issue 13 item 2): password rules and bcrypt, TOTP with replay
+        // protection, recovery codes, one-time links, web sessions and CSRF, and the sign-in
+        // state machine. Pure values with virtual time; the crypto is hummingbird-auth's.
+        .target(
+            name: "RelaySignIn",
+            dependencies: [
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "RelayServer",
             dependencies: [
                 "RelayWire",
                 "RelayStore",
+                "RelaySignIn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -218,6 +232,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strict
+        ),
+        // Web sign-in's rules on their own: RFC 6238 vectors, virtual time.
+        .testTarget(
+            name: "RelaySignInTests",
+            dependencies: ["RelaySignIn"],
             swiftSettings: strict
         ),
         // The store on its own: SQLite in a temporary folder, no relay.
