@@ -249,7 +249,9 @@ struct HostCommand: AsyncParsableCommand {
                 throw error
             } catch let error as SecureChannelError {
                 // One engineer's broken or tampered session: say so, and serve the next one,
-                // after the back-off (a relay that breaks every session must not make it spin).
+                // after the back-off (a relay that breaks every session must not make it spin);
+                // with --once that session was the one.
+                if self.once { throw fail(error) }
                 let delay = backoff.next()
                 say("\(fail(error).description)\nRegistering again in \(String(format: "%.1f", delay.seconds)) s.")
                 await stop.sleep(for: delay.duration)

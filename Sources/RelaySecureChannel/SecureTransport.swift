@@ -114,8 +114,10 @@ public final class SecureTransport<Base: FrameTransport>: FrameTransport {
         guard frame.type.isPeerMessage else { return frame }
         do {
             guard frame.type == .sealed else {
+                // The peer proved it encrypts (its Identity record opened): a plaintext peer
+                // message now can only have been put in on the way.
                 throw frame.type.rawValue < MessageType.keyCommit.rawValue
-                    ? SecureChannelError.plaintext(frame.type.name, from: self.peerRole)
+                    ? SecureChannelError.tampered("a plaintext \(frame.type.name) arrived in the encrypted session")
                     : SecureChannelError(
                         .unexpectedMessage, "the \(self.peerRole) sent \(frame.type.name) after the end-to-end handshake; the session was ended")
             }

@@ -247,9 +247,11 @@ final class RelayNode: Service, Sendable {
                     // and the handshake deadline count every connection of the port alike.
                     let transports = ALPNGate.Transports(
                         agent: {
-                            [
-                                NIOSSLServerHandler(context: certificate.relayContext, customVerificationCallback: AgentKeyCertificate.verify),
-                                TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger),
+                            let presented = AgentKeyCertificate.PresentedKey()
+                            return [
+                                NIOSSLServerHandler(
+                                    context: certificate.relayContext, customVerificationCallback: AgentKeyCertificate.verifier(recording: presented)),
+                                TLSHandshakeObserver(metrics: relay.metrics, logger: relay.logger, presentedKey: presented),
                             ]
                         },
                         web: {

@@ -232,7 +232,7 @@ import Testing
             let (error, messages) = result.withLock { $0 }
             #expect(!messages.contains { if case .clipboard = $0 { true } else { false } }, "\(forged.type.name) reached the host")
             let kind = (error as? SecureChannelError)?.kind
-            #expect(kind == (forged.type == .sealed ? .recordRejected : .peerWithoutEncryption), "\(forged.type.name): \(String(describing: error))")
+            #expect(kind == .recordRejected, "\(forged.type.name): \(String(describing: error))")
         }
     }
 

@@ -23,10 +23,13 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
     private let metrics: RelayMetrics
     private let logger: Logger
     private var handshakeCompleted = false
+    /// What the verification callback recorded of the client certificate.
+    private let presentedKey: AgentKeyCertificate.PresentedKey
 
-    init(metrics: RelayMetrics, logger: Logger) {
+    init(metrics: RelayMetrics, logger: Logger, presentedKey: AgentKeyCertificate.PresentedKey) {
         self.metrics = metrics
         self.logger = logger
+        self.presentedKey = presentedKey
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -42,9 +45,7 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
             context.fireUserInboundEventTriggered(event)
             // A key login's proof (PROTOCOL.md §1.2): the key of the client certificate that
             // TLS verified, for the connection core.
-            if let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
-                let key = AgentKeyCertificate.publicKey(of: certificate)
-            {
+            if let key = self.presentedKey.key {
                 context.fireUserInboundEventTriggered(ClientKeyProved(publicKey: key))
             }
             return
