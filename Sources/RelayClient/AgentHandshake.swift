@@ -51,7 +51,7 @@ extension RelayConnection {
     /// connection's client key) or legacy secret (→ HostRegistered).
     public func authenticate(host auth: HostAuth) async throws -> RelayMessage {
         try await self.send(.hostAuth(auth))
-        let answer = try await self.expectControl(auth.isSupportCode ? "Paired" : "HostRegistered")
+        let answer = try await self.keyChecked { try await self.expectControl(auth.isSupportCode ? "Paired" : "HostRegistered") }
         switch (auth, answer) {
         case (.supportCode, .paired), (.namedSupportCode, .paired), (.enrolled, .hostRegistered), (.key, .hostRegistered):
             return answer
@@ -64,7 +64,7 @@ extension RelayConnection {
     /// legacy token, with a request (→ CodeIssued or Paired).
     public func authenticate(viewer auth: ViewerAuth) async throws -> RelayMessage {
         try await self.send(.viewerAuth(auth))
-        let answer = try await self.expectControl("CodeIssued or Paired")
+        let answer = try await self.keyChecked { try await self.expectControl("CodeIssued or Paired") }
         switch (auth.request, answer) {
         case (.newSupportCode, .codeIssued), (.connect, .paired):
             return answer
@@ -86,6 +86,23 @@ extension RelayConnection {
 
     /// The next relay-control message; turns Error and Bye into errors (their texts made
     /// safe to print, ``PeerText``).
+    /// Runs `wait`; a key login refused for a key that is not the one this connection
+    /// presented means that something between the agent and the relay ends TLS and
+    /// presented its own (PROTOCOL.md §1.2, "Middleboxes"): the error says so.
+    private func keyChecked(_ wait: () async throws -> RelayMessage) async throws -> RelayMessage {
+        do {
+            return try await wait()
+        } catch let error as RelayClientError {
+            guard error.code == .authenticationFailed, let own = self.clientKeyFingerprint,
+                let named = error.description.firstMatch(of: /SHA256:[A-Za-z0-9+\/]{43}/).map({ String($0.output) }), named != own
+            else { throw error }
+            throw RelayClientError(
+                .rejected,
+                "\(error.description). The relay saw the key \(named), but this agent presented \(own): something between this machine and the relay (a TLS-inspecting proxy or firewall) ends TLS and presents a key of its own. Connect without it (PROTOCOL.md §1.2)",
+                code: error.code)
+        }
+    }
+
     public func expectControl(_ expected: String) async throws -> RelayMessage {
         guard let message = try await self.receive() else {
             throw RelayClientError(.closed, "the relay closed the connection while the agent waited for \(expected)")

@@ -113,13 +113,16 @@ public final class RelayConnection {
     private let trust: RelayTrust
     let keepalive: KeepaliveState
     public let address: RelayAddress
+    /// The fingerprint of the key this connection presented as its client certificate.
+    let clientKeyFingerprint: String?
     /// The relay's largest accepted payload, from HelloAck (until then the protocol default).
     public internal(set) var maximumPayloadLength = Frame.defaultMaximumPayloadLength
 
     init(
         inbound: NIOAsyncChannelInboundStream<Frame>, outbound: NIOAsyncChannelOutboundWriter<Frame>, window: SendWindow, channel: any Channel,
-        observation: TrustObservation, keepalive: KeepaliveState, trust: RelayTrust, address: RelayAddress
+        observation: TrustObservation, keepalive: KeepaliveState, trust: RelayTrust, address: RelayAddress, clientKeyFingerprint: String? = nil
     ) {
+        self.clientKeyFingerprint = clientKeyFingerprint
         self.inbound = inbound.makeAsyncIterator()
         self.outbound = outbound
         self.window = window
@@ -191,7 +194,7 @@ public final class RelayConnection {
         return try await channel.executeThenClose { inbound, outbound in
             let connection = RelayConnection(
                 inbound: inbound, outbound: outbound, window: window, channel: underlying, observation: observation, keepalive: keepaliveState,
-                trust: trust, address: address
+                trust: trust, address: address, clientKeyFingerprint: clientKey.map { KeyFingerprint.of($0.publicKey) }
             )
             // The keepalive is a child task for exactly as long as `body` runs.
             return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { tasks in

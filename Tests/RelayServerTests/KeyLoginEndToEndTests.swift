@@ -140,6 +140,8 @@ import Testing
                     }
                 }
                 #expect(error?.code == .authenticationFailed)
+                // A proxy presenting its own key is named as such: the agent knows its own key.
+                #expect((error?.description.contains("presents a key of its own") == true) == (proxyKey != nil), "\(String(describing: error))")
                 // The proxy saw the engineer's public key and a ViewerAuth with no token: nothing secret.
                 #expect(proxy.agentKey == accounts.engineerKey.publicKey.rawRepresentation)
                 let seen = proxy.seenFromAgent
