@@ -113,11 +113,17 @@ public struct AccessEvent: Codable, Sendable, Hashable {
         case supportCode
         /// A company's admin token on the admin API (`admin_token`).
         case adminToken
+        /// Web sign-in (issue 13 item 2): a login and password (`web_password`), a TOTP
+        /// code (`web_totp`), a recovery code (`web_recovery_code`), a one-time sign-in
+        /// link (`web_signin_link`).
+        case webPassword, webTOTP, webRecoveryCode, webSignInLink
         /// A value this version does not know, read from a row another version wrote;
         /// kept and shown as it is.
         case other(String)
 
-        public static let known: [Kind] = [.viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken]
+        public static let known: [Kind] = [
+            .viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken, .webPassword, .webTOTP, .webRecoveryCode, .webSignInLink,
+        ]
 
         public init(rawValue: String) {
             self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
@@ -131,6 +137,10 @@ public struct AccessEvent: Codable, Sendable, Hashable {
             case .hostKey: "host_key"
             case .supportCode: "support_code"
             case .adminToken: "admin_token"
+            case .webPassword: "web_password"
+            case .webTOTP: "web_totp"
+            case .webRecoveryCode: "web_recovery_code"
+            case .webSignInLink: "web_signin_link"
             case .other(let text): text
             }
         }
@@ -382,6 +392,12 @@ extension AuditEntry {
         case engineerSetKey, hostSetKey
         /// A company's policy changed (`company_policy`).
         case companyPolicy
+        /// Web sign-in (issue 13 item 2): an engineer's password set
+        /// (`engineer_set_password`), two-factor enrolled with new recovery codes
+        /// (`engineer_enrol_totp`) or reset by an admin (`engineer_reset_totp`), a one-time
+        /// sign-in link issued (`engineer_signin_link`), a recovery code used
+        /// (`engineer_recovery_code`). Details carry counts and expiry times, never a secret.
+        case engineerSetPassword, engineerEnrolTOTP, engineerResetTOTP, engineerSignInLink, engineerRecoveryCode
         /// Records left open by a crash, closed at the next start (`restart_recovery`).
         case restartRecovery
         /// A value this version does not know, read from a row another version wrote;
@@ -391,7 +407,7 @@ extension AuditEntry {
         public static let known: [Action] = [
             .purge, .purgeDryRun, .export, .hold, .release, .companyAdd, .companyRemove, .companyRotate,
             .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery, .companyPolicy,
-            .engineerSetKey, .hostSetKey,
+            .engineerSetKey, .hostSetKey, .engineerSetPassword, .engineerEnrolTOTP, .engineerResetTOTP, .engineerSignInLink, .engineerRecoveryCode,
         ]
 
         public init(rawValue: String) {
@@ -417,6 +433,11 @@ extension AuditEntry {
             case .hostRemove: "host_remove"
             case .hostRotate: "host_rotate"
             case .hostSetKey: "host_set_key"
+            case .engineerSetPassword: "engineer_set_password"
+            case .engineerEnrolTOTP: "engineer_enrol_totp"
+            case .engineerResetTOTP: "engineer_reset_totp"
+            case .engineerSignInLink: "engineer_signin_link"
+            case .engineerRecoveryCode: "engineer_recovery_code"
             case .restartRecovery: "restart_recovery"
             case .other(let text): text
             }

@@ -105,6 +105,42 @@ extension SQLiteStore {
             try db.alter(table: "host") { t in t.add(column: "publicKey", .blob) }
             try db.create(index: "host_public_key", on: "host", columns: ["publicKey"], options: .unique)
         }
+        migrator.registerMigration("v5 web sign-in") { db in
+            // Engineers sign in to the web console (issue 13 item 2). The password is a
+            // bcrypt hash. The TOTP secret is kept as it is: the relay computes the codes, so
+            // it is a secret at rest (like the TLS key in the data folder); totpLastStep is
+            // the last time step accepted, so no code works twice. NULL: not set yet.
+            try db.alter(table: "engineer") { t in
+                t.add(column: "passwordHash", .text)
+                t.add(column: "passwordSetAt", .datetime)
+                t.add(column: "totpSecret", .text)
+                t.add(column: "totpEnrolledAt", .datetime)
+                t.add(column: "totpLastStep", .integer)
+            }
+            // Recovery codes, SHA-256 digests; a used one is deleted.
+            try db.create(table: "recovery_code") { t in
+                t.column("engineerID", .text).notNull().references("engineer", onDelete: .cascade)
+                t.column("digest", .blob).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.primaryKey(["engineerID", "digest"])
+            }
+            // One-time sign-in links, by the SHA-256 digest of their token; at most one per
+            // engineer, deleted when used.
+            try db.create(table: "signin_link") { t in
+                t.primaryKey("digest", .blob)
+                t.column("engineerID", .text).notNull().unique().references("engineer", onDelete: .cascade)
+                t.column("createdAt", .datetime).notNull()
+                t.column("expiresAt", .datetime).notNull()
+            }
+            // Web sessions, by the SHA-256 digest of the cookie's id.
+            try db.create(table: "web_session") { t in
+                t.primaryKey("idDigest", .blob)
+                t.column("engineerID", .text).notNull().indexed().references("engineer", onDelete: .cascade)
+                t.column("createdAt", .datetime).notNull()
+                t.column("lastSeenAt", .datetime).notNull()
+                t.column("sourceAddress", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -154,6 +190,14 @@ extension AuditEntry: StoredRecord {
 
 extension LegalHold: StoredRecord {
     static var tableName: String { "legal_hold" }
+}
+
+extension SignInLink: StoredRecord {
+    static var tableName: String { "signin_link" }
+}
+
+extension WebSession: StoredRecord {
+    static var tableName: String { "web_session" }
 }
 
 /// One record as a GRDB row: its columns are the record's `Codable` keys.

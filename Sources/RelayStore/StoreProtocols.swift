@@ -74,6 +74,45 @@ public protocol AccountStore: Sendable {
 
     /// Appends access-log entries in one transaction.
     func record(_ events: [AccessEvent]) throws
+
+    // Web sign-in (issue 13 item 2). The store keeps hashes, digests and the TOTP secret;
+    // RelaySignIn makes and checks them. Changes are audited without their secrets.
+
+    /// Engineers with this login, in any company (a login is unique within a company).
+    func engineers(login: String) throws -> [Engineer]
+    /// The engineer's web credentials; `notFound` for an unknown id.
+    func webCredentials(engineerID: String) throws -> WebCredentials
+    /// Stores a new password hash and ends the engineer's web sessions.
+    func setPassword(engineerID: String, hash: String, actor: String) throws
+    /// Completes two-factor enrolment: the secret, the step of the code that confirmed it,
+    /// and new recovery codes (digests) replacing any earlier ones.
+    func enrolTwoFactor(engineerID: String, secret: String, acceptedStep: Int64, recoveryCodeDigests: [Data], actor: String) throws
+    /// Records `step` as the last accepted TOTP step, unless a step at or after it is
+    /// already recorded (two sign-ins racing with one code): false then, and the code
+    /// must be refused as replayed.
+    func acceptTOTPStep(engineerID: String, step: Int64) throws -> Bool
+    /// Uses up a recovery code; false when the engineer has no unused code with this digest.
+    func useRecoveryCode(engineerID: String, digest: Data) throws -> Bool
+    /// Removes the engineer's TOTP secret and recovery codes and ends their web sessions:
+    /// the next sign-in enrols again.
+    func resetTwoFactor(engineerID: String, actor: String) throws
+    /// Stores a new sign-in link for the engineer, replacing any earlier one.
+    func issueSignInLink(_ link: SignInLink, actor: String) throws
+    /// Takes the link with this token digest out of the store (single use) and returns
+    /// it, expired or not: the caller checks the expiry. Nil when there is none.
+    func useSignInLink(digest: Data) throws -> SignInLink?
+    /// Stores a new web session.
+    func startWebSession(_ session: WebSession) throws
+    /// The web session with this id digest, or nil.
+    func webSession(idDigest: Data) throws -> WebSession?
+    /// Records a request of the session at `at` (its idle expiry counts from there).
+    func touchWebSession(idDigest: Data, at: Date) throws
+    /// Ends one web session (sign-out, expiry).
+    func endWebSession(idDigest: Data) throws
+    /// Deletes sign-in links expired before `now` and web sessions that no request can
+    /// use any more (last used before `idleBefore` or started before `startedBefore`);
+    /// returns how many rows went.
+    func removeExpiredSignIns(now: Date, idleBefore: Date, startedBefore: Date) throws -> Int
     func accessLog(limit: Int) throws -> [AccessEvent]
 }
 

@@ -1,0 +1,157 @@
+public import Foundation
+internal import GRDB
+
+// Web sign-in (issue 13 item 2): the engineer's password hash, TOTP secret and last step
+// live in `engineer` columns that ``Engineer`` does not map (so no list or log carries
+// them); recovery codes, sign-in links and web sessions have tables of their own.
+extension SQLiteStore {
+    public func engineers(login: String) throws -> [Engineer] {
+        try self.reading { db in try Engineer.filter(Column("login") == login).order(Column("companyID")).fetchRecords(db) }
+    }
+
+    public func webCredentials(engineerID: String) throws -> WebCredentials {
+        try self.reading { db in try Self.credentials(engineerID, db) }
+    }
+
+    static func credentials(_ engineerID: String, _ db: Database) throws -> WebCredentials {
+        let sql = "SELECT passwordHash, passwordSetAt, totpSecret, totpEnrolledAt, totpLastStep FROM engineer WHERE id = ?"
+        guard let row = try Row.fetchOne(db, sql: sql, arguments: [engineerID]) else { throw Self.noEngineer(engineerID) }
+        let codes = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM recovery_code WHERE engineerID = ?", arguments: [engineerID]) ?? 0
+        return WebCredentials(
+            engineerID: engineerID, passwordHash: row["passwordHash"], passwordSetAt: row["passwordSetAt"], totpSecret: row["totpSecret"],
+            totpEnrolledAt: row["totpEnrolledAt"], totpLastStep: row["totpLastStep"], recoveryCodesLeft: codes)
+    }
+
+    static func noEngineer(_ id: String) -> StoreError {
+        StoreError(.notFound, "no engineer with id \(id); `relay-server engineer list` shows the ids")
+    }
+
+    public func setPassword(engineerID: String, hash: String, actor: String) throws {
+        try self.changeEngineer(engineerID, action: .engineerSetPassword, actor: actor) { db in
+            try db.execute(sql: "UPDATE engineer SET passwordHash = ?, passwordSetAt = ? WHERE id = ?", arguments: [hash, self.now(), engineerID])
+            // A new password ends every browser signed in with the old one.
+            let ended = try Self.endWebSessions(engineerID, db)
+            return "web_sessions_ended=\(ended)"
+        }
+    }
+
+    public func enrolTwoFactor(engineerID: String, secret: String, acceptedStep: Int64, recoveryCodeDigests: [Data], actor: String) throws {
+        try self.changeEngineer(engineerID, action: .engineerEnrolTOTP, actor: actor) { db in
+            let now = self.now()
+            try db.execute(
+                sql: "UPDATE engineer SET totpSecret = ?, totpEnrolledAt = ?, totpLastStep = ? WHERE id = ?",
+                arguments: [secret, now, acceptedStep, engineerID])
+            try Self.replaceRecoveryCodes(engineerID, digests: recoveryCodeDigests, now: now, db)
+            return "recovery_codes=\(Set(recoveryCodeDigests).count)"
+        }
+    }
+
+    public func acceptTOTPStep(engineerID: String, step: Int64) throws -> Bool {
+        try self.writing { db in
+            // One statement decides: two sign-ins with the same code cannot both move the step.
+            try db.execute(
+                sql: "UPDATE engineer SET totpLastStep = ? WHERE id = ? AND totpSecret IS NOT NULL AND (totpLastStep IS NULL OR totpLastStep < ?)",
+                arguments: [step, engineerID, step])
+            return db.changesCount == 1
+        }
+    }
+
+    public func useRecoveryCode(engineerID: String, digest: Data) throws -> Bool {
+        try self.writing { db in
+            try db.execute(sql: "DELETE FROM recovery_code WHERE engineerID = ? AND digest = ?", arguments: [engineerID, digest])
+            guard db.changesCount == 1 else { return false }
+            let left = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM recovery_code WHERE engineerID = ?", arguments: [engineerID]) ?? 0
+            let companyID = try String.fetchOne(db, sql: "SELECT companyID FROM engineer WHERE id = ?", arguments: [engineerID])
+            try AuditEntry(
+                at: self.now(), actor: "web", action: .engineerRecoveryCode, companyID: companyID, subject: engineerID, detail: "recovery_codes_left=\(left)"
+            ).insert(db)
+            return true
+        }
+    }
+
+    public func resetTwoFactor(engineerID: String, actor: String) throws {
+        try self.changeEngineer(engineerID, action: .engineerResetTOTP, actor: actor) { db in
+            try db.execute(sql: "UPDATE engineer SET totpSecret = NULL, totpEnrolledAt = NULL, totpLastStep = NULL WHERE id = ?", arguments: [engineerID])
+            try Self.replaceRecoveryCodes(engineerID, digests: [], now: self.now(), db)
+            let ended = try Self.endWebSessions(engineerID, db)
+            return "web_sessions_ended=\(ended)"
+        }
+    }
+
+    public func issueSignInLink(_ link: SignInLink, actor: String) throws {
+        try self.changeEngineer(link.engineerID, action: .engineerSignInLink, actor: actor) { db in
+            try db.execute(sql: "DELETE FROM signin_link WHERE engineerID = ?", arguments: [link.engineerID])
+            let replaced = db.changesCount
+            try link.insert(db)
+            return "expires=\(Self.auditTime(link.expiresAt)) replaced=\(replaced)"
+        }
+    }
+
+    public func useSignInLink(digest: Data) throws -> SignInLink? {
+        try self.writing { db in
+            guard let link = try SignInLink.filter(Column("digest") == digest).fetchRecords(db).first else { return nil }
+            try link.delete(db)
+            return link
+        }
+    }
+
+    public func startWebSession(_ session: WebSession) throws {
+        try self.writing { db in
+            guard try Engineer.exists(db, key: session.engineerID) else { throw Self.noEngineer(session.engineerID) }
+            try session.insert(db)
+        }
+    }
+
+    public func webSession(idDigest: Data) throws -> WebSession? {
+        try self.reading { db in try WebSession.filter(Column("idDigest") == idDigest).fetchRecords(db).first }
+    }
+
+    public func touchWebSession(idDigest: Data, at: Date) throws {
+        try self.writing { db in
+            try db.execute(sql: "UPDATE web_session SET lastSeenAt = ? WHERE idDigest = ?", arguments: [at, idDigest])
+        }
+    }
+
+    public func endWebSession(idDigest: Data) throws {
+        try self.writing { db in try db.execute(sql: "DELETE FROM web_session WHERE idDigest = ?", arguments: [idDigest]) }
+    }
+
+    public func removeExpiredSignIns(now: Date, idleBefore: Date, startedBefore: Date) throws -> Int {
+        try self.writing { db in
+            try db.execute(sql: "DELETE FROM signin_link WHERE expiresAt <= ?", arguments: [now])
+            var removed = db.changesCount
+            try db.execute(sql: "DELETE FROM web_session WHERE lastSeenAt <= ? OR createdAt <= ?", arguments: [idleBefore, startedBefore])
+            removed += db.changesCount
+            return removed
+        }
+    }
+
+    /// One change of an engineer's web credentials in one transaction with its audit
+    /// entry (actor, engineer, company; `change` returns the detail, never a secret).
+    private func changeEngineer(_ engineerID: String, action: AuditEntry.Action, actor: String, _ change: (Database) throws -> String?) throws {
+        try self.writing { db in
+            guard let companyID = try String.fetchOne(db, sql: "SELECT companyID FROM engineer WHERE id = ?", arguments: [engineerID]) else {
+                throw Self.noEngineer(engineerID)
+            }
+            let detail = try change(db)
+            try AuditEntry(at: self.now(), actor: actor, action: action, companyID: companyID, subject: engineerID, detail: detail).insert(db)
+        }
+    }
+
+    private static func replaceRecoveryCodes(_ engineerID: String, digests: [Data], now: Date, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM recovery_code WHERE engineerID = ?", arguments: [engineerID])
+        for digest in Set(digests) {
+            try db.execute(sql: "INSERT INTO recovery_code (engineerID, digest, createdAt) VALUES (?, ?, ?)", arguments: [engineerID, digest, now])
+        }
+    }
+
+    private static func endWebSessions(_ engineerID: String, _ db: Database) throws -> Int {
+        try db.execute(sql: "DELETE FROM web_session WHERE engineerID = ?", arguments: [engineerID])
+        return db.changesCount
+    }
+
+    /// A time in an audit detail: ISO 8601 UTC, whole seconds.
+    private static func auditTime(_ date: Date) -> String {
+        date.formatted(.iso8601)
+    }
+}
