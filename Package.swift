@@ -198,7 +198,7 @@ let package = Package(
             name: "RelayServerTests",
             dependencies: [
                 "RelayServer", "RelayStore", "RelayWire", "RelayClient", "RelayScreen", "RelaySecureChannel", "RelayTileCodec", "RelayTestSupport",
-                "CX11",
+                "RelaySignIn", "CX11",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import RelaySignIn
 import RelayStore
 import RelayWire
 
@@ -166,7 +167,7 @@ extension CompanyCommand {
 struct EngineerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engineer",
-        abstract: "Add, list, remove support engineers, or set the key an engineer logs in with.",
+        abstract: "Add, list, remove support engineers, set the key an engineer logs in with, or manage their web sign-in.",
         discussion: """
             Engineers log in with an Ed25519 key pair: `relay-agent keygen` makes it on the \
             engineer's machine and `relay-agent keygen --show` prints the public key, which is \
@@ -174,8 +175,13 @@ struct EngineerCommand: ParsableCommand {
             holds anything that logs in. Engineers added before keys log in with a token until \
             they are given a key with `set-key` (`list` shows which; docs/OPERATIONS.md \
             "Moving accounts to keys").
+
+            In the browser, engineers sign in with a password and a TOTP code (issue 13). `add` \
+            prints a one-time sign-in link where the engineer sets the password and enrols \
+            their authenticator app; `signin-link` prints a new one (a forgotten password, a \
+            lost device), and `reset-totp` makes the next sign-in enrol again.
             """,
-        subcommands: [Add.self, List.self, Remove.self, SetKey.self, Rotate.self]
+        subcommands: [Add.self, List.self, Remove.self, SetKey.self, SignInLinkCommand.self, ResetTOTP.self, Rotate.self]
     )
 
     struct Add: ParsableCommand {
@@ -187,17 +193,24 @@ struct EngineerCommand: ParsableCommand {
             transform: PublicKeyArgument.parse)
         var publicKey: Curve25519.Signing.PublicKey
         @Argument(help: "The engineer's login, e.g. kim.minji.") var login: String
+        @OptionGroup var web: WebAddressOptions
 
         func run() throws {
-            let engineer = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli") }
+            let baseURL = try web.baseURL()
+            let (engineer, link) = try adminAction {
+                let store = try options.openStore()
+                let engineer = try store.addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli")
+                return (engineer, try IssuedSignInLink.issue(for: engineer.id, baseURL: baseURL, store: store))
+            }
             emit(
-                json: options.json, engineer.jsonObject,
+                json: options.json, engineer.jsonObject.merging(link.jsonObject) { $1 },
                 text: """
                     Engineer "\(engineer.login)" added to \(engineer.companyID).
                       id:          \(engineer.id)
                       login:       \(engineer.login)
                       fingerprint: \(engineer.loginMethod.fingerprint ?? "")
                     The engineer connects with `relay-agent view`, which proves this key (their engineer.key, or --key-file).
+                    \(link.text)
                     """)
         }
     }
@@ -254,6 +267,53 @@ struct EngineerCommand: ParsableCommand {
                 text: """
                     Engineer \(engineer.id) ("\(engineer.login)") now logs in with the key \(engineer.loginMethod.fingerprint ?? "").
                     Their old token or key stops working; the relay ends live sessions that logged in with it.
+                    """)
+        }
+    }
+
+    struct SignInLinkCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "signin-link",
+            abstract: "Print a new one-time sign-in link for an engineer's browser; earlier links stop working.",
+            discussion: """
+                The engineer opens the link, sets a new password and enrols their authenticator \
+                app again (scanning a QR code), then gets new recovery codes. For a forgotten \
+                password or a lost device. The link works once, for 24 hours; until it is used \
+                the old password and codes keep working. Send it over a channel only the \
+                engineer reads.
+                """
+        )
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String
+        @OptionGroup var web: WebAddressOptions
+
+        func run() throws {
+            let baseURL = try web.baseURL()
+            let link = try adminAction { try IssuedSignInLink.issue(for: id, baseURL: baseURL, store: try options.openStore()) }
+            emit(json: options.json, ["id": id].merging(link.jsonObject) { $1 }, text: link.text)
+        }
+    }
+
+    struct ResetTOTP: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-totp",
+            abstract: "Remove an engineer's two-factor enrolment and recovery codes and sign them out of every browser.",
+            discussion: """
+                The engineer's next sign-in with their password enrols a new authenticator app. \
+                Use it when a device is lost and the engineer still knows the password; if not, \
+                `signin-link` resets both.
+                """
+        )
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String
+
+        func run() throws {
+            try adminAction { try options.openStore().resetTwoFactor(engineerID: id, actor: "cli") }
+            emit(
+                json: options.json, ["id": id, "totp_reset": true],
+                text: """
+                    Engineer \(id): two-factor removed, recovery codes deleted, web sessions ended.
+                    Their next sign-in with their password enrols a new authenticator app.
                     """)
         }
     }
@@ -461,5 +521,65 @@ extension EnrolledHost {
     /// The command that runs this host, for a key in `keyFile` (nil: the config folder's).
     func agentCommand(keyFile: String?) -> String {
         "relay-agent host --relay RELAY:7443 --fingerprint FP --host-id \(self.id)\(keyFile.map { " --key-file \($0)" } ?? "") --engineer-keys ENGINEER_KEYS"
+    }
+}
+
+/// `--web-url` and `--config`: where the relay's web port is, for sign-in links.
+struct WebAddressOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The relay's address as engineers' browsers reach it, e.g. https://relay.example.com (port 443) or https://relay.example.com:7443; without it, the config file's listen address.",
+            valueName: "URL"))
+    var webURL: String?
+    @Option(help: ArgumentHelp("The relay's JSON config file, for its listen address (as `serve --config`).", valueName: "FILE"))
+    var config: String?
+
+    /// `https://HOST[:PORT]` without a trailing slash.
+    func baseURL() throws -> String {
+        if let webURL {
+            var url = webURL.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            guard let parsed = URLComponents(string: url), parsed.scheme == "https", let host = parsed.host, !host.isEmpty,
+                parsed.path.isEmpty, parsed.query == nil, parsed.fragment == nil
+            else {
+                throw CommandFailure("--web-url must be https://HOST or https://HOST:PORT, as browsers reach the relay (got \"\(webURL)\")")
+            }
+            return url
+        }
+        var configuration = RelayConfiguration()
+        if let config {
+            do { try configuration.apply(configFile: config) } catch { throw CommandFailure("\(error)") }
+        }
+        // A wildcard listen address is no place a browser can go: the link names this
+        // machine as the development certificate does (localhost); --web-url gives the
+        // real name.
+        let host = ["0.0.0.0", "::", "[::]", ""].contains(configuration.listen.host) ? "localhost" : configuration.listen.host
+        let shown = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return configuration.listen.port == 443 ? "https://\(shown)" : "https://\(shown):\(configuration.listen.port)"
+    }
+}
+
+/// A one-time sign-in link just stored, as the commands print it (RelaySignIn's
+/// ``SignInLinkPolicy``: a 256-bit token in the fragment, its digest stored, 24 hours).
+struct IssuedSignInLink {
+    let url: String
+    let expiresAt: Date
+
+    static func issue(for engineerID: String, baseURL: String, store: SQLiteStore, now: Date = Date()) throws -> IssuedSignInLink {
+        let token = SignInSecret()
+        let policy = SignInLinkPolicy()
+        let link = SignInLink(digest: token.digest, engineerID: engineerID, createdAt: now, expiresAt: policy.expiry(issuedAt: now))
+        try store.issueSignInLink(link, actor: "cli")
+        return IssuedSignInLink(url: SignInLinkPolicy.url(baseURL: baseURL, token: token), expiresAt: link.expiresAt)
+    }
+
+    var jsonObject: [String: any Sendable] { ["signin_link": self.url, "signin_link_expires_at": iso8601(self.expiresAt)] }
+
+    var text: String {
+        """
+        One-time sign-in link for the browser (sets the password and two-factor; works once, until \(iso8601(self.expiresAt))):
+          \(self.url)
+        It is shown only this once: send it over a channel only the engineer reads. Earlier links stop working.
+        """
     }
 }
