@@ -6,7 +6,27 @@ internal import GRDB
 // them); recovery codes, sign-in links and web sessions have tables of their own.
 extension SQLiteStore {
     public func engineers(login: String) throws -> [Engineer] {
-        try self.reading { db in try Engineer.filter(Column("login") == login).order(Column("companyID")).fetchRecords(db) }
+        try self.reading { db in
+            try Engineer.filter(Column("login") == login).order(Column("companyID")).fetchRecords(db).map { try Self.withCompany($0, db) }
+        }
+    }
+
+    public func engineer(id: String) throws -> Engineer {
+        try self.reading { db in
+            guard let engineer = try Engineer.fetchOne(db, key: id) else { throw Self.noEngineer(id) }
+            return try Self.withCompany(engineer, db)
+        }
+    }
+
+    /// `engineer` with their company's name and policy, as every method that returns an
+    /// engineer has them (``Engineer/companyName``).
+    private static func withCompany(_ engineer: Engineer, _ db: Database) throws -> Engineer {
+        var engineer = engineer
+        if let company = try Company.fetchOne(db, key: engineer.companyID) {
+            engineer.companyName = company.name
+            engineer.confirmSecurityCode = company.confirmSecurityCode
+        }
+        return engineer
     }
 
     public func webCredentials(engineerID: String) throws -> WebCredentials {

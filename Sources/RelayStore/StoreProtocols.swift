@@ -80,6 +80,8 @@ public protocol AccountStore: Sendable {
 
     /// Engineers with this login, in any company (a login is unique within a company).
     func engineers(login: String) throws -> [Engineer]
+    /// The engineer with this id, with their company's name; `notFound` for an unknown id.
+    func engineer(id: String) throws -> Engineer
     /// The engineer's web credentials; `notFound` for an unknown id.
     func webCredentials(engineerID: String) throws -> WebCredentials
     /// Stores a new password hash and ends the engineer's web sessions.

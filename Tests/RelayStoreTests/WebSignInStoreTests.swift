@@ -160,6 +160,9 @@ import Testing
             _ = try Self.engineer(store, login: "lee", company: "Third")
             #expect(Set(try store.engineers(login: "kim").map(\.id)) == [kimAcme.id, kimOther.id])
             #expect(try store.engineers(login: "nobody").isEmpty)
+            #expect(try store.engineers(login: "lee").map(\.companyName) == ["Third"])
+            #expect(try store.engineer(id: kimOther.id).companyName == "Other")
+            #expect(throws: StoreError.self) { try store.engineer(id: "en-missing") }
         }
     }
 
