@@ -41,8 +41,9 @@ public struct PasswordRules: Sendable {
         if password.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw SignInError(.weakPassword, "the password contains a control character (such as a tab or a line break); use only printable characters")
         }
-        let folded = password.lowercased()
-        if !login.isEmpty, folded.contains(login.lowercased()) {
+        // A login of one or two characters is in too many good passwords to forbid; a
+        // password of 12 or more cannot equal it anyway.
+        if login.count >= 3, password.lowercased().contains(login.lowercased()) {
             throw SignInError(.weakPassword, "the password contains the login \"\(login)\"; choose one that does not")
         }
         if Set(password).count < 4 {

@@ -108,12 +108,19 @@ import Testing
                     engineerID: id, secret: TwoFactor.makeSecret().secret, acceptedStep: 1, recoveryCodeDigests: [Data(repeating: 1, count: 32)],
                     actor: "web")
             }
+            let listed = try #require((try Self.object(["engineer", "list"], data: directory)["engineers"] as? [[String: Any]])?.first)
+            #expect(listed["web_totp"] as? Bool == true && listed["web_password"] as? Bool == false && listed["recovery_codes_left"] as? Int == 1)
+            #expect(listed["totp_secret"] == nil && listed["totpSecret"] == nil)
+            let text = try Self.run(["engineer", "list"], data: directory, json: false)
+            #expect(text.output.contains("web: no password yet (sign-in link)"))
             let reset = try Self.object(["engineer", "reset-totp", id], data: directory)
             #expect(reset["totp_reset"] as? Bool == true)
             let credentials = try SQLiteStore(dataDirectory: directory).webCredentials(engineerID: id)
             #expect(credentials.totpSecret == nil && credentials.recoveryCodesLeft == 0)
-            let text = try Self.run(["engineer", "reset-totp", id], data: directory, json: false)
-            #expect(text.status == 0 && text.output.contains("enrols a new authenticator app"))
+            let resetText = try Self.run(["engineer", "reset-totp", id], data: directory, json: false)
+            #expect(resetText.status == 0 && resetText.output.contains("enrols a new authenticator app"))
+            let after = try #require((try Self.object(["engineer", "list"], data: directory)["engineers"] as? [[String: Any]])?.first)
+            #expect(after["web_totp"] as? Bool == false && after["recovery_codes_left"] as? Int == 0)
         }
     }
 }

@@ -24,6 +24,12 @@ struct PasswordRulesTests {
         }
     }
 
+    @Test("a login of one or two characters does not forbid passwords that contain it")
+    func shortLogin() throws {
+        try self.fast.check("lilac fields in june", login: "li")
+        #expect(throws: SignInError.self) { try self.fast.check("lilac fields in june", login: "lilac") }
+    }
+
     @Test("a good password hashes with a salt and verifies; others do not")
     func hashAndVerify() throws {
         let password = "correct horse battery staple"

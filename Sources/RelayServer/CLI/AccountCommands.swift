@@ -217,17 +217,24 @@ struct EngineerCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List engineers, optionally of one company, with how each logs in (key, or a legacy token to replace with set-key).")
+            abstract:
+                "List engineers, optionally of one company, with how each logs in (key, or a legacy token to replace with set-key) and their web sign-in state."
+        )
         @OptionGroup var options: DataOptions
         @Option(help: "Only this company's engineers.") var company: String?
 
         func run() throws {
-            let engineers = try adminAction { try options.openStore().engineers(companyID: company) }
+            let (engineers, web) = try adminAction {
+                let store = try options.openStore()
+                let engineers = try store.engineers(companyID: company)
+                return (engineers, try engineers.map { try store.webCredentials(engineerID: $0.id) })
+            }
             emit(
-                json: options.json, ["engineers": engineers.map(\.jsonObject)],
+                json: options.json, ["engineers": zip(engineers, web).map { $0.jsonObject.merging($1.jsonObject) { $1 } }],
                 text: engineers.isEmpty
                     ? "No engineers. Add one: relay-server engineer add --company ID LOGIN --public-key KEY"
-                    : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)  \($0.loginMethod.listed)" }.joined(separator: "\n"))
+                    : zip(engineers, web).map { "\($0.id)  \($0.companyID)  \($0.login)  \($0.loginMethod.listed)  web: \($1.listed)" }
+                        .joined(separator: "\n"))
         }
     }
 
@@ -506,6 +513,21 @@ extension Engineer {
             "id": self.id, "company_id": self.companyID, "login": self.login, "created_at": iso8601(self.createdAt),
             "login_method": self.loginMethod.jsonName, "fingerprint": self.loginMethod.fingerprint ?? NSNull(),
         ]
+    }
+}
+
+extension WebCredentials {
+    /// The web sign-in state in `engineer list`'s JSON: whether a password and two-factor
+    /// are set, and how many recovery codes are left. Never the hash or the secret.
+    var jsonObject: [String: any Sendable] {
+        ["web_password": self.passwordHash != nil, "web_totp": self.totpSecret != nil, "recovery_codes_left": self.recoveryCodesLeft]
+    }
+
+    /// How `engineer list` shows it.
+    var listed: String {
+        guard self.passwordHash != nil else { return "no password yet (sign-in link)" }
+        guard self.totpSecret != nil else { return "password, two-factor not enrolled" }
+        return "password and two-factor, \(self.recoveryCodesLeft) recovery codes left"
     }
 }
 
