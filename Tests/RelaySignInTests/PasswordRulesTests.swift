@@ -54,21 +54,25 @@ struct PasswordRulesTests {
     }
 
     /// The measured cost (PasswordRules.defaultCost's documentation): prints the time of one
-    /// check at each cost from 10 to 12; a check at the default cost must be slow enough to
-    /// matter to a guesser. Without an account the check takes as long.
+    /// check at each cost from 10 to 12 (the fastest of three, so a busy machine does not
+    /// skew it); a check at the default cost must be slow enough to matter to a guesser.
+    /// Without an account the check takes about as long.
     @Test("bcrypt cost 12 is slow; a check without an account is as slow")
     func timing() throws {
         let clock = ContinuousClock()
+        func fastest(_ body: () -> Void) -> Duration { (0..<3).map { _ in clock.measure(body) }.min() ?? .zero }
         for cost: UInt8 in [10, 11, PasswordRules.defaultCost] {
             let rules = PasswordRules(cost: cost)
             let hash = try rules.hash("correct horse battery staple", login: "kim")
-            let known = clock.measure { _ = rules.verify("correct horse battery stapler", hash: hash) }
-            let unknown = clock.measure { _ = rules.verify("correct horse battery stapler", hash: nil) }
+            let known = fastest { _ = rules.verify("correct horse battery stapler", hash: hash) }
+            let unknown = fastest { _ = rules.verify("correct horse battery stapler", hash: nil) }
             print("bcrypt cost \(cost): check \(known), without an account \(unknown)")
             if cost == PasswordRules.defaultCost {
                 #expect(known > .milliseconds(50))
             }
-            #expect(unknown * 2 > known, "cost \(cost): \(unknown) vs \(known)")
+            // Same work, so about the same time; the margin is for a busy machine. A dummy
+            // hash bcrypt refused to parse would answer in microseconds.
+            #expect(unknown * 4 > known, "cost \(cost): \(unknown) vs \(known)")
         }
     }
 }
