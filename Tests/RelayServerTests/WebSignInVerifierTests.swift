@@ -138,6 +138,21 @@ import Testing
         }
     }
 
+    @Test func aStaleEnrolmentEnrolsNothing() throws {
+        try Self.withFixture { f in
+            var signIn = try f.verifier.openLink(token: f.link.value, source: "10.0.0.1", now: f.clock.now)
+            try f.verifier.choosePassword(Self.password, signIn: &signIn, now: f.clock.now)
+            guard case .enrolTwoFactor(_, let secret) = signIn.step else { throw TestFailure("no enrolment: \(signIn.step)") }
+            f.clock.now += WebSignIn.pendingLimit
+            let code = TwoFactor(secret: secret).code(step: TwoFactor.step(at: f.clock.now))
+            let stale = #expect(throws: SignInError.self) { try f.verifier.submitCode(code, signIn: &signIn, source: "10.0.0.1", now: f.clock.now) }
+            #expect(stale?.kind == .expired)
+            #expect(signIn.step == .password)
+            let credentials = try f.store.webCredentials(engineerID: f.engineer.id)
+            #expect(credentials.totpSecret == nil && credentials.recoveryCodesLeft == 0)
+        }
+    }
+
     @Test func sessionsCarryTheEngineerAndEndWhenIdle() throws {
         try Self.withFixture { f in
             var signIn = try f.verifier.openLink(token: f.link.value, source: "10.0.0.1", now: f.clock.now)

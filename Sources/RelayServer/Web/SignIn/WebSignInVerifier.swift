@@ -94,6 +94,8 @@ struct WebSignInVerifier: Sendable {
     func submitCode(_ code: String, signIn: inout WebSignIn, source: String, now: Date) throws -> [String]? {
         switch signIn.step {
         case .enrolTwoFactor(let engineerID, let secret):
+            // Before anything is stored: a stale enrolment enrols nothing.
+            try signIn.checkPending(now)
             let engineer = try self.store.engineer(id: engineerID)
             let step: Int64
             do {
