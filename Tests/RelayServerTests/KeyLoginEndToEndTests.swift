@@ -1,12 +1,8 @@
 import Crypto
 import Foundation
-import NIOCore
-import NIOPosix
-import NIOSSL
 import RelayStore
 import RelayTestSupport
 import RelayWire
-import Synchronization
 import Testing
 
 @testable import RelayClient
@@ -14,8 +10,8 @@ import Testing
 
 // Key logins over real TLS on loopback (PROTOCOL.md §1.2; docs/SECURITY.md "Logging in to
 // the relay"): the agent's key is its TLS client certificate, and nothing it sends could
-// log anyone in again. Includes the outside attack of issue 12: a proxy in front of the
-// relay holding the relay's own certificate key.
+// log anyone in again. The outside attack of issue 12 (a proxy holding the relay's own
+// certificate key) is OutsideAttackTests.
 @Suite(.serialized) struct KeyLoginEndToEndTests {
     /// Key accounts of ACME: an engineer and a host, with keys made now.
     private struct Accounts {
@@ -119,124 +115,5 @@ import Testing
             }
             #expect(error?.code == .authenticationFailed)
         }
-    }
-
-    /// Issue 12's outside attack: a proxy in front of the relay with the relay's own
-    /// certificate and key. The agent trusts it (it presents the right certificate), and the
-    /// proxy sees everything the agent sends in TLS. That holds no secret, and the proxy's own
-    /// connection to the relay cannot prove the engineer's key: the login fails, and the
-    /// relay never logs the engineer in.
-    @Test func aProxyWithTheRelaysTLSKeyHarvestsNothingThatLogsIn() async throws {
-        try await TestRelay.with { relay in
-            let accounts = try Accounts(relay)
-            for proxyKey in [nil, Curve25519.Signing.PrivateKey()] {
-                let proxy = try await InterceptingProxy.start(in: relay, presenting: proxyKey)
-                let error = await #expect(throws: RelayClientError.self) {
-                    try await RelayConnection.withConnection(
-                        to: RelayAddress(host: "localhost", port: proxy.port), trust: relay.trust, clientKey: accounts.engineerKey
-                    ) { connection in
-                        _ = try await connection.hello(role: .viewer)
-                        _ = try await connection.authenticate(viewer: .key(.newSupportCode))
-                    }
-                }
-                #expect(error?.code == .authenticationFailed)
-                // A proxy presenting its own key is named as such: the agent knows its own key.
-                #expect((error?.description.contains("presents a key of its own") == true) == (proxyKey != nil), "\(String(describing: error))")
-                // The proxy saw the engineer's public key and a ViewerAuth with no token: nothing secret.
-                #expect(proxy.agentKey == accounts.engineerKey.publicKey.rawRepresentation)
-                let seen = proxy.seenFromAgent
-                #expect(seen.readableBytes > 0)
-                #expect(!String(decoding: seen.readableBytesView, as: UTF8.self).contains(relay.acme.engineerToken))
-                try await proxy.close()
-            }
-            relay.node.relay.flushAccessLog()
-            #expect(try relay.store.accessLog(limit: 50).allSatisfy { !($0.event == .engineerKey && $0.outcome == .accepted) })
-        }
-    }
-}
-
-/// A TLS-terminating proxy on loopback with the relay's certificate and key: it records
-/// what agents send (plaintext) and the key of their client certificate, and forwards the
-/// bytes over its own TLS connection to the relay, presenting `presenting` (or no key).
-private final class InterceptingProxy: Sendable {
-    private let listener: any Channel
-    private let seen = Mutex(ByteBuffer())
-    private let presented = Mutex<Data?>(nil)
-    var port: Int { self.listener.localAddress!.port! }
-    var seenFromAgent: ByteBuffer { self.seen.withLock { $0 } }
-    var agentKey: Data? { self.presented.withLock { $0 } }
-
-    private init(listener: any Channel) { self.listener = listener }
-
-    static func start(in relay: TestRelay, presenting key: Curve25519.Signing.PrivateKey?) async throws -> InterceptingProxy {
-        var serverConfiguration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(relay.server.certificate)], privateKey: .privateKey(relay.server.privateKey))
-        serverConfiguration.applicationProtocols = [RelayProtocol.alpnToken]
-        serverConfiguration.certificateVerification = .optionalVerification
-        serverConfiguration.verifySignatureAlgorithms = [.ed25519]
-        let serverContext = try NIOSSLContext(configuration: serverConfiguration)
-        var clientConfiguration = TLSConfiguration.makeClientConfiguration()
-        clientConfiguration.trustRoots = .certificates([relay.authority.certificate])
-        clientConfiguration.applicationProtocols = [RelayProtocol.alpnToken]
-        if let key {
-            let (certificate, privateKey) = try ClientCertificate.material(for: key)
-            clientConfiguration.certificateChain = [.certificate(certificate)]
-            clientConfiguration.privateKey = .privateKey(privateKey)
-        }
-        let clientContext = try NIOSSLContext(configuration: clientConfiguration)
-        let relayPort = relay.port
-        let box = ProxyBox()
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { agent in
-                ClientBootstrap(group: agent.eventLoop)
-                    .channelInitializer { upstream in
-                        upstream.eventLoop.makeCompletedFuture {
-                            try upstream.pipeline.syncOperations.addHandlers([
-                                try NIOSSLClientHandler(context: clientContext, serverHostname: "localhost"), Pipe(to: agent, record: nil),
-                            ])
-                        }
-                    }
-                    .connect(host: "127.0.0.1", port: relayPort)
-                    .flatMapThrowing { upstream in
-                        let tls = NIOSSLServerHandler(context: serverContext) { certificates, promise in
-                            if let first = certificates.first { _ = box.proxy?.presented.withLock { $0 = AgentKeyCertificate.publicKey(of: first) } }
-                            promise.succeed(.certificateVerified)
-                        }
-                        try agent.pipeline.syncOperations.addHandlers([
-                            tls, Pipe(to: upstream) { bytes in _ = box.proxy?.seen.withLock { $0.writeImmutableBuffer(bytes) } },
-                        ])
-                    }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let proxy = InterceptingProxy(listener: listener)
-        box.proxy = proxy
-        return proxy
-    }
-
-    func close() async throws {
-        try await self.listener.close()
-    }
-
-    /// Lets the channel initializers reach the proxy made after them.
-    private final class ProxyBox: @unchecked Sendable {
-        var proxy: InterceptingProxy?
-    }
-
-    /// Writes what one side reads to the other, recording it; closes the other at the end.
-    private final class Pipe: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let partner: any Channel
-        let record: (@Sendable (ByteBuffer) -> Void)?
-        init(to partner: any Channel, record: (@Sendable (ByteBuffer) -> Void)?) {
-            self.partner = partner
-            self.record = record
-        }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let bytes = self.unwrapInboundIn(data)
-            self.record?(bytes)
-            self.partner.writeAndFlush(bytes, promise: nil)
-        }
-        func channelInactive(context: ChannelHandlerContext) { self.partner.close(promise: nil) }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
     }
 }

@@ -68,9 +68,10 @@ import Testing
                 // What the relay answers a key login that reaches it without the agent's key
                 // (PROTOCOL.md §5.1.3, §5.1.4; OPERATIONS.md §1 "Firewall"). With the proxy's
                 // own key the agent is told that key's fingerprint, not its own.
+                // The agent, which knows its own key, then says a middlebox presented its own.
                 let refusal =
                     proxyPresentsItsOwnKey
-                    ? KeyFingerprint.of(proxyKey.publicKey) : "a key login needs the agent's key as its TLS client certificate, and none arrived"
+                    ? "presents a key of its own" : "a key login needs the agent's key as its TLS client certificate, and none arrived"
 
                 // Attended: the engineer asks for a support code.
                 let (attended, attendedOutput) = try Agents.agent(
