@@ -37,7 +37,8 @@ let package = Package(
         .executableTarget(
             name: "FuzzClientHelloALPN",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio")
+                .product(name: "RelayWire", package: "SupportRelay"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The relay's forwarding scanner, differentially against readFrame.
