@@ -23,19 +23,6 @@ final class RawAgent: @unchecked Sendable {
         var description: String { "the relay closed the connection with \(bufferedBytes) bytes of an unfinished frame buffered" }
     }
 
-    /// Hands every decrypted chunk to the agent's stream, in order; ends it at close.
-    private final class Collector: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
-        init(_ continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.continuation.yield(self.unwrapInboundIn(data)) }
-        func channelInactive(context: ChannelHandlerContext) { self.continuation.finish() }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            self.continuation.finish(throwing: error)
-            context.close(promise: nil)
-        }
-    }
-
     private init(channel: any Channel, inbound: AsyncThrowingStream<ByteBuffer, any Error>) {
         self.channel = channel
         self.inbound = inbound.makeAsyncIterator()
@@ -54,7 +41,7 @@ final class RawAgent: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), Collector(continuation),
+                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), ByteStreamCollector(continuation),
                     ])
                 }
             }
@@ -121,5 +108,19 @@ final class RawAgent: @unchecked Sendable {
             try? await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
         }
         try? await self.channel.close()
+    }
+}
+
+/// Hands every decrypted chunk of a test client's connection to its stream, in order;
+/// ends the stream at close, or with the error that closed it (RawAgent, WebClient).
+final class ByteStreamCollector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    init(_ continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.continuation.yield(self.unwrapInboundIn(data)) }
+    func channelInactive(context: ChannelHandlerContext) { self.continuation.finish() }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.continuation.finish(throwing: error)
+        context.close(promise: nil)
     }
 }

@@ -291,18 +291,12 @@ import Testing
     /// client's Close ends the connection like a TCP close (the code is withdrawn).
     @Test(.timeLimit(.minutes(1))) func aWebSocketViewerLogsInWithoutAKey() async throws {
         try await TestRelay.with { relay in
-            let keyLogin = try await WebClient.connect(to: relay)
-            #expect(try await keyLogin.upgrade(host: "localhost:\(relay.port)").status == 101)
-            try await keyLogin.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
-            _ = try await keyLogin.readMessage()
+            let keyLogin = try await WebClient.helloed(to: relay, role: .viewer)
             try await keyLogin.sendMessage(.viewerAuth(.key(.newSupportCode)))
             guard case .error(let error) = try await keyLogin.readMessage() else { throw TestFailure("expected Error") }
             #expect(error.code == .authenticationFailed)
 
-            let viewer = try await WebClient.connect(to: relay)
-            #expect(try await viewer.upgrade(host: "localhost:\(relay.port)").status == 101)
-            try await viewer.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
-            _ = try await viewer.readMessage()
+            let viewer = try await WebClient.helloed(to: relay, role: .viewer)
             try await viewer.sendMessage(.viewerAuth(ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)))
             guard case .codeIssued(let issued) = try await viewer.readMessage() else { throw TestFailure("expected CodeIssued") }
             // A WebSocket Ping is answered by the relay's WebSocket, not the protocol.
@@ -332,10 +326,7 @@ import Testing
     /// and one read cycle for it (as for agents: AbuseEndToEndTests).
     @Test(.timeLimit(.minutes(1))) func aWebSocketViewerThatStopsReadingHoldsBackTheHost() async throws {
         try await TestRelay.with { relay in
-            let viewer = try await WebClient.connect(to: relay)
-            #expect(try await viewer.upgrade(host: "localhost:\(relay.port)").status == 101)
-            try await viewer.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
-            _ = try await viewer.readMessage()
+            let viewer = try await WebClient.helloed(to: relay, role: .viewer)
             try await viewer.sendMessage(.viewerAuth(ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)))
             guard case .codeIssued(let issued) = try await viewer.readMessage() else { throw TestFailure("expected CodeIssued") }
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust) { host in
@@ -389,10 +380,7 @@ import Testing
     /// A relay shutdown reaches a browser as the protocol's Bye, then the WebSocket's Close.
     @Test(.timeLimit(.minutes(1))) func aShutdownSaysByeOverTheWebSocket() async throws {
         let relay = try await TestRelay.start()
-        let viewer = try await WebClient.connect(to: relay)
-        #expect(try await viewer.upgrade(host: "localhost:\(relay.port)").status == 101)
-        try await viewer.sendMessage(.hello(Hello(role: .viewer, capabilities: .all, software: "web-test/1")))
-        _ = try await viewer.readMessage()
+        let viewer = try await WebClient.helloed(to: relay, role: .viewer)
         try await viewer.sendMessage(.viewerAuth(ViewerAuth(token: relay.acme.engineerToken, request: .newSupportCode)))
         guard case .codeIssued = try await viewer.readMessage() else { throw TestFailure("expected CodeIssued") }
         async let stopped: Void = relay.stop()
@@ -455,24 +443,23 @@ final class WebClient: @unchecked Sendable {
     /// The protocol's bytes from binary messages, not yet read.
     private var stream = ByteBuffer()
 
-    private final class Collector: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
-        init(_ continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.continuation.yield(self.unwrapInboundIn(data)) }
-        func channelInactive(context: ChannelHandlerContext) { self.continuation.finish() }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            self.continuation.finish(throwing: error)
-            context.close(promise: nil)
-        }
-    }
-
     private init(channel: any Channel, inbound: AsyncThrowingStream<ByteBuffer, any Error>) {
         self.channel = channel
         self.inbound = inbound.makeAsyncIterator()
     }
 
     deinit { self.channel.close(promise: nil) }
+
+    /// A WebSocket on `relay` that has said Hello as `role` and read the HelloAck: where a
+    /// browser's protocol session starts.
+    static func helloed(to relay: TestRelay, role: Role) async throws -> WebClient {
+        let client = try await WebClient.connect(to: relay)
+        let upgrade = try await client.upgrade(host: "localhost:\(relay.port)")
+        guard upgrade.status == 101 else { throw TestFailure("the WebSocket upgrade got \(upgrade.status)") }
+        try await client.sendMessage(.hello(Hello(role: role, capabilities: .all, software: "web-test/1")))
+        guard case .helloAck = try await client.readMessage() else { throw TestFailure("expected HelloAck") }
+        return client
+    }
 
     static func connect(to relay: TestRelay, alpn: [String] = ["http/1.1"]) async throws -> WebClient {
         var configuration = TLSConfiguration.makeClientConfiguration()
@@ -484,7 +471,7 @@ final class WebClient: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), Collector(continuation),
+                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), ByteStreamCollector(continuation),
                     ])
                 }
             }

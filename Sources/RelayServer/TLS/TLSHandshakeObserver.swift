@@ -20,27 +20,21 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let metrics: RelayMetrics
-    private let logger: Logger
+    private let accounting: TLSAccounting
     private var handshakeCompleted = false
     /// What the verification callback recorded of the client certificate.
     private let presentedKey: AgentKeyCertificate.PresentedKey
 
     init(metrics: RelayMetrics, logger: Logger, presentedKey: AgentKeyCertificate.PresentedKey) {
-        self.metrics = metrics
-        self.logger = logger
+        self.accounting = TLSAccounting(metrics: metrics, logger: logger, applicationProtocol: RelayProtocol.alpnToken)
         self.presentedKey = presentedKey
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
-            guard negotiated == RelayProtocol.alpnToken else {
-                self.metrics.tlsFailures.increment()
-                self.logger.info("TLS without the supportrelay/1 ALPN token", metadata: ["alpn": "\(negotiated ?? "none")"])
-                context.close(promise: nil)
-                return
-            }
-            self.metrics.tlsHandshakes.increment()
+        switch self.accounting.handshakeCompleted(event, context: context) {
+        case false?:
+            return
+        case true?:
             self.handshakeCompleted = true
             context.fireUserInboundEventTriggered(event)
             // A key login's proof (PROTOCOL.md §1.2): the key of the client certificate that
@@ -48,9 +42,9 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
             if let key = self.presentedKey.key {
                 context.fireUserInboundEventTriggered(ClientKeyProved(publicKey: key))
             }
-            return
+        case nil:
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -63,12 +57,7 @@ final class TLSHandshakeObserver: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is NIOSSLError || error is BoringSSLError {
-            self.metrics.tlsFailures.increment()
-            self.logger.info("TLS failed", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
+        if self.accounting.caught(error, context: context) { return }
         context.fireErrorCaught(error)
     }
 }

@@ -59,24 +59,16 @@ final class WebTLSObserver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let metrics: RelayMetrics
+    private let accounting: TLSAccounting
     private let logger: Logger
 
     init(metrics: RelayMetrics, logger: Logger) {
-        self.metrics = metrics
+        self.accounting = TLSAccounting(metrics: metrics, logger: logger, applicationProtocol: ClientHelloALPN.webProtocol)
         self.logger = logger
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
-            guard negotiated == ClientHelloALPN.webProtocol else {
-                self.metrics.tlsFailures.increment()
-                self.logger.info("TLS on the web port without ALPN http/1.1", metadata: ["alpn": "\(negotiated ?? "none")"])
-                context.close(promise: nil)
-                return
-            }
-            self.metrics.tlsHandshakes.increment()
-        }
+        guard self.accounting.handshakeCompleted(event, context: context) != false else { return }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -87,12 +79,7 @@ final class WebTLSObserver: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if error is NIOSSLError || error is BoringSSLError {
-            self.metrics.tlsFailures.increment()
-            self.logger.info("TLS failed", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
+        if self.accounting.caught(error, context: context) { return }
         context.fireErrorCaught(error)
     }
 }
