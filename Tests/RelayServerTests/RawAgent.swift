@@ -31,21 +31,7 @@ final class RawAgent: @unchecked Sendable {
     /// Connects to `relay` at `host` (the relay's listen address; `"::1"` for a relay that
     /// listens on IPv6), checking the certificate for the name `localhost`.
     static func connect(to relay: TestRelay, host: String = "localhost", alpn: [String] = [RelayProtocol.alpnToken]) async throws -> RawAgent {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates([relay.authority.certificate])
-        configuration.applicationProtocols = alpn
-        let context = try NIOSSLContext(configuration: configuration)
-        let (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), ByteStreamCollector(continuation),
-                    ])
-                }
-            }
-            .connect(host: host, port: relay.port).get()
+        let (channel, inbound) = try await ByteStreamCollector.connect(to: relay, host: host, alpn: alpn, noDelay: true)
         return RawAgent(channel: channel, inbound: inbound)
     }
 
@@ -122,5 +108,28 @@ final class ByteStreamCollector: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.continuation.finish(throwing: error)
         context.close(promise: nil)
+    }
+
+    /// A TLS connection to `relay` at `host` with `alpn`, checking the certificate for the
+    /// name `localhost`, whose decrypted bytes arrive on the returned stream.
+    static func connect(
+        to relay: TestRelay, host: String, alpn: [String], noDelay: Bool = false
+    ) async throws -> (any Channel, AsyncThrowingStream<ByteBuffer, any Error>) {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([relay.authority.certificate])
+        configuration.applicationProtocols = alpn
+        let context = try NIOSSLContext(configuration: configuration)
+        let (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: noDelay ? 1 : 0)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), ByteStreamCollector(continuation),
+                    ])
+                }
+            }
+            .connect(host: host, port: relay.port).get()
+        return (channel, inbound)
     }
 }

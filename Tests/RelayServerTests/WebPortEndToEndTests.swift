@@ -462,20 +462,7 @@ final class WebClient: @unchecked Sendable {
     }
 
     static func connect(to relay: TestRelay, alpn: [String] = ["http/1.1"]) async throws -> WebClient {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates([relay.authority.certificate])
-        configuration.applicationProtocols = alpn
-        let context = try NIOSSLContext(configuration: configuration)
-        let (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLClientHandler(context: context, serverHostname: "localhost"), ByteStreamCollector(continuation),
-                    ])
-                }
-            }
-            .connect(host: "127.0.0.1", port: relay.port).get()
+        let (channel, inbound) = try await ByteStreamCollector.connect(to: relay, host: "127.0.0.1", alpn: alpn)
         return WebClient(channel: channel, inbound: inbound)
     }
 
