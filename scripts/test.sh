@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property and end-to-end tests over real TLS on loopback,
-# then a short libFuzzer run of the RelayWire decoder seeded with docs/PROTOCOL.md's vectors.
+# then the browser tests in Chromium and a short libFuzzer run of the RelayWire decoder seeded with docs/PROTOCOL.md's vectors.
 #   scripts/test.sh                 everything
 #   FUZZ_SECONDS=0 scripts/test.sh  skip the fuzz run
 # With DISPLAY unset, an Xvfb is started for the X11 tests and stopped on exit.
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
 source scripts/lib/xvfb.sh
 ensure_prerequisites
+ensure_browser_tools
 
 # The X11 capture and input tests need an X display; without one, run them on a private Xvfb.
 if [ -z "${DISPLAY:-}" ]; then
@@ -30,6 +31,10 @@ echo "==> Running tests"
 # 2-thread cooperative pool, and in a parallel run that stalls every other test's TLS
 # logins and keepalives past their deadlines.
 swift test --skip-build --no-parallel
+# The web app in Debian's Chromium (Playwright): its modules against PROTOCOL.md's vectors,
+# and sign-in, console and viewer against a real relay-server of this build.
+echo "==> Running the browser tests (Tests/browser, Chromium)"
+"$BROWSER_PYTHON" -m pytest -q -p no:cacheprovider Tests/browser
 # PROTOCOL.md §2.3 under load, alone: Pings every 50 ms each way while 1 MiB frames stream
 # both ways through the relay for two minutes, every byte checked.
 echo "==> Running the frame-boundary soak (${RELAY_INTERLEAVE_SECONDS:-120} s)"

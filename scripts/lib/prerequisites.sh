@@ -3,7 +3,30 @@
 # shellcheck shell=bash
 
 # python3-cryptography: scripts/e2e-vector.py checks PROTOCOL.md's end-to-end vectors with it.
-APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography)
+# chromium, python3-venv: the browser tests (Tests/browser) drive Debian's Chromium with
+# Playwright for Python, installed in a virtual environment (ensure_browser_tools).
+APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium)
+
+# The browser tests' Python: a virtual environment in the repository's .build-browser-venv
+# (ignored by git, like every .build* folder), made and filled on first use.
+BROWSER_VENV="${BROWSER_VENV:-$PWD/.build-browser-venv}"
+PLAYWRIGHT_VERSION="1.65.2"
+PYTEST_VERSION="8.4.2"
+
+# ensure_browser_tools: after ensure_prerequisites. Playwright drives /usr/bin/chromium;
+# it never downloads a browser of its own (no `playwright install`).
+ensure_browser_tools() {
+    if [ ! -x "$BROWSER_VENV/bin/python" ]; then
+        echo "==> Making the browser tests' Python environment ($BROWSER_VENV)"
+        python3 -m venv "$BROWSER_VENV"
+    fi
+    if ! "$BROWSER_VENV/bin/python" -c "import playwright, pytest" >/dev/null 2>&1; then
+        echo "==> Installing Playwright $PLAYWRIGHT_VERSION and pytest $PYTEST_VERSION (pip, into $BROWSER_VENV)"
+        "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
+    fi
+    export BROWSER_PYTHON="$BROWSER_VENV/bin/python"
+    export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+}
 
 ensure_prerequisites() {
     if ! command -v swift >/dev/null 2>&1; then
