@@ -225,6 +225,8 @@ final class RelayNode: Service, Sendable {
 
     private static func bindRelay(relay: Relay, certificate: ServingCertificate, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
         let configuration = relay.configuration
+        // The browsers' sign-in, console data and WebSocket logins (one for the node).
+        let application = WebApplication(relay: relay, fingerprint: { certificate.fingerprint })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -256,7 +258,8 @@ final class RelayNode: Service, Sendable {
                         },
                         web: {
                             WebPort.handlers(
-                                context: certificate.webContext, maximumPayloadLength: configuration.maximumPayloadLength, metrics: relay.metrics,
+                                context: certificate.webContext, application: application, maximumPayloadLength: configuration.maximumPayloadLength,
+                                metrics: relay.metrics,
                                 logger: relay.logger)
                         }
                     )

@@ -55,6 +55,20 @@ public struct TwoFactor: Sendable {
             .createAuthenticatorURL(label: "\(issuer):\(account)", issuer: issuer)
     }
 
+    /// The key a person types into an authenticator app that cannot scan the QR code: the
+    /// `secret` parameter of ``enrolmentURL(issuer:account:)`` (base32), in groups of four.
+    public var manualEntryKey: String {
+        let url = self.enrolmentURL(issuer: "x", account: "x")
+        let key = URLComponents(string: url)?.queryItems?.first { $0.name == "secret" }?.value ?? ""
+        var groups: [Substring] = []
+        var rest = Substring(key)
+        while !rest.isEmpty {
+            groups.append(rest.prefix(4))
+            rest = rest.dropFirst(4)
+        }
+        return groups.joined(separator: " ")
+    }
+
     /// Checks `code` at `now`; returns the step it belongs to, which the caller stores as
     /// the account's last accepted step.
     ///

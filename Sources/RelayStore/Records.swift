@@ -56,6 +56,8 @@ public struct EnrolledHost: Codable, Sendable, Hashable {
     /// secret account or a host enrolled without a key, which cannot log in until it has one.
     public var publicKey: Data?
     public var createdAt: Date
+    /// When the host last registered with the relay or left it; nil: never.
+    public var lastSeenAt: Date?
 
     /// What the relay compares to end the live sessions of a removed account or one whose
     /// credential changed (``AccountStore/credentialDigests(engineerIDs:hostIDs:)``).
@@ -117,12 +119,15 @@ public struct AccessEvent: Codable, Sendable, Hashable {
         /// code (`web_totp`), a recovery code (`web_recovery_code`), a one-time sign-in
         /// link (`web_signin_link`).
         case webPassword, webTOTP, webRecoveryCode, webSignInLink
+        /// A browser's viewer login over the web port's WebSocket, by the engineer's web
+        /// session (`web_session`).
+        case webSession
         /// A value this version does not know, read from a row another version wrote;
         /// kept and shown as it is.
         case other(String)
 
         public static let known: [Kind] = [
-            .viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken, .webPassword, .webTOTP, .webRecoveryCode, .webSignInLink,
+            .viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken, .webPassword, .webTOTP, .webRecoveryCode, .webSignInLink, .webSession,
         ]
 
         public init(rawValue: String) {
@@ -141,6 +146,7 @@ public struct AccessEvent: Codable, Sendable, Hashable {
             case .webTOTP: "web_totp"
             case .webRecoveryCode: "web_recovery_code"
             case .webSignInLink: "web_signin_link"
+            case .webSession: "web_session"
             case .other(let text): text
             }
         }
@@ -222,13 +228,15 @@ public struct UsageRecord: Sendable, Hashable {
     public var viewerAddress: String
     public var hostAddress: String
     public var relayNode: String
+    /// What the engineer viewed with: `relay-agent view`, or the browser viewer.
+    public var viewerClient: ViewerClient
     /// When the counters were last written: where a record left open by a crash is closed.
     public var checkpointedAt: Milliseconds
 
     public init(
         id: String, companyID: String, engineerLogin: String, hostID: String?, hostName: String, mode: Mode,
         startedAt: Milliseconds, endedAt: Milliseconds? = nil, counters: UsageCounters = .zero, endReason: EndReason? = nil,
-        viewerAddress: String, hostAddress: String, relayNode: String, checkpointedAt: Milliseconds? = nil
+        viewerAddress: String, hostAddress: String, relayNode: String, viewerClient: ViewerClient = .agent, checkpointedAt: Milliseconds? = nil
     ) {
         self.id = id
         self.companyID = companyID
@@ -243,6 +251,7 @@ public struct UsageRecord: Sendable, Hashable {
         self.viewerAddress = viewerAddress
         self.hostAddress = hostAddress
         self.relayNode = relayNode
+        self.viewerClient = viewerClient
         self.checkpointedAt = checkpointedAt ?? endedAt ?? startedAt
     }
 
@@ -273,6 +282,31 @@ extension UsageRecord {
             switch self {
             case .attended: "attended"
             case .unattended: "unattended"
+            case .other(let text): text
+            }
+        }
+    }
+
+    /// What the engineer viewed the session with: the `viewerClient` column and the
+    /// `viewer_client` export column hold ``rawValue``.
+    public enum ViewerClient: StoredVocabulary {
+        /// `relay-agent view` over the relay port (`agent`).
+        case agent
+        /// The browser viewer over the web port's WebSocket (`browser`).
+        case browser
+        /// A value this version does not know, read from a row another version wrote.
+        case other(String)
+
+        public static let known: [ViewerClient] = [.agent, .browser]
+
+        public init(rawValue: String) {
+            self = Self.known.first { $0.rawValue == rawValue } ?? .other(rawValue)
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .agent: "agent"
+            case .browser: "browser"
             case .other(let text): text
             }
         }

@@ -141,6 +141,15 @@ extension SQLiteStore {
                 t.column("sourceAddress", .text).notNull()
             }
         }
+        migrator.registerMigration("v6 browser viewer") { db in
+            // The usage history says what the engineer viewed with (issue 13 item 4); rows
+            // from before the browser viewer were all `relay-agent view`.
+            try db.alter(table: "session") { t in t.add(column: "viewerClient", .text).notNull().defaults(to: "agent") }
+            // The console's "recent sessions" of one engineer.
+            try db.create(index: "session_engineer", on: "session", columns: ["companyID", "engineerLogin", "startedAt"])
+            // The console's host list: when each host was last connected.
+            try db.alter(table: "host") { t in t.add(column: "lastSeenAt", .datetime) }
+        }
         return migrator
     }
 
@@ -246,7 +255,7 @@ extension UsageRecord {
             startedAt: row[6], endedAt: row[7],
             counters: UsageCounters(bytesToViewer: row[8], bytesToHost: row[9], framesToViewer: row[10], framesToHost: row[11]),
             endReason: (row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: row[13], hostAddress: row[14], relayNode: row[15],
-            checkpointedAt: row[16]
+            viewerClient: UsageRecord.ViewerClient(rawValue: row[17]), checkpointedAt: row[16]
         )
     }
 
@@ -255,6 +264,7 @@ extension UsageRecord {
             self.id, self.companyID, self.engineerLogin, self.hostID, self.hostName, self.mode.rawValue, self.startedAt, self.endedAt,
             self.durationSeconds, self.counters.bytesToViewer, self.counters.bytesToHost, self.counters.framesToViewer,
             self.counters.framesToHost, self.endReason?.rawValue, self.viewerAddress, self.hostAddress, self.relayNode, self.checkpointedAt,
+            self.viewerClient.rawValue,
         ]
     }
 }

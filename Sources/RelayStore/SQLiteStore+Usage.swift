@@ -4,7 +4,7 @@ internal import GRDB
 extension SQLiteStore {
     static let sessionColumns = """
         id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, bytesToViewer, bytesToHost, \
-        framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode, checkpointedAt
+        framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode, checkpointedAt, viewerClient
         """
 
     // MARK: Recording
@@ -18,7 +18,7 @@ extension SQLiteStore {
                     sql: """
                         INSERT OR IGNORE INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, \
                         durationSeconds, bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, \
-                        hostAddress, relayNode, checkpointedAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        hostAddress, relayNode, checkpointedAt, viewerClient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """)
                 for record in batch.opened {
                     try insert.execute(arguments: record.statementArguments)
@@ -103,6 +103,16 @@ extension SQLiteStore {
             page.reserveCapacity(limit)
             while let row = try rows.next() { page.append(UsageRecord(row: row)) }
             return page
+        }
+    }
+
+    public func recentSessions(companyID: String, engineerLogin: String, limit: Int) throws -> [UsageRecord] {
+        try self.reading { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT \(Self.sessionColumns) FROM session WHERE companyID = ? AND engineerLogin = ? ORDER BY startedAt DESC, id DESC LIMIT ?",
+                arguments: [companyID, engineerLogin, limit]
+            ).map(UsageRecord.init(row:))
         }
     }
 

@@ -162,12 +162,13 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     // MARK: Engineers
 
-    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer {
-        let key = publicKey.rawRepresentation
+    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey?, actor: String) throws -> Engineer {
+        let key = publicKey?.rawRepresentation
         let engineer = Engineer(
             id: Secrets.makeID(prefix: "en"), companyID: companyID, login: try Self.validName(login, what: "engineer login"), tokenDigest: Data(),
             publicKey: key, createdAt: self.now())
-        return try self.writing { db in try self.insert(engineer, detail: "key=\(AccountKey.fingerprint(rawPublicKey: key))", actor: actor, db) }
+        let detail = key.map { "key=\(AccountKey.fingerprint(rawPublicKey: $0))" } ?? "browser only (no key)"
+        return try self.writing { db in try self.insert(engineer, detail: detail, actor: actor, db) }
     }
 
     /// The legacy token path: the command line no longer offers it (see ``AccountStore``).
@@ -380,6 +381,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         return host
     }
 
+    public func markHostsSeen(ids: [String], at: Date) throws {
+        guard !ids.isEmpty else { return }
+        try self.writing { db in
+            let update = try db.cachedStatement(sql: "UPDATE host SET lastSeenAt = ? WHERE id = ?")
+            for id in ids { try update.execute(arguments: [at, id]) }
+        }
+    }
+
     public func tokenAccountCounts() throws -> (engineers: Int, hosts: Int) {
         try self.reading { db in
             let row = try Row.fetchOne(
@@ -431,7 +440,7 @@ extension AccountStore {
     public func addCompany(name: String) throws -> (Company, token: String) { try self.addCompany(name: name, actor: "cli") }
     public func removeCompany(id: String) throws { try self.removeCompany(id: id, actor: "cli") }
     public func rotateCompanyToken(id: String) throws -> String { try self.rotateCompanyToken(id: id, actor: "cli") }
-    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey) throws -> Engineer {
+    public func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey?) throws -> Engineer {
         try self.addEngineer(companyID: companyID, login: login, publicKey: publicKey, actor: "cli")
     }
     /// The legacy token path (see ``AccountStore/addEngineer(companyID:login:actor:)``).

@@ -24,10 +24,11 @@ public protocol AccountStore: Sendable {
     // nothing that logs in. Tokens and secrets issued before keys keep working until the
     // account is given a key; nothing issues new ones.
 
-    /// Adds an engineer who logs in with `publicKey`; the key's fingerprint goes into the
-    /// audit entry. A key that another engineer logs in with is refused (each engineer
-    /// has a key of their own).
-    func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey, actor: String) throws -> Engineer
+    /// Adds an engineer whose agent logs in with `publicKey`; the key's fingerprint goes
+    /// into the audit entry. A key that another engineer logs in with is refused (each
+    /// engineer has a key of their own). Without a key, the engineer works in the browser
+    /// only (after the web sign-in link), until ``setEngineerKey(id:publicKey:actor:)``.
+    func addEngineer(companyID: String, login: String, publicKey: Curve25519.Signing.PublicKey?, actor: String) throws -> Engineer
     /// Adds an engineer who logs in with a bearer token: the legacy path, which the
     /// command line no longer offers (relay tests and data from before keys use it).
     func addEngineer(companyID: String, login: String, actor: String) throws -> (Engineer, token: String)
@@ -116,6 +117,9 @@ public protocol AccountStore: Sendable {
     /// returns how many rows went.
     func removeExpiredSignIns(now: Date, idleBefore: Date, startedBefore: Date) throws -> Int
     func accessLog(limit: Int) throws -> [AccessEvent]
+    /// Sets ``EnrolledHost/lastSeenAt`` of these hosts (the relay calls it when a host
+    /// registers and when it leaves). Unknown ids are ignored.
+    func markHostsSeen(ids: [String], at: Date) throws
 }
 
 /// The usage history, its retention, legal holds and the audit log.
@@ -134,6 +138,10 @@ public protocol UsageStore: Sendable {
     /// One page of a company's records that started in `range`, ordered by start time
     /// and id, after `cursor`. An export reads page after page, so memory stays flat.
     func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord]
+
+    /// The `limit` latest records of one engineer of a company, newest first (the web
+    /// console's "recent sessions").
+    func recentSessions(companyID: String, engineerLogin: String, limit: Int) throws -> [UsageRecord]
 
     // The retention purge comes in three steps, so that a caller can run each batch as a
     // job of its own and let other work in between (the relay's background pool); the

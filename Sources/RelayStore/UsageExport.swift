@@ -124,7 +124,7 @@ public struct UsageExportEncoder: Sendable {
     public static let columns = [
         "session_id", "company_id", "engineer", "host_id", "host_name", "mode", "started_at", "ended_at", "duration_s",
         "bytes_to_viewer", "bytes_to_host", "frames_to_viewer", "frames_to_host", "end_reason", "viewer_addr",
-        "host_addr", "relay_node",
+        "host_addr", "relay_node", "viewer_client",
     ]
 
     /// The UTF-8 byte order mark, which makes Excel read a CSV file as UTF-8.
@@ -164,7 +164,7 @@ public struct UsageExportEncoder: Sendable {
             .text(record.hostName), .text(record.mode.rawValue), .text(started), .optionalText(ended),
             .optionalNumber(record.durationSeconds), .number(record.counters.bytesToViewer), .number(record.counters.bytesToHost),
             .number(record.counters.framesToViewer), .number(record.counters.framesToHost), .optionalText(record.endReason?.rawValue),
-            .text(record.viewerAddress), .text(record.hostAddress), .text(record.relayNode),
+            .text(record.viewerAddress), .text(record.hostAddress), .text(record.relayNode), .text(record.viewerClient.rawValue),
         ]
         switch self.format {
         case .csv:

@@ -132,11 +132,11 @@ import Testing
             let lines = month.text.split(separator: "\r\n")
             #expect(
                 lines[0].hasSuffix(
-                    "session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node"
+                    "session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node,viewer_client"
                 ))
             #expect(
                 lines[1]
-                    == "acme-0000000,\(relay.acme.id),김민지,ho-acme,ACME-ONLY-호스트,unattended,2026-11-01T00:00:00+09:00,2026-11-01T00:01:01+09:00,61,1000000,2000,300,40,normal,203.0.113.7:50123,198.51.100.4:443,test-node"
+                    == "acme-0000000,\(relay.acme.id),김민지,ho-acme,ACME-ONLY-호스트,unattended,2026-11-01T00:00:00+09:00,2026-11-01T00:01:01+09:00,61,1000000,2000,300,40,normal,203.0.113.7:50123,198.51.100.4:443,test-node,agent"
             )
             // Each export leaves an audit entry with the count.
             let logged = await eventually { (try? relay.store.auditLog(limit: 1).first?.detail?.hasPrefix("rows=1500 format=csv")) == true }
@@ -203,7 +203,7 @@ import Testing
             // run in parallel, so the bound is loose; `relay-bench store` measures the
             // export alone in a child process: flat at about 33 MiB for 1M rows.)
             #expect(growth < response.bodyBytes, "peak resident memory grew by \(growth) bytes for a \(response.bodyBytes)-byte body")
-            #expect(response.text.hasSuffix("\"relay_node\":\"test-node\"}\n"))
+            #expect(response.text.hasSuffix("\"relay_node\":\"test-node\",\"viewer_client\":\"agent\"}\n"))
         }
     }
 

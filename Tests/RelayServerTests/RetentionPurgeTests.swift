@@ -158,6 +158,9 @@ private final class CountingStore: UsageStore {
         try self.store.closeInterruptedSessions(relayNode: relayNode, reason: reason, actor: actor)
     }
     func usageRecord(id: String) throws -> UsageRecord? { try self.store.usageRecord(id: id) }
+    func recentSessions(companyID: String, engineerLogin: String, limit: Int) throws -> [UsageRecord] {
+        try self.store.recentSessions(companyID: companyID, engineerLogin: engineerLogin, limit: limit)
+    }
     func usagePage(companyID: String, range: ExportRange, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
         try self.store.usagePage(companyID: companyID, range: range, after: cursor, limit: limit)
     }

@@ -88,7 +88,7 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         #expect(
             AccessEvent.Kind.known.map(\.rawValue) == [
                 "viewer_token", "host_secret", "engineer_key", "host_key", "support_code", "admin_token",
-                "web_password", "web_totp", "web_recovery_code", "web_signin_link",
+                "web_password", "web_totp", "web_recovery_code", "web_signin_link", "web_session",
             ])
         #expect(
             AuditEntry.Action.known.map(\.rawValue) == [

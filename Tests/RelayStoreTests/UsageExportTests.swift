@@ -29,15 +29,15 @@ import Testing
         let text = String(decoding: try Self.encode([Self.record()], format: .csv, timeZone: ExportTimeZone(parsing: "Asia/Seoul")), as: UTF8.self)
         #expect(
             text == """
-                session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node\r
-                0123456789abcdef0123456789abcdef,co-2qfx2xxwc5,kim.minji,ho-aawvbeke34,회계팀 PC-03,unattended,2026-11-02T10:00:00+09:00,2026-11-02T11:02:05+09:00,3725,123456789,4096,2000,17,normal,203.0.113.7:50123,[2001:db8::5]:443,relay-seoul-1\r
+                session_id,company_id,engineer,host_id,host_name,mode,started_at,ended_at,duration_s,bytes_to_viewer,bytes_to_host,frames_to_viewer,frames_to_host,end_reason,viewer_addr,host_addr,relay_node,viewer_client\r
+                0123456789abcdef0123456789abcdef,co-2qfx2xxwc5,kim.minji,ho-aawvbeke34,회계팀 PC-03,unattended,2026-11-02T10:00:00+09:00,2026-11-02T11:02:05+09:00,3725,123456789,4096,2000,17,normal,203.0.113.7:50123,[2001:db8::5]:443,relay-seoul-1,agent\r
 
                 """)
     }
 
     @Test func openSessionsHaveEmptyCells() throws {
         let text = String(decoding: try Self.encode([Self.record(ended: false)], format: .csv), as: UTF8.self)
-        #expect(text.hasSuffix("relay-seoul-1\r\n"))
+        #expect(text.hasSuffix("relay-seoul-1,agent\r\n"))
         #expect(text.contains(",attended,2026-11-02T01:00:00Z,,,123456789,4096,2000,17,,203.0.113.7:50123,"))
         #expect(text.contains("co-2qfx2xxwc5,kim.minji,,회계팀 PC-03,"))
     }

@@ -180,27 +180,41 @@ struct EngineerCommand: ParsableCommand {
     )
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add an engineer to a company, with the public key they log in with.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add an engineer to a company; prints their one-time link to sign in to the browser console.",
+            discussion: """
+                The link sets the engineer's password and two-factor app in the browser (it works \
+                once, for 24 hours). With --public-key the engineer can also use `relay-agent view`; \
+                without, they work in the browser until `engineer set-key` gives them a key.
+                """)
         @OptionGroup var options: DataOptions
         @Option(help: "The company id (see `relay-server company list`).") var company: String
         @Option(
-            help: PublicKeyArgument.help("The engineer's public key, which `relay-agent keygen --show` prints on their machine"),
+            help: PublicKeyArgument.help("The public key of the engineer's relay-agent, which `relay-agent keygen --show` prints on their machine (optional)"),
             transform: PublicKeyArgument.parse)
-        var publicKey: Curve25519.Signing.PublicKey
+        var publicKey: Curve25519.Signing.PublicKey?
         @Argument(help: "The engineer's login, e.g. kim.minji.") var login: String
+        @OptionGroup var web: WebAddressOptions
 
         func run() throws {
-            // The browser console's sign-in link (issue 13, `signin-link`) is not printed
-            // here until the console's sign-in pages ship: a link must lead somewhere.
-            let engineer = try adminAction { try options.openStore().addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli") }
+            let baseURL = try web.baseURL()
+            let (engineer, link) = try adminAction {
+                let store = try options.openStore()
+                let engineer = try store.addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli")
+                return (engineer, try IssuedSignInLink.issue(for: engineer.id, baseURL: baseURL, store: store))
+            }
+            let agent =
+                engineer.loginMethod.fingerprint.map { "They also connect with `relay-agent view`, which proves the key \($0) (their engineer.key)." }
+                ?? "They work in the browser; for `relay-agent view` too: relay-server engineer set-key \(engineer.id) --public-key KEY"
             emit(
-                json: options.json, engineer.jsonObject,
+                json: options.json, engineer.jsonObject.merging(link.jsonObject) { $1 },
                 text: """
                     Engineer "\(engineer.login)" added to \(engineer.companyID).
                       id:          \(engineer.id)
                       login:       \(engineer.login)
-                      fingerprint: \(engineer.loginMethod.fingerprint ?? "")
-                    The engineer connects with `relay-agent view`, which proves this key (their engineer.key, or --key-file).
+                      fingerprint: \(engineer.loginMethod.fingerprint ?? "none (browser only)")
+                    \(link.text)
+                    \(agent)
                     """)
         }
     }
@@ -273,16 +287,12 @@ struct EngineerCommand: ParsableCommand {
             commandName: "signin-link",
             abstract: "Print a new one-time sign-in link for an engineer's browser; earlier links stop working.",
             discussion: """
-                Not shown in help yet: the browser console whose sign-in pages take the link is \
-                being built (issue 13); the link, its storage and its checks are ready for it.
-
                 The engineer opens the link, sets a new password and enrols their authenticator \
                 app again (scanning a QR code), then gets new recovery codes. For a forgotten \
                 password or a lost device. The link works once, for 24 hours; until it is used \
                 the old password and codes keep working. Send it over a channel only the \
                 engineer reads.
-                """,
-            shouldDisplay: false
+                """
         )
         @OptionGroup var options: DataOptions
         @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String
@@ -302,10 +312,8 @@ struct EngineerCommand: ParsableCommand {
             discussion: """
                 The engineer's next sign-in with their password enrols a new authenticator app. \
                 Use it when a device is lost and the engineer still knows the password; if not, \
-                `signin-link` resets both. Not shown in help yet, like `signin-link`: the browser \
-                console is being built (issue 13).
-                """,
-            shouldDisplay: false
+                `signin-link` resets both.
+                """
         )
         @OptionGroup var options: DataOptions
         @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String

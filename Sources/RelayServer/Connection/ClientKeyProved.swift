@@ -8,3 +8,12 @@ import Foundation
 struct ClientKeyProved: Sendable, Hashable {
     let publicKey: Data
 }
+
+/// A transport's word that the client is a browser signed in to the web console as this
+/// engineer: the WebSocket upgrade carried a live session cookie and that session's CSRF
+/// token (``WebApplication/authorizeWebSocket(headers:uri:)``, PROTOCOL.md §1.3). Sent as a
+/// user inbound event before the first frame; a ViewerAuth with an empty token then logs
+/// the engineer in.
+struct WebSessionProved: Sendable, Hashable {
+    let engineerID: String
+}

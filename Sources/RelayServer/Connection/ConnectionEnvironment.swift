@@ -77,6 +77,9 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     func verifyHost(id: String, key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
     /// The engineer whose key `key` is (raw Ed25519, proved by the transport).
     func verifyEngineer(key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
+    /// The engineer of a web session the transport proved (the WebSocket's sign-in
+    /// cookie), nil when they were removed since.
+    func verifyEngineer(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
     /// Credentials were accepted: log it, and count the ticket's source as authenticated.
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket)
     /// An attempt was refused: log it, count it, and charge its source when it was wrong.
@@ -114,6 +117,7 @@ extension Relay: ConnectionEnvironment {
         }
         if let hostID = release.unregisterHostID {
             self.pairing.withLockedValue { $0.unregister(link, hostID: hostID) }
+            self.markSeen(hostID: hostID)
         }
         if let session = release.session?.session {
             if session.end(reason: release.ending.recorded) {
@@ -154,6 +158,17 @@ extension Relay: ConnectionEnvironment {
         return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(publicKey: key) }
     }
 
+    func verifyEngineer(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
+        let store = self.store
+        return self.threadPool.runIfActive(eventLoop: eventLoop) {
+            do {
+                return try store.engineer(id: id)
+            } catch let error as StoreError where error.kind == .notFound {
+                return nil
+            }
+        }
+    }
+
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket) {
         if !ticket.authenticated { self.admission.withLockedValue { $0.authenticated(ticket.source) } }
         ticket.authenticated = true
@@ -178,7 +193,20 @@ extension Relay: ConnectionEnvironment {
         self.logAccess(access.kind, access.outcome, source: address, companyID: access.companyID, subject: access.subject, detail: access.detail)
     }
 
+    /// Records when a host registered or left, for the web console's "last seen"; on the
+    /// background pool, and a failure only costs that figure.
+    private func markSeen(hostID: String) {
+        let (store, now, logger) = (self.store, self.now(), self.logger)
+        self.backgroundPool.submit { state in
+            guard case .active = state else { return }
+            do { try store.markHostsSeen(ids: [hostID], at: now) } catch {
+                logger.warning("could not record when a host was last seen", metadata: ["host": "\(hostID)", "error": "\(error)"])
+            }
+        }
+    }
+
     func register(_ link: ConnectionLink, hostID: String, companyID: String) {
+        self.markSeen(hostID: hostID)
         let replaced = self.pairing.withLockedValue { $0.register(link, hostID: hostID, companyID: companyID) }
         replaced?.deliver(.bye(.revoked, "a newer connection of host \(hostID) registered; this one is closed"))
     }
@@ -203,7 +231,8 @@ extension Relay: ConnectionEnvironment {
         guard let hostParty = host.party, let viewerParty = viewer.party else { return nil }
         let session = RelaySession(
             mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
-            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer, startedAt: self.now()
+            hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer,
+            viewerInBrowser: viewerParty.inBrowser, startedAt: self.now()
         )
         self.started(session)
         return session
@@ -235,6 +264,7 @@ extension ConnectionEnvironment {
         case .verifyEngineer(let token): return self.checked(self.verifyEngineer(token: token, on: loop).map { .engineer($0) })
         case .verifyHostKey(let id, let key): return self.checked(self.verifyHost(id: id, key: key, on: loop).map { .host($0) })
         case .verifyEngineerKey(let key): return self.checked(self.verifyEngineer(key: key, on: loop).map { .engineer($0) })
+        case .verifyEngineerSession(let engineerID): return self.checked(self.verifyEngineer(id: engineerID, on: loop).map { .engineer($0) })
         case .issueCode(let engineerID, let companyID):
             answer = .codeIssued(self.issueCode(for: link, engineerID: engineerID, companyID: companyID), validFor: self.limits.supportCodeValidity)
         case .claimHost(let hostID, let companyID): answer = .claimed(self.claim(hostID: hostID, companyID: companyID), hostID: hostID)

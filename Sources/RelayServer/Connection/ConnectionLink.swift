@@ -17,6 +17,9 @@ struct Party: Sendable, Equatable {
     /// The engineer or enrolled host whose token or secret let this connection in, and
     /// that credential's digest: a removed or rotated account ends the connection.
     var credential: Credential?
+    /// A viewer in a browser (signed in to the web console), not `relay-agent view`: the
+    /// usage history records which (``UsageRecord/ViewerClient``).
+    var inBrowser = false
 
     struct Credential: Sendable, Hashable {
         enum Kind: Sendable, Hashable { case engineer, host }

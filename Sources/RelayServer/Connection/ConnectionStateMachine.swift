@@ -62,6 +62,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// Legacy: a replayable token (engineers added before key login).
         case engineer(token: String, request: ViewerAuth.Request)
         case engineerKey(key: Data?, request: ViewerAuth.Request)
+        /// A browser signed in to the web console: the WebSocket's cookie named the
+        /// engineer before any frame (``ConnectionStateMachine/webSessionProved(engineerID:)``).
+        case engineerSession(engineerID: String, request: ViewerAuth.Request)
 
         init(_ auth: HostAuth, key: Data?) {
             switch auth {
@@ -72,8 +75,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             }
         }
 
-        init(_ auth: ViewerAuth, key: Data?) {
-            self = auth.usesKey ? .engineerKey(key: key, request: auth.request) : .engineer(token: auth.token, request: auth.request)
+        init(_ auth: ViewerAuth, key: Data?, webEngineerID: String?) {
+            if auth.usesKey, let webEngineerID {
+                self = .engineerSession(engineerID: webEngineerID, request: auth.request)
+            } else {
+                self = auth.usesKey ? .engineerKey(key: key, request: auth.request) : .engineer(token: auth.token, request: auth.request)
+            }
         }
 
         /// The access log's name for the attempt.
@@ -84,6 +91,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             case .hostKey: .hostKey
             case .engineer: .viewerToken
             case .engineerKey: .engineerKey
+            case .engineerSession: .webSession
             }
         }
 
@@ -92,7 +100,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// belongs to no engineer.
         var account: String? {
             switch self {
-            case .supportCode, .engineerKey: nil
+            case .supportCode, .engineerKey, .engineerSession: nil
             case .host(let id, _), .hostKey(let id, _): "host:" + String(id.prefix(64))
             case .engineer(let token, _): "engineer:" + String((Secrets.splitToken(token)?.id ?? "malformed").prefix(64))
             }
@@ -148,6 +156,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case verifyEngineer(token: String)
         /// Find the engineer whose key this is (asynchronously).
         case verifyEngineerKey(Data)
+        /// Check that the web session's engineer still exists (asynchronously).
+        case verifyEngineerSession(engineerID: String)
         /// Issue a support code to this viewer.
         case issueCode(engineerID: String, companyID: String)
         /// Claim an enrolled host for this viewer.
@@ -219,6 +229,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     private let address: String
     /// The key the transport proved (PROTOCOL.md §1.2), for a key login.
     private var clientKey: Data?
+    /// The engineer the transport's web session named (PROTOCOL.md §1.3), for a browser's login.
+    private var webEngineerID: String?
 
     init(address: String = "unknown") {
         self.address = address
@@ -285,6 +297,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         self.clientKey = key
     }
 
+    /// The transport is a browser's WebSocket whose sign-in cookie named this engineer
+    /// (PROTOCOL.md §1.3): a ViewerAuth with an empty token logs them in.
+    mutating func webSessionProved(engineerID: String) {
+        self.webEngineerID = engineerID
+    }
+
     /// The relay could not count the connection in: its Hello is answered with
     /// `Error(relay_full)`.
     mutating func relayIsFull() {
@@ -330,7 +348,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
             return .ask(.throttle)
         case (.awaitingAuth(let hello), .viewerAuth(let auth)) where hello.role == .viewer:
-            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
+            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey, webEngineerID: self.webEngineerID))
             return .ask(.throttle)
         default:
             return self.fail(.unexpectedMessage, "\(message.type.name) is not allowed \(self.state.name); see PROTOCOL.md §8 for the order of messages")
@@ -409,6 +427,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case .hostKey(let id, let key?): return .ask(.verifyHostKey(id: id, key: key))
         case .engineer(let token, _): return .ask(.verifyEngineer(token: token))
         case .engineerKey(let key?, _): return .ask(.verifyEngineerKey(key))
+        case .engineerSession(let engineerID, _): return .ask(.verifyEngineerSession(engineerID: engineerID))
         case .hostKey(_, nil), .engineerKey(nil, _):
             // Not a guess: an agent that asked for a key login without presenting a key.
             return self.refuse(
@@ -502,6 +521,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             request = asked
             text =
                 "no engineer account has your key \(key.map(KeyFingerprint.of(rawPublicKey:)) ?? "none"); send an admin the public key `relay-agent keygen --show` prints, for `relay-server engineer add --company ID LOGIN --public-key KEY` (or `engineer set-key ID --public-key KEY`)"
+        case .engineerSession(_, let asked):
+            request = asked
+            text = "your engineer account was removed since you signed in; ask your relay's administrator"
         default:
             return .none
         }
@@ -517,7 +539,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         self.confirmSecurityCode = engineer.confirmSecurityCode
         let party = Party(
             name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: hello.software,
-            capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.credentialDigest)
+            capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.credentialDigest),
+            inBrowser: credentials.kind == .webSession
         )
         let next: Action =
             switch request {

@@ -124,6 +124,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.stateMachine.clientKeyProved(proved.publicKey)
             return
         }
+        if let proved = event as? WebSessionProved {
+            self.stateMachine.webSessionProved(engineerID: proved.engineerID)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -11,6 +11,8 @@ final class RelaySession: Sendable {
     let engineerLogin: String
     let hostID: String?
     let hostName: String
+    /// The viewer is the browser viewer (usage history: `viewer_client`).
+    let viewerInBrowser: Bool
     let startedAt: Date
     let host: ConnectionLink
     let viewer: ConnectionLink
@@ -51,7 +53,7 @@ final class RelaySession: Sendable {
 
     init(
         mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink,
-        startedAt: Date
+        viewerInBrowser: Bool = false, startedAt: Date
     ) {
         var generator = SystemRandomNumberGenerator()
         self.id = SessionID.random(using: &generator)
@@ -60,6 +62,7 @@ final class RelaySession: Sendable {
         self.engineerLogin = engineerLogin
         self.hostID = hostID
         self.hostName = hostName
+        self.viewerInBrowser = viewerInBrowser
         self.startedAt = startedAt
         self.host = host
         self.viewer = viewer

@@ -187,6 +187,13 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         }
     }
 
+    /// Whether the host `hostID` of `companyID` is in a session (true) or waits for one
+    /// (false); nil when it is not connected.
+    func isBusy(hostID: String, companyID: String) -> Bool? {
+        guard let registration = self.registrations[hostID], registration.companyID == companyID else { return nil }
+        return registration.isBusy
+    }
+
     /// Claims a registered host for a viewer of `companyID`.
     mutating func claim(hostID: String, companyID: String) -> Claim {
         guard var registration = self.registrations[hostID], registration.companyID == companyID else {

@@ -31,10 +31,27 @@ struct WebAsset: Sendable {
 /// (A test checks that this table and the folder list the same files.)
 enum WebAssets {
     static let all: [WebAsset] = [
-        WebAsset(path: "/", file: "index.html", contentType: "text/html; charset=utf-8", bytes: PackageResources.index_html),
+        Self.page("/", "index.html", PackageResources.index_html),
+        Self.page("/signin", "signin.html", PackageResources.signin_html),
         WebAsset(path: "/app.css", file: "app.css", contentType: "text/css; charset=utf-8", bytes: PackageResources.app_css),
         WebAsset(path: "/favicon.svg", file: "favicon.svg", contentType: "image/svg+xml", bytes: PackageResources.favicon_svg),
+        Self.script("api.js", PackageResources.api_js),
+        Self.script("console.js", PackageResources.console_js),
+        Self.script("signin.js", PackageResources.signin_js),
+        Self.script("wire.js", PackageResources.wire_js),
+        Self.script("tiles.js", PackageResources.tiles_js),
+        Self.script("secure.js", PackageResources.secure_js),
+        Self.script("keysyms.js", PackageResources.keysyms_js),
     ]
+
+    private static func page(_ path: String, _ file: String, _ bytes: [UInt8]) -> WebAsset {
+        WebAsset(path: path, file: file, contentType: "text/html; charset=utf-8", bytes: bytes)
+    }
+
+    /// An ES module of `js/` (the embedded names are flat: `js/wire.js` is `wire_js`).
+    private static func script(_ name: String, _ bytes: [UInt8]) -> WebAsset {
+        WebAsset(path: "/js/" + name, file: "js/" + name, contentType: "text/javascript; charset=utf-8", bytes: bytes)
+    }
 
     static let byPath: [String: WebAsset] = Dictionary(uniqueKeysWithValues: Self.all.map { ($0.path, $0) })
 }

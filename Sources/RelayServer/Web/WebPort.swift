@@ -32,7 +32,9 @@ enum WebPort {
 
     /// The handlers between ``ALPNGate`` and the core, for one connection. A WebSocket
     /// message holds at most one frame of the relay's `maximumPayloadLength` and its header.
-    static func handlers(context: NIOSSLContext, maximumPayloadLength: Int, metrics: RelayMetrics, logger: Logger) -> [any ChannelHandler] {
+    static func handlers(
+        context: NIOSSLContext, application: WebApplication, maximumPayloadLength: Int, metrics: RelayMetrics, logger: Logger
+    ) -> [any ChannelHandler] {
         let maximumMessageLength = maximumPayloadLength + 4
         let codec = WebRequestHandler.HTTPCodec(
             encoder: HTTPResponseEncoder(),
@@ -45,7 +47,7 @@ enum WebPort {
             codec.encoder,
             codec.decoder,
             codec.errors,
-            WebRequestHandler(codec: codec, maximumMessageLength: maximumMessageLength, metrics: metrics, logger: logger),
+            WebRequestHandler(codec: codec, application: application, maximumMessageLength: maximumMessageLength, metrics: metrics, logger: logger),
             WebSocketTransport(maximumMessageLength: maximumMessageLength, metrics: metrics, logger: logger),
         ]
     }

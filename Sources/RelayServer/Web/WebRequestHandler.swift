@@ -10,16 +10,20 @@ import NIOWebSocket
 /// - **One request at a time.** A request is answered when it has fully arrived; the next
 ///   is parsed after that, so pipelined requests are answered in order. While the socket
 ///   cannot take more (the channel is not writable: a client that sends requests and does
-///   not read the answers), no more is read.
+///   not read the answers), and while the web application works on a request, no more is read.
+/// - **The web application.** A request under `/api/` is collected with its body (at most
+///   ``WebApplication/maximumBodyLength`` bytes) and answered by ``WebApplication`` off the
+///   event loop; so is the session check of a WebSocket upgrade.
 /// - **Closing.** After a response to HTTP/1.0 or `Connection: close`, to a request with a
-///   body (nothing here reads one), to a 400, or to an upgrade request the relay refuses
+///   body (only the web application's routes read one), to a 400, or to an upgrade request the relay refuses
 ///   (NIO's decoder stops parsing at any upgrade request), the connection is closed. A
 ///   connection without a request for ``keepAliveIdle`` (before its first one too: browsers
 ///   open spare connections) is closed; every connection, busy or not, is also bounded by
 ///   the core's handshake deadline until its WebSocket logs in.
 /// - **The upgrade.** The 101 goes out through the HTTP encoder; then NIO's WebSocket codec
 ///   takes the HTTP codec's place (the decoder hands on any bytes that followed the
-///   request), ``WebSocketTransport`` is told, and this handler leaves the pipeline.
+///   request), ``WebSocketTransport`` is told, the core learns the signed-in engineer
+///   (``WebSessionProved``), and this handler leaves the pipeline.
 final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -39,6 +43,10 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// A request's head came; answered at its end.
         case receiving(WebResponder.Answer, close: Bool)
+        /// A request for the web application: its body so far.
+        case collecting(HTTPRequestHead, body: ByteBuffer, close: Bool)
+        /// The web application works on the request (or the upgrade's session check).
+        case working
         /// Answered, and the connection closes: the rest is dropped.
         case closing
         /// Switched to WebSocket.
@@ -46,15 +54,19 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let codec: HTTPCodec
+    private let application: WebApplication
     private let maximumMessageLength: Int
     private let metrics: RelayMetrics
     private let logger: Logger
     private var state = State.idle
     private var readPending = false
+    /// The request of an upgrade, kept for the session check at its end.
+    private var upgradeHead: HTTPRequestHead?
     private var idleTimer: Scheduled<Void>?
 
-    init(codec: HTTPCodec, maximumMessageLength: Int, metrics: RelayMetrics, logger: Logger) {
+    init(codec: HTTPCodec, application: WebApplication, maximumMessageLength: Int, metrics: RelayMetrics, logger: Logger) {
         self.codec = codec
+        self.application = application
         self.maximumMessageLength = maximumMessageLength
         self.metrics = metrics
         self.logger = logger
@@ -81,10 +93,13 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.idleTimer = nil
             let hasBody = head.headers["Transfer-Encoding"].count > 0 || head.headers["Content-Length"].contains { $0 != "0" }
             let answer = WebResponder.answer(to: head, hasBody: hasBody)
+            if case .upgrade = answer { self.upgradeHead = head }
             // NIO's decoder parses nothing after a request that asks for any upgrade.
             let asksUpgrade = head.headers["Upgrade"].count > 0 || head.method == .CONNECT
             let close = !head.isKeepAlive || hasBody || asksUpgrade
-            if hasBody {
+            if answer == .application {
+                self.state = .collecting(head, body: context.channel.allocator.buffer(capacity: 0), close: !head.isKeepAlive || asksUpgrade)
+            } else if hasBody {
                 // Answered at once: nothing here reads a body.
                 self.respond(answer, close: true, context: context)
             } else {
@@ -92,13 +107,32 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.body, .receiving):
             self.respond(.refuse(WebRefusal(.payloadTooLarge, "requests here carry no body")), close: true, context: context)
-        case (.end, .receiving(let answer, let close)):
-            if case .upgrade(let value) = answer {
-                self.upgrade(acceptValue: value, context: context)
-            } else {
-                self.respond(answer, close: close, context: context)
+        case (.body(var part), .collecting(let head, var body, let close)):
+            guard body.readableBytes + part.readableBytes <= WebApplication.maximumBodyLength else {
+                self.respond(
+                    .refuse(WebRefusal(.payloadTooLarge, "a request here carries at most \(WebApplication.maximumBodyLength) bytes")), close: true,
+                    context: context)
+                return
             }
-        case (_, .closing), (_, .upgraded):
+            body.writeBuffer(&part)
+            self.state = .collecting(head, body: body, close: close)
+        case (.end, .collecting(let head, let body, let close)):
+            self.state = .working
+            let request = WebRequest(
+                method: head.method, path: WebResponder.path(of: head.uri), headers: head.headers, body: body,
+                source: SourceKey(context.channel.remoteAddress), address: context.channel.remoteAddress?.ipAddress ?? "unknown")
+            let application = self.application
+            context.eventLoop.makeFutureWithTask { await application.respond(to: request) }.assumeIsolated().whenSuccess { reply in
+                guard case .working = self.state else { return }
+                self.respond(reply, close: close, context: context)
+            }
+        case (.end, .receiving(.upgrade(let value), _)):
+            guard let head = self.upgradeHead else { return }
+            self.state = .working
+            self.authorizeUpgrade(head, acceptValue: value, context: context)
+        case (.end, .receiving(let answer, let close)):
+            self.respond(answer, close: close, context: context)
+        case (_, .closing), (_, .upgraded), (_, .working):
             break
         case (.head, _), (.body, _), (.end, _):
             // Out of order: the decoder never does this.
@@ -125,7 +159,9 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch self.state {
         case .closing:
             return
-        case .idle, .receiving, .upgraded:
+        case .working:
+            self.readPending = true
+        case .idle, .receiving, .collecting, .upgraded:
             if context.channel.isWritable {
                 context.read()
             } else {
@@ -147,6 +183,15 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func respond(_ answer: WebResponder.Answer, close: Bool, context: ChannelHandlerContext) {
         let closes = close || answer.status == .badRequest
         let (head, body) = WebResponder.response(to: answer, close: closes)
+        self.send(head, body, closes: closes, context: context)
+    }
+
+    private func respond(_ reply: WebReply, close: Bool, context: ChannelHandlerContext) {
+        let (head, body) = WebResponder.response(to: reply, close: close)
+        self.send(head, body, closes: close, context: context)
+    }
+
+    private func send(_ head: HTTPResponseHead, _ body: ByteBuffer?, closes: Bool, context: ChannelHandlerContext) {
         self.metrics.webResponse(status: Int(head.status.code))
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
@@ -157,6 +202,10 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             self.state = .idle
             self.armIdleTimer(context: context)
+            if self.readPending, context.channel.isWritable {
+                self.readPending = false
+                context.read()
+            }
         }
     }
 
@@ -171,7 +220,24 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func upgrade(acceptValue: String, context: ChannelHandlerContext) {
+    /// Upgrades once the web application finds the request's session live and its CSRF
+    /// token right; refuses (and closes) otherwise.
+    private func authorizeUpgrade(_ head: HTTPRequestHead, acceptValue: String, context: ChannelHandlerContext) {
+        let application = self.application
+        let (headers, uri) = (head.headers, head.uri)
+        context.eventLoop.makeFutureWithTask { await application.authorizeWebSocket(headers: headers, uri: uri) }.assumeIsolated().whenSuccess {
+            outcome in
+            guard case .working = self.state else { return }
+            switch outcome {
+            case .success(let engineerID):
+                self.upgrade(acceptValue: acceptValue, engineerID: engineerID, context: context)
+            case .failure(let refusal):
+                self.respond(.refuse(refusal), close: true, context: context)
+            }
+        }
+    }
+
+    private func upgrade(acceptValue: String, engineerID: String?, context: ChannelHandlerContext) {
         self.state = .upgraded
         self.metrics.webResponse(status: 101)
         self.metrics.webSocketUpgrades.increment()
@@ -190,6 +256,7 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.fireUserInboundEventTriggered(WebSocketTransport.Opened())
+        if let engineerID { context.fireUserInboundEventTriggered(WebSessionProved(engineerID: engineerID)) }
         pipeline.removeHandler(self.codec.errors, promise: nil)
         pipeline.removeHandler(self.codec.encoder, promise: nil)
         pipeline.removeHandler(self.codec.decoder, promise: nil)
@@ -202,6 +269,7 @@ extension WebResponder.Answer {
         switch self {
         case .asset(_, let status, _): status
         case .upgrade: .switchingProtocols
+        case .application: .ok
         case .refuse(let refusal): refusal.status
         }
     }

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// A request the web port does not serve: a status and a text saying what to do instead.
-struct WebRefusal: Equatable, Sendable {
+struct WebRefusal: Error, Equatable, Sendable {
     let status: HTTPResponseStatus
     let text: String
     /// Headers the status calls for (`Allow` with 405, `Upgrade` with 426).
@@ -24,16 +24,22 @@ struct WebRefusal: Equatable, Sendable {
 ///
 /// - `GET` and `HEAD` of a path in ``WebAssets``: the file (304 when `If-None-Match`
 ///   names its ETag).
-/// - `GET /ws`: the WebSocket handshake (``WebSocketHandshake``).
-/// - Another method: 405. A request with a body: 413 (nothing here takes one yet). Any
-///   other path: 404. HTTP/1.1 without one `Host`: 400.
+/// - `GET /ws`: the WebSocket handshake (``WebSocketHandshake``), once the web application
+///   has found the request signed in (``WebApplication/authorizeWebSocket(headers:uri:)``).
+/// - A path under `/api/`: the web application's JSON routes (``WebApplication``); a body of
+///   at most ``WebApplication/maximumBodyLength`` bytes (413 beyond).
+/// - Another method: 405. Another request with a body: 413. Any other path: 404.
+///   HTTP/1.1 without one `Host`: 400.
 enum WebResponder {
     static let webSocketPath = "/ws"
+    static let applicationPrefix = "/api/"
 
     enum Answer: Equatable {
         /// The file; `body` false for HEAD and for 304.
         case asset(path: String, status: HTTPResponseStatus, body: Bool)
         case upgrade(acceptValue: String)
+        /// For the web application, once the body has arrived.
+        case application
         case refuse(WebRefusal)
     }
 
@@ -43,6 +49,13 @@ enum WebResponder {
             return .refuse(WebRefusal(.badRequest, "send HTTP/1.1 with one Host header"))
         }
         let path = Self.path(of: head.uri)
+        if path.hasPrefix(Self.applicationPrefix) {
+            let lengths = head.headers["Content-Length"]
+            if lengths.contains(where: { Int($0).map { $0 > WebApplication.maximumBodyLength } ?? true }) {
+                return .refuse(WebRefusal(.payloadTooLarge, "a request here carries at most \(WebApplication.maximumBodyLength) bytes"))
+            }
+            return .application
+        }
         if path == Self.webSocketPath {
             if hasBody, head.method == .GET { return .refuse(WebRefusal(.payloadTooLarge, "a WebSocket upgrade carries no body")) }
             switch WebSocketHandshake.evaluate(head) {
@@ -115,11 +128,27 @@ enum WebResponder {
             headers.add(name: "Content-Length", value: "\(text.readableBytes)")
             headers.add(name: "Cache-Control", value: "no-store")
             body = text
-        case .upgrade:
-            preconditionFailure("an upgrade is answered with WebResponder.upgradeHead(acceptValue:)")
+        case .upgrade, .application:
+            preconditionFailure("an upgrade is answered with WebResponder.upgradeHead(acceptValue:), the application with response(to:close:) of a WebReply")
         }
         if close { headers.add(name: "Connection", value: "close") }
         return (HTTPResponseHead(version: .http1_1, status: status, headers: headers), body)
+    }
+
+    /// The head and body of the web application's reply: JSON (or none), never cached.
+    static func response(to reply: WebReply, close: Bool) -> (head: HTTPResponseHead, body: ByteBuffer?) {
+        var headers = HTTPHeaders(Self.securityHeaders)
+        headers.add(contentsOf: reply.headers)
+        for cookie in reply.cookies { headers.add(name: "Set-Cookie", value: cookie) }
+        headers.add(name: "Cache-Control", value: "no-store")
+        if let body = reply.body {
+            headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+            headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        } else if reply.status != .noContent {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        if close { headers.add(name: "Connection", value: "close") }
+        return (HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers), reply.body)
     }
 
     /// The 101 Switching Protocols of an accepted WebSocket handshake.
