@@ -33,7 +33,9 @@ enum WebAssets {
     static let all: [WebAsset] = [
         Self.page("/", "index.html", PackageResources.index_html),
         Self.page("/signin", "signin.html", PackageResources.signin_html),
+        Self.page("/view", "view.html", PackageResources.view_html),
         WebAsset(path: "/app.css", file: "app.css", contentType: "text/css; charset=utf-8", bytes: PackageResources.app_css),
+        WebAsset(path: "/viewer.css", file: "viewer.css", contentType: "text/css; charset=utf-8", bytes: PackageResources.viewer_css),
         WebAsset(path: "/favicon.svg", file: "favicon.svg", contentType: "image/svg+xml", bytes: PackageResources.favicon_svg),
         Self.script("api.js", PackageResources.api_js),
         Self.script("console.js", PackageResources.console_js),
@@ -42,6 +44,9 @@ enum WebAssets {
         Self.script("tiles.js", PackageResources.tiles_js),
         Self.script("secure.js", PackageResources.secure_js),
         Self.script("keysyms.js", PackageResources.keysyms_js),
+        Self.script("viewer.js", PackageResources.viewer_js),
+        Self.script("viewer-session.js", PackageResources.viewer_session_js),
+        Self.script("viewer-input.js", PackageResources.viewer_input_js),
     ]
 
     private static func page(_ path: String, _ file: String, _ bytes: [UInt8]) -> WebAsset {

@@ -1,0 +1,562 @@
+"""The viewer page (/view) against a real relay and real hosts (relay-agent host).
+
+- An enrolled host sharing a synthetic scene: the page reaches live, counts updates, sizes the
+  canvas to the host's screen, shows figures and the host's name.
+- Pixel equality: a host replaying one known frame (a PNG of benchmarks/frames, decoded here
+  by a small PNG reader); the canvas equals it byte for byte.
+- A support code: the page shows the code and the customer's command; that command, run as
+  it is shown, pairs; the page's security code equals the one the host agent prints.
+- View only: with the box ticked, clicks, keys, wheel and pastes send no Pointer, Key or
+  Clipboard (the page's sealed records are watched by wrapping crypto.subtle.encrypt, whose
+  plaintext starts with the inner type); a host that allows viewing only is shown as such.
+- The end: a host that quits ends the session with its reason in words.
+- Names and clipboard text from a host are shown as text, never run as HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import pty
+import re
+import shlex
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+
+import pytest
+from playwright.sync_api import expect
+from relayserver import AGENT, REPOSITORY, open_page, relay, sign_in  # noqa: F401 (fixtures)
+
+PASSWORD = "a long enough passphrase"
+LIVE_TIMEOUT = 30_000
+FRAME = REPOSITORY / "benchmarks" / "frames" / "terminal-scroll" / "0001.png"
+
+# Records the inner type of every sealed record the page makes: AES-GCM plaintexts begin with
+# it (PROTOCOL.md §5.3.5). Installed before the page's own scripts run.
+WATCH_SEALED = """
+(() => {
+  const encrypt = crypto.subtle.encrypt.bind(crypto.subtle);
+  window.__sealedTypes = [];
+  crypto.subtle.encrypt = function (algorithm, key, data) {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (algorithm && algorithm.name === 'AES-GCM') window.__sealedTypes.push(bytes[0]);
+    return encrypt(algorithm, key, data);
+  };
+})();
+"""
+UPDATE_REQUEST, POINTER, KEY, CLIPBOARD = 0x42, 0x43, 0x44, 0x45
+
+
+# ---- Hosts ----
+
+
+def start_host(relay, company: str, name: str, source: str, *extra: str) -> str:
+    """Enrolls a host with a key and runs `relay-agent host` for it with `source`, like the
+    fixture's run_host; returns its id. The agent stops with the relay."""
+    host_id = relay.enroll_host(company, name)
+    give_host_a_key(relay, host_id)
+    run_host_agent(relay, host_id, source, *extra)
+    return host_id
+
+
+def give_host_a_key(relay, host_id: str) -> None:
+    """Makes a new key for the host (its file replaces the old one) and sets it at the relay."""
+    key_file = relay.folder / f"{host_id}.key"
+    key_file.unlink(missing_ok=True)
+    relay.cli_json("host", "set-key", host_id, "--public-key", relay.new_public_key(key_file, host_id))
+
+
+def run_host_agent(relay, host_id: str, source: str, *extra: str) -> subprocess.Popen:
+    """Runs relay-agent for an enrolled host with its key file; its log is agent-ID.log."""
+    command = [
+        str(AGENT), "host", "--relay", relay.address, "--fingerprint", relay.fingerprint, "--host-id", host_id,
+        "--key-file", str(relay.folder / f"{host_id}.key"), "--any-engineer", "--source", source, *extra,
+    ]  # fmt: skip
+    return run_agent(relay, command, f"agent-{host_id}.log", append=True)
+
+
+def run_agent(relay, command: list[str], log_name: str, append: bool = False) -> subprocess.Popen:
+    """Runs a relay-agent whose output goes to LOG_NAME in the relay's folder (printed when a
+    test fails); it is stopped with the relay."""
+    with open(relay.folder / log_name, "ab" if append else "wb") as log:
+        agent = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=relay.folder,
+            env=relay._agent_environment(),
+        )  # fmt: skip
+    relay._agents.append(agent)
+    return agent
+
+
+def log_text(relay, log_name: str) -> str:
+    path = relay.folder / log_name
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_for_log(relay, log_name: str, pattern: str, timeout: float = 30) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log_text(relay, log_name))
+        if match:
+            return match
+        time.sleep(0.1)
+    raise AssertionError(f"{log_name} never printed /{pattern}/ within {timeout} s:\n{log_text(relay, log_name)}")
+
+
+def wait_until_online(page, host_id: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        hosts = page.evaluate("fetch('/api/hosts').then((response) => response.json())")["hosts"]
+        status = next((host["status"] for host in hosts if host["id"] == host_id), None)
+        if status == "online":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"host {host_id} is {status}, not online, after {timeout} s")
+
+
+def signed_in_page(open_page, relay, company: str, login: str = "kim.minji", **context):
+    page = open_page(**context)
+    sign_in(page, relay, login, PASSWORD, company=company)
+    return page
+
+
+def open_viewer(page, relay, fragment: str) -> None:
+    page.goto(f"{relay.url}/view#{fragment}")
+
+
+def expect_state(page, state: str, timeout: float = LIVE_TIMEOUT) -> None:
+    expect(page.locator("body")).to_have_attribute("data-state", state, timeout=timeout)
+
+
+def updates(page) -> int:
+    return int(page.locator("body").get_attribute("data-updates"))
+
+
+def wait_for_updates(page, count: int, timeout: float = LIVE_TIMEOUT / 1000) -> None:
+    """Waits until the page has applied more than `count` updates (polled here: the page's CSP
+    forbids the eval that wait_for_function needs)."""
+    deadline = time.monotonic() + timeout
+    while updates(page) <= count:
+        assert time.monotonic() < deadline, f"the page applied {updates(page)} updates, not more than {count}"
+        time.sleep(0.05)
+
+
+# ---- A PNG reader (8-bit RGB or RGBA, not interlaced: what relay-agent writes and reads) ----
+
+
+def read_png(path: pathlib.Path) -> tuple[int, int, bytes]:
+    """Width, height and RGBA pixels (alpha 255 for RGB) of a PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    offset, chunks, header = 8, [], None
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks.append(body)
+        elif kind == b"IEND":
+            break
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in (2, 6) and interlace == 0, f"{path}: unsupported PNG layout {header}"
+    channels = 3 if color == 2 else 4
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * channels
+    rows, previous, position = [], bytearray(stride), 0
+    for _ in range(height):
+        kind = raw[position]
+        line = bytearray(raw[position + 1 : position + 1 + stride])
+        position += 1 + stride
+        unfilter(kind, line, previous, channels)
+        rows.append(bytes(line))
+        previous = line
+    pixels = b"".join(rows)
+    if channels == 4:
+        return width, height, pixels
+    rgba = bytearray(width * height * 4)
+    rgba[0::4], rgba[1::4], rgba[2::4] = pixels[0::3], pixels[1::3], pixels[2::3]
+    rgba[3::4] = b"\xff" * (width * height)
+    return width, height, bytes(rgba)
+
+
+def unfilter(kind: int, line: bytearray, previous: bytearray, channels: int) -> None:
+    if kind == 0:
+        return
+    if kind == 2:
+        for index in range(len(line)):
+            line[index] = (line[index] + previous[index]) & 0xFF
+        return
+    for index in range(len(line)):
+        left = line[index - channels] if index >= channels else 0
+        up = previous[index]
+        if kind == 1:
+            predictor = left
+        elif kind == 3:
+            predictor = (left + up) >> 1
+        elif kind == 4:
+            up_left = previous[index - channels] if index >= channels else 0
+            estimate = left + up - up_left
+            distances = (abs(estimate - left), abs(estimate - up), abs(estimate - up_left))
+            predictor = left if distances[0] <= distances[1] and distances[0] <= distances[2] else up if distances[1] <= distances[2] else up_left
+        else:
+            raise AssertionError(f"PNG filter type {kind} does not exist")
+        line[index] = (line[index] + predictor) & 0xFF
+
+
+CANVAS_DIGEST = """
+async () => {
+  const canvas = document.getElementById('screen');
+  const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', pixels));
+  return {width: canvas.width, height: canvas.height, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')};
+}
+"""
+
+# The first pixels that differ from `expected` (base64 of RGBA), for the failure message.
+CANVAS_DIFFERENCES = """
+(expected) => {
+  const canvas = document.getElementById('screen');
+  const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const want = Uint8Array.from(atob(expected), (c) => c.charCodeAt(0));
+  const found = [];
+  let count = 0;
+  for (let index = 0; index < want.length; index += 4) {
+    if (pixels[index] !== want[index] || pixels[index + 1] !== want[index + 1] || pixels[index + 2] !== want[index + 2] || pixels[index + 3] !== want[index + 3]) {
+      count += 1;
+      if (found.length < 5) found.push({pixel: index / 4, canvas: Array.from(pixels.slice(index, index + 4)), host: Array.from(want.slice(index, index + 4))});
+    }
+  }
+  return {count, found};
+}
+"""
+
+
+# ---- Tests ----
+
+
+def test_an_enrolled_hosts_screen_goes_live_with_its_size_figures_and_name(relay, open_page):
+    company = relay.add_company("ACME Korea")
+    host_id = start_host(relay, company, "Accounting PC-03", "synthetic:scrolling-text:1024x640")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    expect(page.locator("body")).not_to_have_attribute("data-updates", "0", timeout=LIVE_TIMEOUT)
+    size = page.evaluate("(() => { const c = document.getElementById('screen'); return [c.width, c.height]; })()")
+    assert size == [1024, 640]
+    wait_for_log(relay, f"agent-{host_id}.log", r"screen 1024×640")
+
+    # The scene scrolls: updates keep coming, and the figures are numbers after a second or two.
+    first = updates(page)
+    wait_for_updates(page, first + 5)
+    expect(page.locator('[data-figure="latency"]')).to_have_text(re.compile(r"^\d+ ms$"), timeout=5000)
+    fps = float(page.locator('[data-figure="fps"]').inner_text())
+    kbps = float(page.locator('[data-figure="kbps"]').inner_text())
+    assert fps > 0 and kbps > 0, (fps, kbps)
+
+    expect(page.locator("#peer")).to_contain_text("Accounting PC-03")
+    expect(page.locator("#peer")).to_contain_text("ACME Korea")
+    # The host's Identity signs its id; its key's fingerprint is shown with it.
+    expect(page.locator("#peer")).to_contain_text(host_id)
+    expect(page.locator("#peer")).to_contain_text("SHA256:")
+    expect(page.locator("#sas")).to_have_text(re.compile(r"^\d{3} \d{3}$"))
+    expect(page.locator("#status")).to_contain_text("Live")
+    assert page.title().startswith("Accounting PC-03")
+
+
+@pytest.fixture
+def small_payload_relay(request, tmp_path):
+    """A relay that announces the smallest payload limit (64 KiB, PROTOCOL.md §9), so that a
+    whole-screen update arrives in many parts (§7.6). Its log is printed if the test failed."""
+    from relayserver import Relay
+
+    failed_before = request.session.testsfailed
+    server = Relay(tmp_path / "small-relay", {"maximum_payload_bytes": 65_536}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if request.session.testsfailed > failed_before:
+            print(f"\n===== relay-server log (64 KiB limit) =====\n{server.log()}")
+            for agent_log in sorted(server.folder.glob("agent-*.log")):
+                print(f"--- {agent_log.name} ---\n{agent_log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.mark.parametrize("limit", ["default", "64 KiB"])
+def test_the_canvas_equals_the_hosts_frame_byte_for_byte(limit, request, open_page, tmp_path):
+    # A replay of one real desktop frame (1920×1080, from Xvfb): the host sends exactly its
+    # pixels, and nothing changes after the first update. With a 64 KiB limit that update
+    # comes in parts, and the page paints once the last part is in.
+    relay = request.getfixturevalue("relay" if limit == "default" else "small_payload_relay")
+    folder = tmp_path / "one-frame"
+    folder.mkdir()
+    shutil.copy(FRAME, folder / "0001.png")
+    width, height, rgba = read_png(FRAME)
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Replay PC", f"replay:{folder}")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    wait_for_updates(page, 0)
+    canvas = page.evaluate(CANVAS_DIGEST)
+    assert (canvas["width"], canvas["height"]) == (width, height)
+    if canvas["sha256"] != hashlib.sha256(rgba).hexdigest():
+        import base64
+
+        differences = page.evaluate(CANVAS_DIFFERENCES, base64.b64encode(rgba).decode())
+        pytest.fail(f"the canvas differs from the host's frame in {differences['count']} pixels: {differences['found']}")
+    # Fit shrinks the screen into the window (smoothly); 1:1 shows it pixel for pixel.
+    box = page.locator("#screen").bounding_box()
+    assert box["width"] < width and abs(box["width"] / box["height"] - width / height) < 0.01
+    page.locator("#scale-toggle").click()
+    expect(page.locator("#scale-toggle")).to_have_attribute("aria-pressed", "true")
+    box = page.locator("#screen").bounding_box()
+    assert (round(box["width"]), round(box["height"])) == (width, height)
+    # Scaling changes the drawing, never the pixels.
+    assert page.evaluate(CANVAS_DIGEST)["sha256"] == hashlib.sha256(rgba).hexdigest()
+
+
+def customer_command(page, relay, *extra: str) -> list[str]:
+    """The command the page shows for the customer, checked, as an argument list for the
+    relay-agent under test, with `extra` arguments added."""
+    code = re.sub(r"\D", "", page.locator("#code").inner_text())
+    command = page.locator("#customer-command").inner_text()
+    assert command == f"relay-agent host --relay {relay.address} --fingerprint {relay.fingerprint} --code {code}"
+    return [str(AGENT), *shlex.split(command)[1:], *extra]
+
+
+def test_a_support_code_pairs_with_the_customers_agent_and_both_show_the_same_security_code(relay, open_page):
+    company = relay.add_company("ACME Korea")
+    page = signed_in_page(open_page, relay, company, permissions=["clipboard-read", "clipboard-write"])
+    open_viewer(page, relay, "code")
+    expect_state(page, "waiting-for-customer")
+    expect(page.locator("#code")).to_have_text(re.compile(r"^\d{3} \d{3}$"))
+    expect(page.locator("#code-expiry")).to_contain_text(re.compile(r"Expires in (10:00|9:\d\d)"))
+    assert page.title().startswith("Support code ")
+    page.locator("#copy-command").click()
+    expect(page.locator("#copy-command-result")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == page.locator("#customer-command").inner_text()
+
+    # The customer runs exactly the command shown (and answers the consent prompt in advance).
+    command = customer_command(page, relay, "--accept", "full", "--source", "synthetic:scrolling-text", "--name", "Reception laptop")
+    run_agent(relay, command, "agent-customer.log")
+    expect_state(page, "live")
+    wait_for_updates(page, 2)
+    host_code = wait_for_log(relay, "agent-customer.log", r"Security code: (\d{3} \d{3})").group(1)
+    expect(page.locator("#sas")).to_have_text(host_code)
+    expect(page.locator("#peer")).to_contain_text("Reception laptop")
+    expect(page.locator("#code-card")).to_be_hidden()
+
+    # Code mode never reconnects: when the customer's agent leaves, the session is over.
+    relay._agents[-1].terminate()
+    expect_state(page, "ended", timeout=15_000)
+    expect(page.locator("#end-reason")).to_contain_text("The other side left the session")
+    expect(page.locator("#again")).to_have_text("New support code")
+
+
+def test_the_customer_compares_the_security_code_then_allows_viewing_only(relay, open_page):
+    # The customer's agent asks on a terminal (a pty here): while it waits, the page shows
+    # the security code that the agent's question shows; the customer answers "view only".
+    company = relay.add_company()
+    page = open_page()
+    page.add_init_script(WATCH_SEALED)
+    sign_in(page, relay, "kim.minji", PASSWORD, company=company)
+    open_viewer(page, relay, "code")
+    expect_state(page, "waiting-for-customer")
+    controller, terminal = pty.openpty()
+    try:
+        command = customer_command(page, relay, "--source", "synthetic:scrolling-text", "--name", "Front desk")
+        with open(relay.folder / "agent-customer.log", "wb") as log:
+            agent = subprocess.Popen(command, stdin=terminal, stdout=log, stderr=subprocess.STDOUT, cwd=relay.folder,
+                                     env=relay._agent_environment())  # fmt: skip
+        relay._agents.append(agent)
+        expect_state(page, "waiting-for-access")
+        host_code = wait_for_log(relay, "agent-customer.log", r"Security code: (\d{3} \d{3})").group(1)
+        wait_for_log(relay, "agent-customer.log", r"Your answer")
+        expect(page.locator("#sas")).to_have_text(host_code)
+        expect(page.locator("#sas-large")).to_have_text(host_code)
+        expect(page.locator("#sas-card")).to_be_visible()
+        expect(page.locator("#status")).to_contain_text("Waiting for the customer to accept")
+        os.write(controller, b"v\n")
+
+        expect_state(page, "live")
+        wait_for_updates(page, 1)
+        expect(page.locator("#view-only")).to_be_checked()
+        expect(page.locator("#view-only")).to_be_disabled()
+        expect(page.locator("#status")).to_contain_text("view only")
+        expect(page.locator("#sas-card")).to_be_hidden()
+        # Nothing of the engineer's input is sealed: only UpdateRequests go out.
+        page.evaluate("window.__sealedTypes.length = 0")
+        page.locator("#screen").click(position={"x": 40, "y": 30})
+        page.keyboard.type("ab")
+        page.mouse.wheel(0, 240)
+        wait_for_updates(page, updates(page) + 2)
+        sealed = set(page.evaluate("window.__sealedTypes"))
+        assert sealed == {UPDATE_REQUEST}, f"sealed inner types: {sorted(sealed)}"
+        assert "ignored (view only)" not in log_text(relay, "agent-customer.log")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def sealed_during(page, action) -> list[int]:
+    """The inner types the page sealed while `action` ran and two more updates arrived."""
+    page.evaluate("window.__sealedTypes.length = 0")
+    action()
+    wait_for_updates(page, updates(page) + 2)
+    return page.evaluate("window.__sealedTypes.slice()")
+
+
+def test_view_only_stops_the_engineers_input_and_lifting_it_lets_input_through_again(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Lab PC", "synthetic:scrolling-text")
+    page = open_page(permissions=["clipboard-read", "clipboard-write"])
+    page.add_init_script(WATCH_SEALED)
+    sign_in(page, relay, "kim.minji", PASSWORD, company=company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    expect(page.locator("#view-only")).to_be_enabled()
+    expect(page.locator("#view-only")).not_to_be_checked()
+    screen = page.locator("#screen")
+
+    def use_everything():
+        screen.click(position={"x": 50, "y": 40})
+        page.keyboard.type("ab")
+        page.mouse.wheel(0, 120)
+
+    sealed = sealed_during(page, use_everything)
+    assert POINTER in sealed and KEY in sealed, sealed
+    # A click is a press and a release; "ab" is four Key messages; one wheel notch two Pointers.
+    assert sealed.count(KEY) == 4, sealed
+
+    # The special keys menu sends its chord; Send clipboard sends the local clipboard's text.
+    sealed = sealed_during(page, lambda: (page.locator("#special-keys summary").click(),
+                                          page.locator('button[data-special="Ctrl+Alt+Del"]').click()))  # fmt: skip
+    assert sealed.count(KEY) == 6, sealed
+    page.evaluate("navigator.clipboard.writeText('copied by the engineer')")
+    sealed = sealed_during(page, lambda: page.locator("#clipboard-send").click())
+    assert CLIPBOARD in sealed, sealed
+    wait_for_log(relay, f"agent-{host_id}.log", r"clipboard from the engineer: copied by the engineer")
+    # Ctrl+V on the screen: the text reaches the host's clipboard before the V that pastes it.
+    page.evaluate("navigator.clipboard.writeText('pasted by the engineer')")
+    screen.click(position={"x": 50, "y": 40})
+    sealed = [kind for kind in sealed_during(page, lambda: page.keyboard.press("Control+V")) if kind != UPDATE_REQUEST]
+    assert sealed == [KEY, CLIPBOARD, KEY, KEY, KEY], sealed
+    wait_for_log(relay, f"agent-{host_id}.log", r"clipboard from the engineer: pasted by the engineer")
+
+    page.locator("#view-only").check()
+    expect(page.locator("#status")).to_contain_text("View only is on")
+    expect(page.locator("#clipboard-send")).to_be_disabled()
+
+    def try_everything():
+        use_everything()
+        page.keyboard.press("Control+V")
+        page.keyboard.press("Tab")
+
+    sealed = sealed_during(page, try_everything)
+    assert set(sealed) == {UPDATE_REQUEST}, sealed
+
+    page.locator("#view-only").uncheck()
+    sealed = sealed_during(page, lambda: (screen.click(position={"x": 5, "y": 5}), page.keyboard.type("c")))
+    assert KEY in sealed and POINTER in sealed, sealed
+
+
+def stop(agent: subprocess.Popen, kill: bool = False) -> None:
+    """Stops an agent: SIGTERM (it says Bye) or SIGKILL (its connection just drops)."""
+    agent.kill() if kill else agent.terminate()
+    agent.wait(timeout=15)
+
+
+def test_a_host_that_quits_ends_the_session_with_the_reason_in_words(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Warehouse PC", "synthetic:scrolling-text")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    wait_for_updates(page, 1)
+
+    stop(relay._agents[-1])  # Ctrl-C at the host: its agent says Bye and exits
+    # The host may be back in a moment, so the page looks; it is offline, so the page stops.
+    expect_state(page, "reconnecting", timeout=10_000)
+    expect_state(page, "ended", timeout=20_000)
+    reason = page.locator("#end-reason")
+    expect(reason).to_contain_text("The other side left the session")
+    expect(reason).to_contain_text("The host ended the session (normal): The customer stopped sharing the screen")
+    expect(reason).to_contain_text("The host is offline now")
+    expect(page.locator("#status")).to_have_text("Session ended.")
+    expect(page.locator("#again")).to_have_text("Connect again")
+    expect(page.locator("#disconnect")).to_be_disabled()
+
+
+def test_a_dropped_host_is_reconnected_when_it_comes_back(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Kiosk", "synthetic:scrolling-text")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    wait_for_updates(page, 1)
+    before = updates(page)
+
+    stop(relay._agents[-1], kill=True)  # the host's connection drops without a Bye
+    expect_state(page, "reconnecting", timeout=10_000)
+    expect(page.locator("#status")).to_contain_text("Reconnecting")
+    run_host_agent(relay, host_id, "synthetic:scrolling-text")
+    expect_state(page, "live", timeout=30_000)
+    wait_for_updates(page, before + 2)
+    expect(page.locator("#peer")).to_contain_text("Kiosk")
+
+    # The engineer's own Disconnect is final: no reconnect.
+    page.locator("#disconnect").click()
+    expect_state(page, "ended")
+    expect(page.locator("#end-reason")).to_contain_text("You ended the session")
+    wait_for_log(relay, f"agent-{host_id}.log", r"the engineer ended the session \(normal\): The engineer closed the viewer")
+    page.wait_for_timeout(2500)
+    expect_state(page, "ended")
+
+
+def test_a_changed_host_key_stops_the_session_until_the_engineer_forgets_the_old_one(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Server room PC", "synthetic:scrolling-text")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")  # first connection: the host's key is pinned
+    old = re.search(r"key (SHA256:\S+) \(", log_text(relay, f"agent-{host_id}.log")).group(1)
+    expect(page.locator("#peer")).to_contain_text(old)
+    page.locator("#disconnect").click()
+    expect_state(page, "ended")
+
+    # The host gets a new key (enrolled again, or someone in between).
+    stop(relay._agents[-1])
+    give_host_a_key(relay, host_id)
+    run_host_agent(relay, host_id, "synthetic:scrolling-text")
+    wait_until_online(page, host_id)
+    new = re.findall(r"key (SHA256:\S+) \(", log_text(relay, f"agent-{host_id}.log"))[-1]
+    assert new != old
+    page.locator("#again").click()
+    expect_state(page, "ended")
+    pin_error = page.locator("#pin-error")
+    expect(pin_error).to_be_visible()
+    expect(pin_error).to_contain_text(f"pinned in this browser: {old}")
+    expect(pin_error).to_contain_text(f"presented now: {new}")
+    expect(page.locator("#end-reason")).to_contain_text("not the one this browser pinned")
+    assert updates(page) > 0  # the old session's, not a frame of this one
+    wait_for_log(relay, f"agent-{host_id}.log", r"refused the host's key")
+
+    page.locator("#repin").click()
+    expect_state(page, "live")
+    expect(page.locator("#peer")).to_contain_text(new)
+    expect(page.locator("#pin-card")).to_be_hidden()
