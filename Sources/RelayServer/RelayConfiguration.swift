@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RelaySignIn
 import RelayStore
 import RelayWire
 
@@ -96,6 +97,8 @@ struct RelayConfiguration: Sendable {
     var idleTimeout = TimeAmount.seconds(120)
     var maximumConnections = 20_000
     var supportCodeValidity = TimeAmount.minutes(10)
+    /// Web console sessions: idle and absolute expiry (OPERATIONS.md "Web sign-in").
+    var webSessions = WebSessionPolicy()
     /// Penalties for sources (IPv4 address, IPv6 /64) whose authentications fail
     /// (PROTOCOL.md §8.5, OPERATIONS.md "Abuse resistance"). `firstBlock` is not in the
     /// config file: tests lengthen it so that a block cannot expire mid-test.
@@ -150,6 +153,8 @@ struct RelayConfiguration: Sendable {
         var idleTimeoutSeconds: Int?
         var maximumConnections: Int?
         var supportCodeValiditySeconds: Int?
+        var webSessionIdleMinutes: Int?
+        var webSessionMaximumHours: Int?
         var freeAuthFailuresPerSource: Int?
         var authFailureForgivenessSeconds: Int?
         var authMaximumBlockSeconds: Int?
@@ -181,6 +186,7 @@ struct RelayConfiguration: Sendable {
     static let fileKeys: Set<String> = [
         "listen", "admin_listen", "data_directory", "certificate", "key", "node_name", "maximum_payload_bytes",
         "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
+        "web_session_idle_minutes", "web_session_maximum_hours",
         "event_loop_threads", "write_buffer_high_water_bytes",
         "usage_checkpoint_seconds", "usage_retention_months", "access_log_retention_months", "purge_interval_seconds",
         "admin_request_burst", "admin_requests_per_minute", "admin_maximum_connections", "admin_handshake_timeout_seconds",
@@ -245,6 +251,8 @@ struct RelayConfiguration: Sendable {
         if let value = file.idleTimeoutSeconds { self.idleTimeout = .seconds(Int64(value)) }
         if let value = file.maximumConnections { self.maximumConnections = value }
         if let value = file.supportCodeValiditySeconds { self.supportCodeValidity = .seconds(Int64(value)) }
+        if let value = file.webSessionIdleMinutes { self.webSessions.idleLimit = TimeInterval(value) * 60 }
+        if let value = file.webSessionMaximumHours { self.webSessions.absoluteLimit = TimeInterval(value) * 3600 }
         if let value = file.freeAuthFailuresPerSource { self.sourcePenalties.freeFailures = value }
         if let value = file.authFailureForgivenessSeconds { self.sourcePenalties.forgiveOneFailureEvery = .seconds(Int64(value)) }
         if let value = file.authMaximumBlockSeconds { self.sourcePenalties.maximumBlock = .seconds(Int64(value)) }
@@ -310,6 +318,14 @@ struct RelayConfiguration: Sendable {
         }
         guard self.handshakeTimeout > .zero, self.idleTimeout > .zero, self.supportCodeValidity > .zero else {
             throw ConfigurationError(.invalidValue, "timeouts must be positive numbers of seconds")
+        }
+        guard self.webSessions.idleLimit >= 60, self.webSessions.absoluteLimit >= self.webSessions.idleLimit,
+            self.webSessions.absoluteLimit <= 30 * 24 * 3600
+        else {
+            throw ConfigurationError(
+                .invalidValue,
+                "web_session_idle_minutes must be at least 1, and web_session_maximum_hours at least as long and at most 720 (30 days); the defaults are 30 minutes and 12 hours"
+            )
         }
         guard self.maximumConnections > 0 else {
             throw ConfigurationError(.invalidValue, "maximum_connections must be positive")

@@ -28,6 +28,8 @@ final class RelayNode: Service, Sendable {
     let group: MultiThreadedEventLoopGroup
     /// The certificate both ports present; a renewal replaces it (``renewCertificateIfDue(now:)``).
     let certificate: ServingCertificate
+    /// The browsers' sign-in, console data and WebSocket logins on the web port.
+    let web: WebApplication
     /// The services that run beside the agents' port, in start order.
     private let companions: [any Service]
     /// Where the agents' port listens, from the moment ``run()`` has bound it (kept after it closes).
@@ -109,6 +111,7 @@ final class RelayNode: Service, Sendable {
         self.relay = relay
         self.group = group
         self.certificate = certificate
+        self.web = WebApplication(relay: relay, sessions: configuration.webSessions, fingerprint: { certificate.fingerprint })
         self.adminChannel = adminChannel
         self.adminReady = adminReady
         self.adminReadyContinuation = adminReadyContinuation
@@ -143,7 +146,7 @@ final class RelayNode: Service, Sendable {
         if recovered > 0 {
             relay.logger.notice("closed usage records left open by an earlier run", metadata: ["sessions": "\(recovered)", "reason": "relay_restart"])
         }
-        let channel = try await Self.bindRelay(relay: relay, certificate: self.certificate, group: self.group)
+        let channel = try await Self.bindRelay(relay: relay, certificate: self.certificate, application: self.web, group: self.group)
         self.boundRelayAddress.withLockedValue { $0 = channel.localAddress }
         let port = AgentPort(relay: relay, channel: channel, housekeeping: self.startHousekeeping())
         // The agents' port last: the first to stop at a graceful shutdown (see the type's documentation).
@@ -167,6 +170,13 @@ final class RelayNode: Service, Sendable {
                 threadPool.runIfActive(eventLoop: checkLoop) { relay.checkCredentials() }
             })
         if let trim = Self.heapTrimming(relay: relay, threadPool: relay.backgroundPool, loop: self.group.next()) { tasks.append(trim) }
+        // Ended web sessions, used or expired sign-in links and stale pending sign-ins.
+        let web = self.web
+        let cleanupLoop = self.group.next()
+        tasks.append(
+            cleanupLoop.scheduleRepeatedAsyncTask(initialDelay: .minutes(1), delay: .minutes(10)) { _ in
+                relay.backgroundPool.runIfActive(eventLoop: cleanupLoop) { web.removeExpired() }
+            })
         if self.certificate.tls.development != nil {
             let every = relay.configuration.certificateCheckInterval
             let renewalLoop = self.group.next()
@@ -223,10 +233,10 @@ final class RelayNode: Service, Sendable {
         }
     }
 
-    private static func bindRelay(relay: Relay, certificate: ServingCertificate, group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+    private static func bindRelay(
+        relay: Relay, certificate: ServingCertificate, application: WebApplication, group: MultiThreadedEventLoopGroup
+    ) async throws -> any Channel {
         let configuration = relay.configuration
-        // The browsers' sign-in, console data and WebSocket logins (one for the node).
-        let application = WebApplication(relay: relay, fingerprint: { certificate.fingerprint })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -433,6 +433,8 @@ final class WebClient: @unchecked Sendable {
         /// Lowercased names; the last value of a repeated header.
         let headers: [String: String]
         let body: ByteBuffer
+        /// Every `Set-Cookie` value, in order.
+        var cookies: [String] = []
     }
 
     struct Closed: Error {}
@@ -491,20 +493,28 @@ final class WebClient: @unchecked Sendable {
         var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         let status = Int(lines.removeFirst().split(separator: " ")[1])!
         var headers: [String: String] = [:]
+        var cookies: [String] = []
         for line in lines {
             let parts = line.split(separator: ":", maxSplits: 1)
             headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
+            if parts[0].lowercased() == "set-cookie" { cookies.append(parts[1].trimmingCharacters(in: .whitespaces)) }
         }
         let length = head || status == 101 || status == 304 ? 0 : Int(headers["content-length"] ?? "0")!
         while self.buffer.readableBytes < length { try await self.fill() }
-        return Response(status: status, headers: headers, body: self.buffer.readSlice(length: length)!)
+        return Response(status: status, headers: headers, body: self.buffer.readSlice(length: length)!, cookies: cookies)
     }
 
-    /// Asks for the WebSocket on `/ws` with the given Origin and subprotocols.
-    func upgrade(host: String, origin: String? = nil, protocols: String = "supportrelay.v1") async throws -> Response {
+    /// Asks for the WebSocket on `target` (`/ws`, or `/ws?csrf=…`) with the given Origin,
+    /// subprotocols and cookie.
+    func upgrade(
+        host: String, origin: String? = nil, protocols: String = "supportrelay.v1", target: String = "/ws", cookie: String? = nil
+    )
+        async throws -> Response
+    {
         try await self.request(
-            "GET /ws HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\n"
-                + "Sec-WebSocket-Version: 13\r\nOrigin: \(origin ?? "https://\(host)")\r\nSec-WebSocket-Protocol: \(protocols)\r\n\r\n")
+            "GET \(target) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: \(Self.key)\r\n"
+                + "Sec-WebSocket-Version: 13\r\nOrigin: \(origin ?? "https://\(host)")\r\nSec-WebSocket-Protocol: \(protocols)\r\n"
+                + (cookie.map { "Cookie: \($0)\r\n" } ?? "") + "\r\n")
     }
 
     /// Stops reading the socket (the relay's writes back up), or reads it again.

@@ -80,6 +80,21 @@ final class WebApplication: Sendable {
 
     var pendingSignIns: Int { self.pending.withLockedValue { $0.count } }
 
+    /// Drops what no browser can use any more: pending sign-ins past their 5 minutes, and
+    /// in the store ended web sessions and expired links. Blocking; every 10 minutes on the
+    /// background pool.
+    func removeExpired() {
+        let now = self.relay.now()
+        self.pending.withLockedValue { $0.prune(now: now) }
+        let policy = self.verifier.sessions
+        do {
+            _ = try self.relay.store.removeExpiredSignIns(
+                now: now, idleBefore: now.addingTimeInterval(-policy.idleLimit), startedBefore: now.addingTimeInterval(-policy.absoluteLimit))
+        } catch {
+            self.relay.logger.warning("could not remove expired web sessions and sign-in links; tried again in 10 minutes", metadata: ["error": "\(error)"])
+        }
+    }
+
     // MARK: Routes
 
     func respond(to request: WebRequest) async -> WebReply {
@@ -240,7 +255,7 @@ final class WebApplication: Sendable {
 
     private func signOut(_ request: WebRequest) async throws -> WebReply {
         let (_, id) = try await self.session(request.headers)
-        try WebSessionPolicy.checkCSRF(request.headers.first(name: WebSessionPolicy.csrfHeader), for: id)
+        try Self.checkCSRF(request, session: id)
         let store = self.relay.store
         try await self.relay.threadPool.runIfActive { try store.endWebSession(idDigest: id.digest) }
         return WebReply(status: .noContent, body: nil, cookies: [WebSessionPolicy.removalCookie])
@@ -405,6 +420,15 @@ final class WebApplication: Sendable {
         self.relay.metrics.authFailures.increment()
         let verdict = self.relay.throttle.withLockedValue { $0.recordFailure(source: request.source, account: account, now: .now()) }
         if let alert = verdict.accountAlert { self.relay.logger.warning("\(alert)") }
+    }
+
+    /// 403 unless the request carries its session's CSRF token.
+    private static func checkCSRF(_ request: WebRequest, session id: SignInSecret) throws {
+        do {
+            try WebSessionPolicy.checkCSRF(request.headers.first(name: WebSessionPolicy.csrfHeader), for: id)
+        } catch let error as SignInError {
+            throw WebFailure(.forbidden, error.message)
+        }
     }
 
     private static func decode<Form: Decodable>(_ type: Form.Type, _ request: WebRequest) throws -> Form {
