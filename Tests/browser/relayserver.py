@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import hashlib
 import hmac
 import json
@@ -145,12 +146,14 @@ class Relay:
                 )
             )
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-                self.process = subprocess.Popen(
-                    [str(SERVER), "serve", "--config", str(self.config), "--log-level", "info"],
-                    cwd=self.folder,
-                    stdout=out,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
+                self.process = _while_busy(
+                    lambda: subprocess.Popen(
+                        [str(SERVER), "serve", "--config", str(self.config), "--log-level", "info"],
+                        cwd=self.folder,
+                        stdout=out,
+                        stderr=err,
+                        stdin=subprocess.DEVNULL,
+                    )
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -199,7 +202,7 @@ class Relay:
     def cli(self, *args: str) -> str:
         """Runs `relay-server ARGS --data DATA`; returns its standard output."""
         command = [str(SERVER), *args, "--data", str(self.data)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=self.folder)
+        result = _while_busy(lambda: subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=self.folder))
         if result.returncode != 0:
             raise RelayCommandError(
                 f"`relay-server {' '.join(args)}` failed with status {result.returncode}:\n{result.stderr}{result.stdout}"
@@ -300,6 +303,18 @@ class Relay:
     def _agent_environment(self) -> dict:
         # The agent's config folder (known_hosts, keys) stays inside this test's folder.
         return {**os.environ, "XDG_CONFIG_HOME": str(self.folder / "agent-config"), "HOME": str(self.folder)}
+
+
+def _while_busy(start, seconds: float = 120):
+    """Runs `start`, again while the binary is being written (a build linking it: ETXTBSY)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return start()
+        except OSError as error:
+            if error.errno != errno.ETXTBSY or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _end(process: subprocess.Popen) -> None:
