@@ -132,6 +132,40 @@ def test_an_online_host_has_a_connect_link_that_opens_the_viewer_in_a_new_tab(re
     viewer.close()
 
 
+def test_a_session_from_the_console_shows_the_host_busy_then_in_recent_sessions(relay, open_page):
+    company = relay.add_company()
+    host_id = relay.run_host(company, "Warehouse PC")
+    page = open_page()
+    sign_in(page, relay, "kang.daniel", PASSWORD, company=company)
+    expect(row(page, host_id).locator(".badge")).to_have_text("online", timeout=25_000)
+    expect(page.locator("#sessions-empty")).to_be_visible()
+
+    # The real viewer: Connect opens it in a new tab, and it goes live.
+    with page.context.expect_page() as opened:
+        row(page, host_id).get_by_role("link", name=re.compile("Connect")).click()
+    viewer = opened.value
+    expect(viewer.locator("body")).to_have_attribute("data-state", "live", timeout=30_000)
+
+    # While the session runs the host is busy: no Connect link.
+    expect(row(page, host_id).locator(".badge")).to_have_text("busy", timeout=25_000)
+    expect(row(page, host_id).get_by_role("link", name=re.compile("Connect"))).to_have_count(0)
+    expect(row(page, host_id).locator("td.action")).to_have_text("In a session")
+
+    # Closing the viewer's tab ends the session: the host is online again and the session
+    # is listed with its host, mode, client and how it ended.
+    viewer.close()
+    expect(row(page, host_id).locator(".badge")).to_have_text("online", timeout=25_000)
+    sessions = page.locator("#sessions-body tr")
+    expect(sessions).to_have_count(1, timeout=25_000)
+    cells = [text.strip() for text in sessions.first.locator("td").all_inner_texts()]
+    host, mode, client, started, duration, ended = cells
+    assert (host, mode, client) == ("Warehouse PC", "unattended", "browser"), cells
+    assert started and re.search(r"\d", started), cells
+    assert re.fullmatch(r"\d+ s|\d+ min( \d+ s)?", duration), cells
+    assert ended and ended != "in progress", cells
+    expect(page.locator("#sessions-empty")).to_be_hidden()
+
+
 def test_new_support_code_opens_the_viewer_and_the_customers_command_works(relay, open_page):
     page = open_page()
     sign_in(page, relay, "choi.yuna", PASSWORD)
