@@ -560,3 +560,72 @@ def test_a_changed_host_key_stops_the_session_until_the_engineer_forgets_the_old
     expect_state(page, "live")
     expect(page.locator("#peer")).to_contain_text(new)
     expect(page.locator("#pin-card")).to_be_hidden()
+
+
+def test_names_and_clipboard_text_from_the_relay_and_the_host_are_shown_as_text(relay, open_page):
+    host_name = '<img src=x onerror="window.__pwned=1">Evil <b>PC</b>\u202egnp.exe'
+    company_name = "<script>window.__pwned=2</script>ACME & Co"
+    clipboard = '<img src=y onerror="window.__pwned=3">copied\nsecond line'
+    company = relay.add_company(company_name)
+    host_id = start_host(relay, company, host_name, "synthetic:scrolling-text", "--clipboard", clipboard)
+    page = signed_in_page(open_page, relay, company, permissions=["clipboard-read", "clipboard-write"])
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    wait_for_updates(page, 1)
+
+    peer = page.locator("#peer")
+    # As text, with the bidi override removed (PROTOCOL.md §5.2.7).
+    expect(peer).to_contain_text('<img src=x onerror="window.__pwned=1">Evil <b>PC</b>gnp.exe')
+    expect(peer).to_contain_text(company_name)
+    assert peer.locator("img, b, script").count() == 0
+    assert page.title().startswith('<img src=x onerror="window.__pwned=1">Evil <b>PC</b>gnp.exe')
+    expect(page.locator("#clipboard-received")).to_have_text(clipboard)
+    assert page.locator("#clipboard-panel img").count() == 0
+    assert page.evaluate("navigator.clipboard.readText()") == clipboard
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.evaluate("document.querySelectorAll('img:not(.brand img)').length") == 0
+
+
+def test_a_company_that_requires_it_has_the_engineer_type_the_customers_security_code(relay, open_page):
+    company = relay.add_company()
+    relay.cli("company", "policy", company, "--confirm-security-code", "on")
+    page = open_page()
+    page.add_init_script(WATCH_SEALED)
+    sign_in(page, relay, "kim.minji", PASSWORD, company=company)
+
+    open_viewer(page, relay, "code")
+    expect_state(page, "waiting-for-customer")
+    run_agent(relay, customer_command(page, relay, "--accept", "full", "--source", "synthetic:scrolling-text"), "agent-1.log")
+    expect_state(page, "live")
+    host_code = wait_for_log(relay, "agent-1.log", r"Security code: (\d{3} \d{3})").group(1)
+    form = page.locator("#sas-confirm-form")
+    expect(form).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("type the security code")
+    # Until the code is confirmed nothing of the engineer's input goes out.
+    sealed = sealed_during(page, lambda: (page.locator("#screen").click(position={"x": 5, "y": 5}), page.keyboard.type("x")))
+    assert set(sealed) == {UPDATE_REQUEST}, sealed
+    page.locator("#sas-confirm").fill("12")
+    form.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#sas-confirm-error")).to_contain_text("six digits")
+    page.locator("#sas-confirm").fill(host_code)
+    form.get_by_role("button", name="Confirm").click()
+    expect(form).to_be_hidden()
+    sealed = sealed_during(page, lambda: (page.locator("#screen").click(), page.keyboard.type("x")))
+    assert KEY in sealed and POINTER in sealed, sealed
+    page.locator("#disconnect").click()
+    expect_state(page, "ended")
+
+    # A code that differs means someone is in between: the session ends, for both sides.
+    page.locator("#again").click()
+    expect_state(page, "waiting-for-customer")
+    run_agent(relay, customer_command(page, relay, "--accept", "full", "--source", "synthetic:scrolling-text"), "agent-2.log")
+    expect(form).to_be_visible(timeout=LIVE_TIMEOUT)
+    host_code = wait_for_log(relay, "agent-2.log", r"Security code: (\d{3} \d{3})").group(1)
+    wrong = f"{(int(host_code.replace(' ', '')) + 1) % 1_000_000:06d}"
+    page.locator("#sas-confirm").fill(wrong)
+    form.get_by_role("button", name="Confirm").click()
+    expect_state(page, "ended")
+    expect(page.locator("#end-reason")).to_contain_text("someone may be in between")
+    wait_for_log(relay, "agent-2.log", r"protocol_error\): The engineer was read a different security code")
