@@ -271,6 +271,10 @@ def test_an_enrolled_hosts_screen_goes_live_with_its_size_figures_and_name(relay
     expect(page.locator("#status")).to_contain_text("Live")
     assert page.title().startswith("Accounting PC-03")
 
+    # Closing the tab says Bye: the host hears why the engineer left.
+    page.close()
+    wait_for_log(relay, f"agent-{host_id}.log", r"the engineer ended the session \(normal\): The engineer closed the viewer")
+
 
 @pytest.fixture
 def small_payload_relay(request, tmp_path):
@@ -439,6 +443,9 @@ def test_view_only_stops_the_engineers_input_and_lifting_it_lets_input_through_a
     assert POINTER in sealed and KEY in sealed, sealed
     # A click is a press and a release; "ab" is four Key messages; one wheel notch two Pointers.
     assert sealed.count(KEY) == 4, sealed
+    # Text that comes without keys (an IME, Korean) is typed as a press and release each.
+    sealed = sealed_during(page, lambda: page.keyboard.insert_text("한글"))
+    assert sealed.count(KEY) == 4, sealed
 
     # The special keys menu sends its chord; Send clipboard sends the local clipboard's text.
     sealed = sealed_during(page, lambda: (page.locator("#special-keys summary").click(),
@@ -534,6 +541,7 @@ def test_a_changed_host_key_stops_the_session_until_the_engineer_forgets_the_old
     wait_until_online(page, host_id)
     open_viewer(page, relay, f"host={host_id}")
     expect_state(page, "live")  # first connection: the host's key is pinned
+    expect(page.locator("#notice")).to_contain_text("is pinned now")
     old = re.search(r"key (SHA256:\S+) \(", log_text(relay, f"agent-{host_id}.log")).group(1)
     expect(page.locator("#peer")).to_contain_text(old)
     page.locator("#disconnect").click()

@@ -117,6 +117,7 @@ export class ViewerConnection {
   #socket = null;
   #reader = new FrameReader();
   #limit = 0; // the relay's payload limit from HelloAck (§2.2)
+  #allowed = 0; // the capabilities HelloAck allows (§5.1.2)
   // 'hello' → 'auth' → 'awaiting-host' (code mode) → 'paired'
   #phase = 'hello';
   #queue = [];
@@ -180,9 +181,19 @@ export class ViewerConnection {
     });
   }
 
-  /** Whether the customer allowed input and the session is on (§5.2.7). */
+  /**
+   * Whether the customer allowed input and the session is on (§5.2.7), and neither the
+   * relay nor the host left input out of their capabilities (§5.1.2, §5.1.7).
+   */
   get inputAllowed() {
-    return !this.#ended && this.#access?.inputAllowed === true && this.#handshake?.established === true;
+    const capable = (this.#allowed & Capability.input) !== 0 && (this.#paired?.peerCapabilities & Capability.input) !== 0;
+    return capable && !this.#ended && this.#access?.inputAllowed === true && this.#handshake?.established === true;
+  }
+
+  /** Whether clipboard text may be sent (input allowed, and the clipboard capability). */
+  get clipboardAllowed() {
+    const capable = (this.#allowed & Capability.clipboard) !== 0 && (this.#paired?.peerCapabilities & Capability.clipboard) !== 0;
+    return capable && this.inputAllowed;
   }
 
   get ended() {
@@ -218,7 +229,7 @@ export class ViewerConnection {
    * SecureChannelError (the session goes on) when the text does not fit one message.
    */
   sendClipboard(text) {
-    if (!this.inputAllowed) return Promise.resolve(false);
+    if (!this.clipboardAllowed) return Promise.resolve(false);
     return this.#seal(MessageType.clipboard, encode.clipboard({ text: String(text).toWellFormed() }), { rethrowTooLarge: true });
   }
 
@@ -389,6 +400,7 @@ export class ViewerConnection {
       return;
     }
     this.#limit = Math.min(ack.maximumPayloadLength, ABSOLUTE_MAXIMUM_PAYLOAD_LENGTH);
+    this.#allowed = ack.capabilities;
     // §2.2: an agent accepts frames up to the limit its relay announced.
     this.#reader.maximumPayloadLength = this.#limit;
     this.#phase = 'auth';

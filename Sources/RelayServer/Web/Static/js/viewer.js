@@ -162,7 +162,10 @@ async function start() {
     return;
   }
   document.body.dataset.mode = page.target.kind;
-  if (page.target.kind === 'host') $('peer').textContent = `Host ${page.target.hostID}`;
+  renderPeer();
+  // Both at once: the account from the relay, the engineer's key from this browser.
+  const identity = loadOrCreateIdentity();
+  identity.catch(() => {});
   try {
     page.me = await getJSON('/api/me');
   } catch (error) {
@@ -174,7 +177,7 @@ async function start() {
     return;
   }
   try {
-    page.identity = await loadOrCreateIdentity();
+    page.identity = await identity;
   } catch (error) {
     showEnded(`The viewer cannot encrypt end to end: ${sentence(error.message)}`, { again: true, reload: true });
     return;
@@ -332,7 +335,7 @@ function renderControls() {
   const live = page.state === 'live';
   const enabled = live && inputEnabled();
   document.body.dataset.input = enabled ? 'on' : 'off';
-  $('clipboard-send').disabled = !enabled;
+  $('clipboard-send').disabled = !(enabled && page.connection?.clipboardAllowed);
   const keys = $('special-keys');
   keys.setAttribute('aria-disabled', String(!enabled));
   if (!enabled) keys.open = false;
@@ -398,6 +401,10 @@ function showPaired(paired) {
 function showPeerIdentity(identity) {
   page.signed = identity;
   renderPeer();
+  if (identity.pinned === 'new') {
+    notice(`First connection to this host from this browser: its key ${identity.fingerprint} is pinned now. ` +
+      "Check it once with the host's owner (relay-agent host prints it when it starts).");
+  }
   if (page.target.kind === 'code' && page.confirmRequired) {
     page.confirmPending = true;
     page.confirmTimer = setTimeout(() => {
@@ -418,7 +425,7 @@ function renderPeer() {
   const paired = page.paired;
   peer.replaceChildren();
   if (!paired) {
-    peer.textContent = page.target?.kind === 'host' ? `Host ${page.target.hostID}` : '';
+    peer.textContent = page.target?.kind === 'host' ? `Host ${page.target.hostID}` : 'New support code';
     peer.removeAttribute('title');
     return;
   }
@@ -699,9 +706,10 @@ function scheduleReconnect(reason) {
   const due = now + delay;
   const tick = () => {
     const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
-    $('status').textContent = `Connection lost. Reconnecting in ${seconds} s…`;
     $('progress-text').textContent = `${reason}\nReconnecting in ${seconds} s…`;
   };
+  // The status (a live region) says it once; the card counts down.
+  $('status').textContent = 'Connection lost. Reconnecting…';
   tick();
   reconnect.countdown = setInterval(tick, 1000);
   reconnect.timer = setTimeout(() => attemptReconnect(reconnect), delay);
