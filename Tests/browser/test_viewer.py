@@ -637,3 +637,336 @@ def test_a_company_that_requires_it_has_the_engineer_type_the_customers_security
     expect_state(page, "ended")
     expect(page.locator("#end-reason")).to_contain_text("someone may be in between")
     wait_for_log(relay, "agent-2.log", r"protocol_error\): The engineer was read a different security code")
+
+
+# ---- The session module (js/viewer-session.js) against a scripted relay and host ----
+#
+# The page's WebSocket is replaced by one whose other end is written here: a relay that
+# answers Hello, ViewerAuth (a support code, then Paired) and Ping, and a host made of plain
+# WebCrypto calls (not secure.js) that completes the end-to-end handshake (PROTOCOL.md §5.3)
+# and seals what a test gives it. Screen updates are zlib streams of stored blocks, each
+# ending in the sync flush (§7.1). These check what a real relay and host rarely do.
+
+SESSION_PRELUDE = r"""
+const wire = await import('/js/wire.js');
+const secure = await import('/js/secure.js');
+const { ViewerConnection } = await import('/js/viewer-session.js');
+const { MessageType: T, encode, decode, frame } = wire;
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) { out.set(part, offset); offset += part.length; }
+  return out;
+};
+const utf8 = (text) => new TextEncoder().encode(text);
+const str16 = (bytes) => concat(Uint8Array.of(bytes.length >> 8, bytes.length & 255), bytes);
+const u16 = (value) => Uint8Array.of(value >> 8, value & 255);
+const u32 = (value) => Uint8Array.of(value >>> 24, (value >> 16) & 255, (value >> 8) & 255, value & 255);
+const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+const raw = async (key) => new Uint8Array(await crypto.subtle.exportKey('raw', key));
+const sleep = (milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds));
+async function waitFor(what, predicate, milliseconds = 5000) {
+  const end = performance.now() + milliseconds;
+  while (!predicate()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+const nonce = (sequence) => { const bytes = new Uint8Array(12); new DataView(bytes.buffer).setBigUint64(4, BigInt(sequence)); return bytes; };
+const sealedHeader = (length) => Uint8Array.of(0x49, length >> 16, (length >> 8) & 255, length & 255);
+
+class FakeSocket {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  constructor(url, protocol) {
+    this.url = url; this.protocol = protocol; this.readyState = 0; this.sent = []; this.split = false;
+    FakeSocket.current = this;
+    setTimeout(() => { this.readyState = 1; this.onopen?.({}); }, 0);
+  }
+  send(bytes) { this.sent.push(new Uint8Array(bytes)); this.relay?.(new Uint8Array(bytes)); }
+  close(code) { this.readyState = 3; this.closedWith = code; }
+  // To the viewer: one message, or (split) one message per byte.
+  deliver(bytes) {
+    if (this.readyState !== 1) return;
+    if (!this.split) { this.onmessage?.({ data: bytes.slice().buffer }); return; }
+    for (const byte of bytes) this.onmessage?.({ data: Uint8Array.of(byte).buffer });
+  }
+}
+globalThis.WebSocket = FakeSocket;
+
+// The host's side of §5.3, with plain WebCrypto.
+class FakeHost {
+  sendSequence = 0; receiveSequence = 0;
+  async start(sessionID) {
+    this.sessionID = sessionID;
+    this.identity = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+    this.ephemeral = await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits']);
+    this.share = concat(Uint8Array.of(1, 1), await raw(this.ephemeral.publicKey), await raw(this.identity.publicKey));
+  }
+  async keyed(viewerShare) {
+    this.th = await sha256(concat(utf8('SupportRelay E2E v1'), this.sessionID, this.commit.slice(1), this.share, viewerShare));
+    const peer = await crypto.subtle.importKey('raw', viewerShare.slice(2, 34), 'X25519', false, []);
+    const dh = await crypto.subtle.deriveBits({ name: 'X25519', public: peer }, this.ephemeral.privateKey, 256);
+    const ikm = await crypto.subtle.importKey('raw', dh, 'HKDF', false, ['deriveBits']);
+    const okm = new Uint8Array(await crypto.subtle.deriveBits(
+      { name: 'HKDF', hash: 'SHA-256', salt: this.th, info: utf8('SupportRelay E2E v1 keys') }, ikm, 544));
+    this.sealing = await crypto.subtle.importKey('raw', okm.slice(0, 32), 'AES-GCM', false, ['encrypt']);
+    this.opening = await crypto.subtle.importKey('raw', okm.slice(32, 64), 'AES-GCM', false, ['decrypt']);
+    const code = String(new DataView(okm.buffer).getUint32(64) % 1000000).padStart(6, '0');
+    this.sas = `${code.slice(0, 3)} ${code.slice(3)}`;
+  }
+  async sealFrame(type, payload) {
+    const plaintext = concat(Uint8Array.of(type), payload);
+    const header = sealedHeader(plaintext.length + 16);
+    const body = new Uint8Array(await crypto.subtle.encrypt(
+      { name: 'AES-GCM', iv: nonce(this.sendSequence++), additionalData: header }, this.sealing, plaintext));
+    return concat(header, body);
+  }
+  async open(body) {
+    const plaintext = new Uint8Array(await crypto.subtle.decrypt(
+      { name: 'AES-GCM', iv: nonce(this.receiveSequence++), additionalData: sealedHeader(body.length) }, this.opening, body));
+    return { type: plaintext[0], payload: plaintext.slice(1) };
+  }
+  async identityRecord(name) {
+    const signed = concat(utf8('SupportRelay E2E v1 identity'), Uint8Array.of(1), this.th);
+    const signature = new Uint8Array(await crypto.subtle.sign('Ed25519', this.identity.privateKey, signed));
+    return this.sealFrame(0x4a, concat(signature, str16(utf8(name)), str16(utf8(''))));
+  }
+}
+
+// A zlib stream of stored blocks: each body is the next part, then the sync flush (§7.1).
+class FakeTiles {
+  started = false;
+  body(requestID, part) {
+    const blocks = [];
+    if (!this.started) { blocks.push(Uint8Array.of(0x78, 0x01)); this.started = true; }
+    for (let offset = 0; offset < part.length; offset += 65535) {
+      const chunk = part.subarray(offset, offset + 65535);
+      const length = chunk.length;
+      blocks.push(Uint8Array.of(0, length & 255, length >> 8, ~length & 255, (~length >> 8) & 255), chunk);
+    }
+    blocks.push(Uint8Array.of(0, 0, 0, 0xff, 0xff));
+    return concat(u32(requestID), ...blocks);
+  }
+  // A part of solid rectangles {x, y, width, height, rgb: [r, g, b]} (§7.2, §7.4.2).
+  solid(width, height, continues, rects) {
+    return concat(u16(width), u16(height), Uint8Array.of(continues ? 1 : 0), u32(rects.length),
+      ...rects.map((r) => concat(Uint8Array.of(2), u16(r.x), u16(r.y), u16(r.width), u16(r.height),
+        Uint8Array.of(r.rgb[2], r.rgb[1], r.rgb[0]))));
+  }
+}
+
+// A relay and host that pair the viewer by support code, run the handshake, and wait.
+async function startSession({ limit = 1_048_576, hostName = 'Test host', split = false } = {}) {
+  const events = [];
+  const observer = new Proxy({}, { get: (_, name) => (value) => events.push({ name, value }) });
+  const host = new FakeHost();
+  const tiles = new FakeTiles();
+  const sessionID = crypto.getRandomValues(new Uint8Array(16));
+  await host.start(sessionID);
+  const fromViewer = [];
+  let chain = Promise.resolve();
+  const connection = new ViewerConnection({
+    url: 'wss://relay.test/ws', target: { kind: 'code' }, identity: await secure.generateIdentity(),
+    login: 'kim.minji', company: 'ACME', relayOrigin: 'https://relay.test', observer,
+  });
+  connection.start();
+  const socket = FakeSocket.current;
+  socket.split = split;
+  const handle = async (bytes) => {
+    const type = bytes[0];
+    const payload = bytes.slice(4);
+    const entry = { type, payload };
+    fromViewer.push(entry);
+    if (type === T.hello) {
+      socket.deliver(frame(T.helloAck, encode.helloAck({ capabilities: 7, maximumPayloadLength: limit, relayNode: 'test' })));
+    } else if (type === T.viewerAuth) {
+      socket.deliver(concat(frame(T.codeIssued, encode.codeIssued({ code: '042917', validForSeconds: 600 })),
+        frame(T.paired, encode.paired({ sessionID, mode: 1, peerCapabilities: 7, peerName: hostName, peerSoftware: 'fake/1' }))));
+    } else if (type === T.keyCommit) {
+      host.commit = payload;
+      socket.deliver(frame(T.keyShare, host.share));
+    } else if (type === T.keyShare) {
+      await host.keyed(payload);
+    } else if (type === T.sealed) {
+      entry.inner = await host.open(payload);
+      if (entry.inner.type === 0x4a) socket.deliver(await host.identityRecord(hostName));
+    }
+  };
+  socket.relay = (bytes) => { chain = chain.then(() => handle(bytes)); };
+  const session = {
+    connection, socket, host, tiles, events, fromViewer,
+    async deliverSealed(type, payload) { socket.deliver(await host.sealFrame(type, payload)); },
+    named: (name) => events.filter((event) => event.name === name).map((event) => event.value),
+    inner: (type) => fromViewer.filter((entry) => entry.inner?.type === type).map((entry) => entry.inner.payload),
+    byes: () => fromViewer.filter((entry) => entry.type === T.bye).map((entry) => decode.bye(entry.payload)),
+    ended: () => session.named('ended')[0],
+  };
+  await waitFor('the host identity to verify', () => session.named('peerIdentity').length === 1);
+  return session;
+}
+
+// AccessGranted and ScreenInit: the viewer asks for updates.
+async function goLive(session, { inputAllowed = true, width = 64, height = 32 } = {}) {
+  await session.deliverSealed(0x46, Uint8Array.of(inputAllowed ? 1 : 0));
+  await session.deliverSealed(0x40, encode.screenInit({ width, height, name: ':0' }));
+  await waitFor('two update requests', () => session.inner(0x42).length === 2);
+}
+"""
+
+
+def run_session(module_page, body: str):
+    return module_page.evaluate(f"async (arg) => {{ {SESSION_PRELUDE}\n{body} }}", {})
+
+
+def test_session_paces_updates_and_paints_an_update_once_its_last_part_is_in(module_page):
+    result = run_session(
+        module_page,
+        r"""
+        const session = await startSession();
+        const out = { sas: session.named('securityCode')[0] === session.host.sas, paired: session.named('paired')[0].peerName };
+        // Nothing is sealed before AccessGranted and ScreenInit: no input, no requests.
+        out.pointerBeforeAccess = session.connection.sendPointer(1, 1, 0);
+        await goLive(session);
+        out.states = session.named('state');
+        out.requests = session.inner(0x42).map((payload) => decode.updateRequest(payload));
+        // Update 1 in two parts: painted, and answered with one more request, after the last.
+        const { tiles } = session;
+        await session.deliverSealed(0x41, tiles.body(1, tiles.solid(64, 32, true, [{ x: 0, y: 0, width: 8, height: 8, rgb: [255, 0, 0] }])));
+        await sleep(100);
+        out.afterFirstPart = { updates: session.named('update').length, requests: session.inner(0x42).length };
+        await session.deliverSealed(0x41, tiles.body(1, tiles.solid(64, 32, false, [{ x: 10, y: 12, width: 4, height: 2, rgb: [0, 128, 255] }])));
+        await waitFor('the update', () => session.named('update').length === 1);
+        await waitFor('the third request', () => session.inner(0x42).length === 3);
+        const update = session.named('update')[0];
+        out.update = { dirty: update.dirty, requestID: update.requestID, latency: typeof update.latency, bytes: update.bytes > 0 };
+        out.third = decode.updateRequest(session.inner(0x42)[2]);
+        const pixels = session.named('screen')[0].pixels;
+        const at = (x, y) => Array.from(pixels.slice((y * 64 + x) * 4, (y * 64 + x) * 4 + 4));
+        out.pixels = [at(0, 0), at(7, 7), at(8, 8), at(10, 12), at(14, 13)];
+        out.pointerLive = session.connection.sendPointer(3, 4, 1);
+        await waitFor('the pointer', () => session.inner(0x43).length === 1);
+        out.pointer = decode.pointer(session.inner(0x43)[0]);
+        out.ended = session.ended() ?? null;
+        return out;
+        """,
+    )
+    assert result["sas"] is True and result["paired"] == "Test host"
+    assert result["pointerBeforeAccess"] is False
+    assert result["states"] == ["connecting", "waiting-for-customer", "handshake", "waiting-for-access", "live"]
+    assert result["requests"] == [
+        {"requestID": 1, "flags": 1, "fullRefresh": True},
+        {"requestID": 2, "flags": 0, "fullRefresh": False},
+    ]
+    assert result["afterFirstPart"] == {"updates": 0, "requests": 2}
+    assert result["update"] == {"dirty": {"x": 0, "y": 0, "width": 14, "height": 14}, "requestID": 1, "latency": "number", "bytes": True}
+    assert result["third"] == {"requestID": 3, "flags": 0, "fullRefresh": False}
+    assert result["pixels"] == [[255, 0, 0, 255], [255, 0, 0, 255], [0, 0, 0, 255], [0, 128, 255, 255], [0, 0, 0, 255]]
+    assert result["pointerLive"] is True and result["pointer"] == {"x": 3, "y": 4, "buttons": 1}
+    assert result["ended"] is None
+
+
+def test_session_reassembles_frames_sent_one_byte_at_a_time_and_answers_pings(module_page):
+    result = run_session(
+        module_page,
+        r"""
+        const session = await startSession({ split: true });
+        session.socket.deliver(frame(T.ping, encode.ping({ nonce: 0x0102030405060708n })));
+        await waitFor('the pong', () => session.fromViewer.some((entry) => entry.type === T.pong));
+        const pong = decode.pong(session.fromViewer.find((entry) => entry.type === T.pong).payload);
+        await goLive(session);
+        return { pong: pong.nonce.toString(16), live: session.named('state').at(-1) };
+        """,
+    )
+    assert result == {"pong": "102030405060708", "live": "live"}
+
+
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        # §2.3: a record the relay completed with zeros, then its Bye: the Bye is the reason.
+        ("zeros then bye", {"cause": "bye", "reason": 2, "viewer_byes": []}),
+        # Without the relay's Bye the damaged record is the host's error.
+        ("zeros alone", {"cause": "failure", "words": "End-to-end check failed", "viewer_byes": [6]}),
+        # A message in clear after the host's Identity: someone put it in on the way (§5.3.8).
+        ("plaintext", {"cause": "failure", "words": "End-to-end check failed (a plaintext ScreenInit", "viewer_byes": [6]}),
+        # Nothing shared before the customer's decision (§5.2.7).
+        ("screen before access", {"cause": "failure", "words": "before AccessGranted", "viewer_byes": [6]}),
+        ("access twice", {"cause": "failure", "words": "AccessGranted twice", "viewer_byes": [6]}),
+        ("bad tiles", {"cause": "failure", "words": "does not decode", "viewer_byes": [6]}),
+        # A relay-control message after pairing is the relay's fault: closed without a Bye.
+        ("code after pairing", {"cause": "failure", "words": "The relay broke the protocol", "viewer_byes": []}),
+        ("relay error", {"cause": "error", "code": 12, "viewer_byes": []}),
+    ],
+)
+def test_session_ends_for_what_the_relay_or_host_must_not_send(module_page, scenario, expected):
+    result = run_session(
+        module_page,
+        r"""
+        const session = await startSession();
+        const scenario = '%s';
+        if (scenario !== 'screen before access') await session.deliverSealed(0x46, Uint8Array.of(1));
+        if (scenario === 'zeros then bye') {
+          session.socket.deliver(concat(sealedHeader(120), new Uint8Array(120),
+            frame(T.bye, encode.bye({ reason: 2, text: 'the host disconnected' }))));
+        } else if (scenario === 'zeros alone') {
+          session.socket.deliver(concat(sealedHeader(120), new Uint8Array(120)));
+        } else if (scenario === 'plaintext' || scenario === 'screen before access') {
+          const screen = encode.screenInit({ width: 8, height: 8, name: ':0' });
+          if (scenario === 'plaintext') session.socket.deliver(frame(T.screenInit, screen));
+          else await session.deliverSealed(0x40, screen);
+        } else if (scenario === 'access twice') {
+          await session.deliverSealed(0x46, Uint8Array.of(1));
+        } else if (scenario === 'bad tiles') {
+          await session.deliverSealed(0x40, encode.screenInit({ width: 8, height: 8, name: ':0' }));
+          await session.deliverSealed(0x41, session.tiles.body(1, session.tiles.solid(9, 8, false, [])));
+        } else if (scenario === 'code after pairing') {
+          session.socket.deliver(frame(T.codeIssued, encode.codeIssued({ code: '111111', validForSeconds: 60 })));
+        } else {
+          session.socket.deliver(frame(T.error, encode.error({ code: 12, message: 'the relay failed' })));
+        }
+        await waitFor('the end', () => session.ended() !== undefined, 4000);
+        await sleep(50);
+        const ended = session.ended();
+        return {
+          cause: ended.cause, reason: ended.reason ?? null, code: ended.code ?? null, message: ended.message ?? '',
+          text: ended.text ?? '', viewerByes: session.byes().map((bye) => bye.reason), closed: session.socket.readyState,
+          endedCount: session.named('ended').length, inputAllowed: session.connection.inputAllowed,
+        };
+        """
+        % scenario,
+    )
+    assert result["cause"] == expected["cause"], result
+    assert result["viewerByes"] == expected["viewer_byes"], result
+    if "reason" in expected:
+        assert result["reason"] == expected["reason"] and result["text"] == "the host disconnected"
+    if "code" in expected:
+        assert result["code"] == expected["code"] and result["text"] == "the relay failed"
+    if "words" in expected:
+        assert expected["words"] in result["message"], result["message"]
+    assert result["closed"] == 3 and result["endedCount"] == 1 and result["inputAllowed"] is False
+
+
+def test_session_refuses_a_relay_limit_too_small_for_screen_updates(module_page):
+    result = run_session(
+        module_page,
+        r"""
+        const events = [];
+        const connection = new ViewerConnection({
+          url: 'wss://relay.test/ws', target: { kind: 'host', hostID: 'ho-aawvbeke34' },
+          identity: await secure.generateIdentity(), relayOrigin: 'https://relay.test',
+          observer: { ended: (outcome) => events.push(outcome) },
+        });
+        connection.start();
+        const socket = FakeSocket.current;
+        socket.relay = (bytes) => {
+          if (bytes[0] === T.hello) {
+            socket.deliver(frame(T.helloAck, encode.helloAck({ capabilities: 7, maximumPayloadLength: 65_535, relayNode: 'small' })));
+          }
+        };
+        await waitFor('the end', () => events.length === 1);
+        const sent = socket.sent.map((bytes) => bytes[0]);
+        return { message: events[0].message, sent, bye: decode.bye(socket.sent.at(-1).slice(4)).reason };
+        """,
+    )
+    assert "too small for screen updates" in result["message"] and "raise its limit" in result["message"]
+    assert result["sent"] == [0x01, 0x0A] and result["bye"] == 1
