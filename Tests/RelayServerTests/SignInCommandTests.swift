@@ -51,8 +51,11 @@ import Testing
         try Self.withData { directory, company in
             let added = try Self.object(["engineer", "add", "--company", company, "kim", "--public-key", Self.newKey()], data: directory)
             let id = try #require(added["id"] as? String)
-            // `engineer add` prints no link until the console's sign-in pages ship.
-            #expect(added["signin_link"] == nil && added["login_method"] as? String == "key")
+            #expect(added["login_method"] as? String == "key")
+            // `engineer add` prints the first link; a browser-only engineer needs no key.
+            let first = try Self.token(try #require(added["signin_link"] as? String))
+            let browserOnly = try Self.object(["engineer", "add", "--company", company, "lee"], data: directory)
+            #expect(browserOnly["login_method"] as? String == "none" && browserOnly["signin_link"] is String)
             let issued = try Self.object(["engineer", "signin-link", id], data: directory)
             let link = try #require(issued["signin_link"] as? String)
             #expect(link.hasPrefix("https://localhost:7443/signin#"))
@@ -66,6 +69,8 @@ import Testing
             let audit = try store.auditLog(limit: 10)
             #expect(audit.contains { $0.action == .engineerSignInLink && $0.subject == id })
             #expect(!audit.contains { ($0.detail ?? "").contains(token.value) })
+            // The newer link replaced the one `engineer add` printed.
+            #expect(try store.useSignInLink(digest: first.digest) == nil)
             let used = try #require(try store.useSignInLink(digest: token.digest))
             #expect(used.engineerID == id)
             #expect(try store.useSignInLink(digest: token.digest) == nil)
