@@ -41,9 +41,16 @@ WATCH_SEALED = """
 (() => {
   const encrypt = crypto.subtle.encrypt.bind(crypto.subtle);
   window.__sealedTypes = [];
+  window.__sealedPointers = [];
   crypto.subtle.encrypt = function (algorithm, key, data) {
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (algorithm && algorithm.name === 'AES-GCM') window.__sealedTypes.push(bytes[0]);
+    if (algorithm && algorithm.name === 'AES-GCM') {
+      window.__sealedTypes.push(bytes[0]);
+      // Pointer (§5.2.4): x, y, buttons.
+      if (bytes[0] === 0x43 && bytes.length === 6) {
+        window.__sealedPointers.push([(bytes[1] << 8) | bytes[2], (bytes[3] << 8) | bytes[4], bytes[5]]);
+      }
+    }
     return encrypt(algorithm, key, data);
   };
 })();
@@ -970,3 +977,59 @@ def test_session_refuses_a_relay_limit_too_small_for_screen_updates(module_page)
     )
     assert "too small for screen updates" in result["message"] and "raise its limit" in result["message"]
     assert result["sent"] == [0x01, 0x0A] and result["bye"] == 1
+
+
+def near(position, expected, pixels: float = 2) -> bool:
+    return all(abs(got - want) <= pixels for got, want in zip(position, expected, strict=True))
+
+
+def pointers_during(page, action) -> list[list[int]]:
+    """The Pointer messages ([x, y, buttons]) the page sealed while `action` ran."""
+    page.evaluate("window.__sealedPointers.length = 0")
+    action()
+    page.wait_for_timeout(200)
+    return page.evaluate("window.__sealedPointers.slice()")
+
+
+def test_pointer_positions_are_host_pixels_whether_fit_or_1_to_1_and_scrolled(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Big screen", "synthetic:scrolling-text:1920x1080")
+    page = open_page(viewport={"width": 1280, "height": 800})
+    page.add_init_script(WATCH_SEALED)
+    sign_in(page, relay, "kim.minji", PASSWORD, company=company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    screen = page.locator("#screen")
+
+    # Fit: the canvas is drawn smaller than the host's screen; clicks are scaled back.
+    box = screen.bounding_box()
+    assert box["width"] < 1920
+    at = {"x": box["width"] * 0.75, "y": box["height"] * 0.5}
+    expected = [int(at["x"] * 1920 / box["width"]), int(at["y"] * 1080 / box["height"])]
+    clicks = pointers_during(page, lambda: screen.click(position=at))
+    # A CSS pixel covers 1.5 host pixels here, and the browser rounds the click's position.
+    assert [clicks[-2][2], clicks[-1][2]] == [1, 0] and near(clicks[-2][:2], expected), clicks
+    # Right button: pressed and released as button 3 (0x04); the browser's menu stays away.
+    clicks = pointers_during(page, lambda: screen.click(position=at, button="right"))
+    assert [pointer[2] for pointer in clicks[-2:]] == [4, 0], clicks
+    # The wheel: a press and release of button 5 (down) or 4 (up) per notch.
+    page.mouse.move(box["x"] + at["x"], box["y"] + at["y"])
+    turns = pointers_during(page, lambda: (page.mouse.wheel(0, 240), page.mouse.wheel(0, -120)))
+    assert [pointer[2] for pointer in turns][-6:] == [0x10, 0, 0x10, 0, 0x08, 0], turns
+    # Moves are coalesced to one message per animation frame, with the last position.
+    # (Chromium itself delivers at most one move per frame; 60 in one task show it.)
+    moves = pointers_during(page, lambda: screen.evaluate("""(canvas) => {
+      const box = canvas.getBoundingClientRect();
+      for (let step = 1; step <= 60; step++) {
+        canvas.dispatchEvent(new PointerEvent('pointermove', { clientX: box.left + step * 5, clientY: box.top + step * 3, buttons: 0, bubbles: true }));
+      }
+    }"""))
+    assert len(moves) == 1 and moves[0][2] == 0 and near(moves[0][:2], [300 * 1920 / box["width"], 180 * 1080 / box["height"]]), moves
+
+    # 1:1 and scrolled: one canvas pixel is one host pixel, wherever the view is scrolled to.
+    page.locator("#scale-toggle").click()
+    page.locator("#screen-area").evaluate("(area) => { area.scrollLeft = 500; area.scrollTop = 300; }")
+    assert page.locator("#screen-area").evaluate("(area) => [area.scrollLeft, area.scrollTop]") == [500, 300]
+    clicks = pointers_during(page, lambda: screen.click(position={"x": 1234, "y": 777}))
+    assert clicks[-2] == [1234, 777, 1], clicks

@@ -446,7 +446,7 @@ function renderPeer() {
     const claim = signed.organization ? `${signed.name} of ${signed.organization}` : signed.name;
     const line = document.createElement('span');
     line.className = 'signed';
-    line.textContent = ` — key ${signed.fingerprint} signed “${claim}”`;
+    line.textContent = ` — signed “${claim}” with key ${signed.fingerprint}`;
     peer.append(line);
     parts.push(`; its key ${signed.fingerprint} signed the name “${claim}”`);
   }
@@ -887,6 +887,10 @@ function setUpControls() {
       keys.open = false;
       page.input.focus();
     }
+  });
+  // A click anywhere else closes the menu, as menus do.
+  document.addEventListener('pointerdown', (event) => {
+    if (keys.open && !keys.contains(event.target)) keys.open = false;
   });
 
   $('view-only').addEventListener('change', (event) => {
