@@ -4,10 +4,13 @@
 # saves it as a PNG: first by support code (attended), then by host id (unattended).
 # The host shares the real X display in $DISPLAY when there is one; otherwise a desktop
 # with real X applications on a private Xvfb; without Xvfb, a synthetic desktop.
-# Then tells you where the snapshots are and how to connect your own host and viewer.
+# Then tells you where the snapshots are, how to connect your own host and viewer, and
+# how to sign in to the web console (https://localhost:PORT/) as the demo engineer.
+# Release binaries (the first build takes about 15 minutes on 2 cores).
 #   scripts/demo.sh                  relay on 127.0.0.1:7443, data in ./relay-data
 #   RELAY_PORT=17443 scripts/demo.sh another port
-#   KEEP_RUNNING=1 scripts/demo.sh   leave the relay running afterwards
+#   KEEP_RUNNING=1 scripts/demo.sh   leave the relay, the enrolled host and its desktop
+#                                    running afterwards, for the web console
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
@@ -18,10 +21,11 @@ admin_port="$((port + 1))"
 data="${RELAY_DATA:-./relay-data}"
 relay="127.0.0.1:$port"
 
-echo "==> Building relay-server and relay-agent"
-swift build --product relay-server
-swift build --product relay-agent
-bin="$(swift build --show-bin-path)"
+echo "==> Building relay-server and relay-agent (release)"
+build=(swift build -c release --scratch-path .build-release)
+"${build[@]}" --product relay-server
+"${build[@]}" --product relay-agent
+bin="$("${build[@]}" --show-bin-path)"
 server="$bin/relay-server"
 agent="$bin/relay-agent"
 
@@ -63,12 +67,14 @@ log="$(mktemp -t relay-demo.XXXXXX)"
 echo "==> Starting relay-server (log: $log)"
 "$server" serve --listen "$relay" --admin-listen "127.0.0.1:$admin_port" --data "$data" >"$log" 2>&1 &
 server_pid=$!
+host_pid=""
 cleanup() {
-    if [ -z "${KEEP_RUNNING:-}" ] && kill -0 "$server_pid" 2>/dev/null; then
+    [ -n "${KEEP_RUNNING:-}" ] && return
+    for pid in $host_pid "${app_pids[@]}" $xvfb_pid; do kill "$pid" 2>/dev/null || true; done
+    if kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid"
         wait "$server_pid" 2>/dev/null || true
     fi
-    for pid in "${app_pids[@]}" $xvfb_pid; do kill "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
@@ -95,7 +101,10 @@ echo "==> Adding a demo company, its engineer and an enrolled host; both log in 
 company="$("$server" company add "Demo Company" --data "$data" --json | json_field id)"
 # The engineer makes a key on their machine and gives the admin its public half.
 engineer_key="$("$agent" keygen | public_key)"
-"$server" engineer add --company "$company" "demo.engineer" --public-key "$engineer_key" --data "$data" | sed 's/^/[admin]  /'
+web="https://localhost:$port"
+engineer_json="$("$server" engineer add --company "$company" "demo.engineer" --public-key "$engineer_key" --web-url "$web" --data "$data" --json)"
+signin_link="$(echo "$engineer_json" | json_field signin_link)"
+echo "[admin]  engineer demo.engineer added: $(echo "$engineer_json" | json_field fingerprint), and a one-time sign-in link for the web console"
 # The admin enrolls the PC; on the PC, keygen makes its key; the admin sets it.
 host_id="$("$server" host enroll --company "$company" "데모 PC (demo)" --data "$data" --json | json_field id)"
 host_key="$("$agent" keygen --host-id "$host_id" | public_key)"
@@ -124,17 +133,24 @@ sed 's/^/[viewer] /' "$viewer_log" | grep -v 'Support code'
 echo
 echo "==> Unattended: the enrolled host stays registered, the engineer connects by host id"
 host_log="$(mktemp -t relay-host.XXXXXX)"
-# The enrolled host lets in only the engineers whose keys its administrator listed: here
-# the demo engineer's, as `relay-agent keygen --show` prints it on the engineer's machine.
-engineer_keys="$XDG_CONFIG_HOME/engineer-keys"
-"$agent" keygen --show | grep '^for a host' | sed 's/^[^:]*: //' >"$engineer_keys"
-echo "[admin]  the host lets in: $(cat "$engineer_keys")"
-"$agent" host "${trust[@]}" --host-id "$host_id" --engineer-keys "$engineer_keys" --once \
-    --source synthetic:scrolling-text --fps 30 >"$host_log" 2>&1 &
+# It shares the same desktop and stays registered after the session, for the web console.
+# An enrolled host lets in only the engineers whose keys its administrator lists
+# (--engineer-keys FILE), or with --any-engineer the company's engineers the relay vouches
+# for: the demo's choice, so that the browser viewer (a key of its own) can connect too
+# (docs/SECURITY.md §4.5, §6.4).
+"$agent" host "${trust[@]}" --host-id "$host_id" --any-engineer --source "$source_spec" --fps 30 >"$host_log" 2>&1 &
 host_pid=$!
-for _ in $(seq 1 100); do grep -q 'Registered' "$host_log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do
+    grep -q 'Registered' "$host_log" && break
+    if ! kill -0 "$host_pid" 2>/dev/null; then
+        echo "error: the enrolled host did not start:" >&2
+        cat "$host_log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
 "$agent" view "${trust[@]}" --host "$host_id" --snapshot "$snapshots/unattended.png" --stats --duration 3 | sed 's/^/[viewer] /'
-wait "$host_pid" || true
+sleep 0.5
 sed 's/^/[host]   /' "$host_log"
 
 curl_metrics() { command -v curl >/dev/null && curl -sk "https://127.0.0.1:$admin_port/metrics" | grep -E '^relay_(sessions_total|bytes_relayed_total)' || true; }
@@ -147,13 +163,19 @@ cat <<EOT
 Done: two sessions went through the relay at $relay, recorded in $data.
 The viewer's reconstructed screens (equal, byte for byte, to what the hosts captured):
   $snapshots/attended.png     ($source_spec)
-  $snapshots/unattended.png   (synthetic:scrolling-text)
+  $snapshots/unattended.png   ($source_spec)
+
+The web console: $web/  (a self-signed development certificate: accept the browser's
+warning once, or give the relay a real one, docs/OPERATIONS.md "The web port")
+Sign in as demo.engineer with this one-time link (24 h): choose a password, scan the QR
+code with an authenticator app, and Connect to "데모 PC (demo)":
+  $signin_link
+$(if [ -z "${KEEP_RUNNING:-}" ]; then echo "(the relay stops now: run KEEP_RUNNING=1 scripts/demo.sh to try the console)"; fi)
 
 Connect your own host and viewer (another machine: use this machine's DNS name):
   XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent view --relay $relay --fingerprint $fingerprint --new-code
   relay-agent host --relay $relay --fingerprint $fingerprint --code NNNNNN [--source x11:DISPLAY]
 or the enrolled demo host:
-  XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent host --relay $relay --fingerprint $fingerprint --host-id $host_id --engineer-keys $engineer_keys
   XDG_CONFIG_HOME=$XDG_CONFIG_HOME relay-agent view --relay $relay --fingerprint $fingerprint --host $host_id
 (the demo engineer's and host's keys are in $XDG_CONFIG_HOME/supportrelay, mode 0600; no
 secret is ever sent to the relay: TLS proves each key)
@@ -161,4 +183,6 @@ The binaries are in $bin. Run the relay yourself with: $server serve --data $dat
 Add --snapshot FILE.png --stats to the viewer to save the screen and watch the figures;
 "relay-agent host --source help" lists what a host can share.
 EOT
-if [ -n "${KEEP_RUNNING:-}" ]; then echo "The relay keeps running (pid $server_pid)."; fi
+if [ -n "${KEEP_RUNNING:-}" ]; then
+    echo "The relay (pid $server_pid) and the enrolled host (pid $host_pid) keep running; stop them with: kill $server_pid $host_pid ${app_pids[*]} $xvfb_pid"
+fi
