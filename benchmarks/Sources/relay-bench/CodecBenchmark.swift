@@ -6,6 +6,9 @@
 //   scroll      — the editor's page scrolled by 3 lines (48 px) per frame, down then up
 //   full-screen — two different desktops of text alternating: every tile changes
 // `--frames DIR` encodes a folder of same-size PNG frames (sorted by name) once, in order.
+// `--save-bodies DIR` writes the bodies of a session instead of timing anything, for the
+// browser viewer benchmark (benchmarks/browser/bench_viewer.py); the format is below, at
+// "Bodies for the browser".
 //
 // The baseline is the issue's "plain dirty-tile + zlib encoder": changed 64×64 tiles
 // (memcmp against the previous frame), each solid or raw, one zlib stream at level 6,
@@ -15,9 +18,12 @@
 
 import ArgumentParser
 import CZlibBaseline
+import Crypto
 import NIOCore
 import RelayScreen
+import RelaySecureChannel
 import RelayTileCodec
+import RelayWire
 
 #if canImport(Glibc)
 import Glibc
@@ -51,10 +57,43 @@ struct CodecBenchmark: ParsableCommand {
     @Option(name: .long, help: "zlib level of our encoder (the baseline always uses 6).")
     var level: Int32 = 1
 
+    @Option(
+        name: .customLong("save-bodies"),
+        help: ArgumentHelp(
+            "Write the TileEncoder bodies of each synthetic case (or of --frames) into DIR/CASE/ as NNNN.bin and meta.json, and exit.",
+            discussion:
+                "For benchmarks/browser/bench_viewer.py; the format is in benchmarks/README.md. A case folder's old .bin files and meta.json are replaced.",
+            valueName: "DIR"))
+    var saveBodies: String?
+
+    @Option(name: .long, help: "With --save-bodies: updates per synthetic case after the first, full one.")
+    var updates: Int = 120
+
+    @Option(
+        name: .customLong("body-limit"),
+        help:
+            "With --save-bodies: the largest body in bytes, as a host's relay payload limit (default: the relay's default limit less the end-to-end record overhead)."
+    )
+    var bodyLimit: Int = Frame.defaultMaximumPayloadLength - SecureChannelProtocol.recordOverhead
+
     static let width = 1920
     static let height = 1080
 
+    func validate() throws {
+        guard self.updates >= 1 else { throw ValidationError("--updates must be at least 1") }
+        guard (0...9).contains(self.level) else { throw ValidationError("--level must be a zlib level from 0 to 9") }
+        guard self.bodyLimit >= Frame.minimumPayloadLimit - SecureChannelProtocol.recordOverhead else {
+            throw ValidationError(
+                "--body-limit must be at least \(Frame.minimumPayloadLimit - SecureChannelProtocol.recordOverhead) bytes (a relay's smallest payload limit less the record overhead)"
+            )
+        }
+    }
+
     func run() throws {
+        if let saveBodies {
+            try self.writeBodies(to: saveBodies)
+            return
+        }
         if let saveFrames {
             let sequence = Self.syntheticCases()[1].frames
             for (index, frame) in sequence.enumerated() {
@@ -167,18 +206,7 @@ struct CodecBenchmark: ParsableCommand {
     // MARK: - Frames from a folder
 
     func runFolder(_ folder: String, report: inout Report) throws {
-        let names = try Self.pngNames(in: folder)
-        guard !names.isEmpty else { throw ValidationError("no .png files in \(folder)") }
-        var frames: [Framebuffer] = []
-        for name in names {
-            var frame = try PNGFile.read("\(folder)/\(name)")
-            // §7: the unused byte is not carried; capture clears it, so do the same here.
-            for index in Swift.stride(from: 3, to: frame.pixels.count, by: 4) { frame.pixels[index] = 0 }
-            guard frames.isEmpty || (frame.width == frames[0].width && frame.height == frames[0].height) else {
-                throw ValidationError("the frames in \(folder) are not all the same size")
-            }
-            frames.append(frame)
-        }
+        let frames = try Self.readFrames(in: folder)
         report.notes.append("\(frames.count) frames of \(frames[0].width)×\(frames[0].height) from \(folder), each encoded once in name order")
         for encoderName in ["TileEncoder", "baseline"] {
             let encode = try Self.makeEncoder(encoderName, level: self.level)
@@ -200,6 +228,23 @@ struct CodecBenchmark: ParsableCommand {
         let (ok, detail) = try Self.verify(frames, level: self.level)
         report.checks.append((name: "frames: decoder == frames after every update", passed: ok, detail: detail))
         Self.addRatioCheck(&report, group: "frames")
+    }
+
+    /// The folder's PNG frames in name order, with the unused byte cleared.
+    static func readFrames(in folder: String) throws -> [Framebuffer] {
+        let names = try Self.pngNames(in: folder)
+        guard !names.isEmpty else { throw ValidationError("no .png files in \(folder)") }
+        var frames: [Framebuffer] = []
+        for name in names {
+            var frame = try PNGFile.read("\(folder)/\(name)")
+            // §7: the unused byte is not carried; capture clears it, so do the same here.
+            for index in Swift.stride(from: 3, to: frame.pixels.count, by: 4) { frame.pixels[index] = 0 }
+            guard frames.isEmpty || (frame.width == frames[0].width && frame.height == frames[0].height) else {
+                throw ValidationError("the frames in \(folder) are not all the same size")
+            }
+            frames.append(frame)
+        }
+        return frames
     }
 
     static func pngNames(in folder: String) throws -> [String] {
@@ -348,5 +393,169 @@ final class BaselineEncoder {
             } while self.stream.pointee.avail_out == 0
         }
         return body
+    }
+}
+
+// MARK: - Bodies for the browser
+//
+// `--save-bodies DIR` encodes as a host's session does: one TileEncoder (so one zlib
+// stream) per case, the first frame as a full update, each update cut into bodies of at
+// most --body-limit bytes (encodeParts, PROTOCOL.md §7.6). Per case, DIR/CASE/ holds:
+//   NNNN.bin   — one TileUpdate body each (§7.1: u32 request id, then the zlib bytes),
+//                numbered from 0000 in the order they are applied;
+//   meta.json  — "format" ("relay-bench-bodies/1"), "case", "source", "width", "height",
+//                "frames" (frames encoded), "zlib_level", "body_limit", "bodies",
+//                "body_bytes", "inflated_bytes", "updates" (one object per frame that
+//                changed: "frame", "bodies" (the numbers of its .bin files), "inflated"),
+//                and "final_rgba_sha256": the SHA-256 of the last frame as RGBA with alpha
+//                255, which is what a browser's framebuffer holds after the last body.
+// Every body is also decoded with RelayTileCodec's TileDecoder and compared with its frame.
+
+extension CodecBenchmark {
+    func writeBodies(to directory: String) throws {
+        var cases: [(name: String, source: String, frames: [Framebuffer])] = []
+        if let folder = self.frames {
+            let trimmed = folder.hasSuffix("/") && folder.count > 1 ? String(folder.dropLast()) : folder
+            let name = trimmed.split(separator: "/").last.map(String.init) ?? "frames"
+            cases.append((name, "the PNG frames in \(folder), in name order", try Self.readFrames(in: folder)))
+        } else {
+            for item in Self.syntheticCases() {
+                let sequence = (0...self.updates).map { item.frames[item.order[$0 % item.order.count]] }
+                cases.append((item.name, "relay-bench codec's synthetic \(item.name) case", sequence))
+            }
+        }
+        try Self.makeDirectory(directory)
+        for item in cases {
+            let folder = "\(directory)/\(item.name)"
+            try Self.makeDirectory(folder)
+            try Self.removeOldBodies(in: folder)
+            let encoder = TileEncoder(compressionLevel: self.level)
+            let decoder = TileDecoder()
+            decoder.resize(width: item.frames[0].width, height: item.frames[0].height)
+            var updates: [String] = []
+            var count = 0
+            var bodyBytes = 0
+            var inflatedBytes = 0
+            for (index, frame) in item.frames.enumerated() {
+                let bodies = try encoder.encodeParts(
+                    frame, requestID: UInt32(index + 1), fullRefresh: index == 0, maximumBodyLength: self.bodyLimit)
+                if bodies.isEmpty { continue }
+                var numbers: [String] = []
+                for body in bodies {
+                    try Self.writeFile("\(folder)/\(Self.bodyName(count))", Array(body.readableBytesView))
+                    try decoder.apply(body)
+                    numbers.append(String(count))
+                    count += 1
+                    bodyBytes += body.readableBytes
+                }
+                guard decoder.framebuffer == frame else {
+                    throw ValidationError(
+                        "\(item.name): frame \(index) decodes to other pixels than were encoded, a bug in RelayTileCodec; run `swift test --filter RelayTileCodecTests`"
+                    )
+                }
+                let inflated = encoder.lastUpdateStatistics.inflatedBytes
+                inflatedBytes += inflated
+                updates.append("    {\"frame\": \(index), \"bodies\": [\(numbers.joined(separator: ", "))], \"inflated\": \(inflated)}")
+            }
+            let last = item.frames[item.frames.count - 1]
+            let meta = """
+                {
+                  "format": "relay-bench-bodies/1",
+                  "case": \(Self.jsonString(item.name)),
+                  "source": \(Self.jsonString(item.source)),
+                  "width": \(last.width),
+                  "height": \(last.height),
+                  "frames": \(item.frames.count),
+                  "zlib_level": \(self.level),
+                  "body_limit": \(self.bodyLimit),
+                  "bodies": \(count),
+                  "body_bytes": \(bodyBytes),
+                  "inflated_bytes": \(inflatedBytes),
+                  "final_rgba_sha256": "\(Self.rgbaDigest(last))",
+                  "updates": [
+                \(updates.joined(separator: ",\n"))
+                  ]
+                }
+
+                """
+            try Self.writeFile("\(folder)/meta.json", Array(meta.utf8))
+            print(
+                "\(item.name): \(item.frames.count) frames, \(updates.count) updates in \(count) bodies, \(bodyBytes) B (\(inflatedBytes) B inflated), in \(folder)"
+            )
+        }
+    }
+
+    static func bodyName(_ number: Int) -> String {
+        let digits = String(number)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits + ".bin"
+    }
+
+    /// SHA-256 of the frame as RGBA with alpha 255, in hex.
+    static func rgbaDigest(_ frame: Framebuffer) -> String {
+        var rgba = [UInt8](repeating: 255, count: frame.pixels.count)
+        for index in Swift.stride(from: 0, to: frame.pixels.count, by: 4) {
+            rgba[index] = frame.pixels[index + 2]
+            rgba[index + 1] = frame.pixels[index + 1]
+            rgba[index + 2] = frame.pixels[index]
+        }
+        let hex: [Character] = Array("0123456789abcdef")
+        var text = ""
+        for byte in SHA256.hash(data: rgba) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return text
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case _ where scalar.value < 0x20:
+                let digits = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func makeDirectory(_ path: String) throws {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw ValidationError("cannot make the folder \(path): \(String(cString: strerror(errno))); check the path and its permissions")
+        }
+    }
+
+    /// Removes a case folder's NNNN.bin files and meta.json from an earlier run.
+    static func removeOldBodies(in folder: String) throws {
+        guard let directory = opendir(folder) else {
+            throw ValidationError("cannot open \(folder): \(String(cString: strerror(errno)))")
+        }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            let stem = name.hasSuffix(".bin") ? name.dropLast(4) : ""
+            if name == "meta.json" || (!stem.isEmpty && stem.allSatisfy(\.isNumber)) { names.append(name) }
+        }
+        closedir(directory)
+        for name in names where unlink("\(folder)/\(name)") != 0 {
+            throw ValidationError("cannot remove \(folder)/\(name) of an earlier run: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        guard let file = fopen(path, "wb") else {
+            throw ValidationError("cannot write \(path): \(String(cString: strerror(errno))); check the folder and its permissions")
+        }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        let closed = fclose(file)
+        guard written == bytes.count, closed == 0 else {
+            throw ValidationError("writing \(path) failed: \(String(cString: strerror(errno))); is the disk full?")
+        }
     }
 }
