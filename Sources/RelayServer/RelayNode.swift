@@ -201,6 +201,7 @@ final class RelayNode: Service, Sendable {
     private func release() async {
         let relay = self.relay
         _ = try? await relay.backgroundPool.runToCompletion { relay.flushAccessLog() }
+        await self.web.shutdown()
         try? await relay.threadPool.shutdownGracefully()
         try? await relay.backgroundPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()

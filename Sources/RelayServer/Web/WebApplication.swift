@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import RelaySignIn
 import RelayStore
+import Synchronization
 
 /// One request to the web application's JSON routes (`/api/…`), as ``WebRequestHandler``
 /// received it: head and whole body.
@@ -68,6 +69,13 @@ final class WebApplication: Sendable {
 
     let relay: Relay
     let verifier: WebSignInVerifier
+    /// Where bcrypt runs (about 0.25 s a check): one thread of its own, so that a flood of
+    /// passwords from many sources never delays agents' logins on the relay's login pool.
+    let passwordPool: NIOThreadPool
+    /// Password checks queued or running; beyond ``maximumPasswordChecks`` a sign-in is
+    /// answered 503 at once instead of waiting behind them.
+    private let passwordChecks = Atomic<Int>(0)
+    static let maximumPasswordChecks = 8
     /// The relay certificate's fingerprint now (renewal changes it), for the customer's command.
     let fingerprint: @Sendable () -> String
     private let pending = NIOLockedValueBox(PendingSignIns())
@@ -76,6 +84,25 @@ final class WebApplication: Sendable {
         self.relay = relay
         self.verifier = WebSignInVerifier(store: relay.store, sessions: sessions)
         self.fingerprint = fingerprint
+        self.passwordPool = NIOThreadPool(numberOfThreads: 1)
+        self.passwordPool.start()
+    }
+
+    /// Stops the password thread (the node calls it when it stops).
+    func shutdown() async {
+        try? await self.passwordPool.shutdownGracefully()
+    }
+
+    /// Runs a bcrypt step on ``passwordPool``, or refuses (503) when
+    /// ``maximumPasswordChecks`` are queued already.
+    private func checkingPassword<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        guard self.passwordChecks.add(1, ordering: .relaxed).newValue <= Self.maximumPasswordChecks else {
+            self.passwordChecks.subtract(1, ordering: .relaxed)
+            throw WebFailure(
+                .serviceUnavailable, "the relay is checking many passwords right now; try again in a few seconds", headers: [("Retry-After", "2")])
+        }
+        defer { self.passwordChecks.subtract(1, ordering: .relaxed) }
+        return try await self.passwordPool.runIfActive(work)
     }
 
     var pendingSignIns: Int { self.pending.withLockedValue { $0.count } }
@@ -181,7 +208,7 @@ final class WebApplication: Sendable {
         let (verifier, now) = (self.verifier, self.relay.now())
         let signIn: WebSignIn
         do {
-            signIn = try await self.relay.threadPool.runIfActive {
+            signIn = try await self.checkingPassword {
                 try verifier.signIn(login: form.login, password: form.password, source: request.address, now: now)
             }
         } catch let error as SignInError {
@@ -209,7 +236,7 @@ final class WebApplication: Sendable {
         let form = try Self.decode(NewPasswordForm.self, request)
         return try await self.withPending(request) { signIn, now in
             let verifier = self.verifier
-            try await self.onPool(&signIn) { working in try verifier.choosePassword(form.password, signIn: &working, now: now) }
+            try await self.onPool(&signIn, password: true) { working in try verifier.choosePassword(form.password, signIn: &working, now: now) }
         }
     }
 
@@ -237,10 +264,10 @@ final class WebApplication: Sendable {
     /// Runs `work` on the login pool with a copy of `signIn`, and keeps what it made of
     /// the sign-in whether it succeeded or threw (a wrong code counts either way).
     private func onPool<Result: Sendable>(
-        _ signIn: inout WebSignIn, _ work: @escaping @Sendable (inout WebSignIn) throws -> Result
+        _ signIn: inout WebSignIn, password: Bool = false, _ work: @escaping @Sendable (inout WebSignIn) throws -> Result
     ) async throws -> Result {
         let start = signIn
-        let (updated, outcome) = try await self.relay.threadPool.runIfActive { () -> (WebSignIn, Swift.Result<Result, SignInError>) in
+        let job: @Sendable () throws -> (WebSignIn, Swift.Result<Result, SignInError>) = {
             var working = start
             do {
                 let value = try work(&working)
@@ -249,6 +276,7 @@ final class WebApplication: Sendable {
                 return (working, .failure(error))
             }
         }
+        let (updated, outcome) = try await password ? self.checkingPassword(job) : self.relay.threadPool.runIfActive(job)
         signIn = updated
         return try outcome.get()
     }
