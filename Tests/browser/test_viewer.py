@@ -1033,3 +1033,41 @@ def test_pointer_positions_are_host_pixels_whether_fit_or_1_to_1_and_scrolled(re
     assert page.locator("#screen-area").evaluate("(area) => [area.scrollLeft, area.scrollTop]") == [500, 300]
     clicks = pointers_during(page, lambda: screen.click(position={"x": 1234, "y": 777}))
     assert clicks[-2] == [1234, 777, 1], clicks
+
+
+def test_the_engineer_can_stop_a_reconnect(relay, open_page):
+    company = relay.add_company()
+    host_id = start_host(relay, company, "Shop PC", "synthetic:scrolling-text")
+    page = signed_in_page(open_page, relay, company)
+    wait_until_online(page, host_id)
+    open_viewer(page, relay, f"host={host_id}")
+    expect_state(page, "live")
+    stop(relay._agents[-1], kill=True)
+    expect_state(page, "reconnecting", timeout=10_000)
+    expect(page.locator("#progress-text")).to_contain_text("Reconnecting in")
+    page.locator("#disconnect").click()
+    expect_state(page, "ended")
+    expect(page.locator("#end-reason")).to_have_text("You stopped reconnecting. Nothing is sent to the host.")
+    page.wait_for_timeout(3000)  # no attempt is left running
+    expect_state(page, "ended")
+
+
+def test_without_a_session_the_viewer_opens_sign_in_and_without_a_target_it_says_what_to_do(relay, open_page):
+    page = open_page()
+    page.goto(f"{relay.url}/view#code")
+    page.wait_for_url(f"{relay.url}/signin")
+    # Its idle HTTPS connections would count against the relay's 10 unauthenticated
+    # connections per source, and could keep the next page's WebSocket out.
+    page.context.close()
+    company = relay.add_company()
+    page = signed_in_page(open_page, relay, company)
+    page.goto(f"{relay.url}/view")
+    expect_state(page, "ended")
+    expect(page.locator("#end-reason")).to_contain_text("Open it from the console")
+    expect(page.locator("#again")).to_be_hidden()
+    # A host id that no host has (a new fragment reloads the page): the relay's answer in
+    # words, and no reconnect.
+    page.goto(f"{relay.url}/view#host=ho-aawvbeke34")
+    expect(page.locator("#end-reason")).to_contain_text("No host with that id is reachable")
+    expect_state(page, "ended")
+    expect(page.locator("#again")).to_have_text("Connect again")
