@@ -156,6 +156,7 @@ const page = {
 async function start() {
   page.target = parseTarget(location.hash);
   window.addEventListener('hashchange', () => location.reload());
+  setUpControls();
   if (!page.target) {
     showEnded('This page needs to know whom to connect to. Open it from the console: Connect next to a host, ' +
       'or New support code.', { again: false });
@@ -182,7 +183,6 @@ async function start() {
     showEnded(`The viewer cannot encrypt end to end: ${sentence(error.message)}`, { again: true, reload: true });
     return;
   }
-  setUpControls();
   connect();
 }
 
@@ -321,7 +321,7 @@ function render() {
 }
 
 function liveStatus() {
-  if (!page.inputAllowed) return 'Live, view only: the customer allowed viewing only.';
+  if (!page.inputAllowed) return `Live, view only: ${page.target.kind === 'code' ? 'the customer allowed' : 'the host allows'} viewing only.`;
   if (page.confirmPending) return 'Live: type the security code the customer reads out before you use the screen.';
   if (page.viewOnly) return 'Live, view only: your mouse and keyboard are not sent (View only is on).';
   return 'Live: you see and control the screen. Click it to type.';
@@ -497,7 +497,10 @@ function accessGranted({ inputAllowed }) {
   page.inputAllowed = inputAllowed;
   page.reconnect = null;
   startFigures();
-  if (!inputAllowed) notice('The customer allowed viewing only: your mouse, keyboard and clipboard are not passed on.');
+  if (!inputAllowed) {
+    const who = page.target.kind === 'code' ? 'The customer allowed' : 'The host allows';
+    notice(`${who} viewing only: your mouse, keyboard and clipboard are not passed on.`);
+  }
   render();
   page.input.focus();
 }
@@ -818,7 +821,19 @@ function again() {
   cancelReconnect();
   page.everPaired = false;
   page.paired = null;
+  if (page.target.kind === 'code') clearScreen(); // the next customer's PC is another one
   connect();
+}
+
+function clearScreen() {
+  const canvas = $('screen');
+  canvas.width = 1;
+  canvas.height = 1;
+  page.imageData = null;
+  page.hasScreen = false;
+  $('clipboard-panel').hidden = true;
+  $('clipboard-received').textContent = '';
+  page.hostClipboard = '';
 }
 
 function disconnect() {
