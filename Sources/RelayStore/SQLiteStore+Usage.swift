@@ -155,7 +155,10 @@ extension SQLiteStore {
     /// One short transaction: usage records first, then access-log entries with what is
     /// left of `limit`. Rows are picked by rowid, so each batch is an index range, and a
     /// purge interrupted between batches (a crash) leaves only expired rows for the next
-    /// run. `secure_delete` overwrites each deleted row in the file as it goes.
+    /// run. `secure_delete` overwrites each deleted row where it lies, but not the older
+    /// copies of it that SQLite's page balancing may have left in the free space of other
+    /// pages: a batch that deleted rows marks the file for ``finishPurge(_:actor:)``'s
+    /// VACUUM, in the same transaction, so the mark survives a crash.
     public func purgeBatch(policy: RetentionPolicy, now: Date, limit: Int) throws -> PurgeBatchResult {
         let limit = max(1, limit)
         let (sessions, access, cutoff) = Self.expired(policy: policy, now: now)
@@ -177,15 +180,71 @@ extension SQLiteStore {
             }
             // A full batch may have left more behind; one that was not full took the last.
             batch.hasMore = batch.sessions + batch.accessLogEntries == limit
+            if batch.sessions + batch.accessLogEntries > 0 { try Self.markDeletedSinceVacuum(db) }
             return batch
         }
     }
 
-    /// The audit entry of the run; after a real purge, the write-ahead log's truncation
-    /// too, so that no copy of a purged row survives in `-wal` (NOTES.md "SQLite").
+    /// The audit entry of the run; after a real purge, a VACUUM if rows were deleted since
+    /// the last one, and the write-ahead log's truncation, so that no copy of a purged row
+    /// survives in the database file or in `-wal` (docs/OPERATIONS.md "Retention").
     public func finishPurge(_ report: PurgeReport, actor: String) throws {
         try self.appendAudit(AuditEntry(at: self.now(), actor: actor, action: report.dryRun ? .purgeDryRun : .purge, detail: Self.describe(report)))
-        if !report.dryRun { try self.truncateWriteAheadLog() }
+        guard !report.dryRun else { return }
+        // The truncation also when the VACUUM failed: the rows' page images in `-wal` go.
+        let vacuum = Result { try self.vacuumAfterDeletion() }
+        try self.truncateWriteAheadLog()
+        try vacuum.get()
+    }
+
+    // Why a VACUUM. When SQLite rebalances a b-tree (a row inserted or grown by an update
+    // into a full page, a page left underfull by a delete, the purge's own deletes among
+    // them), it moves cells between neighbouring pages, and a page it rebuilds from scratch
+    // (btree.c `rebuildPage`, the fallback of `editPage` in `balance_nonroot`) keeps its
+    // old bytes below the new cell content: copies of cells that now live elsewhere.
+    // `secure_delete` zeroes a row where it lies when it is deleted, and pages that become
+    // free, but never those older copies, in table and index pages alike (host names,
+    // addresses, engineer logins). VACUUM rebuilds the file from the live rows only, which
+    // SQLite documents as removing all traces of deleted content. It costs a pass over the
+    // whole file, so it runs once per purge run, and only if rows were deleted since the
+    // last one (benchmarks/RESULTS.md, "the purge's VACUUM").
+
+    /// The header field `PRAGMA user_version` as the purge uses it: 0 when no row was
+    /// deleted by a purge since the last VACUUM; otherwise it counts the purge batches that
+    /// deleted rows since then. It lives in the database header, so a batch sets it in its
+    /// own transaction and a crash cannot lose it. The schema's version is GRDB's
+    /// `grdb_migrations` table; nothing else uses this field.
+    private static func markDeletedSinceVacuum(_ db: Database) throws {
+        let marks = try Int32.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        try db.execute(sql: "PRAGMA user_version = \(marks == .max ? 1 : marks + 1)")
+    }
+
+    /// Whether rows were purged since the last VACUUM (``markDeletedSinceVacuum(_:)``).
+    package func hasPurgedRowsSinceVacuum() throws -> Bool {
+        try self.reading { try Int32.fetchOne($0, sql: "PRAGMA user_version") ?? 0 } != 0
+    }
+
+    /// VACUUM, if a purge deleted rows since the last one: SQLite rebuilds the database
+    /// from its live rows (in a temporary file, then into the database through the
+    /// write-ahead log), so no copy of a deleted row stays in the free space of a page.
+    /// The mark is cleared only if no other process deleted rows while the VACUUM ran.
+    private func vacuumAfterDeletion() throws {
+        do {
+            try self.database.writeWithoutTransaction { db in
+                let marks = try Int32.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                guard marks != 0 else { return }
+                try db.execute(sql: "VACUUM")
+                try db.inTransaction(.immediate) {
+                    if try Int32.fetchOne(db, sql: "PRAGMA user_version") == marks { try db.execute(sql: "PRAGMA user_version = 0") }
+                    return .commit
+                }
+            }
+        } catch {
+            throw StoreError(
+                .unavailable,
+                "the purge deleted the rows, but VACUUM could not rewrite the database (\(error)), so copies of them may remain in the file's free space; VACUUM needs free disk space of about twice the database's size (a copy in the temporary folder, $SQLITE_TMPDIR, else $TMPDIR, else /var/tmp, and the write-ahead log beside the database): make room, then run `relay-server usage purge`, which finishes it"
+            )
+        }
     }
 
     /// Copies the write-ahead log into the database and truncates it to zero bytes, so the

@@ -13,12 +13,19 @@
 //   process (this binary re-executed with a hidden flag), so that its peak RSS (VmHWM) is
 //   the export's alone: the child reads VmHWM when the store is open, after 10% of the rows
 //   and at the end. Flat memory means no growth from 10% to the end.
+// - hourly purge: the relay's steady state. A run one hour after the oldest records'
+//   retention ended: it deletes the few rows of that hour (about `--rows` / 8,000) and then,
+//   because it deleted rows, VACUUMs the whole file (UsageStore.finishPurge), so that no
+//   copy of them stays in free space. Timed in two parts (the batches; the end: audit entry,
+//   VACUUM, WAL truncate), with the peak sizes of the WAL and of SQLite's temporary files
+//   sampled every 10 ms.
 // - purge: `UsageStore.purge` with the default policy (one year) removing the `--rows`
-//   expired records (5,000 per transaction, then the WAL truncate checkpoint), with the
-//   file sizes before and after.
+//   expired records (5,000 per transaction, then the VACUUM and the WAL truncate
+//   checkpoint), with the file sizes before and after.
 
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import RelayStore
 
 #if canImport(Glibc)
@@ -261,6 +268,54 @@ struct StoreBenchmark: ParsableCommand {
         lines.append(exportTable.rendered)
         results.append(("export", .array(exports)))
 
+        // MARK: Hourly purge: the first hour of the history past retention, then the VACUUM
+        try store.truncateWriteAheadLog()
+        let hourlyNow = Date(milliseconds: RetentionPolicy.expiry(of: historyStart + 3_600_000, months: 12))
+        let hourlyBefore = Self.fileSize(databasePath)
+        progress("an hourly purge of a store with \(self.rows) rows")
+        let peaks = DiskPeaks(walPath: databasePath + "-wal")
+        let hourlyWatch = Stopwatch()
+        var hourly = try store.purgeCounts(policy: .default, now: hourlyNow).purging()
+        var hourlyBatch: PurgeBatchResult
+        repeat {
+            hourlyBatch = try store.purgeBatch(policy: .default, now: hourlyNow, limit: PurgeBatchResult.defaultLimit)
+            hourly.add(hourlyBatch)
+        } while hourlyBatch.hasMore
+        let deleteWall = hourlyWatch.wall.seconds
+        let finishWatch = Stopwatch()
+        try store.finishPurge(hourly, actor: "bench")
+        let finishWall = finishWatch.wall.seconds
+        let finishCPU = finishWatch.cpu.seconds
+        let (walPeak, temporaryPeak) = peaks.stop()
+        let hourlyAfter = Self.fileSize(databasePath)
+        guard hourly.sessions > 0, try store.usageCount() == self.rows + self.sessions - hourly.sessions else {
+            throw BenchError("the hourly purge removed \(hourly.sessions) records; expected a few, and the rest left")
+        }
+        var hourlyTable = Table(columns: [
+            .init("purged", .right), .init("delete s", .right), .init("VACUUM + truncate s", .right), .init("total s", .right),
+            .init("cpu/wall (end)", .right), .init("file before", .right), .init("file after", .right), .init("WAL peak", .right),
+            .init("temp peak", .right),
+        ])
+        hourlyTable.add([
+            String(hourly.sessions), formatFixed(deleteWall, 3), formatFixed(finishWall, 2), formatFixed(deleteWall + finishWall, 2),
+            formatFixed(finishCPU / finishWall, 2), "\(Self.mebibytes(hourlyBefore)) MiB", "\(Self.mebibytes(hourlyAfter)) MiB",
+            "\(Self.mebibytes(walPeak)) MiB", "\(Self.mebibytes(temporaryPeak)) MiB",
+        ])
+        lines.append("")
+        lines.append(
+            "hourly purge: the rows whose retention ended in the last hour, then UsageStore.finishPurge (audit entry, VACUUM because rows were deleted, WAL truncate)"
+        )
+        lines.append(hourlyTable.rendered)
+        results.append(
+            (
+                "hourly_purge",
+                .object([
+                    ("rows", .int(hourly.sessions)), ("delete_seconds", .double(deleteWall)), ("finish_seconds", .double(finishWall)),
+                    ("finish_cpu_share", .double(finishCPU / finishWall)), ("database_bytes_before", .int(hourlyBefore)),
+                    ("database_bytes_after", .int(hourlyAfter)), ("wal_peak_bytes", .int(walPeak)), ("temporary_peak_bytes", .int(temporaryPeak)),
+                ])
+            ))
+
         // MARK: Purge
         try store.truncateWriteAheadLog()  // start from an empty WAL, so the purge's own checkpoint is what is timed
         let databaseBefore = Self.fileSize(databasePath)
@@ -273,8 +328,9 @@ struct StoreBenchmark: ParsableCommand {
         let databaseAfter = Self.fileSize(databasePath)
         let walAfter = Self.fileSize(databasePath + "-wal")
         let left = try store.usageCount()
-        guard report.sessions == self.rows, left == self.sessions else {
-            throw BenchError("the purge removed \(report.sessions) records (expected \(self.rows)) and left \(left) (expected \(self.sessions))")
+        guard report.sessions == self.rows - hourly.sessions, left == self.sessions else {
+            throw BenchError(
+                "the purge removed \(report.sessions) records (expected \(self.rows - hourly.sessions)) and left \(left) (expected \(self.sessions))")
         }
         var purgeTable = Table(columns: [
             .init("purged", .right), .init("seconds", .right), .init("rows/s", .right), .init("cpu/wall", .right),
@@ -287,7 +343,8 @@ struct StoreBenchmark: ParsableCommand {
         ])
         lines.append("")
         lines.append(
-            "purge: UsageStore.purge(policy: .default) of the expired records, \(5_000) per transaction, then the WAL truncate checkpoint (secure_delete on)")
+            "purge: UsageStore.purge(policy: .default) of the other expired records, \(5_000) per transaction, then the VACUUM and the WAL truncate checkpoint (secure_delete on)"
+        )
         lines.append(purgeTable.rendered)
         results.append(
             (
@@ -299,8 +356,11 @@ struct StoreBenchmark: ParsableCommand {
                 ])
             ))
 
-        notes.append("the file does not shrink after a purge: freed pages (zeroed by secure_delete) stay in the file for reuse; nothing VACUUMs it")
-        notes.append("the WAL was truncated before the purge, so its time holds only the purge's own writes and checkpoint")
+        notes.append(
+            "a purge that deleted rows ends with a VACUUM of the whole file (its cost grows with the file, not with the rows deleted) and the file shrinks to its live rows"
+        )
+        notes.append("the WAL was truncated before each purge, so its time holds only the purge's own writes, VACUUM and checkpoint")
+        notes.append("SQLite writes the VACUUM's copy to its temporary folder ($SQLITE_TMPDIR, else $TMPDIR, else /var/tmp): temp peak")
         notes.append("the data folder is on the filesystem of \(self.dir); WAL mode as the store sets it (GRDB DatabasePool)")
         lines.append("")
         lines.append(contentsOf: notes.map { "note: \($0)" })
@@ -437,5 +497,49 @@ struct StoreBenchmark: ParsableCommand {
             return Int(line.dropFirst(key.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? 0
         }
         return 0
+    }
+}
+
+/// The largest sizes seen while a purge runs, sampled every 10 ms on a thread of its own:
+/// the write-ahead log, and SQLite's temporary files (unlinked as soon as they are opened,
+/// so found as `etilqs_*` among the process's open files).
+final class DiskPeaks: Sendable {
+    private let walPath: String
+    private let state = NIOLockedValueBox<(wal: Int, temporary: Int, stop: Bool, stopped: Bool)>((0, 0, false, false))
+
+    init(walPath: String) {
+        self.walPath = walPath
+        let thread = Thread { [self] in
+            while !self.state.withLockedValue({ $0.stop }) {
+                let wal = StoreBenchmark.fileSize(self.walPath)
+                let temporary = Self.temporaryFileBytes()
+                self.state.withLockedValue {
+                    $0.wal = max($0.wal, wal)
+                    $0.temporary = max($0.temporary, temporary)
+                }
+                usleep(10_000)
+            }
+            self.state.withLockedValue { $0.stopped = true }
+        }
+        thread.start()
+    }
+
+    /// Stops the sampling and returns the peaks.
+    func stop() -> (wal: Int, temporary: Int) {
+        self.state.withLockedValue { $0.stop = true }
+        while !self.state.withLockedValue({ $0.stopped }) { usleep(1_000) }
+        return self.state.withLockedValue { ($0.wal, $0.temporary) }
+    }
+
+    static func temporaryFileBytes() -> Int {
+        guard let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return 0 }
+        var total = 0
+        for descriptor in descriptors {
+            let link = "/proc/self/fd/" + descriptor
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link), target.contains("etilqs_") else { continue }
+            var info = stat()
+            if stat(link, &info) == 0 { total += Int(info.st_size) }
+        }
+        return total
     }
 }
