@@ -850,6 +850,15 @@ def test_session_paces_updates_and_paints_an_update_once_its_last_part_is_in(mod
         const pixels = session.named('screen')[0].pixels;
         const at = (x, y) => Array.from(pixels.slice((y * 64 + x) * 4, (y * 64 + x) * 4 + 4));
         out.pixels = [at(0, 0), at(7, 7), at(8, 8), at(10, 12), at(14, 13)];
+        // Paused (a hidden page): a completed update asks for no next one until resumed.
+        session.connection.setPaused(true);
+        await session.deliverSealed(0x41, tiles.body(2, tiles.solid(64, 32, false, [])));
+        await waitFor('the second update', () => session.named('update').length === 2);
+        await sleep(50);
+        out.whilePaused = session.inner(0x42).length;
+        session.connection.setPaused(false);
+        await waitFor('the request held back', () => session.inner(0x42).length === 4);
+        out.resumed = decode.updateRequest(session.inner(0x42)[3]).requestID;
         out.pointerLive = session.connection.sendPointer(3, 4, 1);
         await waitFor('the pointer', () => session.inner(0x43).length === 1);
         out.pointer = decode.pointer(session.inner(0x43)[0]);
@@ -867,6 +876,7 @@ def test_session_paces_updates_and_paints_an_update_once_its_last_part_is_in(mod
     assert result["afterFirstPart"] == {"updates": 0, "requests": 2}
     assert result["update"] == {"dirty": {"x": 0, "y": 0, "width": 14, "height": 14}, "requestID": 1, "latency": "number", "bytes": True}
     assert result["third"] == {"requestID": 3, "flags": 0, "fullRefresh": False}
+    assert result["whilePaused"] == 3 and result["resumed"] == 4
     assert result["pixels"] == [[255, 0, 0, 255], [255, 0, 0, 255], [0, 0, 0, 255], [0, 128, 255, 255], [0, 0, 0, 255]]
     assert result["pointerLive"] is True and result["pointer"] == {"x": 3, "y": 4, "buttons": 1}
     assert result["ended"] is None

@@ -140,6 +140,8 @@ export class ViewerConnection {
   #sentAt = new Map();
   #pendingBytes = 0;
   #pendingDirty = null;
+  #paused = false;
+  #owed = 0; // requests held back while paused
 
   /** Bytes received on the WebSocket so far (kbit/s). */
   bytesReceived = 0;
@@ -231,6 +233,18 @@ export class ViewerConnection {
   sendClipboard(text) {
     if (!this.clipboardAllowed) return Promise.resolve(false);
     return this.#seal(MessageType.clipboard, encode.clipboard({ text: String(text).toWellFormed() }), { rethrowTooLarge: true });
+  }
+
+  /**
+   * While paused (the page is hidden) a completed update asks for no next one, so the
+   * host captures and sends nothing (§7.9); resuming sends the requests held back.
+   */
+  setPaused(paused) {
+    this.#paused = Boolean(paused);
+    if (this.#paused || this.#owed === 0) return;
+    const owed = this.#owed;
+    this.#owed = 0;
+    this.#request(owed, false);
   }
 
   /** The engineer ends the session: Bye(normal) and close (§8.6). */
@@ -617,7 +631,11 @@ export class ViewerConnection {
     this.#pendingDirty = null;
     this.updates += 1;
     this.#notify('update', update);
-    this.#request(1, false);
+    if (this.#paused) {
+      this.#owed += 1;
+    } else {
+      this.#request(1, false);
+    }
   }
 
   #request(count, fullRefresh) {

@@ -200,6 +200,7 @@ function connect() {
     observer: observerFor(() => page.connection === connection),
   });
   page.connection = connection;
+  connection.setPaused(document.hidden);
   connection.start();
 }
 
@@ -926,6 +927,8 @@ function setUpControls() {
   $('disconnect').addEventListener('click', disconnect);
   $('again').addEventListener('click', again);
   $('repin').addEventListener('click', repin);
+  // A hidden page asks for no screen updates (the host then sends none) until it is shown.
+  document.addEventListener('visibilitychange', () => page.connection?.setPaused(document.hidden));
   // Closing the tab ends the session with a Bye (a support code is voided with it).
   window.addEventListener('pagehide', () => {
     cancelReconnect();
