@@ -6,8 +6,11 @@ internal import GRDB
 ///
 /// Admin commands and a running relay open the same file; WAL mode lets them work side by
 /// side. `secure_delete` is on for every connection, so a deleted row's bytes are
-/// overwritten in the file; a purge then truncates the write-ahead log, so no copy of a
-/// purged row survives in `-wal` either (NOTES.md "SQLite").
+/// overwritten where the row lies. That is not enough: SQLite's page balancing leaves
+/// older copies of rows in pages' free space, which no delete touches. So a purge that
+/// deleted rows ends with `VACUUM` (a fresh file) and then truncates the write-ahead log,
+/// so that no copy of a purged row survives in the file or in `-wal` (``finishPurge(_:actor:)``,
+/// OPERATIONS.md "Retention").
 public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     let database: DatabasePool
     /// The database file.

@@ -152,14 +152,15 @@ public protocol UsageStore: Sendable {
     /// companies') and what legal holds keep. A report with `dryRun` set.
     func purgeCounts(policy: RetentionPolicy, now: Date) throws -> PurgeReport
 
-    /// Destroys at most `limit` rows past retention at `now` (except held companies'), in
-    /// one transaction, so that they cannot be recovered from the database's own file. A
-    /// purge stopped between batches (a crash) leaves only rows past retention for the next.
+    /// Deletes at most `limit` rows past retention at `now` (except held companies'), in
+    /// one transaction; ``finishPurge(_:actor:)`` then makes them unrecoverable. A purge
+    /// stopped between batches (a crash) leaves only rows past retention for the next.
     func purgeBatch(policy: RetentionPolicy, now: Date, limit: Int) throws -> PurgeBatchResult
 
     /// Ends a purge run: one audit entry with the whole run's `report`, and, unless it was a
     /// dry run, makes what the batches deleted unrecoverable from every file of the store
-    /// (SQLite: truncates the write-ahead log).
+    /// (SQLite: `VACUUM`, since deleted rows leave copies in pages' free space, then a
+    /// truncated write-ahead log; a `VACUUM` that failed is redone by the next purge).
     func finishPurge(_ report: PurgeReport, actor: String) throws
 
     func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold
