@@ -527,6 +527,10 @@ def test_a_dropped_host_is_reconnected_when_it_comes_back(relay, open_page):
     stop(relay._agents[-1], kill=True)  # the host's connection drops without a Bye
     expect_state(page, "reconnecting", timeout=10_000)
     expect(page.locator("#status")).to_contain_text("Reconnecting")
+    # Its agent restarts a few seconds later; meanwhile the page waits for it.
+    expect(page.locator("#progress-text")).to_contain_text("The host is offline; waiting for it to come back", timeout=5_000)
+    page.wait_for_timeout(3000)
+    expect_state(page, "reconnecting")
     run_host_agent(relay, host_id, "synthetic:scrolling-text")
     expect_state(page, "live", timeout=30_000)
     wait_for_updates(page, before + 2)

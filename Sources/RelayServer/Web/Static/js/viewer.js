@@ -20,6 +20,9 @@ import { ByeReason, describeBye, describeError, ErrorCode } from './wire.js';
 
 const RECONNECT_GIVE_UP_MILLISECONDS = 120_000;
 const RECONNECT_MAXIMUM_DELAY_MILLISECONDS = 15_000;
+// An enrolled host's agent that restarts is offline for a moment; one offline this long has left.
+const RECONNECT_OFFLINE_GRACE_MILLISECONDS = 10_000;
+const RECONNECT_OFFLINE_POLL_MILLISECONDS = 1_000;
 const CONFIRM_DEADLINE_MILLISECONDS = 120_000; // as relay-agent view (PROTOCOL.md §5.1.5)
 const NOTICE_MILLISECONDS = 6_000;
 const SCALE_STORAGE_KEY = 'supportrelay.viewer.scale';
@@ -261,7 +264,6 @@ function setState(state) {
 function showState(state) {
   // A reconnect shows as reconnecting until the host is paired again.
   if (page.reconnect && state === ConnectionState.connecting) {
-    $('status').textContent = 'Reconnecting…';
     $('progress-text').textContent = 'Reconnecting to the relay…';
     return;
   }
@@ -307,7 +309,7 @@ function render() {
     default:
       status = 'Session ended.';
   }
-  if (state !== 'reconnecting') $('status').textContent = status;
+  if (state !== 'reconnecting') setStatus(status);
   const sasWanted = code && page.securityCode !== null && (state === 'waiting-for-access' || state === 'handshake');
   const sasShown = sasWanted || (page.confirmPending && state !== 'ended');
   if (sasShown && state !== 'live') progress = null;
@@ -319,6 +321,12 @@ function render() {
   $('sas-waiting').textContent = state === 'waiting-for-access' ? 'Waiting for the customer to accept…' : '';
   $('screen-area').classList.toggle('empty', !page.hasScreen);
   renderControls();
+}
+
+// The status line is a live region: it changes only when its words do.
+function setStatus(text) {
+  const status = $('status');
+  if (status.textContent !== text) status.textContent = text;
 }
 
 function liveStatus() {
@@ -693,9 +701,9 @@ function connectionEnded(outcome) {
   showEnded(words.text, { again: true });
 }
 
-function scheduleReconnect(reason) {
+function scheduleReconnect(reason, { offline = false } = {}) {
   const now = Date.now();
-  page.reconnect ??= { since: now, attempt: 0, offline: 0, timer: 0, countdown: 0, reason };
+  page.reconnect ??= { since: now, attempt: 0, offlineSince: null, timer: 0, countdown: 0, reason };
   const reconnect = page.reconnect;
   reconnect.reason = reason;
   clearTimeout(reconnect.timer);
@@ -705,26 +713,33 @@ function scheduleReconnect(reason) {
       'its agent running, then click Connect again.');
     return;
   }
-  const delay = reconnectDelay(reconnect.attempt);
-  reconnect.attempt += 1;
+  // While the host is offline its list entry is looked at every second; once it is
+  // online, connection attempts back off (1 s, 2 s, 4 s … 15 s).
+  let delay = RECONNECT_OFFLINE_POLL_MILLISECONDS;
+  if (!offline) {
+    delay = reconnectDelay(reconnect.attempt);
+    reconnect.attempt += 1;
+  }
   const due = now + delay;
   const tick = () => {
     const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
-    $('progress-text').textContent = `${reason}\nReconnecting in ${seconds} s…`;
+    $('progress-text').textContent = offline
+      ? `${reason}\nThe host is offline; waiting for it to come back…`
+      : `${reason}\nReconnecting in ${seconds} s…`;
   };
   // The status (a live region) says it once; the card counts down.
-  $('status').textContent = 'Connection lost. Reconnecting…';
+  setStatus('Connection lost. Reconnecting…');
   tick();
   reconnect.countdown = setInterval(tick, 1000);
   reconnect.timer = setTimeout(() => attemptReconnect(reconnect), delay);
   setState('reconnecting');
 }
 
-// Only while the console's host list shows the host online or busy (twice offline: it left).
+// Only while the console's host list shows the host online or busy; a host offline for
+// 10 s has left (a restarting agent is back sooner).
 async function attemptReconnect(reconnect) {
   clearInterval(reconnect.countdown);
   if (page.reconnect !== reconnect) return;
-  $('status').textContent = 'Reconnecting…';
   let hosts;
   try {
     hosts = (await getJSON('/api/hosts')).hosts ?? [];
@@ -744,16 +759,16 @@ async function attemptReconnect(reconnect) {
     return;
   }
   if (host.status !== 'online' && host.status !== 'busy') {
-    reconnect.offline += 1;
-    if (reconnect.offline >= 2) {
+    reconnect.offlineSince ??= Date.now();
+    if (Date.now() - reconnect.offlineSince >= RECONNECT_OFFLINE_GRACE_MILLISECONDS) {
       giveUp(`${reconnect.reason}\nThe host is offline now, so the viewer stopped reconnecting. Click Connect again ` +
         'once its PC is on and its agent running.');
       return;
     }
-    scheduleReconnect(reconnect.reason);
+    scheduleReconnect(reconnect.reason, { offline: true });
     return;
   }
-  reconnect.offline = 0;
+  reconnect.offlineSince = null;
   connect();
 }
 
@@ -783,7 +798,7 @@ function showEnded(text, { again = true, reload = false } = {}) {
   button.textContent = page.target?.kind === 'code' ? 'New support code' : 'Connect again';
   button.dataset.reload = String(reload);
   setState('ended');
-  $('status').textContent = 'Session ended.';
+  setStatus('Session ended.');
   button.focus({ preventScroll: true });
 }
 
@@ -796,7 +811,7 @@ function showHostKeyChanged(error) {
   stopFigures();
   setState('ended');
   $('end-card').hidden = true;
-  $('status').textContent = "Not connected: the host's key has changed.";
+  setStatus("Not connected: the host's key has changed.");
 }
 
 async function repin() {
