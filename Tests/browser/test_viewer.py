@@ -624,6 +624,10 @@ def test_a_company_that_requires_it_has_the_engineer_type_the_customers_security
     form = page.locator("#sas-confirm-form")
     expect(form).to_be_visible()
     expect(page.locator("#status")).to_contain_text("type the security code")
+    # The engineer's own code stays out of sight: the point is to hear the customer's.
+    expect(page.locator("#sas-chip")).to_be_hidden()
+    expect(page.locator("#sas-large")).to_be_hidden()
+    expect(page.locator("#sas-instructions")).to_contain_text("Ask the customer to read out")
     # Until the code is confirmed nothing of the engineer's input goes out.
     sealed = sealed_during(page, lambda: (page.locator("#screen").click(position={"x": 5, "y": 5}), page.keyboard.type("x")))
     assert set(sealed) == {UPDATE_REQUEST}, sealed
@@ -633,6 +637,8 @@ def test_a_company_that_requires_it_has_the_engineer_type_the_customers_security
     page.locator("#sas-confirm").fill(host_code)
     form.get_by_role("button", name="Confirm").click()
     expect(form).to_be_hidden()
+    expect(page.locator("#sas-chip")).to_be_visible()
+    expect(page.locator("#sas")).to_have_text(host_code)
     sealed = sealed_during(page, lambda: (page.locator("#screen").click(), page.keyboard.type("x")))
     assert KEY in sealed and POINTER in sealed, sealed
     page.locator("#disconnect").click()

@@ -317,6 +317,8 @@ function render() {
   if (progress !== null && state !== 'reconnecting') $('progress-text').textContent = progress;
   $('code-card').hidden = state !== 'waiting-for-customer';
   $('sas-card').hidden = !sasShown;
+  $('sas-chip').hidden = page.securityCode === null || page.confirmPending;
+  $('sas-large').hidden = page.confirmPending;
   $('sas-confirm-form').hidden = !page.confirmPending;
   $('sas-waiting').textContent = state === 'waiting-for-access' ? 'Waiting for the customer to accept…' : '';
   $('screen-area').classList.toggle('empty', !page.hasScreen);
@@ -414,18 +416,6 @@ function showPeerIdentity(identity) {
     notice(`First connection to this host from this browser: its key ${identity.fingerprint} is pinned now. ` +
       "Check it once with the host's owner (relay-agent host prints it when it starts).");
   }
-  if (page.target.kind === 'code' && page.confirmRequired) {
-    page.confirmPending = true;
-    page.confirmTimer = setTimeout(() => {
-      if (!page.confirmPending) return;
-      page.connection?.refuse(
-        'The security code was not confirmed within 2 minutes; your company requires it, so the session was ended. ' +
-          'Start a new session and type the code the customer reads out.',
-        'The engineer did not confirm the security code in time.',
-        ByeReason.normal,
-      );
-    }, CONFIRM_DEADLINE_MILLISECONDS);
-  }
   render();
 }
 
@@ -467,11 +457,26 @@ function showSecurityCode(sas) {
   page.securityCode = sas;
   $('sas').textContent = sas;
   $('sas-large').textContent = sas;
-  $('sas-chip').hidden = false;
-  const instructions = page.target.kind === 'code'
+  let instructions = page.target.kind === 'code'
     ? 'Read this code to the customer. Their screen shows the same code with the question whether to let you in. ' +
       'If their code is different, someone is in between: click Disconnect.'
     : 'Encrypted end to end. The host shows the same code.';
+  if (page.target.kind === 'code' && page.confirmRequired) {
+    // The company wants the codes compared (PROTOCOL.md §5.1.5): the engineer types what
+    // the customer reads out, so this side's code stays out of sight until then.
+    instructions = 'Ask the customer to read out the six-digit security code on their screen (next to the question ' +
+      'whether to let you in), and type it below. Nothing you type or click reaches their PC until the codes match.';
+    page.confirmPending = true;
+    page.confirmTimer = setTimeout(() => {
+      if (!page.confirmPending) return;
+      page.connection?.refuse(
+        'The security code was not confirmed within 2 minutes; your company requires it, so the session was ended. ' +
+          'Start a new session and type the code the customer reads out.',
+        'The engineer did not confirm the security code in time.',
+        ByeReason.normal,
+      );
+    }, CONFIRM_DEADLINE_MILLISECONDS);
+  }
   $('sas-instructions').textContent = instructions;
   render();
 }
@@ -481,14 +486,14 @@ async function confirmSecurityCode(event) {
   const typed = $('sas-confirm').value.replace(/\D/g, '');
   const own = (page.securityCode ?? '').replace(/\D/g, '');
   if (typed.length !== 6) {
-    $('sas-confirm-error').textContent = `Type the six digits the customer reads out, for example ${page.securityCode ?? '123 456'}.`;
+    $('sas-confirm-error').textContent = 'Type the six digits the customer reads out from their screen, for example 123 456.';
     return;
   }
   if (typed === own) {
     page.confirmPending = false;
     clearTimeout(page.confirmTimer);
     $('sas-confirm-error').textContent = '';
-    notice('The codes match: nobody is in between. Your mouse and keyboard now reach the host.');
+    notice(`The codes match (${page.securityCode}): nobody is in between. Your mouse and keyboard now reach the host.`);
     render();
     page.input.focus();
     return;
