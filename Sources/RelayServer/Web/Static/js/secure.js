@@ -18,6 +18,8 @@
 // - on every SecureChannelError: sends Bye(protocol_error) with its message, shows the
 //   message, closes. A failed ViewerHandshake refuses everything after.
 
+import { InnerType, MessageType as WireMessageType, frameHeader } from './wire.js';
+
 const VERSION = 1;
 const ROLE_HOST = 1;
 const ROLE_VIEWER = 2;
@@ -42,20 +44,8 @@ const PKCS8_PREFIX = Object.freeze({
   X25519: '302e020100300506032b656e04220420',
 });
 
-// Message and inner types of §4 and §5.3.6.
-const MessageType = Object.freeze({
-  screenInit: 0x40,
-  tileUpdate: 0x41,
-  updateRequest: 0x42,
-  pointer: 0x43,
-  key: 0x44,
-  clipboard: 0x45,
-  accessGranted: 0x46,
-  keyCommit: 0x47,
-  keyShare: 0x48,
-  sealed: 0x49,
-  identity: 0x4a,
-});
+// Message and inner types of §4 and §5.3.6, from wire.js.
+const MessageType = Object.freeze({ ...WireMessageType, ...InnerType });
 
 const TYPE_NAMES = Object.freeze({
   0x40: 'ScreenInit',
@@ -184,7 +174,7 @@ async function sha256(bytes) {
 
 // The Sealed frame's own header, the record's additional data (§2, §5.3.5).
 function sealedHeader(payloadLength) {
-  return Uint8Array.of(MessageType.sealed, payloadLength >>> 16, (payloadLength >>> 8) & 0xff, payloadLength & 0xff);
+  return frameHeader(MessageType.sealed, payloadLength);
 }
 
 // Four zero bytes and the sequence number as a u64, big-endian (§5.3.5).
