@@ -553,9 +553,12 @@ function startFigures() {
   page.figuresTimer = setInterval(updateFigures, 1000);
 }
 
+// Stopped figures show dashes: numbers would claim a speed that no longer is.
 function stopFigures() {
   clearInterval(page.figuresTimer);
   page.figuresTimer = 0;
+  page.figures = null;
+  for (const figure of $('figures').querySelectorAll('[data-figure]')) figure.textContent = '–';
 }
 
 function updateFigures() {
