@@ -1,4 +1,5 @@
-// Xlib with MIT-SHM capture and XTest input injection, for the host's x11 source.
+// Xlib with MIT-SHM capture and XTest input injection, for the host's x11 source; XFixes
+// selection events, for the clipboard (X11Clipboard).
 #include <X11/Xlib.h>
 #include <X11/Xutil.h>
 #include <X11/keysym.h>
@@ -6,6 +7,7 @@
 #include <sys/shm.h>
 #include <X11/extensions/XShm.h>
 #include <X11/extensions/XTest.h>
+#include <X11/extensions/Xfixes.h>
 
 #include <stdint.h>
 

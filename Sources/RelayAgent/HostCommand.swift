@@ -40,7 +40,9 @@ struct HostCommand: AsyncParsableCommand {
             display (`x11::1`), a folder of PNG frames (`replay:DIR`), or a generated scene \
             (`synthetic:scrolling-text`); `--source help` lists them. The engineer's pointer and \
             keys are injected into an X display; updates go out only when the viewer asks, at \
-            most --fps a second.
+            most --fps a second. With full control an X display's clipboard is shared both \
+            ways: the engineer's clipboard text is put on CLIPBOARD and PRIMARY, and text \
+            copied on the desktop during the session goes to the engineer (and is printed).
 
             Ctrl-C (SIGINT) or SIGTERM ends the session with a Bye, releases any key or button \
             the engineer still holds and restores the keyboard mapping; a second one exits at once.
@@ -332,7 +334,9 @@ struct HostCommand: AsyncParsableCommand {
                     "\(prompt.who) connected at \(Self.clock(started)); they can \(access == .fullControl ? "view and control" : "view (view only)") this screen. Sharing \(screen.name).\n\(proof.lines(for: .host, mode: self.code != nil ? .attended : .unattended))"
                 )
             }
-            let session = HostScreenSession(source: screen, options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, consent: consent))
+            let session = HostScreenSession(
+                source: screen,
+                options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, desktopClipboard: Self.desktopClipboard(of: screen), consent: consent))
             let outcome = try await session.run(on: secure, stop: stopSession) { event in
                 switch event {
                 case .accessGranted(let access):
@@ -340,6 +344,8 @@ struct HostCommand: AsyncParsableCommand {
                     if case .ask = consent { say("Allowed (\(access)); sharing \(screen.name).") }
                 case .screen(let width, let height): say("  screen \(width)×\(height)")
                 case .clipboard(let text): say("  clipboard from the engineer: \(PeerText.printable(text, limit: 200))")
+                case .clipboardSent(let text): say("  clipboard to the engineer: \(PeerText.printable(text, limit: 200))")
+                case .clipboardProblem(let text): say("  \(PeerText.printable(text))")
                 case .inputFailed(let reason): say("  could not inject input: \(reason)")
                 case .inputIgnored: say("  the engineer tried to use the mouse or keyboard: ignored (view only)")
                 }
@@ -357,6 +363,14 @@ struct HostCommand: AsyncParsableCommand {
                 say("You refused the engineer; nothing was shared.")
             }
         }
+    }
+
+    /// An X display's clipboard, shared both ways in each session with full control: the X
+    /// CLIPBOARD and PRIMARY selections on a connection and a thread of their own. Other
+    /// sources have none: the engineer's clipboard text is only printed.
+    private static func desktopClipboard(of screen: any ScreenSource) -> (@Sendable (Int) throws -> any DesktopClipboard)? {
+        guard let display = (screen as? X11ScreenSource)?.name else { return nil }
+        return { limit in try X11Clipboard.start(display: display, maximumTextLength: limit) }
     }
 
     /// Why the engineer with this key is not let in, by --engineer-keys (read again now, so

@@ -392,17 +392,6 @@ def test_the_pages_clipboard_reaches_the_host_by_button_and_by_paste(viewer, ses
     wait_for_log(session.relay, log_name, f"clipboard from the engineer: {re.escape(pasted)}$")
 
 
-# relay-agent host has no X selection support: it prints the engineer's clipboard text in its
-# terminal ("clipboard from the engineer: ...") and sends the viewer only --clipboard TEXT;
-# nothing owns or watches CLIPBOARD or PRIMARY (no XSetSelectionOwner, ConvertSelection or
-# XFixes selection events in Sources/RelayScreen). These two fail until it has; strict, so
-# that they are noticed when it does.
-NO_X_SELECTIONS = pytest.mark.xfail(
-    strict=True, reason="relay-agent host neither sets nor watches the X clipboard (CLIPBOARD/PRIMARY selections) yet"
-)
-
-
-@NO_X_SELECTIONS
 def test_the_pages_clipboard_lands_in_the_x_clipboard(viewer, scene):
     page, desktop = viewer, scene.desktop
     click_host(page, scene.xev.geometry.x + 150, scene.xev.geometry.y + 150)
@@ -412,7 +401,6 @@ def test_the_pages_clipboard_lands_in_the_x_clipboard(viewer, scene):
     wait_for_selection(desktop.display, sent, timeout=8)
 
 
-@NO_X_SELECTIONS
 def test_a_copy_on_the_x_desktop_reaches_the_pages_clipboard(viewer, scene):
     page, desktop = viewer, scene.desktop
     copied = "copied on the host 호스트에서 복사"

@@ -14,15 +14,26 @@ public struct HostScreenSession: Sendable {
         public var framesPerSecond: Double = 15
         /// Text put on the viewer's clipboard once the customer has granted access.
         public var clipboard: String?
+        /// Opens the desktop's clipboard for a session with full control (nil: the source
+        /// has none): the viewer's Clipboard is put on it, and what is copied on the desktop
+        /// goes to the viewer (PROTOCOL.md §5.2.6). Called with the longest text a Clipboard
+        /// may carry, before AccessGranted; stopped when the session ends. A view-only
+        /// session shares no clipboard ("the engineer sees the screen, nothing more").
+        public var desktopClipboard: (@Sendable (_ maximumTextLength: Int) throws -> any DesktopClipboard)?
         /// How the customer decides what the engineer may do (PROTOCOL.md §5.2.7).
         public var consent: Consent
         /// How long the host waits, after its own Bye, for the relay to close the
         /// connection before closing it itself.
         public var closeGrace: Duration
 
-        public init(framesPerSecond: Double = 15, clipboard: String? = nil, consent: Consent = .granted(.fullControl), closeGrace: Duration = .seconds(2)) {
+        public init(
+            framesPerSecond: Double = 15, clipboard: String? = nil,
+            desktopClipboard: (@Sendable (_ maximumTextLength: Int) throws -> any DesktopClipboard)? = nil,
+            consent: Consent = .granted(.fullControl), closeGrace: Duration = .seconds(2)
+        ) {
             self.framesPerSecond = framesPerSecond
             self.clipboard = clipboard
+            self.desktopClipboard = desktopClipboard
             self.consent = consent
             self.closeGrace = closeGrace
         }
@@ -35,6 +46,11 @@ public struct HostScreenSession: Sendable {
         case accessGranted(SessionAccess)
         case screen(width: Int, height: Int)
         case clipboard(String)
+        /// Text copied on the desktop went to the viewer.
+        case clipboardSent(String)
+        /// The desktop's clipboard could not be opened, or a copy was not sent: a sentence
+        /// for the host's user.
+        case clipboardProblem(String)
         case inputFailed(String)
         /// The viewer sent input in a view-only session (reported once): it was dropped.
         case inputIgnored
@@ -106,16 +122,26 @@ public struct HostScreenSession: Sendable {
                         await Self.sayBye(Bye(reason: .declined, text: text), on: sender, clock: clock, grace: grace)
                         return
                     }
+                    // Opened before AccessGranted, so that the viewer's first Clipboard finds it.
+                    let desktop = access == .fullControl ? self.openDesktopClipboard(maximumTextLength: limit, events: events) : nil
+                    defer { desktop?.stop() }
+                    state.share(desktop)
                     // Nothing is shared before AccessGranted (PROTOCOL.md §5.2.7).
                     try await Transmit.send([Frame(.accessGranted(access.message))], on: sender)
                     events(.accessGranted(access))
                     if let text = self.options.clipboard {
                         try await Transmit.send([Frame(.clipboard(Clipboard(text: text)))], on: sender)
                     }
-                    try await Streamer(
-                        source: self.source, sender: sender, clock: clock, maximumPayloadLength: limit,
-                        framesPerSecond: self.options.framesPerSecond, events: events
-                    ).run(mailbox)
+                    try await withThrowingTaskGroup(of: Void.self) { sharing in
+                        if let desktop {
+                            sharing.addTask { await Self.forwardCopies(of: desktop, to: sender, maximumTextLength: limit, events: events) }
+                        }
+                        defer { sharing.cancelAll() }
+                        try await Streamer(
+                            source: self.source, sender: sender, clock: clock, maximumPayloadLength: limit,
+                            framesPerSecond: self.options.framesPerSecond, events: events
+                        ).run(mailbox)
+                    }
                 } catch is CancellationError {
                     return
                 } catch is Transmit.Failed {
@@ -158,6 +184,44 @@ public struct HostScreenSession: Sendable {
         case declined
         case stopped
         case failed(any Error)
+    }
+
+    private func openDesktopClipboard(maximumTextLength: Int, events: @Sendable (Event) -> Void) -> (any DesktopClipboard)? {
+        guard let open = self.options.desktopClipboard else { return nil }
+        do {
+            return try open(maximumTextLength)
+        } catch {
+            events(.clipboardProblem("The desktop's clipboard cannot be shared (\(error)): the engineer's clipboard text is only printed here."))
+            return nil
+        }
+    }
+
+    /// Sends what is copied on the desktop to the viewer (PROTOCOL.md §5.2.6) until the
+    /// session ends; a text longer than a Clipboard may carry is not sent (§2.2).
+    private static func forwardCopies(
+        of desktop: any DesktopClipboard, to sender: some FrameSender, maximumTextLength: Int, events: @Sendable (Event) -> Void
+    ) async {
+        for await event in desktop.events {
+            switch event {
+            case .copied(let text):
+                guard text.utf8.count <= maximumTextLength else {
+                    events(
+                        .clipboardProblem(
+                            "The text copied on this desktop (\(text.utf8.count) bytes) is longer than a clipboard message may carry (\(maximumTextLength) bytes): it was not sent to the engineer; copy less at a time."
+                        ))
+                    continue
+                }
+                do {
+                    try await Transmit.send([Frame(.clipboard(Clipboard(text: text)))], on: sender)
+                } catch {
+                    // The connection is gone: the session is ending.
+                    return
+                }
+                events(.clipboardSent(text))
+            case .problem(let text):
+                events(.clipboardProblem(text))
+            }
+        }
     }
 
     /// The customer's decision, asked if the options say so; the gate follows it.
@@ -224,6 +288,8 @@ public struct HostScreenSession: Sendable {
                     do { try self.source.inject(key) } catch { events(.inputFailed("\(error)")) }
                 case .clipboard(let clipboard):
                     events(.clipboard(clipboard.text))
+                    // Before the next message: the paste key that may follow finds the text.
+                    await state.desktopClipboard?.set(text: clipboard.text)
                 default:
                     break
                 }
@@ -238,12 +304,34 @@ public struct HostScreenSession: Sendable {
     }
 }
 
+/// The desktop's clipboard as a host session shares it both ways (PROTOCOL.md §5.2.6):
+/// ``X11Clipboard`` for an X display.
+public protocol DesktopClipboard: AnyObject, Sendable {
+    /// Texts copied on the desktop by its programs, and copies not passed on; ends at ``stop()``.
+    var events: AsyncStream<DesktopClipboardEvent> { get }
+    /// Puts the viewer's text on the desktop's clipboard; returns once it is there, so that
+    /// a paste key injected next pastes it (the viewer sends Clipboard, then the key).
+    func set(text: String) async
+    /// Gives the clipboard back to the desktop's programs and ends ``events``.
+    func stop()
+}
+
+/// What happens on the desktop's clipboard that a host session passes on or reports.
+public enum DesktopClipboardEvent: Sendable, Hashable {
+    /// A program on the desktop copied this text.
+    case copied(String)
+    /// A copy that is not passed on (too large, not text, its owner did not answer), or
+    /// the viewer's text that could not be put on the clipboard: a sentence for the host's user.
+    case problem(String)
+}
+
 /// What the host session's tasks share: the customer's decision, which gates the viewer's
 /// input, and why the host itself ended the session, if it did.
 private final class SessionState: Sendable {
     private struct Inner {
         var gate: ViewerInputGate
         var ending: HostScreenSession.Ending?
+        var desktopClipboard: (any DesktopClipboard)?
     }
 
     private let inner: Mutex<Inner>
@@ -257,6 +345,11 @@ private final class SessionState: Sendable {
     func decided(_ decision: ConsentDecision) { self.inner.withLock { $0.gate.decided(decision) } }
 
     func admit(_ message: RelayMessage) -> ViewerInputGate.Verdict { self.inner.withLock { $0.gate.admit(message) } }
+
+    /// The desktop's clipboard, where the viewer's Clipboard goes (full control only).
+    var desktopClipboard: (any DesktopClipboard)? { self.inner.withLock { $0.desktopClipboard } }
+
+    func share(_ clipboard: (any DesktopClipboard)?) { self.inner.withLock { $0.desktopClipboard = clipboard } }
 
     /// The first reason wins: a stop during a failing capture is still a failure.
     func end(_ ending: HostScreenSession.Ending) {
