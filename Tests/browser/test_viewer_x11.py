@@ -14,8 +14,8 @@ selection request through libX11), never through SupportRelay's code:
   in the xterm;
 - the clipboard: the page's clipboard reaches the host (the Send clipboard button and a paste;
   the host prints it), and `relay-agent host --clipboard TEXT` reaches the page's clipboard;
-  the X CLIPBOARD selection both ways (to it from the page, from it to the page) is expected
-  to fail (strict xfail) until relay-agent host sets and watches X selections;
+  the X CLIPBOARD selection both ways: the page's text becomes the X clipboard, and a copy
+  made on the X desktop reaches the page;
 - the special-keys menu's Ctrl+Alt+Del and Alt+Tab reach X as held modifiers and a key;
 - with SCREENSHOTS=1, a screenshot of the viewer at 1280×800 is saved to docs/images/viewer.png.
 """
