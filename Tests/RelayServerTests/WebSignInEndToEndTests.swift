@@ -180,6 +180,44 @@ import Testing
         }
     }
 
+    /// A browser opens several keep-alive connections per page. Once a connection has
+    /// carried a live session cookie it counts as authenticated, so a signed-in engineer's
+    /// pages never use up the source's room for connections that have not logged in.
+    @Test(.timeLimit(.minutes(2))) func aSignedInBrowsersConnectionsDoNotFillTheUnauthenticatedCap() async throws {
+        try await TestRelay.with({ $0.admission.maximumUnauthenticatedPerSource = 3 }) { relay in
+            let (_, token) = try Self.newEngineer(relay, login: "web.tabs")
+            let browser = try await Browser(relay)
+            _ = try await Self.enrol(browser, token: token)
+            #expect(try await browser.send("GET", "/api/me").status == 200)
+            var held: [Browser] = [browser]
+            for _ in 0..<5 {
+                let tab = try await Browser(relay)
+                tab.cookies = browser.cookies
+                #expect(try await tab.send("GET", "/app.css").status == 200)
+                held.append(tab)
+                #expect(await eventually(within: .seconds(2)) { relay.node.relay.admission.withLockedValue { $0.unauthenticated } == 0 })
+            }
+            // Six connections open from one address with a cap of 3 not yet logged in: a
+            // seventh still gets its answer.
+            let another = try await Browser(relay)
+            another.cookies = browser.cookies
+            #expect(try await another.send("GET", "/api/me").status == 200)
+            // Without a session, connections still count: the fourth waiting one is refused.
+            var strangers: [WebClient] = []
+            for _ in 0..<3 { strangers.append(try await WebClient.connect(to: relay)) }
+            // Refused at the accept: the TLS handshake or the first read fails.
+            var closed = false
+            do {
+                let refused = try await WebClient.connect(to: relay)
+                closed = (try? await refused.request("GET /app.css HTTP/1.1\r\nHost: \(browser.host)\r\n\r\n")) == nil
+            } catch {
+                closed = true
+            }
+            #expect(closed)
+            _ = (held, strangers)
+        }
+    }
+
     /// A signed-in page's WebSocket logs the engineer in without a key or token, pairs by
     /// support code with a TLS host, and the usage history says `browser`.
     @Test(.timeLimit(.minutes(2))) func aSignedInWebSocketLogsTheEngineerIn() async throws {

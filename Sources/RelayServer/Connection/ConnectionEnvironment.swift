@@ -80,6 +80,11 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     /// The engineer of a web session the transport proved (the WebSocket's sign-in
     /// cookie), nil when they were removed since.
     func verifyEngineer(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
+    /// The transport proved who the client is before any login (a browser's live web
+    /// session): count the ticket's source as authenticated for the per-source caps, so
+    /// that a signed-in browser's keep-alive connections do not use up the source's room
+    /// for connections that have not logged in.
+    func authenticatedByTransport(ticket: inout AdmissionTicket)
     /// Credentials were accepted: log it, and count the ticket's source as authenticated.
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket)
     /// An attempt was refused: log it, count it, and charge its source when it was wrong.
@@ -167,6 +172,11 @@ extension Relay: ConnectionEnvironment {
                 return nil
             }
         }
+    }
+
+    func authenticatedByTransport(ticket: inout AdmissionTicket) {
+        if !ticket.authenticated { self.admission.withLockedValue { $0.authenticated(ticket.source) } }
+        ticket.authenticated = true
     }
 
     func accepted(_ access: RelayConnectionStateMachine.AccessNote, address: String, ticket: inout AdmissionTicket) {

@@ -126,6 +126,10 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         }
         if let proved = event as? WebSessionProved {
             self.stateMachine.webSessionProved(engineerID: proved.engineerID)
+            if var ticket = self.ticket {
+                self.environment.authenticatedByTransport(ticket: &ticket)
+                self.ticket = ticket
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)

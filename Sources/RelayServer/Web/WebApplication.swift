@@ -181,6 +181,11 @@ final class WebApplication: Sendable {
         }
     }
 
+    /// The engineer of a request's live session cookie, or nil (none, ended, unknown).
+    func engineerOfSession(_ headers: HTTPHeaders) async -> String? {
+        try? await self.session(headers).0.id
+    }
+
     // MARK: Sign-in
 
     private struct PasswordForm: Decodable {

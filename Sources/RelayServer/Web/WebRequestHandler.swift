@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import RelaySignIn
 
 /// The HTTPS side of a web-port connection: answers each request as ``WebResponder``
 /// decides, one at a time, and on an accepted `GET /ws` switches the connection to
@@ -62,6 +63,8 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     /// The request of an upgrade, kept for the session check at its end.
     private var upgradeHead: HTTPRequestHead?
+    /// Whether this connection's session cookie was checked (once per connection).
+    private var sessionChecked = false
     private var idleTimer: Scheduled<Void>?
 
     init(codec: HTTPCodec, application: WebApplication, maximumMessageLength: Int, metrics: RelayMetrics, logger: Logger) {
@@ -93,7 +96,7 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.idleTimer = nil
             let hasBody = head.headers["Transfer-Encoding"].count > 0 || head.headers["Content-Length"].contains { $0 != "0" }
             let answer = WebResponder.answer(to: head, hasBody: hasBody)
-            if case .upgrade = answer { self.upgradeHead = head }
+            if case .upgrade = answer { self.upgradeHead = head } else { self.checkSession(head, context: context) }
             // NIO's decoder parses nothing after a request that asks for any upgrade.
             let asksUpgrade = head.headers["Upgrade"].count > 0 || head.method == .CONNECT
             let close = !head.isKeepAlive || hasBody || asksUpgrade
@@ -217,6 +220,19 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard case .idle = self.state else { return }
             self.state = .closing
             context.close(promise: nil)
+        }
+    }
+
+    /// A signed-in browser's connection counts as authenticated for the per-source caps
+    /// (``WebSessionProved``): the first request that carries a live session cookie proves
+    /// it, checked beside the answer, once per connection.
+    private func checkSession(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard !self.sessionChecked, head.headers["Cookie"].contains(where: { WebSessionPolicy.sessionID(cookieHeader: $0) != nil }) else { return }
+        self.sessionChecked = true
+        let (application, headers) = (self.application, head.headers)
+        context.eventLoop.makeFutureWithTask { await application.engineerOfSession(headers) }.assumeIsolated().whenSuccess { engineerID in
+            guard let engineerID, context.channel.isActive else { return }
+            context.fireUserInboundEventTriggered(WebSessionProved(engineerID: engineerID))
         }
     }
 
