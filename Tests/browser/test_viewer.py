@@ -264,6 +264,10 @@ def test_an_enrolled_hosts_screen_goes_live_with_its_size_figures_and_name(relay
     # The scene scrolls: updates keep coming, and the figures are numbers after a second or two.
     first = updates(page)
     wait_for_updates(page, first + 5)
+    # Latency is input to pixels: none until the engineer does something.
+    page.locator("#screen").hover()
+    page.mouse.move(200, 200)
+    page.mouse.move(220, 230)
     expect(page.locator('[data-figure="latency"]')).to_have_text(re.compile(r"^\d+ ms$"), timeout=5000)
     fps = float(page.locator('[data-figure="fps"]').inner_text())
     kbps = float(page.locator('[data-figure="kbps"]').inner_text())
@@ -886,7 +890,7 @@ def test_session_paces_updates_and_paints_an_update_once_its_last_part_is_in(mod
         {"requestID": 2, "flags": 0, "fullRefresh": False},
     ]
     assert result["afterFirstPart"] == {"updates": 0, "requests": 2}
-    assert result["update"] == {"dirty": {"x": 0, "y": 0, "width": 14, "height": 14}, "requestID": 1, "latency": "number", "bytes": True}
+    assert result["update"] == {"dirty": {"x": 0, "y": 0, "width": 14, "height": 14}, "requestID": 1, "latency": "object", "bytes": True}
     assert result["third"] == {"requestID": 3, "flags": 0, "fullRefresh": False}
     assert result["whilePaused"] == 3 and result["resumed"] == 4
     assert result["pixels"] == [[255, 0, 0, 255], [255, 0, 0, 255], [0, 0, 0, 255], [0, 128, 255, 255], [0, 0, 0, 255]]

@@ -101,7 +101,10 @@ export function printable(text, limit = 200, { keepLines = false } = {}) {
  *   (printable; `pinned` is 'new' or 'same' by host id, null by support code);
  * - `access({inputAllowed})`;
  * - `screen({width, height, name, pixels})`: a new framebuffer (RGBA, updated in place);
- * - `update({dirty, bytes, latency, requestID})`: a completed update, to paint;
+ * - `update({dirty, bytes, latency, requestID})`: a completed update, to paint; `latency` is
+ *   the time from the engineer's first input since the last update to this one (what a click
+ *   or a key costs), or null when no input came in between: a request that waited for a still
+ *   screen to change says nothing about the connection;
  * - `clipboard(text)` (as sent: insert as text only);
  * - `ended(outcome)`: once, at the end (see #end).
  */
@@ -138,6 +141,8 @@ export class ViewerConnection {
   #requesting = false;
   #nextRequestID = 1;
   #sentAt = new Map();
+  /** When the first input since the last completed update was sent (null: none). */
+  #inputSince = null;
   #pendingBytes = 0;
   #pendingDirty = null;
   #paused = false;
@@ -215,6 +220,7 @@ export class ViewerConnection {
   /** Pointer (§5.2.4): host pixels and the buttons held now. Dropped unless input is allowed. */
   sendPointer(x, y, buttons) {
     if (!this.inputAllowed) return false;
+    this.#inputSince ??= performance.now();
     this.#seal(MessageType.pointer, encode.pointer({ x, y, buttons }));
     return true;
   }
@@ -222,6 +228,7 @@ export class ViewerConnection {
   /** Key messages (§5.2.5), in order: `[{keysym, down}]`. Dropped unless input is allowed. */
   sendKeys(steps) {
     if (!this.inputAllowed) return false;
+    this.#inputSince ??= performance.now();
     for (const { keysym, down } of steps) this.#seal(MessageType.key, encode.key({ keysym, down }));
     return true;
   }
@@ -621,10 +628,14 @@ export class ViewerConnection {
     if (result.continues) return;
     const sent = this.#sentAt.get(result.requestID);
     this.#forgetRequestsUpTo(result.requestID);
+    // Input to pixels: from the first input since the last update, or from the request if
+    // the input came before it was sent; nothing when no input came.
+    const since = this.#inputSince === null || sent === undefined ? this.#inputSince : Math.max(this.#inputSince, sent);
+    this.#inputSince = null;
     const update = {
       dirty: this.#pendingDirty,
       bytes: this.#pendingBytes,
-      latency: sent === undefined ? null : performance.now() - sent,
+      latency: since === null ? null : performance.now() - since,
       requestID: result.requestID,
     };
     this.#pendingBytes = 0;
