@@ -222,12 +222,40 @@ final class Relay: Sendable {
             self.logger.error("cannot check live connections' credentials", metadata: ["error": "\(error)"])
             return
         }
+        self.checkWebSessions(links)
         for (link, credential) in checked where current[credential.id] != credential.digest {
             let what = credential.kind == .engineer ? "engineer \(credential.id)" : "host \(credential.id)"
             let why = current[credential.id] == nil ? "was removed" : "got a new login key"
             self.logger.notice("ending a connection whose account changed", metadata: ["account": "\(credential.id)", "change": "\(why)"])
             link.deliver(
                 .bye(.revoked, "\(what) \(why) on the relay; log in with the key your admin set (`relay-agent keygen --show` prints yours), or ask them"))
+        }
+    }
+
+    /// Browser viewers live as long as their web session: one that was ended (sign-out,
+    /// `engineer reset-totp`, a new password) or is past its absolute limit ends the
+    /// connection with Bye `revoked`; one that is in use is kept from idling out (the
+    /// viewer's WebSocket is its use).
+    private func checkWebSessions(_ links: [ConnectionLink]) {
+        let browsers = links.compactMap { link in link.party?.webSession.map { (link, $0) } }
+        guard !browsers.isEmpty else { return }
+        let now = self.now()
+        let policy = self.configuration.webSessions
+        for (link, digest) in browsers {
+            do {
+                guard let session = try self.store.webSession(idDigest: digest) else {
+                    link.deliver(.bye(.revoked, "your web session ended (signed out, or your password or two-factor was reset); sign in again"))
+                    continue
+                }
+                if now.timeIntervalSince(session.createdAt) >= policy.absoluteLimit {
+                    link.deliver(.bye(.revoked, "your web session reached its \(Int(policy.absoluteLimit / 3600)) hours; sign in again"))
+                    continue
+                }
+                try self.store.touchWebSession(idDigest: digest, at: now)
+            } catch {
+                self.logger.error("cannot check a browser's web session", metadata: ["error": "\(error)"])
+                return
+            }
         }
     }
 

@@ -50,16 +50,32 @@ public struct TwoFactor: Sendable {
 
     /// The `otpauth://totp/…` URL an authenticator app reads from the enrolment QR code.
     /// `issuer` names the relay (the company's name, say), `account` the engineer.
+    ///
+    /// The label and issuer are percent-encoded with only RFC 3986's unreserved characters
+    /// left as they are, so a name with `&`, `=`, `#` or `?` stays whole in every app.
     public func enrolmentURL(issuer: String, account: String) -> String {
-        TOTP(secret: self.secret, length: Self.digits, timeStep: Int(Self.stepSeconds), hashFunction: .sha1)
-            .createAuthenticatorURL(label: "\(issuer):\(account)", issuer: issuer)
+        // SHA-1, 6 digits and 30 s are the format's defaults: left out, as apps expect.
+        "otpauth://totp/\(Self.encoded(issuer)):\(Self.encoded(account))?secret=\(self.base32Secret)&issuer=\(Self.encoded(issuer))"
+    }
+
+    /// The secret as authenticator apps take it: base32 (RFC 4648, no padding) of the bytes
+    /// hummingbird-auth keys HMAC with, read from its own authenticator URL.
+    private var base32Secret: String {
+        let reference = TOTP(secret: self.secret, length: Self.digits, timeStep: Int(Self.stepSeconds), hashFunction: .sha1)
+            .createAuthenticatorURL(label: "x", issuer: "x")
+        return URLComponents(string: reference)?.queryItems?.first { $0.name == "secret" }?.value ?? ""
+    }
+
+    private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    private static func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? ""
     }
 
     /// The key a person types into an authenticator app that cannot scan the QR code: the
     /// `secret` parameter of ``enrolmentURL(issuer:account:)`` (base32), in groups of four.
     public var manualEntryKey: String {
-        let url = self.enrolmentURL(issuer: "x", account: "x")
-        let key = URLComponents(string: url)?.queryItems?.first { $0.name == "secret" }?.value ?? ""
+        let key = self.base32Secret
         var groups: [Substring] = []
         var rest = Substring(key)
         while !rest.isEmpty {

@@ -31,6 +31,14 @@ public struct WebSignIn: Sendable, Equatable {
         case signedIn(engineerID: String)
     }
 
+    /// The engineer this sign-in is for, once the password or link named one.
+    public var engineerID: String? {
+        switch self.step {
+        case .password: nil
+        case .secondFactor(let id), .choosePassword(let id), .enrolTwoFactor(let id, _), .signedIn(let id): id
+        }
+    }
+
     /// How long a step after the first may wait (5 minutes).
     public static let pendingLimit: TimeInterval = 5 * 60
     /// Wrong codes one pending sign-in may take.

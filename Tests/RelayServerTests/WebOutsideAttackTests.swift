@@ -18,9 +18,10 @@ import Testing
 /// 127.0.0.7 is another source than one bound to 127.0.0.8 for the per-source throttle
 /// and connection caps.
 ///
-/// Each test is an attack and fails if the defence breaks. The tests marked
-/// `.disabled("finding N: …")` are attacks that succeed today: each fails until its
-/// finding is fixed, and is then enabled.
+/// Each test is an attack and fails if the defence breaks. Findings 1–4 (a 503 for an
+/// ended session's upgrade, sign-out and resets that left WebSockets running, wrong codes
+/// not watched per account, `&` in the otpauth URI) were fixed and their tests enabled; a
+/// test still marked `.disabled("finding N: …")` is an attack that succeeds today.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct WebOutsideAttackTests {
     static let password = "correct horse battery staple"
     static let session = WebSessionPolicy.cookieName
@@ -131,7 +132,7 @@ import Testing
     /// addresses (5 a pending sign-in, 5 free a source) raises none of the warnings that
     /// 10 wrong passwords for one login raise (OPERATIONS.md "Throttling": "when one
     /// engineer … collects 10 failures within an hour … the relay logs a warning").
-    @Test(.disabled("finding 3: wrong TOTP and recovery codes are not counted for the engineer's account (no warning)"))
+    @Test
     func wrongTwoFactorCodesAreCountedForTheAccount() async throws {
         try await TestRelay.with { relay in
             let engineer = try await Self.signedIn(relay, login: "web.watched")
@@ -231,7 +232,7 @@ import Testing
     /// idle too long, or made up) gets 503 "could not check your session (WebFailure); try
     /// again in a moment" instead of PROTOCOL.md §1.3's 403: the page is told to retry
     /// what can never work, and the answer names an internal type.
-    @Test(.disabled("finding 1: a WebSocket upgrade with an ended or made-up session gets 503, not 403"))
+    @Test
     func aWebSocketUpgradeWithAnEndedSessionIsRefusedWith403() async throws {
         try await TestRelay.with { relay in
             let signedOut = try await Self.signedIn(relay, login: "web.ended")
@@ -356,7 +357,7 @@ import Testing
     /// database), end the web session but not the WebSockets it opened: one upgraded before
     /// logs the engineer in afterwards, and one logged in goes on (waiting for a customer,
     /// or in a session with a host), unlike removal (previous test).
-    @Test(.disabled("finding 2: sign-out and reset-totp do not end the session's WebSockets"))
+    @Test
     func signingOutAndResettingTwoFactorEndTheSessionsWebSockets() async throws {
         try await TestRelay.with({ $0.credentialCheckInterval = .seconds(1) }) { relay in
             let signingOut = try await Self.signedIn(relay, login: "web.signout.ws")
@@ -587,7 +588,7 @@ import Testing
     /// company name: "Smith & Sons" gives `issuer=SupportRelay (Smith ` and a stray
     /// parameter, and a company named `X&secret=…` adds a second `secret` to the URI the
     /// QR code carries. Authenticator apps then show a cut name or take the wrong key.
-    @Test(.disabled("finding 4: the otpauth URI leaves & in company names unencoded"))
+    @Test
     func theAuthenticatorURIKeepsNamesWhole() async throws {
         try await TestRelay.with { relay in
             for (index, name) in ["Smith & Sons", "X&secret=JBSWY3DPEHPK3PXP", "A=B+C"].enumerated() {

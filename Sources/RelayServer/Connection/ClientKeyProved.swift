@@ -16,4 +16,7 @@ struct ClientKeyProved: Sendable, Hashable {
 /// the engineer in.
 struct WebSessionProved: Sendable, Hashable {
     let engineerID: String
+    /// The session id's SHA-256, as the store keeps it: the relay ends the connection when
+    /// the session ends (sign-out, a reset, a new password; ``Relay/checkCredentials()``).
+    let sessionDigest: Data
 }

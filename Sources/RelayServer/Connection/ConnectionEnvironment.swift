@@ -78,8 +78,8 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     /// The engineer whose key `key` is (raw Ed25519, proved by the transport).
     func verifyEngineer(key: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
     /// The engineer of a web session the transport proved (the WebSocket's sign-in
-    /// cookie), nil when they were removed since.
-    func verifyEngineer(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
+    /// cookie), nil when the session ended or the engineer was removed since.
+    func verifyEngineer(id: String, session: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
     /// The transport proved who the client is before any login (a browser's live web
     /// session): count the ticket's source as authenticated for the per-source caps, so
     /// that a signed-in browser's keep-alive connections do not use up the source's room
@@ -163,10 +163,11 @@ extension Relay: ConnectionEnvironment {
         return self.threadPool.runIfActive(eventLoop: eventLoop) { try store.authenticateEngineer(publicKey: key) }
     }
 
-    func verifyEngineer(id: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
+    func verifyEngineer(id: String, session: Data, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?> {
         let store = self.store
         return self.threadPool.runIfActive(eventLoop: eventLoop) {
             do {
+                guard let live = try store.webSession(idDigest: session), live.engineerID == id else { return nil }
                 return try store.engineer(id: id)
             } catch let error as StoreError where error.kind == .notFound {
                 return nil
@@ -274,7 +275,8 @@ extension ConnectionEnvironment {
         case .verifyEngineer(let token): return self.checked(self.verifyEngineer(token: token, on: loop).map { .engineer($0) })
         case .verifyHostKey(let id, let key): return self.checked(self.verifyHost(id: id, key: key, on: loop).map { .host($0) })
         case .verifyEngineerKey(let key): return self.checked(self.verifyEngineer(key: key, on: loop).map { .engineer($0) })
-        case .verifyEngineerSession(let engineerID): return self.checked(self.verifyEngineer(id: engineerID, on: loop).map { .engineer($0) })
+        case .verifyEngineerSession(let engineerID, let session):
+            return self.checked(self.verifyEngineer(id: engineerID, session: session, on: loop).map { .engineer($0) })
         case .issueCode(let engineerID, let companyID):
             answer = .codeIssued(self.issueCode(for: link, engineerID: engineerID, companyID: companyID), validFor: self.limits.supportCodeValidity)
         case .claimHost(let hostID, let companyID): answer = .claimed(self.claim(hostID: hostID, companyID: companyID), hostID: hostID)

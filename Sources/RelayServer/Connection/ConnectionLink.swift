@@ -20,6 +20,8 @@ struct Party: Sendable, Equatable {
     /// A viewer in a browser (signed in to the web console), not `relay-agent view`: the
     /// usage history records which (``UsageRecord/ViewerClient``).
     var inBrowser = false
+    /// The browser's web session (its id's SHA-256): when it ends, so does the connection.
+    var webSession: Data?
 
     struct Credential: Sendable, Hashable {
         enum Kind: Sendable, Hashable { case engineer, host }

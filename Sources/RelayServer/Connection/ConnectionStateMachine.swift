@@ -63,8 +63,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case engineer(token: String, request: ViewerAuth.Request)
         case engineerKey(key: Data?, request: ViewerAuth.Request)
         /// A browser signed in to the web console: the WebSocket's cookie named the
-        /// engineer before any frame (``ConnectionStateMachine/webSessionProved(engineerID:)``).
-        case engineerSession(engineerID: String, request: ViewerAuth.Request)
+        /// engineer before any frame (``ConnectionStateMachine/webSessionProved(engineerID:sessionDigest:)``).
+        case engineerSession(engineerID: String, session: Data, request: ViewerAuth.Request)
 
         init(_ auth: HostAuth, key: Data?) {
             switch auth {
@@ -75,9 +75,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             }
         }
 
-        init(_ auth: ViewerAuth, key: Data?, webEngineerID: String?) {
-            if auth.usesKey, let webEngineerID {
-                self = .engineerSession(engineerID: webEngineerID, request: auth.request)
+        init(_ auth: ViewerAuth, key: Data?, webSession: (engineerID: String, digest: Data)?) {
+            if auth.usesKey, let webSession {
+                self = .engineerSession(engineerID: webSession.engineerID, session: webSession.digest, request: auth.request)
             } else {
                 self = auth.usesKey ? .engineerKey(key: key, request: auth.request) : .engineer(token: auth.token, request: auth.request)
             }
@@ -156,8 +156,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case verifyEngineer(token: String)
         /// Find the engineer whose key this is (asynchronously).
         case verifyEngineerKey(Data)
-        /// Check that the web session's engineer still exists (asynchronously).
-        case verifyEngineerSession(engineerID: String)
+        /// Check that the web session still exists and its engineer too (asynchronously).
+        case verifyEngineerSession(engineerID: String, session: Data)
         /// Issue a support code to this viewer.
         case issueCode(engineerID: String, companyID: String)
         /// Claim an enrolled host for this viewer.
@@ -231,6 +231,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     private var clientKey: Data?
     /// The engineer the transport's web session named (PROTOCOL.md §1.3), for a browser's login.
     private var webEngineerID: String?
+    private var webSessionDigest: Data?
 
     init(address: String = "unknown") {
         self.address = address
@@ -299,8 +300,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
 
     /// The transport is a browser's WebSocket whose sign-in cookie named this engineer
     /// (PROTOCOL.md §1.3): a ViewerAuth with an empty token logs them in.
-    mutating func webSessionProved(engineerID: String) {
+    mutating func webSessionProved(engineerID: String, sessionDigest: Data) {
         self.webEngineerID = engineerID
+        self.webSessionDigest = sessionDigest
     }
 
     /// The relay could not count the connection in: its Hello is answered with
@@ -348,7 +350,8 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
             return .ask(.throttle)
         case (.awaitingAuth(let hello), .viewerAuth(let auth)) where hello.role == .viewer:
-            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey, webEngineerID: self.webEngineerID))
+            let webSession = self.webEngineerID.flatMap { id in self.webSessionDigest.map { (engineerID: id, digest: $0) } }
+            self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey, webSession: webSession))
             return .ask(.throttle)
         default:
             return self.fail(.unexpectedMessage, "\(message.type.name) is not allowed \(self.state.name); see PROTOCOL.md §8 for the order of messages")
@@ -427,7 +430,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case .hostKey(let id, let key?): return .ask(.verifyHostKey(id: id, key: key))
         case .engineer(let token, _): return .ask(.verifyEngineer(token: token))
         case .engineerKey(let key?, _): return .ask(.verifyEngineerKey(key))
-        case .engineerSession(let engineerID, _): return .ask(.verifyEngineerSession(engineerID: engineerID))
+        case .engineerSession(let engineerID, let session, _): return .ask(.verifyEngineerSession(engineerID: engineerID, session: session))
         case .hostKey(_, nil), .engineerKey(nil, _):
             // Not a guess: an agent that asked for a key login without presenting a key.
             return self.refuse(
@@ -521,9 +524,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             request = asked
             text =
                 "no engineer account has your key \(key.map(KeyFingerprint.of(rawPublicKey:)) ?? "none"); send an admin the public key `relay-agent keygen --show` prints, for `relay-server engineer add --company ID LOGIN --public-key KEY` (or `engineer set-key ID --public-key KEY`)"
-        case .engineerSession(_, let asked):
+        case .engineerSession(_, _, let asked):
             request = asked
-            text = "your engineer account was removed since you signed in; ask your relay's administrator"
+            text = "your web session ended since this page opened (signed out, a reset, or the account was removed); sign in again"
         default:
             return .none
         }
@@ -540,7 +543,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         let party = Party(
             name: engineer.login, companyID: engineer.companyID, organization: engineer.companyName, software: hello.software,
             capabilities: hello.capabilities, credential: .init(kind: .engineer, id: engineer.id, digest: engineer.credentialDigest),
-            inBrowser: credentials.kind == .webSession
+            inBrowser: credentials.kind == .webSession, webSession: credentials.kind == .webSession ? self.webSessionDigest : nil
         )
         let next: Action =
             switch request {

@@ -125,7 +125,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             return
         }
         if let proved = event as? WebSessionProved {
-            self.stateMachine.webSessionProved(engineerID: proved.engineerID)
+            self.stateMachine.webSessionProved(engineerID: proved.engineerID, sessionDigest: proved.sessionDigest)
             if var ticket = self.ticket {
                 self.environment.authenticatedByTransport(ticket: &ticket)
                 self.ticket = ticket

@@ -165,7 +165,7 @@ final class WebApplication: Sendable {
     /// and the `csrf` query parameter its token, and the answer is the engineer's id, who
     /// then logs in by ViewerAuth with an empty token. Without one: nil, and the connection
     /// logs in like an agent's (a support code; PROTOCOL.md §1.3).
-    func authorizeWebSocket(headers: HTTPHeaders, uri: String) async -> Result<String?, WebRefusal> {
+    func authorizeWebSocket(headers: HTTPHeaders, uri: String) async -> Result<WebSessionProved?, WebRefusal> {
         let csrf = Self.queryValue("csrf", in: uri)
         guard headers["Cookie"].contains(where: { WebSessionPolicy.sessionID(cookieHeader: $0) != nil }) else {
             return csrf == nil ? .success(nil) : .failure(WebRefusal(.forbidden, "you are not signed in (or your session ended); sign in again"))
@@ -173,17 +173,22 @@ final class WebApplication: Sendable {
         do {
             let (engineer, id) = try await self.session(headers)
             try WebSessionPolicy.checkCSRF(csrf, for: id)
-            return .success(engineer.id)
+            return .success(WebSessionProved(engineerID: engineer.id, sessionDigest: id.digest))
         } catch let error as SignInError {
             return .failure(WebRefusal(.forbidden, error.message))
+        } catch let failure as WebFailure {
+            // An ended or unknown session: sign in again (not a reason to retry).
+            return .failure(WebRefusal(.forbidden, failure.text))
         } catch {
             return .failure(WebRefusal(.serviceUnavailable, "the relay could not check your session (\(Self.summary(of: error))); try again in a moment"))
         }
     }
 
-    /// The engineer of a request's live session cookie, or nil (none, ended, unknown).
-    func engineerOfSession(_ headers: HTTPHeaders) async -> String? {
-        try? await self.session(headers).0.id
+    /// The engineer and session digest of a request's live session cookie, or nil (none,
+    /// ended, unknown).
+    func engineerOfSession(_ headers: HTTPHeaders) async -> WebSessionProved? {
+        guard let (engineer, id) = try? await self.session(headers) else { return nil }
+        return WebSessionProved(engineerID: engineer.id, sessionDigest: id.digest)
     }
 
     // MARK: Sign-in
@@ -258,7 +263,10 @@ final class WebApplication: Sendable {
                     return (codes, try verifier.startSession(for: working, source: request.address, now: now))
                 }
             } catch let error as SignInError {
-                self.charge(error, request, account: nil)
+                // Whoever reaches this step knows the password: watch the account too, as
+                // for wrong passwords.
+                let login = try? await signIn.engineerID.asyncMap { try await self.engineer(id: $0).login }
+                self.charge(error, request, account: login.map { "web:" + String($0.prefix(64)) })
                 throw error
             }
         }
@@ -521,9 +529,18 @@ final class WebApplication: Sendable {
 /// A route's refusal with its status, cookies and headers.
 private struct WebFailure: Error {
     let reply: WebReply
+    let text: String
 
     init(_ status: HTTPResponseStatus, _ text: String, cookies: [String] = [], headers: [(String, String)] = []) {
         self.reply = .error(status, text, cookies: cookies, headers: headers)
+        self.text = text
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }
 

@@ -230,9 +230,9 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !self.sessionChecked, head.headers["Cookie"].contains(where: { WebSessionPolicy.sessionID(cookieHeader: $0) != nil }) else { return }
         self.sessionChecked = true
         let (application, headers) = (self.application, head.headers)
-        context.eventLoop.makeFutureWithTask { await application.engineerOfSession(headers) }.assumeIsolated().whenSuccess { engineerID in
-            guard let engineerID, context.channel.isActive else { return }
-            context.fireUserInboundEventTriggered(WebSessionProved(engineerID: engineerID))
+        context.eventLoop.makeFutureWithTask { await application.engineerOfSession(headers) }.assumeIsolated().whenSuccess { proved in
+            guard let proved, context.channel.isActive else { return }
+            context.fireUserInboundEventTriggered(proved)
         }
     }
 
@@ -245,15 +245,15 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             outcome in
             guard case .working = self.state else { return }
             switch outcome {
-            case .success(let engineerID):
-                self.upgrade(acceptValue: acceptValue, engineerID: engineerID, context: context)
+            case .success(let proved):
+                self.upgrade(acceptValue: acceptValue, session: proved, context: context)
             case .failure(let refusal):
                 self.respond(.refuse(refusal), close: true, context: context)
             }
         }
     }
 
-    private func upgrade(acceptValue: String, engineerID: String?, context: ChannelHandlerContext) {
+    private func upgrade(acceptValue: String, session: WebSessionProved?, context: ChannelHandlerContext) {
         self.state = .upgraded
         self.metrics.webResponse(status: 101)
         self.metrics.webSocketUpgrades.increment()
@@ -272,7 +272,7 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.fireUserInboundEventTriggered(WebSocketTransport.Opened())
-        if let engineerID { context.fireUserInboundEventTriggered(WebSessionProved(engineerID: engineerID)) }
+        if let session { context.fireUserInboundEventTriggered(session) }
         pipeline.removeHandler(self.codec.errors, promise: nil)
         pipeline.removeHandler(self.codec.encoder, promise: nil)
         pipeline.removeHandler(self.codec.decoder, promise: nil)
