@@ -66,17 +66,19 @@ import Testing
             Self.expectSecurityHeaders(post)
             #expect(try await client.waitUntilClosed())
 
-            // A head above the limits: 400, closed.
+            // A head above the limits: 431 with a sentence, closed.
             let big = try await WebClient.connect(to: relay)
             let huge = try await big.request("GET / HTTP/1.1\r\nHost: localhost\r\nX-Padding: \(String(repeating: "a", count: 20_000))\r\n\r\n")
-            #expect(huge.status == 400)
+            #expect(huge.status == 431)
+            #expect(String(buffer: huge.body).contains("larger than this relay takes"))
+            Self.expectSecurityHeaders(huge)
             #expect(try await big.waitUntilClosed())
 
             #expect(relay.metric(#"relay_web_responses_total{status="200"}"#) == 3)
             #expect(relay.metric(#"relay_web_responses_total{status="304"}"#) == 1)
             #expect(relay.metric(#"relay_web_responses_total{status="404"}"#) == 1)
             #expect(relay.metric(#"relay_web_responses_total{status="405"}"#) == 1)
-            #expect(relay.metric(#"relay_web_responses_total{status="400"}"#) == 1)
+            #expect(relay.metric(#"relay_web_responses_total{status="431"}"#) == 1)
             #expect(await eventually { relay.node.relay.openConnections == 0 })
         }
     }

@@ -111,7 +111,7 @@ final class RelayMetrics: Sendable {
     }
 
     /// The statuses the web port answers with, each a series of `relay_web_responses_total`.
-    static let webStatuses = [101, 200, 304, 400, 403, 404, 405, 413, 426]
+    static let webStatuses = [101, 200, 204, 304, 400, 401, 403, 404, 405, 413, 426, 429, 431, 500, 503]
     /// The close codes the relay's WebSocket ends a connection with for what its client sent
     /// (1002 protocol error, 1003 text, 1007 bad close text, 1009 too large).
     static let webSocketRefusalCodes: [UInt16] = [1002, 1003, 1007, 1009]

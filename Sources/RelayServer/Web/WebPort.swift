@@ -9,8 +9,8 @@ import NIOTLS
 /// ``handlers(context:maximumPayloadLength:metrics:logger:)`` in place.
 ///
 /// Pipeline, from the socket: TLS (the web context: no client certificate request) →
-/// ``WebTLSObserver`` → NIO's HTTP/1 response encoder, request decoder and protocol-error
-/// handler → ``WebRequestHandler`` → ``WebSocketTransport`` → the connection core. After a
+/// ``WebTLSObserver`` → NIO's HTTP/1 response encoder and request decoder →
+/// ``WebRequestHandler`` (which also answers the decoder's errors, with a sentence) → ``WebSocketTransport`` → the connection core. After a
 /// WebSocket upgrade: TLS → ``WebTLSObserver`` → NIO's WebSocket frame encoder and decoder
 /// → ``WebSocketTransport`` → the core.
 ///
@@ -38,15 +38,13 @@ enum WebPort {
         let maximumMessageLength = maximumPayloadLength + 4
         let codec = WebRequestHandler.HTTPCodec(
             encoder: HTTPResponseEncoder(),
-            decoder: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: Self.decoderLimits)),
-            errors: HTTPServerProtocolErrorHandler()
+            decoder: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: Self.decoderLimits))
         )
         return [
             NIOSSLServerHandler(context: context),
             WebTLSObserver(metrics: metrics, logger: logger),
             codec.encoder,
             codec.decoder,
-            codec.errors,
             WebRequestHandler(codec: codec, application: application, maximumMessageLength: maximumMessageLength, metrics: metrics, logger: logger),
             WebSocketTransport(maximumMessageLength: maximumMessageLength, metrics: metrics, logger: logger),
         ]

@@ -37,7 +37,6 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     struct HTTPCodec {
         let encoder: HTTPResponseEncoder
         let decoder: ByteToMessageHandler<HTTPRequestDecoder>
-        let errors: HTTPServerProtocolErrorHandler
     }
 
     private enum State {
@@ -145,15 +144,33 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError {
-            // HTTPServerProtocolErrorHandler has answered 400 (when no response was under way).
-            self.metrics.webResponse(status: 400)
+        if let error = error as? HTTPParserError {
             self.logger.debug("malformed HTTP request", metadata: ["error": "\(error)"])
-            self.state = .closing
-            context.close(promise: nil)
+            switch self.state {
+            case .idle, .receiving, .collecting:
+                // No response is under way: say what was wrong, then close.
+                self.respond(.refuse(Self.refusal(for: error)), close: true, context: context)
+            case .working, .closing, .upgraded:
+                self.state = .closing
+                context.close(promise: nil)
+            }
             return
         }
         context.fireErrorCaught(error)
+    }
+
+    /// The answer to a request NIO's parser refused: what was wrong and what to do.
+    static func refusal(for error: HTTPParserError) -> WebRefusal {
+        switch error {
+        case .headerOverflow:
+            return WebRefusal(
+                .requestHeaderFieldsTooLarge,
+                "the request's head is larger than this relay takes (16 KiB in all, 8 KiB per header, 64 headers); send a shorter request")
+        case .invalidContentLength, .unexpectedContentLength:
+            return WebRefusal(.badRequest, "the request's Content-Length is not valid (or comes with Transfer-Encoding); send one length, or chunks")
+        default:
+            return WebRefusal(.badRequest, "the request is not valid HTTP/1.1 (\(error)); send a well-formed request")
+        }
     }
 
     // MARK: Reading
@@ -273,7 +290,6 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.fireUserInboundEventTriggered(WebSocketTransport.Opened())
         if let session { context.fireUserInboundEventTriggered(session) }
-        pipeline.removeHandler(self.codec.errors, promise: nil)
         pipeline.removeHandler(self.codec.encoder, promise: nil)
         pipeline.removeHandler(self.codec.decoder, promise: nil)
         pipeline.removeHandler(context: context, promise: nil)
