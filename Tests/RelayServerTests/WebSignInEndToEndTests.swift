@@ -118,7 +118,7 @@ import Testing
 
             // Signing out needs the CSRF token; then the session is gone.
             #expect(try await browser.send("POST", "/api/signout").status == 403)
-            #expect(try await browser.send("POST", "/api/signout", csrf: "x" + csrf.dropFirst()).status == 403)
+            #expect(try await browser.send("POST", "/api/signout", csrf: (csrf.first == "x" ? "y" : "x") + csrf.dropFirst()).status == 403)
             #expect(try await browser.send("POST", "/api/signout", csrf: csrf).status == 204)
             #expect(browser.cookies.isEmpty)
             browser.cookies[WebSessionPolicy.cookieName] = "A" + String(repeating: "b", count: 42)
