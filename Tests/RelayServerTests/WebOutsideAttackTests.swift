@@ -874,37 +874,14 @@ final class RawConnection: @unchecked Sendable {
         try? await self.channel.close()
     }
 
-    private func fill() async throws {
-        guard var chunk = try await self.inbound.next() else {
-            self.ended = true
-            throw WebClient.Closed()
-        }
-        self.buffer.writeBuffer(&chunk)
-    }
-
     func readResponse() async throws -> WebClient.Response {
-        let separator = Array("\r\n\r\n".utf8)
-        var end: Int?
-        while end == nil {
-            let bytes = Array(self.buffer.readableBytesView)
-            end = bytes.indices.first { bytes[$0...].starts(with: separator) }
-            if end == nil { try await self.fill() }
+        try await WebClient.readResponse(from: &self.buffer) {
+            guard let chunk = try await self.inbound.next() else {
+                self.ended = true
+                throw WebClient.Closed()
+            }
+            return chunk
         }
-        let text = self.buffer.readString(length: end! + 4)!
-        var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
-        let status = Int(lines.removeFirst().split(separator: " ")[1])!
-        var headers: [String: String] = [:]
-        var cookies: [String] = []
-        for line in lines {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            let value = parts[1].trimmingCharacters(in: .whitespaces)
-            headers[parts[0].lowercased()] = value
-            if parts[0].lowercased() == "set-cookie" { cookies.append(value) }
-        }
-        let length = status == 101 || status == 304 ? 0 : Int(headers["content-length"] ?? "0") ?? 0
-        while self.buffer.readableBytes < length { try await self.fill() }
-        return WebClient.Response(status: status, headers: headers, body: self.buffer.readSlice(length: length)!, cookies: cookies)
     }
 
     /// How long after this call the relay closed the connection, or nil if it was still

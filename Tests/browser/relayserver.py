@@ -406,6 +406,19 @@ class Engineer:
         return code
 
 
+def wait_until_online(page, host_id: str, timeout: float = 30) -> None:
+    """Waits until the signed-in page's /api/hosts shows `host_id` online (registered, free)."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        hosts = page.evaluate("fetch('/api/hosts').then((response) => response.json())")["hosts"]
+        status = next((host["status"] for host in hosts if host["id"] == host_id), None)
+        if status == "online":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"host {host_id} is {status}, not online, after {timeout} s")
+
+
 def sign_in(
     page, relay: Relay, login: str, password: str, *, company: str | None = None, link: str | None = None, on_password_form=None
 ) -> Engineer:

@@ -29,7 +29,7 @@ import zlib
 
 import pytest
 from playwright.sync_api import expect
-from relayserver import AGENT, REPOSITORY, open_page, relay, sign_in  # noqa: F401 (fixtures)
+from relayserver import AGENT, REPOSITORY, open_page, relay, sign_in, wait_until_online  # noqa: F401 (fixtures)
 
 PASSWORD = "a long enough passphrase"
 LIVE_TIMEOUT = 30_000
@@ -111,18 +111,6 @@ def wait_for_log(relay, log_name: str, pattern: str, timeout: float = 30) -> re.
             return match
         time.sleep(0.1)
     raise AssertionError(f"{log_name} never printed /{pattern}/ within {timeout} s:\n{log_text(relay, log_name)}")
-
-
-def wait_until_online(page, host_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        hosts = page.evaluate("fetch('/api/hosts').then((response) => response.json())")["hosts"]
-        status = next((host["status"] for host in hosts if host["id"] == host_id), None)
-        if status == "online":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"host {host_id} is {status}, not online, after {timeout} s")
 
 
 def signed_in_page(open_page, relay, company: str, login: str = "kim.minji", **context):

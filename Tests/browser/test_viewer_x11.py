@@ -31,7 +31,7 @@ import time
 
 import pytest
 from playwright.sync_api import expect
-from relayserver import REPOSITORY, PageProblems, Relay, sign_in
+from relayserver import REPOSITORY, PageProblems, Relay, sign_in, wait_until_online
 from x11 import Desktop, Screen, SelectionOwner, Xev, read_selection, start_x11_host
 
 PASSWORD = "a long enough passphrase"
@@ -157,18 +157,6 @@ def viewer(session):
         status, reason = session.page.locator("#status").inner_text(), session.page.locator("#end-reason").inner_text()
         raise AssertionError(f"the viewer is {state!r}, not live: {status!r} {reason!r}")
     return session.page
-
-
-def wait_until_online(page, host_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        hosts = page.evaluate("fetch('/api/hosts').then((response) => response.json())")["hosts"]
-        status = next((host["status"] for host in hosts if host["id"] == host_id), None)
-        if status == "online":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"host {host_id} is {status}, not online, after {timeout} s")
 
 
 # ---- Page ↔ host pixels ----

@@ -15,7 +15,7 @@
 // feeds its own (16 KiB slices, output read while writing), so that the decode time can
 // be split into inflate and parse + draw.
 
-import { TileDecoder } from '/js/tiles.js';
+import { DEFAULT_MAXIMUM_INFLATED_BYTES, Inflater, TileDecoder } from '/js/tiles.js';
 
 const loaded = new Map();
 
@@ -162,7 +162,7 @@ export async function decodeCase(name, { seconds = 2, minimumPasses = 1, profile
 
 /**
  * The inflate alone: the case's zlib bytes through one DecompressionStream per pass, fed
- * and read as tiles.js's Inflater does. Returns milliseconds per update (first excluded).
+ * and read by tiles.js's own Inflater. Returns milliseconds per update (first excluded).
  */
 export async function inflateCase(name, { seconds = 1, minimumPasses = 1 } = {}) {
   const { meta, bodies } = await load(name);
@@ -174,7 +174,9 @@ export async function inflateCase(name, { seconds = 1, minimumPasses = 1 } = {})
     for (let number = 0; number < meta.updates.length; number++) {
       const began = performance.now();
       let length = 0;
-      for (const index of meta.updates[number].bodies) length += await inflater.inflate(bodies[index].subarray(4));
+      for (const index of meta.updates[number].bodies) {
+        length += (await inflater.inflate(bodies[index].subarray(4), DEFAULT_MAXIMUM_INFLATED_BYTES)).length;
+      }
       const took = performance.now() - began;
       if (length !== meta.updates[number].inflated) {
         throw new Error(`${name}: update ${number} inflated to ${length} bytes, meta.json says ${meta.updates[number].inflated}`);
@@ -188,68 +190,6 @@ export async function inflateCase(name, { seconds = 1, minimumPasses = 1 } = {})
     passes += 1;
   }
   return { case: name, passes, inflate_ms: summary(times) };
-}
-
-const WRITTEN = Symbol('written');
-const NOTHING_QUEUED = Symbol('nothing queued');
-const SLICE = 16 * 1024;
-
-// tiles.js's Inflater (not exported) without its limit checks: the same writes and reads.
-class Inflater {
-  #writer;
-  #reader;
-  #pendingRead = null;
-  #output = new Uint8Array(64 * 1024);
-
-  constructor() {
-    const stream = new DecompressionStream('deflate');
-    this.#writer = stream.writable.getWriter();
-    this.#reader = stream.readable.getReader();
-    this.#writer.closed.catch(() => {});
-    this.#reader.closed.catch(() => {});
-  }
-
-  async inflate(zlib) {
-    let length = 0;
-    for (let offset = 0; offset < zlib.length; offset += SLICE) {
-      const written = this.#writer.write(zlib.subarray(offset, offset + SLICE)).then(() => WRITTEN);
-      for (;;) {
-        const result = await Promise.race([this.#read(), written]);
-        if (result === WRITTEN) break;
-        length = this.#take(result, length);
-      }
-      for (;;) {
-        const result = await Promise.race([this.#read(), Promise.resolve(NOTHING_QUEUED)]);
-        if (result === NOTHING_QUEUED) break;
-        length = this.#take(result, length);
-      }
-    }
-    return length;
-  }
-
-  #read() {
-    if (!this.#pendingRead) this.#pendingRead = this.#reader.read();
-    return this.#pendingRead;
-  }
-
-  #take(result, length) {
-    this.#pendingRead = null;
-    if (result.done) throw new Error('the zlib stream ended early');
-    const chunk = result.value;
-    const total = length + chunk.length;
-    if (total > this.#output.length) {
-      const grown = new Uint8Array(Math.max(total, this.#output.length * 2));
-      grown.set(this.#output.subarray(0, length));
-      this.#output = grown;
-    }
-    this.#output.set(chunk, length);
-    return total;
-  }
-
-  close() {
-    this.#reader.cancel().catch(() => {});
-    this.#writer.abort().catch(() => {});
-  }
 }
 
 window.bench = { decodeCase, inflateCase };

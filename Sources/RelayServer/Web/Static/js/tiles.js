@@ -582,9 +582,10 @@ const SLICE = 16 * 1024;
  * One persistent RFC 1950 inflate stream. Each body's bytes end in a sync flush, so all
  * of its output comes out of the stream once the stream has consumed them: the output is
  * read while writing (a write waits for reads when output is pending), then whatever the
- * write left queued is drained.
+ * write left queued is drained. Exported for the viewer benchmark (benchmarks/browser),
+ * which times it alone.
  */
-class Inflater {
+export class Inflater {
   #writer;
   #reader;
   #pendingRead = null;
