@@ -13,7 +13,7 @@ final class Relay: Sendable {
     let configuration: RelayConfiguration
     /// What each connection works within (``ConnectionEnvironment/limits``).
     let connectionLimits: ConnectionLimits
-    let store: any AccountStore & UsageStore
+    let store: any AccountStore & UsageStore & AdminStore
     let eventLoopGroup: any EventLoopGroup
     /// Where the blocking store calls of logins run, off the event loops: credential
     /// checks of agents and admins. Nothing long runs here, so a login never waits
@@ -65,7 +65,7 @@ final class Relay: Sendable {
     func handlerReleased() { self.handlers.subtract(1, ordering: .relaxed) }
 
     init(
-        configuration: RelayConfiguration, store: any AccountStore & UsageStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool,
+        configuration: RelayConfiguration, store: any AccountStore & UsageStore & AdminStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool,
         backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now

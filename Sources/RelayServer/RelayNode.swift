@@ -65,7 +65,7 @@ final class RelayNode: Service, Sendable {
     /// ``run()`` does. `clock` paces the usage checkpoints and the purge; `now` is the wall
     /// clock of every record the node writes and of the retention rule.
     init(
-        configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore, logger: Logger,
+        configuration: RelayConfiguration, tls: RelayTLS, store: any AccountStore & UsageStore & AdminStore, logger: Logger,
         clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         try configuration.validate()

@@ -9,6 +9,9 @@ public struct Company: Codable, Sendable, Hashable {
     /// The company's policy: in attended sessions, its engineers type the security code the
     /// customer reads out before anything they type or click is sent.
     public var confirmSecurityCode: Bool = false
+    /// Where security alerts are posted (issue 14 item 7), and the key that signs them.
+    package var webhookURL: String?
+    package var webhookSecret: String?
 }
 
 /// A support engineer who opens viewers.
@@ -29,10 +32,19 @@ public struct Engineer: Codable, Sendable, Hashable {
     public var companyName: String = ""
     /// The company's ``Company/confirmSecurityCode`` policy, read with the name.
     public var confirmSecurityCode: Bool = false
+    /// What they may do in the admin console (issue 14).
+    public var role: AccountRole = .engineer
+    /// The manager they are assigned to, if any.
+    public var managerID: String?
+    /// When an admin disabled them: a disabled engineer cannot log in anywhere.
+    public var disabledAt: Date?
+    /// A manager's host groups (from `manager_group`); empty for other roles.
+    public var groups: [String] = []
 
-    /// The columns of the `engineer` row; ``companyName`` comes from the company.
+    /// The columns of the `engineer` row; ``companyName`` comes from the company and
+    /// ``groups`` from `manager_group`.
     enum CodingKeys: String, CodingKey {
-        case id, companyID, login, tokenDigest, publicKey, createdAt
+        case id, companyID, login, tokenDigest, publicKey, createdAt, role, managerID, disabledAt
     }
 
     /// What the relay compares to end the live sessions of a removed account or one whose
@@ -58,6 +70,8 @@ public struct EnrolledHost: Codable, Sendable, Hashable {
     public var createdAt: Date
     /// When the host last registered with the relay or left it; nil: never.
     public var lastSeenAt: Date?
+    /// Its group (a department), which scopes managers; "" for none.
+    public var groupName: String = ""
 
     /// What the relay compares to end the live sessions of a removed account or one whose
     /// credential changed (``AccountStore/credentialDigests(engineerIDs:hostIDs:)``).
@@ -434,6 +448,14 @@ extension AuditEntry {
         case engineerSetPassword, engineerEnrolTOTP, engineerResetTOTP, engineerSignInLink, engineerRecoveryCode
         /// Records left open by a crash, closed at the next start (`restart_recovery`).
         case restartRecovery
+        /// The admin console (issue 14): a role changed (`engineer_role`), an engineer
+        /// assigned to a manager (`engineer_manager`), a manager's host groups set
+        /// (`engineer_groups`), an engineer disabled or enabled (`engineer_disable`,
+        /// `engineer_enable`), a host renamed or moved to a group (`host_rename`,
+        /// `host_group`), an API token made or revoked (`token_create`, `token_revoke`),
+        /// the company's webhook set or removed (`webhook_set`).
+        case engineerRole, engineerManager, engineerGroups, engineerDisable, engineerEnable, hostRename, hostGroup
+        case tokenCreate, tokenRevoke, webhookSet
         /// A value this version does not know, read from a row another version wrote;
         /// kept and shown as it is.
         case other(String)
@@ -442,6 +464,8 @@ extension AuditEntry {
             .purge, .purgeDryRun, .export, .hold, .release, .companyAdd, .companyRemove, .companyRotate,
             .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery, .companyPolicy,
             .engineerSetKey, .hostSetKey, .engineerSetPassword, .engineerEnrolTOTP, .engineerResetTOTP, .engineerSignInLink, .engineerRecoveryCode,
+            .engineerRole, .engineerManager, .engineerGroups, .engineerDisable, .engineerEnable, .hostRename, .hostGroup, .tokenCreate, .tokenRevoke,
+            .webhookSet,
         ]
 
         public init(rawValue: String) {
@@ -473,6 +497,16 @@ extension AuditEntry {
             case .engineerSignInLink: "engineer_signin_link"
             case .engineerRecoveryCode: "engineer_recovery_code"
             case .restartRecovery: "restart_recovery"
+            case .engineerRole: "engineer_role"
+            case .engineerManager: "engineer_manager"
+            case .engineerGroups: "engineer_groups"
+            case .engineerDisable: "engineer_disable"
+            case .engineerEnable: "engineer_enable"
+            case .hostRename: "host_rename"
+            case .hostGroup: "host_group"
+            case .tokenCreate: "token_create"
+            case .tokenRevoke: "token_revoke"
+            case .webhookSet: "webhook_set"
             case .other(let text): text
             }
         }

@@ -150,6 +150,58 @@ extension SQLiteStore {
             // The console's host list: when each host was last connected.
             try db.alter(table: "host") { t in t.add(column: "lastSeenAt", .datetime) }
         }
+        migrator.registerMigration("v7 admin console") { db in
+            // Roles (issue 14 item 1): what each person may do in the admin console; a
+            // manager's engineers point at them, and their host groups are rows of
+            // manager_group. A disabled engineer keeps their row (and history) but cannot log in.
+            try db.alter(table: "engineer") { t in
+                t.add(column: "role", .text).notNull().defaults(to: "engineer")
+                t.add(column: "managerID", .text).references("engineer", onDelete: .setNull)
+                t.add(column: "disabledAt", .datetime)
+            }
+            try db.alter(table: "host") { t in t.add(column: "groupName", .text).notNull().defaults(to: "") }
+            try db.create(table: "manager_group") { t in
+                t.column("managerID", .text).notNull().references("engineer", onDelete: .cascade)
+                t.column("groupName", .text).notNull()
+                t.primaryKey(["managerID", "groupName"])
+            }
+            // API tokens for scripts (item 8), by the SHA-256 digest of their secret.
+            try db.create(table: "api_token") { t in
+                t.primaryKey("id", .text)
+                t.column("companyID", .text).notNull().indexed().references("company", onDelete: .cascade)
+                t.column("name", .text).notNull()
+                t.column("digest", .blob).notNull()
+                t.column("scope", .text).notNull()
+                t.column("createdAt", .datetime).notNull()
+                t.column("createdBy", .text).notNull()
+                t.column("lastUsedAt", .datetime)
+            }
+            // Security alerts (item 7) and the networks each person signed in from, which
+            // tell a new network from a known one.
+            try db.create(table: "security_alert") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("companyID", .text).notNull()
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("subject", .text).notNull()
+                t.column("detail", .text).notNull()
+            }
+            try db.create(index: "security_alert_company", on: "security_alert", columns: ["companyID", "id"])
+            try db.create(table: "signin_network") { t in
+                t.column("engineerID", .text).notNull().references("engineer", onDelete: .cascade)
+                t.column("network", .text).notNull()
+                t.column("firstSeenAt", .datetime).notNull()
+                t.primaryKey(["engineerID", "network"])
+            }
+            try db.alter(table: "company") { t in
+                t.add(column: "webhookURL", .text)
+                t.add(column: "webhookSecret", .text)
+            }
+            // The console's filters: by host, and each company's logs newest first.
+            try db.create(index: "session_host", on: "session", columns: ["companyID", "hostID", "startedAt"])
+            try db.create(index: "audit_log_company", on: "audit_log", columns: ["companyID", "id"])
+            try db.create(index: "access_log_company_id", on: "access_log", columns: ["companyID", "id"])
+        }
         return migrator
     }
 
@@ -199,6 +251,14 @@ extension AuditEntry: StoredRecord {
 
 extension LegalHold: StoredRecord {
     static var tableName: String { "legal_hold" }
+}
+
+extension APIToken: StoredRecord {
+    static var tableName: String { "api_token" }
+}
+
+extension SecurityAlert: StoredRecord {
+    static var tableName: String { "security_alert" }
 }
 
 extension SignInLink: StoredRecord {

@@ -7,26 +7,17 @@ internal import GRDB
 extension SQLiteStore {
     public func engineers(login: String) throws -> [Engineer] {
         try self.reading { db in
-            try Engineer.filter(Column("login") == login).order(Column("companyID")).fetchRecords(db).map { try Self.withCompany($0, db) }
+            // A disabled engineer cannot sign in: as if there were no such login.
+            try Self.withCompanyNames(
+                try Engineer.filter(Column("login") == login && Column("disabledAt") == nil).order(Column("companyID")).fetchRecords(db), db)
         }
     }
 
     public func engineer(id: String) throws -> Engineer {
         try self.reading { db in
             guard let engineer = try Engineer.fetchOne(db, key: id) else { throw Self.noEngineer(id) }
-            return try Self.withCompany(engineer, db)
+            return try Self.withCompanyNames([engineer], db)[0]
         }
-    }
-
-    /// `engineer` with their company's name and policy, as every method that returns an
-    /// engineer has them (``Engineer/companyName``).
-    private static func withCompany(_ engineer: Engineer, _ db: Database) throws -> Engineer {
-        var engineer = engineer
-        if let company = try Company.fetchOne(db, key: engineer.companyID) {
-            engineer.companyName = company.name
-            engineer.confirmSecurityCode = company.confirmSecurityCode
-        }
-        return engineer
     }
 
     public func webCredentials(engineerID: String) throws -> WebCredentials {

@@ -233,7 +233,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// `change` returns the entry's detail (never a credential). An unknown `kind` id says
     /// where to find the ids. Returns the account as changed.
     @discardableResult
-    private func changeAccount<Account: StoredRecord>(
+    func changeAccount<Account: StoredRecord>(
         _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
         companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> String?
     ) throws -> Account {
@@ -268,7 +268,10 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func credentialDigests(engineerIDs: [String], hostIDs: [String]) throws -> [String: Data] {
         try self.reading { db in
             var digests: [String: Data] = [:]
-            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) { digests[engineer.id] = engineer.credentialDigest }
+            // A disabled engineer counts as removed: their live sessions end.
+            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) where engineer.disabledAt == nil {
+                digests[engineer.id] = engineer.credentialDigest
+            }
             for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.credentialDigest }
             return digests
         }
@@ -282,7 +285,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             let engineer = try self.reading({ db in
                 try Engineer.fetchOne(db, key: id).map { try Self.withCompanyNames([$0], db)[0] }
             }),
-            engineer.publicKey == nil, !engineer.tokenDigest.isEmpty,
+            engineer.publicKey == nil, !engineer.tokenDigest.isEmpty, engineer.disabledAt == nil,
             Secrets.matches(secret, digest: engineer.tokenDigest)
         else { return nil }
         return engineer
@@ -291,21 +294,38 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func authenticateEngineer(publicKey: Data) throws -> Engineer? {
         guard publicKey.count == AccountKey.rawCount else { return nil }
         return try self.reading { db in
-            try Engineer.filter(Column("publicKey") == publicKey).fetchRecords(db).first.map { try Self.withCompanyNames([$0], db)[0] }
+            try Engineer.filter(Column("publicKey") == publicKey && Column("disabledAt") == nil).fetchRecords(db).first.map {
+                try Self.withCompanyNames([$0], db)[0]
+            }
         }
     }
 
-    /// `engineers` with ``Engineer/companyName`` filled from the `company` table.
-    private static func withCompanyNames(_ engineers: [Engineer], _ db: Database) throws -> [Engineer] {
+    /// `engineers` with ``Engineer/companyName`` filled from the `company` table, and
+    /// managers' ``Engineer/groups`` from `manager_group`.
+    static func withCompanyNames(_ engineers: [Engineer], _ db: Database) throws -> [Engineer] {
         guard !engineers.isEmpty else { return engineers }
         let companies = Dictionary(uniqueKeysWithValues: try Company.fetchAll(db, keys: Set(engineers.map(\.companyID))).map { ($0.id, $0) })
+        let managers = engineers.filter { $0.role == .manager }.map(\.id)
+        var groups: [String: [String]] = [:]
+        if !managers.isEmpty {
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT managerID, groupName FROM manager_group WHERE managerID IN (\(Self.placeholders(managers.count))) ORDER BY groupName",
+                arguments: StatementArguments(managers))
+            for row in rows { groups[row[0], default: []].append(row[1]) }
+        }
         return engineers.map { engineer in
             var engineer = engineer
             // A company's removal cascades to its engineers, so the company is always there.
             engineer.companyName = companies[engineer.companyID]?.name ?? ""
             engineer.confirmSecurityCode = companies[engineer.companyID]?.confirmSecurityCode ?? false
+            engineer.groups = groups[engineer.id] ?? []
             return engineer
         }
+    }
+
+    /// `?, ?, ?` for an SQL `IN` list of `count` values.
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
     // MARK: Hosts
