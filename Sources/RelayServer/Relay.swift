@@ -30,6 +30,8 @@ final class Relay: Sendable {
     /// Sessions paired and ended, waiting for the ``UsageRecorder`` to write them.
     let usage = UsageJournal()
     let adminRateLimiter: NIOLockedValueBox<AdminRateLimiter>
+    /// Security alerts for companies' admins (issue 14 item 7).
+    let alerts: SecurityAlerts
 
     let pairing: NIOLockedValueBox<PairingBook<ConnectionLink, ConnectionLink>>
     let throttle: NIOLockedValueBox<AuthThrottle>
@@ -79,6 +81,7 @@ final class Relay: Sendable {
             AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
         self.metrics = metrics
         self.logger = logger
+        self.alerts = SecurityAlerts(store: store, pool: backgroundPool, eventLoopGroup: eventLoopGroup, logger: logger, now: now)
         self.pairing = NIOLockedValueBox(
             PairingBook(
                 policy: .init(
@@ -130,6 +133,12 @@ final class Relay: Sendable {
         self.usage.opened(session.usageRecord(relayNode: self.configuration.nodeName))
         self.metrics.sessionsPaired.increment()
         self.metrics.sessionsTotal.increment()
+        if session.mode == .unattended {
+            self.alerts.raise(
+                SecurityAlert(
+                    companyID: session.companyID, at: self.now(), kind: .unattendedSession, subject: "\(session.hostName) (\(session.hostID ?? "-"))",
+                    detail: "\(session.engineerLogin) started an unattended session with \(session.hostName) from \(session.viewer.remoteAddress)"))
+        }
         self.logger.info(
             "session paired",
             metadata: [

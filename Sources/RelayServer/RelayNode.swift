@@ -112,6 +112,8 @@ final class RelayNode: Service, Sendable {
         self.group = group
         self.certificate = certificate
         self.web = WebApplication(relay: relay, sessions: configuration.webSessions, fingerprint: { certificate.fingerprint })
+        // Workbooks of exports a stopped relay was building hold personal data: gone.
+        XLSXExport.removeLeftovers(dataDirectory: configuration.dataDirectory)
         self.adminChannel = adminChannel
         self.adminReady = adminReady
         self.adminReadyContinuation = adminReadyContinuation

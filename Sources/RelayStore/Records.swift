@@ -136,12 +136,15 @@ public struct AccessEvent: Codable, Sendable, Hashable {
         /// A browser's viewer login over the web port's WebSocket, by the engineer's web
         /// session (`web_session`).
         case webSession
+        /// A script's API token on the admin API of the web port (`api_token`).
+        case apiToken
         /// A value this version does not know, read from a row another version wrote;
         /// kept and shown as it is.
         case other(String)
 
         public static let known: [Kind] = [
             .viewerToken, .hostSecret, .engineerKey, .hostKey, .supportCode, .adminToken, .webPassword, .webTOTP, .webRecoveryCode, .webSignInLink, .webSession,
+            .apiToken,
         ]
 
         public init(rawValue: String) {
@@ -161,6 +164,7 @@ public struct AccessEvent: Codable, Sendable, Hashable {
             case .webRecoveryCode: "web_recovery_code"
             case .webSignInLink: "web_signin_link"
             case .webSession: "web_session"
+            case .apiToken: "api_token"
             case .other(let text): text
             }
         }

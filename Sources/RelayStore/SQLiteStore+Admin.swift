@@ -231,7 +231,8 @@ extension SQLiteStore: AdminStore {
             let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM legal_hold WHERE companyID = ?", arguments: [companyID]) ?? 0 > 0
             let sessions =
                 try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ? AND endedAt IS NOT NULL AND endedAt < ?", arguments: [companyID, usageCutoff]) ?? 0
+                    db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ? AND endedAt IS NOT NULL AND endedAt < ?", arguments: [companyID, usageCutoff])
+                ?? 0
             let access =
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE companyID = ? AND at < ?", arguments: [companyID, accessCutoff]) ?? 0
             return PurgeReport(

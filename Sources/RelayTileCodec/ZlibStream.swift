@@ -1,4 +1,4 @@
-import CZlib
+import CSystemZlib
 import NIOCore
 
 // One zlib stream per session direction (PROTOCOL.md §7.1), continued across updates:
@@ -115,7 +115,7 @@ final class InflateStream {
             output.withUnsafeMutableBufferPointer { out in
                 self.stream.pointee.next_out = out.baseAddress! + produced
                 self.stream.pointee.avail_out = uInt(out.count - produced)
-                status = CZlib.inflate(self.stream, Z_SYNC_FLUSH)
+                status = CSystemZlib.inflate(self.stream, Z_SYNC_FLUSH)
                 produced = out.count - Int(self.stream.pointee.avail_out)
                 self.stream.pointee.next_out = nil
                 self.stream.pointee.avail_out = 0

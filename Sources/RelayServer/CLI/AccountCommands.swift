@@ -176,7 +176,7 @@ struct EngineerCommand: ParsableCommand {
             they are given a key with `set-key` (`list` shows which; docs/OPERATIONS.md \
             "Moving accounts to keys").
             """,
-        subcommands: [Add.self, List.self, Remove.self, SetKey.self, SignInLinkCommand.self, ResetTOTP.self, Rotate.self]
+        subcommands: [Add.self, List.self, Remove.self, SetKey.self, SetRole.self, SignInLinkCommand.self, ResetTOTP.self, Rotate.self]
     )
 
     struct Add: ParsableCommand {
@@ -193,6 +193,12 @@ struct EngineerCommand: ParsableCommand {
             help: PublicKeyArgument.help("The public key of the engineer's relay-agent, which `relay-agent keygen --show` prints on their machine (optional)"),
             transform: PublicKeyArgument.parse)
         var publicKey: Curve25519.Signing.PublicKey?
+        @Option(
+            help: ArgumentHelp(
+                "What they may do in the admin console: engineer (their own sessions), manager, admin (their company), or operator (the relay's counts, no company's content).",
+                valueName: "ROLE"),
+            transform: { try AccountRole(parsing: $0) })
+        var role: AccountRole = .engineer
         @Argument(help: "The engineer's login, e.g. kim.minji.") var login: String
         @OptionGroup var web: WebAddressOptions
 
@@ -200,7 +206,8 @@ struct EngineerCommand: ParsableCommand {
             let baseURL = try web.baseURL()
             let (engineer, link) = try adminAction {
                 let store = try options.openStore()
-                let engineer = try store.addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli")
+                var engineer = try store.addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli")
+                if role != .engineer { engineer = try store.setRole(engineerID: engineer.id, role: role, actor: "cli") }
                 return (engineer, try IssuedSignInLink.issue(for: engineer.id, baseURL: baseURL, store: store))
             }
             let agent =
@@ -212,6 +219,7 @@ struct EngineerCommand: ParsableCommand {
                     Engineer "\(engineer.login)" added to \(engineer.companyID).
                       id:          \(engineer.id)
                       login:       \(engineer.login)
+                      role:        \(engineer.role.rawValue)
                       fingerprint: \(engineer.loginMethod.fingerprint ?? "none (browser only)")
                     \(link.text)
                     \(agent)
@@ -237,8 +245,10 @@ struct EngineerCommand: ParsableCommand {
                 json: options.json, ["engineers": zip(engineers, web).map { $0.jsonObject.merging($1.jsonObject) { $1 } }],
                 text: engineers.isEmpty
                     ? "No engineers. Add one: relay-server engineer add --company ID LOGIN --public-key KEY"
-                    : engineers.map { "\($0.id)  \($0.companyID)  \($0.login)  \($0.loginMethod.listed)" }
-                        .joined(separator: "\n"))
+                    : engineers.map {
+                        "\($0.id)  \($0.companyID)  \($0.login)  \($0.role.rawValue)\($0.disabledAt == nil ? "" : " (disabled)")  \($0.loginMethod.listed)"
+                    }
+                    .joined(separator: "\n"))
         }
     }
 
@@ -302,6 +312,27 @@ struct EngineerCommand: ParsableCommand {
             let baseURL = try web.baseURL()
             let link = try adminAction { try IssuedSignInLink.issue(for: id, baseURL: baseURL, store: try options.openStore()) }
             emit(json: options.json, ["id": id].merging(link.jsonObject) { $1 }, text: link.text)
+        }
+    }
+
+    struct SetRole: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-role",
+            abstract: "Set what an engineer may do in the admin console: engineer, manager, admin or operator.",
+            discussion: """
+                An admin sees and manages their whole company in the console (/admin); a manager \
+                sees the engineers assigned to them and the hosts of their groups; an engineer \
+                their own sessions; an operator every company's counts and the relay's settings, \
+                but no company's sessions, hosts or people. Put operators in a company of their own.
+                """
+        )
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The engineer id (see `relay-server engineer list`).") var id: String
+        @Argument(help: "engineer, manager, admin or operator.", transform: { try AccountRole(parsing: $0) }) var role: AccountRole
+
+        func run() throws {
+            let engineer = try adminAction { try options.openStore().setRole(engineerID: id, role: role, actor: "cli") }
+            emit(json: options.json, engineer.jsonObject, text: "Engineer \(engineer.login) (\(engineer.id)) is now \(engineer.role.rawValue).")
         }
     }
 
@@ -514,7 +545,8 @@ extension Engineer {
     /// An engineer in the JSON output of add, list and set-key.
     var jsonObject: [String: any Sendable] {
         [
-            "id": self.id, "company_id": self.companyID, "login": self.login, "created_at": iso8601(self.createdAt),
+            "id": self.id, "company_id": self.companyID, "login": self.login, "role": self.role.rawValue, "disabled": self.disabledAt != nil,
+            "created_at": iso8601(self.createdAt),
             "login_method": self.loginMethod.jsonName, "fingerprint": self.loginMethod.fingerprint ?? NSNull(),
         ]
     }
@@ -591,11 +623,13 @@ struct IssuedSignInLink {
     let url: String
     let expiresAt: Date
 
-    static func issue(for engineerID: String, baseURL: String, store: SQLiteStore, now: Date = Date()) throws -> IssuedSignInLink {
+    static func issue(
+        for engineerID: String, baseURL: String, store: any AccountStore, actor: String = "cli", now: Date = Date()
+    ) throws -> IssuedSignInLink {
         let token = SignInSecret()
         let policy = SignInLinkPolicy()
         let link = SignInLink(digest: token.digest, engineerID: engineerID, createdAt: now, expiresAt: policy.expiry(issuedAt: now))
-        try store.issueSignInLink(link, actor: "cli")
+        try store.issueSignInLink(link, actor: actor)
         return IssuedSignInLink(url: SignInLinkPolicy.url(baseURL: baseURL, token: token), expiresAt: link.expiresAt)
     }
 

@@ -20,3 +20,11 @@ struct WebSessionProved: Sendable, Hashable {
     /// the session ends (sign-out, a reset, a new password; ``Relay/checkCredentials()``).
     let sessionDigest: Data
 }
+
+/// A web-port connection streams a response to a signed-in request (an export), or
+/// finished one: the core's deadlines pause meanwhile (``WebRequestHandler``). The
+/// request was authorized, so the handshake deadline ends for good; the idle timeout
+/// counts again from the stream's end.
+struct WebResponseStreaming: Sendable, Hashable {
+    let active: Bool
+}

@@ -124,6 +124,16 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.stateMachine.clientKeyProved(proved.publicKey)
             return
         }
+        if let streaming = event as? WebResponseStreaming {
+            if streaming.active {
+                self.deadlines?.authenticated()
+                self.deadlines?.pausedReading()
+            } else {
+                self.deadlines?.resumedReading(at: context.eventLoop.now)
+                self.armDeadlineTimer()
+            }
+            return
+        }
         if let proved = event as? WebSessionProved {
             self.stateMachine.webSessionProved(engineerID: proved.engineerID, sessionDigest: proved.sessionDigest)
             if var ticket = self.ticket {

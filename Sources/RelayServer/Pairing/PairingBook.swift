@@ -194,6 +194,13 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         return registration.isBusy
     }
 
+    /// How many hosts of each company are connected (the operator's counts).
+    func onlineHostCounts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for registration in self.registrations.values { counts[registration.companyID, default: 0] += 1 }
+        return counts
+    }
+
     /// Claims a registered host for a viewer of `companyID`.
     mutating func claim(hostID: String, companyID: String) -> Claim {
         guard var registration = self.registrations[hostID], registration.companyID == companyID else {

@@ -14,6 +14,8 @@ struct WebRequest: Sendable {
     let method: HTTPMethod
     /// The path, without the query.
     let path: String
+    /// The query (after `?`), or "".
+    var query: String = ""
     let headers: HTTPHeaders
     let body: ByteBuffer
     /// The TCP peer's address (the source that sign-in throttling charges).
@@ -21,12 +23,19 @@ struct WebRequest: Sendable {
     let address: String
 }
 
-/// The answer to a ``WebRequest``: JSON, or no body.
+/// The answer to a ``WebRequest``: JSON, no body, or a file streamed in chunks.
 struct WebReply: Sendable {
     var status: HTTPResponseStatus
     var body: ByteBuffer?
     var cookies: [String] = []
     var headers: [(String, String)] = []
+    /// A streamed body (exports): ``WebRequestHandler`` sends the head with chunked
+    /// transfer encoding, then runs this; each write returns once the socket took the
+    /// chunk, so a slow client slows the producer down. A throw ends the connection, so
+    /// the client sees a truncated body, never a complete-looking one.
+    var stream: (@Sendable (WebBodyWriter) async throws -> Void)?
+    /// The streamed body's `Content-Type`.
+    var contentType: String?
 
     static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok, cookies: [String] = []) -> WebReply {
         WebReply(status: status, body: ByteBuffer(bytes: (try? WebApplication.encoder.encode(value)) ?? Data("{}".utf8)), cookies: cookies)
@@ -37,6 +46,22 @@ struct WebReply: Sendable {
         var reply = Self.json(["error": text], status: status, cookies: cookies)
         reply.headers = headers
         return reply
+    }
+}
+
+/// Writes a streamed reply's chunks (``WebReply/stream``).
+struct WebBodyWriter: Sendable {
+    let write: @Sendable (ByteBuffer) async throws -> Void
+}
+
+/// A file download as a streamed reply: `Content-Disposition: attachment`.
+extension WebReply {
+    static func download(
+        contentType: String, filename: String, _ stream: @escaping @Sendable (WebBodyWriter) async throws -> Void
+    ) -> WebReply {
+        WebReply(
+            status: .ok, body: nil, headers: [("Content-Disposition", "attachment; filename=\"\(filename)\"")], stream: stream,
+            contentType: contentType)
     }
 }
 
@@ -79,6 +104,8 @@ final class WebApplication: Sendable {
     /// The relay certificate's fingerprint now (renewal changes it), for the customer's command.
     let fingerprint: @Sendable () -> String
     private let pending = NIOLockedValueBox(PendingSignIns())
+    /// The admin API under `/api/admin/` (issue 14), which checks its callers itself.
+    private var admin: AdminAPI { AdminAPI(relay: self.relay, application: self) }
 
     init(relay: Relay, sessions: WebSessionPolicy = WebSessionPolicy(), fingerprint: @escaping @Sendable () -> String) {
         self.relay = relay
@@ -126,6 +153,9 @@ final class WebApplication: Sendable {
 
     func respond(to request: WebRequest) async -> WebReply {
         let route = (request.method, request.path)
+        if request.path.hasPrefix(AdminAPI.prefix), request.method == .GET || request.method == .POST {
+            return await self.answer(request) { try await self.admin.respond(to: request) }
+        }
         switch route {
         case (.POST, _):
             guard Self.isSameOrigin(request.headers) else {
@@ -136,7 +166,7 @@ final class WebApplication: Sendable {
         default:
             return .error(.methodNotAllowed, "\(request.path) takes GET or POST only", headers: [("Allow", "GET, POST")])
         }
-        do {
+        return await self.answer(request) {
             switch route {
             case (.POST, "/api/signin/password"): return try await self.password(request)
             case (.POST, "/api/signin/link"): return try await self.link(request)
@@ -149,10 +179,25 @@ final class WebApplication: Sendable {
             default:
                 return .error(.notFound, "there is no \(request.method) \(request.path) on this relay; the console is at /")
             }
+        }
+    }
+
+    /// The reply of `route`, or of what it threw: a refusal's own, a sign-in error's, a
+    /// store error's by its kind, or a 500 that says what to do.
+    private func answer(_ request: WebRequest, _ route: () async throws -> WebReply) async -> WebReply {
+        do {
+            return try await route()
         } catch let error as WebFailure {
             return error.reply
         } catch let error as SignInError {
             return Self.reply(for: error)
+        } catch let error as StoreError where error.kind != .unavailable {
+            // What the person asked for cannot be done as asked: the store says why.
+            let status: HTTPResponseStatus = error.kind == .notFound ? .notFound : error.kind == .conflict ? .conflict : .badRequest
+            return .error(status, error.message)
+        } catch let error as StoreError {
+            self.relay.logger.error("web request: the store is unavailable", metadata: ["path": "\(request.path)", "error": "\(error)"])
+            return .error(.serviceUnavailable, "the relay cannot use its database right now; try again in a moment", headers: [("Retry-After", "5")])
         } catch {
             self.relay.logger.error("web request failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
             return .error(
@@ -255,7 +300,9 @@ final class WebApplication: Sendable {
         try self.throttle(request)
         var recoveryCodes: [String]?
         var started: WebSignInVerifier.StartedSession?
+        var engineerID: String?
         let reply = try await self.withPending(request) { signIn, now in
+            engineerID = signIn.engineerID
             let verifier = self.verifier
             do {
                 (recoveryCodes, started) = try await self.onPool(&signIn) { working in
@@ -271,6 +318,9 @@ final class WebApplication: Sendable {
             }
         }
         guard let started else { return reply }
+        if let engineerID, let engineer = try? await self.engineer(id: engineerID) {
+            self.relay.alerts.signedIn(engineer, address: request.address)
+        }
         return .json(Next(next: "done", recoveryCodes: recoveryCodes), cookies: [started.cookie, PendingSignIns.removalCookie])
     }
 
@@ -429,7 +479,7 @@ final class WebApplication: Sendable {
     // MARK: Parts
 
     /// The signed-in engineer and session id of a request's cookie (401 otherwise).
-    private func session(_ headers: HTTPHeaders) async throws -> (Engineer, SignInSecret) {
+    func session(_ headers: HTTPHeaders) async throws -> (Engineer, SignInSecret) {
         let cookie = headers["Cookie"].joined(separator: "; ")
         let (verifier, now) = (self.verifier, self.relay.now())
         do {
@@ -447,7 +497,7 @@ final class WebApplication: Sendable {
     }
 
     /// 429 while the source waits out a penalty (PROTOCOL.md §8.5's rule for agents).
-    private func throttle(_ request: WebRequest) throws {
+    func throttle(_ request: WebRequest) throws {
         guard let wait = self.relay.retryAfter(source: request.source) else { return }
         self.relay.metrics.authThrottled.increment()
         throw WebFailure(
@@ -464,7 +514,7 @@ final class WebApplication: Sendable {
     }
 
     /// 403 unless the request carries its session's CSRF token.
-    private static func checkCSRF(_ request: WebRequest, session id: SignInSecret) throws {
+    static func checkCSRF(_ request: WebRequest, session id: SignInSecret) throws {
         do {
             try WebSessionPolicy.checkCSRF(request.headers.first(name: WebSessionPolicy.csrfHeader), for: id)
         } catch let error as SignInError {
@@ -472,7 +522,7 @@ final class WebApplication: Sendable {
         }
     }
 
-    private static func decode<Form: Decodable>(_ type: Form.Type, _ request: WebRequest) throws -> Form {
+    static func decode<Form: Decodable>(_ type: Form.Type, _ request: WebRequest) throws -> Form {
         do {
             return try JSONDecoder().decode(Form.self, from: Data(request.body.readableBytesView))
         } catch {
@@ -521,13 +571,13 @@ final class WebApplication: Sendable {
         }
     }
 
-    private static func summary(of error: any Error) -> String {
+    static func summary(of error: any Error) -> String {
         (error as? StoreError)?.message ?? "\(type(of: error))"
     }
 }
 
 /// A route's refusal with its status, cookies and headers.
-private struct WebFailure: Error {
+struct WebFailure: Error {
     let reply: WebReply
     let text: String
 

@@ -121,7 +121,7 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.end, .collecting(let head, let body, let close)):
             self.state = .working
             let request = WebRequest(
-                method: head.method, path: WebResponder.path(of: head.uri), headers: head.headers, body: body,
+                method: head.method, path: WebResponder.path(of: head.uri), query: WebResponder.query(of: head.uri), headers: head.headers, body: body,
                 source: SourceKey(context.channel.remoteAddress), address: context.channel.remoteAddress?.ipAddress ?? "unknown")
             let application = self.application
             context.eventLoop.makeFutureWithTask { await application.respond(to: request) }.assumeIsolated().whenSuccess { reply in
@@ -208,14 +208,55 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func respond(_ reply: WebReply, close: Bool, context: ChannelHandlerContext) {
         let (head, body) = WebResponder.response(to: reply, close: close)
-        self.send(head, body, closes: close, context: context)
+        if let stream = reply.stream {
+            self.stream(head, stream, closes: close, context: context)
+        } else {
+            self.send(head, body, closes: close, context: context)
+        }
+    }
+
+    /// Sends a streamed reply: the head, then the chunks `stream` writes, each written
+    /// when the socket took the one before; then the end, or, if `stream` failed, a close.
+    /// Nothing more is read meanwhile. The core's deadlines pause for the stream
+    /// (``WebResponseStreaming``): a long export is not a connection that never logged in.
+    private func stream(
+        _ head: HTTPResponseHead, _ stream: @escaping @Sendable (WebBodyWriter) async throws -> Void, closes: Bool, context: ChannelHandlerContext
+    ) {
+        self.metrics.webResponse(status: Int(head.status.code))
+        context.fireUserInboundEventTriggered(WebResponseStreaming(active: true))
+        context.writeAndFlush(Self.wrapOutboundOut(.head(head)), promise: nil)
+        let eventLoop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: eventLoop)
+        let writer = WebBodyWriter { chunk in
+            try await eventLoop.flatSubmit {
+                let context = bound.value
+                guard context.channel.isActive else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+                return context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))))
+            }.get()
+        }
+        eventLoop.makeFutureWithTask { try await stream(writer) }.assumeIsolated().whenComplete { result in
+            guard case .working = self.state else { return }
+            context.fireUserInboundEventTriggered(WebResponseStreaming(active: false))
+            switch result {
+            case .success:
+                self.finish(context.writeAndFlush(Self.wrapOutboundOut(.end(nil))), closes: closes, context: context)
+            case .failure(let error):
+                self.logger.info("a streamed web response broke off", metadata: ["error": "\(error)"])
+                self.state = .closing
+                context.close(promise: nil)
+            }
+        }
     }
 
     private func send(_ head: HTTPResponseHead, _ body: ByteBuffer?, closes: Bool, context: ChannelHandlerContext) {
         self.metrics.webResponse(status: Int(head.status.code))
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        self.finish(context.writeAndFlush(Self.wrapOutboundOut(.end(nil))), closes: closes, context: context)
+    }
+
+    /// After a response's end: closes, or waits for the next request.
+    private func finish(_ written: EventLoopFuture<Void>, closes: Bool, context: ChannelHandlerContext) {
         if closes {
             self.state = .closing
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -85,6 +85,12 @@ enum WebResponder {
         return String(uri.prefix { $0 != "?" && $0 != "#" })
     }
 
+    /// The query of a request target (after the first `?`, before any `#`), or "".
+    static func query(of uri: String) -> String {
+        guard let mark = uri.firstIndex(of: "?") else { return "" }
+        return String(uri[uri.index(after: mark)...].prefix { $0 != "#" })
+    }
+
     // MARK: Responses
 
     /// The headers every response of the web port carries, 101 and errors included
@@ -141,7 +147,10 @@ enum WebResponder {
         headers.add(contentsOf: reply.headers)
         for cookie in reply.cookies { headers.add(name: "Set-Cookie", value: cookie) }
         headers.add(name: "Cache-Control", value: "no-store")
-        if let body = reply.body {
+        if reply.stream != nil {
+            // No length: HTTP/1.1 chunks (NIO's encoder adds Transfer-Encoding).
+            headers.add(name: "Content-Type", value: reply.contentType ?? "application/octet-stream")
+        } else if let body = reply.body {
             headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
             headers.add(name: "Content-Length", value: "\(body.readableBytes)")
         } else if reply.status != .noContent {
