@@ -47,6 +47,9 @@ enum WebAssets {
         Self.script("viewer.js", PackageResources.viewer_js),
         Self.script("viewer-session.js", PackageResources.viewer_session_js),
         Self.script("viewer-input.js", PackageResources.viewer_input_js),
+        Self.script("admin-format.js", PackageResources.admin_format_js),
+        Self.script("admin-ui.js", PackageResources.admin_ui_js),
+        Self.script("admin-chart.js", PackageResources.admin_chart_js),
     ]
 
     private static func page(_ path: String, _ file: String, _ bytes: [UInt8]) -> WebAsset {
