@@ -284,11 +284,13 @@ def test_the_tabs_modules_helpers(module_page):
                 status: [{ disabled: true }, { password: false, twoFactor: false }, { password: true, twoFactor: true }, {}].map((p) => engineers.engineerStatus(p).words),
                 managers: engineers.managerChoices(people, '2').map((person) => person.login),
                 purge: [
-                    retention.purgeSentence({ sessions: 12, accessEvents: 340, heldSessions: 5 }, true, '3 Nov 2026, 14:00', 'en-US'),
+                    retention.purgeSentence({ sessions: 12, accessEvents: 340, heldSessions: 5, heldAccessEvents: 20 }, true, '3 Nov 2026, 14:00', 'en-US'),
                     retention.purgeSentence({ sessions: 1, accessEvents: 1, heldSessions: 0 }, false, '', 'en-US'),
                     retention.purgeSentence({ sessions: 0, accessEvents: 0, heldSessions: 0 }, false, '', 'en-US'),
                 ],
-                delivery: [alerts.deliveryWords(null, ''), alerts.deliveryWords({ status: 200 }, '3 Nov'), alerts.deliveryWords({ status: 0, error: 'timed out' }, '')],
+                delivery: [alerts.deliveryWords(null, ''), alerts.deliveryWords({ status: 200 }, '3 Nov'), alerts.deliveryWords({ status: null, error: 'timed out' }, ''),
+                           alerts.deliveryWords({ status: null, error: null }, '')],
+                kept: [retention.keptFor(12, undefined, 'en-US'), retention.keptFor(1, 365, 'en-US'), retention.keptFor(undefined, 90, 'en-US'), retention.keptFor(null, null)],
                 urls: ['https://hooks.example.com/x', 'http://hooks.example.com/x', 'hooks.example.com'].map(alerts.webhookURLProblem),
             };
         }"""
@@ -307,11 +309,12 @@ def test_the_tabs_modules_helpers(module_page):
     assert result["status"] == ["disabled", "invited", "active", "active"]
     assert result["managers"] == ["zed"]
     assert result["purge"] == [
-        "The next hourly purge (at 3 Nov 2026, 14:00) would destroy 12 sessions and 340 access events (5 kept by the hold).",
+        "The next hourly purge (at 3 Nov 2026, 14:00) would destroy 12 sessions and 340 access events (5 sessions and 20 access events kept by the hold).",
         "The next hourly purge would destroy 1 session and 1 access event.",
         "The next hourly purge would destroy nothing: no record is older than the retention periods.",
     ]
-    assert result["delivery"] == ["Nothing was delivered yet.", "Last delivery 3 Nov: HTTP 200.", "Last delivery failed: timed out"]
+    assert result["delivery"] == ["Nothing was delivered yet.", "Last delivery 3 Nov: HTTP 200.", "Last delivery failed: timed out", "Last delivery: no answer."]
+    assert result["kept"] == ["12 months", "1 month", "90 days", "–"]
     assert result["urls"][0] is None
     assert "https://" in result["urls"][1] and "https://" in result["urls"][2]
 

@@ -23,6 +23,7 @@ export function deliveryWords(delivery, at) {
   if (!delivery) return 'Nothing was delivered yet.';
   const when = at ? ` ${at}` : '';
   if (delivery.error) return `Last delivery${when} failed: ${delivery.error}`;
+  if (delivery.status === null || delivery.status === undefined) return `Last delivery${when}: no answer.`;
   return `Last delivery${when}: HTTP ${delivery.status}.`;
 }
 

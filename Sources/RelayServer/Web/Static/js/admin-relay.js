@@ -4,7 +4,8 @@
 // GET /api/admin/relay.
 
 import { getJSON } from './api.js';
-import { formatNumber, plural } from './admin-format.js';
+import { formatNumber } from './admin-format.js';
+import { keptFor } from './admin-retention.js';
 import { Messages, badge, busy, cell, el } from './admin-ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -48,8 +49,8 @@ function render(answer) {
   const companies = Array.isArray(answer?.companies) ? answer.companies : [];
   $('relay-live').textContent = formatNumber(answer?.liveSessions, locale);
   $('relay-companies').textContent = formatNumber(companies.length, locale);
-  $('relay-usage-days').textContent = plural(Number(answer?.retention?.usageDays) || 0, 'day', 'days', locale);
-  $('relay-access-days').textContent = plural(Number(answer?.retention?.accessDays) || 0, 'day', 'days', locale);
+  $('relay-usage-days').textContent = keptFor(answer?.retention?.usageMonths, answer?.retention?.usageDays, locale);
+  $('relay-access-days').textContent = keptFor(answer?.retention?.accessMonths, answer?.retention?.accessDays, locale);
   $('relay-stats').hidden = false;
 
   $('relay-body').replaceChildren(

@@ -5,7 +5,7 @@
 // GET /api/admin/retention; POST /api/admin/hold, /api/admin/hold/release.
 
 import { getJSON, postJSON } from './api.js';
-import { formatDateTime, formatNumber, plural } from './admin-format.js';
+import { formatDateTime, plural } from './admin-format.js';
 import { Messages, busy, confirmAction, messageOf, redirected } from './admin-ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -18,21 +18,32 @@ export const retentionSection = { init, show: () => load() };
 
 /**
  * "The next hourly purge (at 3 Nov 2026, 14:00) would destroy 12 sessions and 340 access
- * events (5 sessions kept by the hold)."
+ * events (5 sessions and 20 access events kept by the hold)."
  */
 export function purgeSentence(nextPurge, held, at, locale = undefined) {
   const sessions = Number(nextPurge?.sessions) || 0;
   const events = Number(nextPurge?.accessEvents) || 0;
-  const kept = Number(nextPurge?.heldSessions) || 0;
+  const keptSessions = Number(nextPurge?.heldSessions) || 0;
+  const keptEvents = Number(nextPurge?.heldAccessEvents) || 0;
   const when = at ? ` (at ${at})` : '';
-  const keptWords = held || kept > 0 ? ` (${formatNumber(kept, locale)} kept by the hold)` : '';
+  let kept = '';
+  if (held || keptSessions > 0 || keptEvents > 0) {
+    kept = ` (${plural(keptSessions, 'session', 'sessions', locale)} and ${plural(keptEvents, 'access event', 'access events', locale)} kept by the hold)`;
+  }
   if (sessions === 0 && events === 0) {
-    return `The next hourly purge${when} would destroy nothing${keptWords}: no record is older than the retention periods.`;
+    return `The next hourly purge${when} would destroy nothing${kept}: no record is older than the retention periods.`;
   }
   return (
     `The next hourly purge${when} would destroy ${plural(sessions, 'session', 'sessions', locale)} and ` +
-    `${plural(events, 'access event', 'access events', locale)}${keptWords}.`
+    `${plural(events, 'access event', 'access events', locale)}${kept}.`
   );
+}
+
+/** How long records are kept: "12 months" (the API's months; days from an older relay). */
+export function keptFor(months, days, locale = undefined) {
+  if (months !== undefined && months !== null) return plural(Number(months) || 0, 'month', 'months', locale);
+  if (days !== undefined && days !== null) return plural(Number(days) || 0, 'day', 'days', locale);
+  return '–';
 }
 
 function init(ctx) {
@@ -61,13 +72,9 @@ function load() {
   return loading;
 }
 
-function days(count) {
-  return plural(Number(count) || 0, 'day', 'days', context.locale);
-}
-
 function render(answer) {
-  $('retention-usage').textContent = days(answer?.usageDays);
-  $('retention-access').textContent = days(answer?.accessDays);
+  $('retention-usage').textContent = keptFor(answer?.usageMonths, answer?.usageDays, context.locale);
+  $('retention-access').textContent = keptFor(answer?.accessMonths, answer?.accessDays, context.locale);
   const hold = answer?.hold ?? null;
   const at = formatDateTime(answer?.nextPurge?.at, context.zone, context.locale);
   $('retention-purge').textContent = answer?.nextPurge ? purgeSentence(answer.nextPurge, hold !== null, at, context.locale) : '';
