@@ -137,7 +137,7 @@ function hostRow(host) {
         rowMenu(`Actions for ${name}`, [
           { label: 'Rename…', run: (back) => rename(host, back) },
           { label: 'Change group…', run: (back) => changeGroup(host, back) },
-          { label: 'Set a new key…', run: (back) => rotateKey(host, back) },
+          { label: 'Rotate key…', run: (back) => rotateKey(host, back) },
           { label: 'Remove…', danger: true, run: (back) => remove(host, back) },
         ], `menu:${id}`),
         'action',
@@ -190,7 +190,7 @@ async function changeGroup(host, back) {
 
 async function rotateKey(host, back) {
   const done = await openDialog({
-    title: `New key for ${host.name}`,
+    title: `Rotate the key of ${host.name}`,
     text: 'The old key stops working at once and the host\'s live sessions end. The host needs the new key\'s private half to connect again.',
     fields: [
       {
