@@ -30,6 +30,8 @@ public protocol AdminStore: Sendable {
 
     /// One page of the records `filter` selects, by start time and id, after `cursor`.
     func usagePage(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord]
+    /// How many records `filter` selects.
+    func usageCount(_ filter: UsageFilter) throws -> Int
     /// Totals of the records `filter` selects, per day (in `timeZone`) and per engineer.
     func usageSummary(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> UsageSummary
     /// What the next purge would destroy of one company, and what its hold keeps.

@@ -558,7 +558,7 @@ public struct LegalHold: Codable, Sendable, Hashable {
 public struct PurgeReport: Sendable, Hashable {
     /// Usage records past retention, removed.
     public var sessions: Int
-    /// Access-log entries past retention, removed.
+    /// Access-log entries (and security alerts, kept as long) past retention, removed.
     public var accessLogEntries: Int
     /// Records past retention kept because their company is under legal hold.
     public var heldSessions: Int

@@ -142,10 +142,10 @@ extension SQLiteStore: AdminStore {
 
     public func usagePage(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
         var (sql, arguments) = Self.usageConditions(filter)
-        // The cursor's start time is the range's lower bound too, so that SQLite starts the
-        // index range there (see usagePage(companyID:…)).
+        // The cursor's start time is the range's lower bound too (never below the range's),
+        // so that SQLite starts the index range there (see usagePage(companyID:…)).
         sql += " AND s.startedAt >= ? AND s.startedAt < ?"
-        arguments += [cursor?.startedAt ?? filter.range.from, filter.range.to]
+        arguments += [max(cursor?.startedAt ?? filter.range.from, filter.range.from), filter.range.to]
         if let cursor {
             sql += " AND (s.startedAt > ? OR (s.startedAt = ? AND s.id > ?))"
             arguments += [cursor.startedAt, cursor.startedAt, cursor.id]
@@ -156,6 +156,13 @@ extension SQLiteStore: AdminStore {
             try Row.fetchAll(db, sql: "SELECT \(columns) FROM session s WHERE \(sql) ORDER BY s.startedAt, s.id LIMIT ?", arguments: arguments)
                 .map(UsageRecord.init(row:))
         }
+    }
+
+    public func usageCount(_ filter: UsageFilter) throws -> Int {
+        var (sql, arguments) = Self.usageConditions(filter)
+        sql += " AND s.startedAt >= ? AND s.startedAt < ?"
+        arguments += [filter.range.from, filter.range.to]
+        return try self.reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session s WHERE \(sql)", arguments: arguments) ?? 0 }
     }
 
     /// A session's length in seconds: its duration, or, still running, up to its last checkpoint.
@@ -203,6 +210,11 @@ extension SQLiteStore: AdminStore {
     /// The local days `range` touches, each as its name and its part of the range.
     static func days(of range: ExportRange, timeZone: ExportTimeZone) throws -> [(key: String, from: Milliseconds, to: Milliseconds)] {
         guard range.from < range.to else { throw StoreError(.invalidInput, "the range is empty: its end is not after its start") }
+        // Checked before any day arithmetic: an unbounded range (Int64.min…max) must not overflow.
+        let longest = Int64(UsageSummary.maximumDays + 1) * Civil.millisecondsPerDay
+        guard range.from > Int64.min / 2, range.to < Int64.max / 2, range.to - range.from <= longest else {
+            throw StoreError(.invalidInput, "the range spans more than \(UsageSummary.maximumDays) days; choose a shorter one for the chart")
+        }
         var days: [(key: String, from: Milliseconds, to: Milliseconds)] = []
         var start = range.from
         var wall = Civil(start + Int64(timeZone.offset(at: start)) * 1000)

@@ -91,6 +91,7 @@ extension SQLiteStore {
 
     public func issueSignInLink(_ link: SignInLink, actor: String) throws {
         try self.changeEngineer(link.engineerID, action: .engineerSignInLink, actor: actor) { db in
+            try Self.refuseDisabled(link.engineerID, db)
             try db.execute(sql: "DELETE FROM signin_link WHERE engineerID = ?", arguments: [link.engineerID])
             let replaced = db.changesCount
             try link.insert(db)
@@ -102,19 +103,36 @@ extension SQLiteStore {
         try self.writing { db in
             guard let link = try SignInLink.filter(Column("digest") == digest).fetchRecords(db).first else { return nil }
             try link.delete(db)
-            return link
+            // A disabled engineer's link (from before they were disabled) opens nothing.
+            return try Self.isDisabled(link.engineerID, db) ? nil : link
         }
     }
 
     public func startWebSession(_ session: WebSession) throws {
         try self.writing { db in
             guard try Engineer.exists(db, key: session.engineerID) else { throw Self.noEngineer(session.engineerID) }
+            try Self.refuseDisabled(session.engineerID, db)
             try session.insert(db)
         }
     }
 
     public func webSession(idDigest: Data) throws -> WebSession? {
-        try self.reading { db in try WebSession.filter(Column("idDigest") == idDigest).fetchRecords(db).first }
+        try self.reading { db in
+            guard let session = try WebSession.filter(Column("idDigest") == idDigest).fetchRecords(db).first else { return nil }
+            return try Self.isDisabled(session.engineerID, db) ? nil : session
+        }
+    }
+
+    /// Whether the engineer is disabled (an unknown one is not).
+    static func isDisabled(_ engineerID: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT disabledAt IS NOT NULL FROM engineer WHERE id = ?", arguments: [engineerID]) ?? false
+    }
+
+    /// Refuses a sign-in step of a disabled engineer: nothing signs them in until an admin
+    /// enables them again.
+    static func refuseDisabled(_ engineerID: String, _ db: Database) throws {
+        guard try Self.isDisabled(engineerID, db) else { return }
+        throw StoreError(.conflict, "engineer \(engineerID) is disabled; an admin enables them again in the console (Engineers) first")
     }
 
     public func touchWebSession(idDigest: Data, at: Date) throws {

@@ -141,7 +141,11 @@ extension SQLiteStore {
                 sessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID NOT IN (\(held))", arguments: [cutoff.usage])
                     ?? 0,
                 accessLogEntries: try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM access_log WHERE \(access) AND (companyID IS NULL OR companyID NOT IN (\(held)))", arguments: [cutoff.access]
+                    db,
+                    sql: """
+                        SELECT (SELECT COUNT(*) FROM access_log WHERE \(access) AND (companyID IS NULL OR companyID NOT IN (\(held)))) \
+                        + (SELECT COUNT(*) FROM security_alert WHERE \(access) AND companyID NOT IN (\(held)))
+                        """, arguments: [cutoff.access, cutoff.access]
                 ) ?? 0,
                 heldSessions: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM session WHERE \(sessions) AND companyID IN (\(held))", arguments: [cutoff.usage])
                     ?? 0,
@@ -177,6 +181,15 @@ extension SQLiteStore {
                         AND (companyID IS NULL OR companyID NOT IN (\(held))) LIMIT ?)
                         """, arguments: [cutoff.access, limit - batch.sessions])
                 batch.accessLogEntries = db.changesCount
+            }
+            if batch.sessions + batch.accessLogEntries < limit {
+                // Security alerts name people and addresses: kept as long as the access log.
+                try db.execute(
+                    sql: """
+                        DELETE FROM security_alert WHERE id IN (SELECT id FROM security_alert WHERE \(access) \
+                        AND companyID NOT IN (\(held)) LIMIT ?)
+                        """, arguments: [cutoff.access, limit - batch.sessions - batch.accessLogEntries])
+                batch.accessLogEntries += db.changesCount
             }
             // A full batch may have left more behind; one that was not full took the last.
             batch.hasMore = batch.sessions + batch.accessLogEntries == limit

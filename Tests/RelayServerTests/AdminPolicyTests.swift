@@ -96,6 +96,9 @@ import Testing
     @Test func webhookTargetsAreHTTPSOrLoopback() throws {
         #expect(try WebhookTarget("https://hooks.example.com/relay?k=1").path == "/relay?k=1")
         #expect(try WebhookTarget("http://127.0.0.1:9000/hook").port == 9000)
+        #expect(try WebhookTarget("https://hooks.example.com/a%20b/").path == "/a%20b/")
+        #expect(try WebhookTarget("https://10.0.0.5/hook").isAddress)
+        #expect(try !WebhookTarget("https://hooks.example.com/hook").isAddress)
         #expect(throws: WebhookError.self) { try WebhookTarget("http://hooks.example.com/relay") }
         #expect(throws: WebhookError.self) { try WebhookTarget("ftp://hooks.example.com/") }
         #expect(throws: WebhookError.self) { try WebhookTarget("https://user:pw@hooks.example.com/") }
@@ -105,6 +108,7 @@ import Testing
     @Test func networksOfAddresses() {
         #expect(SecurityAlerts.network(of: "203.0.113.77") == "203.0.113.0/24")
         #expect(SecurityAlerts.network(of: "2001:db8:abcd:12::1") == "2001:db8:abcd::/48")
+        #expect(SecurityAlerts.network(of: "::ffff:203.0.113.77") == "203.0.113.0/24")
     }
 
     @Test func webhookSignaturesAreHMACSHA256() {

@@ -207,7 +207,10 @@ import Testing
                     VALUES ('ho-old', 'co-old', 'PC', X'\(Self.hex(Secrets.digest(secret)))', '2026-01-01 00:00:00.000');
                 """)
         let store = try SQLiteStore(path: path)
-        #expect(try store.appliedMigrations() == ["v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer"])
+        #expect(
+            try store.appliedMigrations() == [
+                "v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console",
+            ])
         let engineer = try #require(try store.authenticateEngineer(token: "en-old.\(token)"))
         #expect(engineer.companyName == "Old Co" && engineer.loginMethod == .token && engineer.publicKey == nil)
         #expect(try store.authenticateHost(id: "ho-old", secret: secret)?.loginMethod == .token)

@@ -88,14 +88,15 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         #expect(
             AccessEvent.Kind.known.map(\.rawValue) == [
                 "viewer_token", "host_secret", "engineer_key", "host_key", "support_code", "admin_token",
-                "web_password", "web_totp", "web_recovery_code", "web_signin_link", "web_session",
+                "web_password", "web_totp", "web_recovery_code", "web_signin_link", "web_session", "api_token",
             ])
         #expect(
             AuditEntry.Action.known.map(\.rawValue) == [
                 "purge", "purge_dry_run", "export", "hold", "release", "company_add", "company_remove", "company_rotate", "engineer_add",
                 "engineer_remove", "engineer_rotate", "host_enroll", "host_remove", "host_rotate", "restart_recovery", "company_policy",
                 "engineer_set_key", "host_set_key", "engineer_set_password", "engineer_enrol_totp", "engineer_reset_totp", "engineer_signin_link",
-                "engineer_recovery_code",
+                "engineer_recovery_code", "engineer_role", "engineer_manager", "engineer_groups", "engineer_disable", "engineer_enable",
+                "host_rename", "host_group", "token_create", "token_revoke", "webhook_set",
             ]
         )
         // An unknown text is kept, and equals its case if it names one.

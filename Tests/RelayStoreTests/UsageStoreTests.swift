@@ -16,7 +16,8 @@ import Testing
         try Self.withStore { store, _ in
             let migrations = try store.appliedMigrations()
             let secureDelete = try store.secureDelete()
-            #expect(migrations == ["v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer"])
+            #expect(
+                migrations == ["v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console"])
             #expect(secureDelete == 1)
         }
     }

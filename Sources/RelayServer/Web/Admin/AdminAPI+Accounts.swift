@@ -146,6 +146,14 @@ extension AdminAPI {
         }
     }
 
+    /// An API token may manage engineers and managers, but never make an admin or take over
+    /// one's account: otherwise a leaked `admin` token would make its holder a person with
+    /// every right, who signs in and makes more tokens. Admins are made by admins, signed in.
+    static func refuseTokenGrantingAdmin(_ caller: AdminCaller, role: AccountRole) throws {
+        guard caller.token != nil, role == .admin else { return }
+        throw WebFailure(.forbidden, "an API token cannot make an admin or change an admin's account; an admin does it, signed in to the console")
+    }
+
     /// A public key as `relay-agent keygen` prints it; 400 with what to paste otherwise.
     static func publicKey(parsing text: String) throws -> Curve25519.Signing.PublicKey {
         guard let key = PublicKeyText.parse(text) else {
@@ -226,8 +234,17 @@ extension AdminAPI {
         guard role != .operator else {
             throw WebFailure(.forbidden, "operators are made by the relay's operator (`relay-server engineer add --role operator`), not by a company")
         }
+        try Self.refuseTokenGrantingAdmin(caller, role: role)
         let (store, companyID, actor, now) = (self.store, caller.companyID, caller.actor, self.relay.now())
         let baseURL = "https://" + (request.headers.first(name: "Host") ?? "localhost")
+        // The manager is checked before anyone is added, so a refused invitation adds no one.
+        if let managerID = form.managerID, !managerID.isEmpty {
+            let manager = try await self.run { try store.engineers(companyID: companyID).first { $0.id == managerID } }
+            guard let manager else { throw WebFailure(.notFound, "no manager with id \(managerID) in your company; reload the engineers list") }
+            guard manager.role == .manager else {
+                throw WebFailure(.badRequest, "\(manager.login) is not a manager; make them one first (their role), then assign engineers to them")
+            }
+        }
         let (engineer, link) = try await self.run {
             var engineer = try store.addEngineer(companyID: companyID, login: form.login, publicKey: nil, actor: actor)
             if role != .engineer { engineer = try store.setRole(engineerID: engineer.id, role: role, actor: actor) }
@@ -264,11 +281,16 @@ extension AdminAPI {
         if target.role == .operator {
             throw WebFailure(.forbidden, "\(target.login) is the relay's operator; only the relay's operator changes operators")
         }
+        // A token must not reach an admin's account: a new link or a reset would hand it over.
+        if target.role == .admin, ["link", "reset-totp", "role", "disable", "remove"].contains(action) {
+            try Self.refuseTokenGrantingAdmin(caller, role: .admin)
+        }
         let changed: Engineer
         switch action {
         case "role":
             let role = try AccountRole(parsing: form.role ?? "")
             guard role != .operator else { throw WebFailure(.forbidden, "operators are made by the relay's operator, not by a company") }
+            try Self.refuseTokenGrantingAdmin(caller, role: role)
             changed = try await self.run { try store.setRole(engineerID: target.id, role: role, actor: actor) }
         case "manager":
             let managerID = form.managerID.flatMap { $0.isEmpty ? nil : $0 }

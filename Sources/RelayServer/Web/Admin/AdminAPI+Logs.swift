@@ -52,8 +52,8 @@ extension AdminAPI {
         try self.require(.manageRetention, caller)
         let form = try WebApplication.decode(HoldForm.self, request)
         let reason = form.reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !reason.isEmpty, reason.utf8.count <= 1000 else {
-            throw WebFailure(.badRequest, "give the hold's reason (an investigation's name or number), at most 1000 bytes")
+        guard !reason.isEmpty, reason.utf8.count <= 500 else {
+            throw WebFailure(.badRequest, "give the hold's reason (an investigation's name or number), at most 500 bytes")
         }
         let (store, companyID, actor) = (self.store, caller.companyID, caller.actor)
         let hold = try await self.run { try store.placeHold(companyID: companyID, reason: reason, actor: actor) }
@@ -121,7 +121,7 @@ extension AdminAPI {
         let (filter, _) = try self.logFilter(caller, query, log: .audit)
         let limit = try query.limit(default: Self.defaultPageSize, maximum: Self.maximumPageSize)
         let store = self.store
-        let entries = try await self.run { try store.auditPage(filter, limit: limit + 1) }
+        let entries = try await self.query { try store.auditPage(filter, limit: limit + 1) }
         let rows = entries.prefix(limit).map {
             AuditRow(id: $0.id ?? 0, at: $0.at, actor: $0.actor, action: $0.action.rawValue, subject: $0.subject, detail: $0.detail)
         }
@@ -132,7 +132,7 @@ extension AdminAPI {
         let (filter, _) = try self.logFilter(caller, query, log: .access)
         let limit = try query.limit(default: Self.defaultPageSize, maximum: Self.maximumPageSize)
         let store = self.store
-        let events = try await self.run { try store.accessPage(filter, limit: limit + 1) }
+        let events = try await self.query { try store.accessPage(filter, limit: limit + 1) }
         let rows = events.prefix(limit).map {
             AccessRow(
                 id: $0.id ?? 0, at: $0.at, event: $0.event.rawValue, outcome: $0.outcome.rawValue, sourceAddress: $0.sourceAddress, subject: $0.subject,

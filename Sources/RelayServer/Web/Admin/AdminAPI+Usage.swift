@@ -104,7 +104,7 @@ extension AdminAPI {
         let cursor = try query["after"].map(Self.cursor(parsing:))
         let store = self.store
         // One more than asked: whether there is a next page.
-        let records = try await self.run { try store.usagePage(filter, after: cursor, limit: limit + 1) }
+        let records = try await self.query { try store.usagePage(filter, after: cursor, limit: limit + 1) }
         let page = Array(records.prefix(limit))
         let next = records.count > limit ? page.last.map { "\($0.startedAt):\($0.id)" } : nil
         return .json(UsagePage(rows: page.map(UsageRow.init), next: next))
@@ -132,7 +132,7 @@ extension AdminAPI {
     func usageSummary(_ caller: AdminCaller, _ query: AdminQuery) async throws -> WebReply {
         let (filter, timeZone) = try await self.usageFilter(caller, query)
         let store = self.store
-        let summary = try await self.run { try store.usageSummary(filter, timeZone: timeZone) }
+        let summary = try await self.query { try store.usageSummary(filter, timeZone: timeZone) }
         func rows(_ buckets: [UsageSummary.Bucket], key: String) -> [[String: AnyEncodableValue]] {
             buckets.map { [key: .text($0.key), "sessions": .number(Int64($0.sessions)), "seconds": .number($0.seconds)] }
         }
@@ -167,6 +167,14 @@ extension AdminAPI {
                     audit: { relay.audit($0) })
             }
         case "xlsx":
+            // Known before the answer starts: a workbook cannot hold more rows than Excel's.
+            let count = try await self.query { try store.usageCount(filter) }
+            guard count <= XLSXWriter.maximumRows else {
+                throw WebFailure(
+                    .badRequest,
+                    "the range holds \(count) sessions, more than an Excel sheet's \(XLSXWriter.maximumRows) rows; export CSV (which has no limit) or choose a shorter range"
+                )
+            }
             let columns = UsageExportEncoder.columns
             return .download(contentType: XLSXExport.contentType, filename: "\(filename).xlsx") { writer in
                 let export = XLSXExport(relay: relay, sheetName: "Usage", columns: columns, timeZone: timeZone)
@@ -177,14 +185,11 @@ extension AdminAPI {
                     if !complete { detail += " incomplete=true" }
                     relay.audit(AuditEntry(at: relay.now(), actor: actor, action: .export, companyID: filter.companyID, detail: detail))
                 }
-                rows = try await export.run(writer: writer) { sheet in
-                    var cursor: UsageCursor?
-                    while true {
-                        let page = try store.usagePage(filter, after: cursor, limit: UsageExport.pageSize)
-                        for record in page { try sheet.append(XLSXExport.cells(of: record)) }
-                        guard page.count == UsageExport.pageSize, let last = page.last else { break }
-                        cursor = UsageCursor(after: last)
-                    }
+                rows = try await export.run(writer: writer) { (sheet: inout XLSXWriter, cursor: UsageCursor?) in
+                    let page = try store.usagePage(filter, after: cursor, limit: UsageExport.pageSize)
+                    for record in page { try sheet.append(XLSXExport.cells(of: record)) }
+                    guard page.count == UsageExport.pageSize, let last = page.last else { return nil }
+                    return UsageCursor(after: last)
                 }
                 complete = true
             }

@@ -43,9 +43,15 @@ final class AdminAPI: Sendable {
 
     var store: any AccountStore & UsageStore & AdminStore { self.relay.store }
 
-    /// Runs blocking store work on the login pool (short calls).
+    /// Runs blocking store work on the login pool (short calls: one row, a small list).
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await self.relay.threadPool.runIfActive(work)
+    }
+
+    /// Runs a query that may read many rows (usage pages and totals, log pages) on the
+    /// background pool, so that it never delays an agent's login.
+    func query<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await self.relay.backgroundPool.runIfActive(work)
     }
 
     // MARK: Routes
@@ -151,7 +157,6 @@ final class AdminAPI: Sendable {
         let companyName: String
         let csrf: String
         let sections: [String]
-        let timeZone: String
     }
 
     private func me(_ caller: AdminCaller, _ request: WebRequest) -> WebReply {
@@ -159,7 +164,7 @@ final class AdminAPI: Sendable {
             Me(
                 login: caller.engineer?.login ?? caller.token?.name ?? "", role: caller.engineer?.role.rawValue ?? "token",
                 companyID: caller.companyID, companyName: caller.companyName, csrf: caller.session.map(WebSessionPolicy.csrfToken(for:)) ?? "",
-                sections: caller.policy.sections, timeZone: "UTC"))
+                sections: caller.policy.sections))
     }
 }
 

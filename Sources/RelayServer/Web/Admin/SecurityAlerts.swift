@@ -77,6 +77,10 @@ final class SecurityAlerts: Sendable {
 
     /// The network an address belongs to, as alerts compare them.
     static func network(of address: String) -> String {
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
+        if address.lowercased().hasPrefix("::ffff:"), address.contains(".") {
+            return Self.network(of: String(address.dropFirst("::ffff:".count)))
+        }
         if address.contains(":") {
             guard let parsed = try? SocketAddress(ipAddress: address, port: 0), case .v6(let v6) = parsed else { return address }
             let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
@@ -173,9 +177,16 @@ struct WebhookTarget: Sendable, Hashable {
         }
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         self.port = url.port ?? (self.secure ? 443 : 80)
-        let path = url.path.isEmpty ? "/" : url.path
-        self.path = path + (url.query.map { "?" + $0 } ?? "")
+        // As written: percent-escapes and a trailing slash stay.
+        let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        let path = components?.percentEncodedPath ?? ""
+        self.path = (path.isEmpty ? "/" : path) + (components?.percentEncodedQuery.map { "?" + $0 } ?? "")
     }
+}
+
+extension WebhookTarget {
+    /// Whether the host is an IP address rather than a name.
+    var isAddress: Bool { (try? SocketAddress(ipAddress: self.host, port: 0)) != nil }
 }
 
 struct WebhookError: Error, CustomStringConvertible {
@@ -198,7 +209,12 @@ enum WebhookClient {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let tls { try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: target.host)) }
+                    if let tls {
+                        // An address names no server (SNI takes names only); the certificate
+                        // must then carry the address itself.
+                        let name = target.isAddress ? nil : target.host
+                        try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(StatusReader(promise: promise))
                 }

@@ -18,12 +18,18 @@ struct XLSXExport: Sendable {
     let columns: [String]
     let timeZone: ExportTimeZone
 
-    /// Builds the workbook with `fill`, streams it to `writer`, and returns its rows.
-    func run(writer: WebBodyWriter, fill: @escaping @Sendable (inout XLSXWriter) throws -> Void) async throws -> Int {
+    /// Builds the workbook a page at a time with `page` (given the sheet and the cursor the
+    /// previous page returned, nil for the first; it returns the next cursor, nil at the
+    /// end), each page a job of its own on the background pool so that usage writes and
+    /// the purge run in between; then streams the workbook to `writer` and returns its rows.
+    func run<Cursor: Sendable>(
+        writer: WebBodyWriter, page: @escaping @Sendable (inout XLSXWriter, Cursor?) throws -> Cursor?
+    ) async throws -> Int {
         let folder = Self.folder(dataDirectory: self.relay.configuration.dataDirectory).appendingPathComponent(UUID().uuidString, isDirectory: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let (sheetName, columns, timeZone) = (self.sheetName, self.columns, self.timeZone)
-        let (file, rows) = try await self.relay.backgroundPool.runIfActive {
+        let pool = self.relay.backgroundPool
+        let box = try await pool.runIfActive {
             do {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
@@ -31,18 +37,29 @@ struct XLSXExport: Sendable {
                     .unavailable,
                     "cannot make a folder for the export in \(folder.path): \(error.localizedDescription); check the data folder's free space and permissions")
             }
-            var sheet = try XLSXWriter(directory: folder, sheetName: sheetName, columns: columns, utcOffsetSeconds: { timeZone.offset(at: $0) })
-            try fill(&sheet)
-            return (try sheet.finish(), sheet.rowCount)
+            return SheetBox(try XLSXWriter(directory: folder, sheetName: sheetName, columns: columns, utcOffsetSeconds: { timeZone.offset(at: $0) }))
         }
+        var cursor: Cursor?
+        repeat {
+            let previous = cursor
+            cursor = try await pool.runIfActive { try page(&box.sheet, previous) }
+        } while cursor != nil
+        let (file, rows) = try await pool.runIfActive { (try box.sheet.finish(), box.sheet.rowCount) }
         let handle = try FileHandle(forReadingFrom: file)
         defer { try? handle.close() }
         while true {
-            let chunk = try await self.relay.backgroundPool.runIfActive { try handle.read(upToCount: Self.chunkSize) ?? Data() }
+            let chunk = try await pool.runIfActive { try handle.read(upToCount: Self.chunkSize) ?? Data() }
             if chunk.isEmpty { break }
             try await writer.write(ByteBuffer(bytes: chunk))
         }
         return rows
+    }
+
+    /// The sheet between page jobs. Jobs of one export run one after another, never at
+    /// once, so the sheet is never shared.
+    private final class SheetBox: @unchecked Sendable {
+        var sheet: XLSXWriter
+        init(_ sheet: XLSXWriter) { self.sheet = sheet }
     }
 
     static func folder(dataDirectory: String) -> URL {
