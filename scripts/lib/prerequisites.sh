@@ -13,6 +13,8 @@ APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev
 BROWSER_VENV="${BROWSER_VENV:-$PWD/.build-browser-venv}"
 PLAYWRIGHT_VERSION="1.65.2"
 PYTEST_VERSION="8.4.2"
+# Reads the admin console's XLSX exports back in the tests (test_admin_api.py).
+OPENPYXL_VERSION="3.1.5"
 
 # ensure_browser_tools: after ensure_prerequisites. Playwright drives /usr/bin/chromium;
 # it never downloads a browser of its own (no `playwright install`).
@@ -21,9 +23,9 @@ ensure_browser_tools() {
         echo "==> Making the browser tests' Python environment ($BROWSER_VENV)"
         python3 -m venv "$BROWSER_VENV"
     fi
-    if ! "$BROWSER_VENV/bin/python" -c "import playwright, pytest" >/dev/null 2>&1; then
-        echo "==> Installing Playwright $PLAYWRIGHT_VERSION and pytest $PYTEST_VERSION (pip, into $BROWSER_VENV)"
-        "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
+    if ! "$BROWSER_VENV/bin/python" -c "import playwright, pytest, openpyxl" >/dev/null 2>&1; then
+        echo "==> Installing Playwright $PLAYWRIGHT_VERSION, pytest $PYTEST_VERSION and openpyxl $OPENPYXL_VERSION (pip, into $BROWSER_VENV)"
+        "$BROWSER_VENV/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION" "openpyxl==$OPENPYXL_VERSION"
     fi
     export BROWSER_PYTHON="$BROWSER_VENV/bin/python"
     export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
