@@ -102,7 +102,7 @@ company="$("$server" company add "Demo Company" --data "$data" --json | json_fie
 # The engineer makes a key on their machine and gives the admin its public half.
 engineer_key="$("$agent" keygen | public_key)"
 web="https://localhost:$port"
-engineer_json="$("$server" engineer add --company "$company" "demo.engineer" --public-key "$engineer_key" --web-url "$web" --data "$data" --json)"
+engineer_json="$("$server" engineer add --company "$company" "demo.engineer" --role admin --public-key "$engineer_key" --web-url "$web" --data "$data" --json)"
 signin_link="$(echo "$engineer_json" | json_field signin_link)"
 echo "[admin]  engineer demo.engineer added: $(echo "$engineer_json" | json_field fingerprint), and a one-time sign-in link for the web console"
 # The admin enrolls the PC; on the PC, keygen makes its key; the admin sets it.
@@ -168,7 +168,9 @@ The viewer's reconstructed screens (equal, byte for byte, to what the hosts capt
 The web console: $web/  (a self-signed development certificate: accept the browser's
 warning once, or give the relay a real one, docs/OPERATIONS.md "The web port")
 Sign in as demo.engineer with this one-time link (24 h): choose a password, scan the QR
-code with an authenticator app, and Connect to "데모 PC (demo)":
+code with an authenticator app, and Connect to "데모 PC (demo)". demo.engineer is also
+the company's admin: the admin console at $web/admin shows the two sessions above in
+its usage history (chart, CSV/XLSX export), the hosts, people, audit log and API tokens.
   $signin_link
 $(if [ -z "${KEEP_RUNNING:-}" ]; then echo "(the relay stops now: run KEEP_RUNNING=1 scripts/demo.sh to try the console)"; fi)
 

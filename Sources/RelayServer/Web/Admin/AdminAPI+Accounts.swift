@@ -16,9 +16,9 @@ extension AdminAPI {
         let name: String
         let group: String
         let online: Bool
-        let lastSeenAt: Date?
+        @Nullable var lastSeenAt: Date?
         let loginMethod: String
-        let fingerprint: String?
+        @Nullable var fingerprint: String?
         let createdAt: Date
     }
 
@@ -175,8 +175,8 @@ extension AdminAPI {
         let id: String
         let login: String
         let role: String
-        let managerID: String?
-        let managerLogin: String?
+        @Nullable var managerID: String?
+        @Nullable var managerLogin: String?
         let groups: [String]
         let disabled: Bool
         let twoFactor: Bool
@@ -236,6 +236,11 @@ extension AdminAPI {
         }
         try Self.refuseTokenGrantingAdmin(caller, role: role)
         let (store, companyID, actor, now) = (self.store, caller.companyID, caller.actor, self.relay.now())
+        let login = form.login.trimmingCharacters(in: .whitespacesAndNewlines)
+        if try await self.run({ try store.engineers(companyID: companyID).contains { $0.login == login } }) {
+            throw WebFailure(
+                .conflict, "someone in your company already has the login \"\(login)\"; choose another, or give them a new sign-in link from their row")
+        }
         let baseURL = "https://" + (request.headers.first(name: "Host") ?? "localhost")
         // The manager is checked before anyone is added, so a refused invitation adds no one.
         if let managerID = form.managerID, !managerID.isEmpty {

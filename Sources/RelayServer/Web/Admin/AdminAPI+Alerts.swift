@@ -18,16 +18,13 @@ extension AdminAPI {
 
     private struct AlertPage: Encodable {
         let rows: [AlertRow]
-        let next: String?
+        @Nullable var next: String?
     }
 
     func alerts(_ caller: AdminCaller, _ query: AdminQuery) async throws -> WebReply {
         try self.require(.manageAlerts, caller)
         let limit = try query.limit(default: Self.defaultPageSize, maximum: Self.maximumPageSize)
-        let before = try query["after"].map { text in
-            guard let value = Int64(text) else { throw WebFailure(.badRequest, "after must be the next value of the previous page, as it was given") }
-            return value
-        }
+        let before = try query.before()
         let (store, companyID) = (self.store, caller.companyID)
         let alerts = try await self.run { try store.alerts(companyID: companyID, before: before, limit: limit + 1) }
         let rows = alerts.prefix(limit).map { AlertRow(id: $0.id ?? 0, at: $0.at, kind: $0.kind.rawValue, subject: $0.subject, detail: $0.detail) }
@@ -35,8 +32,8 @@ extension AdminAPI {
     }
 
     private struct WebhookState: Encodable {
-        let url: String?
-        let lastDelivery: SecurityAlerts.Delivery?
+        @Nullable var url: String?
+        @Nullable var lastDelivery: SecurityAlerts.Delivery?
     }
 
     func webhook(_ caller: AdminCaller) async throws -> WebReply {
@@ -49,8 +46,8 @@ extension AdminAPI {
     private struct WebhookForm: Decodable { let url: String }
 
     private struct WebhookSet: Encodable {
-        let url: String?
-        let secret: String?
+        @Nullable var url: String?
+        @Nullable var secret: String?
     }
 
     func setWebhook(_ caller: AdminCaller, _ request: WebRequest) async throws -> WebReply {
@@ -59,7 +56,7 @@ extension AdminAPI {
         let url = form.url.trimmingCharacters(in: .whitespacesAndNewlines)
         if !url.isEmpty {
             do {
-                _ = try WebhookTarget(url)
+                _ = try WebhookTarget(url, allowLoopback: self.relay.configuration.webhookAllowLoopback)
             } catch let error as WebhookError {
                 throw WebFailure(.badRequest, error.description)
             }
@@ -96,6 +93,7 @@ extension AdminAPI {
 
     private struct RelayState: Encodable {
         let node: String
+        let version: String
         let retention: [String: Int]
         let liveSessions: Int
         let companies: [CompanyRow]
@@ -110,7 +108,7 @@ extension AdminAPI {
         let configuration = self.relay.configuration
         return .json(
             RelayState(
-                node: configuration.nodeName,
+                node: configuration.nodeName, version: RelayServerCommand.configuration.version,
                 retention: ["usageMonths": configuration.retention.usageMonths, "accessMonths": configuration.retention.accessLogMonths],
                 liveSessions: self.relay.pairedSessions.count,
                 companies: counts.map {

@@ -24,7 +24,7 @@ extension AdminAPI {
     private struct Retention: Encodable {
         let usageMonths: Int
         let accessMonths: Int
-        let hold: HoldRow?
+        @Nullable var hold: HoldRow?
         let nextPurge: NextPurge
     }
 
@@ -83,11 +83,7 @@ extension AdminAPI {
             }
             range = try ExportRange.parse(from: from, to: to, timeZone: timeZone, fromName: "from", toName: "to")
         }
-        var before: Int64?
-        if let text = query["after"] {
-            guard let value = Int64(text) else { throw WebFailure(.badRequest, "after must be the next value of the previous page, as it was given") }
-            before = value
-        }
+        let before = try query.before()
         let who = log == .audit ? query["actor"] : query["subject"]
         let what = log == .audit ? query["action"] : query["event"]
         return (LogFilter(companyID: caller.companyID, range: range, who: who, what: what, outcome: query["outcome"], before: before), timeZone)
@@ -98,8 +94,8 @@ extension AdminAPI {
         let at: Date
         let actor: String
         let action: String
-        let subject: String?
-        let detail: String?
+        @Nullable var subject: String?
+        @Nullable var detail: String?
     }
 
     private struct AccessRow: Encodable {
@@ -108,13 +104,13 @@ extension AdminAPI {
         let event: String
         let outcome: String
         let sourceAddress: String
-        let subject: String?
-        let detail: String?
+        @Nullable var subject: String?
+        @Nullable var detail: String?
     }
 
     private struct Page<Row: Encodable>: Encodable {
         let rows: [Row]
-        let next: String?
+        @Nullable var next: String?
     }
 
     func audit(_ caller: AdminCaller, _ query: AdminQuery) async throws -> WebReply {
@@ -206,7 +202,7 @@ extension AdminAPI {
         let scope: String
         let createdAt: Date
         let createdBy: String
-        let lastUsedAt: Date?
+        @Nullable var lastUsedAt: Date?
 
         init(_ token: APIToken) {
             self.id = token.id

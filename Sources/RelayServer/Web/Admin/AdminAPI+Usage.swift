@@ -62,14 +62,14 @@ extension AdminAPI {
     struct UsageRow: Encodable {
         let id: String
         let engineer: String
-        let hostID: String?
+        @Nullable var hostID: String?
         let hostName: String
         let mode: String
         let viewerClient: String
         let startedAt: Date
-        let endedAt: Date?
-        let durationSeconds: Int64?
-        let endReason: String?
+        @Nullable var endedAt: Date?
+        @Nullable var durationSeconds: Int64?
+        @Nullable var endReason: String?
         let bytesToViewer: Int64
         let bytesToHost: Int64
         let viewerAddress: String
@@ -95,7 +95,7 @@ extension AdminAPI {
 
     private struct UsagePage: Encodable {
         let rows: [UsageRow]
-        let next: String?
+        @Nullable var next: String?
     }
 
     func usage(_ caller: AdminCaller, _ query: AdminQuery) async throws -> WebReply {
@@ -198,11 +198,12 @@ extension AdminAPI {
         }
     }
 
-    /// Exports are limited per company and per source like the admin port's (a burst of
-    /// 10, then 10 a minute): each reads up to the whole history.
+    /// Exports are limited per caller and per source like the admin port's requests (a
+    /// burst of 10, then 10 a minute): each reads up to the whole history.
     func admitExport(_ caller: AdminCaller, _ request: WebRequest) throws {
         let now = NIODeadline.now()
-        let keys = ["admin-company:" + caller.companyID, "admin-addr:" + request.address]
+        // Per caller (and source), so that one script's exports never use up an admin's.
+        let keys = ["admin-caller:\(caller.companyID):\(caller.actor)", "admin-addr:" + request.address]
         if let wait = self.relay.adminRateLimiter.withLockedValue({ $0.admit(keys, now: now) }) {
             throw WebFailure(
                 .tooManyRequests, "too many exports in a short time; retry after \(RetryWait.seconds(wait)) s",

@@ -140,12 +140,25 @@ final class AdminAPI: Sendable {
             token: token)
     }
 
-    /// 403 unless the caller may do `permission`.
+    /// 403 unless the caller may do `permission`, with what this caller can do instead.
     func require(_ permission: AdminPolicy.Permission, _ caller: AdminCaller) throws {
-        guard caller.policy.allows(permission) else {
-            let who = caller.engineer.map { "your role (\($0.role.rawValue))" } ?? "this token's scope (\(caller.token?.scope.rawValue ?? "?"))"
-            throw WebFailure(.forbidden, "\(who) does not allow this; ask your company's admin")
+        guard !caller.policy.allows(permission) else { return }
+        let advice: String
+        switch (caller.policy.caller, permission) {
+        case (_, .readRelay):
+            advice = "the relay's own counts are for its operator; ask the relay's operator (a person with the operator role)"
+        case (.person(.operator), _):
+            advice = "an operator sees the relay's counts, never a company's content; use the Relay tab"
+        case (.token(.export), _):
+            advice = "an export token only reads usage and logs; use an admin token, or sign in as an admin"
+        case (.token(.admin), .manageTokens):
+            advice = "API tokens are never made or revoked by a token; sign in to the console as an admin for that"
+        case (.person(.admin), _):
+            advice = "this needs another right than an admin's; ask the relay's operator"
+        default:
+            advice = "your role (\(caller.engineer?.role.rawValue ?? "?")) does not allow it; ask an admin of your company"
         }
+        throw WebFailure(.forbidden, "not allowed: \(advice)")
     }
 
     // MARK: Me
@@ -190,6 +203,14 @@ struct AdminQuery: Sendable {
         return value
     }
 
+    /// `after` of a list that pages by id, newest first: the entries before this id.
+    func before() throws -> Int64? {
+        try self["after"].map { text in
+            guard let value = Int64(text) else { throw WebFailure(.badRequest, "after must be the next value of the previous page, as it was given") }
+            return value
+        }
+    }
+
     /// `limit`: 1…maximum, default `fallback`.
     func limit(default fallback: Int, maximum: Int) throws -> Int {
         guard let text = self["limit"] else { return fallback }
@@ -197,5 +218,20 @@ struct AdminQuery: Sendable {
             throw WebFailure(.badRequest, "limit must be a whole number from 1 to \(maximum), got \"\(text)\"")
         }
         return value
+    }
+}
+
+/// An optional field of an admin API answer that is written as `null` when empty, never
+/// left out (Swift's encoder leaves out nil), so that a script reads every documented key
+/// of every row (docs/admin-openapi.yaml).
+@propertyWrapper
+struct Nullable<Value: Encodable & Sendable>: Encodable, Sendable {
+    var wrappedValue: Value?
+
+    init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value = self.wrappedValue { try container.encode(value) } else { try container.encodeNil() }
     }
 }

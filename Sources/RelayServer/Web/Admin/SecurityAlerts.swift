@@ -21,9 +21,9 @@ final class SecurityAlerts: Sendable {
     struct Delivery: Sendable, Encodable {
         let at: Date
         /// The receiver's HTTP status, or nil if there was no answer.
-        let status: Int?
+        @Nullable var status: Int?
         /// What went wrong, or nil.
-        let error: String?
+        @Nullable var error: String?
     }
 
     private let store: any AdminStore
@@ -31,12 +31,18 @@ final class SecurityAlerts: Sendable {
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let now: @Sendable () -> Date
+    /// `webhook_allow_loopback`.
+    let allowLoopback: Bool
     private let lastDeliveries = NIOLockedValueBox([String: Delivery]())
     static let timeout = TimeAmount.seconds(10)
     static let retryDelay = TimeAmount.seconds(30)
 
-    init(store: any AdminStore, pool: NIOThreadPool, eventLoopGroup: any EventLoopGroup, logger: Logger, now: @escaping @Sendable () -> Date) {
+    init(
+        store: any AdminStore, pool: NIOThreadPool, eventLoopGroup: any EventLoopGroup, logger: Logger, allowLoopback: Bool,
+        now: @escaping @Sendable () -> Date
+    ) {
         self.store = store
+        self.allowLoopback = allowLoopback
         self.pool = pool
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -145,7 +151,7 @@ final class SecurityAlerts: Sendable {
     /// One POST; never throws: what went wrong is in the result.
     func post(_ body: Data, to webhook: Webhook) async -> Delivery {
         do {
-            let target = try WebhookTarget(webhook.url)
+            let target = try WebhookTarget(webhook.url, allowLoopback: self.allowLoopback)
             let status = try await WebhookClient.post(
                 body, to: target, headers: [("X-SupportRelay-Signature", Self.signature(of: body, secret: webhook.secret))], group: self.eventLoopGroup,
                 timeout: Self.timeout)
@@ -156,23 +162,28 @@ final class SecurityAlerts: Sendable {
     }
 }
 
-/// A webhook URL, checked: `https://HOST[:PORT]/PATH`, or `http://` to a loopback host.
+/// A webhook URL, checked: `https://HOST[:PORT]/PATH`, or `http://` to a loopback host
+/// where the operator allows it (`webhook_allow_loopback`).
 struct WebhookTarget: Sendable, Hashable {
     let secure: Bool
     let host: String
     let port: Int
     let path: String
 
-    init(_ text: String) throws {
+    init(_ text: String, allowLoopback: Bool) throws {
         guard text.utf8.count <= 2000, let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
             throw WebhookError("the webhook URL is not a URL; write https://HOST/PATH")
         }
         guard url.user == nil, url.password == nil else { throw WebhookError("put no user name or password in the webhook URL; use a secret path instead") }
         let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host.lowercased())
         switch scheme {
+        case "https" where loopback && !allowLoopback:
+            throw WebhookError("a webhook may not name the relay machine itself; give the receiver's own address")
         case "https": self.secure = true
-        case "http" where loopback: self.secure = false
-        case "http": throw WebhookError("the webhook URL must start with https:// (plain http is allowed to this machine only)")
+        case "http" where loopback && allowLoopback: self.secure = false
+        case "http" where loopback:
+            throw WebhookError("this relay takes https:// webhooks only; its operator allows plain http to the relay machine with webhook_allow_loopback")
+        case "http": throw WebhookError("the webhook URL must start with https:// (plain http goes nowhere but to the relay machine itself)")
         default: throw WebhookError("the webhook URL must start with https://")
         }
         self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
@@ -224,7 +235,7 @@ enum WebhookClient {
             channel = try await bootstrap.connect(host: target.host, port: target.port).get()
         } catch {
             promise.fail(error)
-            throw WebhookError("cannot connect to \(target.host):\(target.port): \(error)")
+            throw WebhookError("cannot connect to \(target.host):\(target.port) (\(Self.words(for: error)))")
         }
         let timer = loop.scheduleTask(in: timeout) {
             channel.pipeline.fireErrorCaught(WebhookError("the receiver did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
@@ -245,6 +256,17 @@ enum WebhookClient {
             channel.close(promise: nil)
         }
         return try await promise.futureResult.get()
+    }
+
+    /// A connection failure as a person reads it: the system's words, not NIO's types.
+    static func words(for error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty { return "its name could not be resolved" }
+            if let first = error.connectionErrors.first?.error { return Self.words(for: first) }
+        }
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        if error is ChannelError { return "the connection failed or timed out" }
+        return "\(error)"
     }
 
     /// Completes the promise with the response's status, or fails it if the connection

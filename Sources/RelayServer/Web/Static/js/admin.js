@@ -7,7 +7,7 @@
 // helpers live in admin-format.js (re-exported here for tests); the page itself starts
 // only where the admin console's markup is.
 
-import { ApiError, getJSON, postJSON, setCSRFToken } from './api.js';
+import { ApiError, getJSON, setCSRFToken, signOut } from './api.js';
 import { defaultTimeZone, knownTimeZones } from './admin-format.js';
 import { installMenuClosers } from './admin-ui.js';
 import { usageSection } from './admin-usage.js';
@@ -176,24 +176,8 @@ function onTabKey(event) {
   select(next.dataset.section, { focus: true });
 }
 
-// ---- Sign out ----
-
-async function signOut() {
-  const button = $('sign-out');
-  button.disabled = true;
-  $('alert').textContent = '';
-  try {
-    await postJSON('/api/signout', {}, { signedIn: true });
-    location.assign('/signin');
-  } catch (error) {
-    if (error instanceof ApiError && error.redirected) return;
-    $('alert').textContent = `Signing out did not work: ${error.message}`;
-    button.disabled = false;
-  }
-}
-
 if (document.getElementById('admin-main') !== null && document.getElementById('tabs') !== null) {
-  $('sign-out').addEventListener('click', signOut);
+  $('sign-out').addEventListener('click', () => signOut($('sign-out'), $('alert')));
   $('tabs').addEventListener('keydown', onTabKey);
   $('tabs').addEventListener('click', (event) => {
     const tab = event.target.closest('[role="tab"]');

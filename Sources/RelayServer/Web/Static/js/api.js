@@ -116,3 +116,20 @@ function waitWords(seconds) {
   const minutes = Math.ceil(seconds / 60);
   return `${minutes} minutes`;
 }
+
+/**
+ * Ends the session and goes to /signin (the pages' "Sign out" button). If the relay
+ * refuses, says so in `alert` and enables `button` again.
+ */
+export async function signOut(button, alert) {
+  button.disabled = true;
+  alert.textContent = '';
+  try {
+    await postJSON('/api/signout', {}, { signedIn: true });
+    location.assign('/signin');
+  } catch (error) {
+    if (error instanceof ApiError && error.redirected) return;
+    alert.textContent = `Signing out did not work: ${error.message}`;
+    button.disabled = false;
+  }
+}

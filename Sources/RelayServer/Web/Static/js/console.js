@@ -5,7 +5,7 @@
 // HTML. The pure helpers are exported for tests; the page itself starts only where the
 // console's markup is.
 
-import { ApiError, getJSON, postJSON, setCSRFToken } from './api.js';
+import { ApiError, getJSON, setCSRFToken, signOut } from './api.js';
 
 const REFRESH_MS = 10_000;
 
@@ -269,20 +269,6 @@ function renderSessions() {
 
 // ---- Controls ----
 
-async function signOut() {
-  const button = $('sign-out');
-  button.disabled = true;
-  $('alert').textContent = '';
-  try {
-    await postJSON('/api/signout', {}, { signedIn: true });
-    location.assign('/signin');
-  } catch (error) {
-    if (error instanceof ApiError && error.redirected) return;
-    $('alert').textContent = `Signing out did not work: ${error.message}`;
-    button.disabled = false;
-  }
-}
-
 if (document.getElementById('console') !== null && document.getElementById('hosts-body') !== null) {
   $('host-search').addEventListener('input', renderHosts);
   $('host-search').addEventListener('keydown', (event) => {
@@ -291,6 +277,6 @@ if (document.getElementById('console') !== null && document.getElementById('host
       renderHosts();
     }
   });
-  $('sign-out').addEventListener('click', signOut);
+  $('sign-out').addEventListener('click', () => signOut($('sign-out'), $('alert')));
   start();
 }
