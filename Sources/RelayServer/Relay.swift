@@ -81,7 +81,8 @@ final class Relay: Sendable {
             AdminRateLimiter(policy: .init(burst: configuration.adminRequestBurst, perMinute: configuration.adminRequestsPerMinute)))
         self.metrics = metrics
         self.logger = logger
-        self.alerts = SecurityAlerts(store: store, pool: backgroundPool, eventLoopGroup: eventLoopGroup, logger: logger, now: now)
+        self.alerts = SecurityAlerts(
+            store: store, pool: backgroundPool, eventLoopGroup: eventLoopGroup, logger: logger, allowLoopback: configuration.webhookAllowLoopback, now: now)
         self.pairing = NIOLockedValueBox(
             PairingBook(
                 policy: .init(

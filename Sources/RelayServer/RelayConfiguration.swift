@@ -137,6 +137,9 @@ struct RelayConfiguration: Sendable {
     var adminIdleTimeout = TimeAmount.seconds(60)
     /// When freed memory goes back to the kernel (``HeapTrimPolicy``); `heap_trim_seconds`.
     var heapTrim = HeapTrimPolicy(interval: .seconds(10))
+    /// Whether company admins may post security alerts over plain HTTP to this machine
+    /// (`http://127.0.0.1…`); off, since it lets them probe the relay machine's local ports.
+    var webhookAllowLoopback = false
     /// How long a graceful shutdown waits for agents to close after Bye(relay_shutdown).
     var shutdownGrace = TimeAmount.seconds(5)
 
@@ -181,6 +184,7 @@ struct RelayConfiguration: Sendable {
         var adminIdleTimeoutSeconds: Int?
         var certificateNames: [String]?
         var heapTrimSeconds: Int?
+        var webhookAllowLoopback: Bool?
     }
 
     static let fileKeys: Set<String> = [
@@ -194,7 +198,7 @@ struct RelayConfiguration: Sendable {
         "free_auth_failures_per_source", "auth_failure_forgiveness_seconds", "auth_maximum_block_seconds",
         "code_guesses_per_minute", "code_guesses_per_hour", "code_guess_pause_seconds", "support_codes_per_engineer",
         "maximum_connections_per_source", "maximum_unauthenticated_per_source", "maximum_unauthenticated",
-        "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent", "heap_trim_seconds",
+        "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent", "heap_trim_seconds", "webhook_allow_loopback",
     ]
 
     /// Keys of earlier versions, with what replaced them.
@@ -288,6 +292,7 @@ struct RelayConfiguration: Sendable {
             }
             self.heapTrim.interval = value == 0 ? nil : .seconds(Int64(value))
         }
+        if let value = file.webhookAllowLoopback { self.webhookAllowLoopback = value }
         try self.validate()
     }
 

@@ -94,15 +94,18 @@ import Testing
     }
 
     @Test func webhookTargetsAreHTTPSOrLoopback() throws {
-        #expect(try WebhookTarget("https://hooks.example.com/relay?k=1").path == "/relay?k=1")
-        #expect(try WebhookTarget("http://127.0.0.1:9000/hook").port == 9000)
-        #expect(try WebhookTarget("https://hooks.example.com/a%20b/").path == "/a%20b/")
-        #expect(try WebhookTarget("https://10.0.0.5/hook").isAddress)
-        #expect(try !WebhookTarget("https://hooks.example.com/hook").isAddress)
-        #expect(throws: WebhookError.self) { try WebhookTarget("http://hooks.example.com/relay") }
-        #expect(throws: WebhookError.self) { try WebhookTarget("ftp://hooks.example.com/") }
-        #expect(throws: WebhookError.self) { try WebhookTarget("https://user:pw@hooks.example.com/") }
-        #expect(throws: WebhookError.self) { try WebhookTarget("not a url") }
+        #expect(try WebhookTarget("https://hooks.example.com/relay?k=1", allowLoopback: false).path == "/relay?k=1")
+        #expect(try WebhookTarget("http://127.0.0.1:9000/hook", allowLoopback: true).port == 9000)
+        #expect(try WebhookTarget("https://hooks.example.com/a%20b/", allowLoopback: false).path == "/a%20b/")
+        #expect(try WebhookTarget("https://10.0.0.5/hook", allowLoopback: false).isAddress)
+        #expect(try !WebhookTarget("https://hooks.example.com/hook", allowLoopback: false).isAddress)
+        #expect(throws: WebhookError.self) { try WebhookTarget("http://hooks.example.com/relay", allowLoopback: true) }
+        // The relay machine itself only where the operator allows it.
+        #expect(throws: WebhookError.self) { try WebhookTarget("http://127.0.0.1:9000/hook", allowLoopback: false) }
+        #expect(throws: WebhookError.self) { try WebhookTarget("https://localhost/hook", allowLoopback: false) }
+        #expect(throws: WebhookError.self) { try WebhookTarget("ftp://hooks.example.com/", allowLoopback: false) }
+        #expect(throws: WebhookError.self) { try WebhookTarget("https://user:pw@hooks.example.com/", allowLoopback: false) }
+        #expect(throws: WebhookError.self) { try WebhookTarget("not a url", allowLoopback: false) }
     }
 
     @Test func networksOfAddresses() {
