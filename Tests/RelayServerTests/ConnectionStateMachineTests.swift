@@ -551,7 +551,11 @@ private typealias Action = ConnectionStateMachine.Action
         #expect(shutdown.close().ending == .init(peerReason: .relayShutdown, peerText: "the other side was disconnected: bye now", recorded: .relayShutdown))
         var revoked = Self.machine(in: .paired(.viewer))
         _ = revoked.relayEnds(.revoked, "token rotated")
-        #expect(revoked.close().ending == .init(peerReason: .peerLeft, peerText: "the other side was disconnected: token rotated", recorded: .revoked))
+        #expect(
+            revoked.close().ending
+                == .init(
+                    peerReason: .peerLeft, peerText: "the other side's access was ended on the relay (its account was removed, disabled or changed)",
+                    recorded: .revoked))
         var idle = Self.machine(in: .paired(.host))
         _ = idle.idleTimeoutPassed(.seconds(120))
         #expect(idle.close().ending.recorded == .idleTimeout)

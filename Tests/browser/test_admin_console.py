@@ -750,15 +750,6 @@ def test_removing_an_engineer_ends_their_live_viewer_and_their_web_session(world
     engineer.context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when an engineer's browser viewer is ended because their web session ended (removed, disabled, "
-    "two-factor reset), the host's agent prints the engineer's sentence to the customer: \"Session ended: the other "
-    "side was disconnected: your web session ended (signed out, or your password or two-factor was reset); sign in "
-    "again\" (Relay.swift checkWebSessions' Bye text, passed on to the peer by ConnectionStateMachine.swift's "
-    "\"the other side was disconnected: \\(text)\"). The person at the host has no web session and cannot sign in; "
-    "they learn why the engineer's account ended.",
-)
 def test_the_customer_at_the_host_is_not_told_to_sign_in_again_when_the_engineer_is_disabled(world):
     relay = world.relay
     host = world.ids["Live PC"]

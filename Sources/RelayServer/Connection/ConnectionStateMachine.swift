@@ -663,10 +663,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     }
 
     private mutating func leave(_ reason: ByeReason, _ text: String) -> Action {
-        self.enterClosed(
-            Ending(
-                peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: "the other side was disconnected: \(text)", recorded: reason
-            ))
+        // A revocation's sentence is for the account's owner ("sign in again", "ask your
+        // admin"): the other side (a customer) learns only that the access ended.
+        let peerText =
+            reason == .revoked
+            ? "the other side's access was ended on the relay (its account was removed, disabled or changed)" : "the other side was disconnected: \(text)"
+        self.enterClosed(Ending(peerReason: reason == .relayShutdown ? .relayShutdown : .peerLeft, peerText: peerText, recorded: reason))
         return .leave(reason, text)
     }
 
