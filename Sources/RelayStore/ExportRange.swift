@@ -69,6 +69,17 @@ public struct ExportRange: Sendable, Hashable {
         self.to = to
     }
 
+    /// `from=2026-11-01T00:00:00Z to=2026-12-01T00:00:00Z`: the range as an audit entry's
+    /// detail gives it, in UTC, readable by a person (an unbounded end stays a number).
+    public var auditText: String {
+        var formatter = TimestampFormatter(timeZone: .utc)
+        func text(_ instant: Milliseconds) -> String {
+            // Years 1…9999 only; the command line's "everything" range is Int64's bounds.
+            (-62_135_596_800_000...253_402_300_799_999).contains(instant) ? formatter.format(instant) : String(instant)
+        }
+        return "from=\(text(self.from)) to=\(text(self.to))"
+    }
+
     /// Parses the two ends as an admin writes them (OPERATIONS.md "Export"):
     ///
     /// - a date, `2026-11-01`: midnight at the start of that day in `timeZone`; as the end

@@ -103,7 +103,7 @@ public struct UsageExport: Sendable {
 
     /// The audit entry of an export: `rows=N format=F from=MS to=MS[ source=ADDR][ incomplete=true]`.
     public func auditEntry(actor: String, source: String? = nil, rows: Int, complete: Bool, at: Date) -> AuditEntry {
-        var detail = "rows=\(rows) format=\(self.encoder.format.rawValue) from=\(self.range.from) to=\(self.range.to)"
+        var detail = "rows=\(rows) format=\(self.encoder.format.rawValue) \(self.range.auditText)"
         if let source { detail += " source=\(source)" }
         if !complete { detail += " incomplete=true" }
         return AuditEntry(at: at, actor: actor, action: .export, companyID: self.companyID, detail: detail)

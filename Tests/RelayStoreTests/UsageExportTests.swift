@@ -210,7 +210,7 @@ import Testing
         #expect(audits.first?.action == .export)
         #expect(audits.first?.actor == "api:co-2qfx2xxwc5")
         #expect(audits.first?.companyID == "co-2qfx2xxwc5")
-        #expect(audits.first?.detail == "rows=2500 format=jsonl from=0 to=5000 source=192.0.2.9")
+        #expect(audits.first?.detail == "rows=2500 format=jsonl from=1970-01-01T00:00:00Z to=1970-01-01T00:00:05Z source=192.0.2.9")
     }
 
     struct BrokenPipe: Error {}
@@ -232,6 +232,6 @@ import Testing
                 audit: { audits.append($0) }
             )
         }
-        #expect(audits.map(\.detail) == ["rows=0 format=csv from=0 to=5000 incomplete=true"])
+        #expect(audits.map(\.detail) == ["rows=0 format=csv from=1970-01-01T00:00:00Z to=1970-01-01T00:00:05Z incomplete=true"])
     }
 }

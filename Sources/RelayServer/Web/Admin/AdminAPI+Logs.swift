@@ -153,7 +153,7 @@ extension AdminAPI {
             var rows = 0
             var complete = false
             defer {
-                var detail = "log=\(log.rawValue) rows=\(rows) format=\(format.rawValue) from=\(filter.range.from) to=\(filter.range.to) source=\(source)"
+                var detail = "log=\(log.rawValue) rows=\(rows) format=\(format.rawValue) \(filter.range.auditText) source=\(source)"
                 if !complete { detail += " incomplete=true" }
                 relay.audit(AuditEntry(at: relay.now(), actor: actor, action: .export, companyID: filter.companyID, detail: detail))
             }

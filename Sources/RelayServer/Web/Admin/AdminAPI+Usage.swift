@@ -181,7 +181,7 @@ extension AdminAPI {
                 var rows = 0
                 var complete = false
                 defer {
-                    var detail = "rows=\(rows) format=xlsx from=\(filter.range.from) to=\(filter.range.to) source=\(source)"
+                    var detail = "rows=\(rows) format=xlsx \(filter.range.auditText) source=\(source)"
                     if !complete { detail += " incomplete=true" }
                     relay.audit(AuditEntry(at: relay.now(), actor: actor, action: .export, companyID: filter.companyID, detail: detail))
                 }
