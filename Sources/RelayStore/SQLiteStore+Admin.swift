@@ -178,22 +178,18 @@ extension SQLiteStore: AdminStore {
             var dayArguments = StatementArguments()
             for day in days { dayArguments += [day.key, day.from, day.to] }
             let values = Array(repeating: "(?, ?, ?)", count: days.count).joined(separator: ", ")
-            let byDay = try Row.fetchAll(
+            // The days cover the range exactly, so their sums are the totals: one pass less.
+            let dayRows = try Row.fetchAll(
                 db,
                 sql: """
                     WITH days(day, lo, hi) AS (VALUES \(values))
-                    SELECT days.day, COUNT(s.id), COALESCE(SUM(\(seconds)), 0) FROM days
+                    SELECT days.day, COUNT(s.id), COALESCE(SUM(\(seconds)), 0), COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0) FROM days
                     LEFT JOIN session s ON s.startedAt >= days.lo AND s.startedAt < days.hi AND \(conditions)
                     GROUP BY days.day ORDER BY days.lo
-                    """, arguments: dayArguments + arguments
-            ).map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
+                    """, arguments: dayArguments + arguments)
+            let byDay = dayRows.map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
+            let bytes = dayRows.reduce(Int64(0)) { $0 + ($1[3] as Int64) }
             let range: StatementArguments = [filter.range.from, filter.range.to]
-            let totals = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT COUNT(*), COALESCE(SUM(\(seconds)), 0), COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0)
-                    FROM session s WHERE \(conditions) AND s.startedAt >= ? AND s.startedAt < ?
-                    """, arguments: arguments + range)
             let byEngineer = try Row.fetchAll(
                 db,
                 sql: """
@@ -203,7 +199,8 @@ extension SQLiteStore: AdminStore {
                     """, arguments: arguments + range + [UsageSummary.topEngineers]
             ).map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
             return UsageSummary(
-                sessions: totals?[0] ?? 0, seconds: totals?[1] ?? 0, bytes: totals?[2] ?? 0, byDay: byDay, byEngineer: byEngineer)
+                sessions: byDay.reduce(0) { $0 + $1.sessions }, seconds: byDay.reduce(0) { $0 + $1.seconds }, bytes: bytes, byDay: byDay,
+                byEngineer: byEngineer)
         }
     }
 

@@ -30,8 +30,9 @@ struct WebReply: Sendable {
     var cookies: [String] = []
     var headers: [(String, String)] = []
     /// A streamed body (exports): ``WebRequestHandler`` sends the head with chunked
-    /// transfer encoding, then runs this; each write returns once the socket took the
-    /// chunk, so a slow client slows the producer down. A throw ends the connection, so
+    /// transfer encoding, then runs this; a write returns at once while the channel's
+    /// write buffer is under its high-water mark, and once the socket took the chunk when
+    /// it is over, so a slow client slows the producer down. A throw ends the connection, so
     /// the client sees a truncated body, never a complete-looking one.
     var stream: (@Sendable (WebBodyWriter) async throws -> Void)?
     /// The streamed body's `Content-Type`.

@@ -231,7 +231,12 @@ final class WebRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
             try await eventLoop.flatSubmit {
                 let context = bound.value
                 guard context.channel.isActive else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-                return context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                let written = context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                // Back pressure by the channel's write buffer: the producer goes on while
+                // the buffer is under its high-water mark, and waits for this chunk's write
+                // once it is over (a slow client), so memory stays bounded without a
+                // round trip through the event loop per chunk.
+                return context.channel.isWritable ? eventLoop.makeSucceededVoidFuture() : written
             }.get()
         }
         eventLoop.makeFutureWithTask { try await stream(writer) }.assumeIsolated().whenComplete { result in
