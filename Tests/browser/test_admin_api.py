@@ -39,7 +39,6 @@ import http.server
 import io
 import json
 import re
-import sqlite3
 import ssl
 import threading
 import time
@@ -47,7 +46,7 @@ import urllib.parse
 
 import openpyxl
 import pytest
-from relayserver import SESSION_COOKIE, Relay, sign_in, wait_until_online
+from relayserver import SESSION_COOKIE, Relay, insert_usage, sign_in, wait_until_online
 
 PASSWORD = "a long enough passphrase"
 
@@ -286,25 +285,18 @@ def _sign_in(browser, relay: Relay, company: str, login: str, role: str) -> tupl
 
 def _insert_sessions(relay: Relay, rows: list[Row]) -> None:
     """Writes usage rows into the running relay's database (WAL: the relay keeps going)."""
-    database = sqlite3.connect(relay.data / "relay.sqlite", timeout=30)
-    try:
-        with database:
-            database.executemany(
-                "INSERT INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, durationSeconds,"
-                " bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode,"
-                " checkpointedAt, viewerClient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        row.id, row.company, row.engineer, row.host_id, row.host_name, row.mode, row.started_ms, row.ended_ms,
-                        None if row.ended_ms is None else (row.ended_ms - row.started_ms) // 1000,
-                        1000 + index, 200 + index, 10, 5, row.reason, "203.0.113.7:50000", "198.51.100.9:40000", "test-node",
-                        row.ended_ms or row.started_ms, "browser" if index % 2 else "agent",
-                    )
-                    for index, row in enumerate(rows)
-                ],
-            )  # fmt: skip
-    finally:
-        database.close()
+    insert_usage(
+        relay,
+        (
+            (
+                row.id, row.company, row.engineer, row.host_id, row.host_name, row.mode, row.started_ms, row.ended_ms,
+                None if row.ended_ms is None else (row.ended_ms - row.started_ms) // 1000,
+                1000 + index, 200 + index, 10, 5, row.reason, "203.0.113.7:50000", "198.51.100.9:40000", "test-node",
+                row.ended_ms or row.started_ms, "browser" if index % 2 else "agent",
+            )
+            for index, row in enumerate(rows)
+        ),
+    )  # fmt: skip
 
 
 def _make_rows(a: str, b: str, ids: dict) -> list[Row]:

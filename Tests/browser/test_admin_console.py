@@ -45,7 +45,6 @@ import pathlib
 import random
 import re
 import shlex
-import sqlite3
 import ssl
 import subprocess
 import threading
@@ -56,7 +55,7 @@ import openpyxl
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from relayserver import AGENT, REPOSITORY, PageProblems, Relay, sign_in, wait_until_online
+from relayserver import AGENT, REPOSITORY, PageProblems, Relay, insert_usage, sign_in, wait_until_online
 
 PASSWORD = "a long enough passphrase"
 VIEWPORT = {"width": 1280, "height": 800}
@@ -213,26 +212,19 @@ def make_rows(a: str, b: str, ids: dict, first: datetime.date, last: datetime.da
 
 def insert_rows(relay: Relay, rows: list[Row]) -> None:
     """Writes usage rows into the running relay's database (WAL: the relay keeps going)."""
-    database = sqlite3.connect(relay.data / "relay.sqlite", timeout=30)
-    try:
-        with database:
-            database.executemany(
-                "INSERT INTO session (id, companyID, engineerLogin, hostID, hostName, mode, startedAt, endedAt, durationSeconds,"
-                " bytesToViewer, bytesToHost, framesToViewer, framesToHost, endReason, viewerAddress, hostAddress, relayNode,"
-                " checkpointedAt, viewerClient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        row.id, row.company, row.engineer, row.host_id, row.host_name, row.mode,
-                        int(row.started.timestamp() * 1000), int(row.started.timestamp() * 1000) + row.seconds * 1000,
-                        row.seconds, row.to_viewer, row.to_host, row.to_viewer // 9000, row.to_host // 300, row.reason,
-                        f"203.0.113.{10 + index % 40}:{50000 + index}", f"198.51.100.{20 + index % 30}:40000", "relay-1",
-                        int(row.started.timestamp() * 1000) + row.seconds * 1000, "browser" if index % 3 else "agent",
-                    )
-                    for index, row in enumerate(rows)
-                ],
-            )  # fmt: skip
-    finally:
-        database.close()
+    insert_usage(
+        relay,
+        (
+            (
+                row.id, row.company, row.engineer, row.host_id, row.host_name, row.mode,
+                int(row.started.timestamp() * 1000), int(row.started.timestamp() * 1000) + row.seconds * 1000,
+                row.seconds, row.to_viewer, row.to_host, row.to_viewer // 9000, row.to_host // 300, row.reason,
+                f"203.0.113.{10 + index % 40}:{50000 + index}", f"198.51.100.{20 + index % 30}:40000", "relay-1",
+                int(row.started.timestamp() * 1000) + row.seconds * 1000, "browser" if index % 3 else "agent",
+            )
+            for index, row in enumerate(rows)
+        ),
+    )  # fmt: skip
 
 
 # ---- The world: company A (admin, manager, engineers, hosts) and company B ----
