@@ -140,7 +140,11 @@ extension SQLiteStore: AdminStore {
         return (terms.joined(separator: " AND "), arguments)
     }
 
-    public func usagePage(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
+    /// One SQL statement and its arguments.
+    typealias Statement = (sql: String, arguments: StatementArguments)
+
+    /// The page of `filter` after `cursor`, in page order (startedAt, id).
+    static func usagePageStatement(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) -> Statement {
         var (sql, arguments) = Self.usageConditions(filter)
         // The cursor's start time is the range's lower bound too (never below the range's),
         // so that SQLite starts the index range there (see usagePage(companyID:…)).
@@ -152,9 +156,18 @@ extension SQLiteStore: AdminStore {
         }
         arguments += [max(1, limit)]
         let columns = Self.sessionColumns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
+        return ("SELECT \(columns) FROM session s WHERE \(sql) ORDER BY s.startedAt, s.id LIMIT ?", arguments)
+    }
+
+    public func usagePage(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
+        let statement = Self.usagePageStatement(filter, after: cursor, limit: limit)
         return try self.reading { db in
-            try Row.fetchAll(db, sql: "SELECT \(columns) FROM session s WHERE \(sql) ORDER BY s.startedAt, s.id LIMIT ?", arguments: arguments)
-                .map(UsageRecord.init(row:))
+            // A cursor into a reserved array: no copy of each row as `Row.fetchAll` makes.
+            let rows = try Row.fetchCursor(db, sql: statement.sql, arguments: statement.arguments)
+            var page: [UsageRecord] = []
+            page.reserveCapacity(max(1, limit))
+            while let row = try rows.next() { page.append(UsageRecord(row: row)) }
+            return page
         }
     }
 
@@ -168,39 +181,68 @@ extension SQLiteStore: AdminStore {
     /// A session's length in seconds: its duration, or, still running, up to its last checkpoint.
     private static let sessionSeconds = "COALESCE(s.durationSeconds, (s.checkpointedAt - s.startedAt) / 1000)"
 
-    public func usageSummary(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> UsageSummary {
-        let days = try Self.days(of: filter.range, timeZone: timeZone)
+    /// The summary's two statements: sessions, seconds and bytes of each day, and the top
+    /// engineers. Both read index entries only (migration v8's covering indexes): every
+    /// column they use is in `session_company_started` and in `session_engineer`.
+    static func usageSummaryStatements(
+        _ filter: UsageFilter, days: [(key: String, from: Milliseconds, to: Milliseconds)]
+    ) -> (byDay: Statement, byEngineer: Statement) {
         let (conditions, arguments) = Self.usageConditions(filter)
         let seconds = Self.sessionSeconds
+        // One index range per day: each day's bounds are local midnights, so a day of a
+        // clock change has its 23 or 25 hours.
+        var dayArguments = StatementArguments()
+        for day in days { dayArguments += [day.key, day.from, day.to] }
+        let values = Array(repeating: "(?, ?, ?)", count: days.count).joined(separator: ", ")
+        let byDay = """
+            WITH days(day, lo, hi) AS (VALUES \(values))
+            SELECT days.day, COUNT(s.id), COALESCE(SUM(\(seconds)), 0), COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0) FROM days
+            LEFT JOIN session s ON s.startedAt >= days.lo AND s.startedAt < days.hi AND \(conditions)
+            GROUP BY days.day ORDER BY days.lo
+            """
+        // `+s.engineerLogin`: grouping by the plain column makes SQLite walk the company's
+        // whole `session_engineer` to save the sort; the range alone is far smaller.
+        let byEngineer = """
+            SELECT s.engineerLogin, COUNT(*) AS n, COALESCE(SUM(\(seconds)), 0) AS t
+            FROM session s WHERE \(conditions) AND s.startedAt >= ? AND s.startedAt < ?
+            GROUP BY +s.engineerLogin ORDER BY t DESC, n DESC, s.engineerLogin LIMIT ?
+            """
+        return (
+            (byDay, dayArguments + arguments),
+            (byEngineer, arguments + [filter.range.from, filter.range.to, UsageSummary.topEngineers])
+        )
+    }
+
+    public func usageSummary(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> UsageSummary {
+        let statements = Self.usageSummaryStatements(filter, days: try Self.days(of: filter.range, timeZone: timeZone))
         return try self.reading { db in
-            // One index range per day: each day's bounds are local midnights, so a day of a
-            // clock change has its 23 or 25 hours.
-            var dayArguments = StatementArguments()
-            for day in days { dayArguments += [day.key, day.from, day.to] }
-            let values = Array(repeating: "(?, ?, ?)", count: days.count).joined(separator: ", ")
-            // The days cover the range exactly, so their sums are the totals: one pass less.
-            let dayRows = try Row.fetchAll(
-                db,
-                sql: """
-                    WITH days(day, lo, hi) AS (VALUES \(values))
-                    SELECT days.day, COUNT(s.id), COALESCE(SUM(\(seconds)), 0), COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0) FROM days
-                    LEFT JOIN session s ON s.startedAt >= days.lo AND s.startedAt < days.hi AND \(conditions)
-                    GROUP BY days.day ORDER BY days.lo
-                    """, arguments: dayArguments + arguments)
+            let dayRows = try Row.fetchAll(db, sql: statements.byDay.sql, arguments: statements.byDay.arguments)
             let byDay = dayRows.map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
             let bytes = dayRows.reduce(Int64(0)) { $0 + ($1[3] as Int64) }
-            let range: StatementArguments = [filter.range.from, filter.range.to]
-            let byEngineer = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT s.engineerLogin, COUNT(*) AS n, COALESCE(SUM(\(seconds)), 0) AS t
-                    FROM session s WHERE \(conditions) AND s.startedAt >= ? AND s.startedAt < ?
-                    GROUP BY s.engineerLogin ORDER BY t DESC, n DESC, s.engineerLogin LIMIT ?
-                    """, arguments: arguments + range + [UsageSummary.topEngineers]
-            ).map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
+            let byEngineer = try Row.fetchAll(db, sql: statements.byEngineer.sql, arguments: statements.byEngineer.arguments)
+                .map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
+            // The days cover the range exactly, so their sums are the totals: one pass less.
             return UsageSummary(
                 sessions: byDay.reduce(0) { $0 + $1.sessions }, seconds: byDay.reduce(0) { $0 + $1.seconds }, bytes: bytes, byDay: byDay,
                 byEngineer: byEngineer)
+        }
+    }
+
+    /// SQLite's plan (`EXPLAIN QUERY PLAN` details) for each statement the console runs for
+    /// `filter`: `page`, `deep page` (after a cursor), `summary by day`, `summary by engineer`.
+    /// For the tests that pin which index each one reads.
+    package func usageQueryPlans(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> [String: [String]] {
+        let summary = Self.usageSummaryStatements(filter, days: try Self.days(of: filter.range, timeZone: timeZone))
+        let statements: [String: Statement] = [
+            "page": Self.usagePageStatement(filter, after: nil, limit: 50),
+            "deep page": Self.usagePageStatement(filter, after: UsageCursor(startedAt: filter.range.from, id: "se-"), limit: 50),
+            "summary by day": summary.byDay,
+            "summary by engineer": summary.byEngineer,
+        ]
+        return try self.reading { db in
+            try statements.mapValues { statement in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + statement.sql, arguments: statement.arguments).map { $0["detail"] as String }
+            }
         }
     }
 

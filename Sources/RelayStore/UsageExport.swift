@@ -59,7 +59,7 @@ public struct UsageExport: Sendable {
     /// data left the relay, even when the transfer broke off.
     public func run(
         actor: String, source: String? = nil,
-        readPage: (UsageCursor?) async throws -> [UsageRecord],
+        readPage: @escaping @Sendable (UsageCursor?) async throws -> [UsageRecord],
         write: ([UInt8]) async throws -> Void,
         audit: (AuditEntry) -> Void
     ) async throws -> Int {
@@ -70,9 +70,11 @@ public struct UsageExport: Sendable {
         var output: [UInt8] = []
         output.reserveCapacity(Self.chunkSize + 4096)
         encoder.header(into: &output)
-        var cursor: UsageCursor?
+        var page = try await readPage(nil)
         while true {
-            let page = try await readPage(cursor)
+            // The next page is read while this one is encoded and written: its cursor is this page's last row.
+            let cursor = page.count >= Self.pageSize ? page.last.map(UsageCursor.init(after:)) : nil
+            async let following = Self.page(after: cursor, readPage)
             for record in page {
                 encoder.encode(record, into: &output)
                 if output.count >= Self.chunkSize {
@@ -81,12 +83,20 @@ public struct UsageExport: Sendable {
                 }
             }
             rows += page.count
-            guard page.count >= Self.pageSize, let last = page.last else { break }
-            cursor = UsageCursor(after: last)
+            page = try await following
+            if cursor == nil { break }
         }
         if !output.isEmpty { try await write(output) }
         complete = true
         return rows
+    }
+
+    /// The page after `cursor`; none when there is no cursor (the last page was short).
+    private static func page(
+        after cursor: UsageCursor?, _ readPage: @Sendable (UsageCursor?) async throws -> [UsageRecord]
+    ) async throws -> [UsageRecord] {
+        guard let cursor else { return [] }
+        return try await readPage(cursor)
     }
 
     /// ``run(actor:source:readPage:write:audit:)`` reading from `store` on the calling

@@ -552,6 +552,45 @@ import Testing
         }
     }
 
+    /// Which index each console statement reads, as SQLite plans it without statistics (the
+    /// relay never runs ANALYZE). Over millions of rows these decide between milliseconds and
+    /// seconds (benchmarks/RESULTS.md, "Admin console (issue 14)"): a filtered page must walk
+    /// the filter's index, not the whole company; a summary must read index entries only.
+    @Test func consoleStatementsReadTheIndexMadeForThem() throws {
+        try Self.withStore { store, _ in
+            try Self.writeScopedRecords(store)
+            let month = ExportRange(from: StoreFixture.milliseconds("2026-11-01T00:00:00Z"), to: StoreFixture.milliseconds("2026-12-01T00:00:00Z"))
+            func plans(_ filter: UsageFilter) throws -> [String: [String]] { try store.usageQueryPlans(filter, timeZone: .utc) }
+            func uses(_ plan: [String]?, _ index: String) -> Bool { plan?.contains { $0.contains("USING \(index) ") } ?? false }
+
+            let company = try plans(UsageFilter(companyID: "co-a", range: month))
+            for name in ["page", "deep page"] {
+                #expect(uses(company[name], "INDEX session_company_started"), "\(name): \(company[name] ?? [])")
+                #expect(company[name]?.contains { $0.contains("TEMP B-TREE") } == false, "\(name) needs no sort: \(company[name] ?? [])")
+            }
+            for name in ["summary by day", "summary by engineer"] {
+                #expect(uses(company[name], "COVERING INDEX session_company_started"), "\(name): \(company[name] ?? [])")
+            }
+
+            let host = try plans(UsageFilter(companyID: "co-a", range: month, hostID: "h2"))
+            for name in ["page", "deep page"] {
+                #expect(uses(host[name], "INDEX session_host"), "\(name): \(host[name] ?? [])")
+                #expect(host[name]?.contains { $0.contains("TEMP B-TREE") } == false, "\(name) needs no sort: \(host[name] ?? [])")
+            }
+
+            for filter in [
+                UsageFilter(companyID: "co-a", range: month, engineerLogin: "kim"),
+                UsageFilter(companyID: "co-a", range: month, scope: .engineer(login: "kim")),
+            ] {
+                let engineer = try plans(filter)
+                #expect(uses(engineer["page"], "INDEX session_engineer"), "page: \(engineer["page"] ?? [])")
+                for name in ["summary by day", "summary by engineer"] {
+                    #expect(uses(engineer[name], "COVERING INDEX session_engineer"), "\(name): \(engineer[name] ?? [])")
+                }
+            }
+        }
+    }
+
     @Test func usageSummaryTotalsDaysAndEngineers() throws {
         try Self.withStore { store, _ in
             let open = Self.record("open", company: "co-a", login: "park", started: "2026-11-05T12:00:00Z", bytes: 40)
@@ -1162,7 +1201,7 @@ import Testing
                     VALUES ('ho-1', 'co-1', 'PC-1', x'02', '2026-01-01 00:00:00.000', '2026-02-01 00:00:00.000');
                 """)
         let store = try SQLiteStore(path: path)
-        #expect(try store.appliedMigrations().last == "v7 admin console")
+        #expect(try store.appliedMigrations().last == "v8 usage console indexes")
         let kim = try store.engineer(id: "en-1")
         #expect(kim.role == .engineer && kim.role.rawValue == "engineer")
         #expect(kim.managerID == nil && kim.disabledAt == nil && kim.groups.isEmpty)

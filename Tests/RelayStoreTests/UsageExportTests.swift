@@ -1,6 +1,7 @@
 import Foundation
 import RelayStore
 import RelayTestSupport
+import Synchronization
 import Testing
 
 /// The export's row encoding and range parsing, without I/O (OPERATIONS.md "Export").
@@ -186,13 +187,14 @@ import Testing
     @Test func theStreamingExportPagesChunksAndAuditsOnce() async throws {
         let records = (0..<2_500).map { Self.record(String(repeating: "0", count: 28) + String(1000 + $0)) }
         let export = UsageExport(companyID: "co-2qfx2xxwc5", range: ExportRange(from: 0, to: 5_000), encoder: try UsageExportEncoder(format: .jsonl))
-        var cursors: [UsageCursor?] = []
+        // The next page is read while the current one is written (on another task).
+        let cursors = Mutex<[UsageCursor?]>([])
         var chunks: [[UInt8]] = []
         var audits: [AuditEntry] = []
         let rows = try await export.run(
             actor: "api:co-2qfx2xxwc5", source: "192.0.2.9",
             readPage: { cursor in
-                cursors.append(cursor)
+                cursors.withLock { $0.append(cursor) }
                 let start = cursor.map { after in records.firstIndex { $0.id == after.id }! + 1 } ?? 0
                 return Array(records[start..<min(records.count, start + UsageExport.pageSize)])
             },
@@ -200,7 +202,7 @@ import Testing
             audit: { audits.append($0) }
         )
         #expect(rows == 2_500)
-        #expect(cursors == [nil, UsageCursor(after: records[999]), UsageCursor(after: records[1999])])
+        #expect(cursors.withLock { $0 } == [nil, UsageCursor(after: records[999]), UsageCursor(after: records[1999])])
         #expect(chunks.flatMap { $0 } == (try Self.encode(records, format: .jsonl)))
         let rowBytes = (try Self.encode([records[0]], format: .jsonl)).count
         for chunk in chunks.dropLast() {

@@ -17,7 +17,10 @@ import Testing
             let migrations = try store.appliedMigrations()
             let secureDelete = try store.secureDelete()
             #expect(
-                migrations == ["v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console"])
+                migrations == [
+                    "v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console",
+                    "v8 usage console indexes",
+                ])
             #expect(secureDelete == 1)
         }
     }
