@@ -51,7 +51,9 @@ public struct UsageExport: Sendable {
     /// Reads every page with `readPage` (the next page after a cursor, at most
     /// ``pageSize`` records: ``UsageStore/usagePage(companyID:range:after:limit:)``, on a
     /// thread pool if the caller must not block), hands the bytes to `write` in chunks of
-    /// about ``chunkSize``, and returns how many rows it wrote.
+    /// about ``chunkSize``, and returns how many rows it wrote. The next page is read by a
+    /// child task while the current one is encoded and written, so that a second core can
+    /// take the reading.
     ///
     /// Whether it finishes or fails, it ends by passing its audit entry to `audit`: who
     /// (`actor`), the rows written so far, the format and range, the `source` address if
