@@ -365,7 +365,9 @@ class Relay:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 600) -> float:
+        """Starts the relay and returns the seconds it took to listen: on a store of an
+        older schema, the migrations run first (v8 builds indexes: about 1.5 min on 10M rows)."""
         config = self.folder / "relay.json"
         config.write_text(json.dumps({
             "listen": f"127.0.0.1:{self.port}", "admin_listen": f"127.0.0.1:{free_port()}",
@@ -380,12 +382,13 @@ class Relay:
                 [str(self.server), "serve", "--config", str(config), "--log-level", "warning"],
                 cwd=self.folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             if "relay-server listening" in self.stdout.read_text(errors="replace"):
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        return
+                        return time.monotonic() - started
                 except OSError:
                     pass
             if self.process.poll() is not None:
@@ -680,8 +683,8 @@ def page_statements(company: str, first: str, last: str, cursor: tuple[int, str]
 
 
 def summary_statements(company: str, first: str, last: str, **filters) -> list[tuple[str, list]]:
-    """usageSummary(_:timeZone:) in UTC, as of 259a345: by day (with the bytes; the totals
-    are the days' sums), then by engineer."""
+    """usageSummary(_:timeZone:) in UTC, as of migration v8: by day (with the bytes; the
+    totals are the days' sums), then by engineer (grouped by `+s.engineerLogin`)."""
     sql, arguments = conditions(company, **filters)
     low, high = day_range(first, last)
     day_arguments: list = []
@@ -698,7 +701,7 @@ def summary_statements(company: str, first: str, last: str, **filters) -> list[t
     by_engineer = (
         f"SELECT s.engineerLogin, COUNT(*) AS n, COALESCE(SUM({SECONDS}), 0) AS t "
         f"FROM session s WHERE {sql} AND s.startedAt >= ? AND s.startedAt < ? "
-        "GROUP BY s.engineerLogin ORDER BY t DESC, n DESC, s.engineerLogin LIMIT ?"
+        "GROUP BY +s.engineerLogin ORDER BY t DESC, n DESC, s.engineerLogin LIMIT ?"
     )
     return [(by_day, day_arguments + arguments), (by_engineer, arguments + [low, high, TOP_ENGINEERS])]
 
@@ -856,7 +859,8 @@ def measure_relay(server: pathlib.Path, run: pathlib.Path, token: str, prep: dic
     """Starts the relay on the run's copy, times every case and the exports, stops it."""
     out: dict = {}
     relay = Relay(server, run)
-    relay.start()
+    out["start_seconds"] = relay.start()
+    log(f"relay: listening after {out['start_seconds']:.1f} s")
     try:
         client = Client(relay.port, token)
         me, _ = client.json("/api/admin/me")
