@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The protocol: frames, messages, the relay's scanner, account keys as people write
@@ -94,7 +95,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // The relay's records: accounts, access log, usage history, audit log, legal holds;
-        // retention and export rules. SQLite (GRDB) behind store protocols.
+        // retention and export rules. SQLite (GRDB) or PostgreSQL (postgres-nio) behind store protocols.
         .target(
             name: "RelayStore",
             dependencies: [
@@ -103,6 +104,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The XLSX container of the admin console's exports (issue 14 item 2).
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                // The PostgreSQL store of a cluster (issue 15).
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

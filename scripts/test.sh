@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
 source scripts/lib/xvfb.sh
+source scripts/lib/postgres.sh
 ensure_prerequisites
 ensure_browser_tools
 
@@ -15,6 +16,9 @@ ensure_browser_tools
 if [ -z "${DISPLAY:-}" ]; then
     start_xvfb 1920x1080x24
 fi
+
+# The PostgreSQL store's tests (every store test runs on SQLite and on PostgreSQL).
+start_postgres
 
 # The repository's formatting (.swift-format, STYLE.md): CI fails on a file swift-format would change.
 echo "==> Checking the formatting (swift format lint --strict)"

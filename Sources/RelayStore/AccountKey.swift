@@ -20,7 +20,7 @@ extension AccountKey {
 }
 
 /// An account that logs in with a key: what the store says when its key is already another
-/// account's (``SQLiteStore`` refuses it: a key names one account, and two machines that
+/// account's (``SQLStore`` refuses it: a key names one account, and two machines that
 /// share a private key can neither be told apart nor revoked one at a time).
 protocol KeyAccount {
     static func keyInUse(fingerprint: String, other id: String) -> String

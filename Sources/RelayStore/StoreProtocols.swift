@@ -3,7 +3,7 @@ public import Foundation
 
 /// Companies, engineers and enrolled hosts, and the checks of their credentials.
 ///
-/// The embedded implementation is ``SQLiteStore``; a PostgreSQL one for several relay
+/// The embedded implementation is ``SQLStore``; a PostgreSQL one for several relay
 /// nodes implements the same protocols (DESIGN.md "Usage history"). Methods block the
 /// calling thread: the relay calls them on its thread pool, never on an event loop.
 /// `actor` names who made a change, for the audit log (`cli`, `api:<company id>`).

@@ -59,7 +59,7 @@ import Testing
         let executable = try Self.relayServerExecutable()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-kill-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(dataDirectory: directory)
+        let store = try SQLStore(dataDirectory: directory)
         let (company, _) = try store.addCompany(name: "ACME 코리아")
         let (_, token) = try store.addEngineer(companyID: company.id, login: "kim.minji")
         let configFile = directory + "/relay.json"
@@ -176,7 +176,7 @@ import Testing
         try await TestRelay.with({ configuration in
             configuration.nodeName = "node-a"
             // The shared file as node-b left it, before node-a starts (`try!`: configure cannot throw).
-            try! SQLiteStore(dataDirectory: configuration.dataDirectory).write(UsageBatch(opened: [own, other]))
+            try! SQLStore(dataDirectory: configuration.dataDirectory).write(UsageBatch(opened: [own, other]))
         }) { relay in
             let ownAfter = try #require(try relay.store.usageRecord(id: "own-open"))
             #expect(ownAfter.endReason == .relayRestart)

@@ -20,7 +20,7 @@ import Testing
     /// included, end up 0600 although the database was 0644 before.
     @Test func openingTheStoreMakesItsFilesPrivate() throws {
         try Self.withFolder { data in
-            _ = try SQLiteStore(dataDirectory: data)  // made without the relay's care
+            _ = try SQLStore(dataDirectory: data)  // made without the relay's care
             try FileModes.set(data, 0o755)
             try FileModes.set(data + "/relay.sqlite", 0o644)
             let (store, changes) = try PrivateDataFolder.openStore(data)

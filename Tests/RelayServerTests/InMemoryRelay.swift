@@ -25,7 +25,7 @@ final class TestDate: Sendable {
 final class InMemoryRelay: Sendable {
     let relay: Relay
     let loop: NIOAsyncTestingEventLoop
-    let store: SQLiteStore
+    let store: SQLStore
     let acme: TestRelay.Company
     /// The date in the relay's records (usage history, access log).
     let date: TestDate
@@ -34,7 +34,7 @@ final class InMemoryRelay: Sendable {
 
     static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> InMemoryRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-memory-\(UUID().uuidString)").path
-        let store = try SQLiteStore(dataDirectory: dataDirectory)
+        let store = try SQLStore(dataDirectory: dataDirectory)
         var configuration = RelayConfiguration()
         configuration.dataDirectory = dataDirectory
         configuration.nodeName = "memory-node"
@@ -65,7 +65,7 @@ final class InMemoryRelay: Sendable {
     }
 
     private init(
-        relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLiteStore, acme: TestRelay.Company, date: TestDate, threadPool: NIOThreadPool,
+        relay: Relay, loop: NIOAsyncTestingEventLoop, store: SQLStore, acme: TestRelay.Company, date: TestDate, threadPool: NIOThreadPool,
         dataDirectory: String
     ) {
         self.relay = relay

@@ -398,7 +398,7 @@ import Testing
         // What a relay really issues.
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteStore(dataDirectory: folder)
+        let store = try SQLStore(dataDirectory: folder)
         let (company, _) = try store.addCompany(name: "Forms")
         let (_, issuedToken) = try store.addEngineer(companyID: company.id, login: "forms")
         let (host, issuedSecret) = try store.enrollHost(companyID: company.id, name: "forms-pc")

@@ -98,7 +98,7 @@ import Testing
 
     /// A node on loopback with the self-signed certificate (so the renewal task runs too).
     static func node(data: String, _ configure: (inout RelayConfiguration) -> Void = { _ in }) throws -> RelayNode {
-        let store = try SQLiteStore(dataDirectory: data)
+        let store = try SQLStore(dataDirectory: data)
         let (tls, _, _) = try DevelopmentCertificate(dataDirectory: data).loadOrRenew()
         var configuration = RelayConfiguration()
         configuration.listen = ListenAddress(host: "127.0.0.1", port: 0)

@@ -114,10 +114,10 @@ import Testing
         return scheduler
     }
 
-    static func withStore<T>(_ body: (SQLiteStore, String) async throws -> T) async throws -> T {
+    static func withStore<T>(_ body: (SQLStore, String) async throws -> T) async throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("retention-purge-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try await body(try SQLiteStore(dataDirectory: directory), directory)
+        return try await body(try SQLStore(dataDirectory: directory), directory)
     }
 
     /// The bytes of the database and its `-wal` and `-shm` files, as text that may be searched.
@@ -133,12 +133,12 @@ import Testing
 /// A store that counts the purge's batches as they finish and calls `duringBatch` with
 /// the batch's number inside each one, on the pool's thread, before it runs.
 private final class CountingStore: UsageStore {
-    let store: SQLiteStore
+    let store: SQLStore
     private let done = Atomic<Int>(0)
     private let started = Atomic<Int>(0)
     private let duringBatch: @Sendable (CountingStore, Int) -> Void
 
-    init(_ store: SQLiteStore, duringBatch: @escaping @Sendable (CountingStore, Int) -> Void) {
+    init(_ store: SQLStore, duringBatch: @escaping @Sendable (CountingStore, Int) -> Void) {
         self.store = store
         self.duringBatch = duringBatch
     }

@@ -63,7 +63,7 @@ import Testing
             let expiry = try #require(try? Date(expires, strategy: .iso8601))
             #expect(abs(expiry.timeIntervalSinceNow - 86_400) < 120)
 
-            let store = try SQLiteStore(dataDirectory: directory)
+            let store = try SQLStore(dataDirectory: directory)
             let token = try Self.token(link)
             // The audit log names the link's expiry, never its token.
             let audit = try store.auditLog(limit: 10)
@@ -86,7 +86,7 @@ import Testing
             let link = try #require(again["signin_link"] as? String)
             #expect(link.hasPrefix("https://relay.example.com/signin#"))
             #expect(again["id"] as? String == id)
-            let store = try SQLiteStore(dataDirectory: directory)
+            let store = try SQLStore(dataDirectory: directory)
             #expect(try store.useSignInLink(digest: first.digest) == nil)
             #expect(try store.useSignInLink(digest: try Self.token(link).digest)?.engineerID == id)
 
@@ -110,7 +110,7 @@ import Testing
             let added = try Self.object(["engineer", "add", "--company", company, "kim", "--public-key", Self.newKey()], data: directory)
             let id = try #require(added["id"] as? String)
             do {
-                let store = try SQLiteStore(dataDirectory: directory)
+                let store = try SQLStore(dataDirectory: directory)
                 try store.enrolTwoFactor(
                     engineerID: id, secret: TwoFactor.makeSecret().secret, acceptedStep: 1, recoveryCodeDigests: [Data(repeating: 1, count: 32)],
                     actor: "web")
@@ -120,7 +120,7 @@ import Testing
             #expect(listed["totp_secret"] == nil && listed["totpSecret"] == nil)
             let reset = try Self.object(["engineer", "reset-totp", id], data: directory)
             #expect(reset["totp_reset"] as? Bool == true)
-            let credentials = try SQLiteStore(dataDirectory: directory).webCredentials(engineerID: id)
+            let credentials = try SQLStore(dataDirectory: directory).webCredentials(engineerID: id)
             #expect(credentials.totpSecret == nil && credentials.recoveryCodesLeft == 0)
             let resetText = try Self.run(["engineer", "reset-totp", id], data: directory, json: false)
             #expect(resetText.status == 0 && resetText.output.contains("enrols a new authenticator app"))

@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// services (usage recorder, retention purge, admin API) in a ServiceGroup as `serve` does.
 final class TestRelay: @unchecked Sendable {
     let node: RelayNode
-    let store: SQLiteStore
+    let store: SQLStore
     private let services: ServiceGroup
     private let running: Task<Void, any Error>
     let dataDirectory: String
@@ -48,7 +48,7 @@ final class TestRelay: @unchecked Sendable {
 
     static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
-        let store = try SQLiteStore(dataDirectory: dataDirectory)
+        let store = try SQLStore(dataDirectory: dataDirectory)
         let authority = try TestCertificateAuthority()
         let server = try authority.serverCertificate(dnsNames: ["localhost"])
         let tls = RelayTLS(
@@ -92,7 +92,7 @@ final class TestRelay: @unchecked Sendable {
     }
 
     private init(
-        node: RelayNode, store: SQLiteStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String,
+        node: RelayNode, store: SQLStore, services: ServiceGroup, running: Task<Void, any Error>, dataDirectory: String,
         authority: TestCertificateAuthority, server: TestServerCertificate, acme: Company, globex: Company
     ) {
         self.node = node

@@ -61,11 +61,11 @@ import Testing
     /// A usage store that fails its next `failures` writes, each after committing it if
     /// `commitThenFail` (an acknowledgement lost after the commit).
     final class FailingWriter: Sendable {
-        let store: SQLiteStore
+        let store: SQLStore
         private let state: Mutex<(failuresLeft: Int, attempts: Int)>
         let commitThenFail: Bool
 
-        init(store: SQLiteStore, failures: Int, commitThenFail: Bool = false) {
+        init(store: SQLStore, failures: Int, commitThenFail: Bool = false) {
             self.store = store
             self.state = Mutex((failures, 0))
             self.commitThenFail = commitThenFail
@@ -91,7 +91,7 @@ import Testing
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("usage-recorder-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let writer = FailingWriter(store: try SQLiteStore(dataDirectory: directory), failures: failures, commitThenFail: commitThenFail)
+        let writer = FailingWriter(store: try SQLStore(dataDirectory: directory), failures: failures, commitThenFail: commitThenFail)
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
         let clock = VirtualClock()

@@ -15,7 +15,7 @@ import Testing
     }
 
     struct Fixture {
-        let store: SQLiteStore
+        let store: SQLStore
         let clock: Clock
         let verifier: WebSignInVerifier
         let engineer: Engineer
@@ -28,7 +28,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("signin-verifier-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let clock = Clock()
-        let store = try SQLiteStore(dataDirectory: directory, now: { clock.now })
+        let store = try SQLStore(dataDirectory: directory, now: { clock.now })
         let (acme, _) = try store.addCompany(name: "Acme")
         let engineer = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: Curve25519.Signing.PrivateKey().publicKey)
         let link = SignInSecret()
@@ -52,7 +52,7 @@ import Testing
         return (twoFactor, codes)
     }
 
-    static func events(_ store: SQLiteStore) throws -> [String] {
+    static func events(_ store: SQLStore) throws -> [String] {
         try store.accessLog(limit: 100).reversed().map { "\($0.event.rawValue) \($0.outcome.rawValue)\($0.detail.map { " \($0)" } ?? "")" }
     }
 

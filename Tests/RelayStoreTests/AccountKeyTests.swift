@@ -8,10 +8,10 @@ import Testing
 /// (issue 12 item 4); tokens and secrets from before keys keep working until the account
 /// is given a key. Keys are made here, at test time: no private key is committed.
 @Suite struct AccountKeyTests {
-    static func withStore<T>(_ body: (SQLiteStore) throws -> T) throws -> T {
+    static func withStore<T>(_ body: (SQLStore) throws -> T) throws -> T {
         let directory = Self.temporaryFolder("account-keys")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body(try SQLiteStore(dataDirectory: directory))
+        return try body(try SQLStore(dataDirectory: directory))
     }
 
     static func temporaryFolder(_ name: String) -> String {
@@ -197,7 +197,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/relay.sqlite"
         let (token, secret) = (Secrets.makeSecret(), Secrets.makeSecret())
-        try SQLiteStore.makeFile(
+        try SQLStore.makeFile(
             path: path, migratedUpTo: "v3 company policy",
             then: """
                 INSERT INTO company (id, name, adminTokenDigest, createdAt) VALUES ('co-old', 'Old Co', X'00', '2026-01-01 00:00:00.000');
@@ -206,7 +206,7 @@ import Testing
                 INSERT INTO host (id, companyID, name, secretDigest, createdAt)
                     VALUES ('ho-old', 'co-old', 'PC', X'\(Self.hex(Secrets.digest(secret)))', '2026-01-01 00:00:00.000');
                 """)
-        let store = try SQLiteStore(path: path)
+        let store = try SQLStore(path: path)
         #expect(
             try store.appliedMigrations() == [
                 "v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console",
@@ -235,7 +235,7 @@ import Testing
         let path = folder + "/relay.sqlite"
         let (token, secret) = (Secrets.makeSecret(), Secrets.makeSecret())
         let (engineerKey, hostKey) = (Self.newKey(), Self.newKey())
-        try SQLiteStore.makeFile(
+        try SQLStore.makeFile(
             path: path, migratedUpTo: "v4 account keys",
             then: """
                 INSERT INTO company (id, name, adminTokenDigest, createdAt) VALUES ('co-1', 'Co', X'00', '2026-01-01 00:00:00.000');
@@ -246,7 +246,7 @@ import Testing
                     VALUES ('ho-1', 'co-1', 'PC', X'\(Self.hex(Secrets.digest(secret)))', '2026-01-01 00:00:00.000',
                             X'\(Self.hex(hostKey.rawRepresentation))');
                 """)
-        let store = try SQLiteStore(path: path)
+        let store = try SQLStore(path: path)
         #expect(try store.authenticateEngineer(token: "en-1.\(token)") == nil)
         #expect(try store.authenticateHost(id: "ho-1", secret: secret) == nil)
         #expect(try store.authenticateEngineer(publicKey: engineerKey.rawRepresentation)?.id == "en-1")
@@ -261,7 +261,7 @@ import Testing
     @Test func aKeyOnlyStoreHoldsNoSecret() throws {
         let folder = Self.temporaryFolder("account-keys-file")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteStore(dataDirectory: folder)
+        let store = try SQLStore(dataDirectory: folder)
         let (acme, _) = try store.addCompany(name: "Acme")
         let (engineerKey, hostKey) = (Self.newKey(), Self.newKey())
         _ = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: engineerKey)
@@ -273,7 +273,7 @@ import Testing
         #expect(try store.tokenAccountCounts() == (0, 0))
         // The public keys are what the files hold (the database file, or its write-ahead log).
         var bytes = Data()
-        for suffix in ["", "-wal"] { bytes += (try? Data(contentsOf: URL(fileURLWithPath: store.path + suffix))) ?? Data() }
+        for suffix in ["", "-wal"] { bytes += (try? Data(contentsOf: URL(fileURLWithPath: store.location + suffix))) ?? Data() }
         #expect(bytes.range(of: engineerKey.rawRepresentation) != nil)
         #expect(bytes.range(of: hostKey.rawRepresentation) != nil)
     }

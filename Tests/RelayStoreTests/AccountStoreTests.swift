@@ -1,18 +1,17 @@
 import Foundation
 import RelayStore
+import RelayTestSupport
 import Testing
 
 /// Accounts in SQLite: what authentication returns about an engineer.
 @Suite struct AccountStoreTests {
-    static func withStore<T>(_ body: (SQLiteStore) throws -> T) throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("account-store-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body(try SQLiteStore(dataDirectory: directory))
+    static func withStore<T>(_ backend: StoreBackend, _ body: (SQLStore) throws -> T) throws -> T {
+        try backend.withStore(body)
     }
 
     /// The customer is shown the engineer's company as the relay verified it (issue 10 item 13).
-    @Test func authenticatedEngineerCarriesTheCompanyName() throws {
-        try Self.withStore { store in
+    @Test(arguments: StoreBackend.available) func authenticatedEngineerCarriesTheCompanyName(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store in
             let (acme, _) = try store.addCompany(name: "Acme Support 주식회사")
             let (other, _) = try store.addCompany(name: "Other Co")
             let (added, token) = try store.addEngineer(companyID: acme.id, login: "kim.minji")
@@ -31,8 +30,8 @@ import Testing
 
     /// A company's security-code policy: off by default, set for one company only, read
     /// with the engineer who logs in, and audited.
-    @Test func theSecurityCodePolicyIsPerCompanyAndAudited() throws {
-        try Self.withStore { store in
+    @Test(arguments: StoreBackend.available) func theSecurityCodePolicyIsPerCompanyAndAudited(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (other, _) = try store.addCompany(name: "Other")
             let (_, kim) = try store.addEngineer(companyID: acme.id, login: "kim")

@@ -4,7 +4,8 @@ import RelayStore
 import RelayTestSupport
 import Testing
 
-/// The admin console's store (issue 14, ``AdminStore``) on a real SQLite file: roles,
+/// The admin console's store (issue 14, ``AdminStore``) on a real SQLite file and a real
+/// PostgreSQL database (``StoreBackend``): roles,
 /// managers and host groups, disabled engineers (who cannot log in anywhere), hosts'
 /// names and groups, filtered usage with its paging and per-day totals across clock
 /// changes, one company's purge counts, its logs, API tokens, sign-in networks, alerts,
@@ -18,11 +19,9 @@ import Testing
         var now = Date(milliseconds: StoreFixture.milliseconds("2026-11-02T10:00:00Z"))
     }
 
-    static func withStore<T>(_ body: (SQLiteStore, Clock) throws -> T) throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-store-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    static func withStore<T>(_ backend: StoreBackend, _ body: (SQLStore, Clock) throws -> T) throws -> T {
         let clock = Clock()
-        return try body(try SQLiteStore(dataDirectory: directory, now: { clock.now }), clock)
+        return try backend.withStore(now: { clock.now }) { try body($0, clock) }
     }
 
     static func key() -> Curve25519.Signing.PublicKey { Curve25519.Signing.PrivateKey().publicKey }
@@ -46,7 +45,7 @@ import Testing
 
     /// Every record `filter` selects, page after page of `limit`, each page checked
     /// against the limit; stops if the pages do not end.
-    static func allPages(_ store: SQLiteStore, _ filter: UsageFilter, limit: Int = 500) throws -> [UsageRecord] {
+    static func allPages(_ store: SQLStore, _ filter: UsageFilter, limit: Int = 500) throws -> [UsageRecord] {
         var rows: [UsageRecord] = []
         var cursor: UsageCursor?
         for _ in 0..<1000 {
@@ -60,12 +59,12 @@ import Testing
         return rows
     }
 
-    static func ids(_ store: SQLiteStore, _ filter: UsageFilter) throws -> [String] {
+    static func ids(_ store: SQLStore, _ filter: UsageFilter) throws -> [String] {
         try Self.allPages(store, filter).map(\.id)
     }
 
     /// The newest audit entry.
-    static func lastAudit(_ store: SQLiteStore) throws -> AuditEntry {
+    static func lastAudit(_ store: SQLStore) throws -> AuditEntry {
         try #require(try store.auditLog(limit: 1).first)
     }
 
@@ -73,12 +72,12 @@ import Testing
     static func sortKey(_ record: UsageRecord) -> String { "\(record.startedAt) \(record.id)" }
 
     /// The source addresses of one page of the access log.
-    static func sources(_ store: SQLiteStore, _ filter: LogFilter, limit: Int = 100) throws -> [String] {
+    static func sources(_ store: SQLStore, _ filter: LogFilter, limit: Int = 100) throws -> [String] {
         try store.accessPage(filter, limit: limit).map(\.sourceAddress)
     }
 
     /// An API token's last use as the store has it.
-    static func lastUsed(_ store: SQLiteStore, companyID: String, tokenID: String) throws -> Date? {
+    static func lastUsed(_ store: SQLStore, companyID: String, tokenID: String) throws -> Date? {
         try store.apiTokens(companyID: companyID).first(where: { $0.id == tokenID })?.lastUsedAt
     }
 
@@ -89,7 +88,7 @@ import Testing
 
     /// The actions of the audit entries `change` added, newest first; checks that it added
     /// exactly one, by `actor`, for `companyID`.
-    static func auditedActions(_ store: SQLiteStore, companyID: String, actor: String, _ change: () throws -> Void) throws -> [String] {
+    static func auditedActions(_ store: SQLStore, companyID: String, actor: String, _ change: () throws -> Void) throws -> [String] {
         let before = try store.auditLog(limit: 10_000).count
         try change()
         let entries = try store.auditLog(limit: 10_000)
@@ -121,8 +120,8 @@ import Testing
         #expect(storeErrorKind { try TokenScope(parsing: "write") } == .invalidInput)
     }
 
-    @Test func aRoleIsStoredReturnedAndAudited() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aRoleIsStoredReturnedAndAudited(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: Self.key())
             #expect(kim.role == .engineer, "a new engineer is an engineer")
@@ -140,8 +139,8 @@ import Testing
         }
     }
 
-    @Test func demotingAManagerReleasesTheirEngineersAndGroupsOnly() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func demotingAManagerReleasesTheirEngineersAndGroupsOnly(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
             let choi = try store.addEngineer(companyID: acme.id, login: "choi", publicKey: nil)
@@ -172,8 +171,8 @@ import Testing
         }
     }
 
-    @Test func aRemovedManagersEngineersHaveNoManager() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aRemovedManagersEngineersHaveNoManager(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: nil)
@@ -184,8 +183,8 @@ import Testing
         }
     }
 
-    @Test func setManagerAssignsAManagerOfTheSameCompanyOnly() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func setManagerAssignsAManagerOfTheSameCompanyOnly(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (other, _) = try store.addCompany(name: "Other")
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
@@ -226,8 +225,8 @@ import Testing
         }
     }
 
-    @Test func managerGroupsAreTrimmedDeduplicatedAndForManagersOnly() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func managerGroupsAreTrimmedDeduplicatedAndForManagersOnly(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: nil)
@@ -268,8 +267,8 @@ import Testing
     /// Disabling: no key, no legacy token, no web login by name, no credential digest (the
     /// relay ends live sessions), and the web sessions and sign-in link are deleted at once.
     /// Enabling again restores the logins, not the ended sessions.
-    @Test func aDisabledEngineerCannotLogInAnywhereUntilEnabled() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aDisabledEngineerCannotLogInAnywhereUntilEnabled(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (other, _) = try store.addCompany(name: "Other")
             let kimKey = Self.key()
@@ -342,8 +341,8 @@ import Testing
     /// sign-in link), and `useSignInLink` returns it. WebSignInVerifier.openLink then only
     /// reads `engineer(id:)`, which does not look at `disabledAt`, so the link signs the
     /// disabled engineer in. Either refusal would keep the promise.
-    @Test func aDisabledEngineerGetsNoWorkingSignInLink() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aDisabledEngineerGetsNoWorkingSignInLink(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: Self.key())
             _ = try store.setDisabled(engineerID: kim.id, disabled: true, actor: "console:alice")
@@ -361,8 +360,8 @@ import Testing
     /// before the engineer was disabled finishes with `startWebSession` after it, and the
     /// store stores the session of the disabled engineer; `webSession(idDigest:)` then
     /// returns it as any other. Disabling deletes web sessions only once, at that moment.
-    @Test func aDisabledEngineerGetsNoNewWebSession() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aDisabledEngineerGetsNoNewWebSession(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: Self.key())
             _ = try store.setDisabled(engineerID: kim.id, disabled: true, actor: "console:alice")
@@ -376,8 +375,8 @@ import Testing
 
     // MARK: Hosts
 
-    @Test func hostsAreRenamedAndGroupedWithValidNames() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func hostsAreRenamedAndGroupedWithValidNames(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (host, secret) = try store.enrollHost(companyID: acme.id, name: "PC-1")
             #expect(host.groupName == "", "a new host is in no group")
@@ -425,7 +424,7 @@ import Testing
 
     /// Company A's day 2026-11-03 (UTC) and its edges, and company B's record with the
     /// same engineer login and host id.
-    static func writeScopedRecords(_ store: SQLiteStore) throws {
+    static func writeScopedRecords(_ store: SQLStore) throws {
         try store.write(
             UsageBatch(opened: [
                 Self.record("a-before", company: "co-a", started: "2026-11-02T23:59:59.999Z", ended: "2026-11-03T00:10:00Z"),
@@ -444,8 +443,8 @@ import Testing
             ]))
     }
 
-    @Test func usageScopesSelectTheirRecordsAndNeverAnotherCompanys() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func usageScopesSelectTheirRecordsAndNeverAnotherCompanys(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             try Self.writeScopedRecords(store)
             let day = ExportRange(from: StoreFixture.milliseconds("2026-11-03T00:00:00Z"), to: StoreFixture.milliseconds("2026-11-04T00:00:00Z"))
             // From inclusive, to exclusive.
@@ -479,8 +478,8 @@ import Testing
         }
     }
 
-    @Test func usageFiltersNarrowTheScope() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func usageFiltersNarrowTheScope(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             try Self.writeScopedRecords(store)
             let day = ExportRange(from: StoreFixture.milliseconds("2026-11-03T00:00:00Z"), to: StoreFixture.milliseconds("2026-11-04T00:00:00Z"))
             #expect(try Self.ids(store, UsageFilter(companyID: "co-a", range: day, engineerLogin: "lee")) == ["a2"])
@@ -511,8 +510,8 @@ import Testing
 
     /// Keyset paging: every record once, in (startedAt, id) order, with ties on the start
     /// time across page boundaries, another company's records in between and a filter on.
-    @Test func pagesReturnEveryRecordExactlyOnceInOrder() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func pagesReturnEveryRecordExactlyOnceInOrder(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let times = ["2026-11-03T08:00:00Z", "2026-11-03T09:00:00Z", "2026-11-03T09:00:00.001Z", "2026-11-03T10:00:00Z"]
             var records: [UsageRecord] = []
             // Ids in an order other than their start times', several per start time.
@@ -538,12 +537,12 @@ import Testing
     }
 
     /// FINDING: a cursor whose start time is before the filter's range widens the range
-    /// (SQLiteStore+Admin.swift `usagePage`: `cursor?.startedAt ?? filter.range.from` is the
+    /// (SQLStore+Admin.swift `usagePage`: `cursor?.startedAt ?? filter.range.from` is the
     /// lower bound). The console's cursor is an opaque string the browser sends back
     /// (`after=CURSOR`), so a forged one returns records from before `from`. The doc: "One
     /// page of the records `filter` selects".
-    @Test func aCursorNeverWidensTheRange() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aCursorNeverWidensTheRange(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             try Self.writeScopedRecords(store)
             let day = ExportRange(from: StoreFixture.milliseconds("2026-11-03T00:00:00Z"), to: StoreFixture.milliseconds("2026-11-04T00:00:00Z"))
             let early = UsageCursor(startedAt: StoreFixture.milliseconds("2026-11-01T00:00:00Z"), id: "")
@@ -557,7 +556,7 @@ import Testing
     /// seconds (benchmarks/RESULTS.md, "Admin console (issue 14)"): a filtered page must walk
     /// the filter's index, not the whole company; a summary must read index entries only.
     @Test func consoleStatementsReadTheIndexMadeForThem() throws {
-        try Self.withStore { store, _ in
+        try Self.withStore(.sqlite) { store, _ in
             try Self.writeScopedRecords(store)
             let month = ExportRange(from: StoreFixture.milliseconds("2026-11-01T00:00:00Z"), to: StoreFixture.milliseconds("2026-12-01T00:00:00Z"))
             func plans(_ filter: UsageFilter) throws -> [String: [String]] { try store.usageQueryPlans(filter, timeZone: .utc) }
@@ -591,8 +590,8 @@ import Testing
         }
     }
 
-    @Test func usageSummaryTotalsDaysAndEngineers() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func usageSummaryTotalsDaysAndEngineers(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let open = Self.record("open", company: "co-a", login: "park", started: "2026-11-05T12:00:00Z", bytes: 40)
             try store.write(
                 UsageBatch(opened: [
@@ -640,8 +639,8 @@ import Testing
         }
     }
 
-    @Test func byEngineerIsOrderedByTimeThenSessionsThenLoginAndHasAtMostTwenty() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func byEngineerIsOrderedByTimeThenSessionsThenLoginAndHasAtMostTwenty(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             var records: [UsageRecord] = []
             // 25 engineers, e00 … e24, with 1 … 25 minutes.
             for index in 0..<25 {
@@ -674,8 +673,8 @@ import Testing
 
     /// Days are local days: New York's 25-hour 1 November 2026 (clocks back at 02:00 EDT)
     /// and 23-hour 8 March 2026, and Santiago's 6 September 2026, which has no midnight.
-    @Test func daysFollowTheTimeZoneAcrossClockChanges() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func daysFollowTheTimeZoneAcrossClockChanges(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let newYork = try ExportTimeZone(parsing: "America/New_York")
             try store.write(
                 UsageBatch(opened: [
@@ -736,8 +735,8 @@ import Testing
         }
     }
 
-    @Test func aSummaryRangeMustBeNonEmptyAndAtMost400Days() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aSummaryRangeMustBeNonEmptyAndAtMost400Days(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let start = StoreFixture.milliseconds("2026-01-01T00:00:00Z")
             let day: Int64 = 86_400_000
             let longest = try store.usageSummary(UsageFilter(companyID: "co-a", range: ExportRange(from: start, to: start + 400 * day)), timeZone: .utc)
@@ -759,14 +758,14 @@ import Testing
         }
     }
 
-    /// FINDING (disabled: it kills the test process). "The longest range a summary covers"
+    /// FINDING (fixed: `days(of:timeZone:)` checks the range before any arithmetic). "The longest range a summary covers"
     /// is 400 days, and longer ones are refused with invalidInput; the widest range of all
     /// (`ExportRange(from: .min, to: .max)`, what `relay-server usage` passes to usagePage
-    /// for "all of it") traps on Int64 overflow in `SQLiteStore.days(of:timeZone:)`
-    /// (SQLiteStore+Admin.swift 208 and 213, `start + offset * 1000` and the day's
+    /// for "all of it") traps on Int64 overflow in `SQLStore.days(of:timeZone:)`
+    /// (SQLStore+Admin.swift 208 and 213, `start + offset * 1000` and the day's
     /// midnight in milliseconds) before the 400-day check is reached.
-    func theWidestRangeIsRefusedNotATrap() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func theWidestRangeIsRefusedNotATrap(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let all = ExportRange(from: .min, to: .max)
             #expect(storeErrorKind { try store.usageSummary(UsageFilter(companyID: "co-a", range: all), timeZone: .utc) } == .invalidInput)
             let newYork = try ExportTimeZone(parsing: "America/New_York")
@@ -776,8 +775,8 @@ import Testing
 
     // MARK: Purge counts
 
-    @Test func purgeCountsOfOneCompanyWithAndWithoutALegalHold() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func purgeCountsOfOneCompanyWithAndWithoutALegalHold(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (globex, _) = try store.addCompany(name: "Globex")
             try store.write(
@@ -824,8 +823,8 @@ import Testing
 
     // MARK: Logs
 
-    @Test func auditPagesAreTheCompanysNewestFirstFilteredAndPaged() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func auditPagesAreTheCompanysNewestFirstFilteredAndPaged(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             clock.now = Self.date("2026-11-03T08:00:00Z")
             let (acme, _) = try store.addCompany(name: "Acme", actor: "cli")
             let (other, _) = try store.addCompany(name: "Other", actor: "cli")
@@ -872,8 +871,8 @@ import Testing
         }
     }
 
-    @Test func accessPagesAreTheCompanysNewestFirstFilteredAndPaged() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func accessPagesAreTheCompanysNewestFirstFilteredAndPaged(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             var events: [AccessEvent] = []
             let outcomes: [AccessEvent.Outcome] = [.accepted, .rejected, .throttled]
             let kinds: [AccessEvent.Kind] = [.webPassword, .engineerKey, .webTOTP]
@@ -929,8 +928,8 @@ import Testing
         return String(characters)
     }
 
-    @Test func apiTokensAreMadeAuthenticatedAndRevokedPerCompany() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func apiTokensAreMadeAuthenticatedAndRevokedPerCompany(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (other, _) = try store.addCompany(name: "Other")
             let (token, secret) = try store.createAPIToken(companyID: acme.id, name: "  nightly export ", scope: .export, actor: "console:alice")
@@ -984,8 +983,8 @@ import Testing
         }
     }
 
-    @Test func anAPITokensLastUseIsWrittenAtMostOnceAMinute() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func anAPITokensLastUseIsWrittenAtMostOnceAMinute(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (token, secret) = try store.createAPIToken(companyID: acme.id, name: "script", scope: .export, actor: "cli")
             let first = clock.now + 10
@@ -1006,8 +1005,8 @@ import Testing
 
     // MARK: Alerts and webhooks
 
-    @Test func aNewSignInNetworkIsOneAfterAKnownOne() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aNewSignInNetworkIsOneAfterAKnownOne(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let (acme, _) = try store.addCompany(name: "Acme")
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: nil)
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
@@ -1022,8 +1021,8 @@ import Testing
         }
     }
 
-    @Test func alertsAreNumberedAndListedNewestFirstPerCompany() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func alertsAreNumberedAndListedNewestFirstPerCompany(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             var acme: [SecurityAlert] = []
             for index in 0..<7 {
                 let kind: SecurityAlert.Kind = [.newSignInNetwork, .unattendedSession, .hostRemoved][index % 3]
@@ -1056,8 +1055,8 @@ import Testing
         }
     }
 
-    @Test func aWebhookIsSetWithANewSecretAndRemoved() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aWebhookIsSetWithANewSecretAndRemoved(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (other, _) = try store.addCompany(name: "Other")
             #expect(try store.webhook(companyID: acme.id) == nil)
@@ -1086,8 +1085,8 @@ import Testing
 
     // MARK: Operator
 
-    @Test func companyCountsAreCountsOnly() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func companyCountsAreCountsOnly(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let (globex, _) = try store.addCompany(name: "Globex")
             let (empty, _) = try store.addCompany(name: "Beta")
@@ -1119,8 +1118,8 @@ import Testing
     // MARK: Audit
 
     /// Every change of the admin store leaves one entry, with the documented action name.
-    @Test func everyChangeLeavesOneAuditEntryWithItsAction() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func everyChangeLeavesOneAuditEntryWithItsAction(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "Acme")
             let lee = try store.addEngineer(companyID: acme.id, login: "lee", publicKey: nil)
             let kim = try store.addEngineer(companyID: acme.id, login: "kim", publicKey: nil)
@@ -1192,7 +1191,7 @@ import Testing
         let path = directory.appendingPathComponent("relay.sqlite").path
         let secret = "legacy-secret-of-kim"
         let digest = Self.digest(secret).map { String(format: "%02x", $0) }.joined()
-        try SQLiteStore.makeFile(
+        try SQLStore.makeFile(
             path: path, migratedUpTo: "v6 browser viewer",
             then: """
                 INSERT INTO company (id, name, adminTokenDigest, createdAt) VALUES ('co-1', 'Acme', x'00', '2026-01-01 00:00:00.000');
@@ -1200,7 +1199,7 @@ import Testing
                 INSERT INTO host (id, companyID, name, secretDigest, createdAt, lastSeenAt)
                     VALUES ('ho-1', 'co-1', 'PC-1', x'02', '2026-01-01 00:00:00.000', '2026-02-01 00:00:00.000');
                 """)
-        let store = try SQLiteStore(path: path)
+        let store = try SQLStore(path: path)
         #expect(try store.appliedMigrations().last == "v8 usage console indexes")
         let kim = try store.engineer(id: "en-1")
         #expect(kim.role == .engineer && kim.role.rawValue == "engineer")

@@ -9,10 +9,8 @@ import Testing
 @Suite struct PurgeBatchTests {
     static let now = Date(milliseconds: StoreFixture.milliseconds("2026-11-02T10:00:00Z"))
 
-    static func withStore<T>(now: @escaping @Sendable () -> Date = { Date() }, _ body: (SQLiteStore) throws -> T) throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("purge-batch-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body(try SQLiteStore(dataDirectory: directory, now: now))
+    static func withStore<T>(_ backend: StoreBackend, now: @escaping @Sendable () -> Date = { Date() }, _ body: (SQLStore) throws -> T) throws -> T {
+        try backend.withStore(now: now, body)
     }
 
     /// `count` records of `company` that ended two years before ``now``: past retention.
@@ -20,8 +18,8 @@ import Testing
         (0..<count).map { StoreFixture.usageRecord("\(prefix)-\($0)", company: company, started: "2024-10-01T09:00:00Z", ended: "2024-10-01T10:00:00Z") }
     }
 
-    @Test func aBatchDestroysAtMostItsLimitAndSaysWhetherMoreIsLeft() throws {
-        try Self.withStore { store in
+    @Test(arguments: StoreBackend.available) func aBatchDestroysAtMostItsLimitAndSaysWhetherMoreIsLeft(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store in
             let (acme, _) = try store.addCompany(name: "ACME")
             let (globex, _) = try store.addCompany(name: "Globex")
             try store.write(
@@ -63,8 +61,8 @@ import Testing
         }
     }
 
-    @Test func aPurgeOfManyBatchesLeavesOneAuditEntryForTheWholeRun() throws {
-        try Self.withStore { store in
+    @Test(arguments: StoreBackend.available) func aPurgeOfManyBatchesLeavesOneAuditEntryForTheWholeRun(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store in
             let (acme, _) = try store.addCompany(name: "ACME")
             try store.write(UsageBatch(opened: Self.expired(50, company: acme.id, prefix: "acme")))
             let dry = try store.purge(policy: .default, now: Self.now, dryRun: true, actor: "cli", batchSize: 7)

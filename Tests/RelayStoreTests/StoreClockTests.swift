@@ -8,16 +8,14 @@ import Testing
 @Suite struct StoreClockTests {
     static let now = Date(milliseconds: StoreFixture.milliseconds("2026-11-02T10:00:00Z"))
 
-    static func withStore<T>(now: @escaping @Sendable () -> Date, _ body: (SQLiteStore) throws -> T) throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-clock-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body(try SQLiteStore(dataDirectory: directory, now: now))
+    static func withStore<T>(_ backend: StoreBackend, now: @escaping @Sendable () -> Date, _ body: (SQLStore) throws -> T) throws -> T {
+        try backend.withStore(now: now, body)
     }
 
     /// Before, the store read `Date()` for each of them.
-    @Test func theStoreStampsItsRecordsWithItsClock() throws {
+    @Test(arguments: StoreBackend.available) func theStoreStampsItsRecordsWithItsClock(_ backend: StoreBackend) throws {
         let fixed = Date(milliseconds: StoreFixture.milliseconds("2031-05-06T07:08:09Z"))
-        try Self.withStore(now: { fixed }) { store in
+        try Self.withStore(backend, now: { fixed }) { store in
             let (company, _) = try store.addCompany(name: "ACME")
             let (engineer, _) = try store.addEngineer(companyID: company.id, login: "kim.minji")
             let (host, _) = try store.enrollHost(companyID: company.id, name: "PC-03")

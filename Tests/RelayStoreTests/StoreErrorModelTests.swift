@@ -19,11 +19,11 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
 /// throw site says what kind of failure it is, and the text columns hold exactly the
 /// documented values while a value another version wrote is read, not refused.
 @Suite struct StoreErrorModelTests {
-    static func withStore<T>(_ body: (SQLiteStore, String) throws -> T) throws -> T {
+    static func withStore<T>(_ body: (SQLStore, String) throws -> T) throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-errors-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(dataDirectory: directory)
-        return try body(store, store.path)
+        let store = try SQLStore(dataDirectory: directory)
+        return try body(store, store.location)
     }
 
     @Test func accountChangesSayWhatKindOfFailureTheyAre() throws {
@@ -68,7 +68,7 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // A folder where the database file should be.
         try FileManager.default.createDirectory(atPath: directory + "/relay.sqlite", withIntermediateDirectories: true)
-        #expect(storeErrorKind { try SQLiteStore(dataDirectory: directory) } == .unavailable)
+        #expect(storeErrorKind { try SQLStore(dataDirectory: directory) } == .unavailable)
     }
 
     @Test func everyKnownValueRoundTripsThroughItsText() {

@@ -6,10 +6,15 @@ import Testing
 /// The usage history in SQLite: recording, restart recovery, retention purge that leaves
 /// no trace in the files, legal holds and the audit log (DESIGN.md "Usage history").
 @Suite struct UsageStoreTests {
-    static func withStore<T>(_ body: (SQLiteStore, String) throws -> T) throws -> T {
+    static func withStore<T>(_ body: (SQLStore, String) throws -> T) throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("usage-store-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        return try body(try SQLiteStore(dataDirectory: directory), directory)
+        return try body(try SQLStore(dataDirectory: directory), directory)
+    }
+
+    /// The tests that need no file of their own, on every backend.
+    static func withStore<T>(_ backend: StoreBackend, _ body: (SQLStore, String) throws -> T) throws -> T {
+        try backend.withStore { try body($0, "") }
     }
 
     @Test func schemaIsMigratedWithSecureDelete() throws {
@@ -25,8 +30,8 @@ import Testing
         }
     }
 
-    @Test func recordsCheckpointsAndClosures() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func recordsCheckpointsAndClosures(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             var open = StoreFixture.usageRecord("s1", company: "co-a", started: "2026-11-02T01:00:00Z", ended: nil)
             open.counters = .zero
             try store.write(UsageBatch(opened: [open]))
@@ -60,8 +65,8 @@ import Testing
         }
     }
 
-    @Test func openRecordsAreClosedAtTheirLastCheckpointOnRestart() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func openRecordsAreClosedAtTheirLastCheckpointOnRestart(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let start = "2026-11-02T01:00:00Z"
             try store.write(
                 UsageBatch(opened: [
@@ -87,8 +92,8 @@ import Testing
         }
     }
 
-    @Test func purgeFollowsTheOneYearRuleAndLegalHolds() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func purgeFollowsTheOneYearRuleAndLegalHolds(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let (acme, _) = try store.addCompany(name: "ACME")
             let (globex, _) = try store.addCompany(name: "Globex")
             try store.write(
@@ -164,7 +169,7 @@ import Testing
     ///
     /// `secure_delete` zeroes a deleted row where it lies, but SQLite's page balancing
     /// leaves older copies of cells in the free space of the pages it rebuilds, in table
-    /// and index pages; the purge's VACUUM removes them (SQLiteStore+Usage.swift, "Why a
+    /// and index pages; the purge's VACUUM removes them (SQLStore+Usage.swift, "Why a
     /// VACUUM"). Rows of varied sizes written in rounds, grown by checkpoints and closures
     /// in shuffled order (in the middle of full pages), and a purge of many batches make
     /// such copies: the test first checks that the batches alone leave them, so it cannot
@@ -330,8 +335,8 @@ import Testing
         }
     }
 
-    @Test func exportPagesStayWithinTheCompanyAndRange() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func exportPagesStayWithinTheCompanyAndRange(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             var batch = UsageBatch()
             for index in 0..<2_500 {
                 let company = index % 2 == 0 ? "co-a" : "co-b"

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RelayStore
+import RelayTestSupport
 import Testing
 
 /// Web sign-in records in SQLite (issue 13 item 2): password hash, TOTP secret and last
@@ -11,14 +12,12 @@ import Testing
         var now = Date(timeIntervalSince1970: 1_800_000_000)
     }
 
-    static func withStore<T>(_ body: (SQLiteStore, Clock) throws -> T) throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("signin-store-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    static func withStore<T>(_ backend: StoreBackend, _ body: (SQLStore, Clock) throws -> T) throws -> T {
         let clock = Clock()
-        return try body(try SQLiteStore(dataDirectory: directory, now: { clock.now }), clock)
+        return try backend.withStore(now: { clock.now }) { try body($0, clock) }
     }
 
-    static func engineer(_ store: SQLiteStore, login: String = "kim", company: String = "Acme") throws -> Engineer {
+    static func engineer(_ store: SQLStore, login: String = "kim", company: String = "Acme") throws -> Engineer {
         let (acme, _) = try store.addCompany(name: company)
         return try store.addEngineer(companyID: acme.id, login: login, publicKey: Curve25519.Signing.PrivateKey().publicKey)
     }
@@ -26,22 +25,22 @@ import Testing
     static func digest(_ text: String) -> Data { Data(SHA256.hash(data: Data(text.utf8))) }
 
     /// Every audit detail, for checking that no secret leaked into one.
-    static func auditText(_ store: SQLiteStore) throws -> String {
+    static func auditText(_ store: SQLStore) throws -> String {
         try store.auditLog(limit: 1000).map { "\($0.action.rawValue) \($0.detail ?? "")" }.joined(separator: "\n")
     }
 
-    @Test func aNewEngineerHasNoWebCredentials() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func aNewEngineerHasNoWebCredentials(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let kim = try Self.engineer(store)
             #expect(try store.webCredentials(engineerID: kim.id) == WebCredentials(engineerID: kim.id))
             let missing = #expect(throws: StoreError.self) { try store.webCredentials(engineerID: "en-missing") }
             #expect(missing?.kind == .notFound)
-            #expect(try store.appliedMigrations().contains("v6 browser viewer"))
+            #expect(try store.appliedMigrations().contains(backend == .sqlite ? "v6 browser viewer" : "v1 relay schema"))
         }
     }
 
-    @Test func aPasswordIsStoredEndsSessionsAndSurvivesAKeyChange() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aPasswordIsStoredEndsSessionsAndSurvivesAKeyChange(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let kim = try Self.engineer(store)
             let session = WebSession(idDigest: Self.digest("s1"), engineerID: kim.id, createdAt: clock.now, lastSeenAt: clock.now, sourceAddress: "10.0.0.1")
             try store.startWebSession(session)
@@ -62,8 +61,8 @@ import Testing
         }
     }
 
-    @Test func twoFactorEnrolmentRecoveryCodesAndReplay() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func twoFactorEnrolmentRecoveryCodesAndReplay(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let kim = try Self.engineer(store)
             // No secret yet: no step can be accepted.
             #expect(try !store.acceptTOTPStep(engineerID: kim.id, step: 5))
@@ -94,8 +93,8 @@ import Testing
         }
     }
 
-    @Test func resetTwoFactorClearsSecretCodesAndSessions() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func resetTwoFactorClearsSecretCodesAndSessions(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let kim = try Self.engineer(store)
             try store.enrolTwoFactor(engineerID: kim.id, secret: "S", acceptedStep: 1, recoveryCodeDigests: [Self.digest("c")], actor: "web")
             try store.startWebSession(
@@ -109,8 +108,8 @@ import Testing
         }
     }
 
-    @Test func aSignInLinkWorksOnceAndANewOneReplacesTheOld() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func aSignInLinkWorksOnceAndANewOneReplacesTheOld(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let kim = try Self.engineer(store)
             let first = SignInLink(digest: Self.digest("t1"), engineerID: kim.id, createdAt: clock.now, expiresAt: clock.now + 86_400)
             try store.issueSignInLink(first, actor: "cli")
@@ -128,8 +127,8 @@ import Testing
         }
     }
 
-    @Test func webSessionsAreTouchedEndedAndPurged() throws {
-        try Self.withStore { store, clock in
+    @Test(arguments: StoreBackend.available) func webSessionsAreTouchedEndedAndPurged(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, clock in
             let kim = try Self.engineer(store)
             let start = clock.now
             let a = WebSession(idDigest: Self.digest("a"), engineerID: kim.id, createdAt: start, lastSeenAt: start, sourceAddress: "10.0.0.1:5000")
@@ -153,8 +152,8 @@ import Testing
         }
     }
 
-    @Test func engineersByLoginAcrossCompanies() throws {
-        try Self.withStore { store, _ in
+    @Test(arguments: StoreBackend.available) func engineersByLoginAcrossCompanies(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store, _ in
             let kimAcme = try Self.engineer(store, login: "kim", company: "Acme")
             let kimOther = try Self.engineer(store, login: "kim", company: "Other")
             _ = try Self.engineer(store, login: "lee", company: "Third")
@@ -172,13 +171,13 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
-        try SQLiteStore.makeFile(
+        try SQLStore.makeFile(
             path: path, migratedUpTo: "v4 account keys",
             then: """
                 INSERT INTO company (id, name, adminTokenDigest, createdAt) VALUES ('co-1', 'Acme', x'00', '2026-01-01 00:00:00.000');
                 INSERT INTO engineer (id, companyID, login, tokenDigest, createdAt) VALUES ('en-1', 'co-1', 'kim', x'01', '2026-01-01 00:00:00.000');
                 """)
-        let store = try SQLiteStore(path: path)
+        let store = try SQLStore(path: path)
         #expect(try store.webCredentials(engineerID: "en-1") == WebCredentials(engineerID: "en-1"))
         #expect(try store.engineers(login: "kim").map(\.id) == ["en-1"])
     }

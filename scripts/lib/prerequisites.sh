@@ -6,7 +6,8 @@
 # python3-cryptography: scripts/e2e-vector.py checks PROTOCOL.md's end-to-end vectors with it.
 # chromium, python3-venv: the browser tests (Tests/browser) drive Debian's Chromium with
 # Playwright for Python, installed in a virtual environment (ensure_browser_tools).
-APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev libxfixes-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium)
+# postgresql: the PostgreSQL store's tests run on a throwaway server (scripts/lib/postgres.sh).
+APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev libxfixes-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium postgresql)
 
 # The browser tests' Python: a virtual environment in the repository's .build-browser-venv
 # (ignored by git, like every .build* folder), made and filled on first use.

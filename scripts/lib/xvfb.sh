@@ -1,6 +1,7 @@
 # Shared by scripts/test.sh and benchmarks/frames/record.sh: a private X server for the
 # X11 capture and input tests when no display is set.
 # shellcheck shell=bash
+source "$(dirname "${BASH_SOURCE[0]}")/exit-hooks.sh"
 
 XVFB_PID=""
 
@@ -19,7 +20,7 @@ start_xvfb() {
     # connecting during the reset is refused. -nolisten tcp: local clients only.
     Xvfb -displayfd 3 -screen 0 "$screen" -nolisten tcp -noreset 3>"$number_file" >/dev/null 2>&1 &
     XVFB_PID=$!
-    trap stop_xvfb EXIT
+    on_exit stop_xvfb
     local waited=0
     while [ ! -s "$number_file" ]; do
         if ! kill -0 "$XVFB_PID" 2>/dev/null || [ "$waited" -ge 100 ]; then

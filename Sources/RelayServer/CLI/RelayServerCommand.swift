@@ -27,7 +27,7 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Print one JSON object instead of text, for scripts.")
     var json = false
 
-    func openStore() throws -> SQLiteStore {
+    func openStore() throws -> SQLStore {
         do {
             let (store, changes) = try PrivateDataFolder.openStore(self.dataDirectory)
             if !changes.isEmpty {
@@ -47,7 +47,7 @@ enum PrivateDataFolder {
     /// opening (SQLite creates its `-wal` and `-shm` files with the database file's mode).
     /// Files this process creates are private from the start (umask 077). Returns what was
     /// changed, for the log.
-    static func openStore(_ dataDirectory: String) throws -> (SQLiteStore, [DataFolder.PermissionChange]) {
+    static func openStore(_ dataDirectory: String) throws -> (SQLStore, [DataFolder.PermissionChange]) {
         umask(0o077)
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -56,7 +56,7 @@ enum PrivateDataFolder {
                 .unavailable, "cannot create the data folder \(dataDirectory): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
         var changes = try DataFolder.makePrivate(dataDirectory)
-        let store = try SQLiteStore(dataDirectory: dataDirectory)
+        let store = try SQLStore(dataDirectory: dataDirectory)
         changes += try DataFolder.makePrivate(dataDirectory)
         return (store, changes)
     }

@@ -64,7 +64,7 @@ struct UsageCommand: ParsableCommand {
         }
 
         /// A company that exists, or one removed whose history is still kept.
-        static func checkCompany(_ id: String, in store: SQLiteStore) throws {
+        static func checkCompany(_ id: String, in store: SQLStore) throws {
             if (try? store.company(id: id)) != nil { return }
             let any = try store.usagePage(companyID: id, range: ExportRange(from: .min, to: .max), after: nil, limit: 1)
             guard !any.isEmpty else {

@@ -94,7 +94,7 @@ struct StoreBenchmark: ParsableCommand {
         let folder = String(cString: made)
         defer { if !self.keep { try? FileManager.default.removeItem(atPath: folder) } }
         let data = folder + "/data"
-        let store = try SQLiteStore(dataDirectory: data)
+        let store = try SQLStore(dataDirectory: data)
         let databasePath = store.path
         let exported = try store.addCompany(name: "Bench Export Co", actor: "bench").0.id
         let liveCompany = try store.addCompany(name: "Bench Live Co", actor: "bench").0.id
@@ -393,7 +393,7 @@ struct StoreBenchmark: ParsableCommand {
     func runExportChild(format name: String) throws {
         guard let path = self.childDatabase, let company = self.childCompany else { throw BenchError("--export-child needs --child-db and --child-company") }
         let format = try UsageExportFormat(parsing: name)
-        let store = try SQLiteStore(path: path)
+        let store = try SQLStore(path: path)
         var encoder = try UsageExportEncoder(format: format)
         let range = ExportRange(from: self.childFrom, to: self.childTo)
         let sink = open("/dev/null", O_WRONLY)

@@ -1,6 +1,6 @@
 internal import GRDB
 
-extension SQLiteStore {
+extension SQLStore {
     /// The schema, one migration per version. A migration that has run is never edited:
     /// a change is a new migration, so every relay's file moves forward the same way.
     static var migrator: DatabaseMigrator {
@@ -231,115 +231,27 @@ extension SQLiteStore {
     }
 }
 
-// MARK: Records as rows
-
-/// A record type the store keeps as rows of one table, through its `Codable` columns.
-///
-/// GRDB stays inside the store (`internal import`): a public type's conformance to GRDB's
-/// `FetchableRecord`/`PersistableRecord` would itself be public and make GRDB part of
-/// RelayStore's API (REVIEW.md §2, "Store"). So the records conform to this internal
-/// protocol, and ``Stored`` is the GRDB record that wraps one.
-protocol StoredRecord: Codable {
-    /// The table its rows are in.
-    static var tableName: String { get }
-}
-
-extension Company: StoredRecord {
-    static var tableName: String { "company" }
-}
-
-extension Engineer: StoredRecord {
-    static var tableName: String { "engineer" }
-}
-
-extension EnrolledHost: StoredRecord {
-    static var tableName: String { "host" }
-}
-
-extension AccessEvent: StoredRecord {
-    static var tableName: String { "access_log" }
-}
-
-extension AuditEntry: StoredRecord {
-    static var tableName: String { "audit_log" }
-}
-
-extension LegalHold: StoredRecord {
-    static var tableName: String { "legal_hold" }
-}
-
-extension APIToken: StoredRecord {
-    static var tableName: String { "api_token" }
-}
-
-extension SecurityAlert: StoredRecord {
-    static var tableName: String { "security_alert" }
-}
-
-extension SignInLink: StoredRecord {
-    static var tableName: String { "signin_link" }
-}
-
-extension WebSession: StoredRecord {
-    static var tableName: String { "web_session" }
-}
-
-/// One record as a GRDB row: its columns are the record's `Codable` keys.
-struct Stored<Record: StoredRecord>: Codable, FetchableRecord, PersistableRecord {
-    var record: Record
-
-    init(_ record: Record) { self.record = record }
-    init(from decoder: any Decoder) throws { self.record = try Record(from: decoder) }
-    func encode(to encoder: any Encoder) throws { try self.record.encode(to: encoder) }
-
-    static var databaseTableName: String { Record.tableName }
-}
-
-/// GRDB's record operations on the public record types, by way of ``Stored``; internal.
-extension StoredRecord {
-    func insert(_ db: Database) throws { try Stored(self).insert(db) }
-    func update(_ db: Database) throws { try Stored(self).update(db) }
-    @discardableResult
-    func delete(_ db: Database) throws -> Bool { try Stored(self).delete(db) }
-
-    static func fetchOne(_ db: Database, key: String) throws -> Self? { try Stored<Self>.fetchOne(db, key: key)?.record }
-    static func fetchAll(_ db: Database, keys: some Collection<String>) throws -> [Self] {
-        try Stored<Self>.fetchAll(db, keys: keys).map(\.record)
-    }
-    static func exists(_ db: Database, key: String) throws -> Bool { try Stored<Self>.exists(db, key: key) }
-    static func deleteOne(_ db: Database, key: String) throws -> Bool { try Stored<Self>.deleteOne(db, key: key) }
-
-    /// The table's rows in this order; narrow with `filter` and `limit`, read with ``QueryInterfaceRequest/fetchRecords(_:)``.
-    static func order(_ orderings: any SQLOrderingTerm...) -> QueryInterfaceRequest<Stored<Self>> { Stored<Self>.order(orderings) }
-    /// The table's rows that match `predicate`.
-    static func filter(_ predicate: some SQLSpecificExpressible) -> QueryInterfaceRequest<Stored<Self>> { Stored<Self>.filter(predicate) }
-}
-
-extension QueryInterfaceRequest {
-    /// The records the request selects.
-    func fetchRecords<Record>(_ db: Database) throws -> [Record] where RowDecoder == Stored<Record> {
-        try self.fetchAll(db).map(\.record)
-    }
-}
+// MARK: Usage records as rows
 
 extension UsageRecord {
-    /// Reads a `session` row; the column order of ``SQLiteStore/sessionColumns``.
-    init(row: Row) {
+    /// Reads a `session` row; the column order of ``SQLStore/sessionColumns``.
+    init(row: SQLRow) throws {
         self.init(
-            id: row[0], companyID: row[1], engineerLogin: row[2], hostID: row[3], hostName: row[4], mode: UsageRecord.Mode(rawValue: row[5]),
-            startedAt: row[6], endedAt: row[7],
-            counters: UsageCounters(bytesToViewer: row[8], bytesToHost: row[9], framesToViewer: row[10], framesToHost: row[11]),
-            endReason: (row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: row[13], hostAddress: row[14], relayNode: row[15],
-            viewerClient: UsageRecord.ViewerClient(rawValue: row[17]), checkpointedAt: row[16]
+            id: try row[0], companyID: try row[1], engineerLogin: try row[2], hostID: try row[3], hostName: try row[4],
+            mode: UsageRecord.Mode(rawValue: try row[5]), startedAt: try row[6], endedAt: try row[7],
+            counters: UsageCounters(bytesToViewer: try row[8], bytesToHost: try row[9], framesToViewer: try row[10], framesToHost: try row[11]),
+            endReason: (try row[12] as String?).map(UsageRecord.EndReason.init(rawValue:)), viewerAddress: try row[13], hostAddress: try row[14],
+            relayNode: try row[15], viewerClient: UsageRecord.ViewerClient(rawValue: try row[17]), checkpointedAt: try row[16]
         )
     }
 
-    var statementArguments: StatementArguments {
-        [
-            self.id, self.companyID, self.engineerLogin, self.hostID, self.hostName, self.mode.rawValue, self.startedAt, self.endedAt,
-            self.durationSeconds, self.counters.bytesToViewer, self.counters.bytesToHost, self.counters.framesToViewer,
-            self.counters.framesToHost, self.endReason?.rawValue, self.viewerAddress, self.hostAddress, self.relayNode, self.checkpointedAt,
-            self.viewerClient.rawValue,
-        ]
+    /// The values of ``SQLStore/insertedSessionColumns``, comma-separated.
+    var sqlValues: SQL {
+        """
+        \(self.id), \(self.companyID), \(self.engineerLogin), \(self.hostID), \(self.hostName), \(self.mode.rawValue), \(self.startedAt), \
+        \(self.endedAt), \(self.durationSeconds), \(self.counters.bytesToViewer), \(self.counters.bytesToHost), \(self.counters.framesToViewer), \
+        \(self.counters.framesToHost), \(self.endReason?.rawValue), \(self.viewerAddress), \(self.hostAddress), \(self.relayNode), \
+        \(self.checkpointedAt), \(self.viewerClient.rawValue)
+        """
     }
 }

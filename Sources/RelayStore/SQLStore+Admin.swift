@@ -1,8 +1,7 @@
 public import Foundation
-internal import GRDB
 
 /// The admin console's queries and changes (``AdminStore``).
-extension SQLiteStore: AdminStore {
+extension SQLStore: AdminStore {
     // MARK: People
 
     public func setRole(engineerID: String, role: AccountRole, actor: String) throws -> Engineer {
@@ -11,8 +10,8 @@ extension SQLiteStore: AdminStore {
             engineer.role = role
             if before == .manager, role != .manager {
                 // No longer a manager: their engineers and groups go.
-                try db.execute(sql: "UPDATE engineer SET managerID = NULL WHERE managerID = ?", arguments: [engineerID])
-                try db.execute(sql: "DELETE FROM manager_group WHERE managerID = ?", arguments: [engineerID])
+                try db.execute("UPDATE engineer SET managerID = NULL WHERE managerID = \(engineerID)")
+                try db.execute("DELETE FROM manager_group WHERE managerID = \(engineerID)")
             }
             return "role=\(role.rawValue) was=\(before.rawValue)"
         }
@@ -40,9 +39,9 @@ extension SQLiteStore: AdminStore {
             guard engineer.role == .manager else {
                 throw StoreError(.invalidInput, "\(engineer.login) is not a manager; only managers have host groups")
             }
-            try db.execute(sql: "DELETE FROM manager_group WHERE managerID = ?", arguments: [engineerID])
+            try db.execute("DELETE FROM manager_group WHERE managerID = \(engineerID)")
             for name in names {
-                try db.execute(sql: "INSERT INTO manager_group (managerID, groupName) VALUES (?, ?)", arguments: [engineerID, name])
+                try db.execute("INSERT INTO manager_group (managerID, groupName) VALUES (\(engineerID), \(name))")
             }
             return "groups=\(names.count)"
         }
@@ -54,8 +53,8 @@ extension SQLiteStore: AdminStore {
             if disabled {
                 // Signed-in browsers and an unused invitation end now; the relay ends live
                 // sessions at its next credential check.
-                try db.execute(sql: "DELETE FROM web_session WHERE engineerID = ?", arguments: [engineerID])
-                try db.execute(sql: "DELETE FROM signin_link WHERE engineerID = ?", arguments: [engineerID])
+                try db.execute("DELETE FROM web_session WHERE engineerID = \(engineerID)")
+                try db.execute("DELETE FROM signin_link WHERE engineerID = \(engineerID)")
             }
             return nil
         }
@@ -64,7 +63,7 @@ extension SQLiteStore: AdminStore {
     /// Changes one engineer with its audit entry and returns them as they are now (with
     /// company name and groups).
     private func changeEngineer(
-        _ id: String, action: AuditEntry.Action, actor: String, _ change: (inout Engineer, Database) throws -> String?
+        _ id: String, action: AuditEntry.Action, actor: String, _ change: (inout Engineer, any SQLConnection) throws -> String?
     ) throws -> Engineer {
         try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: action, actor: actor, companyID: \.companyID) { engineer, db in
             let detail = try change(&engineer, db)
@@ -97,130 +96,101 @@ extension SQLiteStore: AdminStore {
 
     // MARK: Usage
 
-    /// The `WHERE` terms of `filter` other than its time range, for the `session` table
-    /// (as `s`), with their arguments.
-    static func usageConditions(_ filter: UsageFilter) -> (sql: String, arguments: StatementArguments) {
-        var terms = ["s.companyID = ?"]
-        var arguments: StatementArguments = [filter.companyID]
+    /// The `WHERE` terms of `filter` other than its time range, for the `session` table (as `s`).
+    static func usageConditions(_ filter: UsageFilter) -> SQL {
+        var sql: SQL = "s.companyID = \(filter.companyID)"
         switch filter.scope {
         case .company:
             break
         case .engineer(let login):
-            terms.append("s.engineerLogin = ?")
-            arguments += [login]
+            sql += " AND s.engineerLogin = \(login)"
         case .managed(let logins, let hostIDs):
-            var either: [String] = []
-            if !logins.isEmpty {
-                either.append("s.engineerLogin IN (\(Self.placeholders(logins.count)))")
-                arguments += StatementArguments(logins)
-            }
-            if !hostIDs.isEmpty {
-                either.append("s.hostID IN (\(Self.placeholders(hostIDs.count)))")
-                arguments += StatementArguments(hostIDs)
-            }
-            terms.append(either.isEmpty ? "0" : "(" + either.joined(separator: " OR ") + ")")
+            var either: [SQL] = []
+            if !logins.isEmpty { either.append("s.engineerLogin IN (\(list: logins))") }
+            if !hostIDs.isEmpty { either.append("s.hostID IN (\(list: hostIDs))") }
+            sql += either.isEmpty ? " AND 1 = 0" : " AND (\(sql: SQL.joined(either, separator: " OR ")))"
         }
-        if let login = filter.engineerLogin {
-            terms.append("s.engineerLogin = ?")
-            arguments += [login]
-        }
-        if let hostID = filter.hostID {
-            terms.append("s.hostID = ?")
-            arguments += [hostID]
-        }
-        if let mode = filter.mode {
-            terms.append("s.mode = ?")
-            arguments += [mode.rawValue]
-        }
-        if let reason = filter.endReason {
-            terms.append("s.endReason = ?")
-            arguments += [reason.rawValue]
-        }
-        if filter.openOnly { terms.append("s.endedAt IS NULL") }
-        return (terms.joined(separator: " AND "), arguments)
+        if let login = filter.engineerLogin { sql += " AND s.engineerLogin = \(login)" }
+        if let hostID = filter.hostID { sql += " AND s.hostID = \(hostID)" }
+        if let mode = filter.mode { sql += " AND s.mode = \(mode.rawValue)" }
+        if let reason = filter.endReason { sql += " AND s.endReason = \(reason.rawValue)" }
+        if filter.openOnly { sql += " AND s.endedAt IS NULL" }
+        return sql
     }
 
-    /// One SQL statement and its arguments.
-    typealias Statement = (sql: String, arguments: StatementArguments)
-
     /// The page of `filter` after `cursor`, in page order (startedAt, id).
-    static func usagePageStatement(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) -> Statement {
-        var (sql, arguments) = Self.usageConditions(filter)
+    static func usagePageStatement(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) -> SQL {
+        var sql = Self.usageConditions(filter)
         // The cursor's start time is the range's lower bound too (never below the range's),
         // so that SQLite starts the index range there (see usagePage(companyID:…)).
-        sql += " AND s.startedAt >= ? AND s.startedAt < ?"
-        arguments += [max(cursor?.startedAt ?? filter.range.from, filter.range.from), filter.range.to]
+        sql += " AND s.startedAt >= \(max(cursor?.startedAt ?? filter.range.from, filter.range.from)) AND s.startedAt < \(filter.range.to)"
         if let cursor {
-            sql += " AND (s.startedAt > ? OR (s.startedAt = ? AND s.id > ?))"
-            arguments += [cursor.startedAt, cursor.startedAt, cursor.id]
+            sql += " AND (s.startedAt > \(cursor.startedAt) OR (s.startedAt = \(cursor.startedAt) AND s.id > \(cursor.id)))"
         }
-        arguments += [max(1, limit)]
         let columns = Self.sessionColumns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
-        return ("SELECT \(columns) FROM session s WHERE \(sql) ORDER BY s.startedAt, s.id LIMIT ?", arguments)
+        return "SELECT \(raw: columns) FROM session s WHERE \(sql: sql) ORDER BY s.startedAt, s.id LIMIT \(max(1, limit))"
     }
 
     public func usagePage(_ filter: UsageFilter, after cursor: UsageCursor?, limit: Int) throws -> [UsageRecord] {
         let statement = Self.usagePageStatement(filter, after: cursor, limit: limit)
-        return try self.reading { db in
-            // A cursor into a reserved array: no copy of each row as `Row.fetchAll` makes.
-            let rows = try Row.fetchCursor(db, sql: statement.sql, arguments: statement.arguments)
-            var page: [UsageRecord] = []
-            page.reserveCapacity(max(1, limit))
-            while let row = try rows.next() { page.append(UsageRecord(row: row)) }
-            return page
-        }
+        return try self.reading { db in try Self.records(statement, limit: limit, db) }
+    }
+
+    /// The usage records a query of ``sessionColumns`` returns, into an array reserved for `limit`.
+    static func records(_ statement: SQL, limit: Int, _ db: any SQLConnection) throws -> [UsageRecord] {
+        var page: [UsageRecord] = []
+        page.reserveCapacity(max(1, limit))
+        try db.forEachRow(statement) { page.append(try UsageRecord(row: $0)) }
+        return page
     }
 
     public func usageCount(_ filter: UsageFilter) throws -> Int {
-        var (sql, arguments) = Self.usageConditions(filter)
-        sql += " AND s.startedAt >= ? AND s.startedAt < ?"
-        arguments += [filter.range.from, filter.range.to]
-        return try self.reading { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session s WHERE \(sql)", arguments: arguments) ?? 0 }
+        var sql = Self.usageConditions(filter)
+        sql += " AND s.startedAt >= \(filter.range.from) AND s.startedAt < \(filter.range.to)"
+        return try self.reading { try $0.count("SELECT COUNT(*) FROM session s WHERE \(sql: sql)") }
     }
 
     /// A session's length in seconds: its duration, or, still running, up to its last checkpoint.
-    private static let sessionSeconds = "COALESCE(s.durationSeconds, (s.checkpointedAt - s.startedAt) / 1000)"
+    private static let sessionSeconds: SQL = "COALESCE(s.durationSeconds, (s.checkpointedAt - s.startedAt) / 1000)"
 
     /// The summary's two statements: sessions, seconds and bytes of each day, and the top
-    /// engineers. Both read index entries only (migration v8's covering indexes): every
-    /// column they use is in `session_company_started` and in `session_engineer`.
+    /// engineers. On SQLite both read index entries only (migration v8's covering indexes):
+    /// every column they use is in `session_company_started` and in `session_engineer`.
     static func usageSummaryStatements(
-        _ filter: UsageFilter, days: [(key: String, from: Milliseconds, to: Milliseconds)]
-    ) -> (byDay: Statement, byEngineer: Statement) {
-        let (conditions, arguments) = Self.usageConditions(filter)
+        _ filter: UsageFilter, days: [(key: String, from: Milliseconds, to: Milliseconds)], dialect: SQLDialect
+    ) -> (byDay: SQL, byEngineer: SQL) {
+        let conditions = Self.usageConditions(filter)
         let seconds = Self.sessionSeconds
         // One index range per day: each day's bounds are local midnights, so a day of a
         // clock change has its 23 or 25 hours.
-        var dayArguments = StatementArguments()
-        for day in days { dayArguments += [day.key, day.from, day.to] }
-        let values = Array(repeating: "(?, ?, ?)", count: days.count).joined(separator: ", ")
-        let byDay = """
-            WITH days(day, lo, hi) AS (VALUES \(values))
-            SELECT days.day, COUNT(s.id), COALESCE(SUM(\(seconds)), 0), COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0) FROM days
-            LEFT JOIN session s ON s.startedAt >= days.lo AND s.startedAt < days.hi AND \(conditions)
-            GROUP BY days.day ORDER BY days.lo
+        let values = SQL.joined(days.map { day in "(\(day.key), \(day.from), \(day.to))" }, separator: ", ")
+        // Sums as BIGINT: PostgreSQL's SUM of bigint is numeric.
+        let byDay: SQL = """
+            WITH days(day, lo, hi) AS (VALUES \(sql: values))
+            SELECT days.day, COUNT(s.id), CAST(COALESCE(SUM(\(sql: seconds)), 0) AS BIGINT), \
+            CAST(COALESCE(SUM(s.bytesToViewer + s.bytesToHost), 0) AS BIGINT) FROM days
+            LEFT JOIN session s ON s.startedAt >= days.lo AND s.startedAt < days.hi AND \(sql: conditions)
+            GROUP BY days.day, days.lo ORDER BY days.lo
             """
-        // `+s.engineerLogin`: grouping by the plain column makes SQLite walk the company's
-        // whole `session_engineer` to save the sort; the range alone is far smaller.
-        let byEngineer = """
-            SELECT s.engineerLogin, COUNT(*) AS n, COALESCE(SUM(\(seconds)), 0) AS t
-            FROM session s WHERE \(conditions) AND s.startedAt >= ? AND s.startedAt < ?
-            GROUP BY +s.engineerLogin ORDER BY t DESC, n DESC, s.engineerLogin LIMIT ?
+        // SQLite, `+s.engineerLogin`: grouping by the plain column makes SQLite walk the
+        // company's whole `session_engineer` to save the sort; the range alone is far smaller.
+        let group = dialect == .sqlite ? "+s.engineerLogin" : "s.engineerLogin"
+        let byEngineer: SQL = """
+            SELECT s.engineerLogin, COUNT(*) AS n, CAST(COALESCE(SUM(\(sql: seconds)), 0) AS BIGINT) AS t
+            FROM session s WHERE \(sql: conditions) AND s.startedAt >= \(filter.range.from) AND s.startedAt < \(filter.range.to)
+            GROUP BY \(raw: group) ORDER BY t DESC, n DESC, s.engineerLogin LIMIT \(UsageSummary.topEngineers)
             """
-        return (
-            (byDay, dayArguments + arguments),
-            (byEngineer, arguments + [filter.range.from, filter.range.to, UsageSummary.topEngineers])
-        )
+        return (byDay, byEngineer)
     }
 
     public func usageSummary(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> UsageSummary {
-        let statements = Self.usageSummaryStatements(filter, days: try Self.days(of: filter.range, timeZone: timeZone))
+        let days = try Self.days(of: filter.range, timeZone: timeZone)
         return try self.reading { db in
-            let dayRows = try Row.fetchAll(db, sql: statements.byDay.sql, arguments: statements.byDay.arguments)
-            let byDay = dayRows.map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
-            let bytes = dayRows.reduce(Int64(0)) { $0 + ($1[3] as Int64) }
-            let byEngineer = try Row.fetchAll(db, sql: statements.byEngineer.sql, arguments: statements.byEngineer.arguments)
-                .map { UsageSummary.Bucket(key: $0[0], sessions: $0[1], seconds: $0[2]) }
+            let statements = Self.usageSummaryStatements(filter, days: days, dialect: db.dialect)
+            let dayRows = try db.rows(statements.byDay)
+            let byDay = try dayRows.map { UsageSummary.Bucket(key: try $0[0], sessions: try $0[1], seconds: try $0[2]) }
+            let bytes = try dayRows.reduce(Int64(0)) { $0 + (try $1[3] as Int64) }
+            let byEngineer = try db.rows(statements.byEngineer).map { UsageSummary.Bucket(key: try $0[0], sessions: try $0[1], seconds: try $0[2]) }
             // The days cover the range exactly, so their sums are the totals: one pass less.
             return UsageSummary(
                 sessions: byDay.reduce(0) { $0 + $1.sessions }, seconds: byDay.reduce(0) { $0 + $1.seconds }, bytes: bytes, byDay: byDay,
@@ -228,21 +198,23 @@ extension SQLiteStore: AdminStore {
         }
     }
 
-    /// SQLite's plan (`EXPLAIN QUERY PLAN` details) for each statement the console runs for
-    /// `filter`: `page`, `deep page` (after a cursor), `summary by day`, `summary by engineer`.
-    /// For the tests that pin which index each one reads.
+    /// The database's plan for each statement the console runs for `filter`: `page`,
+    /// `deep page` (after a cursor), `summary by day`, `summary by engineer` (SQLite:
+    /// `EXPLAIN QUERY PLAN` details; PostgreSQL: `EXPLAIN` lines). For the tests that pin
+    /// which index each one reads.
     package func usageQueryPlans(_ filter: UsageFilter, timeZone: ExportTimeZone) throws -> [String: [String]] {
-        let summary = Self.usageSummaryStatements(filter, days: try Self.days(of: filter.range, timeZone: timeZone))
-        let statements: [String: Statement] = [
-            "page": Self.usagePageStatement(filter, after: nil, limit: 50),
-            "deep page": Self.usagePageStatement(filter, after: UsageCursor(startedAt: filter.range.from, id: "se-"), limit: 50),
-            "summary by day": summary.byDay,
-            "summary by engineer": summary.byEngineer,
-        ]
+        let days = try Self.days(of: filter.range, timeZone: timeZone)
         return try self.reading { db in
-            try statements.mapValues { statement in
-                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + statement.sql, arguments: statement.arguments).map { $0["detail"] as String }
-            }
+            let summary = Self.usageSummaryStatements(filter, days: days, dialect: db.dialect)
+            let statements: [String: SQL] = [
+                "page": Self.usagePageStatement(filter, after: nil, limit: 50),
+                "deep page": Self.usagePageStatement(filter, after: UsageCursor(startedAt: filter.range.from, id: "se-"), limit: 50),
+                "summary by day": summary.byDay,
+                "summary by engineer": summary.byEngineer,
+            ]
+            let explain: SQL = db.dialect == .sqlite ? "EXPLAIN QUERY PLAN " : "EXPLAIN "
+            let detail = db.dialect == .sqlite ? 3 : 0
+            return try statements.mapValues { statement in try db.rows(explain + statement).map { try $0[detail] as String } }
         }
     }
 
@@ -279,13 +251,9 @@ extension SQLiteStore: AdminStore {
         let usageCutoff = policy.usageCutoff(now: now)
         let accessCutoff = Date(milliseconds: policy.accessLogCutoff(now: now))
         return try self.reading { db in
-            let held = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM legal_hold WHERE companyID = ?", arguments: [companyID]) ?? 0 > 0
-            let sessions =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM session WHERE companyID = ? AND endedAt IS NOT NULL AND endedAt < ?", arguments: [companyID, usageCutoff])
-                ?? 0
-            let access =
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM access_log WHERE companyID = ? AND at < ?", arguments: [companyID, accessCutoff]) ?? 0
+            let held = try LegalHold.exists(db, key: companyID)
+            let sessions = try db.count("SELECT COUNT(*) FROM session WHERE companyID = \(companyID) AND endedAt IS NOT NULL AND endedAt < \(usageCutoff)")
+            let access = try db.count("SELECT COUNT(*) FROM access_log WHERE companyID = \(companyID) AND at < \(accessCutoff)")
             return PurgeReport(
                 sessions: held ? 0 : sessions, accessLogEntries: held ? 0 : access, heldSessions: held ? sessions : 0,
                 heldAccessLogEntries: held ? access : 0, usageCutoff: Date(milliseconds: usageCutoff), accessLogCutoff: accessCutoff, dryRun: true)
@@ -295,28 +263,28 @@ extension SQLiteStore: AdminStore {
     // MARK: Logs
 
     public func auditPage(_ filter: LogFilter, limit: Int) throws -> [AuditEntry] {
-        try self.reading { db in
-            var request = AuditEntry.filter(
-                Column("companyID") == filter.companyID && Column("at") >= Date(milliseconds: filter.range.from)
-                    && Column("at") < Date(milliseconds: filter.range.to))
-            if let who = filter.who { request = request.filter(Column("actor") == who) }
-            if let what = filter.what { request = request.filter(Column("action") == what) }
-            if let before = filter.before { request = request.filter(Column("id") < before) }
-            return try request.order(Column("id").desc).limit(max(1, limit)).fetchRecords(db)
-        }
+        var sql = Self.logConditions(filter)
+        if let who = filter.who { sql += " AND actor = \(who)" }
+        if let what = filter.what { sql += " AND action = \(what)" }
+        return try self.reading { db in try AuditEntry.fetchAll(db, sql + " ORDER BY id DESC LIMIT \(max(1, limit))") }
     }
 
     public func accessPage(_ filter: LogFilter, limit: Int) throws -> [AccessEvent] {
-        try self.reading { db in
-            var request = AccessEvent.filter(
-                Column("companyID") == filter.companyID && Column("at") >= Date(milliseconds: filter.range.from)
-                    && Column("at") < Date(milliseconds: filter.range.to))
-            if let who = filter.who { request = request.filter(Column("subject") == who) }
-            if let what = filter.what { request = request.filter(Column("event") == what) }
-            if let outcome = filter.outcome { request = request.filter(Column("outcome") == outcome) }
-            if let before = filter.before { request = request.filter(Column("id") < before) }
-            return try request.order(Column("id").desc).limit(max(1, limit)).fetchRecords(db)
-        }
+        var sql = Self.logConditions(filter)
+        if let who = filter.who { sql += " AND subject = \(who)" }
+        if let what = filter.what { sql += " AND event = \(what)" }
+        if let outcome = filter.outcome { sql += " AND outcome = \(outcome)" }
+        return try self.reading { db in try AccessEvent.fetchAll(db, sql + " ORDER BY id DESC LIMIT \(max(1, limit))") }
+    }
+
+    /// A log page's company, time range and `before` cursor, as a `WHERE` clause.
+    private static func logConditions(_ filter: LogFilter) -> SQL {
+        var sql: SQL = """
+            WHERE companyID = \(filter.companyID) AND at >= \(Date(milliseconds: filter.range.from)) \
+            AND at < \(Date(milliseconds: filter.range.to))
+            """
+        if let before = filter.before { sql += " AND id < \(before)" }
+        return sql
     }
 
     // MARK: API tokens
@@ -340,7 +308,7 @@ extension SQLiteStore: AdminStore {
     }
 
     public func apiTokens(companyID: String) throws -> [APIToken] {
-        try self.reading { try APIToken.filter(Column("companyID") == companyID).order(Column("createdAt")).fetchRecords($0) }
+        try self.reading { try APIToken.fetchAll($0, "WHERE companyID = \(companyID) ORDER BY createdAt, id") }
     }
 
     public func revokeAPIToken(id: String, companyID: String, actor: String) throws {
@@ -348,7 +316,7 @@ extension SQLiteStore: AdminStore {
             guard let token = try APIToken.fetchOne(db, key: id), token.companyID == companyID else {
                 throw StoreError(.notFound, "no API token with id \(id) in your company; the tokens list shows the ids")
             }
-            try token.delete(db)
+            try APIToken.deleteOne(db, key: token.id)
             try AuditEntry(at: self.now(), actor: actor, action: .tokenRevoke, companyID: companyID, subject: id).insert(db)
         }
     }
@@ -361,7 +329,7 @@ extension SQLiteStore: AdminStore {
         // The last use to the minute: one write a minute at most, whatever a script sends.
         if token.lastUsedAt.map({ at.timeIntervalSince($0) >= 60 }) ?? true {
             token.lastUsedAt = at
-            try self.writing { db in try db.execute(sql: "UPDATE api_token SET lastUsedAt = ? WHERE id = ?", arguments: [at, id]) }
+            try self.writing { db in try db.execute("UPDATE api_token SET lastUsedAt = \(at) WHERE id = \(id)") }
         }
         return token
     }
@@ -370,10 +338,13 @@ extension SQLiteStore: AdminStore {
 
     public func noteSignInNetwork(engineerID: String, network: String, at: Date) throws -> Bool {
         try self.writing { db in
-            let known = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM signin_network WHERE engineerID = ?", arguments: [engineerID]) ?? 0
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO signin_network (engineerID, network, firstSeenAt) VALUES (?, ?, ?)", arguments: [engineerID, network, at])
-            return known > 0 && db.changesCount > 0
+            let known = try db.count("SELECT COUNT(*) FROM signin_network WHERE engineerID = \(engineerID)")
+            let added = try db.execute(
+                """
+                INSERT INTO signin_network (engineerID, network, firstSeenAt) VALUES (\(engineerID), \(network), \(at)) \
+                ON CONFLICT (engineerID, network) DO NOTHING
+                """)
+            return known > 0 && added > 0
         }
     }
 
@@ -381,18 +352,14 @@ extension SQLiteStore: AdminStore {
         try self.writing { db in
             var alert = alert
             alert.id = nil
-            try alert.insert(db)
-            alert.id = db.lastInsertedRowID
-            return alert
+            return try alert.inserted(db)
         }
     }
 
     public func alerts(companyID: String, before: Int64?, limit: Int) throws -> [SecurityAlert] {
-        try self.reading { db in
-            var request = SecurityAlert.filter(Column("companyID") == companyID)
-            if let before { request = request.filter(Column("id") < before) }
-            return try request.order(Column("id").desc).limit(max(1, limit)).fetchRecords(db)
-        }
+        var sql: SQL = "WHERE companyID = \(companyID)"
+        if let before { sql += " AND id < \(before)" }
+        return try self.reading { db in try SecurityAlert.fetchAll(db, sql + " ORDER BY id DESC LIMIT \(max(1, limit))") }
     }
 
     public func setWebhook(companyID: String, url: String?, actor: String) throws -> Webhook? {
@@ -417,17 +384,16 @@ extension SQLiteStore: AdminStore {
 
     public func companyCounts(sessionsSince: Date) throws -> [CompanyCounts] {
         try self.reading { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT c.id, c.name,
-                      (SELECT COUNT(*) FROM engineer e WHERE e.companyID = c.id),
-                      (SELECT COUNT(*) FROM host h WHERE h.companyID = c.id),
-                      (SELECT COUNT(*) FROM session s WHERE s.companyID = c.id AND s.startedAt >= ?),
-                      EXISTS (SELECT 1 FROM legal_hold l WHERE l.companyID = c.id)
-                    FROM company c ORDER BY c.name, c.id
-                    """, arguments: [sessionsSince.milliseconds]
-            ).map { CompanyCounts(id: $0[0], name: $0[1], engineers: $0[2], hosts: $0[3], sessionsSince: $0[4], held: $0[5]) }
+            try db.rows(
+                """
+                SELECT c.id, c.name,
+                  (SELECT COUNT(*) FROM engineer e WHERE e.companyID = c.id),
+                  (SELECT COUNT(*) FROM host h WHERE h.companyID = c.id),
+                  (SELECT COUNT(*) FROM session s WHERE s.companyID = c.id AND s.startedAt >= \(sessionsSince.milliseconds)),
+                  EXISTS (SELECT 1 FROM legal_hold l WHERE l.companyID = c.id)
+                FROM company c ORDER BY c.name, c.id
+                """
+            ).map { CompanyCounts(id: try $0[0], name: try $0[1], engineers: try $0[2], hosts: try $0[3], sessionsSince: try $0[4], held: try $0[5]) }
         }
     }
 }

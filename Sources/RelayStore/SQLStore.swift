@@ -1,20 +1,25 @@
 public import Crypto
 public import Foundation
-internal import GRDB
 
-/// The embedded store: `relay.sqlite` in the data folder (GRDB, WAL mode).
+/// The relay's store: accounts, usage history, logs, on SQLite or PostgreSQL.
 ///
-/// Admin commands and a running relay open the same file; WAL mode lets them work side by
-/// side. `secure_delete` is on for every connection, so a deleted row's bytes are
-/// overwritten where the row lies. That is not enough: SQLite's page balancing leaves
-/// older copies of rows in pages' free space, which no delete touches. So a purge that
-/// deleted rows ends with `VACUUM` (a fresh file) and then truncates the write-ahead log,
-/// so that no copy of a purged row survives in the file or in `-wal` (``finishPurge(_:actor:)``,
+/// **SQLite** (the default): `relay.sqlite` in the data folder (GRDB, WAL mode). Admin
+/// commands and a running relay open the same file; WAL mode lets them work side by side.
+/// `secure_delete` is on for every connection, so a deleted row's bytes are overwritten
+/// where the row lies. That is not enough: SQLite's page balancing leaves older copies of
+/// rows in pages' free space, which no delete touches. So a purge that deleted rows ends
+/// with `VACUUM` (a fresh file) and then truncates the write-ahead log, so that no copy of
+/// a purged row survives in the file or in `-wal` (``finishPurge(_:actor:)``,
 /// OPERATIONS.md "Retention").
-public final class SQLiteStore: AccountStore, UsageStore, Sendable {
-    let database: DatabasePool
-    /// The database file.
-    public let path: String
+///
+/// **PostgreSQL** (`--store postgres://…`): one database shared by every relay node of a
+/// cluster (OPERATIONS.md "Scaling out"). The same statements run on both (``SQL``); the
+/// few places the two differ ask ``SQLConnection/dialect``.
+public final class SQLStore: AccountStore, UsageStore, Sendable {
+    let database: any SQLDatabase
+    /// Where the data is: the SQLite file's path, or the PostgreSQL server and database
+    /// (never its password).
+    public var location: String { self.database.location }
     /// The wall clock of the times the store stamps: accounts' creation, legal holds, the
     /// audit log. Tests pass their own.
     let now: @Sendable () -> Date
@@ -31,68 +36,83 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.init(path: directory.appendingPathComponent("relay.sqlite").path, now: now)
     }
 
-    /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite file at `path` and migrates it.
     public init(path: String, now: @escaping @Sendable () -> Date = { Date() }) throws {
-        self.path = path
         self.now = now
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
-        }
         do {
-            self.database = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(self.database)
+            let database = try SQLiteDatabase(path: path)
+            try Self.migrator.migrate(database.pool)
+            self.database = database
         } catch {
             throw StoreError(.unavailable, "cannot open the relay database \(path): \(error); check the file's permissions, or move it aside to start empty")
         }
     }
 
-    /// Reads in a snapshot; GRDB's errors become ``StoreError``s (``storeError(_:)``).
-    func reading<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try self.database.read(body)
-        } catch let error as DatabaseError {
-            throw self.storeError(error)
-        }
+    /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`)
+    /// and migrates it; every node of a cluster may do so at once.
+    public init(postgres url: String, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.now = now
+        let database = PostgresDatabase(target: try PostgresTarget(url: url))
+        try PostgresSchema.migrate(database)
+        self.database = database
     }
 
-    /// Writes in one transaction; GRDB's errors become ``StoreError``s (``storeError(_:)``).
-    func writing<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try self.database.write(body)
-        } catch let error as DatabaseError {
-            throw self.storeError(error)
-        }
+    /// Closes the database connections the store keeps open (PostgreSQL's; the SQLite
+    /// file closes with the store). The store opens new ones if it is used again.
+    public func close() {
+        (self.database as? PostgresDatabase)?.close()
     }
 
-    /// An SQLite failure as the store reports it: a violated constraint is a
-    /// ``StoreError/Kind/conflict`` (two admins adding the same login at once); anything
-    /// else (busy past the 10 s timeout, disk full, I/O error, a read-only file) is
-    /// ``StoreError/Kind/unavailable``: the database cannot be used right now.
-    func storeError(_ error: DatabaseError) -> StoreError {
-        switch error.resultCode {
-        case .SQLITE_CONSTRAINT:
-            StoreError(
-                .conflict,
-                "the relay database refused the change, which conflicts with a record it holds (\(error.message ?? "\(error)")); list the records and try again"
-            )
-        case .SQLITE_BUSY, .SQLITE_LOCKED:
-            StoreError(.unavailable, "the relay database \(self.path) stayed locked for more than 10 s; try again, and look for a stuck relay-server command")
-        default:
-            StoreError(.unavailable, "the relay database \(self.path) failed (\(error)); check the free disk space and the file's permissions")
-        }
+    /// Makes a new, empty database on the PostgreSQL server `server` (an address of any of
+    /// its databases, as a user who may create databases) and returns its address: for the
+    /// tests of the PostgreSQL store.
+    package static func makePostgresDatabase(server: String) throws -> String {
+        let target = try PostgresTarget(url: server)
+        let name = "relay_test_" + Secrets.makeID(prefix: "db").replacingOccurrences(of: "-", with: "_").lowercased()
+        let admin = PostgresDatabase(target: target)
+        defer { admin.close() }
+        try admin.withoutTransaction { try $0.execute("CREATE DATABASE \(raw: name)") }
+        var made = target
+        made.database = name
+        return made.url
     }
 
-    /// `PRAGMA secure_delete` as the store's connections see it (1: on).
-    public func secureDelete() throws -> Int {
-        try self.reading { try Int.fetchOne($0, sql: "PRAGMA secure_delete") ?? 0 }
+    /// Drops a database that ``makePostgresDatabase(server:)`` made, ending its connections.
+    package static func dropPostgresDatabase(server: String, url: String) throws {
+        let name = try PostgresTarget(url: url).database
+        guard name.hasPrefix("relay_test_"), name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return }
+        let admin = PostgresDatabase(target: try PostgresTarget(url: server))
+        defer { admin.close() }
+        try admin.withoutTransaction { try $0.execute("DROP DATABASE IF EXISTS \(raw: name) WITH (FORCE)") }
     }
 
-    /// The migrations applied to the file, oldest first.
+    /// Reads in a snapshot.
+    @discardableResult
+    func reading<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try self.database.read(body)
+    }
+
+    /// Writes in one transaction.
+    @discardableResult
+    func writing<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        try self.database.write(body)
+    }
+
+    /// Which database the store runs on.
+    public var isPostgres: Bool { self.database.dialect == .postgres }
+
+    /// `PRAGMA secure_delete` as the SQLite store's connections see it (1: on); nil on PostgreSQL.
+    public func secureDelete() throws -> Int? {
+        guard self.database.dialect == .sqlite else { return nil }
+        return try self.reading { try $0.count("PRAGMA secure_delete") }
+    }
+
+    /// The migrations applied to the database, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try self.reading { try Self.migrator.appliedMigrations($0) }
+        switch self.database {
+        case let sqlite as SQLiteDatabase: try sqlite.mapErrors { try sqlite.pool.read { try Self.migrator.appliedMigrations($0) } }
+        default: try self.reading { try PostgresSchema.appliedMigrations($0) }
+        }
     }
 
     // MARK: Companies
@@ -110,7 +130,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func companies() throws -> [Company] {
-        try self.reading { try Company.order(Column("createdAt")).fetchRecords($0) }
+        try self.reading { try Company.fetchAll($0, "ORDER BY createdAt, id") }
     }
 
     public func company(id: String) throws -> Company {
@@ -186,9 +206,9 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     /// Inserts a new engineer with its audit entry, unless their login or key is taken;
     /// returns them with their company's name and policy.
-    private func insert(_ engineer: Engineer, detail: String?, actor: String, _ db: Database) throws -> Engineer {
+    private func insert(_ engineer: Engineer, detail: String?, actor: String, _ db: any SQLConnection) throws -> Engineer {
         guard try Company.exists(db, key: engineer.companyID) else { throw Self.noCompany(engineer.companyID) }
-        if try Engineer.filter(Column("companyID") == engineer.companyID && Column("login") == engineer.login).fetchCount(db) > 0 {
+        if try db.row("SELECT 1 FROM engineer WHERE companyID = \(engineer.companyID) AND login = \(engineer.login)") != nil {
             throw StoreError(
                 .conflict,
                 "company \(engineer.companyID) already has an engineer \"\(engineer.login)\"; to give them a new key, use `relay-server engineer set-key ID --public-key KEY` (`relay-server engineer list` shows the id)"
@@ -202,15 +222,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     public func engineers(companyID: String?) throws -> [Engineer] {
         try self.reading { db in
-            var request = Engineer.order(Column("companyID"), Column("login"))
-            if let companyID { request = request.filter(Column("companyID") == companyID) }
-            return try Self.withCompanyNames(try request.fetchRecords(db), db)
+            let filter: SQL = companyID.map { "WHERE companyID = \($0) " } ?? ""
+            return try Self.withCompanyNames(try Engineer.fetchAll(db, filter + "ORDER BY companyID, login"), db)
         }
     }
 
     public func removeEngineer(id: String, actor: String) throws {
         try self.changeAccount(Engineer.self, id: id, kind: "engineer", action: .engineerRemove, actor: actor, companyID: \.companyID) { engineer, db in
-            try engineer.delete(db)
+            try Engineer.deleteOne(db, key: engineer.id)
             return nil
         }
     }
@@ -233,9 +252,9 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// `change` returns the entry's detail (never a credential). An unknown `kind` id says
     /// where to find the ids. Returns the account as changed.
     @discardableResult
-    func changeAccount<Account: StoredRecord>(
+    func changeAccount<Account: SQLRecord>(
         _ type: Account.Type, id: String, kind: String, action: AuditEntry.Action, actor: String,
-        companyID: KeyPath<Account, String>, _ change: (inout Account, Database) throws -> String?
+        companyID: KeyPath<Account, String>, _ change: (inout Account, any SQLConnection) throws -> String?
     ) throws -> Account {
         try self.writing { db in
             guard var account = try Account.fetchOne(db, key: id) else {
@@ -250,8 +269,8 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     /// Refuses a login key that another account of the same kind (`engineer` or `host`)
     /// has: a key names one account (the relay looks engineers up by key), and two
     /// machines that share a private key cannot be told apart or revoked one at a time.
-    private static func refuseKeyInUse<Account: StoredRecord & KeyAccount>(_ type: Account.Type, key: Data, except id: String, _ db: Database) throws {
-        let other = try Account.filter(Column("publicKey") == key && Column("id") != id).select(Column("id"), as: String.self).fetchOne(db)
+    private static func refuseKeyInUse<Account: SQLRecord & KeyAccount>(_ type: Account.Type, key: Data, except id: String, _ db: any SQLConnection) throws {
+        let other = try db.value("SELECT id FROM \(raw: Account.table) WHERE publicKey = \(key) AND id <> \(id)", as: String.self)
         guard let other else { return }
         throw StoreError(.conflict, Account.keyInUse(fingerprint: AccountKey.fingerprint(rawPublicKey: key), other: other))
     }
@@ -269,10 +288,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
         try self.reading { db in
             var digests: [String: Data] = [:]
             // A disabled engineer counts as removed: their live sessions end.
-            for engineer in try Engineer.fetchAll(db, keys: engineerIDs) where engineer.disabledAt == nil {
-                digests[engineer.id] = engineer.credentialDigest
+            if !engineerIDs.isEmpty {
+                for engineer in try Engineer.fetchAll(db, "WHERE id IN (\(list: engineerIDs))") where engineer.disabledAt == nil {
+                    digests[engineer.id] = engineer.credentialDigest
+                }
             }
-            for host in try EnrolledHost.fetchAll(db, keys: hostIDs) { digests[host.id] = host.credentialDigest }
+            if !hostIDs.isEmpty {
+                for host in try EnrolledHost.fetchAll(db, "WHERE id IN (\(list: hostIDs))") { digests[host.id] = host.credentialDigest }
+            }
             return digests
         }
     }
@@ -294,24 +317,22 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func authenticateEngineer(publicKey: Data) throws -> Engineer? {
         guard publicKey.count == AccountKey.rawCount else { return nil }
         return try self.reading { db in
-            try Engineer.filter(Column("publicKey") == publicKey && Column("disabledAt") == nil).fetchRecords(db).first.map {
-                try Self.withCompanyNames([$0], db)[0]
-            }
+            try Engineer.fetchOne(db, "WHERE publicKey = \(publicKey) AND disabledAt IS NULL").map { try Self.withCompanyNames([$0], db)[0] }
         }
     }
 
     /// `engineers` with ``Engineer/companyName`` filled from the `company` table, and
     /// managers' ``Engineer/groups`` from `manager_group`.
-    static func withCompanyNames(_ engineers: [Engineer], _ db: Database) throws -> [Engineer] {
+    static func withCompanyNames(_ engineers: [Engineer], _ db: any SQLConnection) throws -> [Engineer] {
         guard !engineers.isEmpty else { return engineers }
-        let companies = Dictionary(uniqueKeysWithValues: try Company.fetchAll(db, keys: Set(engineers.map(\.companyID))).map { ($0.id, $0) })
+        let companies = Dictionary(
+            uniqueKeysWithValues: try Company.fetchAll(db, "WHERE id IN (\(list: Set(engineers.map(\.companyID)).sorted()))").map { ($0.id, $0) })
         let managers = engineers.filter { $0.role == .manager }.map(\.id)
         var groups: [String: [String]] = [:]
         if !managers.isEmpty {
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT managerID, groupName FROM manager_group WHERE managerID IN (\(Self.placeholders(managers.count))) ORDER BY groupName",
-                arguments: StatementArguments(managers))
-            for row in rows { groups[row[0], default: []].append(row[1]) }
+            for row in try db.rows("SELECT managerID, groupName FROM manager_group WHERE managerID IN (\(list: managers)) ORDER BY groupName") {
+                groups[try row[0], default: []].append(try row[1])
+            }
         }
         return engineers.map { engineer in
             var engineer = engineer
@@ -321,11 +342,6 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
             engineer.groups = groups[engineer.id] ?? []
             return engineer
         }
-    }
-
-    /// `?, ?, ?` for an SQL `IN` list of `count` values.
-    static func placeholders(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
     // MARK: Hosts
@@ -352,7 +368,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     /// Inserts a new host with its audit entry, unless its key is taken.
-    private func insert(_ host: EnrolledHost, detail: String?, actor: String, _ db: Database) throws {
+    private func insert(_ host: EnrolledHost, detail: String?, actor: String, _ db: any SQLConnection) throws {
         guard try Company.exists(db, key: host.companyID) else { throw Self.noCompany(host.companyID) }
         if let key = host.publicKey { try Self.refuseKeyInUse(EnrolledHost.self, key: key, except: host.id, db) }
         try host.insert(db)
@@ -361,15 +377,14 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
 
     public func hosts(companyID: String?) throws -> [EnrolledHost] {
         try self.reading { db in
-            var request = EnrolledHost.order(Column("companyID"), Column("name"))
-            if let companyID { request = request.filter(Column("companyID") == companyID) }
-            return try request.fetchRecords(db)
+            let filter: SQL = companyID.map { "WHERE companyID = \($0) " } ?? ""
+            return try EnrolledHost.fetchAll(db, filter + "ORDER BY companyID, name, id")
         }
     }
 
     public func removeHost(id: String, actor: String) throws {
         try self.changeAccount(EnrolledHost.self, id: id, kind: "host", action: .hostRemove, actor: actor, companyID: \.companyID) { host, db in
-            try host.delete(db)
+            try EnrolledHost.deleteOne(db, key: host.id)
             return nil
         }
     }
@@ -407,20 +422,18 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     public func markHostsSeen(ids: [String], at: Date) throws {
         guard !ids.isEmpty else { return }
         try self.writing { db in
-            let update = try db.cachedStatement(sql: "UPDATE host SET lastSeenAt = ? WHERE id = ?")
-            for id in ids { try update.execute(arguments: [at, id]) }
+            for id in ids { try db.execute("UPDATE host SET lastSeenAt = \(at) WHERE id = \(id)") }
         }
     }
 
     public func tokenAccountCounts() throws -> (engineers: Int, hosts: Int) {
         try self.reading { db in
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT (SELECT count(*) FROM engineer WHERE publicKey IS NULL AND length(tokenDigest) > 0),
-                           (SELECT count(*) FROM host WHERE publicKey IS NULL AND length(secretDigest) > 0)
-                    """)
-            return (row?[0] ?? 0, row?[1] ?? 0)
+            let row = try db.row(
+                """
+                SELECT (SELECT count(*) FROM engineer WHERE publicKey IS NULL AND length(tokenDigest) > 0),
+                       (SELECT count(*) FROM host WHERE publicKey IS NULL AND length(secretDigest) > 0)
+                """)
+            return (try row?[0] ?? 0, try row?[1] ?? 0)
         }
     }
 
@@ -434,7 +447,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func accessLog(limit: Int = 100) throws -> [AccessEvent] {
-        try self.reading { try AccessEvent.order(Column("id").desc).limit(limit).fetchRecords($0) }
+        try self.reading { try AccessEvent.fetchAll($0, "ORDER BY id DESC LIMIT \(limit)") }
     }
 
     // MARK: Audit log
@@ -444,7 +457,7 @@ public final class SQLiteStore: AccountStore, UsageStore, Sendable {
     }
 
     public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
-        try self.reading { try AuditEntry.order(Column("id").desc).limit(limit).fetchRecords($0) }
+        try self.reading { try AuditEntry.fetchAll($0, "ORDER BY id DESC LIMIT \(limit)") }
     }
 
     static func validName(_ raw: String, what: String) throws -> String {
