@@ -82,6 +82,9 @@ struct RelayConfiguration: Sendable {
     var listen = ListenAddress(host: "0.0.0.0", port: RelayProtocol.defaultPort)
     var adminListen = ListenAddress(host: "127.0.0.1", port: 7444)
     var dataDirectory = "./relay-data"
+    /// The database: nil for SQLite (`relay.sqlite` in the data folder), or a PostgreSQL
+    /// address that every node of a cluster shares (OPERATIONS.md "Scaling out").
+    var store: String?
     var certificatePath: String?
     var keyPath: String?
     /// DNS names for the self-signed certificate; empty: `localhost` only
@@ -148,6 +151,7 @@ struct RelayConfiguration: Sendable {
         var listen: String?
         var adminListen: String?
         var dataDirectory: String?
+        var store: String?
         var certificate: String?
         var key: String?
         var nodeName: String?
@@ -188,7 +192,7 @@ struct RelayConfiguration: Sendable {
     }
 
     static let fileKeys: Set<String> = [
-        "listen", "admin_listen", "data_directory", "certificate", "key", "node_name", "maximum_payload_bytes",
+        "listen", "admin_listen", "data_directory", "store", "certificate", "key", "node_name", "maximum_payload_bytes",
         "handshake_timeout_seconds", "idle_timeout_seconds", "maximum_connections", "support_code_validity_seconds",
         "web_session_idle_minutes", "web_session_maximum_hours",
         "event_loop_threads", "write_buffer_high_water_bytes",
@@ -247,6 +251,7 @@ struct RelayConfiguration: Sendable {
         if let value = file.listen { self.listen = try ListenAddress(parsing: value) }
         if let value = file.adminListen { self.adminListen = try ListenAddress(parsing: value) }
         if let value = file.dataDirectory { self.dataDirectory = value }
+        if let value = file.store { self.store = value }
         if let value = file.certificate { self.certificatePath = value }
         if let value = file.key { self.keyPath = value }
         if let value = file.nodeName { self.nodeName = value }

@@ -460,6 +460,9 @@ extension AuditEntry {
         /// the company's webhook set or removed (`webhook_set`).
         case engineerRole, engineerManager, engineerGroups, engineerDisable, engineerEnable, hostRename, hostGroup
         case tokenCreate, tokenRevoke, webhookSet
+        /// A single node's SQLite records copied into PostgreSQL (`store_migrate`): the
+        /// detail has the rows of each table (issue 15).
+        case storeMigrate
         /// A value this version does not know, read from a row another version wrote;
         /// kept and shown as it is.
         case other(String)
@@ -469,7 +472,7 @@ extension AuditEntry {
             .engineerAdd, .engineerRemove, .engineerRotate, .hostEnroll, .hostRemove, .hostRotate, .restartRecovery, .companyPolicy,
             .engineerSetKey, .hostSetKey, .engineerSetPassword, .engineerEnrolTOTP, .engineerResetTOTP, .engineerSignInLink, .engineerRecoveryCode,
             .engineerRole, .engineerManager, .engineerGroups, .engineerDisable, .engineerEnable, .hostRename, .hostGroup, .tokenCreate, .tokenRevoke,
-            .webhookSet,
+            .webhookSet, .storeMigrate,
         ]
 
         public init(rawValue: String) {
@@ -511,6 +514,7 @@ extension AuditEntry {
             case .tokenCreate: "token_create"
             case .tokenRevoke: "token_revoke"
             case .webhookSet: "webhook_set"
+            case .storeMigrate: "store_migrate"
             case .other(let text): text
             }
         }

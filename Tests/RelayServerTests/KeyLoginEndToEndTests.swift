@@ -26,8 +26,8 @@ import Testing
         }
     }
 
-    @Test func anEngineerAndAHostLogInWithKeysAndPair() async throws {
-        try await TestRelay.with { relay in
+    @Test(arguments: StoreBackend.available) func anEngineerAndAHostLogInWithKeysAndPair(_ backend: StoreBackend) async throws {
+        try await TestRelay.with(backend: backend) { relay in
             let accounts = try Accounts(relay)
             try await RelayConnection.withConnection(to: relay.address, trust: relay.trust, clientKey: accounts.hostKey) { host in
                 _ = try await host.hello(role: .host)

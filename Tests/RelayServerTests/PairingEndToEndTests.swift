@@ -16,8 +16,8 @@ import Testing
         }
     }
 
-    @Test func attendedPairingForwardsBothWaysUntouched() async throws {
-        try await TestRelay.with { relay in
+    @Test(arguments: StoreBackend.available) func attendedPairingForwardsBothWaysUntouched(_ backend: StoreBackend) async throws {
+        try await TestRelay.with(backend: backend) { relay in
             let payloads = Self.payloads(seed: 1)
             let (codes, codeSink) = AsyncStream.makeStream(of: SupportCode.self)
             let viewerInput: [RelayMessage] = [
@@ -111,8 +111,8 @@ import Testing
         }
     }
 
-    @Test func unattendedPairingByHostID() async throws {
-        try await TestRelay.with { relay in
+    @Test(arguments: StoreBackend.available) func unattendedPairingByHostID(_ backend: StoreBackend) async throws {
+        try await TestRelay.with(backend: backend) { relay in
             let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -14,8 +14,8 @@ import Testing
         configuration.credentialCheckInterval = .milliseconds(200)
     }
 
-    @Test func removingTheEngineerEndsTheSessionAndTheHostIsTold() async throws {
-        try await TestRelay.with(Self.configure) { relay in
+    @Test(arguments: StoreBackend.available) func removingTheEngineerEndsTheSessionAndTheHostIsTold(_ backend: StoreBackend) async throws {
+        try await TestRelay.with(backend: backend, Self.configure) { relay in
             let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
             let (paired, pairedSink) = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -46,9 +46,24 @@ final class TestRelay: @unchecked Sendable {
     /// The admin API's port (HTTPS, same certificate, name `localhost`).
     var adminPort: Int { self.node.adminAddress!.port! }
 
-    static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
+    /// The PostgreSQL database of a relay on ``StoreBackend/postgres``, dropped by ``stop()``.
+    private(set) var postgresDatabase: String?
+
+    static func start(backend: StoreBackend = .sqlite, _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
-        let store = try SQLStore(dataDirectory: dataDirectory)
+        var postgresDatabase: String?
+        let store: SQLStore
+        switch backend {
+        case .sqlite:
+            store = try SQLStore(dataDirectory: dataDirectory)
+        case .postgres:
+            guard let server = ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES"] else {
+                throw TestFailure("RELAY_TEST_POSTGRES is not set; scripts/test.sh starts PostgreSQL and sets it")
+            }
+            let database = try SQLStore.makePostgresDatabase(server: server)
+            postgresDatabase = database
+            store = try SQLStore(postgres: database)
+        }
         let authority = try TestCertificateAuthority()
         let server = try authority.serverCertificate(dnsNames: ["localhost"])
         let tls = RelayTLS(
@@ -86,9 +101,11 @@ final class TestRelay: @unchecked Sendable {
         // Test code may start a task: the relay runs until `stop()` shuts it down gracefully.
         let running = Task { try await services.run() }
         guard await node.adminListening() != nil else { throw TestFailure("the admin API did not start") }
-        return TestRelay(
+        let relay = TestRelay(
             node: node, store: store, services: services, running: running, dataDirectory: dataDirectory, authority: authority, server: server, acme: acme,
             globex: globex)
+        relay.postgresDatabase = postgresDatabase
+        return relay
     }
 
     private init(
@@ -115,11 +132,17 @@ final class TestRelay: @unchecked Sendable {
     func stop() async {
         await self.shutDown()
         try? FileManager.default.removeItem(atPath: self.dataDirectory)
+        if let database = self.postgresDatabase, let server = ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES"] {
+            self.store.close()
+            try? SQLStore.dropPostgresDatabase(server: server, url: database)
+        }
     }
 
     /// Runs `body` with a started relay and always stops it.
-    static func with<T: Sendable>(_ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay) async throws -> T) async throws -> T {
-        try await withStopping(try await TestRelay.start(configure), stop: { await $0.stop() }, body)
+    static func with<T: Sendable>(
+        backend: StoreBackend = .sqlite, _ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay) async throws -> T
+    ) async throws -> T {
+        try await withStopping(try await TestRelay.start(backend: backend, configure), stop: { await $0.stop() }, body)
     }
 
     func metric(_ name: String) -> Double {

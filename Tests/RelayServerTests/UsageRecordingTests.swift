@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import RelayClient
 import RelayStore
+import RelayTestSupport
 import RelayWire
 import Testing
 
@@ -9,8 +10,8 @@ import Testing
 
 /// The relay writes the usage history as sessions run (real TLS on loopback).
 @Suite struct UsageRecordingTests {
-    @Test func sessionsAreRecordedCheckpointedAndClosed() async throws {
-        try await TestRelay.with({ $0.usageCheckpointInterval = .milliseconds(200) }) { relay in
+    @Test(arguments: StoreBackend.available) func sessionsAreRecordedCheckpointedAndClosed(_ backend: StoreBackend) async throws {
+        try await TestRelay.with(backend: backend, { $0.usageCheckpointInterval = .milliseconds(200) }) { relay in
             let payload = ByteBuffer(repeating: 0x5A, count: 1000)
             try await AbuseEndToEndTests().withPair(relay) { host, viewer in
                 for _ in 0..<5 { try await host.send(.tileUpdate(TileUpdate(body: payload))) }
@@ -42,9 +43,8 @@ import Testing
         }
     }
 
-    @Test func gracefulShutdownClosesRecordsWithRelayShutdown() async throws {
-        let relay = try await TestRelay.start()
-        defer { try? FileManager.default.removeItem(atPath: relay.dataDirectory) }
+    @Test(arguments: StoreBackend.available) func gracefulShutdownClosesRecordsWithRelayShutdown(_ backend: StoreBackend) async throws {
+        let relay = try await TestRelay.start(backend: backend)
         try await AbuseEndToEndTests().withPair(relay) { host, viewer in
             async let stopped: Void = relay.shutDown()
             _ = try await host.receive()
@@ -55,5 +55,6 @@ import Testing
         #expect(sessions.count == 1)
         #expect(sessions.first?.endReason == .relayShutdown)
         #expect(sessions.first?.endedAt != nil)
+        await relay.stop()
     }
 }

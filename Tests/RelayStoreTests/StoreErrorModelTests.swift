@@ -96,7 +96,7 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
                 "engineer_remove", "engineer_rotate", "host_enroll", "host_remove", "host_rotate", "restart_recovery", "company_policy",
                 "engineer_set_key", "host_set_key", "engineer_set_password", "engineer_enrol_totp", "engineer_reset_totp", "engineer_signin_link",
                 "engineer_recovery_code", "engineer_role", "engineer_manager", "engineer_groups", "engineer_disable", "engineer_enable",
-                "host_rename", "host_group", "token_create", "token_revoke", "webhook_set",
+                "host_rename", "host_group", "token_create", "token_revoke", "webhook_set", "store_migrate",
             ]
         )
         // An unknown text is kept, and equals its case if it names one.

@@ -14,7 +14,7 @@ struct RelayServerCommand: AsyncParsableCommand {
             data folder whether or not the relay is running. See docs/OPERATIONS.md.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, CompanyCommand.self, EngineerCommand.self, HostCommand.self, UsageCommand.self, AuditCommand.self],
+        subcommands: [ServeCommand.self, CompanyCommand.self, EngineerCommand.self, HostCommand.self, UsageCommand.self, AuditCommand.self, StoreCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }
@@ -24,12 +24,15 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data"), help: ArgumentHelp("The relay's data folder.", valueName: "DIR"))
     var dataDirectory = "./relay-data"
 
+    @Option(help: StoreOption.help)
+    var store: String?
+
     @Flag(help: "Print one JSON object instead of text, for scripts.")
     var json = false
 
     func openStore() throws -> SQLStore {
         do {
-            let (store, changes) = try PrivateDataFolder.openStore(self.dataDirectory)
+            let (store, changes) = try PrivateDataFolder.openStore(self.dataDirectory, store: StoreOption.resolve(self.store))
             if !changes.isEmpty {
                 FileHandle.standardError.write(Data("note: \(PrivateDataFolder.summary(changes))\n".utf8))
             }
@@ -40,14 +43,41 @@ struct DataOptions: ParsableArguments {
     }
 }
 
+/// `--store`: which database the relay's records are in.
+enum StoreOption {
+    static let help = ArgumentHelp(
+        "The database: sqlite (the default: relay.sqlite in the data folder), or postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require] "
+            + "shared by the nodes of a cluster. Without this flag, $RELAY_STORE (which keeps the password out of the process list).",
+        valueName: "STORE")
+
+    /// The flag's value, else `RELAY_STORE`, else nil (the config file's, or SQLite).
+    static func resolve(_ flag: String?) -> String? {
+        flag ?? ProcessInfo.processInfo.environment["RELAY_STORE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Opens the store `store` names (nil or `sqlite`: the file in `dataDirectory`).
+    static func open(_ store: String?, dataDirectory: String) throws -> SQLStore {
+        switch store {
+        case nil, "sqlite":
+            return try SQLStore(dataDirectory: dataDirectory)
+        case let address? where address.hasPrefix("postgres://") || address.hasPrefix("postgresql://"):
+            return try SQLStore(postgres: address)
+        case let other?:
+            throw StoreError(
+                .invalidInput,
+                "--store \(other.prefix(40)) is not a database the relay knows; give sqlite, or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+        }
+    }
+}
+
 /// Opening the data folder the way every command does: private (OPERATIONS.md "Data folder").
 enum PrivateDataFolder {
-    /// Opens the store in `dataDirectory`, creating the folder if needed, and makes the
-    /// folder and its files private (``DataFolder/makePrivate(_:)``) before and after
-    /// opening (SQLite creates its `-wal` and `-shm` files with the database file's mode).
-    /// Files this process creates are private from the start (umask 077). Returns what was
-    /// changed, for the log.
-    static func openStore(_ dataDirectory: String) throws -> (SQLStore, [DataFolder.PermissionChange]) {
+    /// Opens the store (`store`, see ``StoreOption``; by default the SQLite file in
+    /// `dataDirectory`), creating the folder if needed, and makes the folder and its files
+    /// private (``DataFolder/makePrivate(_:)``) before and after opening (SQLite creates its
+    /// `-wal` and `-shm` files with the database file's mode). Files this process creates
+    /// are private from the start (umask 077). Returns what was changed, for the log.
+    static func openStore(_ dataDirectory: String, store address: String? = nil) throws -> (SQLStore, [DataFolder.PermissionChange]) {
         umask(0o077)
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -56,7 +86,7 @@ enum PrivateDataFolder {
                 .unavailable, "cannot create the data folder \(dataDirectory): \(error.localizedDescription); pass --data DIR with a writable folder")
         }
         var changes = try DataFolder.makePrivate(dataDirectory)
-        let store = try SQLStore(dataDirectory: dataDirectory)
+        let store = try StoreOption.open(address, dataDirectory: dataDirectory)
         changes += try DataFolder.makePrivate(dataDirectory)
         return (store, changes)
     }

@@ -11,7 +11,7 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the relay (the default command).",
         discussion: """
             Flags override the config file, which overrides the defaults. The config file is JSON \
-            with snake_case keys (listen, admin_listen, data_directory, certificate, key, node_name, \
+            with snake_case keys (listen, admin_listen, data_directory, store, certificate, key, node_name, \
             maximum_payload_bytes, handshake_timeout_seconds, idle_timeout_seconds, \
             maximum_connections, support_code_validity_seconds, code_failure_limit, \
             free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes, \
@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where agents connect.", valueName: "HOST:PORT")) var listen: String?
     @Option(help: ArgumentHelp("Where the admin API (/metrics, /healthz, /v1/usage) is served (HTTPS).", valueName: "HOST:PORT")) var adminListen: String?
     @Option(name: .customLong("data"), help: ArgumentHelp("Data folder: database, dev certificate.", valueName: "DIR")) var dataDirectory: String?
+    @Option(help: StoreOption.help) var store: String?
     @Option(help: ArgumentHelp("The relay's certificate chain (PEM). Without it, a self-signed certificate is made in the data folder.", valueName: "PEM"))
     var cert: String?
     @Option(help: ArgumentHelp("The private key for --cert (PEM); it must not be readable by other users.", valueName: "PEM")) var key: String?
@@ -51,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let listen { configuration.listen = try ListenAddress(parsing: listen) }
             if let adminListen { configuration.adminListen = try ListenAddress(parsing: adminListen) }
             if let dataDirectory { configuration.dataDirectory = dataDirectory }
+            if let store = StoreOption.resolve(self.store) { configuration.store = store }
             if let cert, let key {
                 configuration.certificatePath = cert
                 configuration.keyPath = key
@@ -69,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "relay-server")
 
-        let (store, permissionChanges) = try adminAction { try PrivateDataFolder.openStore(configuration.dataDirectory) }
+        let (store, permissionChanges) = try adminAction { try PrivateDataFolder.openStore(configuration.dataDirectory, store: configuration.store) }
         if !permissionChanges.isEmpty {
             logger.warning("\(PrivateDataFolder.summary(permissionChanges))")
         }
@@ -98,7 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
                 tasks.addTask { try await group.run() }
                 // The banner once both ports listen; none if the node stopped first.
                 if let adminAddress = await node.adminListening() {
-                    Self.printBanner(configuration: configuration, node: node, adminPort: adminAddress.port, tls: tls)
+                    Self.printBanner(configuration: configuration, node: node, adminPort: adminAddress.port, tls: tls, storeLocation: store.location)
                 }
                 try await tasks.waitForAll()
             }
@@ -145,7 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let warning { logger.warning("\(warning)") }
     }
 
-    static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS) {
+    static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS, storeLocation: String) {
         print(
             """
             relay-server listening
@@ -153,6 +155,7 @@ struct ServeCommand: AsyncParsableCommand {
               web:         https://\(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)/  (the same port, ALPN http/1.1: browsers)
               admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)
               data:        \(configuration.dataDirectory)
+              store:       \(storeLocation)
               certificate: \(tls.origin)
               fingerprint: \(tls.fingerprint)
             Agents pin this fingerprint with --fingerprint, or trust your CA with --ca.

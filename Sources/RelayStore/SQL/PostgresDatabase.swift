@@ -36,7 +36,13 @@ final class PostgresDatabase: SQLDatabase {
     }
 
     deinit {
-        for connection in self.idle.withLock({ $0 }) { connection.close().whenComplete { _ in } }
+        for connection in self.idle.withLock({ $0 }) { Self.discard(connection) }
+    }
+
+    /// Closes a connection without waiting. The closure keeps the connection until it is
+    /// closed: postgres-nio requires that of every connection it frees.
+    private static func discard(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
     }
 
     /// Closes the idle connections (the next call opens new ones).
@@ -108,7 +114,7 @@ final class PostgresDatabase: SQLDatabase {
             self.release(connection)
             throw conflict
         } catch {
-            connection.close().whenComplete { _ in }
+            Self.discard(connection)
             throw error
         }
     }
@@ -120,7 +126,7 @@ final class PostgresDatabase: SQLDatabase {
             idle.append(connection)
             return true
         }
-        if !kept { connection.close().whenComplete { _ in } }
+        if !kept { Self.discard(connection) }
     }
 
     private func connect() throws -> PostgresConnection {
@@ -241,9 +247,11 @@ final class PostgresDatabase: SQLDatabase {
 
 /// Where a PostgreSQL store is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…]`.
 ///
-/// `sslmode`: `disable`, `require` (TLS, the server's certificate checked against the
-/// system's trust roots or `sslrootcert=FILE`) or, by default, `prefer` (TLS if the server
-/// offers it). A unix socket: `postgres://USER@/DATABASE?host=/var/run/postgresql`.
+/// `sslmode`: `disable`; `require` (TLS, and the server's certificate must be valid for its
+/// name and signed by a CA of the system's or `sslrootcert=FILE`; libpq's `verify-full`
+/// and `verify-ca` mean the same here); or, by default, `prefer` (TLS if the server offers
+/// it, the certificate unchecked, as libpq does). A unix socket:
+/// `postgres://USER@/DATABASE?host=/var/run/postgresql`.
 struct PostgresTarget: Sendable, CustomStringConvertible {
     enum TLSMode: String, Sendable { case disable, prefer, require }
 
@@ -275,8 +283,9 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         } else {
             throw StoreError(.invalidInput, "the PostgreSQL address names no host; \(usage)")
         }
-        guard let tls = TLSMode(rawValue: query["sslmode"] ?? "prefer") else {
-            throw StoreError(.invalidInput, "sslmode=\(query["sslmode"] ?? "") is not one the relay knows; use disable, prefer or require")
+        let mode = query["sslmode"] ?? "prefer"
+        guard let tls = TLSMode(rawValue: ["verify-full", "verify-ca"].contains(mode) ? "require" : mode) else {
+            throw StoreError(.invalidInput, "sslmode=\(mode) is not one the relay knows; use disable, prefer or require")
         }
         self.tls = tls
         self.rootCertificate = query["sslrootcert"]
@@ -316,6 +325,7 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         case .prefer, .require:
             var configuration = TLSConfiguration.makeClientConfiguration()
             if let rootCertificate = self.rootCertificate { configuration.trustRoots = .file(rootCertificate) }
+            if self.tls == .prefer { configuration.certificateVerification = .none }
             let context: NIOSSLContext
             do {
                 context = try NIOSSLContext(configuration: configuration)

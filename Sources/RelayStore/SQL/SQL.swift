@@ -1,4 +1,5 @@
 public import Foundation
+internal import GRDB
 
 /// A value a statement binds or a row holds, in the few kinds both databases store.
 ///
@@ -19,6 +20,15 @@ protocol SQLValueConvertible {
     var sqlValue: SQLValue { get }
     /// The value of a column; throws when the column holds another kind.
     init(sqlValue: SQLValue) throws
+    /// Column `index` of a SQLite row: GRDB's own decoding where it reads the column
+    /// straight from SQLite, which an export of a million rows notices.
+    static func decode(sqlite row: Row, at index: Int) throws -> Self
+}
+
+extension SQLValueConvertible {
+    static func decode(sqlite row: Row, at index: Int) throws -> Self {
+        try Self(sqlValue: SQLiteDatabase.Connection.value(row[index] as DatabaseValue))
+    }
 }
 
 /// A column that did not hold what the store expected: a schema the store does not know.
@@ -30,6 +40,7 @@ struct SQLDecodingError: Error, CustomStringConvertible {
 
 extension String: SQLValueConvertible {
     var sqlValue: SQLValue { .text(self) }
+    static func decode(sqlite row: Row, at index: Int) throws -> Self { try row.decode(String.self, atIndex: index) }
     init(sqlValue: SQLValue) throws {
         guard case .text(let text) = sqlValue else { throw SQLDecodingError(expected: "text", found: sqlValue) }
         self = text
@@ -38,6 +49,7 @@ extension String: SQLValueConvertible {
 
 extension Int64: SQLValueConvertible {
     var sqlValue: SQLValue { .integer(self) }
+    static func decode(sqlite row: Row, at index: Int) throws -> Self { try row.decode(Int64.self, atIndex: index) }
     init(sqlValue: SQLValue) throws {
         switch sqlValue {
         case .integer(let value): self = value
@@ -49,6 +61,7 @@ extension Int64: SQLValueConvertible {
 
 extension Int: SQLValueConvertible {
     var sqlValue: SQLValue { .integer(Int64(self)) }
+    static func decode(sqlite row: Row, at index: Int) throws -> Self { try row.decode(Int.self, atIndex: index) }
     init(sqlValue: SQLValue) throws { self = Int(try Int64(sqlValue: sqlValue)) }
 }
 
@@ -86,6 +99,9 @@ extension Date: SQLValueConvertible {
 
 extension Optional: SQLValueConvertible where Wrapped: SQLValueConvertible {
     var sqlValue: SQLValue { self?.sqlValue ?? .null }
+    static func decode(sqlite row: Row, at index: Int) throws -> Self {
+        row.hasNull(atIndex: index) ? nil : try Wrapped.decode(sqlite: row, at: index)
+    }
     init(sqlValue: SQLValue) throws {
         self = sqlValue == .null ? nil : try Wrapped(sqlValue: sqlValue)
     }
@@ -170,13 +186,44 @@ struct SQL: Sendable, ExpressibleByStringInterpolation {
     }
 }
 
-/// One row of a result, its columns in the statement's order.
-struct SQLRow: Sendable {
-    let values: [SQLValue]
+/// One row of a result, its columns in the statement's order. A row that
+/// ``SQLConnection/forEachRow(_:_:)`` passes is valid during that call only (SQLite's rows
+/// are read in place); ``copied()`` keeps one.
+struct SQLRow {
+    private enum Storage {
+        case values([SQLValue])
+        case sqlite(Row)
+    }
+
+    private let storage: Storage
+
+    init(values: [SQLValue]) { self.storage = .values(values) }
+    init(sqlite row: Row) { self.storage = .sqlite(row) }
 
     /// Column `index` (from 0) as `T`.
     subscript<T: SQLValueConvertible>(_ index: Int) -> T {
-        get throws { try T(sqlValue: index < self.values.count ? self.values[index] : .null) }
+        get throws {
+            switch self.storage {
+            case .values(let values): try T(sqlValue: index < values.count ? values[index] : .null)
+            case .sqlite(let row): try T.decode(sqlite: row, at: index)
+            }
+        }
+    }
+
+    /// Column `index` as the database returned it.
+    func value(at index: Int) -> SQLValue {
+        switch self.storage {
+        case .values(let values): index < values.count ? values[index] : .null
+        case .sqlite(let row): SQLiteDatabase.Connection.value(row[index] as DatabaseValue)
+        }
+    }
+
+    /// This row, kept after the call that passed it.
+    func copied() -> SQLRow {
+        switch self.storage {
+        case .values: self
+        case .sqlite(let row): SQLRow(sqlite: row.copy())
+        }
     }
 }
 
@@ -207,7 +254,7 @@ extension SQLConnection {
     /// Every row of a query.
     func rows(_ statement: SQL) throws -> [SQLRow] {
         var rows: [SQLRow] = []
-        try self.forEachRow(statement) { rows.append($0) }
+        try self.forEachRow(statement) { rows.append($0.copied()) }
         return rows
     }
 

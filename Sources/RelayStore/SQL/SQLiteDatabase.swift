@@ -80,12 +80,7 @@ final class SQLiteDatabase: SQLDatabase {
         func forEachRow(_ statement: SQL, _ body: (SQLRow) throws -> Void) throws {
             let (text, values) = statement.rendered { _ in "?" }
             let rows = try Row.fetchCursor(self.db.cachedStatement(sql: text), arguments: Self.arguments(values))
-            while let row = try rows.next() {
-                var columns: [SQLValue] = []
-                columns.reserveCapacity(row.count)
-                for value in row.databaseValues { columns.append(Self.value(value)) }
-                try body(SQLRow(values: columns))
-            }
+            while let row = try rows.next() { try body(SQLRow(sqlite: row)) }
         }
 
         static func arguments(_ values: [SQLValue]) -> StatementArguments {
