@@ -171,6 +171,14 @@ extension SQLStore {
         }
     }
 
+    public func beginPurgeTurn() throws -> PurgeTurn? {
+        guard let postgres = self.database as? PostgresDatabase else { return PurgeTurn() }
+        return try postgres.tryAdvisoryLock(Self.purgeLock).map { PurgeTurn(release: $0) }
+    }
+
+    /// The advisory lock of the purge's turn: "RELAYPRG".
+    static let purgeLock: Int64 = 0x5245_4C41_5950_5247
+
     /// The audit entry of the run; after a real purge, the database's rewrite if rows were
     /// deleted since the last one, so that no copy of a purged row survives in its files
     /// (docs/OPERATIONS.md "Retention"): on SQLite a VACUUM and the write-ahead log's

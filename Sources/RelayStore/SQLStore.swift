@@ -63,6 +63,14 @@ public final class SQLStore: AccountStore, UsageStore, Sendable {
         (self.database as? PostgresDatabase)?.close()
     }
 
+    /// The same database opened again, as another relay node or command would: for tests.
+    package func reopened() throws -> SQLStore {
+        switch self.database {
+        case let postgres as PostgresDatabase: try SQLStore(postgres: postgres.target.url, now: self.now)
+        default: try SQLStore(path: self.location, now: self.now)
+        }
+    }
+
     /// Makes a new, empty database on the PostgreSQL server `server` (an address of any of
     /// its databases, as a user who may create databases) and returns its address: for the
     /// tests of the PostgreSQL store.

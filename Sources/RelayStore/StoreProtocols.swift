@@ -163,6 +163,12 @@ public protocol UsageStore: Sendable {
     /// truncated write-ahead log; a `VACUUM` that failed is redone by the next purge).
     func finishPurge(_ report: PurgeReport, actor: String) throws
 
+    /// Takes the purge's turn, so that one purge at a time runs on a database that several
+    /// relay nodes share: nil while another node (or `relay-server usage purge`) has it.
+    /// The turn lasts until ``PurgeTurn/end()``, or until its holder's process ends.
+    /// SQLite always gives the turn (its writers take turns on their own).
+    func beginPurgeTurn() throws -> PurgeTurn?
+
     func placeHold(companyID: String, reason: String, actor: String) throws -> LegalHold
     /// Lifts a hold; its company's records past retention go at the next purge.
     func releaseHold(companyID: String, actor: String) throws
@@ -181,6 +187,10 @@ extension UsageStore {
     public func purge(
         policy: RetentionPolicy, now: Date, dryRun: Bool, actor: String, batchSize: Int = PurgeBatchResult.defaultLimit
     ) throws -> PurgeReport {
+        guard let turn = try self.beginPurgeTurn() else {
+            throw StoreError(.conflict, "another relay node is purging the same database right now; try again when it has finished (its log says so)")
+        }
+        defer { turn.end() }
         let counts = try self.purgeCounts(policy: policy, now: now)
         guard !dryRun else {
             try self.finishPurge(counts, actor: actor)
@@ -245,4 +255,15 @@ public struct UsageBatch: Sendable, Hashable {
 
     /// Records, checkpoints and closures in the batch.
     public var count: Int { self.opened.count + self.checkpoints.count + self.closed.count }
+}
+
+/// The purge's turn on a shared database (``UsageStore/beginPurgeTurn()``).
+public final class PurgeTurn: Sendable {
+    private let release: @Sendable () -> Void
+
+    /// A turn that `release` ends; a store that needs no lock gives one that does nothing.
+    public init(release: @escaping @Sendable () -> Void = {}) { self.release = release }
+
+    /// Gives the turn back; the next purge of any node may start.
+    public func end() { self.release() }
 }

@@ -153,6 +153,7 @@ private final class CountingStore: UsageStore {
 
     func purgeCounts(policy: RetentionPolicy, now: Date) throws -> PurgeReport { try self.store.purgeCounts(policy: policy, now: now) }
     func finishPurge(_ report: PurgeReport, actor: String) throws { try self.store.finishPurge(report, actor: actor) }
+    func beginPurgeTurn() throws -> PurgeTurn? { try self.store.beginPurgeTurn() }
     func write(_ batch: UsageBatch) throws { try self.store.write(batch) }
     func closeInterruptedSessions(relayNode: String?, reason: UsageRecord.EndReason, actor: String) throws -> Int {
         try self.store.closeInterruptedSessions(relayNode: relayNode, reason: reason, actor: actor)

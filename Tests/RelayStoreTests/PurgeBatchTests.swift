@@ -80,4 +80,32 @@ import Testing
             #expect(audit.first?.detail?.hasPrefix("sessions=50 access_log=0 held_sessions=0") == true)
         }
     }
+
+    /// Nodes that share a PostgreSQL database take turns to purge (issue 15 item 2): while
+    /// one holds the turn, another's purge is refused with a sentence, and the turn passes
+    /// on when it ends. SQLite orders its writers itself and always gives the turn.
+    @Test(arguments: StoreBackend.available) func onePurgeAtATimeOnASharedDatabase(_ backend: StoreBackend) throws {
+        try Self.withStore(backend) { store in
+            let node = try store.reopened()
+            defer { node.close() }
+            let turn = try #require(try store.beginPurgeTurn())
+            let policy = RetentionPolicy.default
+            switch backend {
+            case .sqlite:
+                let second = try #require(try node.beginPurgeTurn())
+                second.end()
+                _ = try node.purge(policy: policy, now: Date(), dryRun: true, actor: "cli")
+            case .postgres:
+                #expect(try node.beginPurgeTurn() == nil)
+                let refused = #expect(throws: StoreError.self) { try node.purge(policy: policy, now: Date(), dryRun: true, actor: "cli") }
+                #expect(refused?.kind == .conflict)
+                #expect(refused?.message.contains("another relay node is purging the same database right now") == true)
+            }
+            turn.end()
+            let next = try #require(try node.beginPurgeTurn(), "the turn passes on when it ends")
+            #expect(try store.beginPurgeTurn() == nil || backend == .sqlite)
+            next.end()
+            _ = try store.purge(policy: policy, now: Date(), dryRun: true, actor: "cli")
+        }
+    }
 }

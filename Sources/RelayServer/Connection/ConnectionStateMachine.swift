@@ -560,7 +560,10 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     /// The credentials could not be checked (the store failed).
     mutating func verificationFailed() -> Action {
         guard case .authenticating = self.stage else { return .none }
-        return self.fail(.internalError, "the relay could not check the credentials; try again, and tell the relay operator if it persists")
+        return self.fail(
+            .internalError,
+            "the relay cannot check logins right now (its database does not answer); sessions already running go on; try again in a minute, and tell the relay operator if it persists"
+        )
     }
 
     /// A support code was issued to this viewer, valid for `validity`.

@@ -46,8 +46,29 @@ struct RetentionScheduler<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
-    /// One purge: the counts, the batches, then the audit entry and the truncation.
+    /// One purge, if it is this node's turn (``UsageStore/beginPurgeTurn()``: on a database
+    /// that several nodes share, one purges at a time, and the others skip this run).
     func purgeOnce() async {
+        let store = self.store
+        let turn: PurgeTurn?
+        do {
+            turn = try await self.threadPool.runIfActive { try store.beginPurgeTurn() }
+        } catch is CancellationError {
+            return
+        } catch {
+            self.failed(error)
+            return
+        }
+        guard let turn else {
+            self.logger.info("the retention purge runs on another node right now; this node skips this run")
+            return
+        }
+        await self.purge()
+        _ = try? await self.threadPool.runToCompletion { turn.end() }
+    }
+
+    /// The counts, the batches, then the audit entry and the truncation.
+    private func purge() async {
         let store = self.store
         let policy = self.policy
         let limit = self.batchSize

@@ -70,6 +70,32 @@ final class PostgresDatabase: SQLDatabase {
         try self.withConnection { try body(Connection(connection: $0, logger: self.logger, location: self.location)) }
     }
 
+    /// Takes the session-level advisory lock `key` on a connection kept for it: nil if
+    /// another session holds it, else the function that unlocks it and frees the
+    /// connection. PostgreSQL releases the lock itself if this process dies.
+    func tryAdvisoryLock(_ key: Int64) throws -> (@Sendable () -> Void)? {
+        let connection = try self.idle.withLock { $0.popLast() } ?? self.connect()
+        let sql = Connection(connection: connection, logger: self.logger, location: self.location)
+        let locked: Bool
+        do {
+            locked = try sql.value("SELECT pg_try_advisory_lock(\(key))", as: Bool.self) ?? false
+        } catch {
+            Self.discard(connection)
+            throw error
+        }
+        guard locked else {
+            self.release(connection)
+            return nil
+        }
+        return { [self] in
+            if (try? sql.execute("SELECT pg_advisory_unlock(\(key))")) != nil {
+                self.release(connection)
+            } else {
+                Self.discard(connection)
+            }
+        }
+    }
+
     private func transaction<T>(_ begin: String, retries: Int, _ body: (any SQLConnection) throws -> T) throws -> T {
         var attempt = 0
         while true {
