@@ -49,11 +49,16 @@ final class TestRelay: @unchecked Sendable {
     /// The PostgreSQL database of a relay on ``StoreBackend/postgres``, dropped by ``stop()``.
     private(set) var postgresDatabase: String?
 
-    static func start(backend: StoreBackend = .sqlite, _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> TestRelay {
+    /// `postgres`: the address of a PostgreSQL database the test made itself (it is not dropped).
+    static func start(
+        backend: StoreBackend = .sqlite, postgres: String? = nil, _ configure: (inout RelayConfiguration) -> Void = { _ in }
+    ) async throws -> TestRelay {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("relay-test-\(UUID().uuidString)").path
         var postgresDatabase: String?
         let store: SQLStore
         switch backend {
+        case _ where postgres != nil:
+            store = try SQLStore(postgres: postgres ?? "")
         case .sqlite:
             store = try SQLStore(dataDirectory: dataDirectory)
         case .postgres:
@@ -140,9 +145,10 @@ final class TestRelay: @unchecked Sendable {
 
     /// Runs `body` with a started relay and always stops it.
     static func with<T: Sendable>(
-        backend: StoreBackend = .sqlite, _ configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay) async throws -> T
+        backend: StoreBackend = .sqlite, postgres: String? = nil, _ configure: (inout RelayConfiguration) -> Void = { _ in },
+        _ body: (TestRelay) async throws -> T
     ) async throws -> T {
-        try await withStopping(try await TestRelay.start(backend: backend, configure), stop: { await $0.stop() }, body)
+        try await withStopping(try await TestRelay.start(backend: backend, postgres: postgres, configure), stop: { await $0.stop() }, body)
     }
 
     func metric(_ name: String) -> Double {

@@ -74,7 +74,7 @@ final class PostgresDatabase: SQLDatabase {
     /// another session holds it, else the function that unlocks it and frees the
     /// connection. PostgreSQL releases the lock itself if this process dies.
     func tryAdvisoryLock(_ key: Int64) throws -> (@Sendable () -> Void)? {
-        let connection = try self.idle.withLock { $0.popLast() } ?? self.connect()
+        let connection = try self.idleConnection() ?? self.connect()
         let sql = Connection(connection: connection, logger: self.logger, location: self.location)
         let locked: Bool
         do {
@@ -128,7 +128,7 @@ final class PostgresDatabase: SQLDatabase {
     /// Runs `body` on an idle connection, or a new one; a connection that failed is closed
     /// and not reused.
     private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        let connection = try self.idle.withLock { $0.popLast() } ?? self.connect()
+        let connection = try self.idleConnection() ?? self.connect()
         do {
             let result = try body(connection)
             self.release(connection)
@@ -143,6 +143,16 @@ final class PostgresDatabase: SQLDatabase {
             Self.discard(connection)
             throw error
         }
+    }
+
+    /// An idle connection that is still open; the ones the server closed meanwhile (it
+    /// restarted) are let go.
+    private func idleConnection() -> PostgresConnection? {
+        while let connection = self.idle.withLock({ $0.popLast() }) {
+            if !connection.isClosed { return connection }
+            Self.discard(connection)
+        }
+        return nil
     }
 
     private func release(_ connection: PostgresConnection) {
