@@ -30,7 +30,7 @@ digest = SHA-256 of the secret, scope `export`; the token is `sra_<id>.<secret>`
 starts `relay-server serve` on it.
 
 It also prints EXPLAIN QUERY PLAN of the store's SQL for each case
-(Sources/RelayStore/SQLiteStore+Admin.swift, usagePage(_:after:limit:) and
+(Sources/RelayStore/SQLStore+Admin.swift, usagePage(_:after:limit:) and
 usageSummary(_:timeZone:), copied here), times those statements in this process with the
 same SQLite (also with PRAGMA mmap_size, and the summaries' proposed two statements), and
 times the relay's checkpoint UPDATE of 10,000 live sessions. --perf records the relay with
@@ -439,7 +439,7 @@ class Relay:
 
 
 def add_token(database_path: pathlib.Path, company_id: str) -> str:
-    """An API token of scope `export`, inserted as SQLiteStore.createAPIToken stores one."""
+    """An API token of scope `export`, inserted as SQLStore.createAPIToken stores one."""
     rng = random.Random()
     token_id = make_id(rng, "tk")
     secret = secrets.token_urlsafe(32)  # 43 characters of base64url, as Secrets.makeSecret()
@@ -636,7 +636,7 @@ def count_xlsx_rows(path: pathlib.Path) -> int:
         return count
 
 
-# ---- The store's SQL, as SQLiteStore+Admin.swift builds it (for EXPLAIN and timing) ----
+# ---- The store's SQL, as SQLStore+Admin.swift builds it (for EXPLAIN and timing) ----
 
 SESSION_COLUMNS = ", ".join(
     "s." + name.strip()
@@ -658,7 +658,7 @@ def day_range(first: str, last: str) -> tuple[int, int]:
 
 
 def conditions(company: str, engineer: str | None = None, host: str | None = None) -> tuple[str, list]:
-    """SQLiteStore.usageConditions for a token's caller (scope: the whole company)."""
+    """SQLStore.usageConditions for a token's caller (scope: the whole company)."""
     terms, arguments = ["s.companyID = ?"], [company]
     if engineer is not None:
         terms.append("s.engineerLogin = ?")
@@ -954,7 +954,7 @@ def same_summary(current: list[list[tuple]], proposed: list[list[tuple]]) -> boo
 
 def checkpoint_ms(database_path: pathlib.Path, sessions: int = 10_000, repeats: int = 7) -> dict:
     """The relay's checkpoint (UsageRecorder.flush: new counters for every live session, one
-    transaction, the UPDATE of SQLiteStore.write) for `sessions` open sessions of the measured
+    transaction, the UPDATE of SQLStore.write) for `sessions` open sessions of the measured
     company: median wall and CPU ms of this process (CPU time is steadier on a shared machine). The open sessions are added once, on 2026-12-02 (outside every
     measured range) with another relay node's name (the relay under test leaves them open)."""
     database = sqlite3.connect(database_path, isolation_level=None)
