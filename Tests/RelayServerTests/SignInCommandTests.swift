@@ -10,18 +10,7 @@ import Testing
     /// Runs `relay-server ARGUMENTS --data DIR` (with `--json` unless `json` is false);
     /// returns its exit status, standard output and standard error.
     static func run(_ arguments: [String], data directory: String, json: Bool = true) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = try BuiltExecutable.url("relay-server")
-        process.arguments = arguments + (json ? ["--json"] : []) + ["--data", directory]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let complaint = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, printed, complaint)
+        try BuiltExecutable.run("relay-server", arguments + (json ? ["--json"] : []) + ["--data", directory])
     }
 
     static func object(_ arguments: [String], data directory: String) throws -> [String: Any] {

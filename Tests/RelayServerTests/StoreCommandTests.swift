@@ -9,19 +9,7 @@ import Testing
 struct StoreCommandTests {
     /// Runs `relay-server ARGUMENTS` with `environment` added; returns its status and output.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = try BuiltExecutable.url("relay-server")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let complaint = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, printed, complaint)
+        try BuiltExecutable.run("relay-server", arguments, environment: environment)
     }
 
     static func json(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: Any] {

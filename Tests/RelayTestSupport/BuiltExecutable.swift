@@ -21,6 +21,26 @@ public enum BuiltExecutable {
         }
         throw TestFailure("\(name) is not built beside the tests (looked in \(candidates.map(\.path))); run `swift build --build-tests` first")
     }
+
+    /// Runs the program `name` with `arguments` (and `environment` added to this
+    /// process's) to its end; returns its exit status, standard output and standard error.
+    public static func run(
+        _ name: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = try Self.url(name)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let complaint = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, printed, complaint)
+    }
 }
 
 /// Bytes from hex digits (`"0aff"`, or `"0a ff"` with spaces), as test vectors write them.
