@@ -66,6 +66,9 @@ struct DatabaseOutageTests {
             let id = try #require(sessionID)
 
             try server.start()
+            // The store's idle connections died with the server: the next call works at once,
+            // on a new one.
+            #expect(try relay.store.companies().count == 2)
             // What the recorder kept is written once the server is back: the session ends
             // `normal`, with every frame counted, and is closed once.
             let written = await eventually(within: .seconds(60)) { (try? relay.store.usageRecord(id: id))?.endReason == .normal }

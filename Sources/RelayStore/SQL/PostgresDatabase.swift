@@ -98,11 +98,19 @@ final class PostgresDatabase: SQLDatabase {
 
     private func transaction<T>(_ begin: String, retries: Int, _ body: (any SQLConnection) throws -> T) throws -> T {
         var attempt = 0
+        var replacedLostConnection = false
         while true {
             do {
                 return try self.withConnection { connection in
                     let sql = Connection(connection: connection, logger: self.logger, location: self.location)
-                    try sql.execute(SQL(stringLiteral: begin))
+                    do {
+                        try sql.execute(SQL(stringLiteral: begin))
+                    } catch {
+                        // An idle connection whose server went away meanwhile (it restarted):
+                        // nothing ran on it yet, so once more on a new one.
+                        if !replacedLostConnection, connection.isClosed { throw LostBeforeBegin() }
+                        throw error
+                    }
                     do {
                         let result = try body(sql)
                         try sql.execute("COMMIT")
@@ -113,6 +121,8 @@ final class PostgresDatabase: SQLDatabase {
                         throw error
                     }
                 }
+            } catch is LostBeforeBegin {
+                replacedLostConnection = true
             } catch let conflict as PostgresConflict {
                 guard attempt < retries else {
                     throw StoreError(
@@ -193,6 +203,9 @@ final class PostgresDatabase: SQLDatabase {
         if let underlying = error.underlying { return "\(underlying)" }
         return error.code.description
     }
+
+    /// A connection found closed at the start of a transaction: it runs on a new one.
+    private struct LostBeforeBegin: Error {}
 
     /// A transaction the server aborted for another one's sake; it runs again.
     struct PostgresConflict: Error {
