@@ -193,7 +193,12 @@ extension SQLStore {
             try Self.truncateWriteAheadLog(sqlite)
             try vacuum.get()
         case let postgres as PostgresDatabase:
-            try Self.vacuumAfterDeletion(postgres)
+            // The mark is cleared only once the WAL is past the rows too: a purge that could
+            // not finish it does it all again next time.
+            if let marks = try Self.vacuumAfterDeletion(postgres) {
+                try Self.retireWriteAheadLog(postgres)
+                try postgres.write { try $0.execute("UPDATE purge_state SET marks = 0 WHERE marks = \(marks)") }
+            }
         default:
             break
         }
@@ -268,18 +273,42 @@ extension SQLStore {
     /// `VACUUM FULL` of the purged tables, if a purge deleted rows since the last one. It
     /// locks each table while it copies it: other nodes' usage writes wait (their
     /// recorders keep them meanwhile).
-    private static func vacuumAfterDeletion(_ postgres: PostgresDatabase) throws {
+    /// Returns the deletion marks it covered, nil if there were none.
+    private static func vacuumAfterDeletion(_ postgres: PostgresDatabase) throws -> Int64? {
         do {
-            try postgres.withoutTransaction { db in
+            return try postgres.withoutTransaction { db in
                 let marks = try Self.deletionMarks(db)
-                guard marks != 0 else { return }
+                guard marks != 0 else { return nil }
                 try db.execute("VACUUM FULL session, access_log, security_alert")
-                try db.execute("UPDATE purge_state SET marks = 0 WHERE marks = \(marks)")
+                return marks
             }
         } catch let error as StoreError {
             throw StoreError(
                 .unavailable,
                 "the purge deleted the rows, but VACUUM FULL could not rewrite the tables (\(error.message)), so copies of them remain in the database's files; it needs free disk space of about the tables' size: make room, then run `relay-server usage purge`, which finishes it"
+            )
+        }
+    }
+
+    /// After a `VACUUM FULL`, moves PostgreSQL's write-ahead log past the deletes and the
+    /// rewrite: a new WAL file, then a checkpoint, twice. The checkpoint unlinks the old
+    /// tables' files (PostgreSQL defers that to it) and the WAL files from before, which held
+    /// the deleted rows' page images, if the server removes WAL files instead of renaming
+    /// them for reuse (`wal_recycle = off`) and keeps none for a standby or an archive.
+    /// Needs the roles `pg_checkpoint` and the right to run `pg_switch_wal()`
+    /// (OPERATIONS.md §11 "Retention on PostgreSQL").
+    private static func retireWriteAheadLog(_ postgres: PostgresDatabase) throws {
+        do {
+            try postgres.withoutTransaction { db in
+                for _ in 0..<2 {
+                    try db.execute("SELECT pg_switch_wal()")
+                    try db.execute("CHECKPOINT")
+                }
+            }
+        } catch let error as StoreError {
+            throw StoreError(
+                .unavailable,
+                "the purge deleted the rows and rewrote the tables, but could not move the write-ahead log past them (\(error.message)), so PostgreSQL's WAL files may still hold them: grant the relay's database user pg_checkpoint and EXECUTE ON FUNCTION pg_switch_wal() (OPERATIONS.md §11), then run `relay-server usage purge` again"
             )
         }
     }

@@ -109,3 +109,51 @@ import Testing
         }
     }
 }
+
+/// What retention destroys on PostgreSQL is gone from the server's files (issue 15 item 2):
+/// a session past retention is purged with the clock a year and more ahead, and no file of
+/// the cluster (tables, indexes, the write-ahead log) still holds its id, on a server set
+/// up as OPERATIONS.md §11 says (`wal_recycle = off`). Before the purge the same search
+/// finds it, so the search can see what it looks for.
+@Suite(.enabled(if: StoreBackend.available.contains(.postgres), "needs PostgreSQL (RELAY_TEST_POSTGRES)"))
+struct PostgresPurgeFilesTests {
+    static func files(containing needle: String, under root: String) -> [String] {
+        let bytes = Data(needle.utf8)
+        var found: [String] = []
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let path = enumerator?.nextObject() as? String {
+            let full = root + "/" + path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let data = FileManager.default.contents(atPath: full), data.range(of: bytes) != nil
+            else { continue }
+            found.append(path)
+        }
+        return found
+    }
+
+    @Test func aPurgedSessionIsInNoFileOfTheServer() throws {
+        let server = try TestPostgresServer(settings: ["wal_recycle=off"])
+        let clock = Date(milliseconds: StoreFixture.milliseconds("2026-11-20T00:00:00Z"))
+        let store = try SQLStore(postgres: server.url, now: { clock })
+        defer { store.close() }
+        let (company, _) = try store.addCompany(name: "Acme", actor: "cli")
+        let purged = "purgedsession" + String(format: "%019d", Int.random(in: 0..<Int.max))
+        let kept = "keptsession" + String(format: "%021d", Int.random(in: 0..<Int.max))
+        try store.write(
+            UsageBatch(opened: [
+                StoreFixture.usageRecord(purged, company: company.id, hostName: "old-pc", started: "2026-01-01T09:00:00Z", ended: "2026-01-01T10:00:00Z"),
+                StoreFixture.usageRecord(kept, company: company.id, hostName: "new-pc", started: "2027-12-01T09:00:00Z", ended: "2027-12-01T10:00:00Z"),
+            ]))
+        #expect(!Self.files(containing: purged, under: server.dataDirectory).isEmpty, "before the purge the search finds the id")
+
+        let later = Date(milliseconds: StoreFixture.milliseconds("2027-12-25T00:00:00Z"))
+        let report = try store.purge(policy: .default, now: later, dryRun: false, actor: "cli")
+        #expect(report.sessions == 1)
+        #expect(try store.usageRecord(id: purged) == nil)
+        #expect(try store.usageRecord(id: kept) != nil)
+        #expect(try store.hasPurgedRowsSinceVacuum() == false)
+        #expect(Self.files(containing: purged, under: server.dataDirectory) == [], "no file of the server holds the purged session")
+        #expect(!Self.files(containing: kept, under: server.dataDirectory).isEmpty, "the kept session is still there")
+    }
+}

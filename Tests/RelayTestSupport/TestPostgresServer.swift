@@ -6,13 +6,18 @@ import Foundation
 /// programs, run as the `postgres` user when the tests run as root (initdb refuses root).
 public final class TestPostgresServer: @unchecked Sendable {
     public let port: Int
+    /// The cluster's files (`base/`, `pg_wal/`, …).
+    public var dataDirectory: String { "\(self.folder)/data" }
     private let folder: String
+    private let settings: [String]
     private let programs: String
     /// `postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable`.
     public var url: String { "postgres://postgres@127.0.0.1:\(self.port)/postgres?sslmode=disable" }
 
-    /// Makes and starts the server; throws with the server's own output if it cannot.
-    public init() throws {
+    /// Makes and starts the server with these `settings` (`name=value`, as `postgres -c`);
+    /// throws with the server's own output if it cannot.
+    public init(settings: [String] = []) throws {
+        self.settings = settings
         let root = "/usr/lib/postgresql"
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         guard let version = versions.compactMap(Int.init).max() else {
@@ -40,7 +45,9 @@ public final class TestPostgresServer: @unchecked Sendable {
             "pg_ctl",
             [
                 "-D", "\(self.folder)/data", "-l", "\(self.folder)/server.log", "-w", "-t", "60", "-o",
-                "-p \(self.port) -k \(self.folder) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+                "-p \(self.port) -k \(self.folder) -c listen_addresses=127.0.0.1 -c fsync=off"
+                    + self.settings.map { " -c \($0)" }.joined(),
+                "start",
             ])
     }
 
