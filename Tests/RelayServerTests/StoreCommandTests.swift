@@ -69,8 +69,17 @@ struct StoreCommandTests {
         try Self.withFolderAndDatabase { directory, database in
             let noFolder = try Self.run(["store", "migrate", "--from", directory, "--to", database])
             #expect(noFolder.status != 0 && noFolder.errors.contains("has no relay.sqlite"))
-            let notPostgres = try Self.run(["company", "list", "--store", "mysql://db/relay", "--data", directory])
-            #expect(notPostgres.status != 0 && notPostgres.errors.contains("is not a database the relay knows"))
+            let notPostgres = try Self.run(["company", "list", "--store", "mysql://relay:s3cret@db/relay", "--data", directory])
+            #expect(notPostgres.status != 0 && notPostgres.errors.contains("(mysql://…) is not a database the relay knows"))
+            #expect(!notPostgres.errors.contains("s3cret"))
+            // A mistyped scheme or a stray @ in the password: the message never repeats the address.
+            for address in ["postgres:/relay:s3cret@db/relay", "postgres//relay:s3cret@db/relay", "postgres://relay:s3c@ret@db:5432/relay"] {
+                let refused = try Self.run(["company", "list", "--store", address, "--data", directory])
+                #expect(refused.status != 0)
+                #expect(!refused.errors.contains("s3c"), "\(address): \(refused.errors)")
+            }
+            let port = try Self.run(["company", "list", "--store", "postgres://relay@127.0.0.1:99999/relay", "--data", directory])
+            #expect(port.status != 0 && port.errors.contains("port 99999 is not 1…65535"))
             // Nothing listens on port 1: the message names the server, without the password.
             let unreachable = try Self.run(["company", "list", "--store", "postgres://relay:s3cret@127.0.0.1:1/relay", "--data", directory])
             #expect(unreachable.status != 0)

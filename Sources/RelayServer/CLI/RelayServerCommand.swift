@@ -60,12 +60,14 @@ enum StoreOption {
         switch store {
         case nil, "sqlite":
             return try SQLStore(dataDirectory: dataDirectory)
-        case let address? where address.hasPrefix("postgres://") || address.hasPrefix("postgresql://"):
+        case let address? where address.lowercased().hasPrefix("postgres://") || address.lowercased().hasPrefix("postgresql://"):
             return try SQLStore(postgres: address)
         case let other?:
+            // Never repeated whole: it may hold a password.
+            let scheme = other.range(of: "://").map { " (" + other[..<$0.lowerBound].prefix(20) + "://…)" } ?? ""
             throw StoreError(
                 .invalidInput,
-                "--store \(other.prefix(40)) is not a database the relay knows; give sqlite, or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+                "the store\(scheme) is not a database the relay knows; give sqlite, or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
         }
     }
 }

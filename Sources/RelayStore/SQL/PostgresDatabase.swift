@@ -315,8 +315,11 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
 
     init(url text: String) throws {
         let usage = "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (optionally ?sslmode=disable|prefer|require)"
-        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? "") else {
-            throw StoreError(.invalidInput, "\(text.split(separator: "@").last.map(String.init) ?? "") is not a PostgreSQL address; \(usage)")
+        // The address may hold a password: no message repeats it.
+        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? "") else {
+            throw StoreError(
+                .invalidInput,
+                "the store address is not a PostgreSQL address (it must start with postgres://); \(usage), with @ : / in the password written as %40 %3A %2F")
         }
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         self.user = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
@@ -325,6 +328,7 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         guard !path.isEmpty, !path.contains("/") else { throw StoreError(.invalidInput, "the PostgreSQL address names no database; \(usage)") }
         self.database = path.removingPercentEncoding ?? path
         self.port = components.port ?? Int(query["port"] ?? "") ?? 5432
+        guard (1...65_535).contains(self.port) else { throw StoreError(.invalidInput, "the PostgreSQL address's port \(self.port) is not 1…65535; \(usage)") }
         if let socket = query["host"], socket.hasPrefix("/") {
             self.socketDirectory = socket
         } else if let host = components.host, !host.isEmpty {
