@@ -67,7 +67,7 @@ final class PostgresDatabase: SQLDatabase {
     /// Runs statements outside a transaction: `VACUUM` cannot run inside one.
     @discardableResult
     func withoutTransaction<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
-        try self.withConnection { try body(Connection(connection: $0, logger: self.logger, location: self.location)) }
+        try self.withConnection { try body(Connection(connection: $0, logger: self.logger, target: self.target)) }
     }
 
     /// Takes the session-level advisory lock `key` on a connection kept for it: nil if
@@ -75,7 +75,7 @@ final class PostgresDatabase: SQLDatabase {
     /// connection. PostgreSQL releases the lock itself if this process dies.
     func tryAdvisoryLock(_ key: Int64) throws -> (@Sendable () -> Void)? {
         let connection = try self.idleConnection() ?? self.connect()
-        let sql = Connection(connection: connection, logger: self.logger, location: self.location)
+        let sql = Connection(connection: connection, logger: self.logger, target: self.target)
         let locked: Bool
         do {
             locked = try sql.value("SELECT pg_try_advisory_lock(\(key))", as: Bool.self) ?? false
@@ -102,7 +102,7 @@ final class PostgresDatabase: SQLDatabase {
         while true {
             do {
                 return try self.withConnection { connection in
-                    let sql = Connection(connection: connection, logger: self.logger, location: self.location)
+                    let sql = Connection(connection: connection, logger: self.logger, target: self.target)
                     do {
                         try sql.execute(SQL(stringLiteral: begin))
                     } catch {
@@ -176,32 +176,50 @@ final class PostgresDatabase: SQLDatabase {
     }
 
     private func connect() throws -> PostgresConnection {
+        let configuration = try self.target.configuration()
         do {
-            let configuration = try self.target.configuration()
             return try PostgresConnection.connect(
                 on: self.group.next(), configuration: configuration, id: Self.nextConnectionID.wrappingAdd(1, ordering: .relaxed).newValue, logger: self.logger
             ).wait()
-        } catch let error as StoreError {
-            throw error
         } catch {
-            throw StoreError(
-                .unavailable,
-                "cannot reach the PostgreSQL server \(self.location) (\(Self.describe(error))); check that it runs, that the relay may connect to it, and the --store address"
-            )
+            throw self.target.connectionFailure(error)
         }
     }
 
     private static let nextConnectionID = Atomic<Int>(0)
 
-    /// A postgres-nio error in a sentence: the server's own message where it sent one.
+    /// A postgres-nio error in a sentence: the server's own message where it sent one,
+    /// else what broke, in a few words (never NIO's whole error value).
     static func describe(_ error: any Error) -> String {
-        guard let error = error as? PSQLError else { return "\(error)" }
+        guard let error = error as? PSQLError else { return Self.shortReason(error) }
         if let message = error.serverInfo?[.message] {
             let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
             return message + state
         }
-        if let underlying = error.underlying { return "\(underlying)" }
-        return error.code.description
+        switch error.code {
+        case .serverClosedConnection: return "the server closed the connection"
+        case .clientClosedConnection, .uncleanShutdown: return "the connection broke"
+        case .messageDecodingFailure, .unexpectedBackendMessage, .receivedUnencryptedDataAfterSSLRequest:
+            return "the answer was not PostgreSQL's: is the port a PostgreSQL server's?"
+        default: break
+        }
+        if let underlying = error.underlying { return Self.shortReason(underlying) }
+        return "\(error.code)"
+    }
+
+    /// What a connection attempt ran into, as the operating system says it ("Connection
+    /// refused"), not NIO's record of every address it tried.
+    static func shortReason(_ error: any Error) -> String {
+        var error = error
+        if let attempt = error as? NIOConnectionError {
+            guard let first = attempt.connectionErrors.first else {
+                return attempt.dnsAError != nil || attempt.dnsAAAAError != nil ? "the host name \(attempt.host) is not known" : "no address to connect to"
+            }
+            error = first.error
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if let channel = error as? ChannelError, case .connectTimeout = channel { return "no answer before the time limit" }
+        return "\(error)"
     }
 
     /// A connection found closed at the start of a transaction: it runs on a new one.
@@ -215,7 +233,8 @@ final class PostgresDatabase: SQLDatabase {
     struct Connection: SQLConnection {
         let connection: PostgresConnection
         let logger: Logger
-        let location: String
+        let target: PostgresTarget
+        var location: String { self.target.description }
         var dialect: SQLDialect { .postgres }
 
         @discardableResult
@@ -268,9 +287,26 @@ final class PostgresDatabase: SQLDatabase {
                     .unavailable,
                     "the PostgreSQL server \(self.location) could not be used (\(PostgresDatabase.describe(error))); check that it runs and accepts the relay's connections"
                 )
+            case "42501" where Self.needsOwnership(error):
+                return StoreError(
+                    .unavailable,
+                    "the PostgreSQL server \(self.location) does not let the user \(self.target.user) change the relay's tables (\(PostgresDatabase.describe(error))): "
+                        + "the relay's user must own the database and its schema public (OPERATIONS.md §11 step 1): "
+                        + "sudo -u postgres psql -d \(self.target.database) -c 'ALTER DATABASE \(self.target.database) OWNER TO \(self.target.user)' "
+                        + "-c 'ALTER SCHEMA public OWNER TO \(self.target.user)'"
+                )
             default:
                 return StoreError(.unavailable, "the PostgreSQL server \(self.location) failed a statement (\(PostgresDatabase.describe(error)))")
             }
+        }
+
+        /// A refusal that owning the database cures: the relay creates and changes its own
+        /// tables. Other refusals (the purge's `pg_switch_wal()` and `CHECKPOINT`) need
+        /// grants, which their callers name.
+        static func needsOwnership(_ error: PSQLError) -> Bool {
+            let message = error.serverInfo?[.message] ?? ""
+            return message.hasPrefix("must be owner of")
+                || ["schema", "table", "relation", "sequence", "database"].contains { message.hasPrefix("permission denied for \($0)") }
         }
 
         static func value(_ cell: PostgresCell) throws -> SQLValue {
@@ -297,10 +333,12 @@ final class PostgresDatabase: SQLDatabase {
 /// Where a PostgreSQL store is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…]`.
 ///
 /// `sslmode`: `disable`; `require` (TLS, and the server's certificate must be valid for its
-/// name and signed by a CA of the system's or `sslrootcert=FILE`; libpq's `verify-full`
-/// and `verify-ca` mean the same here); or, by default, `prefer` (TLS if the server offers
-/// it, the certificate unchecked, as libpq does). A unix socket:
-/// `postgres://USER@/DATABASE?host=/var/run/postgresql`.
+/// name and signed by a CA of the system's or `sslrootcert=FILE`); or, by default, `prefer`
+/// (TLS if the server offers it, the certificate unchecked, as libpq does). libpq's
+/// `verify-full` and `verify-ca` are taken as `require`: `verify-full` is what `require`
+/// checks here, and `verify-ca` is checked as strictly (the name too), never less. A
+/// unix socket: `postgres://USER@/DATABASE?host=/var/run/postgresql`. An IPv6 address
+/// goes in brackets: `postgres://USER@[::1]:5432/DATABASE`.
 struct PostgresTarget: Sendable, CustomStringConvertible {
     enum TLSMode: String, Sendable { case disable, prefer, require }
 
@@ -314,7 +352,7 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
     var rootCertificate: String?
 
     init(url text: String) throws {
-        let usage = "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (optionally ?sslmode=disable|prefer|require)"
+        let usage = "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (optionally ?sslmode=disable|prefer|require; an IPv6 address as [::1])"
         // The address may hold a password: no message repeats it.
         guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? "") else {
             throw StoreError(
@@ -322,7 +360,7 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
                 "the store address is not a PostgreSQL address (it must start with postgres://); \(usage), with @ : / in the password written as %40 %3A %2F")
         }
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
-        self.user = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        self.user = components.user.flatMap { $0.removingPercentEncoding }.flatMap { $0.isEmpty ? nil : $0 } ?? "postgres"
         self.password = components.password.flatMap { $0.removingPercentEncoding }
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         guard !path.isEmpty, !path.contains("/") else { throw StoreError(.invalidInput, "the PostgreSQL address names no database; \(usage)") }
@@ -332,13 +370,15 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         if let socket = query["host"], socket.hasPrefix("/") {
             self.socketDirectory = socket
         } else if let host = components.host, !host.isEmpty {
-            self.host = host
+            // URLComponents keeps an IPv6 literal's brackets; the connection wants the address.
+            self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         } else {
             throw StoreError(.invalidInput, "the PostgreSQL address names no host; \(usage)")
         }
         let mode = query["sslmode"] ?? "prefer"
         guard let tls = TLSMode(rawValue: ["verify-full", "verify-ca"].contains(mode) ? "require" : mode) else {
-            throw StoreError(.invalidInput, "sslmode=\(mode) is not one the relay knows; use disable, prefer or require")
+            throw StoreError(
+                .invalidInput, "sslmode=\(mode) is not one the relay knows; use disable, prefer or require (verify-full and verify-ca are taken as require)")
         }
         self.tls = tls
         self.rootCertificate = query["sslrootcert"]
@@ -350,7 +390,7 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         components.scheme = "postgres"
         components.user = self.user
         components.password = self.password
-        components.host = self.socketDirectory == nil ? self.host : ""
+        components.host = self.socketDirectory == nil ? self.bracketedHost : ""
         components.port = self.port
         components.path = "/" + self.database
         var query = [URLQueryItem(name: "sslmode", value: self.tls.rawValue)]
@@ -362,8 +402,78 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
 
     /// The server and database, never the password: for messages and logs.
     var description: String {
-        let place = self.socketDirectory.map { "\($0)/.s.PGSQL.\(self.port)" } ?? "\(self.host ?? ""):\(self.port)"
+        let place = self.socketDirectory.map { "\($0)/.s.PGSQL.\(self.port)" } ?? "\(self.bracketedHost):\(self.port)"
         return "postgres://\(self.user)@\(place)/\(self.database)"
+    }
+
+    /// The host as an address writes it: an IPv6 address in brackets.
+    private var bracketedHost: String {
+        let host = self.host ?? ""
+        return host.contains(":") ? "[\(host)]" : host
+    }
+
+    /// Why a connection could not be made, for the operator: a server that was not
+    /// reached is told apart from one that answered and refused (its reason, and what to
+    /// do about it).
+    func connectionFailure(_ error: any Error) -> StoreError {
+        let server = self.socketDirectory.map { "\($0)/.s.PGSQL.\(self.port)" } ?? "\(self.bracketedHost):\(self.port)"
+        guard let error = error as? PSQLError else {
+            return StoreError(.unavailable, "cannot connect to the PostgreSQL server \(self) (\(PostgresDatabase.describe(error)))")
+        }
+        let said = PostgresDatabase.describe(error)
+        switch error.code {
+        case .sslUnsupported:
+            return StoreError(
+                .unavailable,
+                "the PostgreSQL server at \(server) does not offer TLS, which the store address requires (sslmode=\(self.tls.rawValue)): "
+                    + "enable ssl on the server (ssl = on, with a certificate, in postgresql.conf), or use sslmode=prefer or sslmode=disable on a network you trust"
+            )
+        case .authMechanismRequiresPassword:
+            return StoreError(
+                .unavailable,
+                "the PostgreSQL server at \(server) asks for the password of the user \(self.user), and the store address has none: "
+                    + "write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE (@ : / in the password as %40 %3A %2F), or give it in RELAY_STORE"
+            )
+        case .unsupportedAuthMechanism:
+            return StoreError(
+                .unavailable,
+                "the PostgreSQL server at \(server) asks the user \(self.user) to log in by a method the relay does not speak (\(said)): "
+                    + "use scram-sha-256, md5, password or trust for it in the server's pg_hba.conf"
+            )
+        default:
+            break
+        }
+        guard let state = error.serverInfo?[.sqlState] else {
+            return StoreError(
+                .unavailable,
+                "cannot reach the PostgreSQL server \(self) (\(said)); check that it runs, that this machine may connect to it "
+                    + "(its listen_addresses, a firewall), and the host and port of the store address"
+            )
+        }
+        let message: String
+        switch state {
+        case "3D000":
+            message =
+                "the PostgreSQL server at \(server) has no database \(self.database) (\(said)): create it, owned by the relay's user "
+                + "(OPERATIONS.md §11 step 1): sudo -u postgres createdb --owner \(self.user) \(self.database); or correct the database name in the store address"
+        case "28000", "28P01":
+            message =
+                "the PostgreSQL server at \(server) refused the login of the user \(self.user) to \(self.database) (\(said)): check the user name and "
+                + "password in the store address (OPERATIONS.md §11 step 1 makes the user: sudo -u postgres createuser --pwprompt \(self.user)), and "
+                + "that the server's pg_hba.conf lets this machine log in"
+        case "42501":
+            message =
+                "the PostgreSQL server at \(server) does not let the user \(self.user) connect to \(self.database) (\(said)): make the relay's user "
+                + "own the database (OPERATIONS.md §11 step 1): sudo -u postgres psql -c 'ALTER DATABASE \(self.database) OWNER TO \(self.user)'"
+        case "53300":
+            message =
+                "the PostgreSQL server at \(server) has no connection to spare (\(said)): raise its max_connections, or stop what holds its connections"
+        case "57P03":
+            message = "the PostgreSQL server at \(server) is starting or stopping (\(said)); try again in a moment"
+        default:
+            message = "the PostgreSQL server at \(server) refused the connection to \(self.database) (\(said))"
+        }
+        return StoreError(.unavailable, message)
     }
 
     func configuration() throws -> PostgresConnection.Configuration {
@@ -389,5 +499,43 @@ struct PostgresTarget: Sendable, CustomStringConvertible {
         }
         return PostgresConnection.Configuration(
             host: self.host ?? "", port: self.port, username: self.user, password: self.password, database: self.database, tls: tls)
+    }
+}
+
+/// What the command line needs to know about a store address (`--store`, `RELAY_STORE`,
+/// the config file's `store`) before anything connects.
+public enum StoreAddress {
+    /// Whether `address` names a PostgreSQL database (else SQLite, or a mistake that
+    /// opening it reports).
+    public static func isPostgres(_ address: String?) -> Bool {
+        guard let scheme = address?.lowercased() else { return false }
+        return scheme.hasPrefix("postgres://") || scheme.hasPrefix("postgresql://")
+    }
+
+    /// Whether `address` holds a password (which anyone who reads it can use).
+    public static func holdsPassword(_ address: String) -> Bool {
+        guard Self.isPostgres(address), let components = URLComponents(string: address) else { return false }
+        return !(components.password ?? "").isEmpty
+    }
+
+    /// `address` with its password, if any, shown as `…`: for a command to repeat.
+    public static func withoutPassword(_ address: String) -> String {
+        guard Self.holdsPassword(address), let components = URLComponents(string: address), let range = components.rangeOfPassword else { return address }
+        return address.replacingCharacters(in: range, with: "…")
+    }
+}
+
+extension SQLStore {
+    /// On PostgreSQL with `wal_recycle = on`: a warning that the purge's rows may outlive
+    /// it in WAL files the server renames for reuse instead of deleting (their old pages
+    /// stay in them until overwritten). Nil on SQLite, with `wal_recycle = off`, or when
+    /// the setting cannot be read (a server before PostgreSQL 12 has none).
+    public func writeAheadLogRecycleWarning() -> String? {
+        guard self.isPostgres, let setting = try? self.reading({ try $0.value("SHOW wal_recycle", as: String.self) }), setting == "on" else {
+            return nil
+        }
+        return "the PostgreSQL server of \(self.location) has wal_recycle = on: it renames old WAL files for reuse instead of deleting them, "
+            + "so purged rows may stay readable in them until they are overwritten; as a superuser, run ALTER SYSTEM SET wal_recycle = off "
+            + "and SELECT pg_reload_conf() (OPERATIONS.md §11 \"Retention on PostgreSQL\")"
     }
 }
