@@ -83,16 +83,72 @@ public enum DataFolder {
     /// group may only read (`0640`, the Debian `ssl-cert` convention; PostgreSQL applies
     /// the same rule to its key). Returns the refusal to show, or nil.
     public static func keyFileProblem(_ path: String) -> String? {
+        guard let (mode, rootOwned) = Self.accessibleToOthers(path) else { return nil }
+        return "the private key \(path) is accessible to other users (mode \(PermissionChange.octal(mode))); the relay does not use a key others can read. "
+            + "Make it private: chmod 600 \(path)"
+            + (rootOwned ? " (or chmod 640 \(path) to share a root-owned key with a group such as ssl-cert)" : "")
+    }
+
+    /// The same rule for another file that holds a secret (`what`, e.g. the config file
+    /// with a database password): the refusal to show, or nil.
+    public static func privateFileProblem(_ path: String, holding what: String) -> String? {
+        guard let (mode, rootOwned) = Self.accessibleToOthers(path) else { return nil }
+        return "the file \(path) holds \(what) and is accessible to other users (mode \(PermissionChange.octal(mode))); the relay does not use a secret "
+            + "others can read. Make it private: chmod 600 \(path)"
+            + (rootOwned ? " (or chmod 640 \(path) to share a root-owned file with the relay's group)" : "")
+    }
+
+    /// The mode of `path` and whether root owns it, if its group or others may use it
+    /// beyond the one exception (root's file that its group may only read); nil if it is
+    /// private enough, or cannot be read (reading it reports that).
+    private static func accessibleToOthers(_ path: String) -> (mode: UInt32, rootOwned: Bool)? {
         var status = stat()
-        guard stat(path, &status) == 0 else { return nil }  // reading it reports the problem
+        guard stat(path, &status) == 0 else { return nil }
         let mode = UInt32(status.st_mode) & 0o7777
         let groupReadOnly = mode & 0o070 == 0o040
         let allowed = mode & 0o007 == 0 && (mode & 0o070 == 0 || (status.st_uid == 0 && groupReadOnly))
-        guard !allowed else { return nil }
-        return "the private key \(path) is accessible to other users (mode \(PermissionChange.octal(mode))); the relay does not use a key others can read. "
-            + "Make it private: chmod 600 \(path)"
-            + (status.st_uid == 0 ? " (or chmod 640 \(path) to share a root-owned key with a group such as ssl-cert)" : "")
+        return allowed ? nil : (mode, status.st_uid == 0)
+    }
+
+    /// Who holds a data folder: a relay that runs on the SQLite file in it, or
+    /// `relay-server store migrate`, which copies that file and must not while a relay
+    /// writes to it.
+    public enum Holder: Sendable {
+        /// `relay-server serve` on the folder's SQLite file; relays may share it.
+        case relay
+        /// `store migrate --from` the folder: alone.
+        case migration
+    }
+
+    /// Takes the data folder at `path` for `holder`: an advisory lock (`flock`) on the
+    /// folder itself, shared for relays and exclusive for a migration, which the system
+    /// releases when the process ends however it ends. Nil if the other kind holds it. On
+    /// a file system without `flock`, or a folder that cannot be opened, the hold holds
+    /// nothing: it is a safety net for the order OPERATIONS.md §11 gives (stop the
+    /// relay, then migrate), not a guarantee.
+    public static func hold(_ path: String, for holder: Holder) -> DataFolderHold? {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return DataFolderHold(descriptor: -1) }
+        while flock(descriptor, (holder == .relay ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            let busy = errno == EWOULDBLOCK
+            close(descriptor)
+            return busy ? nil : DataFolderHold(descriptor: -1)
+        }
+        return DataFolderHold(descriptor: descriptor)
     }
 
     private static func lastError() -> String { String(cString: strerror(errno)) }
+}
+
+/// A data folder taken by ``DataFolder/hold(_:for:)``: held until this is freed or the
+/// process ends.
+public final class DataFolderHold: Sendable {
+    private let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit {
+        if self.descriptor >= 0 { close(self.descriptor) }
+    }
 }

@@ -95,18 +95,46 @@ public enum StoreCopy {
     /// Tables whose ids the database numbers: their sequences continue after the copied ids.
     static let numbered = ["access_log", "audit_log", "security_alert"]
 
+    /// The advisory lock a migration holds on its target from the emptiness check to the
+    /// last digest: "RELAYMIG".
+    static let lock: Int64 = 0x5245_4C41_594D_4947
+
     /// Copies every row of `source` (SQLite) into `target` (PostgreSQL, with no records
     /// yet), checks each table's count and digest, and writes one `store_migrate` audit
     /// entry into the target. `progress` hears a line per table and per 100,000 rows.
+    ///
+    /// One migration at a time: the copy holds an advisory lock on the target, so a second
+    /// one refuses before it writes anything, and the first one's check covers everything
+    /// in the tables.
     public static func copy(from source: SQLStore, to target: SQLStore, actor: String, progress: (String) -> Void = { _ in }) throws -> [Table] {
-        guard source.database.dialect == .sqlite, target.database.dialect == .postgres else {
+        guard source.database.dialect == .sqlite, let postgres = target.database as? PostgresDatabase else {
             throw StoreError(.invalidInput, "the copy goes from a SQLite data folder to a PostgreSQL database; give --from DIR and --to postgres://…")
         }
-        try Self.refuseNonEmpty(target)
+        guard let unlock = try postgres.tryAdvisoryLock(Self.lock) else {
+            throw StoreError(
+                .conflict,
+                "another `relay-server store migrate` is copying into \(target.location) right now; this one copied nothing. "
+                    + "A database takes one migration: let that one finish"
+            )
+        }
+        defer { unlock() }
+        let replaced = try Self.takeEmpty(target)
+        if replaced > 0 { progress("audit_log: replacing \(replaced) entr\(replaced == 1 ? "y" : "ies") of a node's start-up purge of the empty database") }
         var copied: [Table] = []
         for spec in Self.tables {
             progress("\(spec.name): copying")
-            let written = try Self.copy(spec, from: source, to: target, progress: progress)
+            let written: Table
+            do {
+                written = try Self.copy(spec, from: source, to: target, progress: progress)
+            } catch let error as StoreError where error.kind == .conflict {
+                // Not the store's advice for a change (list the records and try again).
+                throw StoreError(
+                    .conflict,
+                    "PostgreSQL refused a row of \(spec.name) that \(target.location) holds already: something else wrote into the database "
+                        + "during the migration (a relay node started on it?); nothing was changed in the SQLite store: drop and recreate the "
+                        + "PostgreSQL database, then run the migration again before any node starts on it"
+                )
+            }
             let check = try target.reading { try Self.digest(spec, $0) }
             guard check.rows == written.rows, check.digest == written.digest else {
                 throw StoreError(
@@ -124,23 +152,41 @@ public enum StoreCopy {
                 try db.execute("SELECT setval(pg_get_serial_sequence(\(table), 'id'), COALESCE((SELECT MAX(id) FROM \(raw: table)), 0) + 1, false)")
             }
         }
-        let detail = "from=\(source.location) " + copied.map { "\($0.name)=\($0.rows)" }.joined(separator: " ")
+        let detail =
+            "from=\(source.location) " + copied.map { "\($0.name)=\($0.rows)" }.joined(separator: " ")
+            + (replaced > 0 ? " replaced_startup_purge_entries=\(replaced)" : "")
         try target.appendAudit(AuditEntry(at: target.now(), actor: actor, action: .storeMigrate, detail: detail))
         return copied
     }
 
-    /// Refuses a target that holds records already: the copy keeps ids as they are.
-    static func refuseNonEmpty(_ target: SQLStore) throws {
-        let held = try target.reading { db in
-            try ["company", "engineer", "host", "session", "access_log", "audit_log"].compactMap { table -> String? in
-                let rows = try db.count("SELECT COUNT(*) FROM \(raw: table)")
-                return rows == 0 ? nil : "\(rows) in \(table)"
+    /// Makes sure `target` holds no records, as the copy keeps every id as it is, and
+    /// returns how many audit entries it removed for that: a relay node that started on
+    /// the new database (to try the address, say) left the audit entry of its start-up
+    /// purge, which found nothing to destroy. Such entries record nothing about any
+    /// record, so the copy replaces them; anything else makes it refuse, naming every
+    /// table that holds rows.
+    static func takeEmpty(_ target: SQLStore) throws -> Int {
+        try target.writing { db in
+            var held: [String] = []
+            for spec in Self.tables {
+                let rows = try db.count("SELECT COUNT(*) FROM \(raw: spec.name)")
+                if rows > 0 { held.append("\(rows) in \(spec.name)") }
             }
-        }
-        guard held.isEmpty else {
+            guard !held.isEmpty else { return 0 }
+            let startUp = try db.count(
+                """
+                SELECT COUNT(*) FROM audit_log WHERE action IN (\(AuditEntry.Action.purge.rawValue), \(AuditEntry.Action.purgeDryRun.rawValue)) \
+                AND detail LIKE 'sessions=0 access_log=0 %'
+                """)
+            if held.count == 1, held[0] == "\(startUp) in audit_log" {
+                try db.execute("DELETE FROM audit_log")
+                return startUp
+            }
             throw StoreError(
                 .conflict,
-                "the PostgreSQL database \(target.location) already holds records (\(held.joined(separator: ", "))); migrate into a new, empty database"
+                "the PostgreSQL database \(target.location) already holds records (\(held.joined(separator: ", "))): a relay node has run on it, "
+                    + "or a migration copied into it before. The migration keeps every record's id, so it needs a database without records: "
+                    + "drop and recreate it (OPERATIONS.md §11 step 1: dropdb, then createdb --owner), then migrate into it before any node starts on it"
             )
         }
     }

@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
-import RelayStore
 import RelayTestSupport
 import Testing
+
+@testable import RelayStore
 
 /// `relay-server store migrate` underneath (``StoreCopy``, issue 15 item 1): a SQLite store
 /// with something in every table is copied into a new PostgreSQL database, and the copy
@@ -162,9 +163,72 @@ struct StoreCopyTests {
             let companies = try target.companies()
             let again = #expect(throws: StoreError.self) { try StoreCopy.copy(from: sqlite, to: target, actor: "cli") }
             #expect(again?.kind == .conflict)
-            #expect(again?.message.contains("already holds records (2 in company") == true)
-            #expect(again?.message.contains("migrate into a new, empty database") == true)
+            // Every table that holds rows, in the order of the copy.
+            let held = StoreCopy.tables.map(\.name).filter { table in again?.message.contains(" in \(table)") == true }
+            #expect(held == StoreCopy.tables.map(\.name), "\(again?.message ?? "")")
+            #expect(again?.message.contains("already holds records (2 in company, 4 in engineer") == true)
+            #expect(again?.message.contains("a relay node has run on it") == true)
+            #expect(again?.message.contains("drop and recreate it") == true)
             #expect(try target.companies() == companies)
+        }
+    }
+
+    /// A node started on the new database once (to try the address) before the migration:
+    /// its start-up purge's audit entry, about a database with nothing to purge, is all it
+    /// holds, and the copy replaces it (outside test 15, F12).
+    @Test func whatANodesFirstStartWroteIsReplaced() throws {
+        try Self.withStores { sqlite, address in
+            let seeded = try Self.seed(sqlite)
+            let target = try SQLStore(postgres: address)
+            defer { target.close() }
+            _ = try target.purge(policy: .default, now: Self.now, dryRun: false, actor: "relay")
+            _ = try target.purge(policy: .default, now: Self.now, dryRun: true, actor: "cli")
+            #expect(try target.auditLog(limit: 10).count == 2)
+            var lines: [String] = []
+            let copied = try StoreCopy.copy(from: sqlite, to: target, actor: "cli") { lines.append($0) }
+            #expect(lines.contains { $0.contains("replacing 2 entries of a node's start-up purge") })
+            let sqliteAudit = try sqlite.auditLog(limit: 1000).count
+            #expect(copied.first { $0.name == "audit_log" }?.rows == sqliteAudit)
+            let migrated = try #require(try target.auditLog(limit: 1).first)
+            #expect(migrated.action == .storeMigrate && migrated.detail?.hasSuffix(" replaced_startup_purge_entries=2") == true)
+            #expect(try target.companies().map(\.id).contains(seeded.company.id))
+        }
+    }
+
+    /// A purge that destroyed something is a record of its own: not replaced.
+    @Test func aPurgeThatDestroyedRowsIsNotReplaced() throws {
+        try Self.withStores { sqlite, address in
+            _ = try Self.seed(sqlite)
+            let target = try SQLStore(postgres: address)
+            defer { target.close() }
+            try target.appendAudit(
+                AuditEntry(
+                    at: Self.now, actor: "relay", action: .purge,
+                    detail: "sessions=3 access_log=0 held_sessions=0 held_access_log=0 usage_cutoff=x access_log_cutoff=y"))
+            let refused = #expect(throws: StoreError.self) { try StoreCopy.copy(from: sqlite, to: target, actor: "cli") }
+            #expect(refused?.message.contains("already holds records (1 in audit_log)") == true)
+        }
+    }
+
+    /// Two migrations into one database: the second refuses before it writes anything,
+    /// and never with the advice for a change (list the records and try again) (F6).
+    @Test func aSecondMigrationIntoTheSameDatabaseWaitsForNothingAndWritesNothing() throws {
+        try Self.withStores { sqlite, address in
+            _ = try Self.seed(sqlite)
+            let target = try SQLStore(postgres: address)
+            defer { target.close() }
+            // The lock a running migration holds, from another session.
+            let other = PostgresDatabase(target: try PostgresTarget(url: address))
+            defer { other.close() }
+            let unlock = try #require(try other.tryAdvisoryLock(StoreCopy.lock))
+            let refused = #expect(throws: StoreError.self) { try StoreCopy.copy(from: sqlite, to: target, actor: "cli") }
+            #expect(refused?.kind == .conflict)
+            #expect(refused?.message.contains("another `relay-server store migrate` is copying into") == true, "\(refused?.message ?? "")")
+            #expect(refused?.message.contains("list the records") == false)
+            #expect(try target.companies().isEmpty && target.auditLog(limit: 10).isEmpty)
+            unlock()
+            _ = try StoreCopy.copy(from: sqlite, to: target, actor: "cli")
+            #expect(try target.companies().count == 2)
         }
     }
 
