@@ -26,7 +26,7 @@ struct CompanyCommand: ParsableCommand {
                       id:          \(company.id)
                       admin token: \(token)
                     The token is shown only this once: store it in a password manager. It is for the admin API only.
-                    Next: relay-server engineer add --company \(company.id) LOGIN --public-key KEY
+                    Next: relay-server engineer add\(options.repeated) --company \(company.id) LOGIN --public-key KEY
                     """)
         }
     }
@@ -46,7 +46,7 @@ struct CompanyCommand: ParsableCommand {
             emit(
                 json: options.json, ["companies": rows],
                 text: companies.isEmpty
-                    ? "No companies yet. Add one: relay-server company add NAME"
+                    ? "No companies yet. Add one: relay-server company add\(options.repeated) NAME"
                     : companies.map { "\($0.id)  \($0.name)\(holds.contains($0.id) ? "  (legal hold)" : "")" }.joined(separator: "\n"))
         }
     }
@@ -123,7 +123,7 @@ extension CompanyCommand {
                 json: options.json, ["id": id, "legal_hold": true, "held_at": iso8601(hold.heldAt)],
                 text: """
                     Company \(id) is under legal hold: the purge keeps its usage history and access log past retention.
-                    Lift it with: relay-server company release \(id)
+                    Lift it with: relay-server company release\(options.repeated) \(id)
                     """)
         }
     }
@@ -141,7 +141,7 @@ extension CompanyCommand {
                 json: options.json, ["id": id, "legal_hold": false],
                 text: """
                     Company \(id) is no longer under legal hold. Records past retention are purged within the hour \
-                    (or now: relay-server usage purge).
+                    (or now: relay-server usage purge\(options.repeated)).
                     """)
         }
     }
@@ -203,16 +203,17 @@ struct EngineerCommand: ParsableCommand {
         @OptionGroup var web: WebAddressOptions
 
         func run() throws {
-            let baseURL = try web.baseURL()
+            let configuration = try options.configuration()
+            let baseURL = try web.baseURL(configuration)
             let (engineer, link) = try adminAction {
-                let store = try options.openStore()
+                let store = try options.openStore(configuration)
                 var engineer = try store.addEngineer(companyID: company, login: login, publicKey: publicKey, actor: "cli")
                 if role != .engineer { engineer = try store.setRole(engineerID: engineer.id, role: role, actor: "cli") }
                 return (engineer, try IssuedSignInLink.issue(for: engineer.id, baseURL: baseURL, store: store))
             }
             let agent =
                 engineer.loginMethod.fingerprint.map { "They also connect with `relay-agent view`, which proves the key \($0) (their engineer.key)." }
-                ?? "They work in the browser; for `relay-agent view` too: relay-server engineer set-key \(engineer.id) --public-key KEY"
+                ?? "They work in the browser; for `relay-agent view` too: relay-server engineer set-key\(options.repeated) \(engineer.id) --public-key KEY"
             emit(
                 json: options.json, engineer.jsonObject.merging(link.jsonObject) { $1 },
                 text: """
@@ -244,7 +245,7 @@ struct EngineerCommand: ParsableCommand {
             emit(
                 json: options.json, ["engineers": zip(engineers, web).map { $0.jsonObject.merging($1.jsonObject) { $1 } }],
                 text: engineers.isEmpty
-                    ? "No engineers. Add one: relay-server engineer add --company ID LOGIN --public-key KEY"
+                    ? "No engineers. Add one: relay-server engineer add\(options.repeated) --company ID LOGIN --public-key KEY"
                     : engineers.map {
                         "\($0.id)  \($0.companyID)  \($0.login)  \($0.role.rawValue)\($0.disabledAt == nil ? "" : " (disabled)")  \($0.loginMethod.listed)"
                     }
@@ -309,8 +310,9 @@ struct EngineerCommand: ParsableCommand {
         @OptionGroup var web: WebAddressOptions
 
         func run() throws {
-            let baseURL = try web.baseURL()
-            let link = try adminAction { try IssuedSignInLink.issue(for: id, baseURL: baseURL, store: try options.openStore()) }
+            let configuration = try options.configuration()
+            let baseURL = try web.baseURL(configuration)
+            let link = try adminAction { try IssuedSignInLink.issue(for: id, baseURL: baseURL, store: try options.openStore(configuration)) }
             emit(json: options.json, ["id": id].merging(link.jsonObject) { $1 }, text: link.text)
         }
     }
@@ -418,7 +420,7 @@ struct HostCommand: ParsableCommand {
                 next = """
                     The host cannot log in until it has a key. Next:
                       1. on the host:  relay-agent keygen --host-id \(host.id)      (prints its public key)
-                      2. here:         relay-server host set-key \(host.id) --public-key KEY
+                      2. here:         relay-server host set-key\(options.repeated) \(host.id) --public-key KEY
                     """
             }
             emit(
@@ -443,7 +445,7 @@ struct HostCommand: ParsableCommand {
             emit(
                 json: options.json, ["hosts": hosts.map(\.jsonObject)],
                 text: hosts.isEmpty
-                    ? "No hosts. Enroll one: relay-server host enroll --company ID NAME [--public-key KEY]"
+                    ? "No hosts. Enroll one: relay-server host enroll\(options.repeated) --company ID NAME [--public-key KEY]"
                     : hosts.map { "\($0.id)  \($0.companyID)  \($0.name)  \($0.loginMethod.listed)" }.joined(separator: "\n"))
         }
     }
@@ -582,18 +584,18 @@ extension EnrolledHost {
     }
 }
 
-/// `--web-url` and `--config`: where the relay's web port is, for sign-in links.
+/// `--web-url`: where the relay's web port is, for sign-in links (else the listen address
+/// of the config file that ``DataOptions`` reads).
 struct WebAddressOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "The relay's address as engineers' browsers reach it, e.g. https://relay.example.com (port 443) or https://relay.example.com:7443; without it, the config file's listen address.",
             valueName: "URL"))
     var webURL: String?
-    @Option(help: ArgumentHelp("The relay's JSON config file, for its listen address (as `serve --config`).", valueName: "FILE"))
-    var config: String?
 
-    /// `https://HOST[:PORT]` without a trailing slash.
-    func baseURL() throws -> String {
+    /// `https://HOST[:PORT]` without a trailing slash: `--web-url`, else what
+    /// `configuration`'s listen address names.
+    func baseURL(_ configuration: RelayConfiguration) throws -> String {
         if let webURL {
             var url = webURL.trimmingCharacters(in: .whitespaces)
             while url.hasSuffix("/") { url.removeLast() }
@@ -603,10 +605,6 @@ struct WebAddressOptions: ParsableArguments {
                 throw CommandFailure("--web-url must be https://HOST or https://HOST:PORT, as browsers reach the relay (got \"\(webURL)\")")
             }
             return url
-        }
-        var configuration = RelayConfiguration()
-        if let config {
-            do { try configuration.apply(configFile: config) } catch { throw CommandFailure("\(error)") }
         }
         // A wildcard listen address is no place a browser can go: the link names this
         // machine as the development certificate does (localhost); --web-url gives the

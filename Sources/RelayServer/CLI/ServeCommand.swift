@@ -10,15 +10,11 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the relay (the default command).",
         discussion: """
-            Flags override the config file, which overrides the defaults. The config file is JSON \
-            with snake_case keys (listen, admin_listen, data_directory, store, certificate, key, node_name, \
-            maximum_payload_bytes, handshake_timeout_seconds, idle_timeout_seconds, \
-            maximum_connections, support_code_validity_seconds, code_failure_limit, \
-            free_auth_failures_per_minute, event_loop_threads, write_buffer_high_water_bytes, \
-            usage_checkpoint_seconds, usage_retention_months, access_log_retention_months, \
-            purge_interval_seconds, admin_request_burst, admin_requests_per_minute, \
-            admin_maximum_connections, admin_handshake_timeout_seconds, admin_header_timeout_seconds, \
-            admin_idle_timeout_seconds, certificate_names); see docs/OPERATIONS.md.
+            Flags override the config file, which overrides the defaults (--store: the flag, then \
+            $RELAY_STORE, then the config file's store). The config file is JSON with snake_case \
+            keys: \(RelayConfiguration.fileKeys.sorted().joined(separator: ", ")). \
+            A config file whose store holds a password must be readable by the relay's user \
+            only. See docs/OPERATIONS.md §2.
             """
     )
 
@@ -48,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = RelayConfiguration()
         do {
-            if let config { try configuration.apply(configFile: config) }
+            if let config { try ConfigFile.apply(config, to: &configuration) }
             if let listen { configuration.listen = try ListenAddress(parsing: listen) }
             if let adminListen { configuration.adminListen = try ListenAddress(parsing: adminListen) }
             if let dataDirectory { configuration.dataDirectory = dataDirectory }
@@ -70,8 +66,24 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "relay-server")
+        if let warning = StoreOption.passwordWarning(self.store) { logger.warning("\(warning)") }
 
-        let (store, permissionChanges) = try adminAction { try PrivateDataFolder.openStore(configuration.dataDirectory, store: configuration.store) }
+        // The data folder holds the self-signed certificate whatever the store; with
+        // SQLite, the relay holds it so that `store migrate` cannot copy it meanwhile.
+        var permissionChanges = try adminAction { try PrivateDataFolder.create(configuration.dataDirectory) }
+        let folderHold: DataFolderHold?
+        if StoreAddress.isPostgres(configuration.store) {
+            folderHold = nil
+        } else {
+            guard let hold = DataFolder.hold(configuration.dataDirectory, for: .relay) else {
+                throw CommandFailure(
+                    "`relay-server store migrate` is copying the records of \(configuration.dataDirectory) right now; start the relay when it has "
+                        + "finished, with --store and the PostgreSQL address it copied into (OPERATIONS.md §11)")
+            }
+            folderHold = hold
+        }
+        let (store, openingChanges) = try adminAction { try PrivateDataFolder.openStore(configuration.dataDirectory, store: configuration.store) }
+        permissionChanges += openingChanges
         if !permissionChanges.isEmpty {
             logger.warning("\(PrivateDataFolder.summary(permissionChanges))")
         }
@@ -105,6 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
                 try await tasks.waitForAll()
             }
         }
+        withExtendedLifetime(folderHold) {}
         print("relay-server stopped")
     }
 

@@ -16,7 +16,9 @@ struct UsageCommand: ParsableCommand {
                 Sessions that started in the range are exported, oldest first. A date as --to \
                 includes that whole day: --from 2026-11-01 --to 2026-11-30 is November. Dates \
                 are read, and times printed, in --tz (default UTC). For Excel, use --format csv \
-                --bom so that Korean names show correctly. See docs/OPERATIONS.md "Export".
+                --bom so that Korean names show correctly. Without --output the export goes to \
+                standard output, and the summary line (with --json, the summary object) to \
+                standard error, so that the two never mix. See docs/OPERATIONS.md "Export".
                 """
         )
         @OptionGroup var options: DataOptions
@@ -49,18 +51,13 @@ struct UsageCommand: ParsableCommand {
             var formatter = TimestampFormatter(timeZone: timeZone)
             let message =
                 "Exported \(rows) session\(rows == 1 ? "" : "s") of \(self.company) that started from \(formatter.format(range.from)) until before \(formatter.format(range.to))\(self.output.map { " to \($0)" } ?? "")."
-            if self.options.json {
-                emit(
-                    json: true,
-                    [
-                        "company_id": self.company, "rows": rows, "from": formatter.format(range.from), "to": formatter.format(range.to),
-                        "output": self.output ?? "-",
-                    ], text: "")
-            } else if self.output != nil {
-                print(message)
-            } else {
-                FileHandle.standardError.write(Data((message + "\n").utf8))
-            }
+            // Standard output carries the export itself unless --output took it.
+            emit(
+                json: self.options.json,
+                [
+                    "company_id": self.company, "rows": rows, "from": formatter.format(range.from), "to": formatter.format(range.to),
+                    "output": self.output ?? "-",
+                ], text: message, toStandardError: self.output == nil)
         }
 
         /// A company that exists, or one removed whose history is still kept.
@@ -78,21 +75,29 @@ struct UsageCommand: ParsableCommand {
             abstract: "Destroy usage records and access-log entries past retention (held companies' are kept).",
             discussion: """
                 The relay runs this every hour by itself. Retention comes from the config file \
-                (usage_retention_months, default 12; access_log_retention_months, default 3). \
-                Deleted rows are overwritten in the database file (secure_delete) and the \
-                write-ahead log is truncated, so they cannot be recovered.
+                given with --config (usage_retention_months, default 12; \
+                access_log_retention_months, default 3), whose store and data_directory it uses \
+                too. The deleted rows are then made unrecoverable from the database's files. \
+                SQLite: they are overwritten where they lay (secure_delete), the file is \
+                rebuilt (VACUUM) and its write-ahead log truncated. PostgreSQL: the purged \
+                tables are rewritten (VACUUM FULL), and the write-ahead log is moved past them \
+                (pg_switch_wal and CHECKPOINT, which need the grants of OPERATIONS.md §11); a \
+                server with wal_recycle = on may keep old pages in recycled WAL files, which \
+                the command warns about. Backups, archived WAL and standbys keep their copies. \
+                See docs/OPERATIONS.md "Retention" and §11 "Retention on PostgreSQL".
                 """
         )
         @OptionGroup var options: DataOptions
-        @Option(help: ArgumentHelp("The relay's JSON config file, for its retention settings.", valueName: "FILE")) var config: String?
         @Flag(help: "Only count what would be purged.") var dryRun = false
 
         func run() throws {
-            let report = try adminAction {
-                var configuration = RelayConfiguration()
-                if let config { try configuration.apply(configFile: config) }
-                return try options.openStore().purge(policy: configuration.retention, now: Date(), dryRun: dryRun, actor: "cli")
+            let (report, warning) = try adminAction {
+                let configuration = try options.configuration()
+                let store = try options.openStore(configuration)
+                let report = try store.purge(policy: configuration.retention, now: Date(), dryRun: dryRun, actor: "cli")
+                return (report, store.writeAheadLogRecycleWarning())
             }
+            if let warning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             let verb = report.dryRun ? "Would purge" : "Purged"
             emit(
                 json: options.json,

@@ -119,6 +119,12 @@ struct RetentionScheduler<C: Clock>: Service where C.Duration == Duration {
                 metadata: ["sessions": "\(report.sessions)", "access_log": "\(report.accessLogEntries)", "held_sessions": "\(report.heldSessions)"]
             )
         }
+        // A PostgreSQL server that recycles WAL files may keep what this run destroyed.
+        if report.sessions + report.accessLogEntries > 0, let sql = store as? SQLStore,
+            let warning = try? await self.threadPool.runIfActive({ sql.writeAheadLogRecycleWarning() })
+        {
+            self.logger.warning("\(warning)")
+        }
         self.onPurge(report)
     }
 
