@@ -217,6 +217,51 @@ extension SQLStore {
             try db.create(
                 index: "session_company_started", on: "session", columns: ["companyID", "startedAt", "id", "engineerLogin"] + summed)
         }
+        migrator.registerMigration("v9 cluster") { db in
+            // What several relay nodes on one database share beyond accounts and history
+            // (``ClusterStore``, issue 15 items 3 and 5). A single node on SQLite keeps them
+            // too, so one relay runs the same way on either database. All of it is
+            // transient: `store migrate` does not copy it (``StoreCopy``).
+            //
+            // Each node's lease on its name: the running process (instance) and until when.
+            try db.create(table: "relay_node") { t in
+                t.primaryKey("name", .text)
+                t.column("instance", .text).notNull()
+                t.column("clusterAddress", .text).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("leaseUntil", .datetime).notNull()
+            }
+            // The host directory: which node (and instance of it) holds each enrolled host.
+            // An entry counts while that node's lease runs under the same instance.
+            try db.create(table: "host_presence") { t in
+                t.primaryKey("hostID", .text)
+                t.column("companyID", .text).notNull()
+                t.column("node", .text).notNull().indexed()
+                t.column("instance", .text).notNull()
+                t.column("since", .datetime).notNull()
+            }
+            // Live support codes, by their six digits as a number, and the node whose
+            // viewer waits with each.
+            try db.create(table: "support_code") { t in
+                t.primaryKey("code", .integer)
+                t.column("node", .text).notNull().indexed()
+                t.column("companyID", .text).notNull()
+                t.column("engineerID", .text).notNull()
+                t.column("expiresAt", .datetime).notNull()
+            }
+            // Wrong support codes of the last hour, cluster-wide: one row each.
+            try db.create(table: "code_failure") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .datetime).notNull().indexed()
+            }
+            // Per-source penalties (an IPv4 address or an IPv6 /64).
+            try db.create(table: "source_penalty") { t in
+                t.primaryKey("source", .text)
+                t.column("level", .integer).notNull()
+                t.column("updatedAt", .datetime).notNull().indexed()
+                t.column("blockedUntil", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
