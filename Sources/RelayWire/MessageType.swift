@@ -17,6 +17,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
     case pong = 0x09
     case bye = 0x0A
     case error = 0x0B
+    /// Node → node, on the cluster port only (PROTOCOL.md §5.1.12).
+    case nodeAuth = 0x0C
 
     // Peer messages (PROTOCOL.md §5.2), forwarded by the relay.
     case screenInit = 0x40
@@ -50,6 +52,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, Hashable {
         case .pong: "Pong"
         case .bye: "Bye"
         case .error: "Error"
+        case .nodeAuth: "NodeAuth"
         case .screenInit: "ScreenInit"
         case .tileUpdate: "TileUpdate"
         case .updateRequest: "UpdateRequest"

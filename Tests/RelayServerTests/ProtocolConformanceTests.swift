@@ -116,8 +116,8 @@ import Testing
     @Test func anUnknownTypeIsMalformedInEveryRange() async throws {
         try await TestRelay.with { relay in
             let stranger = try await RawAgent.connect(to: relay)
-            try await stranger.write(Self.header(0x0c, length: 0))
-            try await stranger.expectError(.malformedMessage, "type 0x0c before Hello")
+            try await stranger.write(Self.header(0x0d, length: 0))
+            try await stranger.expectError(.malformedMessage, "type 0x0d before Hello")
 
             let (host, viewer, _, _) = try await Self.pairUnattended(relay)
             var frame = Self.header(0x4A, length: 1)
@@ -136,7 +136,7 @@ import Testing
     @Test func theTypeIsCheckedBeforeTheLength() async throws {
         try await TestRelay.with { relay in
             let agent = try await RawAgent.connect(to: relay)
-            try await agent.write(Self.header(0x0c, length: 0xFF_FFFF))
+            try await agent.write(Self.header(0x0d, length: 0xFF_FFFF))
             try await agent.expectError(.malformedMessage, "0c ff ff ff")
         }
     }

@@ -80,7 +80,7 @@ import Testing
 
     // MARK: (g) invalid headers
 
-    @Test(arguments: [0x00, 0x0C, 0x3F, 0x4A, 0x7F, 0x80, 0xC1, 0xFF] as [UInt8])
+    @Test(arguments: [0x00, 0x0D, 0x3F, 0x4A, 0x7F, 0x80, 0xC1, 0xFF] as [UInt8])
     func unknownTypeByteIsRejectedBeforeAnyOfItsBytes(type: UInt8) {
         let frames = [Self.peer(.tileUpdate, payloadLength: 100), Self.frame(.ping(Ping(nonce: 1))), Self.peer(.key, payloadLength: 5)]
         let before = SentStream(frames)

@@ -233,6 +233,8 @@ struct MalformedInputTests {
         "Hello.software", "HelloAck.relayNode", "HostAuth.hostID", "HostAuth.secret", "HostAuth.machineName", "ViewerAuth.token",
         "ViewerAuth.hostID", "HostRegistered.hostName", "Paired.peerName", "Paired.peerSoftware", "Paired.peerOrganization", "Bye.text",
         "Error.message", "ScreenInit.name", "Clipboard.text",
+        "NodeAuth.node", "NodeAuth.agentAddress", "NodeAuth.hostID", "NodeAuth.companyID", "NodeAuth.engineer", "NodeAuth.organization",
+        "NodeAuth.hostName",
     ]
 
     @Test("invalid UTF-8 in each text field is invalidUTF8")

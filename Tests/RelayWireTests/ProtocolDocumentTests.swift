@@ -14,6 +14,16 @@ import Testing
 struct ProtocolDocumentTests {
     /// The message each `#### Vector:` in PROTOCOL.md §10 must decode to.
     static let expectedMessages: [String: RelayMessage] = [
+        "node-auth-connect": .nodeAuth(
+            NodeAuth(
+                node: "relay-2", agentAddress: "203.0.113.5:51234",
+                request: .connect(hostID: "ho-aawvbeke34", companyID: "co-8h3kq2wz5n", engineer: "kim.minji", organization: "ACME", inBrowser: false))
+        ),
+        "node-auth-redeem": .nodeAuth(
+            NodeAuth(
+                node: "relay-2", agentAddress: "198.51.100.7:40022",
+                request: .redeem(code: SupportCode(value: 42_917)!, hostName: "DESKTOP-7Q2 (customer PC at 198.51.100.7)"))
+        ),
         "hello-viewer": .hello(
             Hello(role: .viewer, capabilities: .all, software: "relay-agent/0.1.0")
         ),

@@ -91,6 +91,12 @@ struct MessageGenerator {
         case .error:
             let code = self.random.oneIn(2) ? self.random.pick(ErrorCode.known) : ErrorCode(rawValue: self.random.integer())
             return .error(ErrorMessage(code: code, message: self.text()))
+        case .nodeAuth:
+            let request: NodeAuth.Request =
+                self.random.oneIn(2)
+                ? .connect(hostID: self.text(), companyID: self.text(), engineer: self.text(), organization: self.text(), inBrowser: self.random.oneIn(2))
+                : .redeem(code: self.supportCode(), hostName: self.text())
+            return .nodeAuth(NodeAuth(node: self.text(), agentAddress: self.text(), request: request))
         case .screenInit:
             return .screenInit(ScreenInit(width: self.dimension(), height: self.dimension(), pixelFormat: .bgrx8888, name: self.text()))
         case .tileUpdate:
@@ -352,6 +358,20 @@ enum WireLayout {
             return [WireField("Bye.reason", .u16(bye.reason.rawValue)), .string("Bye.text", bye.text)]
         case .error(let error):
             return [WireField("Error.code", .u16(error.code.rawValue)), .string("Error.message", error.message)]
+        case .nodeAuth(let auth):
+            switch auth.request {
+            case .connect(let hostID, let companyID, let engineer, let organization, let inBrowser):
+                return [
+                    WireField("NodeAuth.request", .u8(1)), .string("NodeAuth.node", auth.node), .string("NodeAuth.agentAddress", auth.agentAddress),
+                    .string("NodeAuth.hostID", hostID), .string("NodeAuth.companyID", companyID), .string("NodeAuth.engineer", engineer),
+                    .string("NodeAuth.organization", organization), WireField("NodeAuth.flags", .u8(inBrowser ? 1 : 0)),
+                ]
+            case .redeem(let code, let hostName):
+                return [
+                    WireField("NodeAuth.request", .u8(2)), .string("NodeAuth.node", auth.node), .string("NodeAuth.agentAddress", auth.agentAddress),
+                    WireField("NodeAuth.code", .raw(digits(of: code))), .string("NodeAuth.hostName", hostName),
+                ]
+            }
         case .screenInit(let screen):
             return [
                 WireField("ScreenInit.width", .u16(screen.width)),

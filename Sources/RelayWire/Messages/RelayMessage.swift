@@ -13,6 +13,7 @@ public enum RelayMessage: Sendable, Hashable {
     case pong(Pong)
     case bye(Bye)
     case error(ErrorMessage)
+    case nodeAuth(NodeAuth)
 
     case screenInit(ScreenInit)
     case tileUpdate(TileUpdate)
@@ -40,6 +41,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong: .pong
         case .bye: .bye
         case .error: .error
+        case .nodeAuth: .nodeAuth
         case .screenInit: .screenInit
         case .tileUpdate: .tileUpdate
         case .updateRequest: .updateRequest
@@ -68,6 +70,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong: self = .pong(try Pong(payload: &payload))
         case .bye: self = .bye(try Bye(payload: &payload))
         case .error: self = .error(try ErrorMessage(payload: &payload))
+        case .nodeAuth: self = .nodeAuth(try NodeAuth(payload: &payload))
         case .screenInit: self = .screenInit(try ScreenInit(payload: &payload))
         case .tileUpdate: self = .tileUpdate(TileUpdate(payload: &payload))
         case .updateRequest: self = .updateRequest(try UpdateRequest(payload: &payload))
@@ -96,6 +99,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .pong(let message): message.encode(into: &buffer)
         case .bye(let message): try message.encode(into: &buffer)
         case .error(let message): try message.encode(into: &buffer)
+        case .nodeAuth(let message): try message.encode(into: &buffer)
         case .screenInit(let message): try message.encode(into: &buffer)
         case .tileUpdate(let message): message.encode(into: &buffer)
         case .updateRequest(let message): message.encode(into: &buffer)
