@@ -32,6 +32,8 @@ final class Relay: Sendable {
     let adminRateLimiter: NIOLockedValueBox<AdminRateLimiter>
     /// Security alerts for companies' admins (issue 14 item 7).
     let alerts: SecurityAlerts
+    /// This node among the nodes sharing its store: lease, host directory, node links.
+    let cluster: ClusterMembership?
 
     let pairing: NIOLockedValueBox<PairingBook<ConnectionLink, ConnectionLink>>
     let throttle: NIOLockedValueBox<AuthThrottle>
@@ -68,9 +70,11 @@ final class Relay: Sendable {
 
     init(
         configuration: RelayConfiguration, store: any AccountStore & UsageStore & AdminStore, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool,
-        backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+        backgroundPool: NIOThreadPool, metrics: RelayMetrics, logger: Logger, cluster: ClusterMembership? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.now = now
+        self.cluster = cluster
         self.configuration = configuration
         self.connectionLimits = ConnectionLimits(configuration)
         self.store = store
@@ -130,6 +134,12 @@ final class Relay: Sendable {
 
     /// A session paired: its usage record is written at the recorder's next turn.
     func started(_ session: RelaySession) {
+        guard session.recorded else {
+            self.logger.info(
+                "session paired through a node link; the other node records it",
+                metadata: ["session": "\(session.id)", "mode": "\(session.mode)", "company": "\(session.companyID)"])
+            return
+        }
         self.sessions.withLockedValue { $0[session.id] = session }
         self.usage.opened(session.usageRecord(relayNode: self.configuration.nodeName))
         self.metrics.sessionsPaired.increment()
@@ -138,14 +148,14 @@ final class Relay: Sendable {
             self.alerts.raise(
                 SecurityAlert(
                     companyID: session.companyID, at: self.now(), kind: .unattendedSession, subject: "\(session.hostName) (\(session.hostID ?? "-"))",
-                    detail: "\(session.engineerLogin) started an unattended session with \(session.hostName) from \(session.viewer.remoteAddress)"))
+                    detail: "\(session.engineerLogin) started an unattended session with \(session.hostName) from \(session.viewer.agentAddress)"))
         }
         self.logger.info(
             "session paired",
             metadata: [
                 "session": "\(session.id)", "mode": "\(session.mode)", "company": "\(session.companyID)",
                 "engineer": "\(session.engineerLogin)", "host": "\(session.hostID ?? session.hostName)",
-                "viewer_addr": "\(session.viewer.remoteAddress)", "host_addr": "\(session.host.remoteAddress)",
+                "viewer_addr": "\(session.viewer.agentAddress)", "host_addr": "\(session.host.agentAddress)",
             ]
         )
     }
@@ -207,6 +217,7 @@ final class Relay: Sendable {
     /// Expires support codes and prunes throttling state; run every second or so.
     func sweep(now: NIODeadline = .now()) {
         let expired = self.pairing.withLockedValue { $0.expireCodes(now: now) }
+        self.forget(expired.map(\.code))
         for issued in expired {
             issued.viewer.deliver(.codeWithdrawn(.timeout, "support code \(issued.code) expired unused; ask the relay for a new code"))
         }

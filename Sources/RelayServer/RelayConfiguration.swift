@@ -145,6 +145,13 @@ struct RelayConfiguration: Sendable {
     var webhookAllowLoopback = false
     /// How long a graceful shutdown waits for agents to close after Bye(relay_shutdown).
     var shutdownGrace = TimeAmount.seconds(5)
+    /// Cross-node pairing on a shared PostgreSQL (OPERATIONS.md "Several nodes"): nil
+    /// when this node runs alone.
+    var cluster: ClusterSettings?
+    /// How long a node's lease on its name runs; renewed every third of it. A node that
+    /// stops renewing (killed, cut off from the database) counts as gone after this, and
+    /// its open usage records are closed by another node. `node_lease_seconds`.
+    var nodeLease = TimeAmount.seconds(15)
 
     /// The keys a config file may set; all optional.
     struct File: Decodable {
@@ -189,6 +196,10 @@ struct RelayConfiguration: Sendable {
         var certificateNames: [String]?
         var heapTrimSeconds: Int?
         var webhookAllowLoopback: Bool?
+        var clusterListen: String?
+        var clusterAddress: String?
+        var clusterSecretFile: String?
+        var nodeLeaseSeconds: Int?
     }
 
     static let fileKeys: Set<String> = [
@@ -203,6 +214,7 @@ struct RelayConfiguration: Sendable {
         "code_guesses_per_minute", "code_guesses_per_hour", "code_guess_pause_seconds", "support_codes_per_engineer",
         "maximum_connections_per_source", "maximum_unauthenticated_per_source", "maximum_unauthenticated",
         "unauthenticated_early_drop_start", "unauthenticated_early_drop_percent", "heap_trim_seconds", "webhook_allow_loopback",
+        "cluster_listen", "cluster_address", "cluster_secret_file", "node_lease_seconds",
     ]
 
     /// Keys of earlier versions, with what replaced them.
@@ -298,6 +310,15 @@ struct RelayConfiguration: Sendable {
             self.heapTrim.interval = value == 0 ? nil : .seconds(Int64(value))
         }
         if let value = file.webhookAllowLoopback { self.webhookAllowLoopback = value }
+        if let value = file.nodeLeaseSeconds {
+            guard (3...3600).contains(value) else {
+                throw ConfigurationError(.invalidValue, "node_lease_seconds must be 3…3600 (15 is the default), got \(value)")
+            }
+            self.nodeLease = .seconds(Int64(value))
+        }
+        if file.clusterListen != nil || file.clusterSecretFile != nil || file.clusterAddress != nil {
+            self.cluster = try ClusterSettings(listen: file.clusterListen, address: file.clusterAddress, secretFile: file.clusterSecretFile, configFile: path)
+        }
         try self.validate()
     }
 

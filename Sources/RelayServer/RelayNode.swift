@@ -69,6 +69,7 @@ final class RelayNode: Service, Sendable {
         clock: some Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         try configuration.validate()
+        let cluster = try Self.membership(configuration: configuration, store: store, logger: logger, now: now())
         FileDescriptorBudget.apply(configuration: configuration, logger: logger)
         let certificate = try ServingCertificate(tls)
         var adminTLS = tls.serverConfiguration(applicationProtocols: ["http/1.1"])
@@ -85,7 +86,7 @@ final class RelayNode: Service, Sendable {
         backgroundPool.start()
         let relay = Relay(
             configuration: configuration, store: store, eventLoopGroup: group, threadPool: threadPool, backgroundPool: backgroundPool,
-            metrics: RelayMetrics(), logger: logger, now: now
+            metrics: RelayMetrics(), logger: logger, cluster: cluster, now: now
         )
         let (adminReady, adminReadyContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let adminChannel = NIOLockedValueBox<(any Channel)?>(nil)
@@ -120,6 +121,28 @@ final class RelayNode: Service, Sendable {
         self.now = now
     }
 
+    /// This node's membership among the nodes of its store: on PostgreSQL, which several
+    /// nodes may share, a lease on its name, and cross-node pairing when the configuration
+    /// has the cluster settings. A SQLite file belongs to one node (its data folder's lock).
+    private static func membership(
+        configuration: RelayConfiguration, store: any AccountStore & UsageStore & AdminStore, logger: Logger, now: Date
+    ) throws -> ClusterMembership? {
+        guard let sql = store as? SQLStore, sql.isPostgres, let clusterStore = store as? any ClusterStore else {
+            guard configuration.cluster == nil else {
+                throw ConfigurationError(
+                    .invalidValue,
+                    "cross-node pairing (cluster_listen) needs a database the nodes share, and this node's store is its own SQLite file; "
+                        + "set store to the cluster's PostgreSQL address (OPERATIONS.md \"Several nodes\"), or remove the cluster_ keys"
+                )
+            }
+            return nil
+        }
+        let identity = try configuration.cluster.map { try ClusterIdentity(secretFile: $0.secretFile) }
+        return ClusterMembership(
+            node: configuration.nodeName, settings: configuration.cluster, identity: identity, store: clusterStore, lease: configuration.nodeLease,
+            logger: logger, now: now)
+    }
+
     /// Runs the node until a graceful shutdown, then releases its resources (see the type's
     /// documentation). Throws a ``ConfigurationError`` of kind `listen` if a port cannot be
     /// bound, or the store's error if the start-up recovery cannot be written.
@@ -139,6 +162,11 @@ final class RelayNode: Service, Sendable {
         let relay = self.relay
         let store = relay.store
         let nodeName = relay.configuration.nodeName
+        // The name first: a second process with this node's name must not close its records.
+        if let cluster = relay.cluster {
+            let now = self.now
+            try await relay.backgroundPool.runIfActive { try cluster.acquire(now: now) }
+        }
         // Records a crash left open are closed at their last checkpoint before any new
         // session can start (DESIGN.md "Usage history"). Only this node's: in a store that
         // several nodes share, another node's open records are its live sessions.
@@ -150,7 +178,16 @@ final class RelayNode: Service, Sendable {
         }
         let channel = try await Self.bindRelay(relay: relay, certificate: self.certificate, application: self.web, group: self.group)
         self.boundRelayAddress.withLockedValue { $0 = channel.localAddress }
-        let port = AgentPort(relay: relay, channel: channel, housekeeping: self.startHousekeeping())
+        var listeners = [channel]
+        if let cluster = relay.cluster, let settings = cluster.settings, let identity = cluster.identity {
+            do {
+                listeners.append(try await Self.bindCluster(relay: relay, settings: settings, identity: identity, group: self.group))
+            } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
+        let port = AgentPort(relay: relay, channel: channel, clusterChannel: listeners.count > 1 ? listeners[1] : nil, housekeeping: self.startHousekeeping())
         // The agents' port last: the first to stop at a graceful shutdown (see the type's documentation).
         let services = ServiceGroup(configuration: .init(services: (self.companions + [port]).map { .init(service: $0) }, logger: relay.logger))
         // A service that fails (the admin port cannot be bound) cancels the group; the
@@ -165,6 +202,16 @@ final class RelayNode: Service, Sendable {
         var tasks = [
             self.group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in relay.sweep() }
         ]
+        if let cluster = relay.cluster {
+            // The lease is renewed three times per term, so one late renewal loses nothing.
+            let every = TimeAmount.nanoseconds(max(cluster.lease.nanoseconds / 3, 1_000_000_000))
+            let leaseLoop = self.group.next()
+            let now = self.now
+            tasks.append(
+                leaseLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
+                    relay.backgroundPool.runIfActive(eventLoop: leaseLoop) { cluster.renew(now: now()) }
+                })
+        }
         let interval = relay.configuration.credentialCheckInterval
         let checkLoop = self.group.next()
         tasks.append(
@@ -203,6 +250,11 @@ final class RelayNode: Service, Sendable {
     private func release() async {
         let relay = self.relay
         _ = try? await relay.backgroundPool.runToCompletion { relay.flushAccessLog() }
+        if let cluster = relay.cluster {
+            // The directory's pending writes, then the lease: this node's hosts and codes go.
+            await cluster.shutdown()
+            _ = try? await relay.backgroundPool.runToCompletion { cluster.release() }
+        }
         await self.web.shutdown()
         try? await relay.threadPool.shutdownGracefully()
         try? await relay.backgroundPool.shutdownGracefully()
@@ -294,6 +346,39 @@ final class RelayNode: Service, Sendable {
         }
     }
 
+    /// The cluster port (OPERATIONS.md "Several nodes"): TLS 1.3 with the cluster
+    /// certificate on both sides, so only nodes holding the cluster secret get past the
+    /// handshake, then the connection core taking node links (NodeAuth) only.
+    private static func bindCluster(
+        relay: Relay, settings: ClusterSettings, identity: ClusterIdentity, group: MultiThreadedEventLoopGroup
+    ) async throws -> any Channel {
+        let configuration = relay.configuration
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: identity.serverConfiguration())
+        } catch {
+            throw ConfigurationError(.file, "cannot make the cluster port's TLS context from \(settings.secretFile): \(error)")
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.writeBufferLowWater, high: configuration.writeBufferHighWater))
+            .childChannelOption(.maxMessagesPerRead, value: 2)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context, customVerificationCallback: identity.verifier()))
+                    try channel.pipeline.syncOperations.addHandlers(RelayConnectionHandler.core(environment: relay, nodeLinks: true))
+                }
+            }
+        do {
+            return try await bootstrap.bind(host: settings.listen.host, port: settings.listen.port).get()
+        } catch {
+            throw ConfigurationError(
+                .listen, "cannot listen on the cluster port \(settings.listen): \(error); is another relay running there? choose another with cluster_listen")
+        }
+    }
+
     /// Renews the self-signed certificate if it is due (``DevelopmentCertificate``) and
     /// serves the new one to new connections; logs the new fingerprint loudly, since agents
     /// that pin the old one cannot connect until they are given it. Returns whether it did.
@@ -319,6 +404,8 @@ final class RelayNode: Service, Sendable {
 private struct AgentPort: Service {
     let relay: Relay
     let channel: any Channel
+    /// The cluster port, closed with the agents' port.
+    let clusterChannel: (any Channel)?
     let housekeeping: [RepeatedTask]
 
     func run() async {
@@ -329,6 +416,7 @@ private struct AgentPort: Service {
 
     func stop() async {
         try? await self.channel.close()
+        try? await self.clusterChannel?.close()
         self.relay.beginShutdown()
         let deadline = NIODeadline.now() + self.relay.configuration.shutdownGrace
         // Cancelled (another service failed), it does not wait: the Byes are sent.

@@ -106,7 +106,8 @@ private typealias Action = ConnectionStateMachine.Action
         #expect(machine.state == .awaitingAuth(.host) && machine.role == .host && machine.isHandshaking)
         #expect(machine.received(.hostAuth(.namedSupportCode(Self.code, machineName: "FRONT-DESK"))) == .ask(.throttle))
         #expect(machine.state == .authenticating(.host) && machine.isHandshaking)
-        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .ask(.redeem(Self.code)))
+        let host = Party(name: "FRONT-DESK (customer PC at 192.0.2.7)", companyID: "", software: Self.software, capabilities: .all)
+        #expect(machine.throttleChecked(retryAfter: nil, source: .unknown) == .ask(.redeem(Self.code, host: host)))
         let party = Party(name: "FRONT-DESK (customer PC at 192.0.2.7)", companyID: "co-1", software: Self.software, capabilities: .all)
         let access = ConnectionStateMachine.AccessNote(kind: .supportCode, outcome: .accepted, companyID: "co-1", subject: "…21")
         #expect(machine.redeemed(.paired(Self.issued())) == .authenticated(party, access: access, then: .pair(Self.viewer, .attended)))
@@ -186,7 +187,8 @@ private typealias Action = ConnectionStateMachine.Action
             _ = machine.received(Self.hello(.viewer))
             _ = machine.received(.viewerAuth(ViewerAuth(token: "t", request: .connect(hostID: "ho-7"))))
             _ = machine.throttleChecked(retryAfter: nil, source: .unknown)
-            guard case .authenticated(_, _, .ask(.claimHost(hostID: "ho-7", companyID: "co-1"))) = machine.engineerVerified(Self.engineer) else {
+            guard case .authenticated(_, _, .ask(.claimHost(hostID: "ho-7", companyID: "co-1", anywhere: true))) = machine.engineerVerified(Self.engineer)
+            else {
                 Issue.record("no claim")
                 return machine
             }

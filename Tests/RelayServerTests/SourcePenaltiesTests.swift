@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import RelayStore
 import RelayTestSupport
 import Testing
 
@@ -197,5 +199,32 @@ import Testing
         var last: TimeAmount?
         for _ in 0..<200 { last = penalties.recordFailure(Self.guesser, now: Self.start) }
         #expect(last == .hours(24 * 365))
+    }
+}
+
+/// The cluster's shared record of a source follows the same rule as one node's memory of
+/// it (``SourcePenalties/afterFailure(_:now:policy:)``), on the wall clock.
+@Suite struct SharedSourcePenaltyTests {
+    @Test(arguments: [UInt64(1), 2, 3, 4]) func theSharedRecordBlocksAsOneNodeWould(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let policy = SourcePenalties.Policy()
+        var local = SourcePenalties(policy: policy)
+        let startDeadline = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        let startDate = Date(timeIntervalSince1970: 1_800_000_000)
+        var record: SourcePenaltyRecord?
+        var elapsed: Int64 = 0
+        let source = SourceKey(nil)
+        for _ in 0..<60 {
+            // Bursts and pauses: from a second to two hours between failures.
+            elapsed += Int64(random.int(1...7200))
+            let deadline = startDeadline + .seconds(elapsed)
+            let date = startDate.addingTimeInterval(TimeInterval(elapsed))
+            local.recordFailure(source, now: deadline)
+            record = SourcePenalties.afterFailure(record, now: date, policy: policy)
+            #expect(record?.level == local.level(of: source, now: deadline))
+            let localWait = local.retryAfter(source, now: deadline).map { $0.nanoseconds / 1_000_000_000 } ?? 0
+            let sharedWait = Int64(max(0, (record?.blockedUntil.timeIntervalSince(date) ?? 0).rounded()))
+            #expect(localWait == sharedWait)
+        }
     }
 }

@@ -25,6 +25,8 @@ final class RelayMetrics: Sendable {
     let heapTrims: Counter
     /// Times the relay-wide support-code guess budget ran out and redemption paused.
     let codeRedemptionPauses: Counter
+    /// Node links this node dialled to pair an agent with one on another node.
+    let nodeLinksDialled: Counter
     let usageWrites: Counter
     let usageWriteErrors: Counter
     /// Records, checkpoints and closures kept for the next write after a failed one (0: none).
@@ -64,6 +66,8 @@ final class RelayMetrics: Sendable {
         self.authFailures = r.makeCounter(
             descriptor: .relay(
                 "auth_failures", unit: "total", help: "Refused credentials: support codes, account keys, legacy tokens and secrets, admin tokens"))
+        self.nodeLinksDialled = r.makeCounter(
+            descriptor: .relay("node_links_dialled", unit: "total", help: "Node links dialled to pair with an agent on another node"))
         self.authThrottled = r.makeCounter(descriptor: .relay("auth_throttled", unit: "total", help: "Authentication attempts refused by throttling"))
         self.protocolErrors = r.makeCounter(descriptor: .relay("protocol_errors", unit: "total", help: "Connections closed for malformed or unexpected frames"))
         self.codeRedemptionPauses = r.makeCounter(

@@ -43,6 +43,8 @@ struct AdmissionTicket: Sendable {
     let opened: Bool
     /// Counted as authenticated by the per-source caps.
     var authenticated = false
+    /// Counted by the per-source caps at all (a node link is not).
+    var perSource = true
 }
 
 /// What a connection's handler may ask of the relay it belongs to: a narrow view of
@@ -62,6 +64,9 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
     /// Counts a new connection in: by the per-source caps (``ConnectionAdmission``), then
     /// relay-wide. Nil: the caps refused it (counted and logged here), and it closes unanswered.
     func admit(_ link: ConnectionLink, source: SourceKey) -> AdmissionTicket?
+    /// Counts a node link of the cluster port in: relay-wide only (the cluster port's TLS
+    /// admitted only holders of the cluster key, so per-source caps do not apply).
+    func admitNodeLink(link: ConnectionLink?) -> AdmissionTicket?
     /// Gives back what a closed connection held, ends its session and tells its peer, and
     /// counts it out as its ticket says.
     func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, ticket: AdmissionTicket?)
@@ -70,7 +75,14 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
 
     /// How long `source` must wait before a credential of it is checked (nil: now).
     func retryAfter(source: SourceKey) -> TimeAmount?
-    func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt
+    /// The throttle's answer for `source`: this node's penalties, and in a cluster the
+    /// penalties its failures earned on every node (``Relay/throttle(source:on:)``).
+    func throttle(source: SourceKey, on loop: any EventLoop) -> EventLoopFuture<RelayConnectionStateMachine.Answer>
+    /// Redeems a support code a host presented, wherever in the cluster it was issued
+    /// (``Relay/redeem(_:host:for:)``); `host` is who the host will be.
+    func redeem(_ code: SupportCode, host: Party, for link: ConnectionLink) -> EventLoopFuture<RelayConnectionStateMachine.Answer>
+    /// Takes a code issued here for a host on another node (NodeAuth).
+    func takeCode(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt
     func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?>
     func verifyEngineer(token: String, on eventLoop: any EventLoop) -> EventLoopFuture<Engineer?>
     /// The enrolled host `id`, if `key` (raw Ed25519, proved by the transport) is its key.
@@ -94,9 +106,12 @@ protocol ConnectionEnvironment: AnyObject, Sendable {
 
     /// Registers an enrolled host; an older connection of the same host is closed.
     func register(_ link: ConnectionLink, hostID: String, companyID: String)
-    /// Issues a support code to `link`; an older code of the engineer may be withdrawn.
-    func issueCode(for link: ConnectionLink, engineerID: String, companyID: String) -> SupportCode
-    func claim(hostID: String, companyID: String) -> RelayConnectionStateMachine.Pairing.Claim
+    /// Issues a support code to `link`, unique in the cluster; an older code of the
+    /// engineer may be withdrawn.
+    func issueCode(for link: ConnectionLink, engineerID: String, companyID: String) -> EventLoopFuture<RelayConnectionStateMachine.Answer>
+    /// Claims an enrolled host for `link`'s viewer: registered here, or with `anywhere`,
+    /// on another node of the cluster (through a node link).
+    func claim(hostID: String, companyID: String, anywhere: Bool, for link: ConnectionLink) -> EventLoopFuture<RelayConnectionStateMachine.Answer>
     /// Creates and records the session of `host` and `viewer`.
     func startSession(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) -> RelaySession?
     /// `link` closed before the pairing reached it: end the session, tell the other side.
@@ -116,13 +131,22 @@ extension Relay: ConnectionEnvironment {
         return AdmissionTicket(source: source, opened: self.open(link))
     }
 
+    func admitNodeLink(link: ConnectionLink?) -> AdmissionTicket? {
+        guard let link else { return nil }
+        return AdmissionTicket(source: .unknown, opened: self.open(link), authenticated: true, perSource: false)
+    }
+
     func closed(_ link: ConnectionLink, release: RelayConnectionStateMachine.Release, ticket: AdmissionTicket?) {
         if release.withdrawCode {
-            self.pairing.withLockedValue { $0.withdrawCode(of: link) }
+            self.forget(self.pairing.withLockedValue { $0.withdrawCode(of: link) })
         }
         if let hostID = release.unregisterHostID {
-            self.pairing.withLockedValue { $0.unregister(link, hostID: hostID) }
+            let gone = self.pairing.withLockedValue { book in
+                book.unregister(link, hostID: hostID)
+                return !book.isRegistered(hostID: hostID)
+            }
             self.markSeen(hostID: hostID)
+            if gone { self.withdraw(hostID: hostID) }
         }
         if let session = release.session?.session {
             if session.end(reason: release.ending.recorded) {
@@ -132,6 +156,7 @@ extension Relay: ConnectionEnvironment {
         }
         guard let ticket else { return }
         if ticket.opened { self.remove(link) }
+        guard ticket.perSource else { return }
         self.admission.withLockedValue { $0.closed(ticket.source, wasAuthenticated: ticket.authenticated) }
     }
 
@@ -139,8 +164,8 @@ extension Relay: ConnectionEnvironment {
         self.throttle.withLockedValue { $0.retryAfter(source: source, now: .now()) }
     }
 
-    func redeem(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt {
-        self.pairing.withLockedValue { $0.attemptRedemption(of: code, now: .now()) }
+    func takeCode(_ code: SupportCode) -> RelayConnectionStateMachine.Pairing.CodeAttempt {
+        self.pairing.withLockedValue { $0.takeCode(code, now: .now()) }.map { .paired($0) } ?? .invalid(pausedFor: nil)
     }
 
     func verifyHost(id: String, secret: String, on eventLoop: any EventLoop) -> EventLoopFuture<EnrolledHost?> {
@@ -190,6 +215,7 @@ extension Relay: ConnectionEnvironment {
         if refusal.access.outcome == .throttled { self.metrics.authThrottled.increment() }
         if refusal.chargesSource {
             self.metrics.authFailures.increment()
+            self.shareFailure(of: source)
             let verdict = self.throttle.withLockedValue { $0.recordFailure(source: source, account: refusal.account, now: .now()) }
             if let alert = verdict.accountAlert { self.logger.warning("\(alert)") }
         }
@@ -219,31 +245,18 @@ extension Relay: ConnectionEnvironment {
     func register(_ link: ConnectionLink, hostID: String, companyID: String) {
         self.markSeen(hostID: hostID)
         let replaced = self.pairing.withLockedValue { $0.register(link, hostID: hostID, companyID: companyID) }
+        self.announce(hostID: hostID, companyID: companyID)
         replaced?.deliver(.bye(.revoked, "a newer connection of host \(hostID) registered; this one is closed"))
-    }
-
-    func issueCode(for link: ConnectionLink, engineerID: String, companyID: String) -> SupportCode {
-        var generator = SystemRandomNumberGenerator()
-        let (issue, withdrawnText) = self.pairing.withLockedValue { book in
-            let issue = book.issueCode(for: link, engineerID: engineerID, companyID: companyID, now: .now(), using: &generator)
-            return (issue, issue.withdrawn.map { book.withdrawnForNewerCodeMessage($0) })
-        }
-        if let withdrawn = issue.withdrawn, let withdrawnText {
-            withdrawn.viewer.deliver(.codeWithdrawn(.invalidCode, withdrawnText))
-        }
-        return issue.issued.code
-    }
-
-    func claim(hostID: String, companyID: String) -> RelayConnectionStateMachine.Pairing.Claim {
-        self.pairing.withLockedValue { $0.claim(hostID: hostID, companyID: companyID) }
     }
 
     func startSession(host: ConnectionLink, viewer: ConnectionLink, mode: PairingMode) -> RelaySession? {
         guard let hostParty = host.party, let viewerParty = viewer.party else { return nil }
+        // A node link this node dialled: the other node records the session, under its id.
+        let remote = host.remoteSession ?? viewer.remoteSession
         let session = RelaySession(
-            mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
+            id: remote, mode: mode, companyID: viewerParty.companyID, engineerLogin: viewerParty.name,
             hostID: hostParty.hostID, hostName: hostParty.name, host: host, viewer: viewer,
-            viewerInBrowser: viewerParty.inBrowser, startedAt: self.now()
+            viewerInBrowser: viewerParty.inBrowser, startedAt: self.now(), recorded: remote == nil
         )
         self.started(session)
         return session
@@ -269,17 +282,17 @@ extension ConnectionEnvironment {
         let loop = link.channel.eventLoop
         let answer: RelayConnectionStateMachine.Answer
         switch question {
-        case .throttle: answer = .throttle(retryAfter: self.retryAfter(source: source), source: source)
-        case .redeem(let code): answer = .redeemed(self.redeem(code))
+        case .throttle: return self.throttle(source: source, on: loop)
+        case .redeem(let code, let host): return self.redeem(code, host: host, for: link)
+        case .takeCode(let code): answer = .redeemed(self.takeCode(code))
         case .verifyHost(let id, let secret): return self.checked(self.verifyHost(id: id, secret: secret, on: loop).map { .host($0) })
         case .verifyEngineer(let token): return self.checked(self.verifyEngineer(token: token, on: loop).map { .engineer($0) })
         case .verifyHostKey(let id, let key): return self.checked(self.verifyHost(id: id, key: key, on: loop).map { .host($0) })
         case .verifyEngineerKey(let key): return self.checked(self.verifyEngineer(key: key, on: loop).map { .engineer($0) })
         case .verifyEngineerSession(let engineerID, let session):
             return self.checked(self.verifyEngineer(id: engineerID, session: session, on: loop).map { .engineer($0) })
-        case .issueCode(let engineerID, let companyID):
-            answer = .codeIssued(self.issueCode(for: link, engineerID: engineerID, companyID: companyID), validFor: self.limits.supportCodeValidity)
-        case .claimHost(let hostID, let companyID): answer = .claimed(self.claim(hostID: hostID, companyID: companyID), hostID: hostID)
+        case .issueCode(let engineerID, let companyID): return self.issueCode(for: link, engineerID: engineerID, companyID: companyID)
+        case .claimHost(let hostID, let companyID, let anywhere): return self.claim(hostID: hostID, companyID: companyID, anywhere: anywhere, for: link)
         }
         return loop.makeSucceededFuture(answer)
     }
@@ -289,6 +302,28 @@ extension ConnectionEnvironment {
         return check.recover { error in
             logger.error("credential check failed", metadata: ["error": "\(error)"])
             return .verificationFailed
+        }
+    }
+}
+
+extension RelayConnectionStateMachine.Answer {
+    /// The node link this answer dialled (a host or viewer on another node), if any.
+    var dialledLink: ConnectionLink? {
+        switch self {
+        case .redeemed(.paired(let issued)) where issued.viewer.remoteSession != nil: issued.viewer
+        case .claimed(.claimed(let host), _) where host.remoteSession != nil: host
+        default: nil
+        }
+    }
+}
+
+extension RelayConnectionStateMachine.Action {
+    /// Whether this action pairs the connection with `peer` (now or after authenticating).
+    func pairs(with peer: ConnectionLink) -> Bool {
+        switch self {
+        case .pair(let other, _): other === peer
+        case .authenticated(_, _, let next): next.pairs(with: peer)
+        default: false
         }
     }
 }

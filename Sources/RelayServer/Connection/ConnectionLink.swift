@@ -22,6 +22,9 @@ struct Party: Sendable, Equatable {
     var inBrowser = false
     /// The browser's web session (its id's SHA-256): when it ends, so does the connection.
     var webSession: Data?
+    /// The agent's address as the node it is connected to saw it, when that is another node
+    /// of the cluster (this connection is a node link speaking for it, NodeAuth).
+    var agentAddress: String?
 
     struct Credential: Sendable, Hashable {
         enum Kind: Sendable, Hashable { case engineer, host }
@@ -49,12 +52,21 @@ enum LinkEvent: Sendable {
     case forward([ByteBuffer], bytes: Int, owedAfter: Int)
 }
 
+/// What a ``ConnectionLink`` reaches: an agent's connection (``RelayConnectionHandler``),
+/// or a node link this node dialled, which stands for an agent on another node
+/// (``NodeLinkHandler``). Called on the endpoint's event loop only.
+protocol LinkEndpoint: AnyObject {
+    func handle(_ event: LinkEvent)
+    /// Writes the other side's peer-frame bytes (see ``ConnectionLink/forward(_:bytes:owedAfter:)``).
+    func writeForwarded(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int)
+}
+
 /// A Sendable handle on one relay connection: how other connections and the relay reach
 /// its handler, always on the handler's own event loop.
 final class ConnectionLink: Sendable {
     let channel: any Channel
     let remoteAddress: String
-    private let handler: NIOLoopBound<RelayConnectionHandler>
+    private let handler: NIOLoopBound<any LinkEndpoint>
     private let partyBox = NIOLockedValueBox<Party?>(nil)
 
     /// Set by the connection's own handler when it authenticates, before it can be paired.
@@ -63,14 +75,23 @@ final class ConnectionLink: Sendable {
         set { self.partyBox.withLockedValue { $0 = newValue } }
     }
 
-    init(channel: any Channel, handler: RelayConnectionHandler) {
+    /// The session on the other end of a node link this node dialled (nil: a local agent):
+    /// the other node records it, under this id (``NodeLinkHandler``).
+    let remoteSession: SessionID?
+
+    init(channel: any Channel, handler: any LinkEndpoint, remoteSession: SessionID? = nil) {
         self.channel = channel
         self.remoteAddress = channel.remoteAddress.map(Self.describe) ?? "unknown"
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.remoteSession = remoteSession
     }
 
+    /// The agent's address for the usage history and logs: as the node it is connected to
+    /// saw it (``Party/agentAddress``), or this connection's.
+    var agentAddress: String { self.party?.agentAddress ?? self.remoteAddress }
+
     /// `192.0.2.7:51234`, `[2001:db8::5]:51234`: how logs and the access log name a source.
-    private static func describe(_ address: SocketAddress) -> String {
+    static func describe(_ address: SocketAddress) -> String {
         if let ip = address.ipAddress, let port = address.port {
             return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
         }

@@ -65,6 +65,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// A browser signed in to the web console: the WebSocket's cookie named the
         /// engineer before any frame (``ConnectionStateMachine/webSessionProved(engineerID:sessionDigest:)``).
         case engineerSession(engineerID: String, session: Data, request: ViewerAuth.Request)
+        /// A node of the cluster speaks for a host on it that presented `code`, issued here
+        /// (NodeAuth request 2, PROTOCOL.md §5.1.12).
+        case nodeCode(SupportCode, hostName: String, agentAddress: String)
 
         init(_ auth: HostAuth, key: Data?) {
             switch auth {
@@ -86,7 +89,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// The access log's name for the attempt.
         var kind: AccessEvent.Kind {
             switch self {
-            case .supportCode: .supportCode
+            case .supportCode, .nodeCode: .supportCode
             case .host: .hostSecret
             case .hostKey: .hostKey
             case .engineer: .viewerToken
@@ -100,7 +103,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// belongs to no engineer.
         var account: String? {
             switch self {
-            case .supportCode, .engineerKey, .engineerSession: nil
+            case .supportCode, .nodeCode, .engineerKey, .engineerSession: nil
             case .host(let id, _), .hostKey(let id, _): "host:" + String(id.prefix(64))
             case .engineer(let token, _): "engineer:" + String((Secrets.splitToken(token)?.id ?? "malformed").prefix(64))
             }
@@ -146,8 +149,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     enum Question: Sendable, Equatable {
         /// May this source try a credential now?
         case throttle
-        /// Redeem a support code in the pairing book.
-        case redeem(SupportCode)
+        /// Redeem a support code, wherever in the cluster it was issued; `host` is who the
+        /// connection will be if it is valid (its company is the code's).
+        case redeem(SupportCode, host: Party)
+        /// Take a support code issued on this node, for a host on another node that
+        /// presented it there (NodeAuth): no guess is charged, the node that asked did.
+        case takeCode(SupportCode)
         /// Check an enrolled host's secret (asynchronously).
         case verifyHost(id: String, secret: String)
         /// Check that this is the key of this enrolled host (asynchronously).
@@ -160,8 +167,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case verifyEngineerSession(engineerID: String, session: Data)
         /// Issue a support code to this viewer.
         case issueCode(engineerID: String, companyID: String)
-        /// Claim an enrolled host for this viewer.
-        case claimHost(hostID: String, companyID: String)
+        /// Claim an enrolled host for this viewer: registered with this node, or (with
+        /// `anywhere`) with another node of the cluster.
+        case claimHost(hostID: String, companyID: String, anywhere: Bool)
     }
 
     /// The relay's answer to a ``Question``.
@@ -174,6 +182,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case verificationFailed
         case codeIssued(SupportCode, validFor: TimeAmount)
         case claimed(Pairing.Claim, hostID: String)
+        /// Another node of the cluster, needed for this pairing, could not be reached or
+        /// failed: the text says which and what to do.
+        case clusterFailed(String)
     }
 
     enum Action: Sendable {
@@ -184,8 +195,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         /// Carry out an authentication or pairing step; report with ``answered(_:)``.
         case ask(Question)
         /// The credentials were accepted: this connection is `party` now; the handshake
-        /// deadline ends, the payload limit rises (PROTOCOL.md §9); log `access`; then `then`.
-        indirect case authenticated(Party, access: AccessNote, then: Action)
+        /// deadline ends, the payload limit rises (PROTOCOL.md §9); log `access` (nil for a
+        /// node link: the node that asked logged the agent's login); then `then`.
+        indirect case authenticated(Party, access: AccessNote?, then: Action)
         /// Register the host in the pairing book, then send `announce`.
         case registerHost(hostID: String, companyID: String, announce: HostRegistered)
         /// Start a session between this connection and `peer`.
@@ -229,6 +241,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     private let address: String
     /// The key the transport proved (PROTOCOL.md §1.2), for a key login.
     private var clientKey: Data?
+    /// This connection came in on the cluster port: it is a node link (NodeAuth), whose TLS
+    /// proved the cluster key; agents' logins are not taken here.
+    private(set) var isNodeLink = false
     /// The engineer the transport's web session named (PROTOCOL.md §1.3), for a browser's login.
     private var webEngineerID: String?
     private var webSessionDigest: Data?
@@ -305,6 +320,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         self.webSessionDigest = sessionDigest
     }
 
+    /// The connection came in on the cluster port (its TLS proved the cluster key): it may
+    /// send NodeAuth, and nothing else logs in.
+    mutating func onClusterPort() {
+        self.isNodeLink = true
+    }
+
     /// The relay could not count the connection in: its Hello is answered with
     /// `Error(relay_full)`.
     mutating func relayIsFull() {
@@ -323,6 +344,12 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             self.stage = .awaitingAuth(hello)
             guard self.relayHasRoom else { return self.fail(.relayFull, "the relay is at its connection limit or shutting down; retry in a minute") }
             return .acceptHello(hello)
+        case (.paired, .bye(let bye)) where self.isNodeLink:
+            // The node that asked says why its agent's side ended, in the reason the usage
+            // history keeps, and with the words for this side's agent (NodeLinkHandler).
+            let peerReason: ByeReason = [.declined, .relayShutdown, .protocolError].contains(bye.reason) ? bye.reason : .peerLeft
+            self.enterClosed(Ending(peerReason: peerReason, peerText: bye.text, recorded: ByeReason.known.contains(bye.reason) ? bye.reason : .normal))
+            return .close
         case (.paired, .bye(let bye)):
             // The usage history keeps why the agent ended it (`normal`, …); the peer is
             // told `peer_left`, or `declined` when a customer refused (PROTOCOL.md §6.2).
@@ -346,6 +373,10 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
             return .send(.pong(Pong(nonce: ping.nonce)))
         case (_, .pong):
             return .none
+        case (.awaitingAuth(let hello), .nodeAuth(let auth)) where self.isNodeLink:
+            return self.nodeAuthenticated(hello, auth)
+        case (.awaitingAuth, .hostAuth) where self.isNodeLink, (.awaitingAuth, .viewerAuth) where self.isNodeLink:
+            return self.fail(.unexpectedMessage, "this is the cluster port, for node links between relay nodes (NodeAuth); agents connect to the relay port")
         case (.awaitingAuth(let hello), .hostAuth(let auth)) where hello.role == .host:
             self.stage = .authenticating(hello, Credentials(auth, key: self.clientKey))
             return .ask(.throttle)
@@ -410,6 +441,34 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         case .verificationFailed: self.verificationFailed()
         case .codeIssued(let code, let validity): self.codeIssued(code, validFor: validity)
         case .claimed(let claim, let hostID): self.claimed(claim, hostID: hostID)
+        case .clusterFailed(let text): self.clusterFailed(text)
+        }
+    }
+
+    /// A node of the cluster speaks for one of its agents (PROTOCOL.md §5.1.12): the
+    /// cluster key it proved is its credential, and what it says of the agent is trusted.
+    private mutating func nodeAuthenticated(_ hello: Hello, _ auth: NodeAuth) -> Action {
+        switch auth.request {
+        case .connect(let hostID, let companyID, let engineer, let organization, let inBrowser):
+            guard hello.role == .viewer else { return self.fail(.malformedMessage, "NodeAuth request 1 (connect to a host) needs Hello role viewer") }
+            self.stage = .waitingForPeer(hello, .nothing)
+            let party = Party(
+                name: engineer, companyID: companyID, organization: organization, software: hello.software, capabilities: hello.capabilities,
+                inBrowser: inBrowser, agentAddress: auth.agentAddress
+            )
+            return .authenticated(party, access: nil, then: .ask(.claimHost(hostID: hostID, companyID: companyID, anywhere: false)))
+        case .redeem(let code, let hostName):
+            guard hello.role == .host else { return self.fail(.malformedMessage, "NodeAuth request 2 (redeem a support code) needs Hello role host") }
+            self.stage = .authenticating(hello, .nodeCode(code, hostName: hostName, agentAddress: auth.agentAddress))
+            return .ask(.takeCode(code))
+        }
+    }
+
+    /// Another node this pairing needed failed (it does not answer, or broke off).
+    mutating func clusterFailed(_ text: String) -> Action {
+        switch self.stage {
+        case .authenticating, .waitingForPeer: return self.fail(.internalError, text)
+        default: return .none
         }
     }
 
@@ -425,7 +484,13 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
                 ))
         }
         switch credentials {
-        case .supportCode(let code, _): return .ask(.redeem(code))
+        case .supportCode(let code, let machineName):
+            guard let hello = self.hello else { return .none }
+            let host = Party(
+                name: AttendedHostName.display(machineName: machineName, address: self.address), companyID: "", software: hello.software,
+                capabilities: hello.capabilities)
+            return .ask(.redeem(code, host: host))
+        case .nodeCode: return .none
         case .host(let id, let secret): return .ask(.verifyHost(id: id, secret: secret))
         case .hostKey(let id, let key?): return .ask(.verifyHostKey(id: id, key: key))
         case .engineer(let token, _): return .ask(.verifyEngineer(token: token))
@@ -445,6 +510,17 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
 
     /// What the pairing book made of the support code this host presented.
     mutating func redeemed(_ attempt: Pairing.CodeAttempt) -> Action {
+        if case .authenticating(let hello, .nodeCode(_, let hostName, let agentAddress)) = self.stage {
+            guard case .paired(let issued) = attempt else {
+                // The asking node claimed the code in the database a moment ago: it ran out
+                // since, or its viewer left. Not a guess; nothing is charged.
+                return self.fail(.invalidCode, "that support code expired or its engineer left a moment ago; ask the engineer for a new code")
+            }
+            self.stage = .waitingForPeer(hello, .nothing)
+            let party = Party(
+                name: hostName, companyID: issued.companyID, software: hello.software, capabilities: hello.capabilities, agentAddress: agentAddress)
+            return .authenticated(party, access: nil, then: .pair(issued.viewer, .attended))
+        }
         guard case .authenticating(let hello, .supportCode(let code, let machineName)) = self.stage else { return .none }
         switch attempt {
         case .paired(let issued):
@@ -548,7 +624,7 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
         let next: Action =
             switch request {
             case .newSupportCode: .ask(.issueCode(engineerID: engineer.id, companyID: engineer.companyID))
-            case .connect(let hostID): .ask(.claimHost(hostID: hostID, companyID: engineer.companyID))
+            case .connect(let hostID): .ask(.claimHost(hostID: hostID, companyID: engineer.companyID, anywhere: true))
             }
         let legacy = credentials.kind == .viewerToken ? Credentials.legacyNote : nil
         return .authenticated(

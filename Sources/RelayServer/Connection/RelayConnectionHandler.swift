@@ -10,15 +10,20 @@ import RelayWire
 /// them events and carries out what they return, reaching the relay only through
 /// ``ConnectionEnvironment`` (PROTOCOL.md §8). Its output goes through
 /// ``FrameBoundaryHandler``, which keeps it whole frames.
-final class RelayConnectionHandler: ChannelDuplexHandler {
+final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ConnectionOutput
 
     /// The connection core, to add to a transport's pipeline after the handlers that turn
     /// its bytes into the protocol's byte stream.
-    static func core(environment: any ConnectionEnvironment) -> [any ChannelHandler] {
-        [FrameBoundaryHandler(metrics: environment.metrics, logger: environment.logger), RelayConnectionHandler(environment: environment)]
+    /// On the cluster port (`nodeLinks`), whose TLS admits only holders of the cluster key,
+    /// the core takes node links (NodeAuth) instead of agents' logins.
+    static func core(environment: any ConnectionEnvironment, nodeLinks: Bool = false) -> [any ChannelHandler] {
+        [
+            FrameBoundaryHandler(metrics: environment.metrics, logger: environment.logger),
+            RelayConnectionHandler(environment: environment, nodeLinks: nodeLinks),
+        ]
     }
 
     private let environment: any ConnectionEnvironment
@@ -41,8 +46,11 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
     private var source = SourceKey.unknown
     /// How the relay counted this connection in (nil: refused, or counted out).
     private var ticket: AdmissionTicket?
+    /// A connection of the cluster port (see ``core(environment:nodeLinks:)``).
+    private let nodeLinks: Bool
 
-    init(environment: any ConnectionEnvironment) {
+    init(environment: any ConnectionEnvironment, nodeLinks: Bool = false) {
+        self.nodeLinks = nodeLinks
         self.environment = environment
         self.limits = environment.limits
         self.metrics = environment.metrics
@@ -66,12 +74,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
         self.linkIdentity = ObjectIdentifier(link)
         self.source = SourceKey(remote)
         self.stateMachine = RelayConnectionStateMachine(address: remote?.ipAddress ?? "unknown")
+        if self.nodeLinks { self.stateMachine.onClusterPort() }
         self.logger[metadataKey: "peer"] = "\(link.remoteAddress)"
     }
 
     func channelActive(context: ChannelHandlerContext) {
         self.metrics.connectionsAccepted.increment()
-        guard let link = self.link, let ticket = self.environment.admit(link, source: self.source) else {
+        let admitted = self.nodeLinks ? self.environment.admitNodeLink(link: self.link) : self.link.flatMap { self.environment.admit($0, source: self.source) }
+        guard let ticket = admitted else {
             // Closed before the TLS handshake: answering would cost the work the cap saves.
             self.stateMachine.close()
             return context.close(promise: nil)
@@ -217,7 +227,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
             self.send(.helloAck(HelloAck(capabilities: hello.capabilities, maximumPayloadLength: limit, relayNode: self.limits.nodeName)))
         case .ask(let question):
             self.environment.answer(question, for: link, source: self.source).assumeIsolated().whenSuccess { answer in
-                self.perform(self.stateMachine.answered(answer))
+                let next = self.stateMachine.answered(answer)
+                // A node link dialled for this connection that it no longer pairs with (it
+                // closed meanwhile) is ended, or the other node's agent would wait on it.
+                if let dialled = answer.dialledLink, !next.pairs(with: dialled) {
+                    dialled.deliver(.peerLeft(.peerLeft, "the other side disconnected before the session started"))
+                }
+                self.perform(next)
             }
         case .authenticated(let party, let access, let next):
             self.authenticated(as: party, access: access)
@@ -248,11 +264,13 @@ final class RelayConnectionHandler: ChannelDuplexHandler {
 
     /// Credentials accepted: the handshake deadline ends, and frames up to the relay's
     /// payload limit are accepted from the next read on (PROTOCOL.md §9).
-    private func authenticated(as party: Party, access: RelayConnectionStateMachine.AccessNote) {
+    private func authenticated(as party: Party, access: RelayConnectionStateMachine.AccessNote?) {
         guard let link = self.link, var ticket = self.ticket else { return }
         link.party = party
-        self.environment.accepted(access, address: link.remoteAddress, ticket: &ticket)
-        self.ticket = ticket
+        if let access {
+            self.environment.accepted(access, address: link.remoteAddress, ticket: &ticket)
+            self.ticket = ticket
+        }
         self.deadlines?.authenticated()
     }
 

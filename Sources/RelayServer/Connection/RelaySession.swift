@@ -16,6 +16,9 @@ final class RelaySession: Sendable {
     let startedAt: Date
     let host: ConnectionLink
     let viewer: ConnectionLink
+    /// Whether this node records the session in the usage history: not when one side is
+    /// a node link this node dialled (the other node records it, under the same id).
+    let recorded: Bool
 
     let bytesToViewer = Atomic<UInt64>(0)
     let bytesToHost = Atomic<UInt64>(0)
@@ -52,11 +55,12 @@ final class RelaySession: Sendable {
     private let endReason = Mutex<ByeReason?>(nil)
 
     init(
-        mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink, viewer: ConnectionLink,
-        viewerInBrowser: Bool = false, startedAt: Date
+        id: SessionID? = nil, mode: PairingMode, companyID: String, engineerLogin: String, hostID: String?, hostName: String, host: ConnectionLink,
+        viewer: ConnectionLink, viewerInBrowser: Bool = false, startedAt: Date, recorded: Bool = true
     ) {
         var generator = SystemRandomNumberGenerator()
-        self.id = SessionID.random(using: &generator)
+        self.id = id ?? SessionID.random(using: &generator)
+        self.recorded = recorded
         self.mode = mode
         self.companyID = companyID
         self.engineerLogin = engineerLogin

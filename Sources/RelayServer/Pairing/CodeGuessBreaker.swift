@@ -64,6 +64,23 @@ struct CodeGuessBreaker: Sendable {
         return self.pausedUntil - now
     }
 
+    /// Records a failed redemption that the cluster's shared budget counted (several
+    /// nodes on one store, OPERATIONS.md "Several nodes"): `clusterMinute` and
+    /// `clusterHour` are the cluster's failures in the minute and the hour up to now, this
+    /// one included. A full window pauses this node for `pause`; the other nodes pause at
+    /// their own next failure, so the cluster checks at most `perHour` + N − 1 wrong codes
+    /// an hour with N nodes. Returns the pause it started, as ``recordFailure(now:)``.
+    @discardableResult
+    mutating func recordFailure(now: NIODeadline, clusterMinute: Int, clusterHour: Int) -> TimeAmount? {
+        self.failures.append(now)
+        let kept = max(1, self.policy.perMinute, self.policy.perHour)
+        if self.failures.count > kept { self.failures.removeFirst(self.failures.count - kept) }
+        guard clusterMinute >= self.policy.perMinute || clusterHour >= self.policy.perHour else { return nil }
+        guard self.pausedUntil <= now else { return nil }
+        self.pausedUntil = now + self.policy.pause
+        return self.policy.pause
+    }
+
     /// Failed redemptions in the last `window` (at most an hour back): for metrics.
     func failures(within window: TimeAmount, now: NIODeadline) -> Int {
         self.failures.count(where: { now - $0 < window })

@@ -156,9 +156,33 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
             + "\(self.policy.maximumCodesPerEngineer) live codes; give the customer the newest code"
     }
 
-    /// Removes the code a viewer holds (the viewer left before its host came).
-    mutating func withdrawCode(of viewer: Viewer) {
-        self.codes = self.codes.filter { $0.value.viewer !== viewer }
+    /// Removes the code a viewer holds (the viewer left before its host came); returns
+    /// the codes removed.
+    @discardableResult
+    mutating func withdrawCode(of viewer: Viewer) -> [SupportCode] {
+        let withdrawn = self.codes.values.filter { $0.viewer === viewer }.map(\.code)
+        for code in withdrawn { self.codes[code.value] = nil }
+        return withdrawn
+    }
+
+    /// Removes a code that was issued by this node and drawn again elsewhere in the
+    /// cluster at the same moment (the store refused it): the caller draws a new one.
+    mutating func withdraw(_ code: SupportCode) {
+        self.codes[code.value] = nil
+    }
+
+    /// Takes a live code without charging the guess budget: another node of the cluster
+    /// claimed it in the shared store for a host there, and charged its failures itself.
+    mutating func takeCode(_ code: SupportCode, now: NIODeadline) -> IssuedCode? {
+        guard let issued = self.codes[code.value], issued.expiresAt > now else { return nil }
+        self.codes[code.value] = nil
+        return issued
+    }
+
+    /// Counts a wrong code that the cluster's shared budget counted (``CodeGuessBreaker``):
+    /// the counts are the cluster's, in the minute and the hour up to now, this one included.
+    mutating func recordWrongCode(clusterMinute: Int, clusterHour: Int, now: NIODeadline) -> TimeAmount? {
+        self.guesses.recordFailure(now: now, clusterMinute: clusterMinute, clusterHour: clusterHour)
     }
 
     /// Removes and returns codes whose validity has run out, and forgets failed
@@ -192,6 +216,11 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
     func isBusy(hostID: String, companyID: String) -> Bool? {
         guard let registration = self.registrations[hostID], registration.companyID == companyID else { return nil }
         return registration.isBusy
+    }
+
+    /// Whether any connection of `hostID` is registered here.
+    func isRegistered(hostID: String) -> Bool {
+        self.registrations[hostID] != nil
     }
 
     /// How many hosts of each company are connected (the operator's counts).

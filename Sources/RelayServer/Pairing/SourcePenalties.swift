@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import RelayStore
 
 /// Growing, lasting penalties for sources that fail authentication: engineer tokens, host
 /// secrets and support codes alike (OPERATIONS.md "Abuse resistance", PROTOCOL.md §8.5).
@@ -88,6 +90,33 @@ struct SourcePenalties: Sendable {
         }
         self.entries[source] = entry
         return block
+    }
+
+    /// The shared record of a source after one more failure at `now`, for several nodes on
+    /// one store (OPERATIONS.md "Several nodes"): the same decay and blocks as
+    /// ``recordFailure(_:now:)``, on the wall clock the nodes share.
+    static func afterFailure(_ record: SourcePenaltyRecord?, now: Date, policy: Policy) -> SourcePenaltyRecord {
+        let period = max(1e-9, Double(policy.forgiveOneFailureEvery.nanoseconds) / 1e9)
+        var level = record?.level ?? 0
+        var updated = record?.updatedAt ?? now
+        let elapsed = now.timeIntervalSince(updated)
+        if elapsed >= period, level > 0 {
+            let forgiven = Int(elapsed / period)
+            if forgiven >= level {
+                level = 0
+                updated = now
+            } else {
+                level -= forgiven
+                updated = updated.addingTimeInterval(Double(forgiven) * period)
+            }
+        }
+        if level == 0 { updated = now }
+        level += 1
+        var blockedUntil = max(record?.blockedUntil ?? now, now)
+        if let block = policy.block(atLevel: level) {
+            blockedUntil = max(blockedUntil, now.addingTimeInterval(Double(block.nanoseconds) / 1e9))
+        }
+        return SourcePenaltyRecord(level: level, updatedAt: updated, blockedUntil: blockedUntil)
     }
 
     /// Forgets sources whose block is over and whose level has decayed to zero.

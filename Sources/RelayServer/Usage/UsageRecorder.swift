@@ -202,7 +202,7 @@ extension RelaySession {
         UsageRecord(
             id: self.id.description, companyID: self.companyID, engineerLogin: self.engineerLogin, hostID: self.hostID,
             hostName: self.hostName, mode: UsageRecord.Mode(self.mode), startedAt: self.startedAt.milliseconds,
-            viewerAddress: self.viewer.remoteAddress, hostAddress: self.host.remoteAddress, relayNode: relayNode,
+            viewerAddress: self.viewer.agentAddress, hostAddress: self.host.agentAddress, relayNode: relayNode,
             viewerClient: self.viewerInBrowser ? .browser : .agent
         )
     }
