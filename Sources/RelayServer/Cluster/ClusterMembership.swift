@@ -80,7 +80,7 @@ final class ClusterMembership: Sendable {
             throw ConfigurationError(
                 .invalidValue,
                 "node_name \"\(self.node)\" is taken by a running relay node (started \(since)\(holder.clusterAddress.isEmpty ? "" : ", cluster address \(holder.clusterAddress)")); "
-                    + "every node sharing a database needs a name of its own: set node_name (or --node-name) on this one. "
+                    + "every node sharing a database needs a name of its own: set node_name in this node's config file. "
                     + "The name's lease is renewed every \(Int(self.leaseSeconds / 3)) s while that node runs"
             )
         }
