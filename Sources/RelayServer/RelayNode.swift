@@ -209,7 +209,9 @@ final class RelayNode: Service, Sendable {
             let now = self.now
             tasks.append(
                 leaseLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
-                    relay.backgroundPool.runIfActive(eventLoop: leaseLoop) { cluster.renew(now: now()) }
+                    relay.backgroundPool.runIfActive(eventLoop: leaseLoop) {
+                        if cluster.renew(now: now()) { relay.announceAgain() }
+                    }
                 })
         }
         let interval = relay.configuration.credentialCheckInterval

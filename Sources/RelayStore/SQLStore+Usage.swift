@@ -23,12 +23,19 @@ extension SQLStore {
                 try db.execute(
                     "INSERT INTO session (\(raw: Self.insertedSessionColumns)) VALUES (\(sql: record.sqlValues)) ON CONFLICT (id) DO NOTHING")
             }
+            // Only the process that runs a session writes its checkpoints and its closure. A
+            // record closed as relay_restart while that process still ran (another node of a
+            // cluster closed it when this node's lease ran out: cut off from the database,
+            // not dead) is therefore opened again by a checkpoint, and takes the real
+            // closure: the history ends up as if the node had never been cut off.
+            let restart = UsageRecord.EndReason.relayRestart.rawValue
             for checkpoint in batch.checkpoints {
                 let c = checkpoint.counters
                 try db.execute(
                     """
                     UPDATE session SET bytesToViewer = \(c.bytesToViewer), bytesToHost = \(c.bytesToHost), framesToViewer = \(c.framesToViewer), \
-                    framesToHost = \(c.framesToHost), checkpointedAt = \(checkpoint.at) WHERE id = \(checkpoint.sessionID) AND endedAt IS NULL
+                    framesToHost = \(c.framesToHost), checkpointedAt = \(checkpoint.at), endedAt = NULL, durationSeconds = NULL, endReason = NULL \
+                    WHERE id = \(checkpoint.sessionID) AND (endedAt IS NULL OR endReason = \(restart))
                     """)
             }
             for closure in batch.closed {
@@ -39,7 +46,7 @@ extension SQLStore {
                     durationSeconds = \(sql: db.dialect.greatest("0", "\(closure.endedAt) - startedAt")) / 1000, \
                     bytesToViewer = \(c.bytesToViewer), bytesToHost = \(c.bytesToHost), framesToViewer = \(c.framesToViewer), \
                     framesToHost = \(c.framesToHost), endReason = \(closure.reason.rawValue), checkpointedAt = \(closure.endedAt) \
-                    WHERE id = \(closure.sessionID) AND endedAt IS NULL
+                    WHERE id = \(closure.sessionID) AND (endedAt IS NULL OR endReason = \(restart))
                     """)
             }
         }

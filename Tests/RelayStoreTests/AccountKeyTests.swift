@@ -210,7 +210,7 @@ import Testing
         #expect(
             try store.appliedMigrations() == [
                 "v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console",
-                "v8 usage console indexes",
+                "v8 usage console indexes", "v9 cluster",
             ])
         let engineer = try #require(try store.authenticateEngineer(token: "en-old.\(token)"))
         #expect(engineer.companyName == "Old Co" && engineer.loginMethod == .token && engineer.publicKey == nil)

@@ -1200,7 +1200,7 @@ import Testing
                     VALUES ('ho-1', 'co-1', 'PC-1', x'02', '2026-01-01 00:00:00.000', '2026-02-01 00:00:00.000');
                 """)
         let store = try SQLStore(path: path)
-        #expect(try store.appliedMigrations().last == "v8 usage console indexes")
+        #expect(try store.appliedMigrations().last == "v9 cluster")
         let kim = try store.engineer(id: "en-1")
         #expect(kim.role == .engineer && kim.role.rawValue == "engineer")
         #expect(kim.managerID == nil && kim.disabledAt == nil && kim.groups.isEmpty)

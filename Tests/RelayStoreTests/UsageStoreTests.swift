@@ -24,7 +24,7 @@ import Testing
             #expect(
                 migrations == [
                     "v1 accounts", "v2 usage", "v3 company policy", "v4 account keys", "v5 web sign-in", "v6 browser viewer", "v7 admin console",
-                    "v8 usage console indexes",
+                    "v8 usage console indexes", "v9 cluster",
                 ])
             #expect(secureDelete == 1)
         }

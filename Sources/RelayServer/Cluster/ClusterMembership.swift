@@ -87,14 +87,21 @@ final class ClusterMembership: Sendable {
     }
 
     /// Renews the lease, learns the live nodes, and closes the open records of nodes whose
-    /// lease ran out (they died: `relay_restart`). Run every third of the lease.
-    func renew(now: Date) {
+    /// lease ran out (they died: `relay_restart`). Run every third of the lease. Returns
+    /// true when the lease had run out and was taken again: the other nodes took this
+    /// node for dead and forgot its hosts and codes, which the caller announces again.
+    @discardableResult
+    func renew(now: Date) -> Bool {
+        var retaken = false
         do {
             if try !self.store.renewNodeLease(name: self.node, instance: self.instance, until: now.addingTimeInterval(self.leaseSeconds)) {
-                // The lease ran out (the database was away longer than it) and another
-                // process took the name, or it was never ours again: take it back if free.
-                self.logger.error("this node's lease on its name ran out; taking it again", metadata: ["node": "\(self.node)"])
+                // The lease ran out (this node could not reach the database for longer than
+                // it) and another node took this one for dead: take the name back.
+                self.logger.error(
+                    "this node's lease on its name ran out while it could not reach the database; taking it again and announcing its hosts anew",
+                    metadata: ["node": "\(self.node)"])
                 try self.acquireOrRefuse(now: now)
+                retaken = true
             }
             try self.refreshNodes(now: now)
             // Penalties whose block ended a day ago have decayed to nothing that matters.
@@ -108,6 +115,7 @@ final class ClusterMembership: Sendable {
         } catch {
             self.logger.error("cannot renew this node's lease in the database; it is tried again", metadata: ["error": "\(error)"])
         }
+        return retaken
     }
 
     /// Ends the lease (a clean stop): this node's hosts and codes leave the directory.

@@ -37,6 +37,30 @@ extension Relay {
         cluster.write("withdraw host \(hostID)") { try $0.withdrawHost(hostID: hostID, node: node) }
     }
 
+    /// Announces every host registered here and every live code again, after another node
+    /// took this one for dead (its lease ran out while it could not reach the database).
+    func announceAgain() {
+        guard let cluster = self.crossNode else { return }
+        let (hosts, codes) = self.pairing.withLockedValue { book in
+            (book.registrations.map { (hostID: $0.key, companyID: $0.value.companyID) }, Array(book.codes.values))
+        }
+        let (node, instance, now) = (cluster.node, cluster.instance, self.now())
+        let validity = TimeInterval(self.connectionLimits.supportCodeValidity.nanoseconds) / 1e9
+        let wall = NIODeadline.now()
+        cluster.write("announce \(hosts.count) hosts and \(codes.count) codes again") { store in
+            try store.announceHosts(hosts, node: node, instance: instance, at: now)
+            for issued in codes {
+                let left = min(validity, TimeInterval((issued.expiresAt - wall).nanoseconds) / 1e9)
+                guard left > 0, let engineerID = issued.engineerID else { continue }
+                let shared = SharedSupportCode(
+                    code: Int(issued.code.value), node: node, companyID: issued.companyID, engineerID: engineerID, expiresAt: now.addingTimeInterval(left))
+                // Digits another node drew meanwhile stay theirs; this code then cannot be
+                // redeemed elsewhere, and runs out here.
+                _ = try store.insertSupportCode(shared, now: now)
+            }
+        }
+    }
+
     /// Deletes codes this node no longer holds (withdrawn, expired, their viewer left).
     func forget(_ codes: [SupportCode]) {
         guard let cluster = self.crossNode, !codes.isEmpty else { return }
