@@ -34,7 +34,10 @@ import Testing
                     try await tasks.waitForAll()
                 }
             }
-            #expect(released == nil)
+            // Freed once the service group's finished tasks are: the runtime may let go of
+            // a finished child task's closure a moment after the group returns, on a loaded
+            // machine (seen in the full suite). A cycle would never free it.
+            #expect(await eventually(within: .seconds(5)) { released == nil })
             // Its pools are shut down with it.
             await #expect(throws: (any Error).self) { try await relay.backgroundPool.runIfActive {} }
             await #expect(throws: (any Error).self) { try await relay.threadPool.runIfActive {} }
