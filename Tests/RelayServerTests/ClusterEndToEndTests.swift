@@ -203,6 +203,47 @@ struct ClusterEndToEndTests {
         }
     }
 
+    /// A node with another cluster secret, or one whose cluster address leads nowhere: the
+    /// engineer is told the host's node could not pair it, and nothing hangs.
+    @Test func aNodeThatCannotBeLinkedToIsAClearError() async throws {
+        try await TestCluster.with { cluster in
+            let otherSecret = cluster.folder + "/other.secret"
+            try TestCluster.writePrivate(Data((0..<48).map { _ in UInt8.random(in: 0...255) }).base64EncodedString(), to: otherSecret)
+            let a = try await cluster.start("node-a")
+            let b = try await cluster.start("node-b") { $0.cluster?.secretFile = otherSecret }
+            let closedPort = try TestCluster.freePort()
+            let c = try await cluster.start("node-c") { $0.cluster?.address = "127.0.0.1:\(closedPort)" }
+            for (node, expected) in [(b, "check that every node has the same cluster secret"), (c, "does not answer")] {
+                let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
+                let host = Task {
+                    try await RelayConnection.withConnection(to: node.address, trust: cluster.trust) { host in
+                        try await host.hello(role: .host)
+                        _ = try await host.authenticate(host: .enrolled(hostID: cluster.hostID, secret: cluster.hostSecret))
+                        registeredSink.yield()
+                        _ = try await host.receive()
+                    }
+                }
+                var iterator = registered.makeAsyncIterator()
+                _ = await iterator.next()
+                #expect(
+                    await eventually {
+                        (try? cluster.store.hostLocation(hostID: cluster.hostID, companyID: cluster.companyID, now: Date()))??.name == node.name
+                    })
+                let refused = await relayError {
+                    try await RelayConnection.withConnection(to: a.address, trust: cluster.trust) { viewer in
+                        try await viewer.hello(role: .viewer)
+                        _ = try await viewer.authenticate(viewer: ViewerAuth(token: cluster.engineerToken, request: .connect(hostID: cluster.hostID)))
+                    }
+                }
+                #expect(refused?.code == .internalError)
+                #expect(refused?.message.contains("host \(cluster.hostID) is connected to relay node \(node.name), which could not pair it") == true)
+                #expect(refused?.message.contains(expected) == true, "\(refused?.message ?? "")")
+                host.cancel()
+                _ = await host.result
+            }
+        }
+    }
+
     /// Two processes with one node_name on one database would close each other's records:
     /// the second is refused while the first renews its lease (outside test F3).
     @Test func aSecondNodeWithTheSameNameIsRefused() async throws {

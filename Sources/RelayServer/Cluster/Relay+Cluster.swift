@@ -255,6 +255,15 @@ extension Relay {
             return loop.makeSucceededFuture(.refused(.internalError, "this node has no cluster secret"))
         }
         self.metrics.nodeLinksDialled.increment()
+        let logger = self.logger
         return NodeLinkHandler.dial(request, identity: identity, limits: self.connectionLimits, metrics: self.metrics, logger: self.logger, on: loop)
+            .map { outcome in
+                // A refusal the other node decided (no such host, busy, a used code) is the
+                // agent's business; a link that failed is the operator's.
+                if case .refused(.internalError, let text) = outcome {
+                    logger.error("a node link failed", metadata: ["node": "\(request.node)", "address": "\(request.address)", "reason": "\(text)"])
+                }
+                return outcome
+            }
     }
 }
