@@ -16,6 +16,91 @@ import Testing
 /// `relay_restart` once its lease ran out, once.
 @Suite(.enabled(if: StoreBackend.available.contains(.postgres), "needs PostgreSQL (RELAY_TEST_POSTGRES)"))
 struct ClusterFailureTests {
+    /// PostgreSQL stopped for longer than the nodes' leases under a cross-node session: the
+    /// session goes on across the link, a new login is refused with a sentence that says
+    /// why, and once the server is back the history is written once, as it happened: no
+    /// node took another for dead because all of them lost the database together.
+    @Test(.timeLimit(.minutes(2))) func crossNodeSessionsOutliveTheDatabaseAndNoNodeIsTakenForDead() async throws {
+        let server = try TestPostgresServer()
+        try await TestCluster.with(server: server.url) { cluster in
+            let fast: (inout RelayConfiguration) -> Void = {
+                $0.usageCheckpointInterval = .milliseconds(200)
+                $0.credentialCheckInterval = .milliseconds(200)
+            }
+            let a = try await cluster.start("node-a", fast)
+            let b = try await cluster.start("node-b", fast)
+            let tile = ByteBuffer(repeating: 0x5A, count: 4096)
+            let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
+            let (done, doneSink) = AsyncStream.makeStream(of: Void.self)
+            let host = Task {
+                try await RelayConnection.withConnection(to: b.address, trust: cluster.trust) { host in
+                    try await host.hello(role: .host)
+                    _ = try await host.authenticate(host: .enrolled(hostID: cluster.hostID, secret: cluster.hostSecret))
+                    registeredSink.yield()
+                    _ = try await host.waitForPairing()
+                    // Echo input as screen updates until the engineer leaves.
+                    while let message = try await host.receive() {
+                        guard case .pointer = message else { break }
+                        try await host.send(.tileUpdate(TileUpdate(body: tile)))
+                    }
+                    doneSink.yield()
+                }
+            }
+            var iterator = registered.makeAsyncIterator()
+            _ = await iterator.next()
+            #expect(
+                await eventually { (try? cluster.store.hostLocation(hostID: cluster.hostID, companyID: cluster.companyID, now: Date()))??.name == "node-b" })
+            let id = try await RelayConnection.withConnection(to: a.address, trust: cluster.trust) { viewer -> String in
+                try await viewer.hello(role: .viewer)
+                guard
+                    case .paired(let paired) = try await viewer.authenticate(
+                        viewer: ViewerAuth(token: cluster.engineerToken, request: .connect(hostID: cluster.hostID)))
+                else { throw TestFailure("not paired") }
+                try await viewer.send(.pointer(Pointer(x: 1, y: 1, buttons: [])))
+                _ = try await viewer.receiveFrame()
+                #expect(await eventually { (try? cluster.store.usageRecord(id: paired.sessionID.description))??.counters.framesToViewer == 1 })
+
+                try server.stop()
+                // Past the leases (3 s), frames go on both ways across the link.
+                let clock = ContinuousClock()
+                let until = clock.now.advanced(by: .seconds(5))
+                var frames = 1
+                while clock.now < until {
+                    try await viewer.send(.pointer(Pointer(x: UInt16(frames), y: 1, buttons: [])))
+                    #expect(try await viewer.receiveFrame()?.payload == tile)
+                    frames += 1
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(frames > 20)
+                let refused = await relayError {
+                    try await RelayConnection.withConnection(to: a.address, trust: cluster.trust) { other in
+                        try await other.hello(role: .viewer)
+                        _ = try await other.authenticate(viewer: ViewerAuth(token: cluster.engineerToken, request: .newSupportCode))
+                    }
+                }
+                #expect(refused?.code == .internalError)
+                #expect(refused?.message.contains("its database does not answer") == true)
+                try server.start()
+                // A few lease periods with the database back, the session still running.
+                try await Task.sleep(for: .seconds(3))
+                try await viewer.send(.pointer(Pointer(x: 9, y: 9, buttons: [])))
+                #expect(try await viewer.receiveFrame()?.payload == tile)
+                try await viewer.send(.bye(Bye(reason: .normal, text: "done")))
+                return paired.sessionID.description
+            }
+            var finished = done.makeAsyncIterator()
+            _ = await finished.next()
+            _ = try? await host.value
+            // Node B recorded it: ended normal, every frame counted, closed once, and no node
+            // closed another's records.
+            #expect(await eventually(within: .seconds(30)) { (try? cluster.store.usageRecord(id: id))??.endReason == .normal })
+            let record = try #require(try cluster.store.usageRecord(id: id))
+            #expect(record.relayNode == "node-b" && record.counters.framesToViewer >= 22)
+            #expect(try !cluster.store.auditLog(limit: 100).contains { $0.action == .restartRecovery })
+            _ = a
+        }
+    }
+
     @Test(.timeLimit(.minutes(3))) func aKilledNodesHostComesBackThroughAnotherNodeAndItsRecordIsClosedOnce() async throws {
         let cluster = try TestCluster()
         let executable = try BuiltExecutable.url("relay-server")

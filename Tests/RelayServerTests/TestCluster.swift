@@ -57,8 +57,10 @@ final class TestCluster: @unchecked Sendable {
     private(set) var nodes: [Node] = []
     var trust: RelayTrust { .certificateAuthorities([self.authority.certificate]) }
 
-    init() throws {
-        guard let server = ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES"] else {
+    /// `server`: the PostgreSQL server to make the cluster's database on (a test's own
+    /// ``TestPostgresServer``); by default the one RELAY_TEST_POSTGRES names.
+    init(server: String? = nil) throws {
+        guard let server = server ?? ProcessInfo.processInfo.environment["RELAY_TEST_POSTGRES"] else {
             throw TestFailure("RELAY_TEST_POSTGRES is not set; scripts/test.sh starts PostgreSQL and sets it")
         }
         self.server = server
@@ -140,7 +142,7 @@ final class TestCluster: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: self.folder)
     }
 
-    static func with<T: Sendable>(_ body: (TestCluster) async throws -> T) async throws -> T {
-        try await withStopping(try TestCluster(), stop: { await $0.stop() }, body)
+    static func with<T: Sendable>(server: String? = nil, _ body: (TestCluster) async throws -> T) async throws -> T {
+        try await withStopping(try TestCluster(server: server), stop: { await $0.stop() }, body)
     }
 }

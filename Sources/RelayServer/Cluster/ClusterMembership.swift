@@ -26,6 +26,11 @@ final class ClusterMembership: Sendable {
     let writer: NIOThreadPool
     private let logger: Logger
     private let nodes = NIOLockedValueBox<[String: NodeLease]>([:])
+    /// Whether the last renewal reached the database: only a node that has renewed twice in
+    /// a row judges others dead, so that after an outage of the database, which stopped
+    /// every node's renewals alike, no node takes the others for dead before they have had
+    /// one period to renew too.
+    private let renewedLastTime = NIOLockedValueBox(false)
     private let started: Date
 
     /// Whether this node pairs across nodes (it has a cluster port and the secret).
@@ -104,6 +109,11 @@ final class ClusterMembership: Sendable {
                 retaken = true
             }
             try self.refreshNodes(now: now)
+            let judge = self.renewedLastTime.withLockedValue { renewed in
+                defer { renewed = true }
+                return renewed
+            }
+            guard judge else { return retaken }
             // Penalties whose block ended a day ago have decayed to nothing that matters.
             try self.store.pruneSourcePenalties(updatedBefore: now.addingTimeInterval(-86_400), now: now)
             let closed = try self.store.closeRecordsOfDeadNodes(expiredBefore: now, actor: "relay:\(self.node)")
@@ -113,6 +123,7 @@ final class ClusterMembership: Sendable {
                     metadata: ["dead_node": "\(node)", "sessions": "\(sessions)", "reason": "relay_restart"])
             }
         } catch {
+            self.renewedLastTime.withLockedValue { $0 = false }
             self.logger.error("cannot renew this node's lease in the database; it is tried again", metadata: ["error": "\(error)"])
         }
         return retaken
