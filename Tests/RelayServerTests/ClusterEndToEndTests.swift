@@ -244,6 +244,24 @@ struct ClusterEndToEndTests {
         }
     }
 
+    /// NodeAuth is for the cluster port: on the agents' port it is a message out of place,
+    /// whoever sends it, and it pairs nothing.
+    @Test func nodeAuthOnTheAgentsPortIsRefused() async throws {
+        try await TestRelay.with { relay in
+            let agent = try await RawAgent.connect(to: relay)
+            try await agent.send(.hello(Hello(role: .viewer, capabilities: .all, software: "forged-node/1")))
+            guard case .helloAck = try await agent.readMessage() else { throw TestFailure("no HelloAck") }
+            try await agent.send(
+                .nodeAuth(
+                    NodeAuth(
+                        node: "rogue", agentAddress: "192.0.2.1:1",
+                        request: .connect(hostID: relay.acme.hostID, companyID: relay.acme.id, engineer: "kim.minji", organization: "", inBrowser: false))))
+            guard case .error(let error) = try await agent.readMessage() else { throw TestFailure("expected Error") }
+            #expect(error.code == .unexpectedMessage)
+            #expect(error.message.contains("NodeAuth is not allowed"))
+        }
+    }
+
     /// Two processes with one node_name on one database would close each other's records:
     /// the second is refused while the first renews its lease (outside test F3).
     @Test func aSecondNodeWithTheSameNameIsRefused() async throws {
