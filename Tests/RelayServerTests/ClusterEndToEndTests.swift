@@ -244,6 +244,47 @@ struct ClusterEndToEndTests {
         }
     }
 
+    /// An engineer removed on the admin side loses a session that runs across nodes, on
+    /// both nodes, within the credential check; the host's node records why.
+    @Test func aRemovedEngineersCrossNodeSessionEnds() async throws {
+        try await TestCluster.with { cluster in
+            let fast: (inout RelayConfiguration) -> Void = { $0.credentialCheckInterval = .milliseconds(300) }
+            let a = try await cluster.start("node-a", fast)
+            let b = try await cluster.start("node-b", fast)
+            let (registered, registeredSink) = AsyncStream.makeStream(of: Void.self)
+            let host = Task { () -> Bye? in
+                try await RelayConnection.withConnection(to: b.address, trust: cluster.trust) { host in
+                    try await host.hello(role: .host)
+                    _ = try await host.authenticate(host: .enrolled(hostID: cluster.hostID, secret: cluster.hostSecret))
+                    registeredSink.yield()
+                    _ = try await host.waitForPairing()
+                    guard case .bye(let bye) = try await host.receive() else { return nil }
+                    return bye
+                }
+            }
+            var iterator = registered.makeAsyncIterator()
+            _ = await iterator.next()
+            #expect(
+                await eventually { (try? cluster.store.hostLocation(hostID: cluster.hostID, companyID: cluster.companyID, now: Date()))??.name == "node-b" })
+            let (viewerBye, id) = try await RelayConnection.withConnection(to: a.address, trust: cluster.trust) { viewer -> (Bye?, String) in
+                try await viewer.hello(role: .viewer)
+                guard
+                    case .paired(let paired) = try await viewer.authenticate(
+                        viewer: ViewerAuth(token: cluster.engineerToken, request: .connect(hostID: cluster.hostID)))
+                else { throw TestFailure("not paired") }
+                let engineer = try #require(try cluster.store.engineers(companyID: cluster.companyID).first)
+                try cluster.store.removeEngineer(id: engineer.id, actor: "test")
+                guard case .bye(let bye) = try await viewer.receive() else { return (nil, paired.sessionID.description) }
+                return (bye, paired.sessionID.description)
+            }
+            #expect(viewerBye?.reason == .revoked)
+            let hostBye = try await host.value
+            #expect(hostBye?.reason == .peerLeft)
+            #expect(hostBye?.text.contains("access was ended on the relay") == true)
+            #expect(await eventually { (try? cluster.store.usageRecord(id: id))??.endReason == .revoked })
+        }
+    }
+
     /// NodeAuth is for the cluster port: on the agents' port it is a message out of place,
     /// whoever sends it, and it pairs nothing.
     @Test func nodeAuthOnTheAgentsPortIsRefused() async throws {
