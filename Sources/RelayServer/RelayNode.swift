@@ -290,12 +290,10 @@ final class RelayNode: Service, Sendable {
         }
     }
 
-    private static func bindRelay(
-        relay: Relay, certificate: ServingCertificate, application: WebApplication, group: MultiThreadedEventLoopGroup
-    ) async throws -> any Channel {
-        let configuration = relay.configuration
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+    /// The socket options of the agents' port and the cluster port.
+    private static func serverBootstrap(group: MultiThreadedEventLoopGroup, configuration: RelayConfiguration, backlog: Int32) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // Input events are small and latency-bound.
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -306,6 +304,13 @@ final class RelayNode: Service, Sendable {
             // against 1 and 4 in benchmarks/RESULTS.md ("Latency with the probe in a process
             // of its own"): the same bytes per CPU-second as 4, a shorter latency tail.
             .childChannelOption(.maxMessagesPerRead, value: 2)
+    }
+
+    private static func bindRelay(
+        relay: Relay, certificate: ServingCertificate, application: WebApplication, group: MultiThreadedEventLoopGroup
+    ) async throws -> any Channel {
+        let configuration = relay.configuration
+        let bootstrap = Self.serverBootstrap(group: group, configuration: configuration, backlog: 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The ALPN offer picks the transport: agents (supportrelay/1) get TLS with
@@ -361,12 +366,7 @@ final class RelayNode: Service, Sendable {
         } catch {
             throw ConfigurationError(.file, "cannot make the cluster port's TLS context from \(settings.secretFile): \(error)")
         }
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.writeBufferLowWater, high: configuration.writeBufferHighWater))
-            .childChannelOption(.maxMessagesPerRead, value: 2)
+        let bootstrap = Self.serverBootstrap(group: group, configuration: configuration, backlog: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context, customVerificationCallback: identity.verifier()))
