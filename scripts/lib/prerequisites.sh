@@ -7,7 +7,8 @@
 # chromium, python3-venv: the browser tests (Tests/browser) drive Debian's Chromium with
 # Playwright for Python, installed in a virtual environment (ensure_browser_tools).
 # postgresql: the PostgreSQL store's tests run on a throwaway server (scripts/lib/postgres.sh).
-APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev libxfixes-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium postgresql)
+# haproxy: scripts/cluster-demo.sh puts three relay nodes behind it (plain TCP, round robin).
+APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev libxfixes-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium postgresql haproxy)
 
 # The browser tests' Python: a virtual environment in the repository's .build-browser-venv
 # (ignored by git, like every .build* folder), made and filled on first use.
