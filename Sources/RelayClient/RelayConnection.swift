@@ -282,6 +282,13 @@ public final class RelayConnection {
     /// Turns transport errors into messages that say what to do.
     func translate(_ error: any Error) -> any Error {
         if error is RelayClientError { return error }
+        // The other end dropped the TCP connection: after the handshake (without TLS's
+        // close_notify), or before it had shown a certificate. The relay, or a balancer in
+        // front of it, went away or restarted: that says nothing about trust, and an
+        // enrolled host reconnects (a balancer sends it to a live relay node).
+        if Self.isDroppedConnection(error), self.observation.handshakeCompleted || self.observation.presentedFingerprint == nil {
+            return RelayClientError(.closed, "the connection to \(self.address) was dropped (\(error)): the relay went away or restarted")
+        }
         // A failure before the handshake completed — however it surfaced: a TLS alert, a
         // failed write, a closed channel — means the relay was not trusted or not reached
         // over TLS.
@@ -295,6 +302,19 @@ public final class RelayConnection {
             return RelayClientError(.protocolViolation, "the relay sent an invalid frame: \(wire)")
         }
         return RelayClientError(.closed, "the connection to \(self.address) failed: \(error)")
+    }
+
+    /// A connection the other end closed or reset, rather than one TLS refused.
+    static func isDroppedConnection(_ error: any Error) -> Bool {
+        if let ssl = error as? NIOSSLError, case .uncleanShutdown = ssl { return true }
+        if let channel = error as? ChannelError {
+            switch channel {
+            case .eof, .ioOnClosedChannel, .alreadyClosed: return true
+            default: return false
+            }
+        }
+        if let io = error as? IOError { return [ECONNRESET, EPIPE].contains(io.errnoCode) }
+        return false
     }
 
     func trustFailure(detail: String) -> RelayClientError {

@@ -18,7 +18,8 @@ final class TestBalancer: Sendable {
 
     var port: Int { self.listener.withLockedValue { $0?.localAddress?.port ?? 0 } }
 
-    func start() async throws {
+    /// Listens on `port` (0: a free one).
+    func start(port: Int = 0) async throws {
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
@@ -34,7 +35,7 @@ final class TestBalancer: Sendable {
                     throw error
                 }
             }
-        let channel = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
         self.listener.withLockedValue { $0 = channel }
     }
 
