@@ -159,11 +159,17 @@ extension Relay {
             return loop.makeSucceededFuture(.redeemed(.paused(retryAfter: wait)))
         }
         enum Found {
+            case paused(TimeAmount)
             case wrong(pausedFor: TimeAmount?)
             case here
             case elsewhere(SharedSupportCode, address: String?)
         }
-        return self.threadPool.runIfActive(eventLoop: loop) { () throws -> Found in
+        // One redemption at a time per node, on the directory's serial thread, with the
+        // pause looked at again there: attempts that arrive together are checked one after
+        // another, so the cluster's count stops them as it stops attempts one at a time
+        // (at most one attempt in flight per other node passes a full window).
+        return cluster.writer.runIfActive(eventLoop: loop) { () throws -> Found in
+            if let wait = self.pairing.withLockedValue({ $0.redemptionPausedFor(now: .now()) }) { return .paused(wait) }
             let now = self.now()
             guard let shared = try cluster.store.claimSupportCode(Int(code.value), now: now) else {
                 let counts = try cluster.store.recordWrongSupportCode(at: now)
@@ -174,6 +180,8 @@ extension Relay {
             return .elsewhere(shared, address: try cluster.address(of: shared.node, now: now))
         }.flatMap { found -> EventLoopFuture<Answer> in
             switch found {
+            case .paused(let wait):
+                return loop.makeSucceededFuture(.redeemed(.paused(retryAfter: wait)))
             case .wrong(let paused):
                 return loop.makeSucceededFuture(.redeemed(.invalid(pausedFor: paused)))
             case .here:
@@ -181,8 +189,8 @@ extension Relay {
                     .redeemed(self.pairing.withLockedValue { $0.takeCode(code, now: .now()) }.map { .paired($0) } ?? .invalid(pausedFor: nil)))
             case .elsewhere(let shared, let address):
                 guard let address, !address.isEmpty else {
-                    return loop.makeSucceededFuture(
-                        .clusterFailed("the relay node that issued this support code (\(shared.node)) is not running; ask the engineer for a new code"))
+                    // Its node is gone, and with it the engineer who waited with the code.
+                    return loop.makeSucceededFuture(.clusterFailed("the engineer's connection to the relay ended; ask the engineer for a new code"))
                 }
                 let request = NodeLinkHandler.Request(
                     address: address, node: shared.node,
@@ -198,9 +206,13 @@ extension Relay {
                         return .redeemed(.paired(issued))
                     case .refused(.invalidCode, _):
                         return .redeemed(.invalid(pausedFor: nil))
-                    case .refused(_, let text):
+                    case .refused:
+                        // The link failed (logged in dial): the code goes back, so that the
+                        // customer can try again while the engineer still waits with it.
+                        cluster.write("give support code back") { _ = try $0.insertSupportCode(shared, now: self.now()) }
                         return .clusterFailed(
-                            "the relay node that issued this support code (\(shared.node)) could not pair it: \(text); ask the engineer for a new code")
+                            "the relay could not reach the engineer's connection just now; try the same code again in a minute, or ask the engineer for a new one"
+                        )
                     }
                 }
             }
@@ -240,8 +252,11 @@ extension Relay {
                 case .paired(let host, _): return .claimed(.claimed(host), hostID: hostID)
                 case .refused(.noSuchHost, _): return .claimed(.noSuchHost, hostID: hostID)
                 case .refused(.hostBusy, _): return .claimed(.busy, hostID: hostID)
-                case .refused(_, let text):
-                    return .clusterFailed("host \(hostID) is connected to relay node \(location.name), which could not pair it: \(text)")
+                case .refused:
+                    // What failed is the operator's to see (dial logs it), not the engineer's.
+                    return .clusterFailed(
+                        "host \(hostID) is connected to another node of this relay, which could not be reached just now; try again in a minute, and tell the relay's operator if it goes on"
+                    )
                 }
             }
         }.recover { error in
