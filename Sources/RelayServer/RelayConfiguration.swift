@@ -335,6 +335,12 @@ struct RelayConfiguration: Sendable {
     }
 
     func validate() throws {
+        guard !self.nodeName.trimmingCharacters(in: .whitespaces).isEmpty, self.nodeName.utf8.count <= 64,
+            self.nodeName.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F })
+        else {
+            throw ConfigurationError(
+                .invalidValue, "node_name \"\(self.nodeName)\" must be 1…64 visible characters without spaces, e.g. \"relay-seoul-1\"")
+        }
         guard (self.certificatePath == nil) == (self.keyPath == nil) else {
             throw ConfigurationError(.invalidValue, "certificate and key go together: give both, or neither for the self-signed development certificate")
         }

@@ -41,6 +41,14 @@ import Testing
                 try RelayConfigurationTests.apply(#"{"cluster_listen": ":7445", "cluster_address": "0.0.0.0:7445", "cluster_secret_file": "s"}"#, to: &other)
             }.contains("not an address other nodes can dial"))
         #expect(Self.message { try RelayConfigurationTests.apply(#"{"node_lease_seconds": 1}"#, to: &other) }.contains("node_lease_seconds must be 3…3600"))
+        #expect(
+            Self.message { try RelayConfigurationTests.apply(#"{"cluster_listen": "127.0.0.1:0", "cluster_secret_file": "s"}"#, to: &other) }
+                .contains("takes a free port at random"))
+        for name in ["", " ", "relay one", String(repeating: "n", count: 65)] {
+            var named = RelayConfiguration()
+            named.nodeName = name
+            #expect(Self.message { try named.validate() }.contains("must be 1…64 visible characters"))
+        }
     }
 
     @Test func theSecretFileIsPrivateAndLongEnough() throws {

@@ -87,6 +87,19 @@ import Testing
         #expect(localFirst.localSideEnded(.peerLeft, "") == .close)
     }
 
+    /// A frozen node (no frame for the silence limit) has not broken the protocol: the
+    /// local agent is told it stopped answering.
+    @Test func aSilentNodeEndsThePairedSessionAsGone() {
+        var machine = NodeLinkStateMachine()
+        _ = machine.received(.paired(Self.paired))
+        _ = machine.sessionStarted()
+        guard case .peerLeft(.peerLeft, let text) = machine.silent(for: .seconds(45)) else {
+            Issue.record("not ended")
+            return
+        }
+        #expect(text.contains("stopped answering") && !text.contains("protocol"))
+    }
+
     @Test func aBrokenProtocolWhilePairedEndsTheSessionAsAProtocolError() {
         var machine = NodeLinkStateMachine()
         _ = machine.received(.paired(Self.paired))

@@ -54,6 +54,10 @@ struct ClusterSettings: Sendable, Hashable {
                 "cluster_listen \(parsed) listens on every interface, so other nodes cannot learn from it where to dial this node: "
                     + "set cluster_address to this node's HOST:PORT on the nodes' network, e.g. \"10.0.0.11:\(parsed.port)\""
             )
+        } else if parsed.port == 0 {
+            throw ConfigurationError(
+                .invalidValue,
+                "cluster_listen \(parsed) takes a free port at random, which other nodes cannot know: give the port (e.g. \"\(parsed.host):7445\")")
         } else {
             dialed = parsed.description
         }

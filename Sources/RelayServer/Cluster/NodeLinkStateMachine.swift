@@ -135,11 +135,19 @@ struct NodeLinkStateMachine: Sendable {
     mutating func silent(for limit: TimeAmount) -> Action {
         guard !self.isClosed else { return .none }
         let text = "the other relay node sent nothing for \(limit.nanoseconds / 1_000_000_000) s"
-        if self.phase == .asking {
+        switch self.phase {
+        case .asking:
             self.phase = .closed
             return .answer(.refused(.internalError, text))
+        case .pairing:
+            self.phase = .endedBeforeSession(.peerLeft, "the other relay node stopped answering")
+            return .close
+        case .paired:
+            self.phase = .closed
+            return .peerLeft(.peerLeft, "the other relay node stopped answering; the other side may reconnect")
+        case .endedBeforeSession, .closed:
+            return .none
         }
-        return self.broken(text)
     }
 
     private var phaseName: String {

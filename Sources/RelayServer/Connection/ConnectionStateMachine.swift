@@ -448,6 +448,9 @@ struct ConnectionStateMachine<Peer: AnyObject & Sendable, Session: Sendable>: Se
     /// A node of the cluster speaks for one of its agents (PROTOCOL.md §5.1.12): the
     /// cluster key it proved is its credential, and what it says of the agent is trusted.
     private mutating func nodeAuthenticated(_ hello: Hello, _ auth: NodeAuth) -> Action {
+        // Only an address goes into logs and the usage history: printable ASCII, 64 at most.
+        var auth = auth
+        auth.agentAddress = String(String.UnicodeScalarView(auth.agentAddress.unicodeScalars.filter { (0x21...0x7E).contains($0.value) }.prefix(64)))
         switch auth.request {
         case .connect(let hostID, let companyID, let engineer, let organization, let inBrowser):
             guard hello.role == .viewer else { return self.fail(.malformedMessage, "NodeAuth request 1 (connect to a host) needs Hello role viewer") }
