@@ -211,6 +211,7 @@ final class RelayNode: Service, Sendable {
                 leaseLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { _ in
                     relay.backgroundPool.runIfActive(eventLoop: leaseLoop) {
                         if cluster.renew(now: now()) { relay.announceAgain() }
+                        relay.endRegistrationsMovedElsewhere()
                     }
                 })
         }

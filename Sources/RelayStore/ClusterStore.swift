@@ -101,6 +101,9 @@ public protocol ClusterStore: Sendable {
     /// Records that these enrolled hosts are registered with node `node` (instance
     /// `instance`), replacing any earlier entry of the same host id.
     func announceHosts(_ hosts: [(hostID: String, companyID: String)], node: String, instance: String, at: Date) throws
+    /// The host ids the directory names node `node` (instance `instance`) for: a host of
+    /// this node that is not among them registered with another node since.
+    func announcedHosts(node: String, instance: String) throws -> Set<String>
     /// Removes the host's entry if it is still node `node`'s.
     func withdrawHost(hostID: String, node: String) throws
     /// The live node that holds the enrolled host `hostID` of `companyID`, or nil (not

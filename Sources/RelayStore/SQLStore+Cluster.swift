@@ -128,6 +128,12 @@ extension SQLStore: ClusterStore {
         }
     }
 
+    public func announcedHosts(node: String, instance: String) throws -> Set<String> {
+        try self.reading { db in
+            Set(try db.rows("SELECT hostID FROM host_presence WHERE node = \(node) AND instance = \(instance)").map { try $0[0] as String })
+        }
+    }
+
     public func withdrawHost(hostID: String, node: String) throws {
         try self.writing { db in
             try db.execute("DELETE FROM host_presence WHERE hostID = \(hostID) AND node = \(node)")

@@ -340,6 +340,33 @@ struct ClusterEndToEndTests {
         }
     }
 
+    /// A second connection of one enrolled host on another node wins, as on one node: the
+    /// older one is told so and closed, within a lease term or two.
+    @Test func aHostThatRegistersOnAnotherNodeEndsItsOlderRegistration() async throws {
+        try await TestCluster.with { cluster in
+            let a = try await cluster.start("node-a")
+            let b = try await cluster.start("node-b")
+            let older = Task { () -> Bye? in
+                try await RelayConnection.withConnection(to: a.address, trust: cluster.trust) { host in
+                    try await host.hello(role: .host)
+                    _ = try await host.authenticate(host: .enrolled(hostID: cluster.hostID, secret: cluster.hostSecret))
+                    guard case .bye(let bye) = try await host.receive() else { return nil }
+                    return bye
+                }
+            }
+            #expect(
+                await eventually { (try? cluster.store.hostLocation(hostID: cluster.hostID, companyID: cluster.companyID, now: Date()))??.name == "node-a" })
+            try await RelayConnection.withConnection(to: b.address, trust: cluster.trust) { newer in
+                try await newer.hello(role: .host)
+                _ = try await newer.authenticate(host: .enrolled(hostID: cluster.hostID, secret: cluster.hostSecret))
+                let bye = try await older.value
+                #expect(bye?.reason == .revoked)
+                #expect(bye?.text.contains("registered with another node of the relay") == true)
+                #expect((try? cluster.store.hostLocation(hostID: cluster.hostID, companyID: cluster.companyID, now: Date()))??.name == "node-b")
+            }
+        }
+    }
+
     /// Two processes with one node_name on one database would close each other's records:
     /// the second is refused while the first renews its lease (outside test F3).
     @Test func aSecondNodeWithTheSameNameIsRefused() async throws {

@@ -61,6 +61,28 @@ extension Relay {
         }
     }
 
+    /// Ends the registrations of hosts that registered with another node since (a second
+    /// connection of the same host, or the host moved while this connection hung on): the
+    /// directory names the newer one, so this one could never be reached from other nodes.
+    /// Checked on the directory's thread, after this node's own announcements.
+    func endRegistrationsMovedElsewhere() {
+        guard let cluster = self.crossNode else { return }
+        let (node, instance) = (cluster.node, cluster.instance)
+        cluster.write("check where this node's hosts are registered") { store in
+            // Fresh registrations may be announced a moment later than this runs.
+            let settled = NIODeadline.now() - cluster.lease
+            let registered = self.pairing.withLockedValue { book in
+                book.registrations.filter { !$0.value.isBusy && $0.value.since < settled }.map { ($0.key, $0.value.host) }
+            }
+            guard !registered.isEmpty else { return }
+            let announced = try store.announcedHosts(node: node, instance: instance)
+            for (hostID, link) in registered where !announced.contains(hostID) {
+                self.pairing.withLockedValue { $0.unregister(link, hostID: hostID) }
+                link.deliver(.bye(.revoked, "a newer connection of host \(hostID) registered with another node of the relay; this one is closed"))
+            }
+        }
+    }
+
     /// Deletes codes this node no longer holds (withdrawn, expired, their viewer left).
     func forget(_ codes: [SupportCode]) {
         guard let cluster = self.crossNode, !codes.isEmpty else { return }

@@ -30,6 +30,8 @@ struct PairingBook<Viewer: AnyObject & Sendable, Host: AnyObject & Sendable>: Se
         let host: Host
         let companyID: String
         var isBusy = false
+        /// When it registered (the cluster's directory check leaves fresh ones alone).
+        var since = NIODeadline.now()
     }
 
     /// What became of a redemption attempt (``attemptRedemption(of:now:)``).
