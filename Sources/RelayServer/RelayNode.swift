@@ -371,6 +371,7 @@ final class RelayNode: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context, customVerificationCallback: identity.verifier()))
+                    try channel.pipeline.syncOperations.addHandler(ClusterALPNCheck(logger: relay.logger))
                     try channel.pipeline.syncOperations.addHandlers(RelayConnectionHandler.core(environment: relay, nodeLinks: true))
                 }
             }

@@ -1,4 +1,8 @@
 import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOTLS
 import RelayTestSupport
 import Testing
 
@@ -69,5 +73,25 @@ import Testing
         #expect(try ClusterIdentity(secret: Data((secret + "x").utf8)).publicKey != first.publicKey)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         #expect(Self.message { _ = try ClusterIdentity(secretFile: path) }.contains("the cluster secret \(path) is accessible to other users"))
+    }
+}
+
+/// The cluster port takes node links only: a peer with the cluster key that did not agree
+/// on ALPN `supportrelay-cluster/1` is closed (outside test: it was accepted).
+@Suite struct ClusterALPNCheckTests {
+    @Test(arguments: [nil, "http/1.1", "supportrelay/1"] as [String?]) func anotherProtocolIsClosed(_ offered: String?) throws {
+        let channel = EmbeddedChannel(handler: ClusterALPNCheck(logger: Logger(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7445)).wait()
+        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: offered))
+        #expect(!channel.isActive)
+    }
+
+    @Test func theNodeLinkTokenPasses() throws {
+        let channel = EmbeddedChannel(handler: ClusterALPNCheck(logger: Logger(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7445)).wait()
+        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: ClusterIdentity.alpnToken))
+        #expect(channel.isActive)
+        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: ClusterALPNCheck.self) }
+        _ = try channel.finish()
     }
 }

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
+import Logging
 import NIOCore
 import NIOSSL
+import NIOTLS
 import RelayStore
 import RelayWire
 import SwiftASN1
@@ -173,5 +175,33 @@ struct ClusterIdentity: Sendable {
             }
             promise.succeed(.certificateVerified)
         }
+    }
+}
+
+/// Closes a cluster-port connection whose TLS handshake did not agree on the node links'
+/// ALPN token: the cluster key alone admits a peer, and the token says it speaks node links
+/// (a client that offered none or another one is not a node of this version).
+final class ClusterALPNCheck: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+            guard negotiated == ClusterIdentity.alpnToken else {
+                self.logger.warning(
+                    "a cluster-port connection with the cluster key did not offer ALPN \(ClusterIdentity.alpnToken); closed",
+                    metadata: ["offered": "\(negotiated ?? "none")"])
+                context.close(promise: nil)
+                return
+            }
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
