@@ -255,8 +255,15 @@ final class RelayNode: Service, Sendable {
         _ = try? await relay.backgroundPool.runToCompletion { relay.flushAccessLog() }
         if let cluster = relay.cluster {
             // The directory's pending writes, then the lease: this node's hosts and codes go.
-            await cluster.shutdown()
-            _ = try? await relay.backgroundPool.runToCompletion { cluster.release() }
+            // Bounded: a database that died at this moment must not keep the process alive.
+            let ended = await BoundedWork.run(within: .seconds(10)) {
+                try? cluster.writer.syncShutdownGracefully()
+                cluster.release()
+            }
+            if !ended {
+                relay.logger.warning(
+                    "the database did not answer while this node ended its lease; the lease runs out by itself within node_lease_seconds")
+            }
         }
         await self.web.shutdown()
         try? await relay.threadPool.shutdownGracefully()

@@ -95,3 +95,13 @@ import Testing
         _ = try channel.finish()
     }
 }
+
+/// Shutdown work that may hang on a dead database connection is waited for a bounded time.
+@Suite struct BoundedWorkTests {
+    @Test func workThatHangsIsGivenUpOnAndWorkThatEndsIsWaitedFor() async {
+        // The body takes 30 s: an answer before it ends says the wait was given up.
+        let hung = await BoundedWork.run(within: .milliseconds(200)) { Thread.sleep(forTimeInterval: 30) }
+        #expect(!hung)
+        #expect(await BoundedWork.run(within: .seconds(5)) { Thread.sleep(forTimeInterval: 0.05) })
+    }
+}

@@ -165,7 +165,26 @@ final class ClusterMembership: Sendable {
         }
     }
 
-    func shutdown() async {
-        try? await self.writer.shutdownGracefully()
+}
+
+/// Work at shutdown that must not hold the process: a store call can wait for ever on a
+/// PostgreSQL connection that died mid-query (seen when the server stopped at the moment
+/// the node did), and a relay that does not exit on SIGTERM needs SIGKILL.
+enum BoundedWork {
+    /// Runs `body` on a thread of its own and waits for it at most `limit`; false when it
+    /// had not finished by then (the thread is left to finish, or to end with the process).
+    static func run(within limit: Duration, _ body: @escaping @Sendable () -> Void) async -> Bool {
+        let (outcome, continuation) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
+        Thread.detachNewThread {
+            body()
+            continuation.yield(true)
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            continuation.yield(false)
+        }
+        defer { timer.cancel() }
+        for await finished in outcome { return finished }
+        return false
     }
 }
