@@ -157,6 +157,10 @@ extension SQLStore: ClusterStore {
 
     public func insertSupportCode(_ code: SharedSupportCode, now: Date) throws -> Bool {
         try self.writing { db in
+            // The unique key decides between two nodes that drew the same digits, so this
+            // needs no SERIALIZABLE: as such, fifty issues at once on three nodes ran out
+            // of retries on each other's predicate locks (relay-bench cluster found it).
+            try Self.readCommitted(db)
             try db.execute("DELETE FROM support_code WHERE code = \(code.code) AND expiresAt <= \(now)")
             return try db.execute(
                 SharedSupportCode.insertStatement(columns: SharedSupportCode.columns, values: code.values) + " ON CONFLICT (code) DO NOTHING") == 1
@@ -165,9 +169,10 @@ extension SQLStore: ClusterStore {
 
     public func claimSupportCode(_ code: Int, now: Date) throws -> SharedSupportCode? {
         try self.writing { db in
-            // One statement finds and deletes: of two claimers, the second finds no row
-            // (on PostgreSQL, after its transaction ran again on the first one's delete).
-            try db.row("DELETE FROM support_code WHERE code = \(code) AND expiresAt > \(now) RETURNING \(raw: SharedSupportCode.columnList)")
+            // One statement finds and deletes: of two claimers, the second waits for the
+            // first one's row lock and then finds the row gone (READ COMMITTED re-reads it).
+            try Self.readCommitted(db)
+            return try db.row("DELETE FROM support_code WHERE code = \(code) AND expiresAt > \(now) RETURNING \(raw: SharedSupportCode.columnList)")
                 .map(SharedSupportCode.init(row:))
         }
     }
@@ -254,6 +259,13 @@ extension SQLStore: ClusterStore {
         guard db.dialect == .postgres else { return }
         try db.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         try db.execute("SELECT pg_advisory_xact_lock(\(key))")
+    }
+
+    /// On PostgreSQL: makes this transaction READ COMMITTED (so it must come first), for a
+    /// change of one statement whose row locks and unique keys already decide races.
+    private static func readCommitted(_ db: any SQLConnection) throws {
+        guard db.dialect == .postgres else { return }
+        try db.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     }
 
     /// ``oneAtATime(key:_:)`` with a two-part key.

@@ -150,7 +150,9 @@ extension Relay {
         }.recover { error in
             self.logger.error("cannot issue a support code", metadata: ["error": "\(error)"])
             self.forget(self.pairing.withLockedValue { $0.withdrawCode(of: link) })
-            return .clusterFailed("the relay cannot issue a support code right now (its database does not answer); try again in a minute")
+            return .clusterFailed(
+                "the relay cannot issue a support code right now (its database is unavailable or too busy); try again in a minute, and tell the relay's operator if it goes on"
+            )
         }
     }
 

@@ -14,7 +14,7 @@ import Synchronization
 /// SQLite store waits for its disk. Writes are `SERIALIZABLE`, so the store's checks and
 /// changes (a support code claimed once, a login added once) hold across nodes as they do
 /// in one SQLite file; a transaction the server aborts for a conflict with another node's
-/// (SQLSTATE 40001 or 40P01) runs again, at most ``retries`` times.
+/// (SQLSTATE 40001 or 40P01) runs again after a short random wait, at most ``retries`` times.
 final class PostgresDatabase: SQLDatabase {
     let target: PostgresTarget
     var dialect: SQLDialect { .postgres }
@@ -131,6 +131,10 @@ final class PostgresDatabase: SQLDatabase {
                     )
                 }
                 attempt += 1
+                // Transactions that conflicted once are likely to meet again if they all
+                // start over at once: wait a random while that grows with each attempt
+                // (up to 1, 2, 4 … 64 ms; this is a pool thread, never an event loop).
+                usleep(UInt32.random(in: 200...(1_000 << min(attempt - 1, 6))))
             }
         }
     }
