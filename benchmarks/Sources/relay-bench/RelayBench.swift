@@ -15,7 +15,8 @@ struct RelayBench: AsyncParsableCommand {
             Results are recorded in benchmarks/RESULTS.md.
             """,
         subcommands: [
-            WireBenchmark.self, RelayBenchmark.self, CodecBenchmark.self, StoreBenchmark.self, SoakBenchmark.self, SealBenchmark.self, LatencyProbeCommand.self,
+            WireBenchmark.self, RelayBenchmark.self, CodecBenchmark.self, StoreBenchmark.self, ClusterBenchmark.self, SoakBenchmark.self, SealBenchmark.self,
+            LatencyProbeCommand.self,
         ]
     )
 }

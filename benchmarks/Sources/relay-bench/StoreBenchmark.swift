@@ -95,7 +95,7 @@ struct StoreBenchmark: ParsableCommand {
         defer { if !self.keep { try? FileManager.default.removeItem(atPath: folder) } }
         let data = folder + "/data"
         let store = try SQLStore(dataDirectory: data)
-        let databasePath = store.path
+        let databasePath = store.location
         let exported = try store.addCompany(name: "Bench Export Co", actor: "bench").0.id
         let liveCompany = try store.addCompany(name: "Bench Live Co", actor: "bench").0.id
         var notes: [String] = []
@@ -106,7 +106,7 @@ struct StoreBenchmark: ParsableCommand {
             "machine: \(machine.cpuModel), \(machine.cores) cores, \(machine.os)",
             "swift:   \(machine.swiftVersion)",
             "date:    \(machine.date)   load average: \(machine.loadAverage)",
-            "settings: rows=\(self.rows), sessions=\(self.sessions), checkpoints=\(self.checkpoints) (+1 warm-up), data folder \(data) (secure_delete=\(try store.secureDelete()))",
+            "settings: rows=\(self.rows), sessions=\(self.sessions), checkpoints=\(self.checkpoints) (+1 warm-up), data folder \(data) (secure_delete=\((try store.secureDelete()).map(String.init) ?? "n/a"))",
         ]
 
         // MARK: Live sessions, opened as at pairing
