@@ -124,8 +124,12 @@ struct ClusterFailureTests {
                      "certificate": "\(certificate)", "key": "\(key)", "event_loop_threads": 2, "usage_checkpoint_seconds": 1,
                      "cluster_listen": "127.0.0.1:\(clusterPort)", "cluster_secret_file": "\(cluster.secretFile)", "node_lease_seconds": 3}
                     """, to: config)
-                processes[name] = try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: folder, configFile: config)
+                let process = try CrashRecoveryTests.ServerProcess(executable: executable, dataDirectory: folder, configFile: config)
+                processes[name] = process
                 ports[name] = port
+                // The operator sees which node this is and where its cluster port listens.
+                #expect(process.banner.contains("  node:        \(name)\n"))
+                #expect(process.banner.contains("  cluster:     127.0.0.1:\(clusterPort)  (TLS, node links"))
             }
             balancer = TestBalancer(backends: ["node-a", "node-b", "node-c"].compactMap { ports[$0] })
             try await balancer.start()

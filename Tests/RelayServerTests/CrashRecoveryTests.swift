@@ -21,6 +21,7 @@ import Testing
         let process = Process()
         let port: Int
         let fingerprint: String
+        let banner: String
 
         init(executable: URL, dataDirectory: String, configFile: String) throws {
             self.process.executableURL = executable
@@ -47,6 +48,7 @@ import Testing
             else { throw TestFailure("unexpected banner: \(banner)") }
             self.port = port
             self.fingerprint = fingerprint
+            self.banner = banner
         }
 
         func kill(_ signal: Int32) {

@@ -161,12 +161,17 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     static func printBanner(configuration: RelayConfiguration, node: RelayNode, adminPort: Int?, tls: RelayTLS, storeLocation: String) {
+        // The cluster port (cluster_listen refuses port 0, so the configured one is bound).
+        let cluster = configuration.cluster.map { settings in
+            "\n  cluster:     \(settings.listen.host):\(settings.listen.port)  (TLS, node links from the other nodes, which dial \(settings.address))"
+        }
         print(
             """
             relay-server listening
+              node:        \(configuration.nodeName)
               relay:       \(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)  (TLS, ALPN supportrelay/1: agents)
               web:         https://\(configuration.listen.host):\(node.relayAddress.port ?? configuration.listen.port)/  (the same port, ALPN http/1.1: browsers)
-              admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)
+              admin:       https://\(configuration.adminListen.host):\(adminPort ?? configuration.adminListen.port)  (/metrics, /healthz, /v1/usage)\(cluster ?? "")
               data:        \(configuration.dataDirectory)
               store:       \(storeLocation)
               certificate: \(tls.origin)
