@@ -71,13 +71,7 @@ final class NodeLinkHandler: ChannelDuplexHandler, LinkEndpoint {
         _ request: Request, identity: ClusterIdentity, limits: ConnectionLimits, metrics: RelayMetrics, logger: Logger, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Outcome> {
         let answer = eventLoop.makePromise(of: Outcome.self)
-        let context: NIOSSLContext
-        do {
-            context = try NIOSSLContext(configuration: identity.clientConfiguration())
-        } catch {
-            answer.succeed(.refused(.internalError, "this relay node cannot make its cluster TLS context: \(error)"))
-            return answer.futureResult
-        }
+        let context = identity.clientContext
         let parsed = try? HostPort(parsing: request.address)
         guard let parsed, let port = parsed.port else {
             answer.succeed(.refused(.internalError, "relay node \(request.node) announced the cluster address \"\(request.address)\", which is not HOST:PORT"))
