@@ -53,9 +53,11 @@ let package = Package(
             dependencies: ["CSystemZlib", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
-        // C libraries from the system (zlib as CSystemZlib: ZIPFoundation brings a module named CZlib; Debian: zlib1g-dev, libx11-dev libxext-dev libxtst-dev libxfixes-dev, libpng-dev).
+        // C libraries from the system (zlib as CSystemZlib: ZIPFoundation brings a module named CZlib; Debian: zlib1g-dev, libx11-dev libxext-dev libxtst-dev libxfixes-dev libxdamage-dev, libpng-dev).
         .systemLibrary(name: "CSystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CX11", pkgConfig: "x11 xext xtst xfixes", providers: [.apt(["libx11-dev", "libxext-dev", "libxtst-dev", "libxfixes-dev"])]),
+        .systemLibrary(
+            name: "CX11", pkgConfig: "x11 xext xtst xfixes xdamage",
+            providers: [.apt(["libx11-dev", "libxext-dev", "libxtst-dev", "libxfixes-dev", "libxdamage-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // The host's screen sources (X11, PNG replay, synthetic scenes), PNG files, and the
         // viewer-paced screen sessions of host and viewer.

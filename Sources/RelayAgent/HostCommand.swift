@@ -191,6 +191,7 @@ struct HostCommand: AsyncParsableCommand {
         }
         // Whatever happens below, the display is given back as it was (REVIEW.md D4).
         defer { screen.close() }
+        if let display = screen as? X11ScreenSource { say("Capturing \(display.name) with \(display.captureMethod).") }
         let address = try self.relay.address()
         let stop = StopRequest(byeText: "The customer stopped relay-agent.")
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -14,6 +14,14 @@ public protocol ScreenSource: AnyObject, Sendable {
     /// change between calls (a resolution change); the host then sends a new ScreenInit.
     func capture() throws -> Framebuffer
 
+    /// The current screen and which of its tiles may differ from the frame the previous
+    /// call returned (nil: unknown, or the first call), for a host session's encoder
+    /// (``TileEncoder/encodeParts(_:changes:requestID:fullRefresh:maximumBodyLength:)``).
+    /// A source that learns what was drawn (X11 with DAMAGE) reads only that; the others
+    /// return ``capture()`` and nil, and the encoder compares the whole frame. Calls to
+    /// ``capture()`` in between do not count as previous calls.
+    func captureChanges() throws -> ScreenCapture
+
     /// Injects the viewer's pointer state (absolute position, buttons held).
     func inject(_ pointer: Pointer) throws
 
@@ -29,4 +37,22 @@ public protocol ScreenSource: AnyObject, Sendable {
 extension ScreenSource {
     /// Sources that change nothing outside themselves have nothing to undo.
     public func close() {}
+
+    /// Sources that do not know what changed: the whole frame, to be compared.
+    public func captureChanges() throws -> ScreenCapture {
+        ScreenCapture(frame: try self.capture(), changes: nil)
+    }
+}
+
+/// A frame from ``ScreenSource/captureChanges()`` and what may have changed in it.
+public struct ScreenCapture: Sendable {
+    public var frame: Framebuffer
+    /// The tiles that may differ from the previous capture's frame; nil when the source
+    /// does not know (compare everything).
+    public var changes: ChangedTiles?
+
+    public init(frame: Framebuffer, changes: ChangedTiles?) {
+        self.frame = frame
+        self.changes = changes
+    }
 }

@@ -56,7 +56,8 @@ public final class TileEncoder {
     /// This update's copy rectangles, in the order they are written.
     private var copies: [TileCopy] = []
     /// The previous frame with this update's copies applied: what the viewer holds when
-    /// the tile rectangles arrive, and what they are encoded against (§7.5).
+    /// the tile rectangles arrive, and what they are encoded against (§7.5). With
+    /// ``ChangedTiles`` only their tiles are brought up to date: nothing else is read.
     private var afterCopies: [UInt8] = []
     /// Scratch for one tile's palette and its pixels' palette indices.
     let paletteColours = UnsafeMutablePointer<UInt32>.allocate(capacity: TileUpdateFormat.maximumPaletteSize)
@@ -112,6 +113,25 @@ public final class TileEncoder {
         fullRefresh: Bool,
         maximumBodyLength: Int
     ) throws(ScreenCodecError) -> [ByteBuffer] {
+        try self.encodeParts(frame, changes: nil, requestID: requestID, fullRefresh: fullRefresh, maximumBodyLength: maximumBodyLength)
+    }
+
+    /// Like ``encodeParts(_:requestID:fullRefresh:maximumBodyLength:)``, told by the
+    /// screen source which tiles may differ from the frame of the previous call: only
+    /// those are compared, searched for moved content and encoded, and only those of the
+    /// kept frame are updated, so the work follows what was drawn, not the screen's size.
+    /// `changes` must cover every pixel that differs from the previous call's frame; nil
+    /// (or a set for another size) compares the whole frame.
+    ///
+    /// The encoder updates its own copy of the frame in place, so a source that keeps one
+    /// framebuffer and redraws only the changed parts into it copies no whole frame either.
+    public func encodeParts(
+        _ frame: Framebuffer,
+        changes: ChangedTiles?,
+        requestID: UInt32,
+        fullRefresh: Bool,
+        maximumBodyLength: Int
+    ) throws(ScreenCodecError) -> [ByteBuffer] {
         guard frame.width <= Int(UInt16.max), frame.height <= Int(UInt16.max) else {
             throw ScreenCodecError(.frameTooLarge, "a \(frame.width)×\(frame.height) frame does not fit u16 sides (§7.2)")
         }
@@ -124,8 +144,17 @@ public final class TileEncoder {
             )
         }
         var statistics = TileUpdateStatistics()
-        self.buildRects(frame, everything: fullRefresh, statistics: &statistics)
-        self.previous = frame
+        // The hint applies to a delta against a kept frame of the same size.
+        let candidates = changes.flatMap { changes in
+            !fullRefresh && changes.width == frame.width && changes.height == frame.height
+                && self.previous.map { $0.width == frame.width && $0.height == frame.height } == true ? changes : nil
+        }
+        self.buildRects(frame, everything: fullRefresh, candidates: candidates, statistics: &statistics)
+        if let candidates {
+            self.updatePrevious(from: frame, tiles: candidates)
+        } else {
+            self.previous = frame
+        }
         guard !self.rectEnds.isEmpty else {
             self.lastUpdateStatistics = statistics
             return []
@@ -141,7 +170,7 @@ public final class TileEncoder {
 
     /// Fills `rects` and `rectEnds` with the update's rectangles (§7.4): copies first,
     /// then the changed tiles that no copy covers, in raster order (§7.5).
-    private func buildRects(_ frame: Framebuffer, everything: Bool, statistics: inout TileUpdateStatistics) {
+    private func buildRects(_ frame: Framebuffer, everything: Bool, candidates: ChangedTiles?, statistics: inout TileUpdateStatistics) {
         self.rects.count = 0
         self.rectEnds.removeAll(keepingCapacity: true)
         let tile = TileUpdateFormat.tileSize
@@ -162,20 +191,21 @@ public final class TileEncoder {
             }
             reference.pixels.withUnsafeBytes { oldBytes in
                 let old = PixelView(base: oldBytes.baseAddress!, width: frame.width, height: frame.height)
-                self.buildDelta(new: new, old: old, grid: grid, statistics: &statistics)
+                self.buildDelta(new: new, old: old, grid: grid, candidates: candidates, statistics: &statistics)
             }
         }
     }
 
     /// The rectangles that take the viewer from `old` to `new`: copies of moved content,
     /// then the changed tiles, each encoded against what the viewer holds after the copies.
-    private func buildDelta(new: PixelView, old: PixelView, grid: TileGrid, statistics: inout TileUpdateStatistics) {
+    /// With `candidates`, tiles outside them are known to be unchanged and never read.
+    private func buildDelta(new: PixelView, old: PixelView, grid: TileGrid, candidates: ChangedTiles?, statistics: inout TileUpdateStatistics) {
         // Same storage: nothing can have changed (and memcmp would say so slowly).
-        if old.base == new.base {
+        if old.base == new.base || candidates?.isEmpty == true {
             for index in 0..<grid.count { self.dirty[index] = false }
             return
         }
-        self.markChangedTiles(old: old, new: new, columns: grid.columns)
+        self.markChangedTiles(old: old, new: new, columns: grid.columns, candidates: candidates)
         self.copies.removeAll(keepingCapacity: true)
         if self.findsCopies {
             statistics.copiedTiles = self.copyFinder.find(old: old, new: new, dirty: self.dirty, grid: grid, into: &self.copies)
@@ -194,7 +224,13 @@ public final class TileEncoder {
         let byteCount = old.height * old.stride
         if self.afterCopies.count != byteCount { self.afterCopies = [UInt8](repeating: 0, count: byteCount) }
         self.afterCopies.withUnsafeMutableBytes { after in
-            after.baseAddress!.copyMemory(from: old.base, byteCount: byteCount)
+            if let candidates {
+                // Only candidate tiles are compared and encoded below: only they need
+                // the previous frame's pixels (copies may write elsewhere, unread).
+                Self.copyTiles(candidates, from: old.base, to: after.baseAddress!, stride: old.stride)
+            } else {
+                after.baseAddress!.copyMemory(from: old.base, byteCount: byteCount)
+            }
             for copy in self.copies {
                 let rect = copy.rect
                 for row in 0..<rect.height {
@@ -204,17 +240,31 @@ public final class TileEncoder {
                 }
             }
             let reference = PixelView(base: UnsafeRawPointer(after.baseAddress!), width: new.width, height: new.height)
-            self.markChangedTiles(old: reference, new: new, columns: grid.columns)
+            self.markChangedTiles(old: reference, new: new, columns: grid.columns, candidates: candidates)
             self.encodeChangedTiles(new: new, old: reference, grid: grid, statistics: &statistics)
         }
     }
 
     /// Marks the tiles whose pixels differ between the frames: whole rows by memcmp
     /// first (most rows are unchanged), then the 256-byte tile segments of the rows that
-    /// differ.
-    private func markChangedTiles(old: PixelView, new: PixelView, columns: Int) {
+    /// differ. With `candidates`, only their tiles are compared.
+    private func markChangedTiles(old: PixelView, new: PixelView, columns: Int, candidates: ChangedTiles?) {
         let tile = TileUpdateFormat.tileSize
         for index in self.dirty.indices { self.dirty[index] = false }
+        if let candidates {
+            self.dirty.withUnsafeMutableBufferPointer { dirty in
+                for index in 0..<dirty.count where candidates.contains(index: index) {
+                    let x = (index % columns) * tile
+                    let top = (index / columns) * tile
+                    let length = min(tile, new.width - x) * 4
+                    for y in top..<min(top + tile, new.height) where memcmp(old.row(y, x: x), new.row(y, x: x), length) != 0 {
+                        dirty[index] = true
+                        break
+                    }
+                }
+            }
+            return
+        }
         self.dirty.withUnsafeMutableBufferPointer { dirty in
             for y in 0..<new.height {
                 let oldRow = old.row(y)
@@ -228,6 +278,39 @@ public final class TileEncoder {
                         dirty[rowBase + column] = true
                     }
                 }
+            }
+        }
+    }
+}
+
+extension TileEncoder {
+    /// Brings the kept frame up to `frame` where `tiles` say it may differ, in place: the
+    /// kept frame is this encoder's own storage (a shared one is copied once, on the first
+    /// update), so an update costs what changed.
+    fileprivate func updatePrevious(from frame: Framebuffer, tiles: ChangedTiles) {
+        guard var kept = self.previous else {
+            self.previous = frame
+            return
+        }
+        // Moved out of the property, so that writing to it copies nothing when the
+        // encoder holds the only reference.
+        self.previous = nil
+        kept.pixels.withUnsafeMutableBytes { target in
+            frame.pixels.withUnsafeBytes { source in
+                Self.copyTiles(tiles, from: source.baseAddress!, to: target.baseAddress!, stride: frame.bytesPerRow)
+            }
+        }
+        self.previous = kept
+    }
+
+    /// Copies the marked tiles' pixels between two frames of the tiles' size, merged into
+    /// runs along each tile row.
+    static func copyTiles(_ tiles: ChangedTiles, from source: UnsafeRawPointer, to target: UnsafeMutableRawPointer, stride: Int) {
+        for rect in tiles.rectangles(maximumCount: .max) {
+            let length = rect.width * 4
+            for y in rect.y..<(rect.y + rect.height) {
+                let offset = y * stride + rect.x * 4
+                (target + offset).copyMemory(from: source + offset, byteCount: length)
             }
         }
     }

@@ -22,7 +22,7 @@ struct X11ScreenSourceTests {
         defer { window.close() }
         window.fill(rgb: 0xFF8040, x: 20, y: 10, width: 50, height: 40)
 
-        let source = try X11ScreenSource(display: nil, sharedMemory: sharedMemory)
+        let source = try X11ScreenSource(display: nil, sharedMemory: sharedMemory, damage: true)
         #expect(source.usesSharedMemory == sharedMemory)
         #expect(source.name == ProcessInfo.processInfo.environment["DISPLAY"])
         let frame = try source.capture()

@@ -10,14 +10,18 @@ final class X11Connection {
     let display: OpaquePointer
     let displayName: String
     private let screen: Int32
-    private let root: Window
+    let root: Window
     private let visual: UnsafeMutablePointer<Visual>
     private let depth: Int32
 
     /// The capture image and its size; recreated when the root window's size changes.
-    private var image: CaptureImage?
+    var image: CaptureImage?
     private(set) var usesSharedMemory: Bool
     let hasXTest: Bool
+    /// DAMAGE on the root window (X11Connection+Damage.swift); nil where the server has
+    /// no DAMAGE or XFixes extension, or it was not asked for: then every capture reads
+    /// the whole screen and the encoder compares it.
+    var damage: DamageTracking?
 
     // Input state (see X11Connection+Input.swift).
     var buttons: Pointer.Buttons = []
@@ -29,7 +33,7 @@ final class X11Connection {
     /// Keysyms mapped onto spare keycodes, most recently used last.
     var remappedKeys: [(keysym: UInt32, keycode: KeyCode)] = []
 
-    init(display requested: String?, sharedMemory: Bool) throws(ScreenSourceError) {
+    init(display requested: String?, sharedMemory: Bool, damage: Bool) throws(ScreenSourceError) {
         X11Errors.install()
         let name = requested ?? ProcessInfoDisplay.current
         guard let name else {
@@ -67,6 +71,7 @@ final class X11Connection {
         var minor: Int32 = 0
         self.hasXTest = XTestQueryExtension(display, &event, &error, &major, &minor) != 0
         self.spareKeycodes = self.findSpareKeycodes()
+        if damage { self.damage = self.startDamageTracking() }
     }
 
     private var isClosed = false
@@ -80,6 +85,7 @@ final class X11Connection {
         self.isClosed = true
         self.releaseHeldInput()
         self.restoreRemappedKeys()
+        self.stopDamageTracking()
         self.image?.destroy(display: self.display)
         self.image = nil
         // The server must have applied the releases and the keymap before we go.
@@ -113,15 +119,7 @@ final class X11Connection {
         // XDisplayWidth/Height are fixed when the connection opens; the root window's
         // geometry follows xrandr, so ask for it (one round trip) every capture.
         let size = self.rootSize()
-        if let image = self.image, image.width != size.width || image.height != size.height {
-            image.destroy(display: self.display)
-            self.image = nil
-        }
-        if self.usesSharedMemory, self.image == nil {
-            self.image = self.makeSharedImage(width: size.width, height: size.height)
-            if self.image == nil { self.usesSharedMemory = false }
-        }
-        if let image = self.image {
+        if let image = self.sharedImage(for: size) {
             X11Errors.clear(self.display)
             let copied = XShmGetImage(self.display, self.root, image.ximage, 0, 0, ~UInt(0))
             guard copied != 0 else {
@@ -142,7 +140,21 @@ final class X11Connection {
         return try Self.framebuffer(from: ximage, displayName: self.displayName)
     }
 
-    private func rootSize() -> (width: Int, height: Int) {
+    /// The shared-memory image for a screen of `size`, made (again) when there is none of
+    /// that size; nil when captures use XGetImage.
+    func sharedImage(for size: (width: Int, height: Int)) -> CaptureImage? {
+        if let image = self.image, image.width != size.width || image.height != size.height {
+            image.destroy(display: self.display)
+            self.image = nil
+        }
+        if self.usesSharedMemory, self.image == nil {
+            self.image = self.makeSharedImage(width: size.width, height: size.height)
+            if self.image == nil { self.usesSharedMemory = false }
+        }
+        return self.image
+    }
+
+    func rootSize() -> (width: Int, height: Int) {
         var rootReturn: Window = 0
         var x: Int32 = 0
         var y: Int32 = 0

@@ -7,6 +7,13 @@ import Synchronization
 /// 1080p frame) or, where shared memory cannot be used (a display on another machine),
 /// with `XGetImage`; the viewer's input injected with XTest.
 ///
+/// Where the X server has the DAMAGE extension (Xorg and Xvfb do), a host session's
+/// captures (``captureChanges()``) read only the 64×64 tiles the server reports drawn
+/// since the last one, into a frame the source keeps, and the encoder compares only
+/// those: a clock's second hand costs a tile, an idle screen nothing. Without DAMAGE each
+/// capture reads the whole screen and the encoder compares it with the last frame
+/// (``captureMethod`` says which, for the host's log).
+///
 /// Frames are BGRX as the protocol sends them; the X screen must be TrueColor at depth 24
 /// or 32 with 8-bit red, green and blue. A resolution change (xrandr) is picked up at the
 /// next capture, which then returns a frame of the new size.
@@ -19,17 +26,21 @@ public final class X11ScreenSource: ScreenSource {
     public let name: String
     /// nil once closed.
     private let connection: Mutex<X11Connection?>
+    /// Whether DAMAGE was asked for (tests turn it off).
+    private let usesDamageIfPresent: Bool
 
     /// Opens `display`, or the one in `$DISPLAY` when `nil`.
     public convenience init(display: String? = nil) throws(ScreenSourceError) {
-        try self.init(display: display, sharedMemory: true)
+        try self.init(display: display, sharedMemory: true, damage: true)
     }
 
-    /// `sharedMemory: false` captures with XGetImage even where MIT-SHM works (tests).
-    init(display: String?, sharedMemory: Bool) throws(ScreenSourceError) {
-        let connection = try X11Connection(display: display, sharedMemory: sharedMemory)
+    /// `sharedMemory: false` captures with XGetImage even where MIT-SHM works, `damage:
+    /// false` reads the whole screen even where DAMAGE works (tests).
+    init(display: String?, sharedMemory: Bool, damage: Bool) throws(ScreenSourceError) {
+        let connection = try X11Connection(display: display, sharedMemory: sharedMemory, damage: damage)
         self.name = connection.displayName
         self.connection = Mutex(connection)
+        self.usesDamageIfPresent = damage
     }
 
     /// Whether captures use MIT-SHM (else `XGetImage` over the connection).
@@ -37,9 +48,30 @@ public final class X11ScreenSource: ScreenSource {
         self.connection.withLock { $0?.usesSharedMemory ?? false }
     }
 
+    /// Whether host captures read only what the X server reports drawn (DAMAGE).
+    public var tracksDamage: Bool {
+        self.connection.withLock { $0?.damage != nil }
+    }
+
+    /// How host captures find what changed, for the host's log ("Capturing :0 with …").
+    public var captureMethod: String {
+        if self.tracksDamage { return "X DAMAGE (only what the X server reports drawn is read and encoded)" }
+        return self.usesDamageIfPresent
+            ? "whole-screen compares (the X server has no DAMAGE extension)" : "whole-screen compares (DAMAGE not used)"
+    }
+
+    /// The whole screen, read now (and left out of ``captureChanges()``'s bookkeeping).
     public func capture() throws -> Framebuffer {
         try self.connection.withLock { connection throws(ScreenSourceError) -> Framebuffer in
             try Self.open(connection, self.name).capture()
+        }
+    }
+
+    /// The screen and the tiles that may have changed since the last call: with DAMAGE,
+    /// only those tiles are read (none on an idle screen); without, the whole screen and nil.
+    public func captureChanges() throws -> ScreenCapture {
+        try self.connection.withLock { connection throws(ScreenSourceError) -> ScreenCapture in
+            try Self.open(connection, self.name).captureChanges()
         }
     }
 

@@ -402,7 +402,9 @@ private enum Transmit {
     }
 }
 
-/// Captures, encodes and sends updates as the pacer allows.
+/// Captures, encodes and sends updates as the pacer allows. Captures come with what
+/// changed where the source knows it (``ScreenSource/captureChanges()``, X11 DAMAGE): an
+/// update then costs what was drawn, and a capture that changed nothing costs no encoding.
 private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
     let source: any ScreenSource
     let sender: Sender
@@ -420,8 +422,9 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
         var signals = mailbox.signals.makeAsyncIterator()
 
         // ScreenInit goes first, right after AccessGranted (PROTOCOL.md §5.2.1, §5.2.7).
-        var frame = try self.source.capture()
-        try await self.announce(frame, &screenSize)
+        // Frames are not kept between captures: a source that updates its frame in place
+        // (X11 with DAMAGE) then writes to storage nobody else holds, copying nothing.
+        try await self.announce(try self.source.captureChanges().frame, &screenSize)
 
         while !Task.isCancelled {
             for request in mailbox.take() { pacer.received(request) }
@@ -437,11 +440,19 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
             }
             guard let owed = pacer.next else { continue }
             let now = self.clock.now
-            frame = try self.source.capture()
+            let capture = try self.source.captureChanges()
+            let frame = capture.frame
             let resized = screenSize.map { $0.width != frame.width || $0.height != frame.height } ?? true
             if resized { try await self.announce(frame, &screenSize) }
+            let fullRefresh = owed.fullRefresh || resized
+            if !fullRefresh, capture.changes?.isEmpty == true {
+                // The source knows nothing was drawn: the encoder's frame is still the screen.
+                pacer.capturedNothing(at: now)
+                continue
+            }
             let bodies = try encoder.encodeParts(
-                frame, requestID: owed.requestID, fullRefresh: owed.fullRefresh || resized, maximumBodyLength: self.maximumPayloadLength
+                frame, changes: capture.changes, requestID: owed.requestID, fullRefresh: fullRefresh,
+                maximumBodyLength: self.maximumPayloadLength
             )
             guard !bodies.isEmpty else {
                 pacer.capturedNothing(at: now)
