@@ -73,7 +73,7 @@ struct X11DamageCaptureTests {
         let source = try X11ScreenSource(display: display.name, sharedMemory: true, damage: false)
         defer { source.close() }
         #expect(!source.tracksDamage)
-        #expect(source.captureMethod == "whole-screen compares (DAMAGE not used)")
+        #expect(source.captureMethod == "whole-screen compares (DAMAGE turned off: RELAY_X11_DAMAGE=off)")
         #expect(try source.captureChanges().changes == nil)
         painter.fill(window, rgb: 0xFF_FF_FF, x: 0, y: 0, width: 5, height: 5)
         let next = try source.captureChanges()

@@ -1,3 +1,4 @@
+import Glibc
 public import RelayTileCodec
 public import RelayWire
 import Synchronization
@@ -29,9 +30,12 @@ public final class X11ScreenSource: ScreenSource {
     /// Whether DAMAGE was asked for (tests turn it off).
     private let usesDamageIfPresent: Bool
 
-    /// Opens `display`, or the one in `$DISPLAY` when `nil`.
+    /// Opens `display`, or the one in `$DISPLAY` when `nil`. `RELAY_X11_DAMAGE=off` in the
+    /// environment turns DAMAGE off (whole-screen compares), for an X server whose damage
+    /// reports miss drawing, and to measure the difference.
     public convenience init(display: String? = nil) throws(ScreenSourceError) {
-        try self.init(display: display, sharedMemory: true, damage: true)
+        let setting = getenv("RELAY_X11_DAMAGE").map { String(cString: $0) }
+        try self.init(display: display, sharedMemory: true, damage: setting != "off" && setting != "0")
     }
 
     /// `sharedMemory: false` captures with XGetImage even where MIT-SHM works, `damage:
@@ -57,7 +61,7 @@ public final class X11ScreenSource: ScreenSource {
     public var captureMethod: String {
         if self.tracksDamage { return "X DAMAGE (only what the X server reports drawn is read and encoded)" }
         return self.usesDamageIfPresent
-            ? "whole-screen compares (the X server has no DAMAGE extension)" : "whole-screen compares (DAMAGE not used)"
+            ? "whole-screen compares (the X server has no DAMAGE extension)" : "whole-screen compares (DAMAGE turned off: RELAY_X11_DAMAGE=off)"
     }
 
     /// The whole screen, read now (and left out of ``captureChanges()``'s bookkeeping).
