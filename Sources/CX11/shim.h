@@ -12,6 +12,7 @@
 #include <X11/extensions/Xdamage.h>
 
 #include <stdint.h>
+#include <string.h>
 
 // Copies a 32-bit ZPixmap (8-bit red, green, blue; byte order LSBFirst = B,G,R,pad or
 // MSBFirst = pad,R,G,B) into BGRX with the unused byte 0, `target_stride` bytes per target
@@ -32,13 +33,18 @@ static inline void relay_copy_bgrx_rows(uint8_t *target, long target_stride, con
                 to += 4;
             }
         } else {
+            // B,G,R,pad already: copy 32-bit pixels with the pad byte cleared (memcpy keeps
+            // the loads and stores unaligned-safe; the compiler turns the loop into vector
+            // instructions).
             for (int column = 0; column < width; column++) {
-                to[0] = from[0];
-                to[1] = from[1];
-                to[2] = from[2];
-                to[3] = 0;
-                from += 4;
-                to += 4;
+                uint32_t pixel;
+                memcpy(&pixel, from + 4 * column, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                pixel &= 0x00FFFFFFu;  // the fourth byte in memory is the top one
+#else
+                pixel &= 0xFFFFFF00u;
+#endif
+                memcpy(to + 4 * column, &pixel, 4);
             }
         }
     }

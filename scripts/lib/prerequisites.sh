@@ -9,6 +9,10 @@
 # postgresql: the PostgreSQL store's tests run on a throwaway server (scripts/lib/postgres.sh).
 # haproxy: scripts/cluster-demo.sh puts three relay nodes behind it (plain TCP, round robin).
 APT_PACKAGES=(pkg-config libsqlite3-dev zlib1g-dev openssl libpng-dev libx11-dev libxext-dev libxtst-dev libxfixes-dev xvfb xauth xdotool x11-utils xterm x11-apps x11-xserver-utils python3 python3-cryptography python3-venv chromium postgresql haproxy)
+# libxdamage-dev: the host captures only what the X server reports drawn (X DAMAGE).
+# x11vnc, tigervnc-viewer: benchmarks/host-capture/run.py compares the host with x11vnc
+# streaming ZRLE to TigerVNC's viewer on the same Xvfb workload (xterm, xclock, xeyes).
+APT_PACKAGES+=(libxdamage-dev x11vnc tigervnc-viewer)
 
 # The browser tests' Python: a virtual environment in the repository's .build-browser-venv
 # (ignored by git, like every .build* folder), made and filled on first use.
