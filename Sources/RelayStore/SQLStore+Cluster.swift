@@ -263,7 +263,7 @@ extension SQLStore: ClusterStore {
 
     /// On PostgreSQL: makes this transaction READ COMMITTED (so it must come first), for a
     /// change of one statement whose row locks and unique keys already decide races.
-    private static func readCommitted(_ db: any SQLConnection) throws {
+    static func readCommitted(_ db: any SQLConnection) throws {
         guard db.dialect == .postgres else { return }
         try db.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     }

@@ -18,6 +18,11 @@ extension SQLStore {
     public func write(_ batch: UsageBatch) throws {
         guard !batch.isEmpty else { return }
         try self.writing { db in
+            // Every statement names its one row, and a row's lock orders two writers of it
+            // (a node's checkpoint, a survivor's relay_restart closure): as SERIALIZABLE,
+            // the predicate locks of a batch of hundreds of rows grew to the whole table and
+            // the batches of nodes that checkpoint at the same moment ran again each time.
+            try Self.readCommitted(db)
             // A record written again (a retried batch) keeps what is there.
             for record in batch.opened {
                 try db.execute(

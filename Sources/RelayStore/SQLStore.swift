@@ -20,6 +20,9 @@ public final class SQLStore: AccountStore, UsageStore, Sendable {
     /// Where the data is: the SQLite file's path, or the PostgreSQL server and database
     /// (never its password).
     public var location: String { self.database.location }
+    /// Transactions PostgreSQL aborted for a conflict with another node's (or thread's) and
+    /// that ran again, since this store was opened; 0 on SQLite.
+    public var conflictsRetried: Int { self.database.conflictsRetried }
     /// The wall clock of the times the store stamps: accounts' creation, legal holds, the
     /// audit log. Tests pass their own.
     let now: @Sendable () -> Date

@@ -24,6 +24,8 @@ final class PostgresDatabase: SQLDatabase {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let idle = Mutex<[PostgresConnection]>([])
+    private let conflicts = Atomic<Int>(0)
+    var conflictsRetried: Int { self.conflicts.load(ordering: .relaxed) }
     /// Connections kept open between calls; the relay's thread pools make at most a few calls at once.
     private let maximumIdle = 8
 
@@ -131,6 +133,7 @@ final class PostgresDatabase: SQLDatabase {
                     )
                 }
                 attempt += 1
+                self.conflicts.add(1, ordering: .relaxed)
                 // Transactions that conflicted once are likely to meet again if they all
                 // start over at once: wait a random while that grows with each attempt
                 // (up to 1, 2, 4 … 64 ms; this is a pool thread, never an event loop).

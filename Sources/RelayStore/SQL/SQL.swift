@@ -283,4 +283,11 @@ protocol SQLDatabase: Sendable {
     @discardableResult func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T
     /// Runs `body` in a read-write transaction, committed when it returns.
     @discardableResult func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T
+    /// Transactions the server aborted for a conflict with another connection's and that
+    /// ran again, since this database was opened (0 where writers take turns, as in SQLite).
+    var conflictsRetried: Int { get }
+}
+
+extension SQLDatabase {
+    var conflictsRetried: Int { 0 }
 }
