@@ -16,7 +16,7 @@ struct RelayBench: AsyncParsableCommand {
             """,
         subcommands: [
             WireBenchmark.self, RelayBenchmark.self, CodecBenchmark.self, StoreBenchmark.self, ClusterBenchmark.self, SoakBenchmark.self, SealBenchmark.self,
-            LatencyProbeCommand.self,
+            LatencyProbeCommand.self, HandshakeBenchmark.self,
         ]
     )
 }
