@@ -90,13 +90,18 @@ extension X11Connection {
         // is in this read and damages the region again, so the next capture reads it too.
         XDamageSubtract(self.display, tracking.damage, 0, tracking.parts)
         var count: Int32 = 0
-        if let rectangles = XFixesFetchRegion(self.display, tracking.parts, &count) {
-            for index in 0..<Int(count) {
-                let rectangle = rectangles[index]
-                changes.insert(x: Int(rectangle.x), y: Int(rectangle.y), width: Int(rectangle.width), height: Int(rectangle.height))
-            }
-            XFree(rectangles)
+        guard let rectangles = XFixesFetchRegion(self.display, tracking.parts, &count) else {
+            // The server did not answer with the region (an empty one is still an
+            // allocation): what changed is unknown, so everything is read.
+            let frame = try self.capture()
+            tracking.screen = frame
+            return ScreenCapture(frame: frame, changes: nil)
         }
+        for index in 0..<Int(count) {
+            let rectangle = rectangles[index]
+            changes.insert(x: Int(rectangle.x), y: Int(rectangle.y), width: Int(rectangle.width), height: Int(rectangle.height))
+        }
+        XFree(rectangles)
         for rectangle in changes.rectangles(maximumCount: DamageTracking.maximumReads) {
             try self.read(rectangle, into: &screen)
         }
