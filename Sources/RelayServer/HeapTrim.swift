@@ -80,4 +80,27 @@ enum HeapTrim {
         guard let function = self.function else { return false }
         return function(0) != 0
     }
+
+    private typealias Option = @convention(c) (Int32, Int32) -> Int32
+    private static let mallopt: Option? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return nil }
+        return unsafeBitCast(symbol, to: Option.self)
+    }()
+
+    /// Leaves giving memory back to the relay's trims (``HeapTrimPolicy``) instead of
+    /// glibc's own, which gives it back on a `free` and takes it again on the next
+    /// `malloc`. Forwarding one session flat out, the TLS layer's plaintext buffers (a few
+    /// hundred KiB, allocated and freed on every read) went back and forth like that, and
+    /// page faults took 9–16% of the relay's CPU (benchmarks/RESULTS.md "Where a forwarded
+    /// byte's CPU goes"). Buffers up to 32 MiB now come from the heap, which keeps what is
+    /// freed until a trim. Nothing changes when the C library is not glibc, or when the
+    /// operator tuned malloc through `GLIBC_TUNABLES`. Returns whether it changed anything.
+    @discardableResult
+    static func keepFreedMemoryUntilTrimmed(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        guard let mallopt = self.mallopt, self.isAvailable, environment["GLIBC_TUNABLES"]?.contains("malloc") != true else { return false }
+        // glibc's malloc.h: M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3 (at most 32 MiB on 64-bit).
+        let trim = mallopt(-1, 1 << 30)
+        let mmap = mallopt(-3, 32 << 20)
+        return trim == 1 && mmap == 1
+    }
 }

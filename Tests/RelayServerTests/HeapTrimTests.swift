@@ -126,6 +126,14 @@ import Testing
         #expect("\(error.map { "\($0)" } ?? "")".contains("heap_trim_seconds must be 0…86400"))
     }
 
+    /// relay-server leaves giving memory back to its trims on glibc, unless the operator
+    /// tuned malloc through GLIBC_TUNABLES (then glibc's settings stand).
+    @Test func mallocKeepsFreedMemoryUnlessTheOperatorTunedIt() {
+        #expect(!HeapTrim.keepFreedMemoryUntilTrimmed(environment: ["GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"]))
+        #expect(HeapTrim.keepFreedMemoryUntilTrimmed(environment: ["GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=2048"]))
+        #expect(HeapTrim.keepFreedMemoryUntilTrimmed(environment: [:]))
+    }
+
     /// On this machine's glibc the trim is there and runs (what the relay calls).
     @Test func glibcTrimIsFoundAndRuns() {
         #expect(HeapTrim.isAvailable)

@@ -100,6 +100,8 @@ struct ServeCommand: AsyncParsableCommand {
             Self.report(outcome, warning: warning, tls: loaded, development: development, logger: logger)
         }
 
+        // Freed memory goes back to the kernel at the relay's trims, not on every free.
+        if HeapTrim.keepFreedMemoryUntilTrimmed() { logger.debug("malloc keeps freed memory until the relay trims its heap") }
         let node = try adminAction {
             try RelayNode(configuration: configuration, tls: tls, store: store, logger: logger)
         }
