@@ -1,10 +1,11 @@
 #!/bin/bash
 # Profiles relay-server while relay-bench relay forwards one session flat out.
+# BIN=PATH profiles another relay-server binary (default: the release build).
 set -u
-out=/work/main/benchmarks/results/profile-2026-12-03
-cd /work/main
+out=$(cd "$(dirname "$0")" && pwd)
+cd "$out/../../.."
 log=$out/bench-$1.log
-benchmarks/.build/release/relay-bench relay --relay-binary .build-release/release/relay-server \
+benchmarks/.build/release/relay-bench relay --relay-binary "${BIN:-.build-release/release/relay-server}" \
     --sessions 1 --seconds 12 --latency-samples 0 --idle 0 --traffic tile > $out/bench-$1.txt 2> $log &
 bench=$!
 pid=""
