@@ -20,8 +20,11 @@ struct TileCopy {
 
 struct CopyFinder {
     private var motion = MotionSearch()
-    /// The vectors that found copies last time: a scroll or a drag usually goes on.
+    /// The last vectors that found copies, most recent first: a scroll or a drag usually
+    /// goes on, also after updates in between that moved nothing (a keystroke, a clock).
     private var recentVectors: [MotionVector] = []
+    /// How many of them are tried first on every update.
+    static let recentVectorsKept = 4
 
     /// Finds the changed tiles (`dirty`, row-major over `grid`) that are moved content,
     /// and appends their copies to `copies`: vertical scrolls from row hashes, then, when
@@ -82,10 +85,7 @@ struct CopyFinder {
                 .filter { !candidates.contains($0) }
             if !windowVectors.isEmpty { _ = assign(windowVectors, to: unmatched) }
         }
-        guard !vectorOfTile.isEmpty else {
-            self.recentVectors = []
-            return 0
-        }
+        guard !vectorOfTile.isEmpty else { return 0 }
 
         var used: [MotionVector] = []
         let tile = TileUpdateFormat.tileSize
@@ -98,7 +98,7 @@ struct CopyFinder {
             copies.append(TileCopy(rect: Self.grow(start, vector: run.vector, old: old, new: new), vector: run.vector))
             if !used.contains(run.vector) { used.append(run.vector) }
         }
-        self.recentVectors = used
+        self.recentVectors = Array((used + self.recentVectors.filter { !used.contains($0) }).prefix(Self.recentVectorsKept))
         return vectorOfTile.count
     }
 

@@ -58,7 +58,13 @@ struct MotionSearch {
             return false
         }
         let length = tile.width &* 4
-        for row in 0..<tile.height {
+        // The middle row first: a wrong vector often matches the top rows (background
+        // above a line of text) and fails only further down.
+        let middle = tile.height / 2
+        if memcmp(new.row(tile.y &+ middle, x: tile.x), old.row(sourceY &+ middle, x: sourceX), length) != 0 {
+            return false
+        }
+        for row in 0..<tile.height where row != middle {
             if memcmp(new.row(tile.y &+ row, x: tile.x), old.row(sourceY &+ row, x: sourceX), length) != 0 {
                 return false
             }
@@ -82,17 +88,23 @@ struct MotionSearch {
             let length = min(tile, new.width - x) &* 4
             guard length >= 8 else { continue }
             self.oldRows.removeAll(keepingCapacity: true)
-            for y in 0..<old.height {
-                let row = old.row(y, x: x)
-                if Self.isUniform(row, length: length) { continue }
-                let hash = Self.hash(row, length: length)
-                if let seen = self.oldRows[hash] {
-                    if seen >= 0 { self.oldRows[hash] = -1 }
-                } else {
-                    self.oldRows[hash] = Int32(y)
+            // Scrolled content comes from inside the area that changed: a scroll redraws
+            // everything it moves, so only the changed tiles' rows of the previous frame
+            // are hashed, not the column's whole height.
+            let tileRows = dirtyRowsInColumn(column)
+            for tileRow in tileRows {
+                for y in (tileRow * tile)..<min(tileRow * tile + tile, old.height) {
+                    let row = old.row(y, x: x)
+                    if Self.isUniform(row, length: length) { continue }
+                    let hash = Self.hash(row, length: length)
+                    if let seen = self.oldRows[hash] {
+                        if seen >= 0 { self.oldRows[hash] = -1 }
+                    } else {
+                        self.oldRows[hash] = Int32(y)
+                    }
                 }
             }
-            for tileRow in dirtyRowsInColumn(column) {
+            for tileRow in tileRows {
                 let top = tileRow * tile
                 for y in top..<min(top + tile, new.height) {
                     let row = new.row(y, x: x)
@@ -109,20 +121,61 @@ struct MotionSearch {
 
     /// Moves in any direction (a dragged window): short probes from changed tiles of the
     /// new frame searched for in the previous frame within ``windowSearchRadius``.
+    ///
+    /// Each probe scans the rows nearest its own first (a dragged window moves a little
+    /// between updates), and a hit whose vector the probe's whole tile confirms ends the
+    /// probe; later probes that a confirmed vector already explains are not scanned.
+    /// Otherwise a probe's hits are votes, unless it has more than four (a pattern that
+    /// repeats, which says nothing).
     mutating func windowCandidates(old: PixelView, new: PixelView, probeTiles: [TileRect]) -> [MotionVector] {
         self.votes.removeAll(keepingCapacity: true)
-        let probeBytes = Self.probeWidth * 4
-        let radius = Self.windowSearchRadius
+        var confirmedVectors: [MotionVector] = []
         for tile in probeTiles {
             guard let (probeX, probeY) = Self.probe(in: tile, new: new) else { continue }
-            let probe = new.row(probeY, x: probeX)
-            let head = probe.loadUnaligned(as: UInt64.self)
-            var found: [MotionVector] = []
-            var ambiguous = false
-            let lowX = max(0, probeX - radius)
-            let highX = min(old.width - Self.probeWidth, probeX + radius)
-            guard lowX <= highX else { continue }
-            search: for y in max(0, probeY - radius)...min(old.height - 1, probeY + radius) {
+            if let known = confirmedVectors.first(where: { Self.probeMatches(x: probeX, y: probeY, old: old, new: new, vector: $0) }) {
+                let confirmed = Self.tileMatches(tile, old: old, new: new, vector: known)
+                self.votes[known, default: 0] += confirmed ? Self.confirmedVote : 1
+                continue
+            }
+            switch Self.search(probeX: probeX, probeY: probeY, tile: tile, old: old, new: new) {
+            case .confirmed(let vector):
+                confirmedVectors.append(vector)
+                // Worth more than all the unconfirmed votes of the other probes together.
+                self.votes[vector, default: 0] += Self.confirmedVote
+            case .hits(let vectors):
+                for vector in vectors { self.votes[vector, default: 0] += 1 }
+            case .ambiguous:
+                break
+            }
+        }
+        // One probe is enough to try a vector: tiles verify it exactly.
+        return self.topCandidates(minimumVotes: 1)
+    }
+
+    /// The vote of a vector that the probe's whole tile confirmed.
+    static let confirmedVote = 16
+
+    private enum ProbeResult {
+        case confirmed(MotionVector)
+        case hits([MotionVector])
+        case ambiguous
+    }
+
+    /// Where the probe at (`probeX`, `probeY`) of `new` occurs in `old` within the search
+    /// radius, rows nearest the probe's first.
+    private static func search(probeX: Int, probeY: Int, tile: TileRect, old: PixelView, new: PixelView) -> ProbeResult {
+        let probeBytes = Self.probeWidth * 4
+        let radius = Self.windowSearchRadius
+        let probe = new.row(probeY, x: probeX)
+        let head = probe.loadUnaligned(as: UInt64.self)
+        let lowX = max(0, probeX - radius)
+        let highX = min(old.width - Self.probeWidth, probeX + radius)
+        guard lowX <= highX else { return .hits([]) }
+        var found: [MotionVector] = []
+        for distance in 0...radius {
+            for side in 0..<(distance == 0 ? 1 : 2) {
+                let y = side == 0 ? probeY - distance : probeY + distance
+                guard y >= 0, y < old.height else { continue }
                 let row = old.row(y)
                 var x = lowX
                 while x <= highX {
@@ -130,20 +183,24 @@ struct MotionSearch {
                         memcmp(row + x &* 4, probe, probeBytes) == 0,
                         x != probeX || y != probeY
                     {
-                        found.append(MotionVector(dx: probeX - x, dy: probeY - y))
-                        if found.count > 4 {
-                            ambiguous = true
-                            break search
-                        }
+                        let vector = MotionVector(dx: probeX - x, dy: probeY - y)
+                        if Self.tileMatches(tile, old: old, new: new, vector: vector) { return .confirmed(vector) }
+                        found.append(vector)
+                        if found.count > 4 { return .ambiguous }
                     }
                     x &+= 1
                 }
             }
-            if ambiguous { continue }
-            for vector in found { self.votes[vector, default: 0] += 1 }
         }
-        // One probe is enough to try a vector: tiles verify it exactly.
-        return self.topCandidates(minimumVotes: 1)
+        return .hits(found)
+    }
+
+    /// True when the probe at (`x`, `y`) of `new` is in `old` at the place `vector` says.
+    private static func probeMatches(x: Int, y: Int, old: PixelView, new: PixelView, vector: MotionVector) -> Bool {
+        let sourceX = x - vector.dx
+        let sourceY = y - vector.dy
+        guard sourceX >= 0, sourceY >= 0, sourceX + Self.probeWidth <= old.width, sourceY < old.height else { return false }
+        return memcmp(new.row(y, x: x), old.row(sourceY, x: sourceX), Self.probeWidth * 4) == 0
     }
 
     private func topCandidates(minimumVotes: Int) -> [MotionVector] {
