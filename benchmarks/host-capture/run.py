@@ -28,6 +28,7 @@ one update, so at twice x11vnc's rate it sends about as many updates as x11vnc.
   benchmarks/host-capture/run.py --out DIR             also raw logs and JSON per run in DIR
   benchmarks/host-capture/run.py --runs 1 --seconds 20 --fps 15
   benchmarks/host-capture/run.py --bin .build-release/release   skip the build
+  benchmarks/host-capture/run.py --relay-only --fps 40 --runs 1   the relay side alone (to profile it)
 
 Needs (Debian): xvfb x11vnc tigervnc-viewer xterm x11-apps xdotool x11-xserver-utils
 iproute2 libxtst6 (scripts/lib/prerequisites.sh installs them).
@@ -430,11 +431,16 @@ def main():
     parser.add_argument("--out", type=Path, help="folder for raw logs, per-run JSON and the summary")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"the desktop's parts in use, comma-separated (default: all of {','.join(PARTS)})")
     parser.add_argument(
+        "--relay-only", action="store_true", help="run only the relay host's side (needs --fps; no comparison), e.g. to profile it"
+    )
+    parser.add_argument(
         "--without-damage", action="store_true", help="also run the relay host with RELAY_X11_DAMAGE=off (whole-screen compares, as before DAMAGE)"
     )
     arguments = parser.parse_args()
     parts.clear()
     parts.update(part for part in arguments.parts.split(",") if part)
+    if arguments.relay_only and not arguments.fps:
+        fail("--relay-only needs --fps: without x11vnc's side there is no rate to follow")
     if not parts <= set(PARTS):
         fail(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}; the parts are {', '.join(PARTS)}")
 
@@ -457,16 +463,20 @@ def main():
         folder = out / f"run{number}"
         for side in ("x11vnc", "relay"):
             (folder / side).mkdir(parents=True, exist_ok=True)
-        print(f"==> Run {number}: x11vnc + vncviewer (ZRLE), {arguments.seconds:g} s", flush=True)
-        vnc = phase_x11vnc(folder / "x11vnc", arguments.seconds)
-        print("    " + json.dumps(vnc), flush=True)
+        vnc = None
+        if not arguments.relay_only:
+            print(f"==> Run {number}: x11vnc + vncviewer (ZRLE), {arguments.seconds:g} s", flush=True)
+            vnc = phase_x11vnc(folder / "x11vnc", arguments.seconds)
+            print("    " + json.dumps(vnc), flush=True)
         # The host coalesces the changes of a frame interval into one update: at x11vnc's
         # rate it sends fewer updates than x11vnc; at twice that rate about as many.
         fps = arguments.fps or max(1, math.ceil(2 * vnc["updates_per_second"]))
         print(f"==> Run {number}: relay-agent host --fps {fps:g} + relay-agent view, {arguments.seconds:g} s", flush=True)
         ours = phase_relay(folder / "relay", arguments.seconds, fps, binaries)
         print("    " + json.dumps(ours), flush=True)
-        run = {"run": number, "x11vnc": vnc, "relay": ours}
+        run = {"run": number, "relay": ours}
+        if vnc is not None:
+            run["x11vnc"] = vnc
         if arguments.without_damage:
             (folder / "relay-without-damage").mkdir(parents=True, exist_ok=True)
             print(f"==> Run {number}: the same with RELAY_X11_DAMAGE=off (whole-screen compares)", flush=True)
@@ -475,6 +485,10 @@ def main():
         (folder / "result.json").write_text(json.dumps(run, indent=2) + "\n")
         runs.append(run)
 
+    if arguments.relay_only:
+        (out / "summary.json").write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        print(f"raw logs and JSON: {out}")
+        return
     summary, text = summarize(runs)
     (out / "summary.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=2) + "\n")
     (out / "summary.txt").write_text(text + "\n")
