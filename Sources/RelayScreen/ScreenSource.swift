@@ -22,6 +22,14 @@ public protocol ScreenSource: AnyObject, Sendable {
     /// ``capture()`` in between do not count as previous calls.
     func captureChanges() throws -> ScreenCapture
 
+    /// Asks to be told when something may have been drawn since the last
+    /// ``captureChanges()``: `drawn` is called once, from any thread (at once if something
+    /// already was); a later call replaces one not yet made. A host session whose capture
+    /// found nothing changed waits for it instead of capturing again at every frame tick.
+    /// Returns false when the source cannot tell (the default): the session then captures
+    /// once per frame interval to find out.
+    func notifyWhenDrawn(_ drawn: @escaping @Sendable () -> Void) -> Bool
+
     /// Injects the viewer's pointer state (absolute position, buttons held).
     func inject(_ pointer: Pointer) throws
 
@@ -37,6 +45,10 @@ public protocol ScreenSource: AnyObject, Sendable {
 extension ScreenSource {
     /// Sources that change nothing outside themselves have nothing to undo.
     public func close() {}
+
+    /// Sources that cannot tell when something is drawn are captured once per frame
+    /// interval.
+    public func notifyWhenDrawn(_ drawn: @escaping @Sendable () -> Void) -> Bool { false }
 
     /// Sources that do not know what changed: the whole frame, to be compared.
     public func captureChanges() throws -> ScreenCapture {

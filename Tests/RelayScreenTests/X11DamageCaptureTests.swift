@@ -81,6 +81,45 @@ struct X11DamageCaptureTests {
         #expect(next.frame.rgb(x: 12, y: 12) == 0xFF_FF_FF)
     }
 
+    @Test("after a capture that found nothing, the source says when an X client draws, and not before")
+    func notifiesWhenDrawn() async throws {
+        let display = try XvfbDisplay.start(width: Self.width, height: Self.height)
+        defer { display.stop() }
+        let painter = try Painter(display: display.name)
+        defer { painter.close() }
+        let window = painter.window(x: 40, y: 40, width: 200, height: 100, background: 0x20_40_60)
+        let source = try X11ScreenSource(display: display.name, sharedMemory: true, damage: true)
+        defer { source.close() }
+        _ = try source.captureChanges()
+        #expect(try source.captureChanges().changes?.isEmpty == true)
+
+        let told = DrawnSignal()
+        #expect(source.notifyWhenDrawn { told.fire() })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(told.count == 0, "told of drawing on a still screen")
+        // Input injected meanwhile (requests and replies on the source's connection) does
+        // not swallow the report.
+        try source.inject(Pointer(x: 100, y: 30, buttons: []))
+        // 10×10 at (70, 45): tile column 1, row 0.
+        painter.fill(window, rgb: 0xFF_80_40, x: 30, y: 5, width: 10, height: 10)
+        try await told.wait()
+        #expect(told.count == 1)
+        // The capture after it reads the drawing, whoever read the report first.
+        let capture = try source.captureChanges()
+        #expect(Self.marked(capture.changes) == ["1,0"])
+        #expect(capture.frame.rgb(x: 75, y: 50) == 0xFF_80_40)
+
+        // Asked again after the capture: told only of the next drawing.
+        #expect(try source.captureChanges().changes?.isEmpty == true)
+        #expect(source.notifyWhenDrawn { told.fire() })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(told.count == 1)
+        painter.text(window, "drawn", x: 5, y: 80)
+        try await told.wait(for: 2)
+        source.close()
+        #expect(!source.notifyWhenDrawn { told.fire() } || told.count == 2)
+    }
+
     @Test("a host session on the damage path leaves the viewer with the X screen byte for byte after a drawing workload")
     func sessionOverAWorkload() async throws {
         let display = try XvfbDisplay.start(width: Self.width, height: Self.height)
@@ -190,6 +229,22 @@ struct X11DamageCaptureTests {
             for column in 0..<tiles.columns where tiles.contains(column: column, row: row) { names.append("\(column),\(row)") }
         }
         return names
+    }
+}
+
+/// Counts the source's reports of drawing, from its thread.
+final class DrawnSignal: Sendable {
+    private let fired = Atomic<Int>(0)
+    func fire() { self.fired.add(1, ordering: .sequentiallyConsistent) }
+    var count: Int { self.fired.load(ordering: .sequentiallyConsistent) }
+
+    /// Returns once `count` reports came (within 5 s).
+    func wait(for count: Int = 1) async throws {
+        for _ in 0..<500 {
+            if self.count >= count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestWindowError(message: "the source did not say within 5 s that something was drawn")
     }
 }
 

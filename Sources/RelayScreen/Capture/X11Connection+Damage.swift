@@ -72,7 +72,10 @@ extension X11Connection {
         }
         defer { self.damage = tracking }
         let size = self.rootSize()
-        let notified = self.takeDamageNotifications(eventBase: tracking.eventBase)
+        // Reported since the last capture: to this call, or to the drawing watch before it.
+        let notified = self.takeDamageNotifications(eventBase: tracking.eventBase) || self.damageReported
+        // Every path below takes the damage so far (or had none to take).
+        self.damageReported = false
         guard var screen = tracking.screen.take(), screen.width == size.width, screen.height == size.height else {
             // The first capture, a new resolution, or one after a failure: everything,
             // with the damage so far taken first so that the next capture starts from here.
@@ -107,6 +110,15 @@ extension X11Connection {
         }
         tracking.screen = screen
         return ScreenCapture(frame: screen, changes: changes)
+    }
+
+    /// Whether drawing was reported since the last capture (for ``X11DrawingWatch``):
+    /// reads what the server has sent without blocking, and keeps a DamageNotify it finds
+    /// for the next capture. True without DAMAGE: then nothing can be told.
+    func drawingReported() -> Bool {
+        guard let tracking = self.damage else { return true }
+        if self.takeDamageNotifications(eventBase: tracking.eventBase) { self.damageReported = true }
+        return self.damageReported
     }
 
     /// Whether DamageNotify arrived since the last call. Reads every queued event: the

@@ -22,6 +22,8 @@ final class X11Connection {
     /// no DAMAGE or XFixes extension, or it was not asked for: then every capture reads
     /// the whole screen and the encoder compares it.
     var damage: DamageTracking?
+    /// A DamageNotify that ``drawingReported()`` read before the capture that takes it.
+    var damageReported = false
 
     // Input state (see X11Connection+Input.swift).
     var buttons: Pointer.Buttons = []

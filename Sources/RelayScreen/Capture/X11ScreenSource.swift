@@ -19,14 +19,20 @@ import Synchronization
 /// or 32 with 8-bit red, green and blue. A resolution change (xrandr) is picked up at the
 /// next capture, which then returns a frame of the new size.
 ///
+/// With DAMAGE, a host session that found nothing changed waits for the server to report
+/// drawing (``notifyWhenDrawn(_:)``, a thread of the source's own, ``X11DrawingWatch``)
+/// instead of capturing again at every frame tick.
+///
 /// Thread safety: Xlib connections must not be used from two threads at once, and the
 /// host's session captures and injects from different tasks. The one X connection lives
 /// inside a `Mutex`, and every Xlib call on it happens under that lock.
 public final class X11ScreenSource: ScreenSource {
     /// The display's name as Xlib resolved it (`:0`, `otherhost:0`).
     public let name: String
-    /// nil once closed.
-    private let connection: Mutex<X11Connection?>
+    /// The connection (nil once closed), shared with the drawing watch's thread.
+    private let box: X11ConnectionBox
+    /// Started by the first ``notifyWhenDrawn(_:)``; `.some(nil)` when it could not be.
+    private let watch = Mutex<X11DrawingWatch??>(nil)
     /// Whether DAMAGE was asked for (tests turn it off).
     private let usesDamageIfPresent: Bool
 
@@ -43,18 +49,18 @@ public final class X11ScreenSource: ScreenSource {
     init(display: String?, sharedMemory: Bool, damage: Bool) throws(ScreenSourceError) {
         let connection = try X11Connection(display: display, sharedMemory: sharedMemory, damage: damage)
         self.name = connection.displayName
-        self.connection = Mutex(connection)
+        self.box = X11ConnectionBox(connection)
         self.usesDamageIfPresent = damage
     }
 
     /// Whether captures use MIT-SHM (else `XGetImage` over the connection).
     public var usesSharedMemory: Bool {
-        self.connection.withLock { $0?.usesSharedMemory ?? false }
+        self.box.connection.withLock { $0?.usesSharedMemory ?? false }
     }
 
     /// Whether host captures read only what the X server reports drawn (DAMAGE).
     public var tracksDamage: Bool {
-        self.connection.withLock { $0?.damage != nil }
+        self.box.connection.withLock { $0?.damage != nil }
     }
 
     /// How host captures find what changed, for the host's log ("Capturing :0 with …").
@@ -66,23 +72,52 @@ public final class X11ScreenSource: ScreenSource {
 
     /// The whole screen, read now (and left out of ``captureChanges()``'s bookkeeping).
     public func capture() throws -> Framebuffer {
-        try self.connection.withLock { connection throws(ScreenSourceError) -> Framebuffer in
-            try Self.open(connection, self.name).capture()
+        try self.box.connection.withLock { connection throws(ScreenSourceError) -> Framebuffer in
+            let connection = try Self.open(connection, self.name)
+            defer { self.wakeWatchIfEventsQueued(connection) }
+            return try connection.capture()
         }
     }
 
     /// The screen and the tiles that may have changed since the last call: with DAMAGE,
     /// only those tiles are read (none on an idle screen); without, the whole screen and nil.
     public func captureChanges() throws -> ScreenCapture {
-        try self.connection.withLock { connection throws(ScreenSourceError) -> ScreenCapture in
-            try Self.open(connection, self.name).captureChanges()
+        try self.box.connection.withLock { connection throws(ScreenSourceError) -> ScreenCapture in
+            let connection = try Self.open(connection, self.name)
+            defer { self.wakeWatchIfEventsQueued(connection) }
+            return try connection.captureChanges()
         }
+    }
+
+    /// Calls `drawn` once, from the source's own thread, when the X server reports drawing
+    /// since the last ``captureChanges()`` (at once if it already has): a host session
+    /// that found nothing changed waits for it instead of capturing on every frame tick.
+    /// False without DAMAGE, or when the thread cannot be started: then nothing is called.
+    public func notifyWhenDrawn(_ drawn: @escaping @Sendable () -> Void) -> Bool {
+        guard self.tracksDamage else { return false }
+        let watch = self.watch.withLock { watch in
+            if watch == nil { watch = .some(X11DrawingWatch.start(self.box)) }
+            return watch!
+        }
+        guard let watch else { return false }
+        watch.notify(drawn)
+        return true
+    }
+
+    deinit {
+        self.stopWatch()
+    }
+
+    /// Ends the drawing watch's thread: without the connection's lock, which it may wait for.
+    private func stopWatch() {
+        self.watch.withLock { $0 ?? nil }?.stop()
     }
 
     /// Releases held keys and buttons, restores remapped keycodes and closes the display
     /// connection; later captures and injections throw. Safe to call more than once.
     public func close() {
-        self.connection.withLock { connection in
+        self.stopWatch()
+        self.box.connection.withLock { connection in
             connection?.close()
             connection = nil
         }
@@ -99,8 +134,10 @@ public final class X11ScreenSource: ScreenSource {
     /// that changed since the previous event. A wheel bit that turns on is one click of
     /// X button 4 (up) or 5 (down), as RFB viewers send it.
     public func inject(_ pointer: Pointer) throws {
-        try self.connection.withLock { connection throws(ScreenSourceError) in
-            try Self.open(connection, self.name).inject(pointer)
+        try self.box.connection.withLock { connection throws(ScreenSourceError) in
+            let connection = try Self.open(connection, self.name)
+            defer { self.wakeWatchIfEventsQueued(connection) }
+            try connection.inject(pointer)
         }
     }
 
@@ -110,8 +147,16 @@ public final class X11ScreenSource: ScreenSource {
     /// keycode first, as xdotool and x11vnc do; the mapping is undone when the source
     /// closes.
     public func inject(_ key: Key) throws {
-        try self.connection.withLock { connection throws(ScreenSourceError) in
-            try Self.open(connection, self.name).inject(key)
+        try self.box.connection.withLock { connection throws(ScreenSourceError) in
+            let connection = try Self.open(connection, self.name)
+            defer { self.wakeWatchIfEventsQueued(connection) }
+            try connection.inject(key)
         }
+    }
+
+    /// A request's reply may bring a DamageNotify into Xlib's queue, where the watch's
+    /// `poll` on the socket does not see it (X11DrawingWatch).
+    private func wakeWatchIfEventsQueued(_ connection: X11Connection) {
+        self.watch.withLock { $0 ?? nil }?.wakeIfEventsQueued(connection)
     }
 }

@@ -357,11 +357,12 @@ private final class SessionState: Sendable {
     }
 }
 
-/// UpdateRequests handed from the receiving task to the streamer, with a wake-up signal:
-/// state behind a `Mutex` plus an `AsyncStream<Void>` that buffers one wake-up, as the
-/// relay's `UsageJournal` does.
+/// UpdateRequests handed from the receiving task to the streamer, and the screen source's
+/// word that something was drawn, with a wake-up signal: state behind a `Mutex` plus an
+/// `AsyncStream<Void>` that buffers one wake-up, as the relay's `UsageJournal` does.
 final class RequestMailbox: Sendable {
     private let requests = Mutex<[UpdateRequest]>([])
+    private let drawing = Mutex(false)
     private let wakeups: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
@@ -372,6 +373,20 @@ final class RequestMailbox: Sendable {
     func post(_ request: UpdateRequest) {
         self.requests.withLock { $0.append(request) }
         self.continuation.yield()
+    }
+
+    /// From the source's thread (``ScreenSource/notifyWhenDrawn(_:)``).
+    func drawn() {
+        self.drawing.withLock { $0 = true }
+        self.continuation.yield()
+    }
+
+    /// Whether the source said something was drawn since the last call.
+    func takeDrawn() -> Bool {
+        self.drawing.withLock { drawn in
+            defer { drawn = false }
+            return drawn
+        }
     }
 
     func close() { self.continuation.finish() }
@@ -405,6 +420,9 @@ private enum Transmit {
 /// Captures, encodes and sends updates as the pacer allows. Captures come with what
 /// changed where the source knows it (``ScreenSource/captureChanges()``, X11 DAMAGE): an
 /// update then costs what was drawn, and a capture that changed nothing costs no encoding.
+/// After such a capture, a source that says when something is drawn
+/// (``ScreenSource/notifyWhenDrawn(_:)``) is not captured again until it has: an idle
+/// screen costs no wake-up per frame interval.
 private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
     let source: any ScreenSource
     let sender: Sender
@@ -428,6 +446,7 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
 
         while !Task.isCancelled {
             for request in mailbox.take() { pacer.received(request) }
+            if mailbox.takeDrawn() { pacer.drawn() }
             switch pacer.step(at: self.clock.now) {
             case .idle:
                 guard await signals.next() != nil else { return }
@@ -446,8 +465,9 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
             if resized { try await self.announce(frame, &screenSize) }
             let fullRefresh = owed.fullRefresh || resized
             if !fullRefresh, capture.changes?.isEmpty == true {
-                // The source knows nothing was drawn: the encoder's frame is still the screen.
-                pacer.capturedNothing(at: now)
+                // The source knows nothing was drawn: the encoder's frame is still the
+                // screen, and the source says when that ends.
+                pacer.capturedNothing(at: now, awaitingDrawing: self.source.notifyWhenDrawn { mailbox.drawn() })
                 continue
             }
             let bodies = try encoder.encodeParts(

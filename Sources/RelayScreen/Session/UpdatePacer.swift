@@ -8,6 +8,12 @@ public import RelayWire
 /// screen changes that happen meanwhile coalesce into the one update that answers it: a
 /// slow link shows a fresh frame late rather than a backlog of stale ones.
 ///
+/// A source that says when something is drawn (X11 with DAMAGE) spares the captures that
+/// would find nothing: after such a capture the host waits for the source's word
+/// (``capturedNothing(at:awaitingDrawing:)``, ``drawn()``) instead of capturing again
+/// at the next frame tick. The capture after it still keeps the frame interval, so an
+/// update follows a change within one interval, as with polling.
+///
 /// Pure: time comes in as `now`, so tests drive it without sleeping.
 public struct UpdatePacer<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
     /// A request the host owes an update.
@@ -27,6 +33,8 @@ public struct UpdatePacer<Instant: InstantProtocol>: Sendable where Instant.Dura
     public let frameInterval: Duration
     public private(set) var waiting: [Owed] = []
     private var lastCapture: Instant?
+    /// The last capture found nothing, and the source will say when something is drawn.
+    public private(set) var awaitsDrawing = false
 
     public init(framesPerSecond: Double) {
         precondition(framesPerSecond > 0, "the frame rate must be positive")
@@ -55,7 +63,9 @@ public struct UpdatePacer<Instant: InstantProtocol>: Sendable where Instant.Dura
     }
 
     public func step(at now: Instant) -> Step {
-        guard !self.waiting.isEmpty else { return .idle }
+        guard let next = self.waiting.first else { return .idle }
+        // A full refresh is sent whether or not anything changed.
+        if self.awaitsDrawing && !next.fullRefresh { return .idle }
         guard let lastCapture = self.lastCapture else { return .capture }
         let due = lastCapture.advanced(by: self.frameInterval)
         return due <= now ? .capture : .wait(until: due)
@@ -65,13 +75,22 @@ public struct UpdatePacer<Instant: InstantProtocol>: Sendable where Instant.Dura
     public var next: Owed? { self.waiting.first }
 
     /// The host captured at `now` and found nothing to send: the request keeps waiting.
-    public mutating func capturedNothing(at now: Instant) {
+    /// With `awaitingDrawing`, the source will say when something is drawn (``drawn()``),
+    /// and until then there is nothing to capture.
+    public mutating func capturedNothing(at now: Instant, awaitingDrawing: Bool = false) {
         self.lastCapture = now
+        self.awaitsDrawing = awaitingDrawing
+    }
+
+    /// The source said that something was drawn since the last capture.
+    public mutating func drawn() {
+        self.awaitsDrawing = false
     }
 
     /// The host captured at `now` and sent the update answering the oldest request.
     public mutating func answered(at now: Instant) {
         self.lastCapture = now
+        self.awaitsDrawing = false
         if !self.waiting.isEmpty { self.waiting.removeFirst() }
     }
 }
