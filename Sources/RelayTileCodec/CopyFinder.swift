@@ -81,7 +81,7 @@ struct CopyFinder {
         if unmatched.count >= 4 && unmatched.count * 2 > changed.count {
             let step = max(1, unmatched.count / 12)
             let probes = stride(from: 0, to: unmatched.count, by: step).prefix(12).map { rect(unmatched[$0]) }
-            let windowVectors = self.motion.windowCandidates(old: old, new: new, probeTiles: probes)
+            let windowVectors = self.motion.windowCandidates(old: old, new: new, probeTiles: probes, dirty: dirty, grid: grid)
                 .filter { !candidates.contains($0) }
             if !windowVectors.isEmpty { _ = assign(windowVectors, to: unmatched) }
         }

@@ -120,14 +120,16 @@ struct MotionSearch {
     }
 
     /// Moves in any direction (a dragged window): short probes from changed tiles of the
-    /// new frame searched for in the previous frame within ``windowSearchRadius``.
+    /// new frame searched for in the previous frame within ``windowSearchRadius``, at the
+    /// places that changed (`dirty`, row-major over `grid`): where a window was, something
+    /// else is now, so the content a copy can come from is always in a changed tile.
     ///
     /// Each probe scans the rows nearest its own first (a dragged window moves a little
     /// between updates), and a hit whose vector the probe's whole tile confirms ends the
     /// probe; later probes that a confirmed vector already explains are not scanned.
     /// Otherwise a probe's hits are votes, unless it has more than four (a pattern that
     /// repeats, which says nothing).
-    mutating func windowCandidates(old: PixelView, new: PixelView, probeTiles: [TileRect]) -> [MotionVector] {
+    mutating func windowCandidates(old: PixelView, new: PixelView, probeTiles: [TileRect], dirty: [Bool], grid: TileGrid) -> [MotionVector] {
         self.votes.removeAll(keepingCapacity: true)
         var confirmedVectors: [MotionVector] = []
         for tile in probeTiles {
@@ -137,7 +139,10 @@ struct MotionSearch {
                 self.votes[known, default: 0] += confirmed ? Self.confirmedVote : 1
                 continue
             }
-            switch Self.search(probeX: probeX, probeY: probeY, tile: tile, old: old, new: new) {
+            let search = dirty.withUnsafeBufferPointer { dirty in
+                Self.search(probeX: probeX, probeY: probeY, tile: tile, old: old, new: new, dirty: dirty, columns: grid.columns)
+            }
+            switch search {
             case .confirmed(let vector):
                 confirmedVectors.append(vector)
                 // Worth more than all the unconfirmed votes of the other probes together.
@@ -161,9 +166,12 @@ struct MotionSearch {
         case ambiguous
     }
 
-    /// Where the probe at (`probeX`, `probeY`) of `new` occurs in `old` within the search
-    /// radius, rows nearest the probe's first.
-    private static func search(probeX: Int, probeY: Int, tile: TileRect, old: PixelView, new: PixelView) -> ProbeResult {
+    /// Where the probe at (`probeX`, `probeY`) of `new` starts in a changed tile of `old`
+    /// within the search radius, rows nearest the probe's first.
+    private static func search(
+        probeX: Int, probeY: Int, tile: TileRect, old: PixelView, new: PixelView, dirty: UnsafeBufferPointer<Bool>, columns: Int
+    ) -> ProbeResult {
+        let tileSize = TileUpdateFormat.tileSize
         let probeBytes = Self.probeWidth * 4
         let radius = Self.windowSearchRadius
         let probe = new.row(probeY, x: probeX)
@@ -177,18 +185,22 @@ struct MotionSearch {
                 let y = side == 0 ? probeY - distance : probeY + distance
                 guard y >= 0, y < old.height else { continue }
                 let row = old.row(y)
-                var x = lowX
-                while x <= highX {
-                    if row.loadUnaligned(fromByteOffset: x &* 4, as: UInt64.self) == head,
-                        memcmp(row + x &* 4, probe, probeBytes) == 0,
-                        x != probeX || y != probeY
-                    {
-                        let vector = MotionVector(dx: probeX - x, dy: probeY - y)
-                        if Self.tileMatches(tile, old: old, new: new, vector: vector) { return .confirmed(vector) }
-                        found.append(vector)
-                        if found.count > 4 { return .ambiguous }
+                let rowBase = (y / tileSize) * columns
+                for column in (lowX / tileSize)...(highX / tileSize) where dirty[rowBase + column] {
+                    var x = max(lowX, column * tileSize)
+                    let last = min(highX, column * tileSize + tileSize - 1)
+                    while x <= last {
+                        if row.loadUnaligned(fromByteOffset: x &* 4, as: UInt64.self) == head,
+                            memcmp(row + x &* 4, probe, probeBytes) == 0,
+                            x != probeX || y != probeY
+                        {
+                            let vector = MotionVector(dx: probeX - x, dy: probeY - y)
+                            if Self.tileMatches(tile, old: old, new: new, vector: vector) { return .confirmed(vector) }
+                            found.append(vector)
+                            if found.count > 4 { return .ambiguous }
+                        }
+                        x &+= 1
                     }
-                    x &+= 1
                 }
             }
         }
