@@ -49,7 +49,10 @@ struct RelayBenchmark: AsyncParsableCommand {
             nobody seals or opens: the relay's work with encryption on) and sealed (real records: \
             the end-to-end handshake through the peer, SecureTransport seals every tile on the host \
             and the viewer, or the sink behind haproxy, opens every record). The latency probe \
-            stays in clear.
+            stays in clear. Small frames: --frame-bytes sets each TileUpdate's payload, and \
+            --frame-rate makes every session send one frame per write at that many frames per \
+            second (a support session's updates) instead of as fast as it can; the report gives \
+            each peer's CPU per forwarded frame.
             """
     )
 
@@ -88,13 +91,21 @@ struct RelayBenchmark: AsyncParsableCommand {
     )
     var traffic: String = "tile"
 
+    @Option(name: .customLong("frame-bytes"), help: "Payload bytes of each TileUpdate the bulk sessions send (1 to 1,048,576).")
+    var frameBytes: Int = 64 * 1024
+
+    @Option(
+        name: .customLong("frame-rate"),
+        help: "Frames per second each bulk session sends, one frame per write, at a random phase (default: as fast as it can, 4 frames per write)."
+    )
+    var frameRate: Double?
+
     @Flag(name: .customLong("skip-throughput"), help: "Skip throughput and latency.")
     var skipThroughput = false
 
     @Option(name: .customLong("haproxy-threads"), help: "haproxy nbthread (relay-server uses one event loop per core).")
     var haproxyThreads: Int = System.coreCount
 
-    static let tilePayload = 64 * 1024
     static let framesPerWrite = 4
     static let warmup = Duration.seconds(1)
 
@@ -108,6 +119,13 @@ struct RelayBenchmark: AsyncParsableCommand {
         }
         guard self.idle >= 0, self.latencySamples >= 0 else { throw ValidationError("--idle and --latency-samples must be ≥ 0") }
         if let rate, !(rate > 0) { throw ValidationError("--rate must be a positive number of MB/s") }
+        guard (1...(1 << 20)).contains(self.frameBytes) else {
+            throw ValidationError("--frame-bytes takes 1 to 1048576 (the TileUpdate payload of each frame)")
+        }
+        if let frameRate, !(frameRate > 0 && frameRate <= 10_000) {
+            throw ValidationError("--frame-rate takes a number of frames per second per session above 0 and at most 10000")
+        }
+        if self.frameRate != nil, self.rate != nil { throw ValidationError("--frame-rate and --rate both pace the senders: give one of them") }
         guard !self.trafficModes.isEmpty, self.trafficModes.count == self.traffic.split(separator: ",").count else {
             throw ValidationError("--traffic takes tile, opaque or sealed, comma-separated, e.g. tile,sealed")
         }
@@ -115,6 +133,8 @@ struct RelayBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         RelayBenchmarkSettings.seconds = self.seconds
+        RelayBenchmarkSettings.framePayload = self.frameBytes
+        RelayBenchmarkSettings.frameRate = self.frameRate
         let limits = raiseFileDescriptorLimit()
         guard FileManager.default.isExecutableFile(atPath: self.relayBinary) else {
             throw BenchError("no relay-server at \(self.relayBinary); build it with `swift build -c release --product relay-server` and pass --relay-binary")
@@ -169,7 +189,8 @@ struct RelayBenchmark: AsyncParsableCommand {
 
             var table = Table(columns: [
                 .init("sessions", .right), .init("traffic", .left), .init("peer", .left), .init("MB/s", .right), .init("peer CPU s", .right),
-                .init("peer CPU/wall", .right), .init("MB per peer CPU-s", .right), .init("bench CPU/wall", .right), .init("errors", .right),
+                .init("peer CPU/wall", .right), .init("MB per peer CPU-s", .right), .init("frames/s", .right), .init("peer CPU µs per frame", .right),
+                .init("bench CPU/wall", .right), .init("errors", .right),
             ])
             var latencyTable = Table(columns: [
                 .init("peer", .left), .init("traffic", .left), .init("samples", .right), .init("p50 µs", .right), .init("p99 µs", .right),
@@ -198,6 +219,7 @@ struct RelayBenchmark: AsyncParsableCommand {
                         table.add([
                             "\(count)", traffic.rawValue, peer.rawValue, formatFixed(result.megabytesPerSecond, 1), formatFixed(result.peerCPU, 2),
                             formatFixed(result.peerCPU / result.wall, 2), formatFixed(result.megabytesPerCPUSecond, 1),
+                            formatFixed(result.framesPerSecond, 0), formatFixed(result.cpuMicrosecondsPerFrame, 2),
                             formatFixed(result.benchCPU / result.wall, 2), "\(result.errors)",
                         ])
                         if let first = result.firstError {
@@ -254,7 +276,7 @@ struct RelayBenchmark: AsyncParsableCommand {
             }
             lines.append("")
             lines.append(
-                "throughput: 64 KiB TileUpdate frames host → viewer (sealed: inside Sealed records), \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames on the wire (header + payload, tag included) received"
+                "throughput: TileUpdate frames of \(self.frameBytes) payload bytes host → viewer (sealed: inside Sealed records), \(self.frameRate.map { "\(formatFixed($0, 0)) frames/s per session, one per write" } ?? "as fast as possible, \(Self.framesPerWrite) per write"), \(formatFixed(self.seconds, 0)) s per case after \(Self.warmup) warm-up; MB = 10^6 bytes of frames on the wire (header + payload, tag included) received"
             )
             lines.append(table.rendered)
             if !latencyTable.rows.isEmpty {
@@ -303,8 +325,8 @@ struct RelayBenchmark: AsyncParsableCommand {
                         ("seconds", .double(self.seconds)), ("sessions", .string(self.sessions)), ("idle", .int(idleSessions)),
                         ("latency_samples", .int(self.latencySamples)), ("rate_mb_per_second", self.rate.map { .double($0) } ?? .null),
                         ("traffic", .string(self.traffic)),
-                        ("tile_payload_bytes", .int(Self.tilePayload)),
-                        ("frames_per_write", .int(Self.framesPerWrite)), ("haproxy_threads", .int(self.haproxyThreads)),
+                        ("tile_payload_bytes", .int(self.frameBytes)), ("frame_rate_per_session", self.frameRate.map { .double($0) } ?? .null),
+                        ("frames_per_write", .int(self.frameRate == nil ? Self.framesPerWrite : 1)), ("haproxy_threads", .int(self.haproxyThreads)),
                         ("probe", .string(self.probe.rawValue)),
                     ])
                 ),

@@ -31,6 +31,10 @@ struct ThroughputResult {
 
     var megabytesPerSecond: Double { Double(self.bytes) / self.wall / 1e6 }
     var megabytesPerCPUSecond: Double { Double(self.bytes) / self.peerCPU / 1e6 }
+    /// Frames received by the viewers (or the sink): every frame has the same size.
+    var frames: Double { Double(self.bytes) / Double(self.traffic.wireBytesPerTile) }
+    var framesPerSecond: Double { self.frames / self.wall }
+    var cpuMicrosecondsPerFrame: Double { self.peerCPU * 1e6 / max(self.frames, 1) }
 
     var json: JSON {
         let sorted = self.rtts.sorted()
@@ -40,6 +44,7 @@ struct ThroughputResult {
             ("bytes", .int(self.bytes)),
             ("wall_seconds", .double(self.wall)), ("mb_per_second", .double(self.megabytesPerSecond)),
             ("peer_cpu_seconds", .double(self.peerCPU)), ("mb_per_peer_cpu_second", .double(self.megabytesPerCPUSecond)),
+            ("frames_per_second", .double(self.framesPerSecond)), ("peer_cpu_us_per_frame", .double(self.cpuMicrosecondsPerFrame)),
             ("bench_cpu_seconds", .double(self.benchCPU)), ("errors", .int(self.errors)),
             ("first_error", self.firstError.map { .string($0) } ?? .null),
             ("latency_samples", .int(sorted.count)),
@@ -67,7 +72,7 @@ enum TrafficMode: String, CaseIterable, Sendable {
 
     /// Bytes on the wire per 64 KiB tile: the frame, plus the inner type byte and the tag when sealed.
     var wireBytesPerTile: Int {
-        Frame.headerLength + RelayBenchmark.tilePayload + (self == .tile ? 0 : SecureChannelProtocol.recordOverhead)
+        Frame.headerLength + RelayBenchmarkSettings.framePayload + (self == .tile ? 0 : SecureChannelProtocol.recordOverhead)
     }
 }
 
@@ -92,20 +97,27 @@ func sendTiles(
     if traffic == .opaque {
         // What a sealed 64 KiB TileUpdate looks like to the relay: type 0x49, random bytes.
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<(RelayBenchmark.tilePayload + SecureChannelProtocol.recordOverhead) {
+        for _ in 0..<(RelayBenchmarkSettings.framePayload + SecureChannelProtocol.recordOverhead) {
             payload.writeInteger(UInt8.random(in: 0...255, using: &generator))
         }
         frame = try Frame(type: .sealed, payload: payload)
     } else {
         // `tile` in clear; `sealed`: the sender is a SecureSender, which seals each frame as it goes out.
-        payload.writeRepeatingByte(0xA5, count: RelayBenchmark.tilePayload)
+        payload.writeRepeatingByte(0xA5, count: RelayBenchmarkSettings.framePayload)
         frame = try Frame(type: .tileUpdate, payload: payload)
     }
-    let wireBytes = RelayBenchmark.framesPerWrite * traffic.wireBytesPerTile
-    let batch = Array(repeating: frame, count: RelayBenchmark.framesPerWrite)
+    // With --frame-rate, one frame per write at that rate, from a random phase so that the
+    // sessions' frames do not arrive in step.
+    let frameRate = RelayBenchmarkSettings.frameRate
+    let framesPerWrite = frameRate == nil ? RelayBenchmark.framesPerWrite : 1
+    let wireBytes = framesPerWrite * traffic.wireBytesPerTile
+    let batch = Array(repeating: frame, count: framesPerWrite)
     let clock = ContinuousClock()
     let start = clock.now
     var sentHere = 0
+    var framesHere = 0
+    if let frameRate { try await Task.sleep(for: .microseconds(Int.random(in: 0..<Int(1e6 / frameRate)))) }
+    let paced = clock.now
     while !stop.isSet {
         while sent.value - received() > window, !stop.isSet {
             try await Task.sleep(for: .microseconds(500))
@@ -114,6 +126,11 @@ func sendTiles(
             let ahead = Double(sentHere) / bytesPerSecond - (clock.now - start).seconds
             if ahead > 0 { try await Task.sleep(for: .microseconds(Int(ahead * 1e6))) }
         }
+        if let frameRate {
+            let ahead = Double(framesHere) / frameRate - (clock.now - paced).seconds
+            if ahead > 0 { try await Task.sleep(for: .microseconds(Int(ahead * 1e6))) }
+        }
+        framesHere += framesPerWrite
         sentHere += wireBytes
         try await sender.send(frames: batch)
         sentBytes.add(wireBytes)
@@ -450,6 +467,10 @@ func runThroughput(
 /// Seconds per throughput case, set once from the command line.
 enum RelayBenchmarkSettings {
     nonisolated(unsafe) static var seconds: Double = 10
+    /// `--frame-bytes`: the TileUpdate payload of each bulk frame.
+    nonisolated(unsafe) static var framePayload = 64 * 1024
+    /// `--frame-rate`: frames per second per bulk session, one per write (nil: as fast as possible).
+    nonisolated(unsafe) static var frameRate: Double?
 }
 
 struct IdleResult {
