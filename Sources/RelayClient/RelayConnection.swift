@@ -282,6 +282,11 @@ public final class RelayConnection {
     /// Turns transport errors into messages that say what to do.
     func translate(_ error: any Error) -> any Error {
         if error is RelayClientError { return error }
+        // TLS itself failed the handshake (an untrusted certificate, an alert): a trust
+        // failure, even when the error that reached this task is the channel closing after it.
+        if !self.observation.handshakeCompleted, let failure = self.observation.handshakeFailed {
+            return self.trustFailure(detail: failure)
+        }
         // The other end dropped the TCP connection: after the handshake (without TLS's
         // close_notify), or before it had shown a certificate. The relay, or a balancer in
         // front of it, went away or restarted: that says nothing about trust, and an

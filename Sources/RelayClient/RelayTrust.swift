@@ -33,8 +33,14 @@ public enum RelayTrust: Sendable {
 final class TrustObservation: Sendable {
     private let presented = Mutex<String?>(nil)
     private let completed = Atomic<Bool>(false)
+    private let handshakeFailure = Mutex<String?>(nil)
     var presentedFingerprint: String? { self.presented.withLock { $0 } }
     func record(_ fingerprint: String) { self.presented.withLock { $0 = fingerprint } }
+    /// The TLS handshake's own failure (this side refused the certificate, or the relay
+    /// sent an alert), as TLS reported it. What the agent's task sees afterwards may be
+    /// only the closed channel, depending on which reaches it first.
+    var handshakeFailed: String? { self.handshakeFailure.withLock { $0 } }
+    func recordHandshakeFailure(_ error: any Error) { self.handshakeFailure.withLock { $0 = $0 ?? "\(error)" } }
     /// True once the TLS handshake finished: failures before it are trust failures.
     var handshakeCompleted: Bool { self.completed.load(ordering: .acquiring) }
     func recordHandshakeCompleted() { self.completed.store(true, ordering: .releasing) }
@@ -53,6 +59,16 @@ final class HandshakeObserver: ChannelInboundHandler, RemovableChannelHandler {
             self.observation.recordHandshakeCompleted()
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIOSSLError.handshakeFailed (a certificate chain this side refused, an alert),
+        // NIOSSLExtraError (a name the certificate does not list), …; not the other end
+        // going away, which says nothing about trust.
+        if !self.observation.handshakeCompleted, !RelayConnection.isDroppedConnection(error) {
+            self.observation.recordHandshakeFailure(error)
+        }
+        context.fireErrorCaught(error)
     }
 }
 

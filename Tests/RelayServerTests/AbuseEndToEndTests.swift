@@ -367,14 +367,14 @@ import Testing
                     _ = try await agent.hello(role: .host)
                 }
             }
-            #expect(unknown?.kind == .tls)
+            #expect(unknown?.kind == .tls, "\(unknown?.message ?? "no error")")
             // The right CA but an address the certificate does not name: refused.
             let byIP = await relayError {
                 try await RelayConnection.withConnection(to: relay.ipAddress, trust: relay.trust) { agent in
                     _ = try await agent.hello(role: .host)
                 }
             }
-            #expect(byIP?.kind == .tls)
+            #expect(byIP?.kind == .tls, "\(byIP?.message ?? "no error")")
         }
     }
 }
