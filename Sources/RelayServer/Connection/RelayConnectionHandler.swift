@@ -30,7 +30,14 @@ final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
     private let limits: ConnectionLimits
     private let metrics: RelayMetrics
     private var logger: Logger
-    private var stateMachine = RelayConnectionStateMachine()
+    private var stateMachine = RelayConnectionStateMachine() {
+        didSet { self.hot = HotPath(self.stateMachine) }
+    }
+    /// What every read and every forwarded write asks of the state machine, read once per
+    /// change of it (didSet) rather than on each of them: the state machine's accessors
+    /// copy its stage and Hello out, retains and releases that cost about a tenth of the
+    /// relay's CPU per small frame (benchmarks/RESULTS.md "Small frames").
+    private var hot = HotPath()
     private var scanner: FrameScanner
     /// Cut-through both ways, and backpressure.
     private var forwarding: ForwardingState
@@ -157,21 +164,39 @@ final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
 
     private struct PeerDataBeforePairing: Error {}
 
+    /// The state machine's answers the data path needs (see `hot`).
+    private struct HotPath {
+        var isClosed = false
+        var isHandshaking = true
+        var isPaired = false
+        /// The session and this side's role, exactly while paired and open.
+        var paired: (session: SessionLink, role: Role)?
+
+        init() {}
+
+        init(_ machine: RelayConnectionStateMachine) {
+            self.isClosed = machine.isClosed
+            self.isHandshaking = machine.isHandshaking
+            self.isPaired = machine.isPaired
+            if let session = machine.session, let role = machine.role { self.paired = (session, role) }
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After an error the connection is closing; bytes still in flight mean nothing.
-        guard !self.stateMachine.isClosed else { return }
+        guard !self.hot.isClosed else { return }
         self.deadlines?.read(at: context.eventLoop.now)
         // Until the connection has authenticated, only small control frames (PROTOCOL.md §9).
         // A support code is redeemed during a scan: the rest of that chunk keeps the small limit.
-        let authenticated = !self.stateMachine.isHandshaking
+        let authenticated = !self.hot.isHandshaking
         self.scanner.maximumControlPayloadLength = authenticated ? self.limits.maximumPayloadLength : Frame.maximumPayloadBeforeAuthentication
         // A Bye in this chunk may end the session mid-scan; its frames still count.
-        let (session, role) = (self.stateMachine.session?.session, self.stateMachine.role)
+        let paired = self.hot.paired
         do {
             try self.scanner.scan(
                 self.unwrapInboundIn(data),
                 forward: { (run: ByteBuffer) throws(PeerDataBeforePairing) in
-                    guard self.stateMachine.isPaired else { throw PeerDataBeforePairing() }
+                    guard self.hot.isPaired else { throw PeerDataBeforePairing() }
                     self.forwarding.collect(run)
                 },
                 control: { (frame: Frame) throws(PeerDataBeforePairing) in
@@ -187,8 +212,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
         } catch {
             self.perform(self.stateMachine.receivedPeerData())
         }
-        let frames = self.forwarding.scanned(peerFrames: self.scanner.peerFrames, paired: self.stateMachine.isPaired)
-        if frames > 0, let session, let role { session.count(bytes: 0, frames: frames, from: role, metrics: self.metrics) }
+        let frames = self.forwarding.scanned(peerFrames: self.scanner.peerFrames, paired: self.hot.isPaired)
+        if frames > 0, let paired { paired.session.session.count(bytes: 0, frames: frames, from: paired.role, metrics: self.metrics) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -304,7 +329,7 @@ final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
     /// them and the frames that ended in earlier scans (their bytes went with these or before).
     private func forwardPendingRuns(owedAfter: Int) {
         let batch = self.forwarding.takeCollected()
-        guard let batch, let paired = self.stateMachine.session, let role = self.stateMachine.role else { return }
+        guard let batch, let (paired, role) = self.hot.paired else { return }
         paired.session.count(bytes: UInt64(batch.bytes), frames: batch.frames, from: role, metrics: self.metrics)
         guard !batch.runs.isEmpty else { return }
         if self.forwarding.handedOver(inFlight: paired.session.addInFlight(batch.bytes, to: role == .host ? .viewer : .host)) {
@@ -316,8 +341,8 @@ final class RelayConnectionHandler: ChannelDuplexHandler, LinkEndpoint {
     /// Writes the other side's bytes to this connection (called on this event loop), and
     /// once they are on the socket, lets the other side read again if it was paused.
     func writeForwarded(_ runs: [ByteBuffer], bytes: Int, owedAfter: Int) {
-        guard let context = self.context, !self.stateMachine.isClosed, !runs.isEmpty else { return }
-        guard let paired = self.stateMachine.session, let role = self.stateMachine.role else {
+        guard let context = self.context, !self.hot.isClosed, !runs.isEmpty else { return }
+        guard let (paired, role) = self.hot.paired else {
             return self.forwarding.holdBeforePaired(runs, bytes: bytes, owedAfter: owedAfter)
         }
         let lowWater = self.forwarding.lowWater
