@@ -24,22 +24,13 @@ public enum BuiltExecutable {
 
     /// Runs the program `name` with `arguments` (and `environment` added to this
     /// process's) to its end; returns its exit status, standard output and standard error.
+    /// (Spawned with posix_spawn, not Foundation's Process: see ``SpawnedProgram``.)
     public static func run(
         _ name: String, _ arguments: [String], environment: [String: String] = [:]
     ) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = try Self.url(name)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let complaint = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, printed, complaint)
+        let ran = try SpawnedProgram.run(
+            path: try Self.url(name).path, arguments: arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        return (ran.status, String(decoding: ran.output, as: UTF8.self), String(decoding: ran.errors, as: UTF8.self))
     }
 }
 
