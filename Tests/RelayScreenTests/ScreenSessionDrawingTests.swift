@@ -48,16 +48,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await host.run(on: hostEnd, clock: clock) }
             defer { group.cancelAll() }
-            #expect(try await viewerEnd.receiveMessage() == .accessGranted(SessionAccess.fullControl.message))
-            guard case .screenInit = try await viewerEnd.receiveMessage() else { throw TestFailure("expected ScreenInit") }
-            try await viewerEnd.sender.send(frames: [
-                try Frame(.updateRequest(UpdateRequest(requestID: 1, flags: .fullRefresh))),
-                try Frame(.updateRequest(UpdateRequest(requestID: 2))),
-            ])
-            let decoder = TileDecoder()
-            decoder.resize(width: 64, height: 40)
-            guard case .tileUpdate(let first) = try await viewerEnd.receiveMessage() else { throw TestFailure("expected a TileUpdate") }
-            #expect(try decoder.apply(first.body) == 1)
+            let decoder = try await ScreenSessionTests.openAsViewer(viewerEnd, width: 64, height: 40)
             // Request 2 waits: one capture finds nothing and the host asks to be told.
             clock.advance(by: .milliseconds(100))
             try await source.waitUntilAsked()

@@ -85,16 +85,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await host.run(on: hostEnd, clock: clock) }
             defer { group.cancelAll() }
-            #expect(try await viewerEnd.receiveMessage() == .accessGranted(SessionAccess.fullControl.message))
-            guard case .screenInit = try await viewerEnd.receiveMessage() else { throw TestFailure("expected ScreenInit") }
-            try await viewerEnd.sender.send(frames: [
-                try Frame(.updateRequest(UpdateRequest(requestID: 1, flags: .fullRefresh))),
-                try Frame(.updateRequest(UpdateRequest(requestID: 2))),
-            ])
-            let decoder = TileDecoder()
-            decoder.resize(width: Self.screen.width, height: Self.screen.height)
-            guard case .tileUpdate(let first) = try await viewerEnd.receiveMessage() else { throw TestFailure("expected a TileUpdate") }
-            #expect(try decoder.apply(first.body) == 1)
+            let decoder = try await Self.openAsViewer(viewerEnd, width: Self.screen.width, height: Self.screen.height)
             // Request 2 waits. Ten frame intervals of a still screen send nothing: the next
             // frame on the wire is the update that shows the change.
             for _ in 0..<10 { clock.advance(by: .milliseconds(100)) }
@@ -236,4 +227,23 @@ final class EchoSource: ScreenSource {
 
     /// Ends ``injections``.
     func finish() { self.injectionSink.finish() }
+}
+
+extension ScreenSessionTests {
+    /// The viewer's side of a session's start, as relay-agent view does it: AccessGranted
+    /// (full control) and ScreenInit arrive, the viewer asks for a full refresh and one
+    /// more update, and the first update is applied. Returns the decoder holding it.
+    static func openAsViewer(_ viewerEnd: MemoryTransport, width: Int, height: Int) async throws -> TileDecoder {
+        #expect(try await viewerEnd.receiveMessage() == .accessGranted(SessionAccess.fullControl.message))
+        guard case .screenInit = try await viewerEnd.receiveMessage() else { throw TestFailure("expected ScreenInit") }
+        try await viewerEnd.sender.send(frames: [
+            try Frame(.updateRequest(UpdateRequest(requestID: 1, flags: .fullRefresh))),
+            try Frame(.updateRequest(UpdateRequest(requestID: 2))),
+        ])
+        let decoder = TileDecoder()
+        decoder.resize(width: width, height: height)
+        guard case .tileUpdate(let first) = try await viewerEnd.receiveMessage() else { throw TestFailure("expected a TileUpdate") }
+        #expect(try decoder.apply(first.body) == 1)
+        return decoder
+    }
 }
