@@ -249,7 +249,7 @@ let package = Package(
         // Web sign-in's rules on their own: RFC 6238 vectors, virtual time.
         .testTarget(
             name: "RelaySignInTests",
-            dependencies: ["RelaySignIn"],
+            dependencies: ["RelaySignIn", "RelayTestSupport"],
             swiftSettings: strict
         ),
         // The store on its own: SQLite in a temporary folder, no relay.

@@ -18,20 +18,10 @@ import Testing
 
     /// Runs `relay-agent keygen ARGUMENTS` with only PATH, HOME and XDG_CONFIG_HOME set.
     static func keygen(_ arguments: [String], folder: TemporaryFolder) throws -> Run {
-        let process = Process()
-        process.executableURL = try Self.agentExecutable()
-        process.arguments = ["keygen"] + arguments
-        process.environment = ["PATH": "/usr/bin:/bin", "HOME": folder.file("home"), "XDG_CONFIG_HOME": folder.file("config")]
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self), error: String(decoding: errorData, as: UTF8.self))
+        let ran = try SpawnedProgram.run(
+            path: try Self.agentExecutable().path, arguments: ["keygen"] + arguments,
+            environment: ["PATH": "/usr/bin:/bin", "HOME": folder.file("home"), "XDG_CONFIG_HOME": folder.file("config")])
+        return Run(status: ran.status, output: String(decoding: ran.output, as: UTF8.self), error: String(decoding: ran.errors, as: UTF8.self))
     }
 
     /// The value after `label` on its line of `text`.

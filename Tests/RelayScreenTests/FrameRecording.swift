@@ -1,5 +1,6 @@
 import Foundation
 import RelayScreen
+import RelayTestSupport
 import RelayWire
 import Testing
 
@@ -31,12 +32,8 @@ struct FrameRecording {
             let frame = try source.capture()
             try PNGFile.write(frame, to: folder + "/" + String(repeating: "0", count: max(0, 4 - String(number).count)) + "\(number).png")
             guard number < count, !step.isEmpty else { continue }
-            let shell = Process()
-            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-            shell.arguments = ["-c", step]
-            try shell.run()
-            shell.waitUntilExit()
-            #expect(shell.terminationStatus == 0, "step `\(step)` failed")
+            let shell = try SpawnedProgram.run(path: "/bin/sh", arguments: ["-c", step], environment: ProcessInfo.processInfo.environment)
+            #expect(shell.status == 0, "step `\(step)` failed: \(String(decoding: shell.errors, as: UTF8.self))")
             usleep(UInt32(settle) * 1000)
         }
         // What was written replays as one folder.

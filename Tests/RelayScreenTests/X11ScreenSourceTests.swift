@@ -62,12 +62,7 @@ struct X11ScreenSourceTests {
     }
 
     private static func run(_ tool: String, _ arguments: String...) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        _ = try SpawnedProgram.run(path: tool, arguments: arguments, environment: ProcessInfo.processInfo.environment)
     }
 
     @Test func pointerMotionClicksAndWheelArriveAtTheWindow() throws {

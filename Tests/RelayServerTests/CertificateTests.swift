@@ -25,18 +25,8 @@ import Testing
     }
 
     private static func runShell(_ command: String) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let ran = try SpawnedProgram.run(path: "/bin/sh", arguments: ["-c", command], environment: ProcessInfo.processInfo.environment)
+        return (ran.status, String(decoding: ran.output, as: UTF8.self), String(decoding: ran.errors, as: UTF8.self))
     }
 
     /// The SHA-256 fingerprint of the certificate a TLS port presents, as `openssl` sees it.

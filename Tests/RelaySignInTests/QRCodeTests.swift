@@ -1,5 +1,6 @@
 import Foundation
 import RelaySignIn
+import RelayTestSupport
 import Testing
 
 /// The encoder against an independent one (segno) and against the structure ISO/IEC 18004:2015 prescribes.
@@ -272,18 +273,9 @@ struct QRCodeTests {
     }
 
     static func run(_ tool: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(filePath: tool)
-        process.arguments = arguments
-        let (output, errors) = (Pipe(), Pipe())
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let messages = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(tool) \(arguments.joined(separator: " ")): \(messages)")
-        return String(decoding: data, as: UTF8.self)
+        let ran = try SpawnedProgram.run(path: tool, arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        #expect(ran.status == 0, "\(tool) \(arguments.joined(separator: " ")): \(String(decoding: ran.errors, as: UTF8.self))")
+        return String(decoding: ran.output, as: UTF8.self)
     }
 
     // MARK: Structure (sections 6.3, 7.9, 7.10)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import RelayStore
+import RelayTestSupport
 import Testing
 
 /// The kind of the ``StoreError`` `body` throws; nil if it throws something else or nothing.
@@ -109,16 +110,9 @@ func storeErrorKind<T>(_ body: () throws -> T) -> StoreError.Kind? {
 
     /// Runs SQL on the database file with the sqlite3 tool: a reader and writer independent of the store.
     static func sql(_ path: String, _ statement: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.sqlite3)
-        process.arguments = [path, statement]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "sqlite3 \(statement)")
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let ran = try SpawnedProgram.run(path: Self.sqlite3, arguments: [path, statement], environment: ProcessInfo.processInfo.environment)
+        #expect(ran.status == 0, "sqlite3 \(statement): \(String(decoding: ran.errors, as: UTF8.self))")
+        return String(decoding: ran.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: sqlite3)))

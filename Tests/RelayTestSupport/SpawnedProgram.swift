@@ -9,15 +9,17 @@ import Glibc
 /// /proc/self/fd to find the descriptors to close, fixed upstream by
 /// swiftlang/swift-corelibs-foundation#5472 but not in this toolchain. A test run that
 /// starts many short commands at once hit it (StoreCommandTests).
-enum SpawnedProgram {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+public enum SpawnedProgram {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Runs `path` with `arguments` and exactly `environment`, standard input from
     /// /dev/null; waits for its end. The status is the exit code, or 128 + the signal that
     /// ended it.
-    static func run(path: String, arguments: [String], environment: [String: String]) throws -> (status: Int32, output: [UInt8], errors: [UInt8]) {
+    public static func run(
+        path: String, arguments: [String], environment: [String: String]
+    ) throws -> (status: Int32, output: [UInt8], errors: [UInt8]) {
         // pipe2 is not in Glibc's Swift module: pipe, then close-on-exec (the child also
         // closes every descriptor above 2, below).
         var output: [Int32] = [-1, -1]
