@@ -46,17 +46,12 @@ public final class X11Clipboard: DesktopClipboard {
                 .displayUnavailable,
                 "cannot open X display \(name) for the clipboard — is the X server still running, and may this user connect to it (xauth)?")
         }
-        var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else {
+        guard let wake = PollingThread.wakePipe() else {
             let reason = String(cString: strerror(errno))
             XCloseDisplay(connection)
             throw ScreenSourceError(.displayUnavailable, "cannot share the clipboard of X display \(name): no pipe for its thread (\(reason))")
         }
-        for end in pipeEnds {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-        }
-        return try X11Clipboard(connection: connection, wake: (pipeEnds[0], pipeEnds[1]), maximumTextLength: maximumTextLength)
+        return try X11Clipboard(connection: connection, wake: wake, maximumTextLength: maximumTextLength)
     }
 
     private init(connection: OpaquePointer, wake: (read: Int32, write: Int32), maximumTextLength: Int) throws(ScreenSourceError) {
@@ -64,21 +59,15 @@ public final class X11Clipboard: DesktopClipboard {
         let inbox = ClipboardInbox(wakeDescriptor: wake.write)
         let worker = ClipboardWorker(
             display: connection, wakeDescriptor: wake.read, inbox: inbox, continuation: continuation, maximumTextLength: max(0, maximumTextLength))
-        var thread = pthread_t()
-        let retained = Unmanaged.passRetained(worker).toOpaque()
         // The worker belongs to its thread from here on: nothing else touches it.
-        let result = pthread_create(
-            &thread, nil,
-            { argument in
-                guard let argument else { return nil }
-                Unmanaged<ClipboardWorker>.fromOpaque(argument).takeRetainedValue().run()
-                return nil
-            }, retained)
-        guard result == 0 else {
-            Unmanaged<ClipboardWorker>.fromOpaque(retained).takeRetainedValue().shutdown()
+        let thread: pthread_t
+        switch PollingThread.start({ worker.run() }) {
+        case .success(let started):
+            thread = started
+        case .failure(let error):
+            worker.shutdown()
             inbox.closeWake()
-            throw ScreenSourceError(
-                .displayUnavailable, "cannot share the clipboard of X display \(worker.displayName): no thread for it (\(String(cString: strerror(result))))")
+            throw ScreenSourceError(.displayUnavailable, "cannot share the clipboard of X display \(worker.displayName): no thread for it (\(error))")
         }
         self.displayName = worker.displayName
         self.events = events

@@ -38,26 +38,11 @@ final class X11DrawingWatch: Sendable {
     /// nil when there is no pipe or thread to be had: the session then captures on every
     /// frame tick as it does without DAMAGE.
     static func start(_ box: X11ConnectionBox) -> X11DrawingWatch? {
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return nil }
-        for end in ends {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-        }
-        let watch = X11DrawingWatch(box: box, wakeRead: ends[0], wakeWrite: ends[1])
-        var thread = pthread_t()
-        let retained = Unmanaged.passRetained(watch).toOpaque()
-        let result = pthread_create(
-            &thread, nil,
-            { argument in
-                guard let argument else { return nil }
-                Unmanaged<X11DrawingWatch>.fromOpaque(argument).takeRetainedValue().run()
-                return nil
-            }, retained)
-        guard result == 0 else {
-            Unmanaged<X11DrawingWatch>.fromOpaque(retained).release()
-            close(ends[0])
-            close(ends[1])
+        guard let wake = PollingThread.wakePipe() else { return nil }
+        let watch = X11DrawingWatch(box: box, wakeRead: wake.read, wakeWrite: wake.write)
+        guard case .success(let thread) = PollingThread.start({ watch.run() }) else {
+            close(wake.read)
+            close(wake.write)
             return nil
         }
         watch.thread.withLock { $0 = thread }
