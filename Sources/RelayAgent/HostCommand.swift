@@ -299,7 +299,7 @@ struct HostCommand: AsyncParsableCommand {
         try await RelayConnection.withConnection(to: address, trust: self.relay.trust, clientKey: clientKey) { connection in
             guard stop.connected(connection.sender) else { return }
             defer { stop.disconnected() }
-            try await connection.hello(role: .host)
+            let allowed = try await connection.hello(role: .host).capabilities
             let paired: Paired
             // The name this host's key signs: what it knows of itself, not what the relay says.
             let name = self.hostID ?? self.machineName
@@ -337,7 +337,10 @@ struct HostCommand: AsyncParsableCommand {
             }
             let session = HostScreenSession(
                 source: screen,
-                options: .init(framesPerSecond: self.fps, clipboard: self.clipboard, desktopClipboard: Self.desktopClipboard(of: screen), consent: consent))
+                options: .init(
+                    framesPerSecond: self.fps, clipboard: self.clipboard, desktopClipboard: Self.desktopClipboard(of: screen), consent: consent,
+                    // Glyphs only for a viewer that keeps the table, through a relay that allows them (§3).
+                    glyphs: allowed.contains(.glyphs) && paired.peerCapabilities.contains(.glyphs)))
             let outcome = try await session.run(on: secure, stop: stopSession) { event in
                 switch event {
                 case .accessGranted(let access):

@@ -62,6 +62,12 @@ final class ByteScratch {
         self.count += 3
     }
 
+    /// A count field (§7.4.7): `value` as 255s and a last byte below 255.
+    @inline(__always)
+    func appendCount(_ value: Int) {
+        self.appendRunLength(value + 1)
+    }
+
     /// A run-length field (§7.4.4): `length − 1` as 255s and a last byte below 255.
     @inline(__always)
     func appendRunLength(_ length: Int) {

@@ -19,6 +19,8 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
             case sizeMismatch
             case noScreen
             case unexpectedPart
+            case badGlyph
+            case unknownGlyph
             case frameTooLarge
             case compressorFailed
             case bodyLimitTooSmall
@@ -52,6 +54,11 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
         public static let noScreen = Kind(.noScreen)
         /// A part arrived for another request while an update was still continuing (§7.6).
         public static let unexpectedPart = Kind(.unexpectedPart)
+        /// A glyph's slot is outside the table, or a definition's width or height is 0
+        /// or above 64 (§7.4.7).
+        public static let badGlyph = Kind(.badGlyph)
+        /// A glyph draws a slot of the table that holds no glyph (§7.4.7).
+        public static let unknownGlyph = Kind(.unknownGlyph)
         /// Encoder side: a frame wider or taller than a u16 can describe.
         public static let frameTooLarge = Kind(.frameTooLarge)
         /// Encoder side: zlib refused to deflate (out of memory).
@@ -73,6 +80,8 @@ public struct ScreenCodecError: Error, Hashable, Sendable, CustomStringConvertib
             case .sizeMismatch: "size mismatch"
             case .noScreen: "no screen"
             case .unexpectedPart: "unexpected part"
+            case .badGlyph: "bad glyph"
+            case .unknownGlyph: "unknown glyph"
             case .frameTooLarge: "frame too large"
             case .compressorFailed: "compressor failed"
             case .bodyLimitTooSmall: "body limit too small"

@@ -29,6 +29,16 @@ public final class TileDecoder {
     private var rects: [DecodedRect] = []
     private var copySource: [UInt8] = []
     private var continuingRequestID: UInt32 = 0
+    /// The glyph table (§7.4.7): empty slots at the start of the session, never reset.
+    private var glyphTable = [Glyph?](repeating: nil, count: TileUpdateFormat.glyphSlots)
+    /// The part's glyphs in the order listed: what the glyphs rectangles define and draw.
+    private var glyphUses: [GlyphUse] = []
+    /// While a part is read: the sides of the glyphs it defines, by slot, for the uses
+    /// after them (the table itself changes only when the part is applied). A slot's
+    /// entry counts only when its `pendingPart` is the part being read.
+    private var pendingSides = [UInt32](repeating: 0, count: TileUpdateFormat.glyphSlots)
+    private var pendingPart = [Int](repeating: -1, count: TileUpdateFormat.glyphSlots)
+    private var partNumber = 0
 
     /// - Parameter maximumInflatedBytes: the most one body may inflate to, the fence
     ///   against deflate bombs. The default, 64 MiB, holds a raw 3840×2160 update
@@ -111,12 +121,34 @@ public final class TileDecoder {
         var palette = 0
         var paletteSize = 0
         var data = 0
+        /// Glyphs: its entries in `glyphUses`.
+        var glyphs = 0..<0
+    }
+
+    /// A glyph of the table (§7.4.7): its pixels as the framebuffer stores them.
+    private struct Glyph {
+        var width: Int
+        var height: Int
+        var pixels: [UInt32]
+    }
+
+    /// One glyph of a glyphs rectangle: where it is drawn, from which slot, and the
+    /// definition (offset of its palette size byte in `inflated`) when it brings one.
+    private struct GlyphUse {
+        var slot: Int
+        var x: Int
+        var y: Int
+        var width: Int
+        var height: Int
+        var definition: Int?
     }
 
     /// Reads the inflated part into `rects`, validating every field; returns the
     /// part's "continues" flag.
     private func parse(count: Int, width: Int, height: Int) throws(ScreenCodecError) -> Bool {
         self.rects.removeAll(keepingCapacity: true)
+        self.glyphUses.removeAll(keepingCapacity: true)
+        self.partNumber &+= 1
         return try self.inflated.withUnsafeBufferPointer { (bytes) throws(ScreenCodecError) -> Bool in
             var reader = InflatedReader(base: bytes.baseAddress!, end: count)
             let partWidth = try reader.u16("part width")
@@ -138,7 +170,7 @@ public final class TileDecoder {
             }
             self.rects.reserveCapacity(rectCount)
             for number in 0..<rectCount {
-                self.rects.append(try Self.readRect(&reader, number: number, width: width, height: height))
+                self.rects.append(try self.readRect(&reader, number: number, width: width, height: height))
             }
             guard reader.offset == count else {
                 throw ScreenCodecError(.trailingBytes, "\(count - reader.offset) inflated bytes after the last rectangle")
@@ -147,7 +179,7 @@ public final class TileDecoder {
         }
     }
 
-    private static func readRect(_ reader: inout InflatedReader, number: Int, width: Int, height: Int) throws(ScreenCodecError) -> DecodedRect {
+    private func readRect(_ reader: inout InflatedReader, number: Int, width: Int, height: Int) throws(ScreenCodecError) -> DecodedRect {
         let encodingByte = try reader.u8("rectangle encoding")
         guard let encoding = RectEncoding(rawValue: UInt8(encodingByte)) else {
             throw ScreenCodecError(.unknownEncoding, "rectangle \(number): encoding 0x\(String(encodingByte, radix: 16)) is not defined (§7.4)")
@@ -199,8 +231,75 @@ public final class TileDecoder {
                 try reader.skip(TileUpdateFormat.pixelLength, "run colour")
                 covered += try reader.runLength(remaining: pixels - covered, number: number)
             }
+        case .glyphs:
+            rect.data = reader.offset
+            try reader.skip(TileUpdateFormat.pixelLength, "glyphs background")
+            let first = self.glyphUses.count
+            try self.readGlyphBands(&reader, rect: rect, number: number)
+            rect.glyphs = first..<self.glyphUses.count
         }
         return rect
+    }
+
+    /// Reads and checks a glyphs rectangle's bands (§7.4.7) into `glyphUses`. Definitions
+    /// take effect for later uses in this part through `pendingSides`; the table itself
+    /// is changed when the part is applied.
+    private func readGlyphBands(_ reader: inout InflatedReader, rect: DecodedRect, number: Int) throws(ScreenCodecError) {
+        let bands = try reader.u16("glyph band count")
+        for _ in 0..<bands {
+            let top = try reader.u16("glyph band top")
+            let count = try reader.u16("glyph count")
+            var left = 0
+            for _ in 0..<count {
+                left += try reader.count("glyph advance")
+                let field = try reader.u16("glyph slot")
+                let slot = field & ~TileUpdateFormat.glyphDefinitionFlag
+                guard slot < TileUpdateFormat.glyphSlots else {
+                    throw ScreenCodecError(
+                        .badGlyph, "rectangle \(number): glyph slot \(slot); the table has \(TileUpdateFormat.glyphSlots) (§7.4.7)"
+                    )
+                }
+                var use = GlyphUse(slot: slot, x: rect.x + left, y: rect.y + top, width: 0, height: 0)
+                if field & TileUpdateFormat.glyphDefinitionFlag != 0 {
+                    use.width = try reader.u8("glyph width")
+                    use.height = try reader.u8("glyph height")
+                    let sides = 1...TileUpdateFormat.maximumGlyphSide
+                    guard sides.contains(use.width), sides.contains(use.height) else {
+                        throw ScreenCodecError(
+                            .badGlyph,
+                            "rectangle \(number): a \(use.width)×\(use.height) glyph for slot \(slot); sides are 1…\(TileUpdateFormat.maximumGlyphSide) (§7.4.7)"
+                        )
+                    }
+                    use.definition = reader.offset
+                    let paletteSize = try reader.u8("glyph palette size")
+                    guard (1...TileUpdateFormat.maximumPaletteSize).contains(paletteSize) else {
+                        throw ScreenCodecError(
+                            .badPaletteSize, "rectangle \(number): a glyph palette of \(paletteSize) colours; 1…16 are allowed"
+                        )
+                    }
+                    try reader.skip(paletteSize * TileUpdateFormat.pixelLength, "glyph palette")
+                    let shape = DecodedRect(encoding: .glyphs, x: 0, y: 0, width: use.width, height: use.height, paletteSize: paletteSize)
+                    try Self.validatePacked(&reader, rect: shape, number: number)
+                    self.pendingSides[slot] = UInt32(use.width) << 16 | UInt32(use.height)
+                    self.pendingPart[slot] = self.partNumber
+                } else if self.pendingPart[slot] == self.partNumber {
+                    use.width = Int(self.pendingSides[slot] >> 16)
+                    use.height = Int(self.pendingSides[slot] & 0xFFFF)
+                } else if let glyph = self.glyphTable[slot] {
+                    use.width = glyph.width
+                    use.height = glyph.height
+                } else {
+                    throw ScreenCodecError(.unknownGlyph, "rectangle \(number): glyph slot \(slot) holds no glyph (§7.4.7)")
+                }
+                guard left + use.width <= rect.width, top + use.height <= rect.height else {
+                    throw ScreenCodecError(
+                        .rectOutOfBounds,
+                        "rectangle \(number): a \(use.width)×\(use.height) glyph at (\(left), \(top)) reaches outside its \(rect.width)×\(rect.height) rectangle"
+                    )
+                }
+                self.glyphUses.append(use)
+            }
+        }
     }
 
     private static func validatePacked(_ reader: inout InflatedReader, rect: DecodedRect, number: Int) throws(ScreenCodecError) {
@@ -284,6 +383,7 @@ public final class TileDecoder {
                     }
                     for rect in self.rects where rect.encoding != .copy {
                         Self.draw(rect, inflated: inflated, pixels: pixels, stride: stride)
+                        if rect.encoding == .glyphs { self.drawGlyphs(rect, inflated: inflated, pixels: pixels, stride: stride) }
                     }
                 }
             }
@@ -318,7 +418,8 @@ public final class TileDecoder {
         switch rect.encoding {
         case .copy:
             return
-        case .solid:
+        case .solid, .glyphs:
+            // A glyphs rectangle starts as its background (§7.4.7); `drawGlyphs` follows.
             let colour = Self.pixel(data)
             for row in 0..<rect.height {
                 let line = pixels + (rect.y + row) * stride + rect.x * 4
@@ -369,6 +470,41 @@ public final class TileDecoder {
                 painter.paint(colour, count: Self.readRunLength(&cursor))
             }
         }
+    }
+
+    /// Defines and draws a glyphs rectangle's glyphs in order (§7.4.7), over the
+    /// background `draw` filled in.
+    private func drawGlyphs(_ rect: DecodedRect, inflated: UnsafePointer<UInt8>, pixels: UnsafeMutableRawPointer, stride: Int) {
+        for use in self.glyphUses[rect.glyphs] {
+            if let definition = use.definition {
+                self.glyphTable[use.slot] = Self.glyph(width: use.width, height: use.height, definition: inflated + definition)
+            }
+            // Validation saw this slot filled (here or earlier) with a glyph of these sides.
+            self.glyphTable[use.slot]!.pixels.withUnsafeBytes { glyph in
+                let length = use.width * 4
+                for row in 0..<use.height {
+                    memcpy(pixels + (use.y + row) * stride + use.x * 4, glyph.baseAddress! + row * length, length)
+                }
+            }
+        }
+    }
+
+    /// A glyph's pixels from its definition's palette and packed indices (§7.4.7).
+    private static func glyph(width: Int, height: Int, definition: UnsafePointer<UInt8>) -> Glyph {
+        let paletteSize = Int(definition[0])
+        let bits = TileUpdateFormat.indexBits(paletteSize: paletteSize)
+        let rowLength = TileUpdateFormat.packedRowLength(width: width, bits: bits)
+        let mask = UInt8((1 << bits) - 1)
+        let packed = definition + 1 + paletteSize * TileUpdateFormat.pixelLength
+        var pixels = [UInt32](repeating: 0, count: width * height)
+        for row in 0..<height {
+            for column in 0..<width {
+                let bit = column &* bits
+                let index = Int((packed[row * rowLength + (bit >> 3)] >> UInt8(8 - bits - (bit & 7))) & mask)
+                pixels[row * width + column] = Self.pixel(definition + 1 + index * TileUpdateFormat.pixelLength).littleEndian
+            }
+        }
+        return Glyph(width: width, height: height, pixels: pixels)
     }
 
     /// Reads a run-length field that validation already checked (§7.4.4).
@@ -452,6 +588,16 @@ private struct InflatedReader {
     mutating func skip(_ count: Int, _ field: StaticString) throws(ScreenCodecError) {
         try self.need(count, field)
         self.offset += count
+    }
+
+    /// A count field (§7.4.7): 255s and a last byte below 255, summed.
+    mutating func count(_ field: StaticString) throws(ScreenCodecError) -> Int {
+        var value = 0
+        while true {
+            let byte = try self.u8(field)
+            value += byte
+            if byte < 255 { return value }
+        }
     }
 
     /// A run-length field (§7.4.4) for a run that may cover at most `remaining` pixels.

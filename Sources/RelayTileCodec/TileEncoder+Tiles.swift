@@ -29,16 +29,55 @@ struct SolidRun {
     }
 }
 
+/// Changed tiles side by side on a tile row, as they were encoded: where their
+/// rectangles start and the statistics before them, so that one glyphs rectangle over
+/// their changed pixels can replace them (§7.5).
+struct TileRun {
+    var rectsStart: Int
+    var endsStart: Int
+    var statistics: TileUpdateStatistics
+    /// The grid index of the run's last tile, and the bounding box of its tiles' changed parts.
+    var last: Int
+    var box: TileRect
+
+    /// True when tile `index` is the next one on the same tile row.
+    func isContinued(by index: Int, columns: Int) -> Bool {
+        index == self.last + 1 && index % columns != 0
+    }
+
+    func adding(_ index: Int, _ rect: TileRect) -> TileRun {
+        var run = self
+        run.last = index
+        let right = max(self.box.x + self.box.width, rect.x + rect.width)
+        let bottom = max(self.box.y + self.box.height, rect.y + rect.height)
+        run.box.x = min(self.box.x, rect.x)
+        run.box.y = min(self.box.y, rect.y)
+        run.box.width = right - run.box.x
+        run.box.height = bottom - run.box.y
+        return run
+    }
+}
+
 extension TileEncoder {
     /// Encodes the changed tiles no copy covers, in raster order. With the frame the
     /// viewer holds at hand (`old`), only the part of a tile that changed is sent (a
     /// keystroke is a glyph, not a tile).
     func encodeChangedTiles(new: PixelView, old: PixelView?, grid: TileGrid, statistics: inout TileUpdateStatistics) {
         var lastSolid: SolidRun? = nil
+        var run: TileRun? = nil
         for index in 0..<grid.count {
             guard self.dirty[index] else { continue }
             var rect = grid.rect(index, width: new.width, height: new.height)
             if let old { rect = Self.changedPart(of: rect, old: old, new: new) }
+            if self.glyphTable != nil {
+                if let current = run, !current.isContinued(by: index, columns: grid.columns) {
+                    if self.replaceWithGlyphs(current, new: new, statistics: &statistics) { lastSolid = nil }
+                    run = nil
+                }
+                run =
+                    run.map { $0.adding(index, rect) }
+                    ?? TileRun(rectsStart: self.rects.count, endsStart: self.rectEnds.count, statistics: statistics, last: index, box: rect)
+            }
             let (x, y, width, height) = (rect.x, rect.y, rect.width, rect.height)
             guard let colour = self.encodeTile(new: new, x: x, y: y, width: width, height: height, statistics: &statistics) else {
                 lastSolid = nil
@@ -57,6 +96,21 @@ extension TileEncoder {
                 lastSolid = SolidRun(offset: offset, x: x, end: x + width, y: y, height: height, colour: colour)
             }
         }
+        if let run { self.replaceWithGlyphs(run, new: new, statistics: &statistics) }
+    }
+
+    /// Writes a run of changed tiles as one glyphs rectangle over their changed pixels,
+    /// in place of their tile rectangles, when that is smaller (§7.5). Returns whether
+    /// it did.
+    @discardableResult
+    private func replaceWithGlyphs(_ run: TileRun, new: PixelView, statistics: inout TileUpdateStatistics) -> Bool {
+        let written = self.rects.count - run.rectsStart
+        guard let plan = self.planGlyphs(new: new, box: run.box, budget: written, table: self.glyphTable!) else { return false }
+        self.rects.count = run.rectsStart
+        self.rectEnds.removeLast(self.rectEnds.count - run.endsStart)
+        statistics = run.statistics
+        self.writeGlyphs(plan, new: new, table: &self.glyphTable!, statistics: &statistics)
+        return true
     }
 
     /// Writes a copy rectangle (§7.4.1): its header, then the source's top-left corner.
@@ -262,7 +316,7 @@ extension TileEncoder {
     }
 
     /// §7.4.3: indices packed most significant bits first, each row starting on a byte.
-    private func writePacked(width: Int, height: Int, bits: Int, rowLength: Int) {
+    func writePacked(width: Int, height: Int, bits: Int, rowLength: Int) {
         let indices = self.tileIndices
         var out = self.rects.base + self.rects.count
         let perByte = 8 / bits

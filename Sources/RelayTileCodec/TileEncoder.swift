@@ -20,6 +20,10 @@ public struct TileUpdateStatistics: Sendable, Hashable {
     public var paletteRLETiles = 0
     public var rawTiles = 0
     public var rleTiles = 0
+    /// Glyphs rectangles (§7.4.7), and their glyphs drawn from the table or defined.
+    public var glyphRects = 0
+    public var glyphsDrawn = 0
+    public var glyphsDefined = 0
     /// Inflated bytes (part headers and rectangles) and TileUpdate body bytes on the wire.
     public var inflatedBytes = 0
     public var bodyBytes = 0
@@ -69,18 +73,33 @@ public final class TileEncoder {
     /// Tests and the benchmark turn copy detection off to measure what it saves.
     var findsCopies = true
 
+    /// The viewer's glyph table as this encoder filled it (§7.4.7); nil when the viewer
+    /// keeps none, and no glyphs rectangle is written.
+    var glyphTable: GlyphTable?
+    /// Scratch for the glyphs rectangle being planned (`TileEncoder+Glyphs.swift`).
+    var plannedBands: [PlannedBand] = []
+    var plannedGlyphs: [PlannedGlyph] = []
+    var plannedDefinitions = Set<UInt64>()
+
     /// What the last call to ``encode(_:requestID:fullRefresh:)`` produced.
     public private(set) var lastUpdateStatistics = TileUpdateStatistics()
 
-    /// - Parameter compressionLevel: zlib's level, 0…9. Level 1 is the default: on
-    ///   desktop content it is several times faster than 6 and within a few per cent of
-    ///   its size, because the tile encodings already removed most redundancy
-    ///   (benchmarks/RESULTS.md, "codec").
-    public init(compressionLevel: Int32 = 1, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+    /// - Parameters:
+    ///   - compressionLevel: zlib's level, 0…9. Level 1 is the default: on desktop
+    ///     content it is several times faster than 6 and within a few per cent of its
+    ///     size, because the tile encodings already removed most redundancy
+    ///     (benchmarks/RESULTS.md, "codec").
+    ///   - glyphs: whether the viewer keeps a glyph table (it announced the `glyphs`
+    ///     capability, PROTOCOL.md §3): text then travels as glyphs drawn from it (§7.4.7).
+    public init(compressionLevel: Int32 = 1, glyphs: Bool = false, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         precondition((0...9).contains(compressionLevel), "zlib compression levels are 0…9")
         self.deflater = DeflateStream(level: compressionLevel)
+        self.glyphTable = glyphs ? GlyphTable() : nil
         self.allocator = allocator
     }
+
+    /// Whether this encoder writes glyphs rectangles (§7.4.7).
+    public var usesGlyphs: Bool { self.glyphTable != nil }
 
     deinit {
         self.paletteColours.deallocate()

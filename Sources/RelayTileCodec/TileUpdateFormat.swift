@@ -31,10 +31,22 @@ enum TileUpdateFormat {
     /// with its headers, deflated incompressibly, fits with room to spare.
     static let minimumBodyLength = 32 * 1024
 
+    /// The viewer's glyph table (§7.4.7): slots, the largest glyph side, and the bit of
+    /// a glyph's u16 slot field that says a definition follows.
+    static let glyphSlots = 2048
+    static let maximumGlyphSide = 64
+    static let glyphDefinitionFlag = 0x8000
+
     /// Bits per packed palette index for a palette of `size` colours (§7.4.3).
     @inline(__always)
     static func indexBits(paletteSize size: Int) -> Int {
         size <= 2 ? 1 : (size <= 4 ? 2 : 4)
+    }
+
+    /// Bytes of a count field of `value` ≥ 0 (§7.4.7): a run length without the added 1.
+    @inline(__always)
+    static func countBytes(_ value: Int) -> Int {
+        value / 255 + 1
     }
 
     /// Bytes of one row of packed indices: rows start on a byte boundary (§7.4.3).
@@ -59,4 +71,5 @@ enum RectEncoding: UInt8 {
     case paletteRLE = 0x04
     case raw = 0x05
     case rle = 0x06
+    case glyphs = 0x07
 }

@@ -42,8 +42,10 @@ public struct Capabilities: OptionSet, Sendable, Hashable {
     public static let input = Capabilities(rawValue: 1 << 1)
     /// Clipboard text in both directions.
     public static let clipboard = Capabilities(rawValue: 1 << 2)
+    /// The viewer keeps a glyph table: screen updates may use the glyphs encoding.
+    public static let glyphs = Capabilities(rawValue: 1 << 3)
 
-    public static let all: Capabilities = [.screenTiles, .input, .clipboard]
+    public static let all: Capabilities = [.screenTiles, .input, .clipboard, .glyphs]
 }
 
 /// A one-time six-digit support code, `000000`…`999999`. On the wire: six ASCII digits.

@@ -73,6 +73,28 @@ struct TileVectorCase {
             ],
             requestIDs: [1, 1]
         ),
+        "glyphs": TileVectorCase(
+            width: 12, height: 4,
+            frame: frame(12, 4) { x, y in
+                switch (x, y) {
+                case (1, 1), (2, 2), (9, 2), (10, 3): 0xFFFFFF
+                case (10, 2), (9, 3): 0x000000
+                case (5...7, 1...2): 0xFF0000
+                case (8...11, _): 0x336699
+                default: 0x000000
+                }
+            },
+            fromEncoder: false,
+            handmade: [
+                partHeader(width: 12, height: 4, rects: 1) + rectHeader(0x07, x: 0, y: 0, width: 12, height: 4)
+                    + [0, 0, 0, 0, 1, 0, 1, 0, 2]
+                    + [1, 0x80, 0x00, 2, 2, 2, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x80, 0x40]
+                    + [4, 0x80, 0x01, 3, 2, 1, 0, 0, 0xFF, 0, 0],
+                partHeader(width: 12, height: 4, rects: 1) + rectHeader(0x07, x: 8, y: 0, width: 4, height: 4)
+                    + [0x99, 0x66, 0x33, 0, 1, 0, 2, 0, 1, 1, 0x00, 0x00],
+            ],
+            requestIDs: [1, 2]
+        ),
     ]
 
     /// Invalid vectors: a fresh decoder of 4×2 pixels gets one body (inflated bytes).
@@ -81,9 +103,13 @@ struct TileVectorCase {
         "bad-palette-index": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x03, x: 0, y: 0, width: 4, height: 2)
             + [3, 0, 0, 0, 0x80, 0x80, 0x80, 0xFF, 0xFF, 0xFF] + [0b0001_1011, 0b0000_0000],
         "size-mismatch": partHeader(width: 8, height: 2, rects: 1) + rectHeader(0x02, x: 0, y: 0, width: 4, height: 2) + [1, 2, 3],
-        "unknown-encoding": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x07, x: 0, y: 0, width: 4, height: 2) + [1, 2, 3],
+        "unknown-encoding": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x08, x: 0, y: 0, width: 4, height: 2) + [1, 2, 3],
         "run-overflow": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x06, x: 0, y: 0, width: 4, height: 2)
             + [0x10, 0x20, 0x30, 8],
+        "unknown-glyph": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x07, x: 0, y: 0, width: 4, height: 2)
+            + [1, 2, 3, 0, 1, 0, 0, 0, 1, 0, 0x00, 0x00],
+        "bad-glyph": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x07, x: 0, y: 0, width: 4, height: 2)
+            + [1, 2, 3, 0, 1, 0, 0, 0, 1, 0, 0x88, 0x00, 1, 1, 1, 0, 0, 0, 0],
         "trailing-bytes": partHeader(width: 4, height: 2, rects: 1) + rectHeader(0x02, x: 0, y: 0, width: 4, height: 2) + [1, 2, 3, 0],
     ]
 
@@ -179,7 +205,7 @@ struct TileCodecDocumentTests {
     func invalidVectorsFail() throws {
         let kinds: [ScreenCodecError.Kind] = [
             .truncated, .trailingBytes, .unknownEncoding, .rectOutOfBounds, .badPaletteIndex, .badPaletteSize, .runOverflow,
-            .corruptDeflate, .inflateLimitExceeded, .sizeMismatch, .noScreen, .unexpectedPart,
+            .corruptDeflate, .inflateLimitExceeded, .sizeMismatch, .noScreen, .unexpectedPart, .badGlyph, .unknownGlyph,
         ]
         for vector in self.document.invalid {
             #expect(kinds.map(\.description).contains(vector.kind), "\(vector.name): unknown kind \(vector.kind)")

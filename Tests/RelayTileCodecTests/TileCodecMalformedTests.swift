@@ -116,7 +116,7 @@ struct TileCodecMalformedTests {
     func structure() throws {
         try self.expectRejected(.sizeMismatch, partHeader(width: 17, height: 8, rects: 1) + Self.validSolid)
         try self.expectRejected(.sizeMismatch, partHeader(width: 16, height: 9, rects: 0))
-        for encoding: UInt8 in [0x00, 0x07, 0x80, 0xFF] {
+        for encoding: UInt8 in [0x00, 0x08, 0x80, 0xFF] {
             try self.expectRejected(
                 .unknownEncoding,
                 partHeader(width: 16, height: 8, rects: 2) + Self.validSolid + rectHeader(encoding, x: 0, y: 0, width: 1, height: 1) + [0, 0, 0])

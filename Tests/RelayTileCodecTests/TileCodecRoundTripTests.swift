@@ -22,10 +22,15 @@ func pixelHash(_ framebuffer: Framebuffer?) -> UInt64 {
 
 /// An encoder and a decoder joined by TileUpdate bodies.
 struct CodecPair {
-    let encoder = TileEncoder()
+    let encoder: TileEncoder
     let decoder = TileDecoder()
     var requestID: UInt32 = 0
     var totalBytes = 0
+
+    /// - Parameter glyphs: whether the viewer announced the `glyphs` capability (§7.4.7).
+    init(glyphs: Bool = false) {
+        self.encoder = TileEncoder(glyphs: glyphs)
+    }
 
     /// Encodes `frame`, applies the result, and checks the decoder's framebuffer equals
     /// `frame`. Returns the update's statistics, or nil when nothing was sent.
@@ -192,12 +197,12 @@ struct TileCodecRoundTripTests {
         }
     }
 
-    @Test("a long seeded script of typing, scrolling, drags, video, refreshes and parts")
-    func longScript() throws {
+    @Test("a long seeded script of typing, scrolling, drags, video, refreshes and parts", arguments: [false, true])
+    func longScript(glyphs: Bool) throws {
         let seed: UInt64 = 0x5EED_0070
         var random = SeededRandom(seed: seed)
         var scene = DesktopScene(width: 352, height: 288, seed: seed)
-        var pair = CodecPair()
+        var pair = CodecPair(glyphs: glyphs)
         try pair.send(scene.render(), "initial")
         for step in 0..<300 {
             let fullRefresh = SeededDesktopScript.step(&scene, &random)

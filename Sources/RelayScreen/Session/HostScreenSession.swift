@@ -25,17 +25,22 @@ public struct HostScreenSession: Sendable {
         /// How long the host waits, after its own Bye, for the relay to close the
         /// connection before closing it itself.
         public var closeGrace: Duration
+        /// Whether the viewer keeps a glyph table: it announced the `glyphs` capability
+        /// and the relay's HelloAck allowed it (PROTOCOL.md §3). Text then travels as
+        /// glyphs drawn from the table (§7.4.7).
+        public var glyphs: Bool
 
         public init(
             framesPerSecond: Double = 15, clipboard: String? = nil,
             desktopClipboard: (@Sendable (_ maximumTextLength: Int) throws -> any DesktopClipboard)? = nil,
-            consent: Consent = .granted(.fullControl), closeGrace: Duration = .seconds(2)
+            consent: Consent = .granted(.fullControl), closeGrace: Duration = .seconds(2), glyphs: Bool = false
         ) {
             self.framesPerSecond = framesPerSecond
             self.clipboard = clipboard
             self.desktopClipboard = desktopClipboard
             self.consent = consent
             self.closeGrace = closeGrace
+            self.glyphs = glyphs
         }
     }
 
@@ -139,7 +144,7 @@ public struct HostScreenSession: Sendable {
                         defer { sharing.cancelAll() }
                         try await Streamer(
                             source: self.source, sender: sender, clock: clock, maximumPayloadLength: limit,
-                            framesPerSecond: self.options.framesPerSecond, events: events
+                            framesPerSecond: self.options.framesPerSecond, glyphs: self.options.glyphs, events: events
                         ).run(mailbox)
                     }
                 } catch is CancellationError {
@@ -429,13 +434,14 @@ private struct Streamer<Sender: FrameSender, C: Clock<Duration>> {
     let clock: C
     let maximumPayloadLength: Int
     let framesPerSecond: Double
+    let glyphs: Bool
     let events: @Sendable (Event) -> Void
 
     typealias Event = HostScreenSession.Event
 
     func run(_ mailbox: RequestMailbox) async throws {
         var pacer = UpdatePacer<C.Instant>(framesPerSecond: self.framesPerSecond)
-        let encoder = TileEncoder()
+        let encoder = TileEncoder(glyphs: self.glyphs)
         var screenSize: (width: Int, height: Int)?
         var signals = mailbox.signals.makeAsyncIterator()
 
