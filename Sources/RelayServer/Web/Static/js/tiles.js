@@ -3,6 +3,7 @@
 // The contract is docs/PROTOCOL.md §7: the body and its session-long zlib stream §7.1, the
 // part header §7.2, rectangles §7.3 and their encodings §7.4, parts §7.6, errors §7.7.
 // Tests/browser/test_tile_vectors.py runs every §7.8 vector through this module in Chromium.
+// The glyphs encoding (§7.4.7) needs the `glyphs` capability (§3), which the viewer announces.
 //
 // The protocol's pixels are bgrx8888; this framebuffer is RGBA with alpha 255, so that
 // `new ImageData(decoder.pixels, decoder.width, decoder.height)` paints it as it is.
@@ -31,6 +32,8 @@ export const TileErrorKind = Object.freeze({
   sizeMismatch: 'size mismatch',
   noScreen: 'no screen',
   unexpectedPart: 'unexpected part',
+  badGlyph: 'bad glyph',
+  unknownGlyph: 'unknown glyph',
 });
 
 // §7.1, §7.7: the zlib stream cannot go on after a rejected body, so neither can the session.
@@ -48,10 +51,28 @@ export class TileError extends Error {
 }
 
 // §7.3
-const Encoding = Object.freeze({ copy: 1, solid: 2, packedPalette: 3, paletteRLE: 4, raw: 5, rle: 6 });
+const Encoding = Object.freeze({ copy: 1, solid: 2, packedPalette: 3, paletteRLE: 4, raw: 5, rle: 6, glyphs: 7 });
 const PART_HEADER_LENGTH = 9;
 const RECT_HEADER_LENGTH = 9;
 const CONTINUES = 0x01;
+// §7.4.7: the glyph table's slots, the largest glyph side, and the slot field's
+// "a definition follows" bit.
+const GLYPH_SLOTS = 2048;
+const MAXIMUM_GLYPH_SIDE = 64;
+const GLYPH_DEFINITION = 0x8000;
+
+// One glyph of a part, as validation records it for #drawGlyphs: x, y, the slot field
+// (GLYPH_DEFINITION set for a definition), and the offset of a definition's palette size.
+const GLYPH_RECORD = 4;
+
+/** A glyph of the table (§7.4.7): its pixels as the framebuffer stores them, row by row. */
+class Glyph {
+  constructor(width, height) {
+    this.width = width;
+    this.height = height;
+    this.pixels = new Uint32Array(width * height); // RGBA words
+  }
+}
 
 /**
  * Applies TileUpdate bodies (§7) to an RGBA framebuffer, with one inflate stream for the
@@ -73,6 +94,18 @@ export class TileDecoder {
   #running = 0;
   #rects = [];
   #snapshot = new Uint32Array(0);
+  // §7.4.7: the session's glyph table, empty at the start and never reset (not by resize()).
+  #glyphTable = new Array(GLYPH_SLOTS).fill(null);
+  // While a part is read: the sides (width << 8 | height) of the glyphs its definitions
+  // made so far, for the uses after them; a slot's entry counts when its stamp is the
+  // part's number. The table itself changes only when the validated part is drawn, and
+  // definitions are unpacked only then: validation keeps no pixels, so a part of many
+  // definitions cannot make it hold more than the table holds.
+  #pendingSides = new Uint16Array(GLYPH_SLOTS);
+  #pendingStamps = new Float64Array(GLYPH_SLOTS);
+  #partNumber = 0;
+  // The part's glyphs in the order listed, GLYPH_RECORD numbers each.
+  #partGlyphs = [];
 
   /**
    * A decoder for a screen of width×height (from ScreenInit); without a size it has no
@@ -104,8 +137,9 @@ export class TileDecoder {
   }
 
   /**
-   * ScreenInit (§5.2.1): a new black framebuffer of this size. The zlib stream goes on
-   * (§7.1), and an update with parts still to come is abandoned (§7.6).
+   * ScreenInit (§5.2.1): a new black framebuffer of this size. The zlib stream and the
+   * glyph table go on (§7.1, §7.4.7), and an update with parts still to come is abandoned
+   * (§7.6).
    */
   resize(width, height) {
     for (const [name, value] of [['width', width], ['height', height]]) {
@@ -205,6 +239,8 @@ export class TileDecoder {
     const end = part.length;
     const rects = this.#rects;
     rects.length = 0;
+    this.#partNumber += 1;
+    this.#partGlyphs.length = 0;
     let offset = 0;
     const need = (count, field) => {
       if (end - offset < count) {
@@ -246,7 +282,7 @@ export class TileDecoder {
     for (let number = 0; number < count; number++) {
       need(1, `rectangle ${number}'s encoding`);
       const encoding = part[offset];
-      if (encoding < Encoding.copy || encoding > Encoding.rle) {
+      if (encoding < Encoding.copy || encoding > Encoding.glyphs) {
         throw new TileError(TileErrorKind.unknownEncoding,
           `rectangle ${number}: encoding 0x${encoding.toString(16).padStart(2, '0')} is not one of §7.3's`);
       }
@@ -261,7 +297,10 @@ export class TileDecoder {
           `rectangle ${number}: ${width}×${height} at (${x}, ${y}) is empty or outside the ` +
           `${screenWidth}×${screenHeight} screen`);
       }
-      const rect = { encoding, x, y, width, height, sourceX: 0, sourceY: 0, palette: 0, paletteSize: 0, data: 0 };
+      const rect = {
+        encoding, x, y, width, height, sourceX: 0, sourceY: 0, palette: 0, paletteSize: 0, data: 0, glyphs: 0,
+        glyphsEnd: 0,
+      };
       const pixels = width * height;
       switch (encoding) {
         case Encoding.copy: {
@@ -320,6 +359,14 @@ export class TileDecoder {
           rect.data = offset;
           offset += pixels * 3;
           break;
+        case Encoding.glyphs:
+          need(3, `rectangle ${number}'s background`);
+          rect.data = offset;
+          offset += 3;
+          rect.glyphs = this.#partGlyphs.length;
+          offset = this.#parseGlyphBands(part, offset, rect, number);
+          rect.glyphsEnd = this.#partGlyphs.length;
+          break;
         default: {
           // RLE
           rect.data = offset;
@@ -337,6 +384,101 @@ export class TileDecoder {
       throw new TileError(TileErrorKind.trailingBytes, `${end - offset} inflated bytes follow the last rectangle`);
     }
     return (flags & CONTINUES) !== 0;
+  }
+
+  /**
+   * Reads and checks a glyphs rectangle's bands (§7.4.7) from `offset`; returns the offset
+   * after them. A definition's sides count for the uses after it in this part
+   * (#pendingSides); the table itself changes only in #draw, once the part is valid.
+   */
+  #parseGlyphBands(part, offset, rect, number) {
+    const end = part.length;
+    const table = this.#glyphTable;
+    const pendingSides = this.#pendingSides;
+    const pendingStamps = this.#pendingStamps;
+    const partNumber = this.#partNumber;
+    const glyphs = this.#partGlyphs;
+    const need = (count, field) => {
+      if (end - offset < count) {
+        throw new TileError(TileErrorKind.truncated,
+          `rectangle ${number}: ${field} needs ${count} bytes, but the inflated part has ${end - offset} left`);
+      }
+    };
+    need(2, 'the glyph band count');
+    const bands = (part[offset] << 8) | part[offset + 1];
+    offset += 2;
+    for (let band = 0; band < bands; band++) {
+      need(4, `glyph band ${band}'s top and glyph count`);
+      const top = (part[offset] << 8) | part[offset + 1];
+      const count = (part[offset + 2] << 8) | part[offset + 3];
+      offset += 4;
+      let left = 0;
+      for (let index = 0; index < count; index++) {
+        // The advance is a count: ff bytes and a last byte below ff, summed (no +1).
+        for (;;) {
+          need(1, 'a glyph advance');
+          const byte = part[offset++];
+          left += byte;
+          if (byte < 255) break;
+        }
+        need(2, 'a glyph slot');
+        const field = (part[offset] << 8) | part[offset + 1];
+        offset += 2;
+        const slot = field & ~GLYPH_DEFINITION;
+        if (slot >= GLYPH_SLOTS) {
+          throw new TileError(TileErrorKind.badGlyph,
+            `rectangle ${number}: glyph slot ${slot}; the glyph table has slots 0 to ${GLYPH_SLOTS - 1} (§7.4.7)`);
+        }
+        let width;
+        let height;
+        let definition = -1;
+        if (field & GLYPH_DEFINITION) {
+          need(2, `the width and height of glyph slot ${slot}`);
+          width = part[offset];
+          height = part[offset + 1];
+          offset += 2;
+          if (width === 0 || height === 0 || width > MAXIMUM_GLYPH_SIDE || height > MAXIMUM_GLYPH_SIDE) {
+            throw new TileError(TileErrorKind.badGlyph,
+              `rectangle ${number}: a ${width}×${height} glyph for slot ${slot}; glyph sides are 1 to ` +
+              `${MAXIMUM_GLYPH_SIDE} (§7.4.7)`);
+          }
+          need(1, `the palette size of glyph slot ${slot}`);
+          definition = offset;
+          const size = part[offset++];
+          if (size === 0 || size > 16) {
+            throw new TileError(TileErrorKind.badPaletteSize,
+              `rectangle ${number}: a glyph palette of ${size} colours; 1 to 16 are allowed (§7.4.7)`);
+          }
+          need(size * 3, `the palette of glyph slot ${slot}`);
+          offset += size * 3;
+          const bits = indexBits(size);
+          const rowLength = (width * bits + 7) >> 3;
+          need(rowLength * height, `the packed indices of glyph slot ${slot}`);
+          if (size !== 1 << bits) checkGlyphIndices(part, size, offset, width, height, rowLength, number);
+          offset += rowLength * height;
+          pendingSides[slot] = (width << 8) | height;
+          pendingStamps[slot] = partNumber;
+        } else if (pendingStamps[slot] === partNumber) {
+          width = pendingSides[slot] >> 8;
+          height = pendingSides[slot] & 0xff;
+        } else {
+          const glyph = table[slot];
+          if (!glyph) {
+            throw new TileError(TileErrorKind.unknownGlyph,
+              `rectangle ${number}: glyph slot ${slot} holds no glyph (§7.4.7)`);
+          }
+          width = glyph.width;
+          height = glyph.height;
+        }
+        if (left + width > rect.width || top + height > rect.height) {
+          throw new TileError(TileErrorKind.rectOutOfBounds,
+            `rectangle ${number}: a ${width}×${height} glyph at (${left}, ${top}) reaches outside ` +
+            `its ${rect.width}×${rect.height} rectangle (§7.4.7)`);
+        }
+        glyphs.push(rect.x + left, rect.y + top, field, definition);
+      }
+    }
+    return offset;
   }
 
   // -----------------------------------------------------------------------------------
@@ -415,12 +557,40 @@ export class TileDecoder {
         case Encoding.raw:
           drawRaw(words, stride, rect, part);
           break;
+        case Encoding.glyphs:
+          drawSolid(words, stride, rect, colourAt(part, rect.data));
+          this.#drawGlyphs(rect, part);
+          break;
         default:
           drawRuns(words, stride, rect, part);
       }
     }
     if (rects.length === 0) return null;
     return { x: left, y: top, width: right - left, height: bottom - top };
+  }
+
+  /**
+   * A glyphs rectangle's glyphs over its background, in the order listed (§7.4.7): a
+   * definition enters the table first, so every use draws the slot's latest glyph.
+   */
+  #drawGlyphs(rect, part) {
+    const words = this.#words;
+    const stride = this.#width;
+    const table = this.#glyphTable;
+    const glyphs = this.#partGlyphs;
+    for (let record = rect.glyphs; record < rect.glyphsEnd; record += GLYPH_RECORD) {
+      const field = glyphs[record + 2];
+      const slot = field & ~GLYPH_DEFINITION;
+      if (field & GLYPH_DEFINITION) defineGlyph(table, slot, part, glyphs[record + 3]);
+      const { width, height, pixels } = table[slot];
+      let target = glyphs[record + 1] * stride + glyphs[record];
+      let source = 0;
+      for (let row = 0; row < height; row++) {
+        for (let column = 0; column < width; column++) words[target + column] = pixels[source + column];
+        target += stride;
+        source += width;
+      }
+    }
   }
 }
 
@@ -455,6 +625,57 @@ function checkPackedIndices(part, rect, bits, rowLength, number) {
           `${rect.paletteSize}`);
       }
     }
+  }
+}
+
+/** A glyph definition's packed indices (§7.4.7, packed as §7.4.3): none may be ≥ n. */
+function checkGlyphIndices(part, size, data, width, height, rowLength, number) {
+  const bits = indexBits(size);
+  const mask = (1 << bits) - 1;
+  for (let row = 0; row < height; row++) {
+    const line = data + row * rowLength;
+    for (let column = 0; column < width; column++) {
+      const bit = column * bits;
+      const index = (part[line + (bit >> 3)] >> (8 - bits - (bit & 7))) & mask;
+      if (index >= size) {
+        throw new TileError(TileErrorKind.badPaletteIndex,
+          `rectangle ${number}: glyph pixel (${column}, ${row}) has index ${index} in a palette of ${size}`);
+      }
+    }
+  }
+}
+
+/**
+ * Puts a validated definition (its palette size byte at `definition`, width and height
+ * before it) into the table slot, as RGBA words. A slot's old pixels are reused when the
+ * size is the same: the glyphs drawn from them before are on the screen already.
+ */
+function defineGlyph(table, slot, part, definition) {
+  const width = part[definition - 2];
+  const height = part[definition - 1];
+  const size = part[definition];
+  let glyph = table[slot];
+  if (glyph && glyph.pixels.length === width * height) {
+    glyph.width = width;
+    glyph.height = height;
+  } else {
+    glyph = new Glyph(width, height);
+    table[slot] = glyph;
+  }
+  const colours = new Uint32Array(16);
+  for (let entry = 0; entry < size; entry++) colours[entry] = colourAt(part, definition + 1 + entry * 3);
+  const bits = indexBits(size);
+  const rowLength = (width * bits + 7) >> 3;
+  const mask = (1 << bits) - 1;
+  const pixels = glyph.pixels;
+  let line = definition + 1 + size * 3;
+  let target = 0;
+  for (let row = 0; row < height; row++) {
+    for (let column = 0; column < width; column++) {
+      const bit = column * bits;
+      pixels[target++] = colours[(part[line + (bit >> 3)] >> (8 - bits - (bit & 7))) & mask];
+    }
+    line += rowLength;
   }
 }
 

@@ -89,7 +89,7 @@ export const Role = Object.freeze({ host: 1, viewer: 2 });
 /** Paired.mode (§5.1.7). */
 export const PairingMode = Object.freeze({ attended: 1, unattended: 2 });
 /** `caps` bits (§3). */
-export const Capability = Object.freeze({ screenTiles: 0x1, input: 0x2, clipboard: 0x4, all: 0x7 });
+export const Capability = Object.freeze({ screenTiles: 0x1, input: 0x2, clipboard: 0x4, glyphs: 0x8, all: 0xf });
 /** HostAuth.method (§5.1.3). */
 export const HostAuthMethod = Object.freeze({ supportCode: 1, enrolled: 2, namedSupportCode: 3, key: 4 });
 /** ViewerAuth.request (§5.1.4). */
