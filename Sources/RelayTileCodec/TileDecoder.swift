@@ -272,14 +272,18 @@ public final class TileDecoder {
                     }
                     use.definition = reader.offset
                     let paletteSize = try reader.u8("glyph palette size")
-                    guard (1...TileUpdateFormat.maximumPaletteSize).contains(paletteSize) else {
+                    guard paletteSize <= TileUpdateFormat.maximumPaletteSize else {
                         throw ScreenCodecError(
-                            .badPaletteSize, "rectangle \(number): a glyph palette of \(paletteSize) colours; 1…16 are allowed"
+                            .badPaletteSize, "rectangle \(number): a glyph palette of \(paletteSize) colours; 0 (raw) or 1…16 are allowed"
                         )
                     }
-                    try reader.skip(paletteSize * TileUpdateFormat.pixelLength, "glyph palette")
-                    let shape = DecodedRect(encoding: .glyphs, x: 0, y: 0, width: use.width, height: use.height, paletteSize: paletteSize)
-                    try Self.validatePacked(&reader, rect: shape, number: number)
+                    if paletteSize == 0 {
+                        try reader.skip(use.width * use.height * TileUpdateFormat.pixelLength, "raw glyph pixels")
+                    } else {
+                        try reader.skip(paletteSize * TileUpdateFormat.pixelLength, "glyph palette")
+                        let shape = DecodedRect(encoding: .glyphs, x: 0, y: 0, width: use.width, height: use.height, paletteSize: paletteSize)
+                        try Self.validatePacked(&reader, rect: shape, number: number)
+                    }
                     self.pendingSides[slot] = UInt32(use.width) << 16 | UInt32(use.height)
                     self.pendingPart[slot] = self.partNumber
                 } else if self.pendingPart[slot] == self.partNumber {
@@ -489,9 +493,13 @@ public final class TileDecoder {
         }
     }
 
-    /// A glyph's pixels from its definition's palette and packed indices (§7.4.7).
+    /// A glyph's pixels from its definition: raw, or a palette and packed indices (§7.4.7).
     private static func glyph(width: Int, height: Int, definition: UnsafePointer<UInt8>) -> Glyph {
         let paletteSize = Int(definition[0])
+        if paletteSize == 0 {
+            let pixels = (0..<(width * height)).map { Self.pixel(definition + 1 + $0 * TileUpdateFormat.pixelLength).littleEndian }
+            return Glyph(width: width, height: height, pixels: pixels)
+        }
         let bits = TileUpdateFormat.indexBits(paletteSize: paletteSize)
         let rowLength = TileUpdateFormat.packedRowLength(width: width, bits: bits)
         let mask = UInt8((1 << bits) - 1)

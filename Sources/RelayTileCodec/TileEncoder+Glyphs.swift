@@ -27,12 +27,11 @@ struct GlyphPlan {
 }
 
 extension TileEncoder {
-    /// Plans a glyphs rectangle over `box` (§7.5): nil when its pixels have more than 16
-    /// colours or it would take `budget` bytes or more. Leaves the bands and glyphs in
+    /// Plans a glyphs rectangle over `box` (§7.5): nil when its pixels have more than
+    /// 256 colours (a photo, not text) or it would take `budget` bytes or more. Leaves the bands and glyphs in
     /// `plannedBands` and `plannedGlyphs` for ``writeGlyphs(_:new:statistics:)``.
     func planGlyphs(new: PixelView, box: TileRect, budget: Int, table: GlyphTable) -> GlyphPlan? {
-        guard let (background, colours) = self.background(new: new, box: box) else { return nil }
-        let bits = TileUpdateFormat.indexBits(paletteSize: max(colours, 2))
+        guard let background = self.background(new: new, box: box) else { return nil }
         self.plannedBands.removeAll(keepingCapacity: true)
         self.plannedGlyphs.removeAll(keepingCapacity: true)
         self.plannedDefinitions.removeAll(keepingCapacity: true)
@@ -67,7 +66,7 @@ extension TileEncoder {
                 cost += TileUpdateFormat.countBytes(start - left) + 2
                 left = start
                 if table.find(hash, new, x: x, y: y, width: width, height: height) == nil, self.plannedDefinitions.insert(hash).inserted {
-                    cost += 3 + colours * TileUpdateFormat.pixelLength + TileUpdateFormat.packedRowLength(width: width, bits: bits) * height
+                    cost += self.definitionLength(new: new, x: x, y: y, width: width, height: height)
                 }
                 if cost >= budget { return nil }
             }
@@ -115,8 +114,19 @@ extension TileEncoder {
         statistics.glyphRects += 1
     }
 
-    /// A definition (§7.4.7): sides, the glyph's own palette (1…16 colours), packed indices.
-    private func writeGlyphDefinition(new: PixelView, x: Int, y: Int, width: Int, height: Int) {
+    /// The bytes of a definition of the glyph at (`x`, `y`): with its palette when it
+    /// has at most 16 colours, else raw.
+    private func definitionLength(new: PixelView, x: Int, y: Int, width: Int, height: Int) -> Int {
+        guard let paletteSize = self.glyphPalette(new: new, x: x, y: y, width: width, height: height) else {
+            return 3 + width * height * TileUpdateFormat.pixelLength
+        }
+        let bits = TileUpdateFormat.indexBits(paletteSize: paletteSize)
+        return 3 + paletteSize * TileUpdateFormat.pixelLength + TileUpdateFormat.packedRowLength(width: width, bits: bits) * height
+    }
+
+    /// Fills `paletteColours` with the glyph's colours and `tileIndices` with its pixels'
+    /// indices; returns the number of colours, or nil above 16.
+    private func glyphPalette(new: PixelView, x: Int, y: Int, width: Int, height: Int) -> Int? {
         let palette = self.paletteColours
         let indices = self.tileIndices
         var paletteSize = 0
@@ -127,8 +137,8 @@ extension TileEncoder {
                 let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
                 var found = 0
                 while found < paletteSize, palette[found] != colour { found += 1 }
-                // The box has at most 16 colours, so a glyph inside it has too.
                 if found == paletteSize {
+                    if paletteSize == TileUpdateFormat.maximumPaletteSize { return nil }
                     palette[paletteSize] = colour
                     paletteSize += 1
                 }
@@ -136,6 +146,26 @@ extension TileEncoder {
                 pixel += 1
             }
         }
+        return paletteSize
+    }
+
+    /// A definition (§7.4.7): sides, then the glyph's own palette (1…16 colours) and
+    /// packed indices, or n = 0 and its pixels raw (anti-aliased text has more colours).
+    private func writeGlyphDefinition(new: PixelView, x: Int, y: Int, width: Int, height: Int) {
+        guard let paletteSize = self.glyphPalette(new: new, x: x, y: y, width: width, height: height) else {
+            self.rects.reserve(3 + width * height * TileUpdateFormat.pixelLength)
+            self.rects.append(UInt8(width))
+            self.rects.append(UInt8(height))
+            self.rects.append(0)
+            for row in 0..<height {
+                let line = new.row(y &+ row, x: x)
+                for column in 0..<width {
+                    self.rects.appendPixel(UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF)
+                }
+            }
+            return
+        }
+        let palette = self.paletteColours
         let bits = TileUpdateFormat.indexBits(paletteSize: paletteSize)
         let rowLength = TileUpdateFormat.packedRowLength(width: width, bits: bits)
         self.rects.reserve(3 + paletteSize * TileUpdateFormat.pixelLength + rowLength * height)
@@ -146,34 +176,30 @@ extension TileEncoder {
         self.writePacked(width: width, height: height, bits: bits, rowLength: rowLength)
     }
 
-    /// The box's most common colour and its number of colours; nil above 16 colours.
-    private func background(new: PixelView, box: TileRect) -> (UInt32, Int)? {
-        let palette = self.paletteColours
-        var counts = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &counts) { raw -> (UInt32, Int)? in
-            let count = raw.bindMemory(to: Int.self)
-            var size = 0
-            var last = -1
-            for row in 0..<box.height {
-                let line = new.row(box.y &+ row, x: box.x)
-                for column in 0..<box.width {
-                    let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
-                    if last < 0 || palette[last] != colour {
-                        last = 0
-                        while last < size, palette[last] != colour { last += 1 }
-                        if last == size {
-                            if size == TileUpdateFormat.maximumPaletteSize { return nil }
-                            palette[size] = colour
-                            size += 1
-                        }
-                    }
-                    count[last] += 1
-                }
-            }
-            var most = 0
-            for entry in 1..<size where count[entry] > count[most] { most = entry }
-            return (palette[most], size)
+    /// The box's most common colour; nil when it has more than 256 colours. Counted in
+    /// an open-addressed table of 512 entries (`histogramColours`, `histogramCounts`,
+    /// their used entries in `histogramUsed`), cleared after use.
+    private func background(new: PixelView, box: TileRect) -> UInt32? {
+        let capacity = GlyphHistogram.capacity
+        if self.histogram.colours.count != capacity {
+            self.histogram = GlyphHistogram()
         }
+        defer { self.histogram.clear() }
+        var lastColour: UInt32 = 0
+        var lastSlot = -1
+        for row in 0..<box.height {
+            let line = new.row(box.y &+ row, x: box.x)
+            for column in 0..<box.width {
+                let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
+                if lastSlot < 0 || colour != lastColour {
+                    guard let slot = self.histogram.slot(for: colour) else { return nil }
+                    lastSlot = slot
+                    lastColour = colour
+                }
+                self.histogram.counts[lastSlot] &+= 1
+            }
+        }
+        return self.histogram.mostCommon()
     }
 
     /// Whether row `y` has a pixel other than `background` in `width` pixels from `x`.
@@ -195,5 +221,45 @@ extension TileEncoder {
             if pixel != background { return true }
         }
         return false
+    }
+}
+
+/// Colour counts for ``TileEncoder/planGlyphs(new:box:budget:table:)``: at most 256
+/// colours in an open-addressed table twice that size.
+struct GlyphHistogram {
+    static let capacity = 512
+    static let maximumColours = 256
+    /// A colour's entry; `0xFFFF_FFFF` (not a 24-bit colour) marks an empty one.
+    var colours = [UInt32](repeating: 0xFFFF_FFFF, count: Self.capacity)
+    var counts = [Int](repeating: 0, count: Self.capacity)
+    var used: [Int] = []
+
+    /// The entry of `colour`, added if new; nil when that would be the 257th colour.
+    mutating func slot(for colour: UInt32) -> Int? {
+        var slot = Int((colour &* 0x9E37_79B1) >> 23) & (Self.capacity - 1)
+        while self.colours[slot] != colour {
+            if self.colours[slot] == 0xFFFF_FFFF {
+                guard self.used.count < Self.maximumColours else { return nil }
+                self.colours[slot] = colour
+                self.used.append(slot)
+                return slot
+            }
+            slot = (slot + 1) & (Self.capacity - 1)
+        }
+        return slot
+    }
+
+    func mostCommon() -> UInt32? {
+        guard var best = self.used.first else { return nil }
+        for slot in self.used where self.counts[slot] > self.counts[best] { best = slot }
+        return self.colours[best]
+    }
+
+    mutating func clear() {
+        for slot in self.used {
+            self.colours[slot] = 0xFFFF_FFFF
+            self.counts[slot] = 0
+        }
+        self.used.removeAll(keepingCapacity: true)
     }
 }

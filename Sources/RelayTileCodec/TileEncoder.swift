@@ -80,6 +80,7 @@ public final class TileEncoder {
     var plannedBands: [PlannedBand] = []
     var plannedGlyphs: [PlannedGlyph] = []
     var plannedDefinitions = Set<UInt64>()
+    var histogram = GlyphHistogram()
 
     /// What the last call to ``encode(_:requestID:fullRefresh:)`` produced.
     public private(set) var lastUpdateStatistics = TileUpdateStatistics()

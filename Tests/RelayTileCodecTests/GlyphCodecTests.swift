@@ -18,13 +18,18 @@ struct TextPages {
     /// Per character: `cellHeight` rows of `cellWidth − 1` bits (the last column and row
     /// of a cell stay background, as in a terminal font).
     private var shapes: [[UInt8]] = []
+    /// Anti-aliased: per character, the colour of each of its pixels (one of 24 shades).
+    private var shades: [[UInt32]] = []
 
-    init(characters: Int, seed: UInt64) {
+    init(characters: Int, seed: UInt64, antialiased: Bool = false) {
         var random = SeededRandom(seed: seed)
         for _ in 0..<characters {
             var rows = [UInt8](repeating: 0, count: Self.cellHeight)
             for row in 2..<(Self.cellHeight - 2) { rows[row] = UInt8(random.int(1...63)) }
             self.shapes.append(rows)
+            if antialiased {
+                self.shades.append((0..<(Self.cellWidth * Self.cellHeight)).map { _ in UInt32(random.int(1...24)) * 0x09_0909 })
+            }
         }
     }
 
@@ -52,10 +57,8 @@ struct TextPages {
     func draw(_ character: Int, x: Int, y: Int, into frame: inout Framebuffer) {
         for (row, bits) in self.shapes[character].enumerated() {
             for column in 0..<(Self.cellWidth - 1) where bits & (1 << column) != 0 {
-                let offset = ((y + row) * frame.width + x + column) * 4
-                frame.pixels[offset] = UInt8(self.ink & 0xFF)
-                frame.pixels[offset + 1] = UInt8(self.ink >> 8 & 0xFF)
-                frame.pixels[offset + 2] = UInt8(self.ink >> 16 & 0xFF)
+                let colour = self.shades.isEmpty ? self.ink : self.shades[character][row * Self.cellWidth + column]
+                frame.setRGB(colour, x: x + column, y: y + row)
             }
         }
     }
@@ -78,6 +81,21 @@ struct GlyphCodecTests {
                 // The table holds the font after the first page: later pages define little.
                 #expect(statistics.glyphsDefined * 5 < statistics.glyphsDrawn, "page \(page): \(statistics)")
             }
+        }
+        #expect(withGlyphs.totalBytes * 2 < without.totalBytes, "\(withGlyphs.totalBytes) bytes with glyphs, \(without.totalBytes) without")
+    }
+
+    @Test("anti-aliased text (glyphs of more than 16 colours) is defined raw, then drawn from the table, exact")
+    func antialiasedText() throws {
+        let font = TextPages(characters: 90, seed: 17, antialiased: true)
+        var random = SeededRandom(seed: 18)
+        var withGlyphs = CodecPair(glyphs: true)
+        var without = CodecPair()
+        for page in 0..<8 {
+            let frame = font.page(width: 640, height: 320, lines: 20, random: &random)
+            let statistics = try #require(try withGlyphs.send(frame, "page \(page)"))
+            try without.send(frame, "page \(page) without glyphs")
+            #expect(statistics.glyphRects > 0 && statistics.glyphsDrawn > 0, "page \(page): \(statistics)")
         }
         #expect(withGlyphs.totalBytes * 2 < without.totalBytes, "\(withGlyphs.totalBytes) bytes with glyphs, \(without.totalBytes) without")
     }
@@ -203,9 +221,9 @@ struct GlyphCodecTests {
         // Definitions of 0 and 65 pixels wide.
         try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 0, 1, 1, 0, 0, 0], .badGlyph)
         try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 65, 1, 1, 0, 0, 0] + [UInt8](repeating: 0, count: 9), .badGlyph)
-        // Palettes of 0 and 17 colours.
-        try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 1, 1, 0], .badPaletteSize)
+        // A palette of 17 colours; a raw definition (n = 0) one pixel short.
         try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 1, 1, 17] + [UInt8](repeating: 0, count: 52), .badPaletteSize)
+        try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 2, 1, 0, 1, 2, 3], .truncated)
         // Index 2 of a 3-colour palette is fine, index 3 is not.
         try self.expectRefused(header + [0, 1, 0, 0, 0, 1, 0, 0x80, 0x01, 1, 1, 3] + [UInt8](repeating: 0, count: 9) + [0xC0], .badPaletteIndex)
         // Slot 5 (2×2) at column 15 of a 16-wide rectangle, or in a band at row 7.

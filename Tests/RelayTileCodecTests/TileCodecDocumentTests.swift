@@ -95,6 +95,17 @@ struct TileVectorCase {
             ],
             requestIDs: [1, 2]
         ),
+        "glyph-raw": TileVectorCase(
+            width: 3, height: 2,
+            frame: frame(3, 2) { x, y in [[0x000000, 0x0000FF, 0x00FF00], [0x000000, 0xFF0000, 0xFFFFFF]][y][x] },
+            fromEncoder: false,
+            handmade: [
+                partHeader(width: 3, height: 2, rects: 1) + rectHeader(0x07, x: 0, y: 0, width: 3, height: 2)
+                    + [0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0x80, 0x07, 2, 2, 0]
+                    + [0xFF, 0, 0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]
+            ],
+            requestIDs: [1]
+        ),
     ]
 
     /// Invalid vectors: a fresh decoder of 4×2 pixels gets one body (inflated bytes).

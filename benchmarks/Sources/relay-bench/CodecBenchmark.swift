@@ -150,7 +150,7 @@ struct CodecBenchmark: ParsableCommand {
 
     func runSynthetic(report: inout Report) throws {
         for item in Self.syntheticCases() {
-            for encoderName in ["TileEncoder", "baseline"] {
+            for encoderName in Self.encoderNames {
                 let encode = try Self.makeEncoder(encoderName, level: self.level)
                 var step = 0
                 var bytes = 0
@@ -208,7 +208,7 @@ struct CodecBenchmark: ParsableCommand {
     func runFolder(_ folder: String, report: inout Report) throws {
         let frames = try Self.readFrames(in: folder)
         report.notes.append("\(frames.count) frames of \(frames[0].width)×\(frames[0].height) from \(folder), each encoded once in name order")
-        for encoderName in ["TileEncoder", "baseline"] {
+        for encoderName in Self.encoderNames {
             let encode = try Self.makeEncoder(encoderName, level: self.level)
             var bytes = 0
             var updates = 0
@@ -265,9 +265,13 @@ struct CodecBenchmark: ParsableCommand {
     /// An encode function: frame, full refresh → body bytes (0 when nothing was sent).
     typealias Encode = (Framebuffer, Bool) throws -> Int
 
+    /// Ours as a viewer without the glyph table gets it, ours with it (PROTOCOL.md
+    /// §7.4.7), and the plain dirty-tile baseline.
+    static let encoderNames = ["TileEncoder", "TileEncoder+glyphs", "baseline"]
+
     static func makeEncoder(_ name: String, level: Int32) throws -> Encode {
-        if name == "TileEncoder" {
-            let encoder = TileEncoder(compressionLevel: level)
+        if name != "baseline" {
+            let encoder = TileEncoder(compressionLevel: level, glyphs: name == "TileEncoder+glyphs")
             var request: UInt32 = 0
             return { frame, full in
                 request &+= 1
@@ -281,10 +285,10 @@ struct CodecBenchmark: ParsableCommand {
     /// Encodes `frames` in order with both encoders and decodes every update.
     static func verify(_ frames: [Framebuffer], level: Int32) throws -> (Bool, String) {
         var checked = 0
-        for name in ["TileEncoder", "baseline"] {
+        for name in Self.encoderNames {
             let decoder = TileDecoder()
             decoder.resize(width: frames[0].width, height: frames[0].height)
-            let tile = TileEncoder(compressionLevel: level)
+            let tile = TileEncoder(compressionLevel: level, glyphs: name == "TileEncoder+glyphs")
             let baseline = BaselineEncoder()
             for (index, frame) in frames.enumerated() {
                 let body =

@@ -12,7 +12,8 @@
 //  - an error leaves the framebuffer exactly as it was (§7.7);
 //  - a success keeps the framebuffer's size;
 //  - whatever image the decoder ends with, TileEncoder → TileDecoder carries it
-//    losslessly (a full update, then an incremental one against a changed frame).
+//    losslessly (a full update, then an incremental one against a changed frame), with
+//    and without the viewer's glyph table (§7.4.7).
 // A trap, a memory error or a failed check crashes, and libFuzzer saves the input.
 
 import NIOCore
@@ -47,18 +48,27 @@ public func tileDecoderFuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int
     }
 
     // Whatever the decoder made, the codec must carry it losslessly.
-    guard var image = decoder.framebuffer else { fatalError("resize left no framebuffer") }
-    let encoder = TileEncoder()
+    guard let image = decoder.framebuffer else { fatalError("resize left no framebuffer") }
+    roundTrip(image, glyphs: false)
+    roundTrip(image, glyphs: true)
+    return 0
+}
+
+/// A full update of `image`, then an incremental one with its middle pixel changed,
+/// through a fresh encoder and decoder: both must reproduce it exactly.
+func roundTrip(_ original: Framebuffer, glyphs: Bool) {
+    var image = original
+    let encoder = TileEncoder(glyphs: glyphs)
     let viewer = TileDecoder()
-    viewer.resize(width: width, height: height)
+    viewer.resize(width: image.width, height: image.height)
     do {
         try viewer.apply(encoder.encode(image, requestID: 1, fullRefresh: true)!)
-        precondition(viewer.framebuffer == image, "a full update did not reproduce the image")
-        image.setRGB(image.rgb(x: width / 2, y: height / 2) ^ 0x00FF_FFFF, x: width / 2, y: height / 2)
+        precondition(viewer.framebuffer == image, "a full update did not reproduce the image (glyphs: \(glyphs))")
+        let (x, y) = (image.width / 2, image.height / 2)
+        image.setRGB(image.rgb(x: x, y: y) ^ 0x00FF_FFFF, x: x, y: y)
         try viewer.apply(encoder.encode(image, requestID: 2, fullRefresh: false)!)
-        precondition(viewer.framebuffer == image, "an incremental update did not reproduce the image")
+        precondition(viewer.framebuffer == image, "an incremental update did not reproduce the image (glyphs: \(glyphs))")
     } catch {
-        fatalError("the encoder's own updates failed to decode: \(error)")
+        fatalError("the encoder's own updates failed to decode (glyphs: \(glyphs)): \(error)")
     }
-    return 0
 }
