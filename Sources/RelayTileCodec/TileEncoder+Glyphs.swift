@@ -28,8 +28,9 @@ struct GlyphPlan {
 
 extension TileEncoder {
     /// Plans a glyphs rectangle over `box` (§7.5): nil when its pixels have more than
-    /// 256 colours (a photo, not text) or it would take `budget` bytes or more. Leaves the bands and glyphs in
-    /// `plannedBands` and `plannedGlyphs` for ``writeGlyphs(_:new:statistics:)``.
+    /// 256 colours (a photo, not text) or it would take `budget` bytes or more. Leaves
+    /// the bands and glyphs in `plannedBands` and `plannedGlyphs` for
+    /// ``writeGlyphs(_:new:table:statistics:)``.
     func planGlyphs(new: PixelView, box: TileRect, budget: Int, table: GlyphTable) -> GlyphPlan? {
         guard let background = self.background(new: new, box: box) else { return nil }
         self.plannedBands.removeAll(keepingCapacity: true)
@@ -37,6 +38,7 @@ extension TileEncoder {
         self.plannedDefinitions.removeAll(keepingCapacity: true)
         // Header, background, band count.
         var cost = TileUpdateFormat.rectHeaderLength + TileUpdateFormat.pixelLength + 2
+        var ink = [Bool](repeating: false, count: box.width)
         var row = 0
         while row < box.height {
             guard Self.hasInk(new, x: box.x, y: box.y + row, width: box.width, background: background) else {
@@ -47,19 +49,24 @@ extension TileEncoder {
             while row < box.height, Self.hasInk(new, x: box.x, y: box.y + row, width: box.width, background: background) { row += 1 }
             let first = self.plannedGlyphs.count
             cost += 4
+            // The band's columns with ink, in one pass along its rows.
+            for index in ink.indices { ink[index] = false }
+            for bandRow in top..<row {
+                let line = new.row(box.y &+ bandRow, x: box.x)
+                for column in 0..<box.width
+                where UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF != background {
+                    ink[column] = true
+                }
+            }
             var column = 0
             var left = 0
             while column < box.width {
-                guard Self.columnHasInk(new, x: box.x + column, y: box.y + top, height: row - top, background: background) else {
+                guard ink[column] else {
                     column += 1
                     continue
                 }
                 let start = column
-                while column < box.width, column - start < TileUpdateFormat.maximumGlyphSide,
-                    Self.columnHasInk(new, x: box.x + column, y: box.y + top, height: row - top, background: background)
-                {
-                    column += 1
-                }
+                while column < box.width, column - start < TileUpdateFormat.maximumGlyphSide, ink[column] { column += 1 }
                 let (x, y, width, height) = (box.x + start, box.y + top, column - start, row - top)
                 let hash = GlyphTable.hash(new, x: x, y: y, width: width, height: height)
                 self.plannedGlyphs.append(PlannedGlyph(x: start, width: width, hash: hash))
@@ -177,14 +184,16 @@ extension TileEncoder {
     }
 
     /// The box's most common colour; nil when it has more than 256 colours. Counted in
-    /// an open-addressed table of 512 entries (`histogramColours`, `histogramCounts`,
-    /// their used entries in `histogramUsed`), cleared after use.
+    /// the encoder's ``GlyphHistogram``, moved out of the property while counting (no
+    /// exclusive-access check per pixel) and left empty.
     private func background(new: PixelView, box: TileRect) -> UInt32? {
-        let capacity = GlyphHistogram.capacity
-        if self.histogram.colours.count != capacity {
-            self.histogram = GlyphHistogram()
+        var histogram = GlyphHistogram.moved
+        swap(&histogram, &self.histogram)
+        defer {
+            histogram.clear()
+            swap(&histogram, &self.histogram)
         }
-        defer { self.histogram.clear() }
+        if histogram.colours.isEmpty { histogram = GlyphHistogram() }
         var lastColour: UInt32 = 0
         var lastSlot = -1
         for row in 0..<box.height {
@@ -192,14 +201,14 @@ extension TileEncoder {
             for column in 0..<box.width {
                 let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
                 if lastSlot < 0 || colour != lastColour {
-                    guard let slot = self.histogram.slot(for: colour) else { return nil }
+                    guard let slot = histogram.slot(for: colour) else { return nil }
                     lastSlot = slot
                     lastColour = colour
                 }
-                self.histogram.counts[lastSlot] &+= 1
+                histogram.counts[lastSlot] &+= 1
             }
         }
-        return self.histogram.mostCommon()
+        return histogram.mostCommon()
     }
 
     /// Whether row `y` has a pixel other than `background` in `width` pixels from `x`.
@@ -209,16 +218,6 @@ extension TileEncoder {
         for column in 0..<width
         where UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF != background {
             return true
-        }
-        return false
-    }
-
-    /// Whether column `x` has a pixel other than `background` in `height` rows from `y`.
-    @inline(__always)
-    private static func columnHasInk(_ frame: PixelView, x: Int, y: Int, height: Int, background: UInt32) -> Bool {
-        for row in 0..<height {
-            let pixel = UInt32(littleEndian: frame.row(y &+ row, x: x).loadUnaligned(as: UInt32.self)) & 0x00FF_FFFF
-            if pixel != background { return true }
         }
         return false
     }
@@ -233,6 +232,9 @@ struct GlyphHistogram {
     var colours = [UInt32](repeating: 0xFFFF_FFFF, count: Self.capacity)
     var counts = [Int](repeating: 0, count: Self.capacity)
     var used: [Int] = []
+
+    /// What stays in the encoder's property while its histogram is in use: no storage.
+    static let moved = GlyphHistogram(colours: [], counts: [], used: [])
 
     /// The entry of `colour`, added if new; nil when that would be the 257th colour.
     mutating func slot(for colour: UInt32) -> Int? {

@@ -66,38 +66,43 @@ struct TextPages {
 
 @Suite("Glyphs encoding")
 struct GlyphCodecTests {
-    @Test("pages of new text arrive exact, as glyphs, in under half the bytes of palette tiles")
-    func pagesOfText() throws {
-        let font = TextPages(characters: 90, seed: 7)
-        var random = SeededRandom(seed: 8)
+    /// Sends `pages` pages of `font` to a viewer with the glyph table and to one
+    /// without, checking both stay exact; returns each glyph update's statistics and the
+    /// bytes both took.
+    static func sendPages(
+        _ font: TextPages, pages: Int, seed: UInt64, width: Int, height: Int, lines: Int
+    ) throws -> (updates: [TileUpdateStatistics], withGlyphs: Int, without: Int) {
+        var random = SeededRandom(seed: seed)
         var withGlyphs = CodecPair(glyphs: true)
         var without = CodecPair()
-        for page in 0..<12 {
-            let frame = font.page(width: 640, height: 400, lines: 26, random: &random)
-            let statistics = try #require(try withGlyphs.send(frame, "page \(page)"))
+        var updates: [TileUpdateStatistics] = []
+        for page in 0..<pages {
+            let frame = font.page(width: width, height: height, lines: lines, random: &random)
+            updates.append(try #require(try withGlyphs.send(frame, "page \(page)")))
             try without.send(frame, "page \(page) without glyphs")
-            #expect(statistics.glyphRects > 0, "page \(page): \(statistics)")
-            if page > 0 {
-                // The table holds the font after the first page: later pages define little.
-                #expect(statistics.glyphsDefined * 5 < statistics.glyphsDrawn, "page \(page): \(statistics)")
-            }
         }
-        #expect(withGlyphs.totalBytes * 2 < without.totalBytes, "\(withGlyphs.totalBytes) bytes with glyphs, \(without.totalBytes) without")
+        return (updates, withGlyphs.totalBytes, without.totalBytes)
+    }
+
+    @Test("pages of new text arrive exact, as glyphs, in under half the bytes of palette tiles")
+    func pagesOfText() throws {
+        let sent = try Self.sendPages(TextPages(characters: 90, seed: 7), pages: 12, seed: 8, width: 640, height: 400, lines: 26)
+        for (page, statistics) in sent.updates.enumerated() {
+            #expect(statistics.glyphRects > 0, "page \(page): \(statistics)")
+            // The table holds the font after the first page: later pages define little.
+            #expect(page == 0 || statistics.glyphsDefined * 5 < statistics.glyphsDrawn, "page \(page): \(statistics)")
+        }
+        #expect(sent.withGlyphs * 2 < sent.without, "\(sent.withGlyphs) bytes with glyphs, \(sent.without) without")
     }
 
     @Test("anti-aliased text (glyphs of more than 16 colours) is defined raw, then drawn from the table, exact")
     func antialiasedText() throws {
         let font = TextPages(characters: 90, seed: 17, antialiased: true)
-        var random = SeededRandom(seed: 18)
-        var withGlyphs = CodecPair(glyphs: true)
-        var without = CodecPair()
-        for page in 0..<8 {
-            let frame = font.page(width: 640, height: 320, lines: 20, random: &random)
-            let statistics = try #require(try withGlyphs.send(frame, "page \(page)"))
-            try without.send(frame, "page \(page) without glyphs")
+        let sent = try Self.sendPages(font, pages: 8, seed: 18, width: 640, height: 320, lines: 20)
+        for (page, statistics) in sent.updates.enumerated() {
             #expect(statistics.glyphRects > 0 && statistics.glyphsDrawn > 0, "page \(page): \(statistics)")
         }
-        #expect(withGlyphs.totalBytes * 2 < without.totalBytes, "\(withGlyphs.totalBytes) bytes with glyphs, \(without.totalBytes) without")
+        #expect(sent.withGlyphs * 2 < sent.without, "\(sent.withGlyphs) bytes with glyphs, \(sent.without) without")
     }
 
     @Test("an encoder without the viewer's table never writes a glyphs rectangle")
