@@ -48,7 +48,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await host.run(on: hostEnd, clock: clock) }
             defer { group.cancelAll() }
-            let decoder = try await ScreenSessionTests.openAsViewer(viewerEnd, width: 64, height: 40)
+            let (decoder, _) = try await ScreenSessionTests.openAsViewer(viewerEnd, width: 64, height: 40)
             // Request 2 waits: one capture finds nothing and the host asks to be told.
             clock.advance(by: .milliseconds(100))
             try await source.waitUntilAsked()

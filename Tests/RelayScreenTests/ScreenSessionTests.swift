@@ -85,7 +85,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await host.run(on: hostEnd, clock: clock) }
             defer { group.cancelAll() }
-            let decoder = try await Self.openAsViewer(viewerEnd, width: Self.screen.width, height: Self.screen.height)
+            let (decoder, _) = try await Self.openAsViewer(viewerEnd, width: Self.screen.width, height: Self.screen.height)
             // Request 2 waits. Ten frame intervals of a still screen send nothing: the next
             // frame on the wire is the update that shows the change.
             for _ in 0..<10 { clock.advance(by: .milliseconds(100)) }
@@ -95,6 +95,33 @@ import Testing
             #expect(try decoder.apply(second.body) == 2)
             #expect(decoder.framebuffer?.rgb(x: 3, y: 4) == EchoSource.mark)
         }
+    }
+
+    @Test("with the viewer's glyph table (Options.glyphs) a screen of text is sent as glyphs: exact, in fewer bytes")
+    func glyphsWhenTheViewerKeepsATable() async throws {
+        // One 3×5 shape, eight times on two lines of a 64×40 screen.
+        var screen = Framebuffer(width: 64, height: 40, fill: 0x10_1820)
+        for line in 0..<2 {
+            for column in 0..<4 {
+                for (dx, dy) in [(0, 0), (1, 0), (2, 0), (1, 1), (1, 2), (1, 3), (0, 4), (2, 4)] {
+                    screen.setRGB(0xE0_E0E0, x: 4 + column * 8 + dx, y: 6 + line * 12 + dy)
+                }
+            }
+        }
+        var bodyBytes: [Bool: Int] = [:]
+        for glyphs in [false, true] {
+            let (hostEnd, viewerEnd) = MemoryTransport.pair()
+            let host = HostScreenSession(source: EchoSource(screen), options: .init(framesPerSecond: 10, glyphs: glyphs))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try await host.run(on: hostEnd, clock: TestClock()) }
+                defer { group.cancelAll() }
+                let (decoder, first) = try await Self.openAsViewer(viewerEnd, width: screen.width, height: screen.height)
+                #expect(decoder.framebuffer == screen, "glyphs: \(glyphs)")
+                bodyBytes[glyphs] = first.readableBytes
+            }
+        }
+        let (with, without) = (try #require(bodyBytes[true]), try #require(bodyBytes[false]))
+        #expect(with < without, "\(with) bytes with the glyph table, \(without) without")
     }
 
     /// PROTOCOL.md §2.3: the relay completes the frame of a host that left mid-frame with
@@ -232,8 +259,10 @@ final class EchoSource: ScreenSource {
 extension ScreenSessionTests {
     /// The viewer's side of a session's start, as relay-agent view does it: AccessGranted
     /// (full control) and ScreenInit arrive, the viewer asks for a full refresh and one
-    /// more update, and the first update is applied. Returns the decoder holding it.
-    static func openAsViewer(_ viewerEnd: MemoryTransport, width: Int, height: Int) async throws -> TileDecoder {
+    /// more update, and the first update is applied. Returns the decoder holding it and
+    /// the first update's body.
+    @discardableResult
+    static func openAsViewer(_ viewerEnd: MemoryTransport, width: Int, height: Int) async throws -> (TileDecoder, first: ByteBuffer) {
         #expect(try await viewerEnd.receiveMessage() == .accessGranted(SessionAccess.fullControl.message))
         guard case .screenInit = try await viewerEnd.receiveMessage() else { throw TestFailure("expected ScreenInit") }
         try await viewerEnd.sender.send(frames: [
@@ -244,6 +273,6 @@ extension ScreenSessionTests {
         decoder.resize(width: width, height: height)
         guard case .tileUpdate(let first) = try await viewerEnd.receiveMessage() else { throw TestFailure("expected a TileUpdate") }
         #expect(try decoder.apply(first.body) == 1)
-        return decoder
+        return (decoder, first.body)
     }
 }
