@@ -10,7 +10,8 @@ was and leave the decoder unusable.
 Further tests build bodies with Python's zlib (sync-flushed, as §7.1 says) for what the
 vectors do not cover: the other error kinds, overlapping copies, every encoding's edge
 cases, parts, ScreenInit in the middle of a stream, the glyph table (§7.4.7) across
-updates and ScreenInit, and the time a 1080p update takes.
+updates and ScreenInit, glyphs defined with a palette and raw (n = 0), and the time a
+1080p update takes.
 """
 
 import base64
@@ -142,8 +143,12 @@ def read_glyphs(reader, x, y, w, h, glyphs, draws):
                 glyph_width, glyph_height = reader.u8(), reader.u8()
                 assert 1 <= glyph_width <= 64 and 1 <= glyph_height <= 64
                 palette = [reader.take(3) for _ in range(reader.u8())]
-                assert 1 <= len(palette) <= 16
-                glyphs[slot] = (glyph_width, glyph_height, reader.packed_indices(palette, glyph_width, glyph_height))
+                assert len(palette) <= 16
+                if palette:
+                    pixels = reader.packed_indices(palette, glyph_width, glyph_height)
+                else:  # n = 0: width × height cpixels, raw
+                    pixels = [reader.take(3) for _ in range(glyph_width * glyph_height)]
+                glyphs[slot] = (glyph_width, glyph_height, pixels)
             glyph_width, glyph_height, pixels = glyphs[slot]
             assert left + glyph_width <= w and top + glyph_height <= h
             draws.append((x + left, y + top, glyph_width, glyph_height, pixels))
@@ -234,6 +239,7 @@ EXPECTED_SCREENS = {
                             else 0x000000 if (x, y) in {(10, 2), (9, 3)}
                             else 0x336699 if x >= 8
                             else 0xFF0000 if 5 <= x and 1 <= y < 3 else 0x000000),
+    "glyph-raw": lambda x, y: {(1, 0): 0x0000FF, (2, 0): 0x00FF00, (1, 1): 0xFF0000, (2, 1): 0xFFFFFF}.get((x, y), 0),
 }
 
 
@@ -293,8 +299,8 @@ def test_document_has_the_vectors_this_test_knows(vectors):
                          "EXPECTED_SCREENS what each one's description says its screen shows at the end.")
     gone = sorted(set(EXPECTED_SCREENS) - names)
     assert not gone, f"EXPECTED_SCREENS describes tile vectors that §7.8 does not have: {gone}"
-    # The document as of this test: 8 sessions and 10 invalid bodies; each is checked.
-    assert len(valid) >= 8 and len(invalid) >= 10
+    # The document as of this test: 9 sessions and 10 invalid bodies; each is checked.
+    assert len(valid) >= 9 and len(invalid) >= 10
     for vector in invalid:
         assert vector["kind"] in TILE_ERROR_KINDS, f"{vector['name']}: unknown kind {vector['kind']!r}"
 
@@ -427,6 +433,12 @@ def glyph_use(advance, slot):
 def glyph_definition(advance, slot, width, height, palette, indices):
     """A glyph defined into `slot` and drawn: n = 1…16 colours, indices packed as in §7.4.3."""
     return count_field(advance) + struct.pack(">HBB", slot | 0x8000, width, height) + packed(palette, indices, width)
+
+
+def glyph_raw_definition(advance, slot, width, height, colours):
+    """A glyph defined into `slot` and drawn: n = 0, then width × height cpixels in raster order."""
+    assert len(colours) == width * height
+    return count_field(advance) + struct.pack(">HBBB", slot | 0x8000, width, height, 0) + raw(colours)
 
 
 def glyph_bands(background, bands):
@@ -800,6 +812,80 @@ def test_glyph_bands_advances_and_palettes(module_page):
     assert {place: colour_of(step, width, *place) for place in expected} == expected
 
 
+def test_a_raw_glyph_drawn_then_used_by_slot_in_a_later_update(module_page):
+    """n = 0 (§7.4.7): a glyph of more than 16 colours, defined raw, drawn from the table
+    afterwards; then the slot defined again, raw over palette and palette over raw."""
+    width, height = 20, 12
+    shaded = [0x0A0B0C * (index + 1) for index in range(20)]  # 20 colours, raster order
+    define = part(width, height, [rect(7, 1, 1, 10, 6, glyph_bands(0x202020, [(1, [
+        glyph_raw_definition(2, 12, 5, 4, shaded),
+        glyph_definition(6, 13, 2, 2, [0xFFFFFF, 0x0000FF], [0, 1, 1, 0]),
+    ])]))])
+    use = part(width, height, [rect(7, 8, 5, 12, 7, glyph_bands(0x000000, [(3, [glyph_use(7, 12)]),
+                                                                           (0, [glyph_use(1, 13)])]))])
+    # The same sides as before: slot 12 becomes a palette glyph and slot 13 a raw one.
+    swap = part(width, height, [rect(7, 0, 0, 20, 12, glyph_bands(0x336699, [(8, [
+        glyph_definition(0, 12, 5, 4, [0xFF0000, 0x00FF00], [(x + y) % 2 for y in range(4) for x in range(5)]),
+        glyph_raw_definition(6, 13, 2, 2, [0x010203, 0x040506, 0x070809, 0x0A0B0C]),
+        glyph_use(3, 12),
+    ])]))])
+    steps = check_session(module_page, width, height, [(1, define), (2, use), (3, swap)])
+    assert [colour_of(steps[0], width, x, y) for x, y in ((3, 2), (7, 2), (3, 5), (7, 5), (9, 2), (10, 3))] \
+        == [shaded[0], shaded[4], shaded[15], shaded[19], 0xFFFFFF, 0xFFFFFF]
+    assert [colour_of(steps[1], width, x, y) for x, y in ((15, 8), (19, 8), (15, 11), (19, 11), (9, 5), (10, 5))] \
+        == [shaded[0], shaded[4], shaded[15], shaded[19], 0xFFFFFF, 0x0000FF]
+    assert [colour_of(steps[2], width, x, y) for x, y in ((0, 8), (1, 8), (6, 8), (7, 9), (9, 8), (13, 11))] \
+        == [0xFF0000, 0x00FF00, 0x010203, 0x0A0B0C, 0xFF0000, 0x00FF00]
+
+
+def test_a_raw_64x64_glyph_at_the_bottom_right_edge(module_page):
+    """The largest raw glyph, 64 × 64 × 3 bytes, ending on the screen's last column and row."""
+    width, height = 100, 80
+    generator = random.Random(6464)
+    colours = [generator.randrange(1 << 24) for _ in range(64 * 64)]
+    update = part(width, height, [rect(7, 30, 10, 70, 70, glyph_bands(0x445566, [(6, [
+        glyph_raw_definition(6, 2047, 64, 64, colours)])]))])
+    later = part(width, height, [rect(7, 0, 0, 64, 64, glyph_bands(0x000000, [(0, [glyph_use(0, 2047)])]))])
+    steps = check_session(module_page, width, height, [(1, update), (2, later)])
+    assert steps[0]["dirty"] == {"x": 30, "y": 10, "width": 70, "height": 70}
+    assert [colour_of(steps[0], width, x, y) for x, y in ((35, 15), (36, 16), (99, 16), (36, 79), (99, 79))] \
+        == [0x445566, colours[0], colours[63], colours[63 * 64], colours[-1]]
+    assert [colour_of(steps[1], width, x, y) for x, y in ((0, 0), (63, 63), (64, 12), (99, 79))] \
+        == [colours[0], colours[-1], 0x445566, colours[-1]]
+
+
+def test_raw_and_palette_definitions_in_one_band(module_page):
+    """One band that mixes n = 0 with n = 1, 2, 5 and 16, uses between them, and a slot
+    defined raw and used in the same band."""
+    width, height = 64, 10
+    generator = random.Random(1600)
+    colours = [generator.randrange(1 << 24) for _ in range(16)]
+    raw_a = [generator.randrange(1 << 24) for _ in range(3 * 5)]
+    raw_b = [generator.randrange(1 << 24) for _ in range(1)]
+    five = [generator.randrange(5) for _ in range(4 * 3)]
+    sixteen = list(range(16))
+    band = (2, [
+        glyph_raw_definition(1, 40, 3, 5, raw_a),  # x 1
+        glyph_definition(4, 41, 2, 2, [colours[0], colours[1]], [0, 1, 1, 0]),  # x 5, n = 2
+        glyph_raw_definition(3, 42, 1, 1, raw_b),  # x 8, a 1×1 raw glyph
+        glyph_use(2, 40),  # x 10: the raw glyph again
+        glyph_definition(4, 43, 4, 3, colours[2:7], five),  # x 14, n = 5
+        glyph_definition(5, 44, 1, 1, [colours[7]], [0]),  # x 19, n = 1
+        glyph_definition(2, 45, 4, 4, colours, sixteen),  # x 21, n = 16
+        glyph_use(5, 42),  # x 26
+        glyph_use(2, 41),  # x 28
+    ])
+    update = part(width, height, [rect(7, 0, 0, width, height, glyph_bands(0x808080, [band]))])
+    [step] = check_session(module_page, width, height, [(1, update)])
+    expected = {
+        (0, 2): 0x808080, (1, 2): raw_a[0], (3, 6): raw_a[-1], (5, 2): colours[0], (6, 2): colours[1],
+        (8, 2): raw_b[0], (10, 2): raw_a[0], (12, 6): raw_a[-1], (14, 2): colours[2 + five[0]],
+        (17, 4): colours[2 + five[-1]], (19, 2): colours[7], (21, 2): colours[0], (24, 5): colours[15],
+        (26, 2): raw_b[0], (28, 3): colours[1], (29, 3): colours[0], (30, 2): 0x808080, (1, 7): 0x808080,
+    }
+    assert {place: colour_of(step, width, *place) for place in expected} == expected
+
+
 def glyph_failing_cases():
     """name: (kind, inflated parts for an 8×4 decoder; the last one fails). The first part
     defines slot 1; each failing part first fills the screen and defines slot 4, valid
@@ -826,7 +912,7 @@ def glyph_failing_cases():
         "empty-slot": ("unknown glyph", failing(glyph_use(1, 7))),
         "use-before-its-definition": ("unknown glyph",
                                       failing(glyph_use(1, 5), glyph_definition(1, 5, 1, 1, [0], [0]))),
-        "palette-of-0": ("bad palette size", failing(head(5, 1, 1) + b"\x00\x00")),
+        "palette-of-255": ("bad palette size", failing(head(5, 1, 1) + b"\xff" + cpixel(0) * 255 + b"\x00")),
         "palette-of-17": ("bad palette size", failing(glyph_definition(1, 5, 1, 1, list(range(17)), [0]))),
         "index-1-of-1": ("bad palette index", failing(glyph_definition(1, 5, 2, 1, [0xABCDEF], [0, 1]))),
         "index-3-of-3": ("bad palette index", failing(glyph_definition(1, 5, 2, 2, [1, 2, 3], [0, 1, 2, 3]))),
@@ -842,6 +928,9 @@ def glyph_failing_cases():
         "cut-in-the-sides": ("truncated", failing(head(5, 1, 1)[:-1])),
         "cut-in-a-palette": ("truncated", failing(head(5, 1, 1) + b"\x02" + cpixel(1) + b"\x02")),
         "cut-in-the-indices": ("truncated", failing(glyph_definition(1, 5, 8, 2, [0, 1], [0] * 16)[:-1])),
+        "raw-one-byte-short": ("truncated", failing(glyph_raw_definition(1, 5, 3, 2, list(range(6)))[:-1])),
+        "raw-without-pixels": ("truncated", failing(head(5, 2, 2) + b"\x00")),
+        "raw-past-the-right": ("rect out of bounds", failing(glyph_raw_definition(6, 5, 3, 1, [1, 2, 3]))),
         "more-bands-than-follow": ("truncated", failing(data=cpixel(0x999999) + struct.pack(">HHH", 2, 0, 1)
                                                         + glyph_use(0, 1))),
         "more-glyphs-than-follow": ("truncated", failing(glyph_use(1, 1))[:-3]),

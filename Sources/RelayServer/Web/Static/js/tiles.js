@@ -445,17 +445,24 @@ export class TileDecoder {
           need(1, `the palette size of glyph slot ${slot}`);
           definition = offset;
           const size = part[offset++];
-          if (size === 0 || size > 16) {
+          if (size > 16) {
             throw new TileError(TileErrorKind.badPaletteSize,
-              `rectangle ${number}: a glyph palette of ${size} colours; 1 to 16 are allowed (§7.4.7)`);
+              `rectangle ${number}: a glyph palette of ${size} colours; 1 to 16 are allowed, or 0 for ` +
+              `raw pixels (§7.4.7)`);
           }
-          need(size * 3, `the palette of glyph slot ${slot}`);
-          offset += size * 3;
-          const bits = indexBits(size);
-          const rowLength = (width * bits + 7) >> 3;
-          need(rowLength * height, `the packed indices of glyph slot ${slot}`);
-          if (size !== 1 << bits) checkGlyphIndices(part, size, offset, width, height, rowLength, number);
-          offset += rowLength * height;
+          if (size === 0) {
+            // n = 0: width × height cpixels, raw, in raster order (§7.4.7).
+            need(width * height * 3, `the raw pixels of glyph slot ${slot}`);
+            offset += width * height * 3;
+          } else {
+            need(size * 3, `the palette of glyph slot ${slot}`);
+            offset += size * 3;
+            const bits = indexBits(size);
+            const rowLength = (width * bits + 7) >> 3;
+            need(rowLength * height, `the packed indices of glyph slot ${slot}`);
+            if (size !== 1 << bits) checkGlyphIndices(part, size, offset, width, height, rowLength, number);
+            offset += rowLength * height;
+          }
           pendingSides[slot] = (width << 8) | height;
           pendingStamps[slot] = partNumber;
         } else if (pendingStamps[slot] === partNumber) {
@@ -647,8 +654,9 @@ function checkGlyphIndices(part, size, data, width, height, rowLength, number) {
 
 /**
  * Puts a validated definition (its palette size byte at `definition`, width and height
- * before it) into the table slot, as RGBA words. A slot's old pixels are reused when the
- * size is the same: the glyphs drawn from them before are on the screen already.
+ * before it) into the table slot, as RGBA words: from a palette and packed indices, or
+ * from raw cpixels when the palette size is 0 (§7.4.7). A slot's old pixels are reused
+ * when the size is the same: the glyphs drawn from them before are on the screen already.
  */
 function defineGlyph(table, slot, part, definition) {
   const width = part[definition - 2];
@@ -662,12 +670,19 @@ function defineGlyph(table, slot, part, definition) {
     glyph = new Glyph(width, height);
     table[slot] = glyph;
   }
+  const pixels = glyph.pixels;
+  if (size === 0) {
+    const count = width * height;
+    for (let index = 0, source = definition + 1; index < count; index++, source += 3) {
+      pixels[index] = colourAt(part, source);
+    }
+    return;
+  }
   const colours = new Uint32Array(16);
   for (let entry = 0; entry < size; entry++) colours[entry] = colourAt(part, definition + 1 + entry * 3);
   const bits = indexBits(size);
   const rowLength = (width * bits + 7) >> 3;
   const mask = (1 << bits) - 1;
-  const pixels = glyph.pixels;
   let line = definition + 1 + size * 3;
   let target = 0;
   for (let row = 0; row < height; row++) {
