@@ -23,6 +23,12 @@ struct PixelView {
 
     @inline(__always)
     func row(_ y: Int, x: Int = 0) -> UnsafeRawPointer { self.base + (y &* self.stride &+ x &* 4) }
+
+    /// The pixel at (`x`, `y`) as `0x00RRGGBB` (its unused byte dropped).
+    @inline(__always)
+    func rgb(_ x: Int, _ y: Int) -> UInt32 {
+        UInt32(littleEndian: self.row(y, x: x).loadUnaligned(as: UInt32.self)) & 0x00FF_FFFF
+    }
 }
 
 /// How content moved: a pixel at (x, y) in the previous frame is at (x + dx, y + dy) now.

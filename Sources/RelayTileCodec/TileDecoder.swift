@@ -31,8 +31,6 @@ public final class TileDecoder {
     private var continuingRequestID: UInt32 = 0
     /// The glyph table (§7.4.7): empty slots at the start of the session, never reset.
     private var glyphTable = [Glyph?](repeating: nil, count: TileUpdateFormat.glyphSlots)
-    /// The part's glyphs in the order listed: what the glyphs rectangles define and draw.
-    private var glyphUses: [GlyphUse] = []
     /// While a part is read: the sides of the glyphs it defines, by slot, for the uses
     /// after them (the table itself changes only when the part is applied). A slot's
     /// entry counts only when its `pendingPart` is the part being read.
@@ -121,8 +119,6 @@ public final class TileDecoder {
         var palette = 0
         var paletteSize = 0
         var data = 0
-        /// Glyphs: its entries in `glyphUses`.
-        var glyphs = 0..<0
     }
 
     /// A glyph of the table (§7.4.7): its pixels as the framebuffer stores them.
@@ -132,22 +128,10 @@ public final class TileDecoder {
         var pixels: [UInt32]
     }
 
-    /// One glyph of a glyphs rectangle: where it is drawn, from which slot, and the
-    /// definition (offset of its palette size byte in `inflated`) when it brings one.
-    private struct GlyphUse {
-        var slot: Int
-        var x: Int
-        var y: Int
-        var width: Int
-        var height: Int
-        var definition: Int?
-    }
-
     /// Reads the inflated part into `rects`, validating every field; returns the
     /// part's "continues" flag.
     private func parse(count: Int, width: Int, height: Int) throws(ScreenCodecError) -> Bool {
         self.rects.removeAll(keepingCapacity: true)
-        self.glyphUses.removeAll(keepingCapacity: true)
         self.partNumber &+= 1
         return try self.inflated.withUnsafeBufferPointer { (bytes) throws(ScreenCodecError) -> Bool in
             var reader = InflatedReader(base: bytes.baseAddress!, end: count)
@@ -234,14 +218,14 @@ public final class TileDecoder {
         case .glyphs:
             rect.data = reader.offset
             try reader.skip(TileUpdateFormat.pixelLength, "glyphs background")
-            let first = self.glyphUses.count
             try self.readGlyphBands(&reader, rect: rect, number: number)
-            rect.glyphs = first..<self.glyphUses.count
         }
         return rect
     }
 
-    /// Reads and checks a glyphs rectangle's bands (§7.4.7) into `glyphUses`. Definitions
+    /// Reads and checks a glyphs rectangle's bands (§7.4.7); nothing is kept (drawing
+    /// reads the checked bytes again, so a part of millions of 3-byte glyphs costs no
+    /// memory per glyph). Definitions
     /// take effect for later uses in this part through `pendingSides`; the table itself
     /// is changed when the part is applied.
     private func readGlyphBands(_ reader: inout InflatedReader, rect: DecodedRect, number: Int) throws(ScreenCodecError) {
@@ -259,18 +243,17 @@ public final class TileDecoder {
                         .badGlyph, "rectangle \(number): glyph slot \(slot); the table has \(TileUpdateFormat.glyphSlots) (§7.4.7)"
                     )
                 }
-                var use = GlyphUse(slot: slot, x: rect.x + left, y: rect.y + top, width: 0, height: 0)
+                var glyph = (width: 0, height: 0)
                 if field & TileUpdateFormat.glyphDefinitionFlag != 0 {
-                    use.width = try reader.u8("glyph width")
-                    use.height = try reader.u8("glyph height")
+                    glyph.width = try reader.u8("glyph width")
+                    glyph.height = try reader.u8("glyph height")
                     let sides = 1...TileUpdateFormat.maximumGlyphSide
-                    guard sides.contains(use.width), sides.contains(use.height) else {
+                    guard sides.contains(glyph.width), sides.contains(glyph.height) else {
                         throw ScreenCodecError(
                             .badGlyph,
-                            "rectangle \(number): a \(use.width)×\(use.height) glyph for slot \(slot); sides are 1…\(TileUpdateFormat.maximumGlyphSide) (§7.4.7)"
+                            "rectangle \(number): a \(glyph.width)×\(glyph.height) glyph for slot \(slot); sides are 1…\(TileUpdateFormat.maximumGlyphSide) (§7.4.7)"
                         )
                     }
-                    use.definition = reader.offset
                     let paletteSize = try reader.u8("glyph palette size")
                     guard paletteSize <= TileUpdateFormat.maximumPaletteSize else {
                         throw ScreenCodecError(
@@ -278,30 +261,28 @@ public final class TileDecoder {
                         )
                     }
                     if paletteSize == 0 {
-                        try reader.skip(use.width * use.height * TileUpdateFormat.pixelLength, "raw glyph pixels")
+                        try reader.skip(glyph.width * glyph.height * TileUpdateFormat.pixelLength, "raw glyph pixels")
                     } else {
                         try reader.skip(paletteSize * TileUpdateFormat.pixelLength, "glyph palette")
-                        let shape = DecodedRect(encoding: .glyphs, x: 0, y: 0, width: use.width, height: use.height, paletteSize: paletteSize)
+                        let shape = DecodedRect(encoding: .glyphs, x: 0, y: 0, width: glyph.width, height: glyph.height, paletteSize: paletteSize)
                         try Self.validatePacked(&reader, rect: shape, number: number)
                     }
-                    self.pendingSides[slot] = UInt32(use.width) << 16 | UInt32(use.height)
+                    self.pendingSides[slot] = UInt32(glyph.width) << 16 | UInt32(glyph.height)
                     self.pendingPart[slot] = self.partNumber
                 } else if self.pendingPart[slot] == self.partNumber {
-                    use.width = Int(self.pendingSides[slot] >> 16)
-                    use.height = Int(self.pendingSides[slot] & 0xFFFF)
-                } else if let glyph = self.glyphTable[slot] {
-                    use.width = glyph.width
-                    use.height = glyph.height
+                    glyph.width = Int(self.pendingSides[slot] >> 16)
+                    glyph.height = Int(self.pendingSides[slot] & 0xFFFF)
+                } else if let held = self.glyphTable[slot] {
+                    glyph = (held.width, held.height)
                 } else {
                     throw ScreenCodecError(.unknownGlyph, "rectangle \(number): glyph slot \(slot) holds no glyph (§7.4.7)")
                 }
-                guard left + use.width <= rect.width, top + use.height <= rect.height else {
+                guard left + glyph.width <= rect.width, top + glyph.height <= rect.height else {
                     throw ScreenCodecError(
                         .rectOutOfBounds,
-                        "rectangle \(number): a \(use.width)×\(use.height) glyph at (\(left), \(top)) reaches outside its \(rect.width)×\(rect.height) rectangle"
+                        "rectangle \(number): a \(glyph.width)×\(glyph.height) glyph at (\(left), \(top)) reaches outside its \(rect.width)×\(rect.height) rectangle"
                     )
                 }
-                self.glyphUses.append(use)
             }
         }
     }
@@ -477,42 +458,68 @@ public final class TileDecoder {
     }
 
     /// Defines and draws a glyphs rectangle's glyphs in order (§7.4.7), over the
-    /// background `draw` filled in.
+    /// background `draw` filled in, reading its bytes again: validation checked them all.
     private func drawGlyphs(_ rect: DecodedRect, inflated: UnsafePointer<UInt8>, pixels: UnsafeMutableRawPointer, stride: Int) {
-        for use in self.glyphUses[rect.glyphs] {
-            if let definition = use.definition {
-                self.glyphTable[use.slot] = Self.glyph(width: use.width, height: use.height, definition: inflated + definition)
+        var cursor = inflated + rect.data + TileUpdateFormat.pixelLength
+        func u16() -> Int {
+            defer { cursor += 2 }
+            return Int(cursor[0]) << 8 | Int(cursor[1])
+        }
+        func count() -> Int {
+            var value = 0
+            while cursor.pointee == 255 {
+                value += 255
+                cursor += 1
             }
-            // Validation saw this slot filled (here or earlier) with a glyph of these sides.
-            self.glyphTable[use.slot]!.pixels.withUnsafeBytes { glyph in
-                let length = use.width * 4
-                for row in 0..<use.height {
-                    memcpy(pixels + (use.y + row) * stride + use.x * 4, glyph.baseAddress! + row * length, length)
+            defer { cursor += 1 }
+            return value + Int(cursor.pointee)
+        }
+        for _ in 0..<u16() {
+            let top = u16()
+            var left = 0
+            for _ in 0..<u16() {
+                left += count()
+                let field = u16()
+                let slot = field & ~TileUpdateFormat.glyphDefinitionFlag
+                if field & TileUpdateFormat.glyphDefinitionFlag != 0 {
+                    let (glyph, length) = Self.glyph(definition: cursor)
+                    self.glyphTable[slot] = glyph
+                    cursor += length
+                }
+                // Validation saw this slot filled (here or earlier) with a glyph that fits.
+                let glyph = self.glyphTable[slot]!
+                glyph.pixels.withUnsafeBytes { source in
+                    let length = glyph.width * 4
+                    for row in 0..<glyph.height {
+                        memcpy(pixels + (rect.y + top + row) * stride + (rect.x + left) * 4, source.baseAddress! + row * length, length)
+                    }
                 }
             }
         }
     }
 
-    /// A glyph's pixels from its definition: raw, or a palette and packed indices (§7.4.7).
-    private static func glyph(width: Int, height: Int, definition: UnsafePointer<UInt8>) -> Glyph {
-        let paletteSize = Int(definition[0])
+    /// A glyph from its definition (§7.4.7: sides, then raw pixels or a palette and packed
+    /// indices), and the definition's length in bytes.
+    private static func glyph(definition: UnsafePointer<UInt8>) -> (Glyph, Int) {
+        let (width, height, paletteSize) = (Int(definition[0]), Int(definition[1]), Int(definition[2]))
+        let colours = definition + 3
         if paletteSize == 0 {
-            let pixels = (0..<(width * height)).map { Self.pixel(definition + 1 + $0 * TileUpdateFormat.pixelLength).littleEndian }
-            return Glyph(width: width, height: height, pixels: pixels)
+            let pixels = (0..<(width * height)).map { Self.pixel(colours + $0 * TileUpdateFormat.pixelLength).littleEndian }
+            return (Glyph(width: width, height: height, pixels: pixels), 3 + width * height * TileUpdateFormat.pixelLength)
         }
         let bits = TileUpdateFormat.indexBits(paletteSize: paletteSize)
         let rowLength = TileUpdateFormat.packedRowLength(width: width, bits: bits)
         let mask = UInt8((1 << bits) - 1)
-        let packed = definition + 1 + paletteSize * TileUpdateFormat.pixelLength
+        let packed = colours + paletteSize * TileUpdateFormat.pixelLength
         var pixels = [UInt32](repeating: 0, count: width * height)
         for row in 0..<height {
             for column in 0..<width {
                 let bit = column &* bits
                 let index = Int((packed[row * rowLength + (bit >> 3)] >> UInt8(8 - bits - (bit & 7))) & mask)
-                pixels[row * width + column] = Self.pixel(definition + 1 + index * TileUpdateFormat.pixelLength).littleEndian
+                pixels[row * width + column] = Self.pixel(colours + index * TileUpdateFormat.pixelLength).littleEndian
             }
         }
-        return Glyph(width: width, height: height, pixels: pixels)
+        return (Glyph(width: width, height: height, pixels: pixels), 3 + paletteSize * TileUpdateFormat.pixelLength + rowLength * height)
     }
 
     /// Reads a run-length field that validation already checked (§7.4.4).

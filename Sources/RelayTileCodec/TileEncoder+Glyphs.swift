@@ -4,11 +4,13 @@
 // Text repeats a few shapes, so a page of new text costs a few bytes per character
 // instead of its pixels.
 
-/// A glyph of the planned rectangle: its left edge (from the rectangle's), width and hash.
+/// A glyph of the planned rectangle: its left edge (from the rectangle's), width, hash,
+/// and the slot that held it when planned (-1: it is defined).
 struct PlannedGlyph {
     var x: Int
     var width: Int
     var hash: UInt64
+    var slot: Int
 }
 
 /// A band of the planned rectangle: its rows (from the rectangle's top) and its glyphs.
@@ -22,20 +24,28 @@ struct PlannedBand {
 struct GlyphPlan {
     var box: TileRect
     var background: UInt32
-    /// Bytes the rectangle takes before deflating (an estimate where definitions repeat).
+    /// Bytes the rectangle takes before deflating: exact, unless two different glyphs of
+    /// the rectangle share a 64-bit hash (then one more definition is written).
     var cost: Int
 }
 
 extension TileEncoder {
+    /// The most distinct glyphs one glyphs rectangle uses: half the table, so that a
+    /// definition never replaces a slot the same rectangle still draws from (the slot
+    /// replaced is the least recently drawn, and this rectangle's are the most recent).
+    static let maximumGlyphsPerRect = TileUpdateFormat.glyphSlots / 2
+
     /// Plans a glyphs rectangle over `box` (§7.5): nil when its pixels have more than
-    /// 256 colours (a photo, not text) or it would take `budget` bytes or more. Leaves
-    /// the bands and glyphs in `plannedBands` and `plannedGlyphs` for
+    /// 256 colours (a photo, not text), it would use more than
+    /// ``maximumGlyphsPerRect`` distinct glyphs, or it would take `budget` bytes or more.
+    /// Leaves the bands and glyphs in `plannedBands` and `plannedGlyphs` for
     /// ``writeGlyphs(_:new:table:statistics:)``.
     func planGlyphs(new: PixelView, box: TileRect, budget: Int, table: GlyphTable) -> GlyphPlan? {
         guard let background = self.background(new: new, box: box) else { return nil }
         self.plannedBands.removeAll(keepingCapacity: true)
         self.plannedGlyphs.removeAll(keepingCapacity: true)
         self.plannedDefinitions.removeAll(keepingCapacity: true)
+        self.plannedSlots.removeAll(keepingCapacity: true)
         // Header, background, band count.
         var cost = TileUpdateFormat.rectHeaderLength + TileUpdateFormat.pixelLength + 2
         var ink = [Bool](repeating: false, count: box.width)
@@ -46,18 +56,14 @@ extension TileEncoder {
                 continue
             }
             let top = row
-            while row < box.height, Self.hasInk(new, x: box.x, y: box.y + row, width: box.width, background: background) { row += 1 }
+            // The band's rows, and its columns with ink in one pass along them.
+            for index in ink.indices { ink[index] = false }
+            repeat {
+                for column in 0..<box.width where new.rgb(box.x &+ column, box.y &+ row) != background { ink[column] = true }
+                row += 1
+            } while row < box.height && Self.hasInk(new, x: box.x, y: box.y + row, width: box.width, background: background)
             let first = self.plannedGlyphs.count
             cost += 4
-            // The band's columns with ink, in one pass along its rows.
-            for index in ink.indices { ink[index] = false }
-            for bandRow in top..<row {
-                let line = new.row(box.y &+ bandRow, x: box.x)
-                for column in 0..<box.width
-                where UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF != background {
-                    ink[column] = true
-                }
-            }
             var column = 0
             var left = 0
             while column < box.width {
@@ -69,23 +75,38 @@ extension TileEncoder {
                 while column < box.width, column - start < TileUpdateFormat.maximumGlyphSide, ink[column] { column += 1 }
                 let (x, y, width, height) = (box.x + start, box.y + top, column - start, row - top)
                 let hash = GlyphTable.hash(new, x: x, y: y, width: width, height: height)
-                self.plannedGlyphs.append(PlannedGlyph(x: start, width: width, hash: hash))
+                let slot = table.find(hash, new, x: x, y: y, width: width, height: height) ?? -1
+                self.plannedGlyphs.append(PlannedGlyph(x: start, width: width, hash: hash, slot: slot))
                 cost += TileUpdateFormat.countBytes(start - left) + 2
                 left = start
-                if table.find(hash, new, x: x, y: y, width: width, height: height) == nil, self.plannedDefinitions.insert(hash).inserted {
+                if slot >= 0 {
+                    self.plannedSlots.insert(slot)
+                } else if !self.isPlannedAlready(hash, new, x: x, y: y, width: width, height: height) {
                     cost += self.definitionLength(new: new, x: x, y: y, width: width, height: height)
                 }
-                if cost >= budget { return nil }
+                if cost >= budget || self.plannedSlots.count + self.plannedDefinitions.count > Self.maximumGlyphsPerRect { return nil }
             }
             self.plannedBands.append(PlannedBand(top: top, height: row - top, glyphs: first..<self.plannedGlyphs.count))
         }
         return GlyphPlan(box: box, background: background, cost: cost)
     }
 
+    /// Whether the same glyph is already planned as a definition in this rectangle (then
+    /// this one draws it by slot); else notes this one as a definition.
+    private func isPlannedAlready(_ hash: UInt64, _ new: PixelView, x: Int, y: Int, width: Int, height: Int) -> Bool {
+        if let earlier = self.plannedDefinitions[hash] {
+            return earlier.width == width && earlier.height == height
+                && GlyphTable.samePixels(new, (earlier.x, earlier.y), (x, y), width: width, height: height)
+        }
+        self.plannedDefinitions[hash] = TileRect(x: x, y: y, width: width, height: height)
+        return false
+    }
+
     /// Writes the planned glyphs rectangle, defining into `table` the glyphs it does not
-    /// hold (looked up again glyph by glyph: a definition may have replaced a slot the
-    /// plan found).
+    /// hold. The slots the plan found are marked drawn first, so that no definition of
+    /// this rectangle replaces them (``maximumGlyphsPerRect``).
     func writeGlyphs(_ plan: GlyphPlan, new: PixelView, table: inout GlyphTable, statistics: inout TileUpdateStatistics) {
+        for glyph in self.plannedGlyphs where glyph.slot >= 0 { table.draw(glyph.slot) }
         let box = plan.box
         self.rects.reserve(TileUpdateFormat.rectHeaderLength + TileUpdateFormat.pixelLength + 2 + 4 * self.plannedBands.count)
         self.rects.append(RectEncoding.glyphs.rawValue)
@@ -105,7 +126,9 @@ extension TileEncoder {
                 self.rects.reserve(TileUpdateFormat.countBytes(glyph.x - left) + 2)
                 self.rects.appendCount(glyph.x - left)
                 left = glyph.x
-                if let slot = table.find(glyph.hash, new, x: x, y: y, width: glyph.width, height: band.height) {
+                // A glyph the plan did not find may have been defined earlier in this rectangle.
+                let held = glyph.slot >= 0 ? glyph.slot : table.find(glyph.hash, new, x: x, y: y, width: glyph.width, height: band.height)
+                if let slot = held {
                     table.draw(slot)
                     self.rects.appendU16(slot)
                     statistics.glyphsDrawn += 1
@@ -139,9 +162,8 @@ extension TileEncoder {
         var paletteSize = 0
         var pixel = 0
         for row in 0..<height {
-            let line = new.row(y &+ row, x: x)
             for column in 0..<width {
-                let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
+                let colour = new.rgb(x &+ column, y &+ row)
                 var found = 0
                 while found < paletteSize, palette[found] != colour { found += 1 }
                 if found == paletteSize {
@@ -165,10 +187,7 @@ extension TileEncoder {
             self.rects.append(UInt8(height))
             self.rects.append(0)
             for row in 0..<height {
-                let line = new.row(y &+ row, x: x)
-                for column in 0..<width {
-                    self.rects.appendPixel(UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF)
-                }
+                for column in 0..<width { self.rects.appendPixel(new.rgb(x &+ column, y &+ row)) }
             }
             return
         }
@@ -193,13 +212,11 @@ extension TileEncoder {
             histogram.clear()
             swap(&histogram, &self.histogram)
         }
-        if histogram.colours.isEmpty { histogram = GlyphHistogram() }
         var lastColour: UInt32 = 0
         var lastSlot = -1
         for row in 0..<box.height {
-            let line = new.row(box.y &+ row, x: box.x)
             for column in 0..<box.width {
-                let colour = UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF
+                let colour = new.rgb(box.x &+ column, box.y &+ row)
                 if lastSlot < 0 || colour != lastColour {
                     guard let slot = histogram.slot(for: colour) else { return nil }
                     lastSlot = slot
@@ -214,11 +231,7 @@ extension TileEncoder {
     /// Whether row `y` has a pixel other than `background` in `width` pixels from `x`.
     @inline(__always)
     private static func hasInk(_ frame: PixelView, x: Int, y: Int, width: Int, background: UInt32) -> Bool {
-        let line = frame.row(y, x: x)
-        for column in 0..<width
-        where UInt32(littleEndian: line.loadUnaligned(fromByteOffset: column &* 4, as: UInt32.self)) & 0x00FF_FFFF != background {
-            return true
-        }
+        for column in 0..<width where frame.rgb(x &+ column, y) != background { return true }
         return false
     }
 }

@@ -13,11 +13,7 @@ extension TileEncoder {
         maximumBodyLength: Int,
         statistics: inout TileUpdateStatistics
     ) throws(ScreenCodecError) -> [ByteBuffer] {
-        // Inflated budget per part: deflate never expands by more than about 5 bytes per
-        // 16 KiB stored block plus the sync flush, so 1% headroom is ample.
-        let budget =
-            maximumBodyLength == .max
-            ? Int.max : (maximumBodyLength - 4 - 64) / 100 * 99 - TileUpdateFormat.partHeaderLength
+        let budget = TileUpdateFormat.partBudget(maximumBodyLength: maximumBodyLength)
         var bodies: [ByteBuffer] = []
         var first = 0
         var start = 0
@@ -26,6 +22,14 @@ extension TileEncoder {
             while last + 1 < self.rectEnds.count, self.rectEnds[last + 1] - start <= budget { last += 1 }
             let end = self.rectEnds[last]
             let continues = last + 1 < self.rectEnds.count
+            // Only a glyphs rectangle can be larger than a part (whose plan missed a hash
+            // collision): an error, never a body over the relay's limit.
+            guard end - start <= budget else {
+                throw ScreenCodecError(
+                    .bodyLimitTooSmall,
+                    "a rectangle of \(end - start) bytes does not fit a part of at most \(budget) under the \(maximumBodyLength)-byte body limit (§7.6)"
+                )
+            }
 
             // The part header (§7.2) in a stack buffer: u16 width, u16 height, u8 flags,
             // u32 rectangle count.

@@ -104,12 +104,18 @@ extension TileEncoder {
     /// it did.
     @discardableResult
     private func replaceWithGlyphs(_ run: TileRun, new: PixelView, statistics: inout TileUpdateStatistics) -> Bool {
-        let written = self.rects.count - run.rectsStart
-        guard let plan = self.planGlyphs(new: new, box: run.box, budget: written, table: self.glyphTable!) else { return false }
+        guard var table = self.glyphTable else { return false }
+        // Smaller than the tiles, and small enough for one part (§7.6), with room for
+        // one definition the plan may miss (two glyphs of one hash).
+        let budget = min(self.rects.count - run.rectsStart, self.partBudget - TileUpdateFormat.maximumGlyphDefinitionLength)
+        guard let plan = self.planGlyphs(new: new, box: run.box, budget: budget, table: table) else { return false }
         self.rects.count = run.rectsStart
         self.rectEnds.removeLast(self.rectEnds.count - run.endsStart)
         statistics = run.statistics
-        self.writeGlyphs(plan, new: new, table: &self.glyphTable!, statistics: &statistics)
+        // Moved out of the property while written, so that it is not copied.
+        self.glyphTable = nil
+        self.writeGlyphs(plan, new: new, table: &table, statistics: &statistics)
+        self.glyphTable = table
         return true
     }
 

@@ -39,12 +39,15 @@ public struct TileUpdateStatistics: Sendable, Hashable {
 /// after applying the result — and one deflate stream for the session direction. Not
 /// thread-safe; one encoder per viewer connection.
 ///
-/// One update is built in four steps, each in its own file:
+/// One update is built in five steps, each in its own file:
 /// - change detection (here): which 64×64 tiles differ from the previous frame;
 /// - copies (`CopyFinder.swift`): which changed tiles are moved content, sent as copy
 ///   rectangles (§7.4.1);
 /// - tiles (`TileEncoder+Tiles.swift`): the rest, each with the smallest encoding its
 ///   content allows (§7.4.2–§7.4.6, §7.5);
+/// - glyphs (`TileEncoder+Glyphs.swift`, `GlyphTable.swift`), for a viewer that keeps a
+///   glyph table: each run of changed tiles on a tile row as one glyphs rectangle, when
+///   that is smaller (§7.4.7);
 /// - parts (`TileEncoder+Parts.swift`): the rectangles cut into bodies that fit the
 ///   relay's limit, each deflated on the session's stream (§7.1, §7.6).
 public final class TileEncoder {
@@ -79,7 +82,13 @@ public final class TileEncoder {
     /// Scratch for the glyphs rectangle being planned (`TileEncoder+Glyphs.swift`).
     var plannedBands: [PlannedBand] = []
     var plannedGlyphs: [PlannedGlyph] = []
-    var plannedDefinitions = Set<UInt64>()
+    /// The definitions planned so far, by hash, with where their first glyph is; and the
+    /// table's slots the plan draws from.
+    var plannedDefinitions: [UInt64: TileRect] = [:]
+    var plannedSlots = Set<Int>()
+    /// The most inflated bytes one part may take under this call's body limit (§7.6): a
+    /// glyphs rectangle, which may replace a whole tile row, is kept below it.
+    var partBudget = Int.max
     var histogram = GlyphHistogram()
 
     /// What the last call to ``encode(_:requestID:fullRefresh:)`` produced.
@@ -164,6 +173,7 @@ public final class TileEncoder {
             )
         }
         var statistics = TileUpdateStatistics()
+        self.partBudget = TileUpdateFormat.partBudget(maximumBodyLength: maximumBodyLength)
         // The hint applies to a delta against a kept frame of the same size.
         let candidates = changes.flatMap { changes in
             !fullRefresh && changes.width == frame.width && changes.height == frame.height

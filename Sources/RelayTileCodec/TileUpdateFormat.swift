@@ -43,6 +43,16 @@ enum TileUpdateFormat {
         size <= 2 ? 1 : (size <= 4 ? 2 : 4)
     }
 
+    /// The most inflated bytes of rectangles one part may hold under a TileUpdate body
+    /// limit (§7.6): deflate never expands by more than about 5 bytes per 16 KiB stored
+    /// block plus the sync flush, so 1% headroom is ample.
+    static func partBudget(maximumBodyLength: Int) -> Int {
+        maximumBodyLength == .max ? .max : (maximumBodyLength - 4 - 64) / 100 * 99 - Self.partHeaderLength
+    }
+
+    /// The longest glyph definition (§7.4.7): sides, n = 0 and 64×64 raw pixels.
+    static let maximumGlyphDefinitionLength = 3 + maximumGlyphSide * maximumGlyphSide * pixelLength
+
     /// Bytes of a count field of `value` ≥ 0 (§7.4.7): a run length without the added 1.
     @inline(__always)
     static func countBytes(_ value: Int) -> Int {

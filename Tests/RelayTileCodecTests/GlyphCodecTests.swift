@@ -105,6 +105,28 @@ struct GlyphCodecTests {
         #expect(sent.withGlyphs * 2 < sent.without, "\(sent.withGlyphs) bytes with glyphs, \(sent.without) without")
     }
 
+    @Test("the host's table replaces the least recently drawn slot once all 2,048 are filled")
+    func leastRecentlyDrawnIsReplaced() {
+        // 2,052 one-pixel glyphs of distinct colours in a row.
+        var frame = Framebuffer(width: 2052, height: 1)
+        for x in 0..<2052 { frame.setRGB(UInt32(x + 1), x: x, y: 0) }
+        frame.pixels.withUnsafeBytes { bytes in
+            let view = PixelView(base: bytes.baseAddress!, width: frame.width, height: 1)
+            var table = GlyphTable()
+            func define(_ x: Int) -> Int { table.define(GlyphTable.hash(view, x: x, y: 0, width: 1, height: 1), view, x: x, y: 0, width: 1, height: 1) }
+            for x in 0..<2048 { #expect(define(x) == x, "empty slots fill in order") }
+            table.draw(0)
+            #expect(define(2048) == 1, "slot 0 was drawn again, so slot 1 is the least recent")
+            #expect(define(2049) == 2)
+            table.draw(3)
+            table.draw(4)
+            #expect(define(2050) == 5)
+            #expect(table.find(GlyphTable.hash(view, x: 1, y: 0, width: 1, height: 1), view, x: 1, y: 0, width: 1, height: 1) == nil)
+            #expect(table.find(GlyphTable.hash(view, x: 2048, y: 0, width: 1, height: 1), view, x: 2048, y: 0, width: 1, height: 1) == 1)
+            #expect(table.find(GlyphTable.hash(view, x: 3, y: 0, width: 1, height: 1), view, x: 3, y: 0, width: 1, height: 1) == 3)
+        }
+    }
+
     @Test("an encoder without the viewer's table never writes a glyphs rectangle")
     func noTableNoGlyphs() throws {
         let font = TextPages(characters: 40, seed: 9)

@@ -4,12 +4,12 @@ import Testing
 
 @testable import RelayTileCodec
 
-// Review of the glyphs encoding (PROTOCOL.md §7.4.7, §7.5, §7.6): a finding shown as
+// Review of the glyphs encoding (PROTOCOL.md §7.4.7, §7.5, §7.6): a finding kept as
 // tests. §7.6 says every body MUST fit the payload limit, and the encoder cuts parts
 // between rectangles; a glyphs rectangle replaces a whole run of tiles on a tile row,
-// so it can be larger than a part may be, and deflateParts then sends it alone in a
-// body over the limit (the relay answers frame too large and the session ends). The
-// failing expectation is a known issue until the encoder bounds the glyphs rectangle.
+// so it could be larger than a part may be, and was sent alone in a body over the limit
+// (the relay answered frame too large and the session ended). The encoder now keeps a
+// glyphs rectangle below the part budget.
 
 @Suite("Glyphs encoding review")
 struct GlyphReviewTests {
@@ -44,9 +44,7 @@ struct GlyphReviewTests {
         let largest = try Self.largestBodies(frame, limit: Self.relayMinimum)
         #expect(largest.tiles <= Self.relayMinimum, "tiles only: largest body \(largest.tiles) bytes")
         #expect(largest.glyphRects > 0)
-        withKnownIssue("a glyphs rectangle is not bounded by the part budget (TileEncoder+Tiles.swift replaceWithGlyphs, TileEncoder+Parts.swift)") {
-            #expect(largest.glyphs <= Self.relayMinimum, "glyphs: largest body \(largest.glyphs) bytes, over the \(Self.relayMinimum)-byte limit")
-        }
+        #expect(largest.glyphs <= Self.relayMinimum, "glyphs: largest body \(largest.glyphs) bytes, over the \(Self.relayMinimum)-byte limit")
     }
 
     @Test("§7.6: a 1920×64 strip of 256-colour content with background gaps fits 64 KiB bodies with glyphs too")
@@ -64,9 +62,8 @@ struct GlyphReviewTests {
         }
         let largest = try Self.largestBodies(frame, limit: Self.relayMinimum)
         #expect(largest.tiles <= Self.relayMinimum, "tiles only: largest body \(largest.tiles) bytes")
-        #expect(largest.glyphRects == 1)
-        withKnownIssue("a glyphs rectangle is not bounded by the part budget (TileEncoder+Tiles.swift replaceWithGlyphs, TileEncoder+Parts.swift)") {
-            #expect(largest.glyphs <= Self.relayMinimum, "glyphs: largest body \(largest.glyphs) bytes, over the \(Self.relayMinimum)-byte limit")
-        }
+        // The run's glyphs rectangle (324 KB) cannot fit one part: its tiles go instead.
+        #expect(largest.glyphRects == 0)
+        #expect(largest.glyphs <= Self.relayMinimum, "glyphs: largest body \(largest.glyphs) bytes, over the \(Self.relayMinimum)-byte limit")
     }
 }
