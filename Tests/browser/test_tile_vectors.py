@@ -1323,3 +1323,65 @@ def test_a_1080p_screen_of_text_in_glyphs_decodes_fast(module_page):
     assert outcome["pixels"] == [ink(0, 0, 0, 0), ink(66, 239, 7, 15), "ffffff"]
     print(f"\n1080p of glyphs: defining {outcome['times'][0]:.1f} ms, from the table {outcome['times'][1]:.1f} ms")
     assert outcome["times"][0] < 200 and outcome["times"][1] < 200, outcome
+
+
+def test_a_part_of_a_million_glyph_uses_decodes(module_page):
+    """One part of 1,000,000 uses of one 2×2 glyph, 3 bytes each mostly (advance 00, slot):
+    the attack shape of §7.4.7 (a 66 KB body can inflate to 22 million of them). The viewer
+    keeps nothing per glyph while checking the part; it must still draw every one in order.
+    The slot is defined by the part's first glyph, so the other uses are checked against
+    that definition's sides, and a later update draws it from the table."""
+    width, height = 512, 64
+    ink = [0xFF0000, 0x00FF00, 0x0000FF, 0xFFFF00]  # a 2×2 glyph of 4 colours, one per pixel
+    background, later_background = 0x101010, 0x808080
+    bands, uses = [], 0
+    for top in range(0, height, 4):  # 16 bands, 2 rows of glyphs and 2 of background each
+        items = []
+        for position in range(250):  # left 0, 2, …, 498; the last 12 columns stay background
+            if top == 0 and position == 0:
+                items.append(glyph_definition(0, 7, 2, 2, ink, [0, 1, 2, 3]))
+            else:
+                items.append(glyph_use(0 if position == 0 else 2, 7))
+            items.extend([glyph_use(0, 7)] * 249)
+        uses += len(items)
+        bands.append((top, items))
+    assert uses == 1_000_000
+    million = part(width, height, [rect(7, 0, 0, width, height, glyph_bands(background, bands))])
+    later = part(width, height, [rect(7, 500, 60, 12, 4, glyph_bands(later_background, [(1, [glyph_use(10, 7)])]))])
+    stream = Stream()
+    bodies = [stream.body(1, million), stream.body(2, later)]
+    outcome = run_js(module_page, """
+        const decoder = new tiles.TileDecoder(512, 64);
+        const steps = [];
+        for (const body of input.map(fromBase64)) {
+            const started = performance.now();
+            const result = await settle(decoder.apply(body));
+            steps.push({...result, time: performance.now() - started, pixels: bytesToHex(decoder.pixels)});
+        }
+        decoder.close();
+        return steps;
+    """, [b64(body) for body in bodies])
+
+    framebuffer = bytearray(cpixel(background) + b"\x00") * (width * height)
+    for top in range(0, height, 4):
+        for left in range(0, 500, 2):
+            for index, colour in enumerate(ink):
+                at = ((top + index // 2) * width + left + index % 2) * 4
+                framebuffer[at:at + 4] = cpixel(colour) + b"\x00"
+    first = outcome[0]
+    assert first.get("value") == {"requestID": 1, "continues": False,
+                                  "dirty": {"x": 0, "y": 0, "width": width, "height": height}}, first
+    assert first["pixels"] == rgba_hex(framebuffer)
+    for row in range(60, 64):
+        framebuffer[(row * width + 500) * 4:(row * width + 512) * 4] = (cpixel(later_background) + b"\x00") * 12
+    for index, colour in enumerate(ink):
+        at = ((61 + index // 2) * width + 510 + index % 2) * 4
+        framebuffer[at:at + 4] = cpixel(colour) + b"\x00"
+    second = outcome[1]
+    assert second.get("value") == {"requestID": 2, "continues": False,
+                                   "dirty": {"x": 500, "y": 60, "width": 12, "height": 4}}, second
+    assert second["pixels"] == rgba_hex(framebuffer)
+    print(f"\na million glyph uses: {len(million) / 1e6:.1f} MB inflated, {len(bodies[0])} bytes of body, "
+          f"{first['time']:.0f} ms")
+    # Tens of milliseconds on an idle machine; the bound only catches something pathological.
+    assert first["time"] < 20_000, first["time"]

@@ -61,10 +61,6 @@ const GLYPH_SLOTS = 2048;
 const MAXIMUM_GLYPH_SIDE = 64;
 const GLYPH_DEFINITION = 0x8000;
 
-// One glyph of a part, as validation records it for #drawGlyphs: x, y, the slot field
-// (GLYPH_DEFINITION set for a definition), and the offset of a definition's palette size.
-const GLYPH_RECORD = 4;
-
 /** A glyph of the table (§7.4.7): its pixels as the framebuffer stores them, row by row. */
 class Glyph {
   constructor(width, height) {
@@ -98,14 +94,14 @@ export class TileDecoder {
   #glyphTable = new Array(GLYPH_SLOTS).fill(null);
   // While a part is read: the sides (width << 8 | height) of the glyphs its definitions
   // made so far, for the uses after them; a slot's entry counts when its stamp is the
-  // part's number. The table itself changes only when the validated part is drawn, and
-  // definitions are unpacked only then: validation keeps no pixels, so a part of many
-  // definitions cannot make it hold more than the table holds.
+  // part's number. The table itself changes only when the validated part is drawn.
+  // Validation keeps nothing per glyph (no positions, no pixels): drawing reads the
+  // checked bytes of the inflated part again. So a part of millions of 3-byte glyphs
+  // (a 66 KB body inflates to 64 MiB, 22 million of them) costs only these two arrays
+  // and the part itself, and the glyph memory is at most the table's 2,048 glyphs.
   #pendingSides = new Uint16Array(GLYPH_SLOTS);
   #pendingStamps = new Float64Array(GLYPH_SLOTS);
   #partNumber = 0;
-  // The part's glyphs in the order listed, GLYPH_RECORD numbers each.
-  #partGlyphs = [];
 
   /**
    * A decoder for a screen of width×height (from ScreenInit); without a size it has no
@@ -240,7 +236,6 @@ export class TileDecoder {
     const rects = this.#rects;
     rects.length = 0;
     this.#partNumber += 1;
-    this.#partGlyphs.length = 0;
     let offset = 0;
     const need = (count, field) => {
       if (end - offset < count) {
@@ -298,8 +293,7 @@ export class TileDecoder {
           `${screenWidth}×${screenHeight} screen`);
       }
       const rect = {
-        encoding, x, y, width, height, sourceX: 0, sourceY: 0, palette: 0, paletteSize: 0, data: 0, glyphs: 0,
-        glyphsEnd: 0,
+        encoding, x, y, width, height, sourceX: 0, sourceY: 0, palette: 0, paletteSize: 0, data: 0,
       };
       const pixels = width * height;
       switch (encoding) {
@@ -363,9 +357,7 @@ export class TileDecoder {
           need(3, `rectangle ${number}'s background`);
           rect.data = offset;
           offset += 3;
-          rect.glyphs = this.#partGlyphs.length;
           offset = this.#parseGlyphBands(part, offset, rect, number);
-          rect.glyphsEnd = this.#partGlyphs.length;
           break;
         default: {
           // RLE
@@ -388,8 +380,9 @@ export class TileDecoder {
 
   /**
    * Reads and checks a glyphs rectangle's bands (§7.4.7) from `offset`; returns the offset
-   * after them. A definition's sides count for the uses after it in this part
-   * (#pendingSides); the table itself changes only in #draw, once the part is valid.
+   * after them. Nothing is kept per glyph: #drawGlyphs reads the same bytes again. A
+   * definition's sides count for the uses after it in this part (#pendingSides); the
+   * table itself changes only in #draw, once the part is valid.
    */
   #parseGlyphBands(part, offset, rect, number) {
     const end = part.length;
@@ -397,7 +390,6 @@ export class TileDecoder {
     const pendingSides = this.#pendingSides;
     const pendingStamps = this.#pendingStamps;
     const partNumber = this.#partNumber;
-    const glyphs = this.#partGlyphs;
     const need = (count, field) => {
       if (end - offset < count) {
         throw new TileError(TileErrorKind.truncated,
@@ -431,7 +423,6 @@ export class TileDecoder {
         }
         let width;
         let height;
-        let definition = -1;
         if (field & GLYPH_DEFINITION) {
           need(2, `the width and height of glyph slot ${slot}`);
           width = part[offset];
@@ -443,7 +434,6 @@ export class TileDecoder {
               `${MAXIMUM_GLYPH_SIDE} (§7.4.7)`);
           }
           need(1, `the palette size of glyph slot ${slot}`);
-          definition = offset;
           const size = part[offset++];
           if (size > 16) {
             throw new TileError(TileErrorKind.badPaletteSize,
@@ -482,7 +472,6 @@ export class TileDecoder {
             `rectangle ${number}: a ${width}×${height} glyph at (${left}, ${top}) reaches outside ` +
             `its ${rect.width}×${rect.height} rectangle (§7.4.7)`);
         }
-        glyphs.push(rect.x + left, rect.y + top, field, definition);
       }
     }
     return offset;
@@ -577,25 +566,42 @@ export class TileDecoder {
   }
 
   /**
-   * A glyphs rectangle's glyphs over its background, in the order listed (§7.4.7): a
-   * definition enters the table first, so every use draws the slot's latest glyph.
+   * A glyphs rectangle's glyphs over its background, in the order listed (§7.4.7), read
+   * again from the part: #parseGlyphBands checked every byte, so nothing is checked here.
+   * A definition enters the table first, so every use draws the slot's latest glyph.
    */
   #drawGlyphs(rect, part) {
     const words = this.#words;
     const stride = this.#width;
     const table = this.#glyphTable;
-    const glyphs = this.#partGlyphs;
-    for (let record = rect.glyphs; record < rect.glyphsEnd; record += GLYPH_RECORD) {
-      const field = glyphs[record + 2];
-      const slot = field & ~GLYPH_DEFINITION;
-      if (field & GLYPH_DEFINITION) defineGlyph(table, slot, part, glyphs[record + 3]);
-      const { width, height, pixels } = table[slot];
-      let target = glyphs[record + 1] * stride + glyphs[record];
-      let source = 0;
-      for (let row = 0; row < height; row++) {
-        for (let column = 0; column < width; column++) words[target + column] = pixels[source + column];
-        target += stride;
-        source += width;
+    let offset = rect.data + 3; // after the background
+    const bands = (part[offset] << 8) | part[offset + 1];
+    offset += 2;
+    for (let band = 0; band < bands; band++) {
+      const rowStart = (rect.y + ((part[offset] << 8) | part[offset + 1])) * stride + rect.x;
+      const count = (part[offset + 2] << 8) | part[offset + 3];
+      offset += 4;
+      let left = 0;
+      for (let index = 0; index < count; index++) {
+        // The advance: ff bytes and a last byte below ff, summed.
+        let byte;
+        do {
+          byte = part[offset++];
+          left += byte;
+        } while (byte === 255);
+        const field = (part[offset] << 8) | part[offset + 1];
+        offset += 2;
+        const slot = field & ~GLYPH_DEFINITION;
+        if (field & GLYPH_DEFINITION) offset = defineGlyph(table, slot, part, offset);
+        // Validation saw this slot hold (here or earlier) a glyph that fits at `left`.
+        const { width, height, pixels } = table[slot];
+        let target = rowStart + left;
+        let source = 0;
+        for (let row = 0; row < height; row++) {
+          for (let column = 0; column < width; column++) words[target + column] = pixels[source + column];
+          target += stride;
+          source += width;
+        }
       }
     }
   }
@@ -652,16 +658,20 @@ function checkGlyphIndices(part, size, data, width, height, rowLength, number) {
   }
 }
 
+// A definition's palette as RGBA words; one for all, as a definition is unpacked at once.
+const glyphColours = new Uint32Array(16);
+
 /**
- * Puts a validated definition (its palette size byte at `definition`, width and height
- * before it) into the table slot, as RGBA words: from a palette and packed indices, or
- * from raw cpixels when the palette size is 0 (§7.4.7). A slot's old pixels are reused
- * when the size is the same: the glyphs drawn from them before are on the screen already.
+ * Puts a validated definition (width, height, palette size, then its pixels, from
+ * `definition`) into the table slot, as RGBA words: from a palette and packed indices,
+ * or from raw cpixels when the palette size is 0 (§7.4.7); returns the offset after the
+ * definition. A slot's old pixels are reused when their count is the same: the glyphs
+ * drawn from them before are on the screen already.
  */
 function defineGlyph(table, slot, part, definition) {
-  const width = part[definition - 2];
-  const height = part[definition - 1];
-  const size = part[definition];
+  const width = part[definition];
+  const height = part[definition + 1];
+  const size = part[definition + 2];
   let glyph = table[slot];
   if (glyph && glyph.pixels.length === width * height) {
     glyph.width = width;
@@ -671,19 +681,20 @@ function defineGlyph(table, slot, part, definition) {
     table[slot] = glyph;
   }
   const pixels = glyph.pixels;
+  const data = definition + 3;
   if (size === 0) {
     const count = width * height;
-    for (let index = 0, source = definition + 1; index < count; index++, source += 3) {
+    for (let index = 0, source = data; index < count; index++, source += 3) {
       pixels[index] = colourAt(part, source);
     }
-    return;
+    return data + count * 3;
   }
-  const colours = new Uint32Array(16);
-  for (let entry = 0; entry < size; entry++) colours[entry] = colourAt(part, definition + 1 + entry * 3);
+  const colours = glyphColours;
+  for (let entry = 0; entry < size; entry++) colours[entry] = colourAt(part, data + entry * 3);
   const bits = indexBits(size);
   const rowLength = (width * bits + 7) >> 3;
   const mask = (1 << bits) - 1;
-  let line = definition + 1 + size * 3;
+  let line = data + size * 3;
   let target = 0;
   for (let row = 0; row < height; row++) {
     for (let column = 0; column < width; column++) {
@@ -692,6 +703,7 @@ function defineGlyph(table, slot, part, definition) {
     }
     line += rowLength;
   }
+  return line;
 }
 
 function drawSolid(words, stride, rect, colour) {
