@@ -1,5 +1,6 @@
 import CSystemZlib
 import NIOCore
+import RelayTestSupport
 import RelayTileCodec
 import Testing
 
@@ -559,19 +560,14 @@ private func firstDifference(_ framebuffer: Framebuffer?, _ model: ReferenceView
 
 // MARK: - Seeded randomness
 
-/// SplitMix64: the same numbers on every platform and toolchain.
+/// The test support's SplitMix64 (the same numbers on every platform and toolchain), with
+/// this file's own ways of drawing from it.
 private struct DocumentRandom: RandomNumberGenerator {
-    var state: UInt64
+    private var source: SeededRandom
 
-    init(seed: UInt64) { self.state = seed }
+    init(seed: UInt64) { self.source = SeededRandom(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { self.source.next() }
 
     mutating func int(_ range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(self.next() % UInt64(range.upperBound - range.lowerBound + 1))
