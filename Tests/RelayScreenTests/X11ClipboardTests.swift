@@ -165,6 +165,26 @@ struct X11ClipboardTests {
         #expect(text.contains("100000 bytes"))
     }
 
+    /// The clipboard's thread must not sleep with events in Xlib's queue: a call that reads
+    /// the connection (XFlush does) between the last look at the queue and `poll` leaves
+    /// them there, and the copy then waits for the 5 s timeout. Each copy here is a few
+    /// round trips, so 300 in a row hit that window nearly every run when it is open.
+    @Test("300 copies in a row each arrive at once, none waiting for a timeout")
+    func copiesInARowArriveAtOnce() async throws {
+        let client = try PlainXClient()
+        defer { client.close() }
+        let reader = try X11Clipboard.start(display: nil)
+        defer { reader.stop() }
+        let events = EventLog(reader)
+        let owner = try X11Clipboard.start(display: nil)
+        defer { owner.stop() }
+        for index in 1...300 {
+            await owner.set(text: "copy number \(index)")
+            let arrived = try await events.wait(count: index, within: .seconds(3), settle: .zero)
+            try #require(arrived.last == .copied("copy number \(index)"), "copy \(index) of 300")
+        }
+    }
+
     @Test("stop gives both selections up and ends the events")
     func stopGivesTheSelectionsUp() async throws {
         let client = try PlainXClient()
@@ -408,16 +428,16 @@ final class EventLog: Sendable {
         }
     }
 
-    /// Waits until `count` events have come, then a moment more to catch extra ones.
-    func wait(count: Int, within limit: Duration = .seconds(8)) async throws -> [DesktopClipboardEvent] {
+    /// Waits until `count` events have come, then `settle` more to catch extra ones.
+    func wait(count: Int, within limit: Duration = .seconds(8), settle: Duration = .milliseconds(300)) async throws -> [DesktopClipboardEvent] {
         let deadline = ContinuousClock.now + limit
         while self.events.withLock({ $0.count }) < count {
             guard ContinuousClock.now < deadline else {
                 throw TestFailure("\(count) clipboard events expected within \(limit); came: \(self.events.withLock { $0 })")
             }
-            try await Task.sleep(for: .milliseconds(20))
+            try await Task.sleep(for: .milliseconds(5))
         }
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: settle)
         return self.events.withLock { $0 }
     }
 }

@@ -412,7 +412,9 @@ private final class ClipboardWorker {
                 XNextEvent(self.display, &event)
                 self.handle(&event)
             }
-            XFlush(self.display)
+            // Nothing queued and everything sent. No Xlib call may come between here and
+            // `poll`: XFlush, for one, reads what has arrived into Xlib's queue, where `poll`
+            // cannot see it, and a copy's answer would then wait for its timeout.
             var descriptors = [
                 pollfd(fd: XConnectionNumber(self.display), events: Int16(POLLIN), revents: 0),
                 pollfd(fd: self.wakeDescriptor, events: Int16(POLLIN), revents: 0),
