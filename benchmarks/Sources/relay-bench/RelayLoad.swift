@@ -483,6 +483,8 @@ struct IdleResult {
     var fds: Int
     var errors: Int
     var firstError: String?
+    /// Sessions whose viewer received all of `--idle-warm` before RSS was read.
+    var warmedSessions: Int
     /// Sessions still open when RSS was read: each is two sockets in relay-server.
     var live: Int { (self.fds - self.fdsBefore) / 2 }
     var kibPerSession: Double { Double(self.rssAfter - self.rssBefore) / Double(max(min(self.paired, self.live), 1)) }
@@ -492,14 +494,15 @@ struct IdleResult {
             ("paired_sessions", .int(self.paired)), ("setup_seconds", .double(self.setupSeconds)), ("relay_setup_cpu_seconds", .double(self.setupCPU)),
             ("rss_before_kib", .int(self.rssBefore)), ("rss_after_kib", .int(self.rssAfter)), ("kib_per_session", .double(self.kibPerSession)),
             ("relay_fds", .int(self.fds)), ("relay_fds_before", .int(self.fdsBefore)), ("live_sessions", .int(self.live)), ("errors", .int(self.errors)),
-            ("first_error", self.firstError.map { .string($0) } ?? .null),
+            ("first_error", self.firstError.map { .string($0) } ?? .null), ("warmed_sessions", .int(self.warmedSessions)),
             ("pass", .bool(self.kibPerSession <= 64)),
         ])
     }
 }
 
 func runIdle(
-    sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, group eventLoops: any EventLoopGroup
+    sessions: Int, relay: RelayProcess, accounts: Accounts, hosts: [Accounts.Host], trust: RelayTrust, warmBytes: Int = 0,
+    group eventLoops: any EventLoopGroup
 ) async throws -> IdleResult {
     let established = Counter()
     let errors = ErrorLog()
@@ -513,8 +516,37 @@ func runIdle(
     let cpu0 = processCPUSeconds(pid: pid)
     let start = ContinuousClock.now
     return try await withThrowingTaskGroup(of: Void.self) { group in
-        // The connection's keepalive Pings while the session idles.
-        let body: @Sendable (RelayConnection, Paired) async throws -> Void = { _, _ in await release.wait() }
+        // With `warmBytes`, the host first sends that much screen to its viewer; then the
+        // connection's keepalive Pings while the session idles.
+        let frames = (warmBytes + 65_535) / 65_536
+        let warmed = Counter()
+        let body: @Sendable (RelayConnection, Paired) async throws -> Void = { connection, _ in
+            if frames > 0 {
+                var payload = ByteBuffer()
+                payload.writeRepeatingByte(0xA5, count: 65_536)
+                let frame = try Frame(type: .tileUpdate, payload: payload)
+                for _ in 0..<frames { try await connection.send(frame: frame) }
+            }
+            await release.wait()
+        }
+        let viewer: @Sendable (RelayConnection, Paired, Counter) async throws -> Void = { connection, _, _ in
+            var received = 0
+            var counted = frames == 0
+            if counted { warmed.add(1) }
+            while let frame = try await connection.receiveFrame() {
+                switch frame.type {
+                case .tileUpdate: received += frame.bytes.readableBytes
+                case .ping:
+                    if case .ping(let ping) = try RelayMessage(frame) { try await connection.send(.pong(Pong(nonce: ping.nonce))) }
+                case .bye: return
+                default: continue
+                }
+                if !counted, received >= frames * 65_536 {
+                    counted = true
+                    warmed.add(1)
+                }
+            }
+        }
         let batch = 100
         var launched = 0
         while launched < sessions {
@@ -522,12 +554,13 @@ func runIdle(
             for index in launched..<end {
                 addRelaySession(
                     to: &group, relay: relay.address, trust: trust, engineerKey: accounts.engineerKey, host: hosts[index],
-                    established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body
+                    established: established, errors: errors, counter: counter, paired: pairedCount, hostBody: body, viewerBody: viewer
                 )
             }
             launched = end
             _ = try await waitUntil({ established.value >= 2 * launched }, timeout: 60)
         }
+        _ = try await waitUntil({ warmed.value + errors.count >= sessions }, timeout: 120)
         let setup = (ContinuousClock.now - start).seconds
         let cpu1 = processCPUSeconds(pid: pid)
         try await Task.sleep(for: .seconds(3))
@@ -544,7 +577,7 @@ func runIdle(
         }
         return IdleResult(
             paired: paired, setupSeconds: setup, setupCPU: cpu1 - cpu0, rssBefore: rssBefore, rssAfter: rssAfter, fdsBefore: fdsBefore, fds: fds,
-            errors: errorCount, firstError: firstError
+            errors: errorCount, firstError: firstError, warmedSessions: warmed.value
         )
     }
 }
