@@ -31,6 +31,14 @@ final class FrameBoundaryHandler: ChannelOutboundHandler {
     /// How long a last frame may take to leave before the connection is closed anyway.
     static let lastWriteGrace = TimeAmount.seconds(10)
 
+    /// Forwarded bytes reach the TLS layer in flushes of at most this much. NIOSSL
+    /// encrypts a flush into one buffer that it keeps at its largest until the connection
+    /// closes: a read round (up to 2 × 64 KiB) in one flush grew it to 256 KiB on every
+    /// connection that once received a burst; 48 KiB of records fit 64 KiB. The extra
+    /// socket writes cost no throughput that the benchmark could see (benchmarks/RESULTS.md
+    /// "Sessions that carried a screen before going still").
+    static let flushBytes = 48 * 1024
+
     private let metrics: RelayMetrics
     private let logger: Logger
     private var framing = OutboundFraming()
@@ -49,7 +57,8 @@ final class FrameBoundaryHandler: ChannelOutboundHandler {
         }
         switch self.unwrapOutboundIn(data) {
         case .forwarded(let runs, let bytes, let owedAfter):
-            self.write(self.framing.outgoing(runs, bytes: bytes, owedAfter: owedAfter), context: context, promise: promise)
+            let buffers = self.framing.outgoing(runs, bytes: bytes, owedAfter: owedAfter)
+            self.write(buffers, context: context, promise: promise, flushingEvery: Self.flushBytes)
         case .message(let message):
             guard let frame = self.encode(message, context: context) else {
                 promise?.fail(ChannelError.ioOnClosedChannel)
@@ -86,16 +95,28 @@ final class FrameBoundaryHandler: ChannelOutboundHandler {
         }
     }
 
-    /// Writes `buffers` in order; `promise` completes with the last one.
-    private func write(_ buffers: [ByteBuffer], context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        guard let last = buffers.last else {
+    /// Writes `buffers` in order; `promise` completes with the last one. With
+    /// `flushingEvery`, flushes whenever that many bytes were written since the last
+    /// flush, cutting a buffer where it falls (slices, no copy); the caller flushes the rest.
+    private func write(_ buffers: [ByteBuffer], context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, flushingEvery limit: Int = .max) {
+        guard !buffers.isEmpty else {
             promise?.succeed(())
             return
         }
-        for buffer in buffers.dropLast() {
-            context.write(self.wrapOutboundOut(buffer), promise: nil)
+        var unflushed = 0
+        for (index, buffer) in buffers.enumerated() {
+            var rest = buffer
+            while unflushed + rest.readableBytes > limit {
+                let room = limit - unflushed
+                if room > 0, let piece = rest.readSlice(length: room) {
+                    context.write(self.wrapOutboundOut(piece), promise: nil)
+                }
+                context.flush()
+                unflushed = 0
+            }
+            unflushed += rest.readableBytes
+            context.write(self.wrapOutboundOut(rest), promise: index == buffers.count - 1 ? promise : nil)
         }
-        context.write(self.wrapOutboundOut(last), promise: promise)
     }
 
     private func encode(_ message: RelayMessage, context: ChannelHandlerContext) -> ByteBuffer? {
