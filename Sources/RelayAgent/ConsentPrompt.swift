@@ -100,31 +100,125 @@ enum TerminalInput {
     /// Whether standard input is a terminal someone could answer on.
     static var isTerminal: Bool { isatty(STDIN_FILENO) == 1 }
 
+    /// Standard input, read by this reader alone: a second reader with a buffer of its own
+    /// (`Swift.readLine`'s stdio) could take lines this one's `poll` then never sees.
+    static let standardInput = LineReader(descriptor: STDIN_FILENO)
+
     static func readLine(within timeout: Duration) async -> ConsentPrompt.Line {
+        await Self.standardInput.readLine(within: timeout)
+    }
+}
+
+/// Lines from a file descriptor, read with a time limit.
+///
+/// The reader keeps what `read(2)` returned past the end of a line for the next call, and
+/// looks there before it waits: a customer who pastes "x" and "a" on two lines at once gets
+/// the prompt's "Please answer…" and then "a" taken, not a wait until the prompt's
+/// deadline. `poll(2)` runs in short steps on a worker thread, so that a cancellation or
+/// the deadline is noticed within 100 ms without closing the descriptor. One call at a
+/// time is expected (one question is asked at a time); concurrent calls each get whole
+/// lines, in no promised order.
+final class LineReader: Sendable {
+    /// The longest line kept: a longer one is taken as its first this many bytes and the
+    /// rest dropped, so that a pasted megabyte neither grows the buffer without bound nor
+    /// answers the prompt 256 times.
+    static let maximumLineBytes = 4096
+
+    private struct Buffered {
+        var bytes: [UInt8] = []
+        var ended = false
+        /// The rest of a line over `maximumLineBytes` is being dropped.
+        var skippingToLineEnd = false
+    }
+
+    private let descriptor: Int32
+    private let buffered = Mutex(Buffered())
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    /// The next line, without its "\n" or "\r\n"; `.timedOut` when none came within
+    /// `timeout` or the waiting task was cancelled; `.endOfInput` once the input ended and
+    /// every line before the end was taken (a last line without "\n" is a line too).
+    func readLine(within timeout: Duration) async -> ConsentPrompt.Line {
+        if let line = self.takeLine() { return line }
         let cancelled = CancelFlag()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<ConsentPrompt.Line, Never>) in
-                // poll(2) in short steps on a worker thread, so that a cancellation or the
-                // deadline is noticed within 100 ms without closing standard input.
                 DispatchQueue.global().async {
-                    let deadline = ContinuousClock.now.advanced(by: timeout)
-                    while true {
-                        if cancelled.isSet { return continuation.resume(returning: .timedOut) }
-                        let remaining = ContinuousClock.now.duration(to: deadline)
-                        guard remaining > .zero else { return continuation.resume(returning: .timedOut) }
-                        var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-                        let ready = poll(
-                            &descriptor, 1, Int32(min(100, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)))
-                        if ready > 0 {
-                            return continuation.resume(returning: Swift.readLine().map { .text($0) } ?? .endOfInput)
-                        }
-                        if ready < 0, errno != EINTR { return continuation.resume(returning: .endOfInput) }
-                    }
+                    continuation.resume(returning: self.waitForLine(until: ContinuousClock.now.advanced(by: timeout), cancelled: cancelled))
                 }
             }
         } onCancel: {
             cancelled.set()
         }
+    }
+
+    private func waitForLine(until deadline: ContinuousClock.Instant, cancelled: CancelFlag) -> ConsentPrompt.Line {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let line = self.takeLine() { return line }
+            if cancelled.isSet { return .timedOut }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            guard remaining > .zero else { return .timedOut }
+            let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1
+            var pollDescriptor = pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pollDescriptor, 1, Int32(min(100, milliseconds)))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                self.buffered.withLock { $0.ended = true }
+                continue
+            }
+            guard ready > 0 else { continue }
+            let count = chunk.withUnsafeMutableBytes { read(self.descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR || errno == EAGAIN { continue }
+            self.buffered.withLock { buffered in
+                if count > 0 {
+                    buffered.bytes.append(contentsOf: chunk[..<count])
+                } else {
+                    buffered.ended = true
+                }
+            }
+        }
+    }
+
+    /// A whole line from the buffer, the rest of an ended input as its last line, or
+    /// `.endOfInput`; nil while a line is still coming.
+    private func takeLine() -> ConsentPrompt.Line? {
+        self.buffered.withLock { buffered in
+            if buffered.skippingToLineEnd {
+                guard let end = buffered.bytes.firstIndex(of: UInt8(ascii: "\n")) else {
+                    buffered.bytes.removeAll(keepingCapacity: true)
+                    return buffered.ended ? .endOfInput : nil
+                }
+                buffered.bytes.removeSubrange(...end)
+                buffered.skippingToLineEnd = false
+            }
+            if let end = buffered.bytes.firstIndex(of: UInt8(ascii: "\n")), end <= Self.maximumLineBytes {
+                let line = Self.text(buffered.bytes[..<end])
+                buffered.bytes.removeSubrange(...end)
+                return .text(line)
+            }
+            if buffered.bytes.count >= Self.maximumLineBytes {
+                // Too long for an answer: its first bytes stand for it, the rest is dropped.
+                let line = Self.text(buffered.bytes[..<Self.maximumLineBytes])
+                buffered.bytes.removeSubrange(..<Self.maximumLineBytes)
+                buffered.skippingToLineEnd = true
+                return .text(line)
+            }
+            if buffered.ended {
+                guard !buffered.bytes.isEmpty else { return .endOfInput }
+                let line = Self.text(buffered.bytes[...])
+                buffered.bytes.removeAll()
+                return .text(line)
+            }
+            return nil
+        }
+    }
+
+    private static func text(_ line: ArraySlice<UInt8>) -> String {
+        String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
     }
 }
 
