@@ -43,7 +43,9 @@ elif command -v Xvfb >/dev/null 2>&1; then
     for number in $(seq 90 120); do
         [ -e "/tmp/.X11-unix/X$number" ] || [ -e "/tmp/.X$number-lock" ] || { display=":$number"; break; }
     done
-    Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    # -noreset: Xvfb otherwise resets when its last client leaves, and xsetroot's
+    # background, set while no application is open yet, went with it.
+    Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp -noreset >/dev/null 2>&1 &
     xvfb_pid=$!
     for _ in $(seq 1 50); do DISPLAY="$display" xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
     export DISPLAY="$display"
